@@ -1,0 +1,57 @@
+"""letterlock: end-to-end signed and encrypted messages over brokers nobody has to trust.
+
+Seal at the sender, open at the receiver; brokers in between see a topic and sizes::
+
+    import letterlock
+    alice = letterlock.Identity.generate(letterlock.Suite.P256)
+    bob = letterlock.Identity.generate(letterlock.Suite.P256)
+    sealed = letterlock.seal(b"hi", sender=alice, recipients=[bob.public], topic="orders")
+    pins = letterlock.Pins(); pins.pin("alice", alice.public)
+    opened = letterlock.open(sealed, identity=bob, trust=pins,
+                             replay=letterlock.ReplayWindow(), topic="orders")
+    opened.payload, opened.sender.name   # (b'hi', 'alice')
+"""
+
+from letterlock._api import open, seal
+from letterlock.core.envelope import DEFAULT_LIMITS, Limits
+from letterlock.core.keys import Identity, PublicIdentity
+from letterlock.core.protocol import Opened
+from letterlock.core.replay import MemoryReplayStore, ReplayStore, ReplayWindow
+from letterlock.core.suites import Suite
+from letterlock.errors import (
+    KeyStoreError,
+    LetterlockError,
+    Reason,
+    Rejected,
+    TransportError,
+    UsageError,
+)
+from letterlock.trust.pins import Pin, Pins
+from letterlock.trust.policy import TrustContext, TrustPolicy, VerifiedSender
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "Identity",
+    "KeyStoreError",
+    "LetterlockError",
+    "Limits",
+    "MemoryReplayStore",
+    "Opened",
+    "Pin",
+    "Pins",
+    "PublicIdentity",
+    "Reason",
+    "Rejected",
+    "ReplayStore",
+    "ReplayWindow",
+    "Suite",
+    "TransportError",
+    "TrustContext",
+    "TrustPolicy",
+    "UsageError",
+    "VerifiedSender",
+    "open",
+    "seal",
+]

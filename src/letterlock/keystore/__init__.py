@@ -1,0 +1,1 @@
+"""letterlock.keystore."""

@@ -1,0 +1,130 @@
+"""Pinned senders: a known-senders list, like OpenSSH's ``known_hosts``. Pure: text in, text out.
+
+Text format, one entry a line (``#`` starts a comment)::
+
+    alice letterlock-p256 BASE64...
+    @revoked mallory letterlock-p256 BASE64...
+
+A name maps to exactly one key; pinning a different key under a taken name fails hard and shows
+both fingerprints. A ``@revoked`` key is known but refused (reason ``untrusted``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from letterlock.core.keys import PublicIdentity
+from letterlock.errors import UsageError
+from letterlock.trust.policy import TrustContext, VerifiedSender
+
+__all__ = ["Pin", "Pins"]
+
+_REVOKED = "@revoked"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pin:
+    name: str
+    identity: PublicIdentity
+    revoked: bool = False
+
+    def to_line(self) -> str:
+        line = f"{self.name} {self.identity.to_text()}"
+        return f"{_REVOKED} {line}" if self.revoked else line
+
+
+def _check_name(name: str) -> None:
+    if not name or any(c.isspace() for c in name) or name.startswith(("@", "#")):
+        raise UsageError(f"pin name {name!r} must be non-empty, without spaces, @ or #")
+
+
+class Pins:
+    """A :class:`~letterlock.trust.policy.TrustPolicy` admitting exactly the pinned keys."""
+
+    def __init__(self, pins: Iterable[Pin] = ()) -> None:
+        self._by_name: dict[str, Pin] = {}
+        self._by_key: dict[bytes, Pin] = {}
+        for pin in pins:
+            self._insert(pin)
+
+    def _insert(self, pin: Pin) -> None:
+        _check_name(pin.name)
+        existing = self._by_name.get(pin.name)
+        if existing is not None and existing.identity != pin.identity:
+            raise UsageError(
+                f"{pin.name!r} is pinned to {existing.identity.fingerprint_text}, "
+                f"refusing the different key {pin.identity.fingerprint_text}"
+            )
+        other = self._by_key.get(pin.identity.fingerprint)
+        if other is not None and other.name != pin.name:
+            raise UsageError(f"this key is already pinned as {other.name!r}")
+        self._by_name[pin.name] = pin
+        self._by_key[pin.identity.fingerprint] = pin
+
+    def pin(self, name: str, identity: PublicIdentity) -> Pin:
+        """Trust ``identity`` as ``name``. Re-pinning the same key is a no-op."""
+        pin = Pin(name=name, identity=identity)
+        self._insert(pin)
+        return pin
+
+    def revoke(self, name: str) -> None:
+        existing = self._by_name.get(name)
+        if existing is None:
+            raise UsageError(f"no pin named {name!r}")
+        revoked = Pin(name=name, identity=existing.identity, revoked=True)
+        self._by_name[name] = revoked
+        self._by_key[existing.identity.fingerprint] = revoked
+
+    def __iter__(self) -> Iterator[Pin]:
+        return iter(sorted(self._by_name.values(), key=lambda p: p.name))
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def __getitem__(self, name: str) -> Pin:
+        return self._by_name[name]
+
+    # TrustPolicy ----------------------------------------------------------------------
+
+    def lookup(self, key_id: bytes) -> PublicIdentity | None:
+        pin = self._by_key.get(bytes(key_id))
+        return pin.identity if pin is not None else None
+
+    def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | str:
+        pin = self._by_key.get(sender.fingerprint)
+        if pin is None:
+            return "not pinned"
+        if pin.revoked:
+            return f"pin {pin.name!r} is revoked"
+        return VerifiedSender(
+            name=pin.name,
+            fingerprint=sender.fingerprint_text,
+            key_id=sender.fingerprint,
+            suite=sender.suite,
+            via="pin",
+        )
+
+    # text form ------------------------------------------------------------------------
+
+    @classmethod
+    def parse(cls, text: str) -> Pins:
+        """Read the known-senders text; raises ValueError naming the bad line."""
+        pins = cls()
+        for number, raw in enumerate(text.splitlines(), start=1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            revoked = line.startswith(_REVOKED + " ")
+            if revoked:
+                line = line[len(_REVOKED) :].strip()
+            name, _, key = line.partition(" ")
+            try:
+                identity, _comment = PublicIdentity.from_text(key)
+                pins._insert(Pin(name=name, identity=identity, revoked=revoked))
+            except ValueError as exc:
+                raise ValueError(f"line {number}: {exc}") from None
+        return pins
+
+    def to_text(self) -> str:
+        return "".join(pin.to_line() + "\n" for pin in self)
