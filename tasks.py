@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Project tasks that need nothing but Python 3.11+ (no make, no pre-installed tools).
+
+    python3 tasks.py demo      set up .venv if needed, run `letterlock demo`
+    python3 tasks.py test      set up .venv if needed; lint, type-check, tests, a short fuzz run
+    python3 tasks.py bench     seal/open rates per suite (benchmarks/rates.py)
+    python3 tasks.py vectors   regenerate vectors/ (tools/make_vectors.py)
+    python3 tasks.py fuzz [N]  run the envelope fuzz target for N inputs (default 20000)
+
+The virtual environment is rebuilt when pyproject.toml changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+STAMP = VENV / ".letterlock-installed"
+
+
+def run(*args: str | Path) -> None:
+    print("+", " ".join(str(a) for a in args), flush=True)
+    started = time.monotonic()
+    result = subprocess.run([str(a) for a in args], cwd=ROOT, check=False)
+    if result.returncode != 0:
+        print(f"tasks.py: {Path(args[0]).name} failed with exit code {result.returncode}")
+        sys.exit(result.returncode)
+    print(f"  ({time.monotonic() - started:.1f}s)", flush=True)
+
+
+def ensure_venv() -> None:
+    if sys.version_info < (3, 11):
+        sys.exit("tasks.py: letterlock needs Python 3.11 or newer")
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    if not (BIN / "python").exists():
+        run(sys.executable, "-m", "venv", VENV)
+    run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".[test]")
+    STAMP.write_text(wanted)
+
+
+def fuzz(runs: int) -> None:
+    # libFuzzer writes new inputs into its first corpus directory: give it a scratch copy.
+    with tempfile.TemporaryDirectory(prefix="letterlock-fuzz-") as scratch:
+        corpus = Path(scratch) / "corpus"
+        shutil.copytree(ROOT / "fuzz" / "corpus", corpus)
+        run(BIN / "python", "fuzz/fuzz_envelope.py", f"-atheris_runs={runs}", corpus)
+
+
+def main(argv: list[str]) -> None:
+    task = argv[0] if argv else "help"
+    if task not in {"demo", "test", "bench", "vectors", "fuzz"}:
+        print(__doc__)
+        sys.exit(0 if task in {"help", "-h", "--help"} else 2)
+    ensure_venv()
+    if task == "demo":
+        run(BIN / "letterlock", "demo")
+    elif task == "test":
+        run(BIN / "ruff", "check", ".")
+        run(BIN / "ruff", "format", "--check", ".")
+        run(BIN / "mypy")
+        run(BIN / "pytest")
+        fuzz(20_000)
+    elif task == "bench":
+        run(BIN / "python", "benchmarks/rates.py", *argv[1:])
+    elif task == "vectors":
+        run(BIN / "python", "tools/make_vectors.py", "vectors")
+    elif task == "fuzz":
+        fuzz(int(argv[1]) if len(argv) > 1 else 20_000)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
