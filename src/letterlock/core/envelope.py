@@ -269,9 +269,7 @@ def parse(data: BytesLike, *, suites: frozenset[Suite], limits: Limits) -> Envel
     if not all(0x20 <= c <= 0x7E for c in ctype):
         raise Rejected(Reason.MALFORMED, "content type is not printable ASCII")
     count = r.u8()
-    if count > MAX_HEADERS:
-        raise Rejected(Reason.MALFORMED, "header count")
-    if count > limits.max_headers:
+    if count > limits.max_headers:  # max_headers <= MAX_HEADERS, so this covers the hard cap
         raise Rejected(Reason.OVER_LIMIT, f"{count} headers > max_headers {limits.max_headers}")
     headers: list[tuple[str, str]] = []
     previous = b""
@@ -309,7 +307,7 @@ def parse(data: BytesLike, *, suites: frozenset[Suite], limits: Limits) -> Envel
     commitment = bytes(r.take(COMMITMENT_SIZE))
     header_end = r.pos
     ct_len: int = _U32.unpack(r.take(4))[0]
-    minimum = TAG_SIZE + INNER_LENGTH_SIZE + (SENDER_ID_SIZE + sizes.signature if hidden else 0)
+    minimum = INNER_LENGTH_SIZE + TAG_SIZE + (SENDER_ID_SIZE + sizes.signature if hidden else 0)
     if ct_len < minimum:
         raise Rejected(Reason.MALFORMED, "ciphertext too short")
     ciphertext = r.take(ct_len)
