@@ -12,8 +12,10 @@ Seal at the sender, open at the receiver; brokers in between see a topic and siz
     opened.payload, opened.sender.name   # (b'hi', 'alice')
 """
 
-from letterlock._api import open, seal
-from letterlock.core.envelope import DEFAULT_LIMITS, Limits
+import logging as _logging
+
+from letterlock._api import inspect, open, seal
+from letterlock.core.envelope import DEFAULT_LIMITS, Header, Limits, RecipientEntry
 from letterlock.core.keys import Identity, PublicIdentity
 from letterlock.core.protocol import Opened
 from letterlock.core.replay import MemoryReplayStore, ReplayStore, ReplayWindow
@@ -26,13 +28,17 @@ from letterlock.errors import (
     TransportError,
     UsageError,
 )
+from letterlock.stores.sqlite import SQLiteReplayStore
 from letterlock.trust.pins import Pin, Pins
 from letterlock.trust.policy import TrustContext, TrustPolicy, VerifiedSender
 
 __version__ = "0.1.0"
 
+_logging.getLogger("letterlock").addHandler(_logging.NullHandler())
+
 __all__ = [
     "DEFAULT_LIMITS",
+    "Header",
     "Identity",
     "KeyStoreError",
     "LetterlockError",
@@ -43,15 +49,18 @@ __all__ = [
     "Pins",
     "PublicIdentity",
     "Reason",
+    "RecipientEntry",
     "Rejected",
     "ReplayStore",
     "ReplayWindow",
+    "SQLiteReplayStore",
     "Suite",
     "TransportError",
     "TrustContext",
     "TrustPolicy",
     "UsageError",
     "VerifiedSender",
+    "inspect",
     "open",
     "seal",
 ]

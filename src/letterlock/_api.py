@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable, Mapping
 
 from letterlock import _crypto
-from letterlock.core.envelope import DEFAULT_LIMITS, MESSAGE_ID_SIZE, Limits
+from letterlock.core.envelope import DEFAULT_LIMITS, MESSAGE_ID_SIZE, Header, Limits, parse
 from letterlock.core.keys import Identity, PublicIdentity
 from letterlock.core.protocol import (
     CONTENT_KEY_SIZE,
@@ -26,7 +26,7 @@ from letterlock.core.suites import Suite
 from letterlock.errors import UsageError
 from letterlock.trust.policy import TrustPolicy
 
-__all__ = ["open", "seal"]
+__all__ = ["inspect", "open", "seal"]
 
 
 def _seconds(now: float | None) -> int:
@@ -108,3 +108,12 @@ def open(
         suites=accepted,
         limits=limits,
     )
+
+
+def inspect(data: bytes | bytearray | memoryview, *, limits: Limits = DEFAULT_LIMITS) -> Header:
+    """What a relay sees: the parsed header of an envelope, with nothing decrypted or verified.
+
+    Useful for routing and diagnostics. Nothing in the result is authenticated until
+    :func:`open` succeeds; raises Rejected if the bytes are not a well-formed envelope.
+    """
+    return parse(data, suites=frozenset(Suite), limits=limits).header

@@ -240,11 +240,10 @@ def open_envelope(
     envelope = parse(data, suites=suites, limits=limits)  # steps 1-7
     header = envelope.header
     suite = header.suite
-    replay.check(  # steps 8, 9, 11
-        message_id=header.message_id, created=header.created, expires=header.expires, now=now
-    )
-    if topic is not None and topic.encode("utf-8") != header.topic.encode("utf-8"):
+    replay.check_time(created=header.created, expires=header.expires, now=now)  # steps 8, 9
+    if topic is not None and topic != header.topic:  # step 10
         raise Rejected(Reason.WRONG_TOPIC, f"for {header.topic!r}, expected {topic!r}")
+    replay.check_unseen(header.message_id)  # step 11
     my_id = identity.public.recipient_id
     entry = next((e for e in header.recipients if e.key_id == my_id), None)
     if entry is None or identity.suite is not suite:  # step 12

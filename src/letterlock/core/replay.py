@@ -120,12 +120,20 @@ class ReplayWindow:
 
     def check(self, *, message_id: bytes, created: int, expires: int | None, now: int) -> None:
         """Steps 8, 9 and 11: raise Rejected unless the message is fresh. Records nothing."""
+        self.check_time(created=created, expires=expires, now=now)
+        self.check_unseen(message_id)
+
+    def check_time(self, *, created: int, expires: int | None, now: int) -> None:
+        """Steps 8 and 9: the message's times against the window."""
         if created > now + self.skew:
             raise Rejected(Reason.NOT_YET_VALID, f"created {created - now}s in the future")
         if expires is not None and now >= expires:
             raise Rejected(Reason.EXPIRED, "past its expiry")
         if created < now - self.max_age or created <= self.store.floor():
             raise Rejected(Reason.EXPIRED, "older than the replay window")
+
+    def check_unseen(self, message_id: bytes) -> None:
+        """Step 11: a cheap early refusal of a recorded id (step 21 is the deciding one)."""
         if self.store.contains(message_id):
             raise Rejected(Reason.REPLAYED)
 

@@ -1,0 +1,111 @@
+"""The public recipe: letterlock.seal / open / inspect, argument checking and check order."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+import letterlock
+from letterlock import Identity, Pins, Reason, Rejected, ReplayWindow, Suite, UsageError
+
+NOW = 1_800_000_000
+
+
+@pytest.fixture(scope="module")
+def cast() -> tuple[Identity, Identity, Pins]:
+    alice = Identity.generate(Suite.X25519)
+    bob = Identity.generate(Suite.X25519)
+    pins = Pins()
+    pins.pin("alice", alice.public)
+    return alice, bob, pins
+
+
+def test_wrong_topic_is_step_10_before_replayed_step_11(
+    cast: tuple[Identity, Identity, Pins],
+) -> None:
+    """A re-routed copy of an already opened message reports the re-route (spec section 6)."""
+    alice, bob, pins = cast
+    sealed = letterlock.seal(b"x", sender=alice, recipients=[bob.public], topic="a", now=NOW)
+    window = ReplayWindow()
+    letterlock.open(sealed, identity=bob, trust=pins, replay=window, topic="a", now=NOW)
+    with pytest.raises(Rejected) as caught:
+        letterlock.open(sealed, identity=bob, trust=pins, replay=window, topic="b", now=NOW)
+    assert caught.value.reason is Reason.WRONG_TOPIC
+    with pytest.raises(Rejected) as caught:
+        letterlock.open(sealed, identity=bob, trust=pins, replay=window, topic="a", now=NOW)
+    assert caught.value.reason is Reason.REPLAYED
+
+
+def test_inspect_shows_the_relay_view_without_keys(cast: tuple[Identity, Identity, Pins]) -> None:
+    alice, bob, _ = cast
+    sealed = letterlock.seal(
+        b"secret", sender=alice, recipients=[bob.public], topic="t", headers={"k": "v"}, now=NOW
+    )
+    header = letterlock.inspect(sealed)
+    assert header.topic == "t"
+    assert header.header_map == {"k": "v"}
+    assert header.sender_key_id == alice.public.fingerprint
+    assert [e.key_id for e in header.recipients] == [bob.public.recipient_id]
+    with pytest.raises(Rejected) as caught:
+        letterlock.inspect(sealed[:-1])
+    assert caught.value.reason is Reason.MALFORMED
+
+
+def test_expires_in_sets_a_signed_expiry(cast: tuple[Identity, Identity, Pins]) -> None:
+    alice, bob, pins = cast
+    sealed = letterlock.seal(
+        b"x", sender=alice, recipients=[bob.public], topic="t", now=NOW, expires_in=30
+    )
+    assert letterlock.inspect(sealed).expires == NOW + 30
+    with pytest.raises(Rejected) as caught:
+        letterlock.open(sealed, identity=bob, trust=pins, replay=ReplayWindow(), now=NOW + 30)
+    assert caught.value.reason is Reason.EXPIRED
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"topic": ""},
+        {"topic": "t", "headers": {"Upper": "x"}},
+        {"topic": "t", "content_type": "caf\u00e9"},
+        {"topic": "t", "expires_in": 0},
+        {"topic": "t", "pad": 0},
+        {"topic": "t", "pad": "zeros"},
+    ],
+)
+def test_caller_mistakes_are_usage_errors(
+    cast: tuple[Identity, Identity, Pins], kwargs: dict[str, object]
+) -> None:
+    """Caller mistakes raise UsageError (a ValueError), never Rejected."""
+    alice, bob, _ = cast
+    with pytest.raises(UsageError):
+        letterlock.seal(b"x", sender=alice, recipients=[bob.public], now=NOW, **kwargs)  # type: ignore[arg-type]
+
+
+def test_mixed_suites_are_refused_at_seal() -> None:
+    alice = Identity.generate(Suite.P256)
+    bob = Identity.generate(Suite.X25519)
+    with pytest.raises(UsageError, match="x25519"):
+        letterlock.seal(b"x", sender=alice, recipients=[bob.public], topic="t")
+
+
+def test_identity_handles_keep_secrets() -> None:
+    alice = Identity.generate(Suite.P256)
+    with pytest.raises(TypeError):
+        pickle.dumps(alice)
+    with pytest.raises(TypeError):
+        Identity()
+    assert "SHA256:" in repr(alice)
+    assert alice.public == letterlock.PublicIdentity(alice.public.to_bytes())
+    text = alice.public.to_text("alice")
+    assert letterlock.PublicIdentity.from_text(text) == (alice.public, "alice")
+
+
+def test_rejected_is_one_type_and_pickles_with_its_reason() -> None:
+    error = Rejected(Reason.BAD_SIGNATURE, "detail")
+    copy = pickle.loads(pickle.dumps(error))
+    assert isinstance(copy, Rejected)
+    assert isinstance(copy, letterlock.LetterlockError)
+    assert copy.reason is Reason.BAD_SIGNATURE
+    assert str(copy) == "message rejected: bad_signature (detail)"
