@@ -1,0 +1,468 @@
+"""The local spool: a durable store-and-forward broker in one SQLite file, needing no server.
+
+It plays the untrusted broker: it only ever holds sealed bytes and the topic they were published
+on. Publishing copies a message into every queue bound to a matching topic pattern (AMQP topic
+exchange rules: words split on ``.``, ``*`` is exactly one word, ``#`` is zero or more). A consumer
+leases one delivery at a time and settles it:
+
+==============================  =========================================================
+call                            effect on the delivery
+==============================  =========================================================
+``get``                         ready -> leased until ``now + lease_seconds``; attempts + 1
+lease runs out                  leased -> ready again (crash safety: at-least-once)
+``ack(tag)``                    leased -> gone
+``nack(tag, requeue=True)``     leased -> ready at ``now + delay``
+``nack(tag, requeue=False)``    leased -> dead letter, bytes and reason kept
+``redrive(queue)``              dead letter -> ready, attempts reset
+==============================  =========================================================
+
+A tag is valid until its message is delivered again; settling a stale tag raises
+:class:`LeaseLost`. Every write is one ``BEGIN IMMEDIATE`` transaction in WAL mode with
+``synchronous=FULL``, so separate processes on one host can share a spool file and a committed
+call survives a crash. Open one :class:`Spool` per process (it refuses to be used after ``fork``).
+Every ``sqlite3`` error leaves as :class:`letterlock.TransportError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from letterlock.errors import TransportError, UsageError
+
+__all__ = [
+    "Binding",
+    "DeadLetter",
+    "Delivery",
+    "LeaseLost",
+    "QueueStats",
+    "Spool",
+    "Unroutable",
+    "topic_matches",
+]
+
+SCHEMA_VERSION: Final = 1
+APPLICATION_ID: Final = 0x4C4C5350  # "LLSP"
+MAX_TOPIC_BYTES: Final = 1024
+MAX_QUEUE_NAME: Final = 255
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    body BLOB NOT NULL,
+    published REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS bindings (
+    queue TEXT NOT NULL,
+    pattern TEXT NOT NULL,
+    PRIMARY KEY (queue, pattern)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    seq INTEGER NOT NULL REFERENCES messages (seq),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    visible_at REAL NOT NULL,
+    lease TEXT UNIQUE
+);
+CREATE INDEX IF NOT EXISTS deliveries_queue ON deliveries (queue, id);
+CREATE INDEX IF NOT EXISTS deliveries_seq ON deliveries (seq);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    seq INTEGER NOT NULL REFERENCES messages (seq),
+    attempts INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    dead_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dead_letters_queue ON dead_letters (queue, id);
+CREATE INDEX IF NOT EXISTS dead_letters_seq ON dead_letters (seq);
+"""
+
+
+class LeaseLost(TransportError):
+    """The tag no longer names a leased delivery: it was settled or delivered again."""
+
+
+class Unroutable(TransportError):
+    """No queue is bound to a pattern matching the topic, so nobody would ever read it."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Binding:
+    queue: str
+    pattern: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delivery:
+    """One leased copy of a message; settle it with its ``tag``."""
+
+    tag: str
+    queue: str
+    seq: int
+    topic: str
+    body: bytes = field(repr=False)
+    attempts: int
+    published: float
+    lease_expires: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeadLetter:
+    """A message a consumer refused, with the exact bytes it was given and why."""
+
+    queue: str
+    seq: int
+    topic: str
+    body: bytes = field(repr=False)
+    attempts: int
+    reason: str
+    published: float
+    dead_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueStats:
+    ready: int
+    leased: int
+    delayed: int
+    dead: int
+
+
+def topic_matches(pattern: str, topic: str) -> bool:
+    """AMQP topic matching: ``*`` is exactly one word, ``#`` zero or more; words split on ``.``.
+
+    Runs in O(words of pattern x words of topic), whatever the number of ``#``.
+    """
+    words = topic.split(".")
+    reachable = {0}  # positions in ``words`` the pattern so far can end at
+    for part in pattern.split("."):
+        if part == "#":
+            reachable = set(range(min(reachable), len(words) + 1))
+        else:
+            reachable = {i + 1 for i in reachable if i < len(words) and part in ("*", words[i])}
+        if not reachable:
+            return False
+    return len(words) in reachable
+
+
+def _check_queue(queue: str) -> None:
+    if not isinstance(queue, str) or not 0 < len(queue) <= MAX_QUEUE_NAME:
+        raise UsageError(f"queue name must be 1 to {MAX_QUEUE_NAME} characters")
+    if not queue.isprintable():
+        raise UsageError("queue name must be printable")
+
+
+def _check_topic(topic: str, what: str = "topic") -> None:
+    if not isinstance(topic, str) or not topic:
+        raise UsageError(f"{what} must be a non-empty string")
+    try:
+        size = len(topic.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise UsageError(f"{what} is not encodable as UTF-8") from None
+    if size > MAX_TOPIC_BYTES:
+        raise UsageError(f"{what} is longer than {MAX_TOPIC_BYTES} bytes")
+
+
+def _clock(now: float | None) -> float:
+    return time.time() if now is None else float(now)
+
+
+class Spool:
+    """A broker in a SQLite file: topic bindings, leased deliveries, dead letters."""
+
+    def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
+        """Open (creating, mode 0600) the spool at ``path``; wait ``timeout`` s for locks."""
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        with self._translated():
+            if not self.path.exists():
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            self._db = sqlite3.connect(
+                str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False
+            )
+            try:
+                self._setup()
+            except BaseException:
+                self._db.close()
+                raise
+
+    def _setup(self) -> None:
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        with self._write() as db:
+            (app_id,) = db.execute("PRAGMA application_id").fetchone()
+            (version,) = db.execute("PRAGMA user_version").fetchone()
+            if (app_id, version) == (0, 0):
+                (tables,) = db.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+                if tables:
+                    raise TransportError(f"{self.path} is a SQLite file but not a spool")
+            elif (app_id, version) != (APPLICATION_ID, SCHEMA_VERSION):
+                raise TransportError(f"{self.path}: unsupported spool (schema {version})")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    # plumbing ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise TransportError(f"spool {self.path}: {exc}") from exc
+        except OSError as exc:
+            raise TransportError(f"spool {self.path}: {exc.strerror or exc}") from exc
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        if os.getpid() != self._pid:
+            raise UsageError("a Spool cannot cross fork(); open a new one in this process")
+        with self._lock, self._translated():
+            yield self._db
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._read() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # routing ----------------------------------------------------------------------------
+
+    def bind(self, queue: str, pattern: str) -> None:
+        """Copy every message whose topic matches ``pattern`` into ``queue`` from now on."""
+        _check_queue(queue)
+        _check_topic(pattern, "pattern")
+        with self._write() as db:
+            db.execute("INSERT OR IGNORE INTO bindings VALUES (?, ?)", (queue, pattern))
+
+    def unbind(self, queue: str, pattern: str) -> bool:
+        """Remove a binding; False if there was none. Messages already queued stay."""
+        with self._write() as db:
+            cursor = db.execute(
+                "DELETE FROM bindings WHERE queue = ? AND pattern = ?", (queue, pattern)
+            )
+            return cursor.rowcount == 1
+
+    def bindings(self) -> list[Binding]:
+        with self._read() as db:
+            rows = db.execute("SELECT queue, pattern FROM bindings ORDER BY queue, pattern")
+            return [Binding(queue=q, pattern=p) for q, p in rows]
+
+    def publish(
+        self,
+        topic: str,
+        body: bytes | bytearray | memoryview,
+        *,
+        now: float | None = None,
+        mandatory: bool = True,
+    ) -> int:
+        """Store ``body`` once per matching queue; return its sequence number (increasing).
+
+        With no matching queue, raise :class:`Unroutable`; ``mandatory=False`` drops it instead,
+        as an AMQP exchange does, and still returns the number it would have had.
+        """
+        _check_topic(topic)
+        data = bytes(body)
+        with self._write() as db:
+            seq = db.execute(
+                "INSERT INTO messages (topic, body, published) VALUES (?, ?, ?)",
+                (topic, data, _clock(now)),
+            ).lastrowid
+            assert seq is not None
+            rows = db.execute("SELECT queue, pattern FROM bindings").fetchall()
+            queues = sorted({q for q, p in rows if topic_matches(p, topic)})
+            db.executemany(
+                "INSERT INTO deliveries (queue, seq, visible_at) VALUES (?, ?, 0)",
+                [(q, seq) for q in queues],
+            )
+            if not queues:
+                if mandatory:
+                    raise Unroutable(f"no queue is bound to a pattern matching {topic!r}")
+                db.execute("DELETE FROM messages WHERE seq = ?", (seq,))
+            return seq
+
+    # consuming --------------------------------------------------------------------------
+
+    def get(
+        self, queue: str, *, lease_seconds: float = 30.0, now: float | None = None
+    ) -> Delivery | None:
+        """Lease the oldest ready message of ``queue``, or None if there is none."""
+        if not lease_seconds > 0:
+            raise UsageError("lease_seconds must be positive")
+        at = _clock(now)
+        with self._write() as db:
+            row = db.execute(
+                "SELECT d.id, d.seq, d.attempts, m.topic, m.body, m.published "
+                "FROM deliveries d JOIN messages m USING (seq) "
+                "WHERE d.queue = ? AND d.visible_at <= ? ORDER BY d.id LIMIT 1",
+                (queue, at),
+            ).fetchone()
+            if row is None:
+                return None
+            delivery_id, seq, attempts, topic, body, published = row
+            tag = secrets.token_hex(16)
+            db.execute(
+                "UPDATE deliveries SET lease = ?, visible_at = ?, attempts = attempts + 1 "
+                "WHERE id = ?",
+                (tag, at + lease_seconds, delivery_id),
+            )
+        return Delivery(
+            tag=tag,
+            queue=queue,
+            seq=seq,
+            topic=topic,
+            body=body,
+            attempts=attempts + 1,
+            published=published,
+            lease_expires=at + lease_seconds,
+        )
+
+    def _leased(self, db: sqlite3.Connection, tag: str) -> tuple[int, str, int, int]:
+        row = db.execute(
+            "SELECT id, queue, seq, attempts FROM deliveries WHERE lease = ?", (tag,)
+        ).fetchone()
+        if row is None:
+            raise LeaseLost("this delivery was already settled or has been delivered again")
+        return row  # type: ignore[no-any-return]
+
+    def _forget_if_unused(self, db: sqlite3.Connection, seq: int) -> None:
+        db.execute(
+            "DELETE FROM messages WHERE seq = ?1 "
+            "AND NOT EXISTS (SELECT 1 FROM deliveries WHERE seq = ?1) "
+            "AND NOT EXISTS (SELECT 1 FROM dead_letters WHERE seq = ?1)",
+            (seq,),
+        )
+
+    def ack(self, tag: str) -> None:
+        """The consumer is done with the message: remove it from the queue."""
+        with self._write() as db:
+            delivery_id, _queue, seq, _attempts = self._leased(db, tag)
+            db.execute("DELETE FROM deliveries WHERE id = ?", (delivery_id,))
+            self._forget_if_unused(db, seq)
+
+    def nack(
+        self,
+        tag: str,
+        *,
+        requeue: bool,
+        reason: str = "",
+        delay: float = 0.0,
+        now: float | None = None,
+    ) -> None:
+        """Give the message back: ready again after ``delay`` s, or a dead letter with ``reason``.
+
+        A dead letter keeps the exact bytes; nothing a consumer refuses is dropped silently.
+        """
+        if delay < 0:
+            raise UsageError("delay must not be negative")
+        at = _clock(now)
+        with self._write() as db:
+            delivery_id, queue, seq, attempts = self._leased(db, tag)
+            if requeue:
+                db.execute(
+                    "UPDATE deliveries SET lease = NULL, visible_at = ? WHERE id = ?",
+                    (at + delay, delivery_id),
+                )
+                return
+            db.execute(
+                "INSERT INTO dead_letters (queue, seq, attempts, reason, dead_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (queue, seq, attempts, reason or "unspecified", at),
+            )
+            db.execute("DELETE FROM deliveries WHERE id = ?", (delivery_id,))
+
+    def touch(self, tag: str, *, lease_seconds: float = 30.0, now: float | None = None) -> None:
+        """Extend a lease for a slow handler (a heartbeat); raises LeaseLost if it is gone."""
+        if not lease_seconds > 0:
+            raise UsageError("lease_seconds must be positive")
+        with self._write() as db:
+            delivery_id, _queue, _seq, _attempts = self._leased(db, tag)
+            db.execute(
+                "UPDATE deliveries SET visible_at = ? WHERE id = ?",
+                (_clock(now) + lease_seconds, delivery_id),
+            )
+
+    # dead letters and inspection --------------------------------------------------------
+
+    def dead_letters(self, queue: str, *, limit: int | None = None) -> list[DeadLetter]:
+        """The dead letters of ``queue``, oldest first."""
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT d.seq, m.topic, m.body, d.attempts, d.reason, m.published, d.dead_at "
+                "FROM dead_letters d JOIN messages m USING (seq) "
+                "WHERE d.queue = ? ORDER BY d.id LIMIT ?",
+                (queue, -1 if limit is None else limit),
+            ).fetchall()
+        return [
+            DeadLetter(
+                queue=queue, seq=seq, topic=topic, body=body, attempts=attempts,
+                reason=reason, published=published, dead_at=dead_at,
+            )
+            for seq, topic, body, attempts, reason, published, dead_at in rows
+        ]  # fmt: skip
+
+    def redrive(self, queue: str, *, now: float | None = None) -> int:
+        """Move every dead letter of ``queue`` back into it (attempts reset); return how many."""
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO deliveries (queue, seq, visible_at) "
+                "SELECT queue, seq, ? FROM dead_letters WHERE queue = ? ORDER BY id",
+                (_clock(now), queue),
+            )
+            db.execute("DELETE FROM dead_letters WHERE queue = ?", (queue,))
+            return cursor.rowcount
+
+    def purge_dead_letters(self, queue: str) -> int:
+        """Delete the dead letters of ``queue`` for good; return how many."""
+        with self._write() as db:
+            rows = db.execute("SELECT seq FROM dead_letters WHERE queue = ?", (queue,))
+            seqs = [seq for (seq,) in rows.fetchall()]
+            db.execute("DELETE FROM dead_letters WHERE queue = ?", (queue,))
+            for seq in seqs:
+                self._forget_if_unused(db, seq)
+            return len(seqs)
+
+    def stats(self, queue: str, *, now: float | None = None) -> QueueStats:
+        at = _clock(now)
+        with self._read() as db:
+            ready, leased, delayed = db.execute(
+                "SELECT coalesce(sum(visible_at <= ?1), 0), "
+                "coalesce(sum(visible_at > ?1 AND lease IS NOT NULL), 0), "
+                "coalesce(sum(visible_at > ?1 AND lease IS NULL), 0) "
+                "FROM deliveries WHERE queue = ?2",
+                (at, queue),
+            ).fetchone()
+            (dead,) = db.execute(
+                "SELECT count(*) FROM dead_letters WHERE queue = ?", (queue,)
+            ).fetchone()
+        return QueueStats(ready=ready, leased=leased, delayed=delayed, dead=dead)
