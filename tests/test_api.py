@@ -42,7 +42,7 @@ def test_inspect_shows_the_relay_view_without_keys(cast: tuple[Identity, Identit
     sealed = letterlock.seal(
         b"secret", sender=alice, recipients=[bob.public], topic="t", headers={"k": "v"}, now=NOW
     )
-    header = letterlock.inspect(sealed)
+    header = letterlock.inspect(sealed).header
     assert header.topic == "t"
     assert header.header_map == {"k": "v"}
     assert header.sender_key_id == alice.public.fingerprint
@@ -57,7 +57,7 @@ def test_expires_in_sets_a_signed_expiry(cast: tuple[Identity, Identity, Pins]) 
     sealed = letterlock.seal(
         b"x", sender=alice, recipients=[bob.public], topic="t", now=NOW, expires_in=30
     )
-    assert letterlock.inspect(sealed).expires == NOW + 30
+    assert letterlock.inspect(sealed).header.expires == NOW + 30
     with pytest.raises(Rejected) as caught:
         letterlock.open(sealed, identity=bob, trust=pins, replay=ReplayWindow(), now=NOW + 30)
     assert caught.value.reason is Reason.EXPIRED

@@ -15,9 +15,9 @@ Seal at the sender, open at the receiver; brokers in between see a topic and siz
 import logging as _logging
 
 from letterlock._api import inspect, open, seal
-from letterlock.core.envelope import DEFAULT_LIMITS, Header, Limits, RecipientEntry
-from letterlock.core.keys import Identity, PublicIdentity
-from letterlock.core.protocol import Opened
+from letterlock.core.envelope import DEFAULT_LIMITS, Envelope, Header, Limits, RecipientEntry
+from letterlock.core.keys import Identity, PublicIdentity, format_fingerprint
+from letterlock.core.protocol import Opened, Padding
 from letterlock.core.replay import MemoryReplayStore, ReplayStore, ReplayWindow
 from letterlock.core.suites import Suite
 from letterlock.errors import (
@@ -38,6 +38,7 @@ _logging.getLogger("letterlock").addHandler(_logging.NullHandler())
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "Envelope",
     "Header",
     "Identity",
     "KeyStoreError",
@@ -45,6 +46,7 @@ __all__ = [
     "Limits",
     "MemoryReplayStore",
     "Opened",
+    "Padding",
     "Pin",
     "Pins",
     "PublicIdentity",
@@ -60,6 +62,7 @@ __all__ = [
     "TrustPolicy",
     "UsageError",
     "VerifiedSender",
+    "format_fingerprint",
     "inspect",
     "open",
     "seal",

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable, Mapping
 
 from letterlock import _crypto
-from letterlock.core.envelope import DEFAULT_LIMITS, MESSAGE_ID_SIZE, Header, Limits, parse
+from letterlock.core.envelope import DEFAULT_LIMITS, MESSAGE_ID_SIZE, Envelope, Limits, parse
 from letterlock.core.keys import Identity, PublicIdentity
 from letterlock.core.protocol import (
     CONTENT_KEY_SIZE,
@@ -110,10 +110,10 @@ def open(
     )
 
 
-def inspect(data: bytes | bytearray | memoryview, *, limits: Limits = DEFAULT_LIMITS) -> Header:
-    """What a relay sees: the parsed header of an envelope, with nothing decrypted or verified.
+def inspect(data: bytes | bytearray | memoryview, *, limits: Limits = DEFAULT_LIMITS) -> Envelope:
+    """What a relay sees: the parsed envelope (header, sizes), nothing decrypted or verified.
 
     Useful for routing and diagnostics. Nothing in the result is authenticated until
     :func:`open` succeeds; raises Rejected if the bytes are not a well-formed envelope.
     """
-    return parse(data, suites=frozenset(Suite), limits=limits).header
+    return parse(data, suites=frozenset(Suite), limits=limits)

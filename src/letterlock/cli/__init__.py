@@ -1,1 +1,1 @@
-"""letterlock.cli."""
+"""The ``letterlock`` command line (:mod:`letterlock.cli.main`); the only layer that prints."""

@@ -221,7 +221,7 @@ def _key_text(key_id: bytes) -> str:
 
 def _relay_view(sealed: bytes) -> Text:
     try:
-        header = letterlock.inspect(sealed)
+        header = letterlock.inspect(sealed).header
     except letterlock.Rejected as rejected:
         return Text(f"{len(sealed)} bytes, not an envelope ({rejected.reason})", style="red")
     sender = "hidden" if header.sender_key_id is None else _key_text(header.sender_key_id)

@@ -59,6 +59,8 @@ class Pins:
         other = self._by_key.get(pin.identity.fingerprint)
         if other is not None and other.name != pin.name:
             raise UsageError(f"this key is already pinned as {other.name!r}")
+        if other is not None and other.revoked and not pin.revoked:
+            raise UsageError(f"the key of {other.name!r} is revoked and cannot be pinned again")
         self._by_name[pin.name] = pin
         self._by_key[pin.identity.fingerprint] = pin
 

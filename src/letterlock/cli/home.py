@@ -1,0 +1,208 @@
+"""The CLI's home directory: own identities, pinned senders and the replay record.
+
+Layout (directories 0700, private files 0600)::
+
+    HOME/identities/NAME.key   encrypted private identity (docs/spec/keyfile-v1.md)
+    HOME/identities/NAME.pub   its public identity, one text line
+    HOME/known_senders         pinned senders (letterlock.Pins text, like ssh's known_hosts)
+    HOME/replay.sqlite         ids of opened messages (letterlock.stores.sqlite)
+
+HOME is ``--home``, else ``$LETTERLOCK_HOME``, else ``~/.letterlock``. Reading never creates
+anything; only commands that write create the directories.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Final
+
+from letterlock import (
+    Identity,
+    KeyStoreError,
+    Pins,
+    PublicIdentity,
+    ReplayWindow,
+    Suite,
+    TrustContext,
+    UsageError,
+    VerifiedSender,
+)
+from letterlock.keystore import load_identity, save_identity
+from letterlock.keystore.file import make_private_dir, write_private_file
+from letterlock.stores.sqlite import SQLiteReplayStore
+
+__all__ = ["HOME_ENV", "Home", "HomeTrust", "check_identity_name"]
+
+HOME_ENV: Final = "LETTERLOCK_HOME"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
+
+
+def check_identity_name(name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise UsageError(
+            f"identity name {name!r} must be 1-64 characters of A-Z a-z 0-9 . _ @ + - "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+class HomeTrust:
+    """Trust policy of the home: the pinned senders, then the home's own identities.
+
+    A message signed by one of your own keys is admitted as ``via="self"``: only this home holds
+    its private key. A pin always decides for a key it knows, so a revoked pin stays revoked.
+    """
+
+    def __init__(self, pins: Pins, own: dict[str, PublicIdentity]) -> None:
+        self._pins = pins
+        self._own = {public.fingerprint: (name, public) for name, public in own.items()}
+
+    def lookup(self, key_id: bytes) -> PublicIdentity | None:
+        pinned = self._pins.lookup(key_id)
+        if pinned is not None:
+            return pinned
+        own = self._own.get(bytes(key_id))
+        return own[1] if own is not None else None
+
+    def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | str:
+        if self._pins.lookup(sender.fingerprint) is not None:
+            return self._pins.admit(sender, context)
+        own = self._own.get(sender.fingerprint)
+        if own is None:
+            return "not pinned"
+        return VerifiedSender(
+            name=own[0],
+            fingerprint=sender.fingerprint_text,
+            key_id=sender.fingerprint,
+            suite=sender.suite,
+            via="self",
+        )
+
+
+class Home:
+    """Paths and the few operations the commands need on them."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.identities = root / "identities"
+        self.known_senders = root / "known_senders"
+        self.replay_db = root / "replay.sqlite"
+
+    @classmethod
+    def locate(cls, option: str | None) -> Home:
+        chosen = option or os.environ.get(HOME_ENV) or "~/.letterlock"
+        return cls(Path(chosen).expanduser())
+
+    # own identities ----------------------------------------------------------------
+
+    def key_path(self, name: str) -> Path:
+        return self.identities / f"{check_identity_name(name)}.key"
+
+    def pub_path(self, name: str) -> Path:
+        return self.identities / f"{check_identity_name(name)}.pub"
+
+    def identity_names(self) -> list[str]:
+        if not self.identities.is_dir():
+            return []
+        names = (p.stem for p in self.identities.glob("*.key"))
+        return sorted(n for n in names if _NAME.fullmatch(n))
+
+    def public(self, name: str) -> PublicIdentity:
+        """The public identity of own identity ``name`` (from NAME.pub; no passphrase)."""
+        path = self.pub_path(name)
+        if not self.key_path(name).exists():
+            raise UsageError(f"no identity named {name!r} in {self.identities}")
+        try:
+            identity, _ = PublicIdentity.from_text(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UsageError(f"{path} is missing (restore it from 'id export')") from None
+        except ValueError as exc:
+            raise UsageError(f"{path}: {exc}") from None
+        return identity
+
+    def own_publics(self) -> dict[str, PublicIdentity]:
+        return {name: self.public(name) for name in self.identity_names()}
+
+    def create_identity(
+        self, name: str, suite: Suite, get_passphrase: Callable[[], bytes]
+    ) -> Identity:
+        key_path = self.key_path(name)
+        if key_path.exists() or self.pub_path(name).exists():
+            raise UsageError(
+                f"identity {name!r} already exists ({key_path}); refusing to overwrite"
+            )
+        if name in self._pin_names():
+            raise UsageError(f"a pinned sender is already called {name!r}; choose another name")
+        passphrase = get_passphrase()
+        identity = Identity.generate(suite)
+        save_identity(key_path, identity, passphrase)
+        line = identity.public.to_text(name) + "\n"
+        write_private_file(self.pub_path(name), line.encode(), overwrite=False, mode=0o644)
+        return identity
+
+    def load_identity(self, name: str, get_passphrase: Callable[[], bytes]) -> Identity:
+        """Decrypt own identity ``name``; it must be private to this user and match NAME.pub."""
+        public = self.public(name)
+        path = self.key_path(name)
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if os.name == "posix" and mode & 0o077:
+            raise KeyStoreError(
+                f"permissions {mode:04o} on {path} are too open: a key file must be private "
+                f"to its owner (chmod 600 {path})"
+            )
+        identity = load_identity(path, get_passphrase())
+        if identity.public != public:
+            raise KeyStoreError(f"{path} and {self.pub_path(name)} hold different keys")
+        return identity
+
+    def save_private_key(self, name: str, identity: Identity, passphrase: bytes) -> None:
+        save_identity(self.key_path(name), identity, passphrase, overwrite=True)
+
+    # pinned senders ----------------------------------------------------------------
+
+    def pins(self) -> Pins:
+        try:
+            text = self.known_senders.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return Pins()
+        try:
+            return Pins.parse(text)
+        except ValueError as exc:
+            raise UsageError(f"{self.known_senders}: {exc}") from None
+
+    def _pin_names(self) -> set[str]:
+        return {pin.name for pin in self.pins()}
+
+    def save_pins(self, pins: Pins) -> None:
+        header = "# letterlock known senders: NAME letterlock-SUITE KEY (@revoked marks refused)\n"
+        data = (header + pins.to_text()).encode("utf-8")
+        write_private_file(self.known_senders, data, overwrite=True)
+
+    def trust(self) -> HomeTrust:
+        return HomeTrust(self.pins(), self.own_publics())
+
+    def resolve_recipient(self, name: str) -> PublicIdentity:
+        """A recipient by name: a pinned sender first, then one of the home's own identities."""
+        pins = self.pins()
+        if name in {pin.name for pin in pins}:
+            pin = pins[name]
+            if pin.revoked:
+                raise UsageError(f"the pin {name!r} ({pin.identity.fingerprint_text}) is revoked")
+            return pin.identity
+        if _NAME.fullmatch(name) and name in self.identity_names():
+            return self.public(name)
+        raise UsageError(f"unknown recipient {name!r}: pin it with 'letterlock trust pin'")
+
+    # replay record -----------------------------------------------------------------
+
+    @contextmanager
+    def replay_window(self, *, max_age: int) -> Iterator[ReplayWindow]:
+        make_private_dir(self.root)
+        os.close(os.open(self.replay_db, os.O_WRONLY | os.O_CREAT, 0o600))
+        with SQLiteReplayStore(self.replay_db) as store:
+            yield ReplayWindow(store, max_age=max_age)

@@ -1,0 +1,186 @@
+"""``letterlock id ...`` (your own identities) and ``letterlock trust ...`` (pinned senders)."""
+
+from __future__ import annotations
+
+import click
+
+from letterlock import PublicIdentity, Rejected, Suite, UsageError
+from letterlock.cli.home import Home, check_identity_name
+from letterlock.cli.options import pass_home, passphrase_file_option
+from letterlock.cli.passphrase import new_passphrase, passphrase
+from letterlock.cli.render import print_table, stdout_console
+from letterlock.cli.streams import read_input
+
+__all__ = ["id_group", "trust_group"]
+
+_SUITE_HELP = (
+    "Algorithms of the identity. x25519 (the default): Ed25519 signatures and X25519 key "
+    "agreement, fast, small keys, constant-time by design. p256/p384: NIST curves for FIPS "
+    "and CNSA 1.0 environments. pq: ML-KEM-1024 + P-384 hybrid and ML-DSA-87 + ECDSA P-384, "
+    "against harvest-now-decrypt-later (large keys and messages). "
+    "Sender and recipients of a message must share one suite."
+)
+
+
+def _note(message: str) -> None:
+    click.echo(f"letterlock: {message}", err=True)
+
+
+@click.group("id", short_help="Your identities (encrypted private keys).")
+def id_group() -> None:
+    """Your own identities: private keys, encrypted at rest with your passphrase."""
+
+
+@id_group.command("new")
+@click.argument("name")
+@click.option(
+    "--suite",
+    type=click.Choice([suite.label for suite in Suite]),
+    default=Suite.X25519.label,
+    show_default=True,
+    help=_SUITE_HELP,
+)
+@passphrase_file_option
+@pass_home
+def id_new(home: Home, name: str, suite: str, passphrase_file: str | None) -> None:
+    """Create identity NAME and print its fingerprint. Never overwrites an existing one."""
+    check_identity_name(name)
+    identity = home.create_identity(
+        name,
+        Suite.from_label(suite),
+        lambda: new_passphrase(passphrase_file, prompt=f"Passphrase for the new key {name!r}: "),
+    )
+    click.echo(identity.public.fingerprint_text)
+    _note(f"created {suite} identity {name!r} in {home.key_path(name)}")
+    _note(f"give others your public key: letterlock id export {name}")
+
+
+@id_group.command("export")
+@click.argument("name")
+@pass_home
+def id_export(home: Home, name: str) -> None:
+    """Print the public key line of identity NAME (for others to pin)."""
+    click.echo(home.public(name).to_text(name))
+
+
+@id_group.command("list")
+@pass_home
+def id_list(home: Home) -> None:
+    """List your identities: name, suite, fingerprint."""
+    publics = home.own_publics()
+    if not publics:
+        _note(f"no identities in {home.root} (create one: letterlock id new NAME)")
+        return
+    rows = [(name, pid.suite.label, pid.fingerprint_text) for name, pid in publics.items()]
+    print_table(stdout_console(), ("name", "suite", "fingerprint"), rows)
+
+
+@id_group.command("passwd", short_help="Change the passphrase of identity NAME.")
+@click.argument("name")
+@passphrase_file_option
+@click.option(
+    "--new-passphrase-file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Read the new passphrase from the first line of FILE (else ask on the terminal).",
+)
+@pass_home
+def id_passwd(
+    home: Home, name: str, passphrase_file: str | None, new_passphrase_file: str | None
+) -> None:
+    """Re-encrypt identity NAME under a new passphrase (fresh salt, default KDF cost)."""
+    identity = home.load_identity(
+        name, lambda: passphrase(passphrase_file, prompt=f"Current passphrase for {name!r}: ")
+    )
+    new = new_passphrase(
+        new_passphrase_file, prompt=f"New passphrase for {name!r}: ", use_env=False
+    )
+    home.save_private_key(name, identity, new)
+    _note(f"changed the passphrase of {name!r}")
+
+
+@click.group("trust", short_help="Senders you trust (pinned keys).")
+def trust_group() -> None:
+    """Senders you trust: pinned public keys, like ssh's known_hosts."""
+
+
+def _first_key_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            return line
+    raise UsageError("no public key line found (expected the output of 'letterlock id export')")
+
+
+def _check_fingerprint(identity: PublicIdentity, expected: str | None) -> None:
+    if expected is None:
+        return
+    wanted = expected if expected.startswith("SHA256:") else "SHA256:" + expected
+    if wanted != identity.fingerprint_text:
+        raise UsageError(
+            f"fingerprint mismatch: the key is {identity.fingerprint_text}, expected {wanted}"
+        )
+
+
+@trust_group.command("pin")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--name", help="Your name for this sender (default: the name in the key line).")
+@click.option(
+    "--expect-fingerprint",
+    metavar="SHA256:...",
+    help="Refuse unless the key has this fingerprint (as told to you over another channel).",
+)
+@pass_home
+def trust_pin(home: Home, file: str, name: str | None, expect_fingerprint: str | None) -> None:
+    """Trust the public key in FILE (an 'id export' line; - reads stdin)."""
+    try:
+        raw = read_input(file, limit=1024 * 1024)
+    except Rejected:
+        raise UsageError(f"{file} is too large to be a public key line") from None
+    try:
+        identity, line_name = PublicIdentity.from_text(_first_key_line(raw.decode("utf-8")))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"{file}: {exc}") from None
+    name = name or line_name
+    if not name:
+        raise UsageError("the key line carries no name; give one with --name")
+    _check_fingerprint(identity, expect_fingerprint)
+    if name in home.identity_names():
+        raise UsageError(f"{name!r} is one of your own identities; pin this key under another name")
+    pins = home.pins()
+    known = next((pin for pin in pins if pin.identity == identity), None)
+    if known is not None and known.revoked:
+        raise UsageError(f"this key was revoked as {known.name!r}; refusing to pin it again")
+    if known is not None and known.name == name:
+        _note(f"{name!r} is already pinned to {identity.fingerprint_text}")
+        return
+    pins.pin(name, identity)
+    home.save_pins(pins)
+    _note(f"pinned {name!r} {identity.suite.label} {identity.fingerprint_text}")
+    _note("compare this fingerprint with the sender over a channel you trust")
+
+
+@trust_group.command("list")
+@pass_home
+def trust_list(home: Home) -> None:
+    """List pinned senders: name, suite, fingerprint, status."""
+    pins = list(home.pins())
+    if not pins:
+        _note(f"no pinned senders in {home.known_senders}")
+        return
+    rows = [
+        (pin.name, pin.identity.suite.label, pin.identity.fingerprint_text,
+         "revoked" if pin.revoked else "trusted")
+        for pin in pins
+    ]  # fmt: skip
+    print_table(stdout_console(), ("name", "suite", "fingerprint", "status"), rows)
+
+
+@trust_group.command("revoke")
+@click.argument("name")
+@pass_home
+def trust_revoke(home: Home, name: str) -> None:
+    """Refuse messages from pinned sender NAME from now on (the key stays known as revoked)."""
+    pins = home.pins()
+    pins.revoke(name)
+    home.save_pins(pins)
+    _note(f"revoked {name!r} ({pins[name].identity.fingerprint_text})")

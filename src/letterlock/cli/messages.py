@@ -1,0 +1,238 @@
+"""``letterlock seal``, ``open`` and ``inspect``: messages in and out, binary-safe."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+
+import click
+
+import letterlock
+from letterlock import DEFAULT_LIMITS, PublicIdentity, Reason, Rejected, UsageError
+from letterlock.cli.home import Home
+from letterlock.cli.options import pass_home, passphrase_file_option
+from letterlock.cli.passphrase import passphrase
+from letterlock.cli.render import (
+    envelope_fields,
+    envelope_json,
+    opened_fields,
+    print_fields,
+    stderr_console,
+    stdout_console,
+)
+from letterlock.cli.streams import (
+    check_output,
+    read_input,
+    refuse_binary_to_terminal,
+    write_output,
+)
+
+__all__ = ["inspect_command", "open_command", "seal_command"]
+
+_IN = click.Path(exists=True, dir_okay=False, allow_dash=True)
+_OUT = click.Path(dir_okay=False, allow_dash=True)
+
+
+def _pad(_ctx: click.Context, _param: click.Parameter, value: str | None) -> letterlock.Padding:
+    if value is None:
+        return None
+    if value == "padme":
+        return "padme"
+    if value.isascii() and value.isdigit() and 0 < int(value) <= DEFAULT_LIMITS.max_size:
+        return int(value)
+    raise click.BadParameter(
+        f"must be 'padme' or a block size from 1 to {DEFAULT_LIMITS.max_size} bytes"
+    )
+
+
+def _headers(values: Sequence[str]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--header")
+        if name in headers:
+            raise click.BadParameter(f"header {name!r} given twice", param_hint="--header")
+        headers[name] = value
+    return headers
+
+
+def _recipients(home: Home, values: Sequence[str]) -> list[PublicIdentity]:
+    names = dict.fromkeys(n.strip() for value in values for n in value.split(",") if n.strip())
+    if not names:
+        raise click.BadParameter("name at least one recipient", param_hint="--to")
+    return [home.resolve_recipient(name) for name in names]
+
+
+@click.command("seal", short_help="Sign and encrypt a payload for recipients.")
+@click.option("--from", "sender", required=True, metavar="NAME", help="Your identity that signs.")
+@click.option(
+    "--to",
+    "to",
+    required=True,
+    multiple=True,
+    metavar="NAME[,NAME...]",
+    help="Recipients: pinned senders or your own identities (repeatable).",
+)
+@click.option("--topic", required=True, help="Destination the message is bound to (signed).")
+@click.option(
+    "--header",
+    "header",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Signed application header, readable by brokers (repeatable).",
+)
+@click.option("--content-type", metavar="TYPE", help="Signed content type, e.g. application/json.")
+@click.option(
+    "--expires-in", type=click.IntRange(min=1), metavar="SECONDS", help="Refused after this."
+)
+@click.option(
+    "--hide-sender", is_flag=True, help="Hide the sender's key id from brokers (inside the AEAD)."
+)
+@click.option(
+    "--pad", metavar="padme|N", callback=_pad, help="Pad the size: Padmé, or a block of N bytes."
+)
+@click.option("--in", "input_path", type=_IN, metavar="FILE", help="Payload (default: stdin).")
+@click.option("--out", "output_path", type=_OUT, metavar="FILE", help="Envelope (default: stdout).")
+@passphrase_file_option
+@pass_home
+def seal_command(
+    home: Home,
+    *,
+    sender: str,
+    to: tuple[str, ...],
+    topic: str,
+    header: tuple[str, ...],
+    content_type: str | None,
+    expires_in: int | None,
+    hide_sender: bool,
+    pad: letterlock.Padding,
+    input_path: str | None,
+    output_path: str | None,
+    passphrase_file: str | None,
+) -> None:
+    """Sign and encrypt a payload (stdin) for recipients; the envelope goes to stdout."""
+    refuse_binary_to_terminal(output_path)
+    check_output(output_path)
+    headers = _headers(header)
+    recipients = _recipients(home, to)
+    suite = home.public(sender).suite
+    for recipient in recipients:
+        if recipient.suite is not suite:
+            raise UsageError(
+                f"{sender!r} uses suite {suite} but recipient {recipient.fingerprint_text} "
+                f"uses {recipient.suite}; sender and recipients must share one suite"
+            )
+    identity = home.load_identity(
+        sender, lambda: passphrase(passphrase_file, prompt=f"Passphrase for {sender!r}: ")
+    )
+    sealed = letterlock.seal(
+        read_input(input_path),
+        sender=identity,
+        recipients=recipients,
+        topic=topic,
+        headers=headers,
+        content_type=content_type,
+        expires_in=expires_in,
+        hide_sender=hide_sender,
+        pad=pad,
+    )
+    write_output(output_path, sealed, private=False)
+    if len(sealed) > DEFAULT_LIMITS.max_size:
+        click.echo(
+            f"letterlock: warning: the envelope has {len(sealed)} bytes, more than receivers "
+            f"accept by default ({DEFAULT_LIMITS.max_size})",
+            err=True,
+        )
+
+
+def _addressee(home: Home, envelope: letterlock.Envelope) -> str:
+    """The one own identity the envelope is addressed to."""
+    wanted = {entry.key_id for entry in envelope.header.recipients}
+    mine = [name for name, pid in home.own_publics().items() if pid.recipient_id in wanted]
+    if not mine:
+        raise Rejected(Reason.NOT_FOR_ME, "none of your identities is a recipient")
+    if len(mine) > 1:
+        raise UsageError(f"the message is for several of your identities ({', '.join(mine)}); "
+                         "choose one with --as")  # fmt: skip
+    return mine[0]
+
+
+@click.command("open", short_help="Verify and decrypt an envelope.")
+@click.option(
+    "--as", "name", metavar="NAME", help="Your identity to open with (default: the addressee)."
+)
+@click.option("--topic", help="The topic it arrived on; a message bound elsewhere is rejected.")
+@click.option(
+    "--max-age",
+    type=click.IntRange(min=1),
+    default=3600,
+    show_default=True,
+    metavar="SECONDS",
+    help="Replay window: refuse messages older than this.",
+)
+@click.option("--in", "input_path", type=_IN, metavar="FILE", help="Envelope (default: stdin).")
+@click.option("--out", "output_path", type=_OUT, metavar="FILE", help="Payload (default: stdout).")
+@click.option("-q", "--quiet", is_flag=True, help="Do not report the signer on stderr.")
+@passphrase_file_option
+@pass_home
+def open_command(
+    home: Home,
+    *,
+    name: str | None,
+    topic: str | None,
+    max_age: int,
+    input_path: str | None,
+    output_path: str | None,
+    quiet: bool,
+    passphrase_file: str | None,
+) -> None:
+    """Verify and decrypt an envelope (stdin); the payload goes to stdout, the signer to stderr.
+
+    Nothing is written unless the signature, your trust (pins and your own identities), the
+    replay window and decryption all agree. Each message opens once per home.
+    """
+    check_output(output_path)  # an unwritable output must not cost the message its one opening
+    if name is not None:
+        home.public(name)  # an unknown identity is a usage error, whatever the input
+    data = read_input(input_path, limit=DEFAULT_LIMITS.max_size)
+    envelope = letterlock.inspect(data)  # refuse junk before asking
+    name = name or _addressee(home, envelope)
+    identity = home.load_identity(
+        name, lambda: passphrase(passphrase_file, prompt=f"Passphrase for {name!r}: ")
+    )
+    with home.replay_window(max_age=max_age) as window:
+        opened = letterlock.open(data, identity=identity, trust=home.trust(), replay=window,
+                                 topic=topic)  # fmt: skip
+    write_output(output_path, opened.payload, private=True)
+    if not quiet:
+        console = stderr_console()
+        title = "[bold green]✓ good signature[/]" if console.is_terminal else "letterlock: verified"
+        print_fields(console, opened_fields(opened), title=title)
+
+
+def _known_names(home: Home) -> Mapping[bytes, str]:
+    """Names this home has for sender fingerprints and recipient key ids."""
+    names: dict[bytes, str] = {}
+    for pin in home.pins():
+        label = pin.name + (", revoked" if pin.revoked else "")
+        names[pin.identity.fingerprint] = names[pin.identity.recipient_id] = label
+    for name, public in home.own_publics().items():
+        names.setdefault(public.fingerprint, f"{name}, you")
+        names.setdefault(public.recipient_id, f"{name}, you")
+    return names
+
+
+@click.command("inspect", short_help="Show what a broker sees, without decrypting.")
+@click.option("--in", "input_path", type=_IN, metavar="FILE", help="Envelope (default: stdin).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
+@pass_home
+def inspect_command(home: Home, input_path: str | None, as_json: bool) -> None:
+    """Show what a broker sees in an envelope, without decrypting anything."""
+    data = read_input(input_path, limit=DEFAULT_LIMITS.max_size)
+    envelope = letterlock.inspect(data)
+    if as_json:
+        click.echo(json.dumps(envelope_json(envelope, total=len(data)), indent=2))
+        return
+    rows = envelope_fields(envelope, total=len(data), names=_known_names(home))
+    print_fields(stdout_console(), rows)

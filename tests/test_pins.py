@@ -1,0 +1,75 @@
+"""Pinned senders: deny by default, a changed key fails hard, revocation sticks."""
+
+from __future__ import annotations
+
+import pytest
+
+from letterlock import Identity, Pins, Suite, TrustContext, UsageError
+
+CONTEXT = TrustContext(
+    topic="t", suite=Suite.X25519, content_type=None, headers={}, created=0, now=0
+)
+
+
+@pytest.fixture(scope="module")
+def keys() -> tuple[Identity, Identity]:
+    return Identity.generate(Suite.X25519), Identity.generate(Suite.X25519)
+
+
+def test_unpinned_key_is_unknown_and_refused(keys: tuple[Identity, Identity]) -> None:
+    alice, _ = keys
+    pins = Pins()
+    assert pins.lookup(alice.public.fingerprint) is None
+    assert isinstance(pins.admit(alice.public, CONTEXT), str)
+
+
+def test_pinned_key_is_admitted_with_its_name(keys: tuple[Identity, Identity]) -> None:
+    alice, _ = keys
+    pins = Pins()
+    pins.pin("alice", alice.public)
+    verdict = pins.admit(alice.public, CONTEXT)
+    assert not isinstance(verdict, str)
+    assert (verdict.name, verdict.via) == ("alice", "pin")
+    assert verdict.fingerprint == alice.public.fingerprint_text
+
+
+def test_changed_key_under_a_pinned_name_fails_hard_showing_both(
+    keys: tuple[Identity, Identity],
+) -> None:
+    alice, mallory = keys
+    pins = Pins()
+    pins.pin("alice", alice.public)
+    with pytest.raises(UsageError) as caught:
+        pins.pin("alice", mallory.public)
+    assert alice.public.fingerprint_text in str(caught.value)
+    assert mallory.public.fingerprint_text in str(caught.value)
+
+
+def test_revoked_pin_is_refused_and_cannot_be_pinned_again(
+    keys: tuple[Identity, Identity],
+) -> None:
+    alice, _ = keys
+    pins = Pins()
+    pins.pin("alice", alice.public)
+    pins.revoke("alice")
+    assert pins.lookup(alice.public.fingerprint) == alice.public
+    assert pins.admit(alice.public, CONTEXT) == "pin 'alice' is revoked"
+    with pytest.raises(UsageError, match="revoked"):
+        pins.pin("alice", alice.public)
+
+
+def test_text_round_trip_keeps_revocations(keys: tuple[Identity, Identity]) -> None:
+    alice, bob = keys
+    pins = Pins()
+    pins.pin("alice", alice.public)
+    pins.pin("bob", bob.public)
+    pins.revoke("bob")
+    again = Pins.parse("# known senders\n\n" + pins.to_text())
+    assert again.to_text() == pins.to_text()
+    assert again["bob"].revoked
+    assert not again["alice"].revoked
+
+
+def test_parse_names_the_bad_line() -> None:
+    with pytest.raises(ValueError, match="line 2"):
+        Pins.parse("# ok\nalice letterlock-x25519 not-base64!\n")
