@@ -29,6 +29,7 @@ from letterlock import (
     TrustContext,
     VerifiedSender,
 )
+from letterlock.core.cache import UnwrapCache
 from letterlock.core.envelope import Envelope, Header, parse
 from letterlock.hazmat import identity_from_private_bytes, public_identity_from_bytes
 
@@ -272,3 +273,50 @@ def test_generator_reproduces_the_committed_vectors(tmp_path: Path) -> None:
         committed = load(VECTORS / path.relative_to(tmp_path))
         assert _without_envelope(vector) == _without_envelope(committed), path.name
         assert_outcome(vector)
+
+
+def _outcome(vector: Vector, cache: UnwrapCache | None) -> tuple[str, bytes]:
+    """(reason or "success", payload) of a vector opened through an Opener sharing ``cache``."""
+    receiver = vector["receiver"]
+    opener = letterlock.Opener(
+        identity_from_private_bytes(bytes.fromhex(receiver["private_identity"])),
+        trust=VectorTrust(receiver["trusted"]),
+        replay=window(receiver),
+        suites=[Suite.from_label(s) for s in receiver["suites"]],
+        limits=Limits(
+            max_size=receiver["max_size"],
+            max_recipients=receiver["max_recipients"],
+            max_headers=receiver["max_headers"],
+        ),
+    )
+    if cache is not None:
+        opener.cache = cache
+    try:
+        opened = opener.open(
+            bytes.fromhex(vector["envelope"]), topic=receiver["topic"], now=receiver["now"]
+        )
+    except Rejected as rejected:
+        return rejected.reason.value, b""
+    return "success", opened.payload
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_unwrap_cache_never_changes_an_outcome(suite: str) -> None:
+    """Issue 3: the receiver's decapsulation cache gives every vector the outcome it has without.
+
+    All vectors of a suite (hostile ones included) go through one shared cache per receiver
+    key, forwards and then backwards, so each hostile vector meets a cache warmed by the
+    genuine envelopes whose recipient entries it reuses.
+    """
+    vectors = [v for p, v in LOADED.items() if p.parent.name == suite]
+    expected = [_outcome(v, None) for v in vectors]
+    caches: dict[str, UnwrapCache] = {}
+
+    def shared(vector: Vector) -> UnwrapCache:
+        return caches.setdefault(vector["receiver"]["private_identity"], UnwrapCache())
+
+    forwards = [_outcome(v, shared(v)) for v in vectors]
+    backwards = [_outcome(v, shared(v)) for v in reversed(vectors)][::-1]
+    assert forwards == expected
+    assert backwards == expected
+    assert sum(c.hits for c in caches.values()) > 0, "the cache was never exercised"

@@ -14,7 +14,7 @@ Seal at the sender, open at the receiver; brokers in between see a topic and siz
 
 import logging as _logging
 
-from letterlock._api import inspect, open, seal
+from letterlock._api import Opener, Sealer, inspect, open, seal
 from letterlock.core.envelope import DEFAULT_LIMITS, Envelope, Header, Limits, RecipientEntry
 from letterlock.core.keys import Identity, PublicIdentity, format_fingerprint
 from letterlock.core.protocol import Opened, Padding
@@ -46,6 +46,7 @@ __all__ = [
     "Limits",
     "MemoryReplayStore",
     "Opened",
+    "Opener",
     "Padding",
     "Pin",
     "Pins",
@@ -56,6 +57,7 @@ __all__ = [
     "ReplayStore",
     "ReplayWindow",
     "SQLiteReplayStore",
+    "Sealer",
     "Suite",
     "TransportError",
     "TrustContext",

@@ -7,16 +7,19 @@ pure :mod:`letterlock.core.protocol`.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterable, Mapping
 
 from letterlock import _crypto
+from letterlock.core.cache import DEFAULT_MAX_AGE, DEFAULT_MAX_MESSAGES, UnwrapCache, WrapCache
 from letterlock.core.envelope import DEFAULT_LIMITS, MESSAGE_ID_SIZE, Envelope, Limits, parse
 from letterlock.core.keys import Identity, PublicIdentity
 from letterlock.core.protocol import (
     CONTENT_KEY_SIZE,
     Opened,
     Padding,
+    WrappedKey,
     open_envelope,
     seal_envelope,
     wrap_content_key,
@@ -26,7 +29,7 @@ from letterlock.core.suites import Suite
 from letterlock.errors import UsageError
 from letterlock.trust.policy import TrustPolicy
 
-__all__ = ["inspect", "open", "seal"]
+__all__ = ["Opener", "Sealer", "inspect", "open", "seal"]
 
 
 def _seconds(now: float | None) -> int:
@@ -55,11 +58,7 @@ def seal(
     if not isinstance(sender, Identity):
         raise UsageError("sender must be a letterlock.Identity (a private identity)")
     created = _seconds(now)
-    expires = None
-    if expires_in is not None:
-        if expires_in <= 0:
-            raise UsageError("expires_in must be positive")
-        expires = created + max(1, int(expires_in))
+    expires = _expiry(created, expires_in)
     wrapped = wrap_content_key(
         _crypto.random_bytes(CONTENT_KEY_SIZE), suite=sender.suite, recipients=list(recipients)
     )
@@ -117,3 +116,132 @@ def inspect(data: bytes | bytearray | memoryview, *, limits: Limits = DEFAULT_LI
     :func:`open` succeeds; raises Rejected if the bytes are not a well-formed envelope.
     """
     return parse(data, suites=frozenset(Suite), limits=limits)
+
+
+class Sealer:
+    """Seals many messages as one sender, amortising HPKE across messages.
+
+    One wrapped content key per recipient set is reused for at most ``max_messages`` envelopes
+    and ``max_age`` seconds (defaults 65,536 and 600 s; see docs/design-notes.md). Each envelope
+    still carries the full recipient block and its own message id, so it opens alone, and its
+    message key is derived from the content key and that id. Thread-safe.
+    """
+
+    def __init__(
+        self,
+        sender: Identity,
+        *,
+        max_messages: int = DEFAULT_MAX_MESSAGES,
+        max_age: int = DEFAULT_MAX_AGE,
+    ) -> None:
+        if not isinstance(sender, Identity):
+            raise UsageError("sender must be a letterlock.Identity (a private identity)")
+        self.sender = sender
+        self._cache = WrapCache(max_messages=max_messages, max_age=max_age)
+
+    def seal(
+        self,
+        payload: bytes | bytearray | memoryview,
+        *,
+        recipients: Iterable[PublicIdentity],
+        topic: str,
+        headers: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+        expires_in: float | None = None,
+        now: float | None = None,
+        hide_sender: bool = False,
+        pad: Padding = None,
+        into: bytearray | None = None,
+    ) -> bytes:
+        """As :func:`letterlock.seal`. With ``into``, the envelope is written into that buffer
+        (resized to fit) and ``b""`` is returned: no other copy of a large message is made."""
+        created = _seconds(now)
+        readers = list(recipients)
+        suite = self.sender.suite
+        digest = hashlib.sha256(
+            bytes([suite.value]) + b"".join(sorted(_recipient_ids(readers)))
+        ).digest()
+
+        def fresh() -> WrappedKey:
+            key = _crypto.random_bytes(CONTENT_KEY_SIZE)
+            return wrap_content_key(key, suite=suite, recipients=readers)
+
+        return seal_envelope(
+            payload,
+            sender=self.sender,
+            wrapped=self._cache.get(digest, created, fresh),
+            topic=topic,
+            message_id=_crypto.random_bytes(MESSAGE_ID_SIZE),
+            created=created,
+            expires=_expiry(created, expires_in),
+            content_type=content_type,
+            headers=headers,
+            hide_sender=hide_sender,
+            pad=pad,
+            into=into,
+        )
+
+
+class Opener:
+    """Opens many messages as one receiver, caching HPKE decapsulations.
+
+    The cache maps the exact bytes of this receiver's recipient entry to its content key; a
+    hit gives what a miss would compute, and only envelopes that opened completely are cached,
+    so the cache never changes an outcome. Thread-safe if ``trust`` and ``replay`` are.
+    """
+
+    def __init__(
+        self,
+        identity: Identity,
+        *,
+        trust: TrustPolicy,
+        replay: ReplayWindow,
+        suites: Iterable[Suite] | None = None,
+        limits: Limits = DEFAULT_LIMITS,
+        cache_size: int = 4096,
+    ) -> None:
+        if not isinstance(identity, Identity):
+            raise UsageError("identity must be a letterlock.Identity (a private identity)")
+        self.identity = identity
+        self.trust = trust
+        self.replay = replay
+        self.suites = frozenset(suites) if suites is not None else frozenset({identity.suite})
+        self.limits = limits
+        self.cache = UnwrapCache(size=cache_size)
+
+    def open(
+        self,
+        data: bytes | bytearray | memoryview,
+        *,
+        topic: str | None = None,
+        now: float | None = None,
+        into: bytearray | None = None,
+    ) -> Opened:
+        """As :func:`letterlock.open`. With ``into``, the payload is decrypted into that buffer
+        (resized to the payload; zeroed if the message is rejected) and ``payload`` is empty."""
+        return open_envelope(
+            data,
+            identity=self.identity,
+            trust=self.trust,
+            replay=self.replay,
+            now=_seconds(now),
+            topic=topic,
+            suites=self.suites,
+            limits=self.limits,
+            unwrap_cache=self.cache,
+            into=into,
+        )
+
+
+def _recipient_ids(readers: list[PublicIdentity]) -> list[bytes]:
+    if not all(isinstance(r, PublicIdentity) for r in readers):
+        raise UsageError("recipients must be PublicIdentity objects")
+    return [r.fingerprint for r in readers]
+
+
+def _expiry(created: int, expires_in: float | None) -> int | None:
+    if expires_in is None:
+        return None
+    if expires_in <= 0:
+        raise UsageError("expires_in must be positive")
+    return created + max(1, int(expires_in))

@@ -26,6 +26,7 @@ __all__ = [
     "Limits",
     "RecipientEntry",
     "encode_envelope",
+    "encode_envelope_prefix",
     "encode_header",
     "parse",
 ]
@@ -190,12 +191,18 @@ def encode_header(header: Header) -> bytes:
     return b"".join(parts)
 
 
+def encode_envelope_prefix(header_bytes: bytes, ct_length: int) -> bytes:
+    """The header and ``ct_len``: everything before the ciphertext."""
+    if ct_length >= 2**32:
+        raise UsageError("ciphertext longer than the format allows (4 GiB)")
+    return header_bytes + _U32.pack(ct_length)
+
+
 def encode_envelope(
     header_bytes: bytes, ciphertext: bytes | memoryview, signature: bytes | None
 ) -> bytes:
-    if len(ciphertext) >= 2**32:
-        raise UsageError("ciphertext longer than the format allows (4 GiB)")
-    return b"".join((header_bytes, _U32.pack(len(ciphertext)), ciphertext, signature or b""))
+    prefix = encode_envelope_prefix(header_bytes, len(ciphertext))
+    return b"".join((prefix, ciphertext, signature or b""))
 
 
 # --------------------------------------------------------------------------- parsing

@@ -7,6 +7,7 @@ with the clock and the operating system's randomness is :mod:`letterlock._api`.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import struct
 from collections.abc import Mapping, Sequence
@@ -14,13 +15,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Literal
 
 from letterlock import _crypto
+from letterlock.core.cache import UnwrapCache
 from letterlock.core.envelope import (
     COMMITMENT_SIZE,
+    TAG_SIZE,
     BytesLike,
+    Envelope,
     Header,
     Limits,
     RecipientEntry,
-    encode_envelope,
+    encode_envelope_prefix,
     encode_header,
     parse,
 )
@@ -50,6 +54,7 @@ class Opened:
     """A message that passed every check: its payload and who signed it."""
 
     payload: bytes = field(repr=False)
+    size: int
     sender: VerifiedSender
     topic: str
     message_id: bytes
@@ -160,8 +165,14 @@ def seal_envelope(
     headers: Mapping[str, str] | None = None,
     hide_sender: bool = False,
     pad: Padding = None,
+    into: bytearray | None = None,
 ) -> bytes:
-    """Seal ``payload`` from ``sender`` under an already wrapped content key."""
+    """Seal ``payload`` from ``sender`` under an already wrapped content key.
+
+    The envelope is built in one buffer: ``into`` if given (it is resized, and ``b""`` is
+    returned), else a new one returned as bytes. The payload is read in place, never copied
+    for large AES-GCM messages, and hashed once for the signature.
+    """
     suite = wrapped.suite
     if sender.suite is not suite:
         raise UsageError(f"sender is {sender.suite}, recipients are {suite}")
@@ -190,14 +201,33 @@ def seal_envelope(
         prefix = sender.public.fingerprint + sender.sign(signed)
     prefix += _U64.pack(len(payload))
     inner_length = len(prefix) + len(payload)
-    padding = bytes(_padded_length(inner_length, pad) - inner_length)
-    inner = b"".join((prefix, payload, padding))
+    ct_length = _padded_length(inner_length, pad) + TAG_SIZE
+    ct_start = len(header_bytes) + 4
+    ct_end = ct_start + ct_length
+    size = ct_end + (0 if hide_sender else suite.sizes.signature)
+    out = bytearray(size) if into is None else _resized(into, size)
+    view = memoryview(out)
+    view[:ct_start] = encode_envelope_prefix(header_bytes, ct_length)
+    body = ct_start + len(prefix)
+    view[ct_start:body] = prefix
+    padding = body + len(payload)
+    view[body:padding] = payload  # the only copy of the payload
+    view[padding : ct_end - TAG_SIZE] = bytes(ct_end - TAG_SIZE - padding)  # a reused buffer
     key = message_key(suite, wrapped.content_key, message_id)
-    ciphertext = _crypto.aead_encrypt(suite, key, inner, header_bytes)
-    signature = None
+    _crypto.aead_encrypt_in_place(suite, key, view[ct_start:ct_end], header_bytes)
     if not hide_sender:
-        signature = sender.sign(LABEL_SIGNATURE + header_bytes + _crypto.digest(suite, ciphertext))
-    return encode_envelope(header_bytes, ciphertext, signature)
+        ct_digest = _crypto.digest(suite, view[ct_start:ct_end])
+        view[ct_end:] = sender.sign(LABEL_SIGNATURE + header_bytes + ct_digest)
+    view.release()
+    return b"" if into is not None else bytes(out)
+
+
+def _resized(buffer: bytearray, size: int) -> bytearray:
+    """``buffer`` holding ``size`` zero bytes, reusing its allocation where it can."""
+    if len(buffer) != size:
+        # Re-initialising resizes in place; building bytes(size) first would cost another copy.
+        bytearray.__init__(buffer, size)
+    return buffer
 
 
 def _admit(
@@ -235,8 +265,16 @@ def open_envelope(
     topic: str | None = None,
     suites: frozenset[Suite],
     limits: Limits,
+    unwrap_cache: UnwrapCache | None = None,
+    into: bytearray | None = None,
 ) -> Opened:
-    """Open an envelope, checking everything in the order of section 6. Raises Rejected."""
+    """Open an envelope, checking everything in the order of section 6. Raises Rejected.
+
+    With ``unwrap_cache``, step 16 looks the receiver's exact recipient entry up before running
+    HPKE; the entry is cached only once the whole envelope has opened. With ``into``, the
+    payload is decrypted into that buffer (resized to the payload) instead of a new bytes
+    object, and ``Opened.payload`` is empty; on rejection the buffer is zeroed.
+    """
     envelope = parse(data, suites=suites, limits=limits)  # steps 1-7
     header = envelope.header
     suite = header.suite
@@ -257,29 +295,38 @@ def open_envelope(
         assert envelope.signature is not None
         if not public.verify(envelope.signature, signed):
             raise Rejected(Reason.BAD_SIGNATURE)
-    content_key = identity.unwrap(entry.wrapped, _info(suite, LABEL_WRAP, my_id))  # step 16
-    if content_key is None or len(content_key) != CONTENT_KEY_SIZE:
-        raise Rejected(Reason.DECRYPT_FAILED, "recipient entry")
+    content_key = entry_digest = None
+    if unwrap_cache is not None:
+        entry_digest = _entry_digest(suite, my_id, entry.wrapped)
+        content_key = unwrap_cache.get(entry_digest)
+    if content_key is None:  # step 16
+        content_key = identity.unwrap(entry.wrapped, _info(suite, LABEL_WRAP, my_id))
+        if content_key is None or len(content_key) != CONTENT_KEY_SIZE:
+            raise Rejected(Reason.DECRYPT_FAILED, "recipient entry")
     if not hmac.compare_digest(commitment_of(suite, content_key), header.commitment):  # step 17
         raise Rejected(Reason.BAD_COMMITMENT)
     key = message_key(suite, content_key, header.message_id)
-    inner = _crypto.aead_decrypt(suite, key, envelope.ciphertext, envelope.header_bytes)
-    if inner is None:  # step 18
-        raise Rejected(Reason.DECRYPT_FAILED, "ciphertext")
-    payload, hidden_id, hidden_signature = _split_inner(inner, suite, hidden=sender is None)
-    if sender is None:  # step 20: hidden sender, checked on the inner key id and signature
-        public, sender = _admit(trust, hidden_id, header, now)
-        signed = (
-            LABEL_HIDDEN_SIGNATURE
-            + envelope.header_bytes
-            + hidden_id
-            + _crypto.digest(suite, payload)
-        )
-        if not public.verify(hidden_signature, signed):
-            raise Rejected(Reason.BAD_SIGNATURE)
-    replay.record(message_id=header.message_id, created=header.created, now=now)  # step 21
+    inner = bytearray(len(envelope.ciphertext) - TAG_SIZE) if into is None else into
+    _resized(inner, len(envelope.ciphertext) - TAG_SIZE)
+    try:
+        sender, start, length = _decrypt_and_check_inner(
+            envelope, inner, key, sender, trust=trust, now=now
+        )  # steps 18-20
+        replay.record(message_id=header.message_id, created=header.created, now=now)  # step 21
+    except BaseException:
+        inner[:] = bytes(len(inner))  # no byte of a rejected message stays in a caller's buffer
+        raise
+    if unwrap_cache is not None and entry_digest is not None:
+        unwrap_cache.put(entry_digest, content_key)
+    if into is None:
+        payload = bytes(memoryview(inner)[start : start + length])
+    else:
+        del into[start + length :]
+        del into[:start]  # bytearray drops a prefix in place
+        payload = b""
     return Opened(
-        payload=bytes(payload),
+        payload=payload,
+        size=length,
         sender=sender,
         topic=header.topic,
         message_id=header.message_id,
@@ -291,9 +338,45 @@ def open_envelope(
     )
 
 
-def _split_inner(inner: bytes, suite: Suite, *, hidden: bool) -> tuple[memoryview, bytes, bytes]:
-    """Step 19: (payload, hidden sender key id, hidden signature) of the inner plaintext."""
-    view = memoryview(inner)
+def _decrypt_and_check_inner(
+    envelope: Envelope,
+    inner: bytearray,
+    key: bytes,
+    sender: VerifiedSender | None,
+    *,
+    trust: TrustPolicy,
+    now: int,
+) -> tuple[VerifiedSender, int, int]:
+    """Steps 18-20: decrypt into ``inner``; (sender, payload offset, payload length)."""
+    header = envelope.header
+    suite = header.suite
+    with memoryview(inner) as view:
+        if not _crypto.aead_decrypt_into(
+            suite, key, envelope.ciphertext, envelope.header_bytes, view
+        ):
+            raise Rejected(Reason.DECRYPT_FAILED, "ciphertext")  # step 18
+        start, length, hidden_id, hidden_signature = _split_inner(view, suite, hidden=not sender)
+        if sender is not None:
+            return sender, start, length
+        public, sender = _admit(trust, hidden_id, header, now)  # step 20
+        signed = (
+            LABEL_HIDDEN_SIGNATURE
+            + envelope.header_bytes
+            + hidden_id
+            + _crypto.digest(suite, view[start : start + length])
+        )
+        if not public.verify(hidden_signature, signed):
+            raise Rejected(Reason.BAD_SIGNATURE)
+        return sender, start, length
+
+
+def _entry_digest(suite: Suite, my_id: bytes, wrapped: bytes) -> bytes:
+    """The unwrap cache's key: everything HPKE's output depends on besides the private key."""
+    return hashlib.sha256(bytes([suite.value]) + my_id + wrapped).digest()
+
+
+def _split_inner(view: memoryview, suite: Suite, *, hidden: bool) -> tuple[int, int, bytes, bytes]:
+    """Step 19: (payload offset, payload length, hidden sender key id, hidden signature)."""
     sender_id = signature = b""
     pos = 0
     if hidden:
@@ -304,7 +387,6 @@ def _split_inner(inner: bytes, suite: Suite, *, hidden: bool) -> tuple[memoryvie
     start = pos + _U64.size
     if length > len(view) - start:
         raise Rejected(Reason.MALFORMED, "inner length")
-    padding = view[start + length :]
-    if padding != bytes(len(padding)):
+    if view[start + length :] != bytes(len(view) - start - length):
         raise Rejected(Reason.MALFORMED, "non-zero padding")
-    return view[start : start + length], sender_id, signature
+    return start, length, sender_id, signature

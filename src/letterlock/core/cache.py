@@ -1,0 +1,121 @@
+"""Key caches that amortise HPKE without touching message independence (spec section 5.1).
+
+* :class:`WrapCache` (sender side): one :class:`~letterlock.core.protocol.WrappedKey` per
+  (suite, recipient set), reused for at most ``max_messages`` envelopes and ``max_age`` seconds.
+  Every envelope still carries the whole recipient block and its own message id, so each opens
+  alone and its message key ``HKDF(CK, salt = message id)`` is never reused.
+* :class:`UnwrapCache` (receiver side): a bounded LRU from the exact bytes of the receiver's
+  recipient entry to the content key HPKE gave for it. Decapsulation is a deterministic function
+  of (private key, entry, info), so a hit returns exactly what a miss would compute: the cache
+  cannot change any outcome. Only entries of envelopes that opened completely are inserted.
+
+Pure: time is an argument, and both caches take a lock so one sealer or opener can serve threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from letterlock.errors import UsageError
+
+if TYPE_CHECKING:
+    from letterlock.core.protocol import WrappedKey
+
+__all__ = ["UnwrapCache", "WrapCache"]
+
+#: Default reuse bounds of one wrapped content key: see docs/design-notes.md.
+DEFAULT_MAX_MESSAGES = 1 << 16
+DEFAULT_MAX_AGE = 600
+
+
+@dataclass(slots=True)
+class _Slot:
+    wrapped: WrappedKey
+    born: int
+    uses: int
+
+
+class WrapCache:
+    """Wrapped content keys per recipient set, each reused within bounds (sender side)."""
+
+    def __init__(
+        self,
+        *,
+        max_messages: int = DEFAULT_MAX_MESSAGES,
+        max_age: int = DEFAULT_MAX_AGE,
+        max_sets: int = 1024,
+    ) -> None:
+        if max_messages < 1 or max_age < 0 or max_sets < 1:
+            raise UsageError("cache bounds must be positive")
+        self.max_messages = max_messages
+        self.max_age = max_age
+        self._max_sets = max_sets
+        self._slots: OrderedDict[bytes, _Slot] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: bytes, now: int, make: Callable[[], WrappedKey]) -> WrappedKey:
+        """The wrapped key for ``key`` (a recipient-set digest), making a fresh one if due."""
+        with self._lock:
+            slot = self._slots.get(key)
+            if slot is not None and (
+                slot.uses >= self.max_messages or not slot.born <= now < slot.born + self.max_age
+            ):
+                del self._slots[key]
+                slot = None
+            if slot is None:
+                slot = _Slot(wrapped=make(), born=now, uses=0)
+                self._slots[key] = slot
+                while len(self._slots) > self._max_sets:
+                    self._slots.popitem(last=False)
+            else:
+                self._slots.move_to_end(key)
+            slot.uses += 1
+            return slot.wrapped
+
+    def clear(self) -> None:
+        with self._lock:
+            self._slots.clear()
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+
+class UnwrapCache:
+    """Content keys by the digest of the receiver's exact recipient entry (receiver side)."""
+
+    def __init__(self, *, size: int = 4096) -> None:
+        if size < 1:
+            raise UsageError("cache size must be positive")
+        self._size = size
+        self._keys: OrderedDict[bytes, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, entry_digest: bytes) -> bytes | None:
+        with self._lock:
+            content_key = self._keys.get(entry_digest)
+            if content_key is None:
+                self.misses += 1
+                return None
+            self._keys.move_to_end(entry_digest)
+            self.hits += 1
+            return content_key
+
+    def put(self, entry_digest: bytes, content_key: bytes) -> None:
+        with self._lock:
+            self._keys[entry_digest] = content_key
+            self._keys.move_to_end(entry_digest)
+            while len(self._keys) > self._size:
+                self._keys.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._keys.clear()
+
+    def __len__(self) -> int:
+        return len(self._keys)
