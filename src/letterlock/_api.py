@@ -7,7 +7,6 @@ pure :mod:`letterlock.core.protocol`.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterable, Mapping
 
@@ -158,9 +157,7 @@ class Sealer:
         created = _seconds(now)
         readers = list(recipients)
         suite = self.sender.suite
-        digest = hashlib.sha256(
-            bytes([suite.value]) + b"".join(sorted(_recipient_ids(readers)))
-        ).digest()
+        recipient_set = tuple(sorted(_recipient_ids(readers)))
 
         def fresh() -> WrappedKey:
             key = _crypto.random_bytes(CONTENT_KEY_SIZE)
@@ -169,7 +166,7 @@ class Sealer:
         return seal_envelope(
             payload,
             sender=self.sender,
-            wrapped=self._cache.get(digest, created, fresh),
+            wrapped=self._cache.get(recipient_set, created, fresh),
             topic=topic,
             message_id=_crypto.random_bytes(MESSAGE_ID_SIZE),
             created=created,

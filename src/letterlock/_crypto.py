@@ -60,6 +60,7 @@ _HASH: Final[dict[Suite, type[hashes.HashAlgorithm]]] = {
     Suite.X25519: hashes.SHA256,
     Suite.PQ: hashes.SHA384,
 }
+_ECDSA: Final = {suite: ec.ECDSA(_HASH[suite]()) for suite in (Suite.P256, Suite.P384, Suite.PQ)}
 _HASHLIB: Final = {
     Suite.P256: "sha256",
     Suite.P384: "sha384",
@@ -195,7 +196,7 @@ class Signer:
 
 
 def _ecdsa_sign(key: ec.EllipticCurvePrivateKey, suite: Suite, message: bytes) -> bytes:
-    der = key.sign(message, ec.ECDSA(_HASH[suite]()))
+    der = key.sign(message, _ECDSA[suite])
     r, s = decode_dss_signature(der)
     n = (key.curve.key_size + 7) // 8
     return r.to_bytes(n, "big") + s.to_bytes(n, "big")
@@ -212,7 +213,7 @@ def _ecdsa_verify(
     if r == 0 or s == 0:
         return False
     try:
-        key.verify(encode_dss_signature(r, s), message, ec.ECDSA(_HASH[suite]()))
+        key.verify(encode_dss_signature(r, s), message, _ECDSA[suite])
     except InvalidSignature:
         return False
     return True

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -54,11 +54,11 @@ class WrapCache:
         self.max_messages = max_messages
         self.max_age = max_age
         self._max_sets = max_sets
-        self._slots: OrderedDict[bytes, _Slot] = OrderedDict()
+        self._slots: OrderedDict[Hashable, _Slot] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: bytes, now: int, make: Callable[[], WrappedKey]) -> WrappedKey:
-        """The wrapped key for ``key`` (a recipient-set digest), making a fresh one if due."""
+    def get(self, key: Hashable, now: int, make: Callable[[], WrappedKey]) -> WrappedKey:
+        """The wrapped key for ``key`` (the recipient set), making a fresh one if due."""
         with self._lock:
             slot = self._slots.get(key)
             if slot is not None and (
@@ -85,30 +85,35 @@ class WrapCache:
 
 
 class UnwrapCache:
-    """Content keys by the digest of the receiver's exact recipient entry (receiver side)."""
+    """Content keys by the digest of the receiver's exact recipient entry (receiver side).
+
+    Each content key is stored with its commitment (section 5.3), computed once on insertion,
+    so a hit also spares the commitment's HKDF: the envelope's commitment is compared with it.
+    """
 
     def __init__(self, *, size: int = 4096) -> None:
         if size < 1:
             raise UsageError("cache size must be positive")
         self._size = size
-        self._keys: OrderedDict[bytes, bytes] = OrderedDict()
+        self._keys: OrderedDict[bytes, tuple[bytes, bytes]] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
-    def get(self, entry_digest: bytes) -> bytes | None:
+    def get(self, entry_digest: bytes) -> tuple[bytes, bytes] | None:
+        """(content key, its commitment) for this entry, or None."""
         with self._lock:
-            content_key = self._keys.get(entry_digest)
-            if content_key is None:
+            found = self._keys.get(entry_digest)
+            if found is None:
                 self.misses += 1
                 return None
             self._keys.move_to_end(entry_digest)
             self.hits += 1
-            return content_key
+            return found
 
-    def put(self, entry_digest: bytes, content_key: bytes) -> None:
+    def put(self, entry_digest: bytes, content_key: bytes, commitment: bytes) -> None:
         with self._lock:
-            self._keys[entry_digest] = content_key
+            self._keys[entry_digest] = (content_key, commitment)
             self._keys.move_to_end(entry_digest)
             while len(self._keys) > self._size:
                 self._keys.popitem(last=False)

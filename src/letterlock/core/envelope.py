@@ -28,6 +28,8 @@ __all__ = [
     "encode_envelope",
     "encode_envelope_prefix",
     "encode_header",
+    "encode_header_front",
+    "encode_recipient_block",
     "parse",
 ]
 
@@ -47,9 +49,12 @@ INNER_LENGTH_SIZE: Final = 8
 TAG_SIZE: Final = 16
 BytesLike = bytes | bytearray | memoryview
 _HEADER_NAME = re.compile(rb"[a-z0-9._-]{1,64}")
+_PRINTABLE = re.compile(rb"[\x20-\x7e]*")
+_SUITES: Final = {suite.value: suite for suite in Suite}
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 _TIMES = struct.Struct(">QQ")
+_FRONT = struct.Struct(">3sBBB16sQQ")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -130,36 +135,55 @@ def _ascii(text: str, what: str) -> bytes:
 
 def encode_header(header: Header) -> bytes:
     """The canonical header bytes. Raises UsageError for anything the parser would refuse."""
-    sizes = header.suite.sizes
-    if len(header.message_id) != MESSAGE_ID_SIZE:
+    return encode_header_front(
+        suite=header.suite,
+        message_id=header.message_id,
+        created=header.created,
+        expires=header.expires,
+        topic=header.topic,
+        content_type=header.content_type,
+        headers=header.headers,
+        sender_key_id=header.sender_key_id,
+    ) + encode_recipient_block(header.suite, header.recipients, header.commitment)
+
+
+def encode_header_front(
+    *,
+    suite: Suite,
+    message_id: bytes,
+    created: int,
+    expires: int | None,
+    topic: str,
+    content_type: str | None,
+    headers: tuple[tuple[str, str], ...],
+    sender_key_id: bytes | None,
+) -> bytes:
+    """The header up to the sender key id: what changes from message to message."""
+    if len(message_id) != MESSAGE_ID_SIZE:
         raise UsageError("message id must be 16 bytes")
-    if not 0 <= header.created < 2**64:
+    if not 0 <= created < 2**64:
         raise UsageError("created must fit in 64 bits")
-    if header.expires is not None and not header.created < header.expires < 2**64:
+    if expires is not None and not created < expires < 2**64:
         raise UsageError("expires must be after created")
-    topic = _utf8(header.topic, "topic")
-    if not 1 <= len(topic) <= MAX_TOPIC:
+    raw_topic = _utf8(topic, "topic")
+    if not 1 <= len(raw_topic) <= MAX_TOPIC:
         raise UsageError(f"topic must be 1 to {MAX_TOPIC} bytes of UTF-8")
-    ctype = _ascii(header.content_type or "", "content type")
-    if len(ctype) > MAX_CONTENT_TYPE or not all(0x20 <= c <= 0x7E for c in ctype):
+    ctype = _ascii(content_type or "", "content type")
+    if len(ctype) > MAX_CONTENT_TYPE or not _PRINTABLE.fullmatch(ctype):
         raise UsageError("content type must be at most 255 printable ASCII characters")
-    if len(header.headers) > MAX_HEADERS:
+    if len(headers) > MAX_HEADERS:
         raise UsageError(f"at most {MAX_HEADERS} application headers")
+    flags = FLAG_HIDDEN_SENDER if sender_key_id is None else 0
     parts = [
-        MAGIC,
-        bytes(
-            [VERSION, header.suite.value, FLAG_HIDDEN_SENDER if header.sender_key_id is None else 0]
-        ),
-        header.message_id,
-        _TIMES.pack(header.created, header.expires or 0),
-        _U16.pack(len(topic)),
-        topic,
+        _FRONT.pack(MAGIC, VERSION, suite.value, flags, message_id, created, expires or 0),
+        _U16.pack(len(raw_topic)),
+        raw_topic,
         bytes([len(ctype)]),
         ctype,
-        bytes([len(header.headers)]),
+        bytes([len(headers)]),
     ]
     previous = b""
-    for name, value in header.headers:
+    for name, value in headers:
         raw_name = _ascii(name, "header name")
         if not _HEADER_NAME.fullmatch(raw_name):
             raise UsageError(f"header name {name!r} must be 1-64 of a-z 0-9 . _ -")
@@ -170,24 +194,31 @@ def encode_header(header: Header) -> bytes:
         if len(raw_value) > MAX_HEADER_VALUE:
             raise UsageError(f"header {name!r} is longer than {MAX_HEADER_VALUE} bytes")
         parts += [bytes([len(raw_name)]), raw_name, _U16.pack(len(raw_value)), raw_value]
-    if header.sender_key_id is not None:
-        if len(header.sender_key_id) != SENDER_ID_SIZE:
+    if sender_key_id is not None:
+        if len(sender_key_id) != SENDER_ID_SIZE:
             raise UsageError("sender key id must be 32 bytes")
-        parts.append(header.sender_key_id)
-    if not 1 <= len(header.recipients) <= MAX_RECIPIENTS:
+        parts.append(sender_key_id)
+    return b"".join(parts)
+
+
+def encode_recipient_block(
+    suite: Suite, recipients: tuple[RecipientEntry, ...], commitment: bytes
+) -> bytes:
+    """The header from the recipient count to the commitment: fixed for one content key."""
+    if not 1 <= len(recipients) <= MAX_RECIPIENTS:
         raise UsageError(f"an envelope has 1 to {MAX_RECIPIENTS} recipients")
-    parts.append(_U16.pack(len(header.recipients)))
+    parts = [_U16.pack(len(recipients))]
     previous = b""
-    for entry in header.recipients:
-        if len(entry.key_id) != RECIPIENT_ID_SIZE or len(entry.wrapped) != sizes.wrapped:
+    for entry in recipients:
+        if len(entry.key_id) != RECIPIENT_ID_SIZE or len(entry.wrapped) != suite.sizes.wrapped:
             raise UsageError("recipient entry of the wrong size for the suite")
         if entry.key_id <= previous:
             raise UsageError("recipients must be unique and sorted by key id")
         previous = entry.key_id
         parts += [entry.key_id, entry.wrapped]
-    if len(header.commitment) != COMMITMENT_SIZE:
+    if len(commitment) != COMMITMENT_SIZE:
         raise UsageError("commitment must be 32 bytes")
-    parts.append(header.commitment)
+    parts.append(commitment)
     return b"".join(parts)
 
 
@@ -208,39 +239,26 @@ def encode_envelope(
 # --------------------------------------------------------------------------- parsing
 
 
-class _Reader:
-    """A cursor over untrusted bytes; every read is bounds-checked."""
+def _truncated() -> Rejected:
+    return Rejected(Reason.MALFORMED, "truncated")
 
-    __slots__ = ("_data", "pos")
 
-    def __init__(self, data: memoryview) -> None:
-        self._data = data
-        self.pos = 0
+def _text(raw: bytes, what: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Rejected(Reason.MALFORMED, f"{what} is not UTF-8") from None
 
-    def take(self, n: int) -> memoryview:
-        end = self.pos + n
-        if end > len(self._data):
-            raise Rejected(Reason.MALFORMED, "truncated")
-        chunk = self._data[self.pos : end]
-        self.pos = end
-        return chunk
 
-    def u8(self) -> int:
-        return self.take(1)[0]
-
-    def u16(self) -> int:
-        value: int = _U16.unpack(self.take(2))[0]
-        return value
-
-    def text(self, n: int, what: str) -> str:
-        try:
-            return str(self.take(n), "utf-8")
-        except UnicodeDecodeError:
-            raise Rejected(Reason.MALFORMED, f"{what} is not UTF-8") from None
-
-    @property
-    def remaining(self) -> int:
-        return len(self._data) - self.pos
+def _header_bound(suite: Suite, limits: Limits) -> int:
+    """The most bytes a header within ``limits`` can take (to copy only the header region)."""
+    per_header = 1 + MAX_HEADER_NAME + 2 + MAX_HEADER_VALUE
+    per_recipient = RECIPIENT_ID_SIZE + suite.sizes.wrapped
+    return (
+        6 + MESSAGE_ID_SIZE + 16 + 2 + MAX_TOPIC + 1 + MAX_CONTENT_TYPE + 1
+        + limits.max_headers * per_header + SENDER_ID_SIZE + 2
+        + limits.max_recipients * per_recipient + COMMITMENT_SIZE + 4
+    )  # fmt: skip
 
 
 def parse(data: BytesLike, *, suites: frozenset[Suite], limits: Limits) -> Envelope:
@@ -252,51 +270,75 @@ def parse(data: BytesLike, *, suites: frozenset[Suite], limits: Limits) -> Envel
         raise Rejected(Reason.MALFORMED, "not a letterlock envelope")
     if view[3] != VERSION:
         raise Rejected(Reason.UNSUPPORTED, f"envelope version {view[3]}")
-    try:
-        suite = Suite(view[4])
-    except ValueError:
-        raise Rejected(Reason.UNSUPPORTED, f"suite 0x{view[4]:02x}") from None
+    suite = _SUITES.get(view[4])
+    if suite is None:
+        raise Rejected(Reason.UNSUPPORTED, f"suite 0x{view[4]:02x}")
     if suite not in suites:
         raise Rejected(Reason.SUITE_NOT_ALLOWED, suite.label)
     flags = view[5]
     if flags & ~KNOWN_FLAGS:
         raise Rejected(Reason.UNSUPPORTED, f"flags 0x{flags:02x}")
     sizes = suite.sizes
-    r = _Reader(view)
-    r.pos = 6
-    message_id = bytes(r.take(MESSAGE_ID_SIZE))
-    created, expires = _TIMES.unpack(r.take(16))
+    # The header region is parsed from one bytes copy (small); the ciphertext stays a view.
+    head = bytes(view[: _header_bound(suite, limits)])
+    end = len(head)
+    message_id = head[6:22]
+    if end < 40:
+        raise _truncated()
+    created, expires = _TIMES.unpack_from(head, 22)
     if expires and expires <= created:
         raise Rejected(Reason.MALFORMED, "expires before created")
-    topic_len = r.u16()
+    (topic_len,) = _U16.unpack_from(head, 38)
     if not 1 <= topic_len <= MAX_TOPIC:
         raise Rejected(Reason.MALFORMED, "topic length")
-    topic = r.text(topic_len, "topic")
-    ctype = bytes(r.take(r.u8()))
-    if not all(0x20 <= c <= 0x7E for c in ctype):
+    pos = 40 + topic_len
+    if pos + 1 > end:
+        raise _truncated()
+    topic = _text(head[40:pos], "topic")
+    ctype_end = pos + 1 + head[pos]
+    ctype = head[pos + 1 : ctype_end]
+    if ctype_end + 1 > end:
+        raise _truncated()
+    if not _PRINTABLE.fullmatch(ctype):
         raise Rejected(Reason.MALFORMED, "content type is not printable ASCII")
-    count = r.u8()
+    count = head[ctype_end]
+    pos = ctype_end + 1
     if count > limits.max_headers:  # max_headers <= MAX_HEADERS, so this covers the hard cap
         raise Rejected(Reason.OVER_LIMIT, f"{count} headers > max_headers {limits.max_headers}")
     headers: list[tuple[str, str]] = []
     previous = b""
     for _ in range(count):
-        name_len = r.u8()
+        if pos + 1 > end:
+            raise _truncated()
+        name_len = head[pos]
         if not 1 <= name_len <= MAX_HEADER_NAME:
             raise Rejected(Reason.MALFORMED, "header name length")
-        name = bytes(r.take(name_len))
+        name = head[pos + 1 : pos + 1 + name_len]
+        pos += 1 + name_len
+        if pos + 2 > end:
+            raise _truncated()
         if not _HEADER_NAME.fullmatch(name):
             raise Rejected(Reason.MALFORMED, "header name characters")
         if name <= previous:
             raise Rejected(Reason.MALFORMED, "header names not sorted or not unique")
         previous = name
-        value_len = r.u16()
+        (value_len,) = _U16.unpack_from(head, pos)
         if value_len > MAX_HEADER_VALUE:
             raise Rejected(Reason.MALFORMED, "header value length")
-        headers.append((name.decode("ascii"), r.text(value_len, "header value")))
+        value = head[pos + 2 : pos + 2 + value_len]
+        pos += 2 + value_len
+        if pos > end:
+            raise _truncated()
+        headers.append((name.decode("ascii"), _text(value, "header value")))
     hidden = bool(flags & FLAG_HIDDEN_SENDER)
-    sender_key_id = None if hidden else bytes(r.take(SENDER_ID_SIZE))
-    recipient_count = r.u16()
+    sender_key_id = None
+    if not hidden:
+        sender_key_id = head[pos : pos + SENDER_ID_SIZE]
+        pos += SENDER_ID_SIZE
+    if pos + 2 > end:
+        raise _truncated()
+    (recipient_count,) = _U16.unpack_from(head, pos)
+    pos += 2
     if recipient_count == 0:
         raise Rejected(Reason.MALFORMED, "no recipients")
     if recipient_count > limits.max_recipients:
@@ -305,22 +347,34 @@ def parse(data: BytesLike, *, suites: frozenset[Suite], limits: Limits) -> Envel
         )
     recipients: list[RecipientEntry] = []
     previous = b""
+    entry_size = RECIPIENT_ID_SIZE + sizes.wrapped
     for _ in range(recipient_count):
-        key_id = bytes(r.take(RECIPIENT_ID_SIZE))
+        if pos + entry_size > end:
+            raise _truncated()
+        key_id = head[pos : pos + RECIPIENT_ID_SIZE]
         if key_id <= previous:
             raise Rejected(Reason.MALFORMED, "recipients not sorted or not unique")
         previous = key_id
-        recipients.append(RecipientEntry(key_id=key_id, wrapped=bytes(r.take(sizes.wrapped))))
-    commitment = bytes(r.take(COMMITMENT_SIZE))
-    header_end = r.pos
-    ct_len: int = _U32.unpack(r.take(4))[0]
+        wrapped = head[pos + RECIPIENT_ID_SIZE : pos + entry_size]
+        recipients.append(RecipientEntry(key_id=key_id, wrapped=wrapped))
+        pos += entry_size
+    header_end = pos + COMMITMENT_SIZE
+    if header_end + 4 > end:
+        raise _truncated()
+    commitment = head[pos:header_end]
+    (ct_len,) = _U32.unpack_from(head, header_end)
     minimum = INNER_LENGTH_SIZE + TAG_SIZE + (SENDER_ID_SIZE + sizes.signature if hidden else 0)
     if ct_len < minimum:
         raise Rejected(Reason.MALFORMED, "ciphertext too short")
-    ciphertext = r.take(ct_len)
-    signature = None if hidden else bytes(r.take(sizes.signature))
-    if r.remaining:
+    ct_start = header_end + 4
+    ct_end = ct_start + ct_len
+    signature_end = ct_end + (0 if hidden else sizes.signature)
+    if signature_end > len(view):
+        raise _truncated()
+    if signature_end < len(view):
         raise Rejected(Reason.MALFORMED, "trailing bytes")
+    ciphertext = view[ct_start:ct_end]
+    signature = None if hidden else bytes(view[ct_end:signature_end])
     header = Header(
         suite=suite,
         message_id=message_id,
@@ -335,7 +389,7 @@ def parse(data: BytesLike, *, suites: frozenset[Suite], limits: Limits) -> Envel
     )
     return Envelope(
         header=header,
-        header_bytes=bytes(view[:header_end]),
+        header_bytes=head[:header_end],
         ciphertext=ciphertext,
         signature=signature,
     )

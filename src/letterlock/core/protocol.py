@@ -25,7 +25,8 @@ from letterlock.core.envelope import (
     Limits,
     RecipientEntry,
     encode_envelope_prefix,
-    encode_header,
+    encode_header_front,
+    encode_recipient_block,
     parse,
 )
 from letterlock.core.keys import SENDER_ID_SIZE, Identity, PublicIdentity
@@ -77,6 +78,7 @@ class WrappedKey:
     content_key: bytes = field(repr=False)
     recipients: tuple[RecipientEntry, ...]
     commitment: bytes
+    block: bytes = field(repr=False)  # the encoded recipient block and commitment
 
 
 def _info(suite: Suite, label: bytes, extra: bytes = b"") -> bytes:
@@ -123,11 +125,13 @@ def wrap_content_key(
         )
         for key_id in sorted(by_id)
     )
+    commitment = commitment_of(suite, content_key)
     return WrappedKey(
         suite=suite,
         content_key=content_key,
         recipients=entries,
-        commitment=commitment_of(suite, content_key),
+        commitment=commitment,
+        block=encode_recipient_block(suite, entries, commitment),
     )
 
 
@@ -176,19 +180,17 @@ def seal_envelope(
     suite = wrapped.suite
     if sender.suite is not suite:
         raise UsageError(f"sender is {sender.suite}, recipients are {suite}")
-    header = Header(
+    front = encode_header_front(
         suite=suite,
         message_id=message_id,
         created=created,
         expires=expires,
         topic=topic,
         content_type=content_type,
-        headers=tuple(sorted((headers or {}).items())),
+        headers=tuple(sorted(headers.items())) if headers else (),
         sender_key_id=None if hide_sender else sender.public.fingerprint,
-        recipients=wrapped.recipients,
-        commitment=wrapped.commitment,
     )
-    header_bytes = encode_header(header)
+    header_bytes = front + wrapped.block
     payload = memoryview(payload).cast("B")
     prefix = b""
     if hide_sender:
@@ -245,7 +247,7 @@ def _admit(
         topic=header.topic,
         suite=header.suite,
         content_type=header.content_type,
-        headers=header.header_map,
+        headers=header.header_map,  # a fresh dict: a policy cannot alter what open() returns
         created=header.created,
         now=now,
     )
@@ -295,15 +297,18 @@ def open_envelope(
         assert envelope.signature is not None
         if not public.verify(envelope.signature, signed):
             raise Rejected(Reason.BAD_SIGNATURE)
-    content_key = entry_digest = None
+    cached = entry_digest = None
     if unwrap_cache is not None:
         entry_digest = _entry_digest(suite, my_id, entry.wrapped)
-        content_key = unwrap_cache.get(entry_digest)
-    if content_key is None:  # step 16
+        cached = unwrap_cache.get(entry_digest)
+    if cached is None:
         content_key = identity.unwrap(entry.wrapped, _info(suite, LABEL_WRAP, my_id))
-        if content_key is None or len(content_key) != CONTENT_KEY_SIZE:
+        if content_key is None or len(content_key) != CONTENT_KEY_SIZE:  # step 16
             raise Rejected(Reason.DECRYPT_FAILED, "recipient entry")
-    if not hmac.compare_digest(commitment_of(suite, content_key), header.commitment):  # step 17
+        commitment = commitment_of(suite, content_key)
+    else:
+        content_key, commitment = cached  # what step 16 and C would give for these exact bytes
+    if not hmac.compare_digest(commitment, header.commitment):  # step 17
         raise Rejected(Reason.BAD_COMMITMENT)
     key = message_key(suite, content_key, header.message_id)
     inner = bytearray(len(envelope.ciphertext) - TAG_SIZE) if into is None else into
@@ -317,7 +322,7 @@ def open_envelope(
         inner[:] = bytes(len(inner))  # no byte of a rejected message stays in a caller's buffer
         raise
     if unwrap_cache is not None and entry_digest is not None:
-        unwrap_cache.put(entry_digest, content_key)
+        unwrap_cache.put(entry_digest, content_key, commitment)
     if into is None:
         payload = bytes(memoryview(inner)[start : start + length])
     else:

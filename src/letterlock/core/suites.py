@@ -36,6 +36,10 @@ class Suite(enum.Enum):
     X25519 = 0x03
     PQ = 0x04
 
+    # Members are singletons: identity hashing is exact, and C-level instead of Enum's
+    # Python-level hash of the name (suites key every per-message table lookup).
+    __hash__ = object.__hash__
+
     @property
     def label(self) -> str:
         """The suite's name as users type it: ``p256``, ``p384``, ``x25519``, ``pq``."""

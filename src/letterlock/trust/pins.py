@@ -11,6 +11,7 @@ both fingerprints. A ``@revoked`` key is known but refused (reason ``untrusted``
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -29,9 +30,25 @@ class Pin:
     identity: PublicIdentity
     revoked: bool = False
 
+    @property
+    def sender(self) -> VerifiedSender:
+        """Who this pin says signed, as :func:`letterlock.open` reports it."""
+        return _verified(self.name, self.identity)
+
     def to_line(self) -> str:
         line = f"{self.name} {self.identity.to_text()}"
         return f"{_REVOKED} {line}" if self.revoked else line
+
+
+@functools.lru_cache(maxsize=4096)
+def _verified(name: str, identity: PublicIdentity) -> VerifiedSender:
+    return VerifiedSender(
+        name=name,
+        fingerprint=identity.fingerprint_text,
+        key_id=identity.fingerprint,
+        suite=identity.suite,
+        via="pin",
+    )
 
 
 def _check_name(name: str) -> None:
@@ -99,13 +116,7 @@ class Pins:
             return "not pinned"
         if pin.revoked:
             return f"pin {pin.name!r} is revoked"
-        return VerifiedSender(
-            name=pin.name,
-            fingerprint=sender.fingerprint_text,
-            key_id=sender.fingerprint,
-            suite=sender.suite,
-            via="pin",
-        )
+        return pin.sender
 
     # text form ------------------------------------------------------------------------
 
