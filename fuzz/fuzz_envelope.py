@@ -1,0 +1,112 @@
+"""Fuzz target: arbitrary bytes through the envelope parser and, when they parse, through open.
+
+The only allowed outcomes are success and :class:`letterlock.Rejected`; any other exception is a
+crash. Each input is checked whole and then at many of its prefixes (the envelope parser is not
+incremental, so a prefix stands for "the bytes arrived so far", as h11's fuzz target feeds a
+connection byte by byte). Opening uses fixed identities derived from constant seeds, so the
+seed corpus (``make_corpus.py``) holds real envelopes that reach every step of the open
+procedure.
+
+Run: ``python fuzz/fuzz_envelope.py -atheris_runs=20000 NEW_DIR fuzz/corpus`` (libFuzzer adds
+new inputs to the first directory, so pass an empty scratch directory first to keep the seed
+corpus unchanged). Imported as a module, nothing is instrumented and atheris is not needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import struct
+import sys
+
+
+def _instrumentation() -> contextlib.AbstractContextManager[object]:
+    if __name__ != "__main__":
+        return contextlib.nullcontext()
+    import atheris  # noqa: PLC0415 - only the fuzzing run needs it (Linux only)
+
+    instrument: contextlib.AbstractContextManager[object] = atheris.instrument_imports(
+        include=["letterlock"]
+    )
+    return instrument
+
+
+with _instrumentation():
+    import letterlock
+    from letterlock import Identity, Pins, Rejected, ReplayWindow, Suite, hazmat
+    from letterlock.core.envelope import DEFAULT_LIMITS, parse
+
+__all__ = ["NOW", "RECEIVERS", "SENDERS", "TestOneInput", "check_one", "fixed_identity"]
+
+#: The time at which the corpus was sealed and at which the target opens (2023-11-14T22:13:20Z).
+NOW = 1_700_000_000
+ALL_SUITES = frozenset(Suite)
+OPENED = "opened"
+#: Every prefix shorter than DENSE_PREFIXES is checked, then at most STRIDED_PREFIXES more at a
+#: stride: enough to cut inside every header field while keeping ~200 inputs a second.
+DENSE_PREFIXES = 64
+STRIDED_PREFIXES = 32
+
+
+def fixed_identity(suite: Suite, role: str) -> Identity:
+    """A deterministic identity for ``role``: public test keys, never use them for anything else."""
+    sizes = suite.sizes
+    seed = hashlib.shake_256(f"letterlock fuzz {role} {suite.label}".encode()).digest(
+        sizes.sig_private + sizes.kem_private
+    )
+    sig, kem = seed[: sizes.sig_private], seed[sizes.sig_private :]
+    encoded = b"".join(
+        (b"LLS\x01", bytes([suite.value]), struct.pack(">H", len(sig)), sig,
+         struct.pack(">H", len(kem)), kem)
+    )  # fmt: skip
+    return hazmat.identity_from_private_bytes(encoded)
+
+
+SENDERS = {suite: fixed_identity(suite, "sender") for suite in Suite}
+RECEIVERS = {suite: fixed_identity(suite, "receiver") for suite in Suite}
+PINS = Pins()
+for _suite, _sender in SENDERS.items():
+    PINS.pin(f"sender-{_suite.label}", _sender.public)
+
+
+def check_one(data: bytes) -> str:
+    """Parse, and if that succeeds open as the fixed receiver: "opened" or the reason code."""
+    try:
+        envelope = parse(data, suites=ALL_SUITES, limits=DEFAULT_LIMITS)
+        opened = letterlock.open(
+            data,
+            identity=RECEIVERS[envelope.header.suite],
+            trust=PINS,
+            replay=ReplayWindow(),
+            now=NOW,
+        )
+    except Rejected as exc:
+        return exc.reason.value
+    assert opened.sender.key_id == SENDERS[opened.suite].public.fingerprint
+    return OPENED
+
+
+def prefix_lengths(size: int) -> range | list[int]:
+    """The prefix lengths checked for an input of ``size`` bytes: dense, then strided."""
+    if size <= DENSE_PREFIXES + STRIDED_PREFIXES:
+        return range(size)
+    stride = -(-(size - DENSE_PREFIXES) // STRIDED_PREFIXES)
+    return [*range(DENSE_PREFIXES), *range(DENSE_PREFIXES, size, stride)]
+
+
+def TestOneInput(data: bytes) -> None:  # noqa: N802 - the name atheris and libFuzzer expect
+    """Check the input whole and at its prefixes; only success or Rejected may happen."""
+    check_one(data)
+    for end in prefix_lengths(len(data)):
+        check_one(data[:end])
+
+
+def main() -> None:
+    import atheris  # noqa: PLC0415
+
+    atheris.Setup(sys.argv, TestOneInput)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()

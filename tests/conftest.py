@@ -1,0 +1,69 @@
+"""Shared fixtures: one cast of identities per suite (generated once per session) and pins.
+
+The cast is named after the usual roles: ``alice`` and ``carol`` send, ``bob`` and ``dave``
+receive, ``eve`` is an outsider nobody addressed, ``mallory`` holds a key of her own and tries to
+pass as someone else. ``pool`` is five further receivers for tests that pick random subsets.
+Hypothesis tests cannot take function-scoped fixtures, so :func:`cast_of` is also importable.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import pytest
+
+from letterlock import Identity, Pins, PublicIdentity, Suite
+
+#: A fixed "now" for every test that does not care about the clock (2023-11-14T22:13:20Z).
+NOW = 1_700_000_000
+SUITES = tuple(Suite)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cast:
+    """The identities of one suite that the tests play with."""
+
+    suite: Suite
+    alice: Identity
+    carol: Identity
+    bob: Identity
+    dave: Identity
+    eve: Identity
+    mallory: Identity
+    pool: tuple[Identity, ...]
+
+    def pins(self) -> Pins:
+        """A receiver's pins trusting the two senders, alice and carol (not mallory)."""
+        return make_pins(alice=self.alice.public, carol=self.carol.public)
+
+
+@functools.cache
+def cast_of(suite: Suite) -> Cast:
+    """The cast of ``suite``, generated on first use and reused for the whole session."""
+    alice, carol, bob, dave, eve, mallory, *pool = (Identity.generate(suite) for _ in range(11))
+    return Cast(
+        suite=suite,
+        alice=alice,
+        carol=carol,
+        bob=bob,
+        dave=dave,
+        eve=eve,
+        mallory=mallory,
+        pool=tuple(pool),
+    )
+
+
+def make_pins(**named: PublicIdentity) -> Pins:
+    """A Pins trust store pinning each keyword's key under the keyword's name."""
+    pins = Pins()
+    for name, identity in named.items():
+        pins.pin(name, identity)
+    return pins
+
+
+@pytest.fixture(scope="session", params=SUITES, ids=[s.label for s in SUITES])
+def cast(request: pytest.FixtureRequest) -> Cast:
+    """The cast of each suite in turn (tests using it run once per suite)."""
+    suite: Suite = request.param
+    return cast_of(suite)
