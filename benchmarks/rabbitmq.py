@@ -44,15 +44,14 @@ def consume(queue: str, count: int, keys: tuple[bytes, bytes] | None, done: Conn
         opener = letterlock.Opener(reader, trust=pins, replay=letterlock.ReplayWindow())
     connection, channel = _channel()
     channel.basic_qos(prefetch_count=500)
-    received = 0
     done.send("ready")
-    for method, _properties, body in channel.consume(queue, inactivity_timeout=60):
+    deliveries = channel.consume(queue, inactivity_timeout=60)
+    for received, (method, _properties, body) in enumerate(deliveries, start=1):
         if method is None:
             raise SystemExit("consumer: no message for 60 s")
         if opener is not None:
             opener.open(body, topic=TOPIC)
         channel.basic_ack(method.delivery_tag)
-        received += 1
         if received == count:
             break
     done.send(time.time())
@@ -94,8 +93,8 @@ def main() -> None:
     args = parser.parse_args()
     rates: dict[str, list[float]] = {"plain": [], "sealed": []}
     for _ in range(args.rounds):
-        for mode in rates:
-            rates[mode].append(one_round(mode, args.messages, args.size))
+        for mode, values in rates.items():
+            values.append(one_round(mode, args.messages, args.size))
     plain, sealed = (statistics.median(rates[m]) for m in ("plain", "sealed"))
     print(
         f"RabbitMQ via pika, {args.messages} messages of {args.size} B, "

@@ -72,7 +72,9 @@ def main() -> None:
         f"{platform.machine()}, {os.cpu_count()} cores; payload {args.size} B, "
         f"{args.recipients} recipient(s), fresh content key per message"
     )
-    print(f"{'suite':<8} {'seal msg/s':>11} {'open msg/s':>11} {'envelope B':>11} {'overhead B':>11}")
+    print(
+        f"{'suite':<8} {'seal msg/s':>11} {'open msg/s':>11} {'envelope B':>11} {'overhead B':>11}"
+    )
     for suite in suites:
         result = measure(suite, args.size, args.recipients, args.seconds)
         overhead = int(result["envelope"]) - args.size
