@@ -45,8 +45,8 @@ from letterlock.core.protocol import (
     LABEL_WRAP,
     _info,
     commitment_of,
-    message_key,
     padme,
+    payload_key,
     seal_envelope,
     wrap_content_key,
 )
@@ -163,14 +163,15 @@ def reseal_as_insider(
     old = envelope.header
     suite = old.suite
     key = content_key_of(data, insider)
+    pk = payload_key(suite, key)
     inner = _crypto.aead_decrypt(
-        suite, message_key(suite, key, old.message_id), envelope.ciphertext, envelope.header_bytes
+        suite, pk, old.message_id[:12], envelope.ciphertext, envelope.header_bytes
     )
     assert inner is not None
     new = mutate(old, key)
     new_bytes = encode_header(new)
     ciphertext = _crypto.aead_encrypt(
-        suite, message_key(suite, key, new.message_id), mutate_inner(inner), new_bytes
+        suite, pk, new.message_id[:12], mutate_inner(inner), new_bytes
     )
     return encode_envelope(new_bytes, ciphertext, envelope.signature)
 
@@ -227,8 +228,8 @@ def forge(
         signed = LABEL_HIDDEN_SIGNATURE + header_bytes + claimed.fingerprint
         inner = claimed.fingerprint + signer.sign(signed + _crypto.digest(suite, payload)) + inner
     if encrypt is None:
-        mk = message_key(suite, commit_key, message_id)
-        ciphertext = _crypto.aead_encrypt(suite, mk, inner, header_bytes)
+        pk = payload_key(suite, commit_key)
+        ciphertext = _crypto.aead_encrypt(suite, pk, message_id[:12], inner, header_bytes)
     else:
         ciphertext = encrypt(header_bytes, inner)
     signature = None
@@ -249,12 +250,15 @@ def _crypto_functions(*prefixes: str) -> EntryPoints:
 #: Everything cryptographic open could call: every _crypto function, HPKE unwrap, verification.
 CRYPTO_ENTRY_POINTS: EntryPoints = (
     *_crypto_functions(""),
+    (_crypto.PayloadCipher, "seal_in_place"),
+    (_crypto.PayloadCipher, "open_into"),
     (Identity, "unwrap"),
     (PublicIdentity, "verify"),
 )
 #: What decrypting takes: key derivation, AEAD decryption (any variant), HPKE unwrap.
 DECRYPTION_ENTRY_POINTS: EntryPoints = (
     *_crypto_functions("hkdf", "aead_decrypt"),
+    (_crypto.PayloadCipher, "open_into"),
     (Identity, "unwrap"),
 )
 
@@ -343,9 +347,9 @@ def test_property1_confidentiality_cached_content_key_never_repeats_a_keystream(
 ) -> None:
     """Defends against key caching turning into keystream reuse (two-time pad).
 
-    Two messages sealed under one cached wrapped key must use different message keys: the XOR
-    of their ciphertexts must not equal the XOR of their inner plaintexts. Fails if the message
-    key stops depending on the message id (the nonce is fixed, so one key would repeat it).
+    Two messages sealed under one cached wrapped key (one payload key) must use different
+    nonces: the XOR of their ciphertexts must not equal the XOR of their inner plaintexts.
+    Fails if the nonce stops depending on the message id (one keystream would repeat).
     """
     wrapped = wrap_content_key(b"\x33" * 32, suite=cast.suite, recipients=[cast.bob.public])
     first, second = b"transfer 100 EUR to alice", b"transfer 999 EUR to mallo"
@@ -385,7 +389,7 @@ def test_property2_signature_verified_before_payload_released(
     calls = spy_on(monkeypatch, DECRYPTION_ENTRY_POINTS)
     assert open_as(cast, sealed).payload == MARKER
     assert {"unwrap", "hkdf"} <= set(calls)  # the spies are wired
-    assert any(name.startswith("aead_decrypt") for name in calls)
+    assert "open_into" in calls
     calls.clear()
     assert reason_of(lambda: open_as(cast, flip(sealed, index))) is Reason.BAD_SIGNATURE
     assert calls == []
@@ -602,18 +606,20 @@ def _ghash(h: int, blocks: list[int]) -> int:
     return y
 
 
-def gcm_two_key_ciphertext(key1: bytes, key2: bytes, aad: bytes, plaintext: bytes) -> bytes:
-    """An AES-GCM ciphertext (zero nonce) that decrypts under BOTH keys ("invisible salamander").
+def gcm_two_key_ciphertext(
+    key1: bytes, key2: bytes, nonce: bytes, aad: bytes, plaintext: bytes
+) -> bytes:
+    """An AES-GCM ciphertext (96-bit nonce) that decrypts under BOTH keys ("invisible salamander").
 
     Under ``key1`` it decrypts to ``plaintext`` except its last block; that block is chosen so
     the two tags coincide (GHASH is linear in each ciphertext block).
     """
     assert len(plaintext) % 16 == 0
     h1, h2 = _aes_block(key1, bytes(16)), _aes_block(key2, bytes(16))
-    j0 = bytes(12) + (1).to_bytes(4, "big")
+    j0 = nonce + (1).to_bytes(4, "big")
     s1, s2 = _aes_block(key1, j0), _aes_block(key2, j0)
     count = len(plaintext) // 16
-    stream = [_aes_block(key1, bytes(12) + (2 + i).to_bytes(4, "big")) for i in range(count)]
+    stream = [_aes_block(key1, nonce + (2 + i).to_bytes(4, "big")) for i in range(count)]
     cipher = [p ^ k for p, k in zip(_blocks(plaintext), stream, strict=True)]
     cipher[-1] = 0
     aad_blocks = _blocks(aad)
@@ -656,19 +662,19 @@ def test_property4_key_commitment_refuses_aes_gcm_ciphertext_valid_under_two_key
 ) -> None:
     """Defends against the "invisible salamanders" attack on AES-GCM, which is not committing.
 
-    alice builds ONE ciphertext whose tag verifies under the message keys of key 1 (bob) and
+    alice builds ONE ciphertext whose tag verifies under the payload keys of key 1 (bob) and
     key 2 (dave), so the AEAD alone would hand them different plaintexts. The commitment to key
     1 makes dave refuse with bad_commitment. Fails if the commitment check is removed.
     """
     cast = cast_of(suite)
     key1, key2 = b"\x11" * 32, b"\x22" * 32
     message_id = b"\x44" * 16
-    mk1, mk2 = (message_key(suite, k, message_id) for k in (key1, key2))
+    mk1, mk2 = (payload_key(suite, k) for k in (key1, key2))
     body = b"pay bob 100 EUR ".ljust(40, b".")
     inner1 = _U64.pack(len(body) + 16) + body + bytes(16)  # the last block becomes free
 
     def salamander(header_bytes: bytes, _inner: bytes) -> bytes:
-        return gcm_two_key_ciphertext(mk1, mk2, header_bytes, inner1)
+        return gcm_two_key_ciphertext(mk1, mk2, message_id[:12], header_bytes, inner1)
 
     forged = forge(
         cast,
@@ -681,7 +687,7 @@ def test_property4_key_commitment_refuses_aes_gcm_ciphertext_valid_under_two_key
     )
     envelope = parse_any(forged)
     for_bob, for_dave = (
-        _crypto.aead_decrypt(suite, mk, envelope.ciphertext, envelope.header_bytes)
+        _crypto.aead_decrypt(suite, mk, message_id[:12], envelope.ciphertext, envelope.header_bytes)
         for mk in (mk1, mk2)
     )
     assert for_bob is not None

@@ -49,7 +49,7 @@ from letterlock.core.protocol import (
     WrappedKey,
     _info,
     commitment_of,
-    message_key,
+    payload_key,
 )
 
 FORMAT: Final = "letterlock-vector-v1"
@@ -312,6 +312,7 @@ def forge(
     edit: Callable[[RawHeader], RawHeader] = _same,
     inner: Callable[[bytes], bytes] | None = None,
     key: bytes | None = None,
+    nonce: bytes | None = None,
     aad: bytes | None = None,
     cut: int | None = None,
     signer: Identity | None = None,
@@ -320,10 +321,10 @@ def forge(
     header = edit(raw_header(k, m, wrap(k, m)))
     header_bytes = header.encode()
     plaintext = inner(header_bytes) if inner else inner_plaintext(k, m, header_bytes)
-    mk = key or message_key(k.suite, m.content_key, m.message_id)
-    ciphertext = _crypto.aead_encrypt(k.suite, mk, plaintext, header_bytes if aad is None else aad)[
-        :cut
-    ]
+    pk = key or payload_key(k.suite, m.content_key)
+    iv = nonce or m.message_id[:12]
+    aad = header_bytes if aad is None else aad
+    ciphertext = _crypto.aead_encrypt(k.suite, pk, iv, plaintext, aad)[:cut]
     signature = None
     if not m.hide_sender:
         signed = LABEL_SIGNATURE + header_bytes + _crypto.digest(k.suite, ciphertext)
@@ -878,12 +879,21 @@ def _entry_info(k: Kit) -> Result:
 
 
 @case(
-    "reject-decrypt-failed-other-message-key",
-    "malicious: ciphertext under the message key of another message id, signed",
+    "reject-decrypt-failed-other-nonce",
+    "malicious: ciphertext under the nonce of another message id, signed",
 )
-def _other_mk(k: Kit) -> Result:
+def _other_nonce(k: Kit) -> Result:
     m = k.message()
-    key = message_key(k.suite, m.content_key, k.derive("other message id", 16))
+    return no(Reason.DECRYPT_FAILED, k, forge(k, m, nonce=k.derive("other message id", 12)))
+
+
+@case(
+    "reject-decrypt-failed-other-payload-key",
+    "malicious: ciphertext under the payload key of another content key, signed",
+)
+def _other_key(k: Kit) -> Result:
+    m = k.message()
+    key = payload_key(k.suite, k.derive("other content key", 32))
     return no(Reason.DECRYPT_FAILED, k, forge(k, m, key=key))
 
 

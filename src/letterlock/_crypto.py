@@ -28,12 +28,11 @@ from letterlock.core.suites import Suite
 __all__ = [
     "Decapsulator",
     "Encapsulator",
+    "PayloadCipher",
     "Signer",
     "Verifier",
     "aead_decrypt",
-    "aead_decrypt_into",
     "aead_encrypt",
-    "aead_encrypt_in_place",
     "argon2id",
     "digest",
     "generate_private",
@@ -46,7 +45,6 @@ __all__ = [
 ]
 
 MLDSA_CONTEXT: Final = b"letterlock/v1"
-_NONCE: Final = bytes(12)
 
 _HPKE: Final = {
     Suite.P256: hpke.Suite(hpke.KEM.P256, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_128_GCM),
@@ -101,41 +99,54 @@ def _aead(suite: Suite, key: bytes) -> AESGCM | ChaCha20Poly1305:
     return ChaCha20Poly1305(key) if suite is Suite.X25519 else AESGCM(key)
 
 
-def aead_encrypt(suite: Suite, key: bytes, plaintext: bytes | memoryview, aad: bytes) -> bytes:
-    """Encrypt under a single-use key with the fixed all-zero nonce (section 5.4)."""
-    return _aead(suite, key).encrypt(_NONCE, plaintext, aad)
+class PayloadCipher:
+    """The payload AEAD under one content key's payload key (section 5.4), built once.
+
+    Sealing encrypts in place: OpenSSL supports exact in-place operation (input and output the
+    same buffer), so a large payload, copied once into its envelope, is never copied again;
+    ``tests/test_amortised.py`` checks the result equals the out-of-place AEAD for every suite.
+    """
+
+    __slots__ = ("_aead",)
+
+    def __init__(self, suite: Suite, key: bytes) -> None:
+        self._aead = _aead(suite, key)
+
+    def __repr__(self) -> str:
+        return "<PayloadCipher>"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("keys cannot be pickled")
+
+    def seal_in_place(self, nonce: bytes, region: memoryview, aad: bytes) -> None:
+        """Encrypt ``region[:-16]`` in place; the tag fills the last 16 bytes of ``region``."""
+        self._aead.encrypt_into(nonce, region[:-16], aad, region)
+
+    def open_into(self, nonce: bytes, ciphertext: memoryview, aad: bytes, out: memoryview) -> bool:
+        """Decrypt into ``out`` (ciphertext length - 16). False, ``out`` zeroed, on failure."""
+        try:
+            self._aead.decrypt_into(nonce, ciphertext, aad, out)
+        except InvalidTag:
+            out[:] = bytes(len(out))
+            return False
+        return True
+
+
+def aead_encrypt(
+    suite: Suite, key: bytes, nonce: bytes, plaintext: bytes | memoryview, aad: bytes
+) -> bytes:
+    """The payload AEAD, out of place (for tools and tests)."""
+    return _aead(suite, key).encrypt(nonce, plaintext, aad)
 
 
 def aead_decrypt(
-    suite: Suite, key: bytes, ciphertext: bytes | memoryview, aad: bytes
+    suite: Suite, key: bytes, nonce: bytes, ciphertext: bytes | memoryview, aad: bytes
 ) -> bytes | None:
-    """The plaintext, or None when the tag does not verify."""
+    """The plaintext, or None when the tag does not verify (for tools and tests)."""
     try:
-        return _aead(suite, key).decrypt(_NONCE, ciphertext, aad)
+        return _aead(suite, key).decrypt(nonce, ciphertext, aad)
     except InvalidTag:
         return None
-
-
-def aead_encrypt_in_place(suite: Suite, key: bytes, region: memoryview, aad: bytes) -> None:
-    """Encrypt ``region[:-16]`` in place; the tag fills the last 16 bytes of ``region``.
-
-    OpenSSL supports exact in-place operation (input and output the same buffer), so a large
-    payload, copied once into its envelope, is never copied again. ``tests/test_amortised.py``
-    checks that the result equals the out-of-place AEAD for every suite.
-    """
-    _aead(suite, key).encrypt_into(_NONCE, region[:-16], aad, region)
-
-
-def aead_decrypt_into(
-    suite: Suite, key: bytes, ciphertext: memoryview, aad: bytes, out: memoryview
-) -> bool:
-    """Decrypt into ``out`` (length: ciphertext's - 16). False, and ``out`` zeroed, on failure."""
-    try:
-        _aead(suite, key).decrypt_into(_NONCE, ciphertext, aad, out)
-    except InvalidTag:
-        out[:] = bytes(len(out))
-        return False
-    return True
 
 
 def sealed_box_encrypt(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:

@@ -439,10 +439,10 @@ def _open(env: bytes, me: _Receiver) -> Outcome:
     commitment = _hkdf(suite, ck, None, b"letterlock/v1 key commitment" + sid, 32)
     if not hmac.compare_digest(commitment, e.commitment):
         raise _RejectError("bad_commitment")  # 17
-    mk = _hkdf(suite, ck, e.message_id, b"letterlock/v1 message key" + sid, suite.nk)
-    aead = ChaCha20Poly1305(mk) if suite.name == "x25519" else AESGCM(mk)
+    key = _hkdf(suite, ck, None, b"letterlock/v1 payload key" + sid, suite.nk)
+    aead = ChaCha20Poly1305(key) if suite.name == "x25519" else AESGCM(key)
     try:
-        inner = aead.decrypt(bytes(12), e.ciphertext, e.header)
+        inner = aead.decrypt(e.message_id[:12], e.ciphertext, e.header)
     except Exception:
         raise _RejectError("decrypt_failed") from None  # 18
     cur = _Cursor(inner)  # 19: running out of bytes is malformed

@@ -2,12 +2,14 @@
 
 * :class:`WrapCache` (sender side): one :class:`~letterlock.core.protocol.WrappedKey` per
   (suite, recipient set), reused for at most ``max_messages`` envelopes and ``max_age`` seconds.
-  Every envelope still carries the whole recipient block and its own message id, so each opens
-  alone and its message key ``HKDF(CK, salt = message id)`` is never reused.
+  Every envelope still carries the whole recipient block and its own random message id, so each
+  opens alone; the id's first 96 bits are its AEAD nonce, unique with overwhelming probability
+  within the 2^16 reuse bound.
 * :class:`UnwrapCache` (receiver side): a bounded LRU from the exact bytes of the receiver's
-  recipient entry to the content key HPKE gave for it. Decapsulation is a deterministic function
-  of (private key, entry, info), so a hit returns exactly what a miss would compute: the cache
-  cannot change any outcome. Only entries of envelopes that opened completely are inserted.
+  recipient entry to what the content key HPKE gave for it yields (its commitment and payload
+  cipher). Decapsulation is a deterministic function of (private key, entry, info), so a hit
+  returns exactly what a miss would compute: the cache cannot change any outcome. Only entries
+  of envelopes that opened completely are inserted.
 
 Pure: time is an argument, and both caches take a lock so one sealer or opener can serve threads.
 """
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING
 from letterlock.errors import UsageError
 
 if TYPE_CHECKING:
+    from letterlock._crypto import PayloadCipher
     from letterlock.core.protocol import WrappedKey
 
 __all__ = ["UnwrapCache", "WrapCache"]
@@ -87,21 +90,22 @@ class WrapCache:
 class UnwrapCache:
     """Content keys by the digest of the receiver's exact recipient entry (receiver side).
 
-    Each content key is stored with its commitment (section 5.3), computed once on insertion,
-    so a hit also spares the commitment's HKDF: the envelope's commitment is compared with it.
+    What is stored is what the content key yields: its commitment and its payload cipher
+    (section 5.3), each derived once, so a hit spares HPKE and both HKDFs. The envelope's
+    commitment is still compared on every open.
     """
 
     def __init__(self, *, size: int = 4096) -> None:
         if size < 1:
             raise UsageError("cache size must be positive")
         self._size = size
-        self._keys: OrderedDict[bytes, tuple[bytes, bytes]] = OrderedDict()
+        self._keys: OrderedDict[bytes, tuple[bytes, PayloadCipher]] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
-    def get(self, entry_digest: bytes) -> tuple[bytes, bytes] | None:
-        """(content key, its commitment) for this entry, or None."""
+    def get(self, entry_digest: bytes) -> tuple[bytes, PayloadCipher] | None:
+        """(commitment, payload cipher) of this entry's content key, or None."""
         with self._lock:
             found = self._keys.get(entry_digest)
             if found is None:
@@ -111,9 +115,9 @@ class UnwrapCache:
             self.hits += 1
             return found
 
-    def put(self, entry_digest: bytes, content_key: bytes, commitment: bytes) -> None:
+    def put(self, entry_digest: bytes, commitment: bytes, cipher: PayloadCipher) -> None:
         with self._lock:
-            self._keys[entry_digest] = (content_key, commitment)
+            self._keys[entry_digest] = (commitment, cipher)
             self._keys.move_to_end(entry_digest)
             while len(self._keys) > self._size:
                 self._keys.popitem(last=False)

@@ -42,7 +42,8 @@ __all__ = ["Opened", "Padding", "WrappedKey", "open_envelope", "seal_envelope", 
 CONTENT_KEY_SIZE: Final = 32
 LABEL_WRAP: Final = b"letterlock/v1 content key"
 LABEL_COMMIT: Final = b"letterlock/v1 key commitment"
-LABEL_MESSAGE_KEY: Final = b"letterlock/v1 message key"
+LABEL_PAYLOAD_KEY: Final = b"letterlock/v1 payload key"
+NONCE_SIZE: Final = 12
 LABEL_SIGNATURE: Final = b"letterlock/v1 envelope\x00"
 LABEL_HIDDEN_SIGNATURE: Final = b"letterlock/v1 hidden sender\x00"
 _U64 = struct.Struct(">Q")
@@ -71,7 +72,8 @@ class WrappedKey:
     """A content key with its recipient block and commitment, ready to seal with.
 
     A sender may reuse one for several messages to the same recipients (section 5.1): every
-    envelope still carries the whole block, and the per-message key differs per message id.
+    envelope still carries the whole block and its own random message id, whose first 96 bits
+    are the nonce under the content key's payload key (section 5.4).
     """
 
     suite: Suite
@@ -79,6 +81,7 @@ class WrappedKey:
     recipients: tuple[RecipientEntry, ...]
     commitment: bytes
     block: bytes = field(repr=False)  # the encoded recipient block and commitment
+    cipher: _crypto.PayloadCipher = field(repr=False, compare=False)
 
 
 def _info(suite: Suite, label: bytes, extra: bytes = b"") -> bytes:
@@ -91,12 +94,18 @@ def commitment_of(suite: Suite, content_key: bytes) -> bytes:
     )
 
 
-def message_key(suite: Suite, content_key: bytes, message_id: bytes) -> bytes:
+def payload_cipher(suite: Suite, content_key: bytes) -> _crypto.PayloadCipher:
+    """The payload AEAD under ``K = HKDF(CK, "payload key")`` (section 5.3)."""
+    return _crypto.PayloadCipher(suite, payload_key(suite, content_key))
+
+
+def payload_key(suite: Suite, content_key: bytes) -> bytes:
+    """K itself, for tools and tests that build envelopes by hand."""
     return _crypto.hkdf(
         suite,
         content_key,
-        salt=message_id,
-        info=_info(suite, LABEL_MESSAGE_KEY),
+        salt=None,
+        info=_info(suite, LABEL_PAYLOAD_KEY),
         length=suite.sizes.message_key,
     )
 
@@ -132,6 +141,7 @@ def wrap_content_key(
         recipients=entries,
         commitment=commitment,
         block=encode_recipient_block(suite, entries, commitment),
+        cipher=payload_cipher(suite, content_key),
     )
 
 
@@ -215,8 +225,7 @@ def seal_envelope(
     padding = body + len(payload)
     view[body:padding] = payload  # the only copy of the payload
     view[padding : ct_end - TAG_SIZE] = bytes(ct_end - TAG_SIZE - padding)  # a reused buffer
-    key = message_key(suite, wrapped.content_key, message_id)
-    _crypto.aead_encrypt_in_place(suite, key, view[ct_start:ct_end], header_bytes)
+    wrapped.cipher.seal_in_place(message_id[:NONCE_SIZE], view[ct_start:ct_end], header_bytes)
     if not hide_sender:
         ct_digest = _crypto.digest(suite, view[ct_start:ct_end])
         view[ct_end:] = sender.sign(LABEL_SIGNATURE + header_bytes + ct_digest)
@@ -306,23 +315,25 @@ def open_envelope(
         if content_key is None or len(content_key) != CONTENT_KEY_SIZE:  # step 16
             raise Rejected(Reason.DECRYPT_FAILED, "recipient entry")
         commitment = commitment_of(suite, content_key)
+        if not hmac.compare_digest(commitment, header.commitment):  # step 17
+            raise Rejected(Reason.BAD_COMMITMENT)
+        cipher = payload_cipher(suite, content_key)
     else:
-        content_key, commitment = cached  # what step 16 and C would give for these exact bytes
-    if not hmac.compare_digest(commitment, header.commitment):  # step 17
-        raise Rejected(Reason.BAD_COMMITMENT)
-    key = message_key(suite, content_key, header.message_id)
+        commitment, cipher = cached  # what steps 16 and 17 derive from these exact entry bytes
+        if not hmac.compare_digest(commitment, header.commitment):  # step 17
+            raise Rejected(Reason.BAD_COMMITMENT)
     inner = bytearray(len(envelope.ciphertext) - TAG_SIZE) if into is None else into
     _resized(inner, len(envelope.ciphertext) - TAG_SIZE)
     try:
         sender, start, length = _decrypt_and_check_inner(
-            envelope, inner, key, sender, trust=trust, now=now
+            envelope, inner, cipher, sender, trust=trust, now=now
         )  # steps 18-20
         replay.record(message_id=header.message_id, created=header.created, now=now)  # step 21
     except BaseException:
         inner[:] = bytes(len(inner))  # no byte of a rejected message stays in a caller's buffer
         raise
     if unwrap_cache is not None and entry_digest is not None:
-        unwrap_cache.put(entry_digest, content_key, commitment)
+        unwrap_cache.put(entry_digest, commitment, cipher)
     if into is None:
         payload = bytes(memoryview(inner)[start : start + length])
     else:
@@ -346,7 +357,7 @@ def open_envelope(
 def _decrypt_and_check_inner(
     envelope: Envelope,
     inner: bytearray,
-    key: bytes,
+    cipher: _crypto.PayloadCipher,
     sender: VerifiedSender | None,
     *,
     trust: TrustPolicy,
@@ -356,9 +367,8 @@ def _decrypt_and_check_inner(
     header = envelope.header
     suite = header.suite
     with memoryview(inner) as view:
-        if not _crypto.aead_decrypt_into(
-            suite, key, envelope.ciphertext, envelope.header_bytes, view
-        ):
+        nonce = header.message_id[:NONCE_SIZE]
+        if not cipher.open_into(nonce, envelope.ciphertext, envelope.header_bytes, view):
             raise Rejected(Reason.DECRYPT_FAILED, "ciphertext")  # step 18
         start, length, hidden_id, hidden_signature = _split_inner(view, suite, hidden=not sender)
         if sender is not None:
