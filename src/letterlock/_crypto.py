@@ -60,10 +60,10 @@ _HASH: Final[dict[Suite, type[hashes.HashAlgorithm]]] = {
 }
 _ECDSA: Final = {suite: ec.ECDSA(_HASH[suite]()) for suite in (Suite.P256, Suite.P384, Suite.PQ)}
 _HASHLIB: Final = {
-    Suite.P256: "sha256",
-    Suite.P384: "sha384",
-    Suite.X25519: "sha256",
-    Suite.PQ: "sha384",
+    Suite.P256: hashlib.sha256,
+    Suite.P384: hashlib.sha384,
+    Suite.X25519: hashlib.sha256,
+    Suite.PQ: hashlib.sha384,
 }
 _CURVE: Final[dict[Suite, ec.EllipticCurve]] = {
     Suite.P256: ec.SECP256R1(),
@@ -87,7 +87,7 @@ def random_bytes(n: int) -> bytes:
 
 def digest(suite: Suite, data: bytes | memoryview) -> bytes:
     """The suite's hash H of ``data`` (hashlib releases the GIL on large buffers)."""
-    return hashlib.new(_HASHLIB[suite], data).digest()
+    return _HASHLIB[suite](data).digest()
 
 
 def hkdf(suite: Suite, ikm: bytes, *, salt: bytes | None, info: bytes, length: int) -> bytes:

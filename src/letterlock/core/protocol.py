@@ -332,8 +332,8 @@ def open_envelope(
     except BaseException:
         inner[:] = bytes(len(inner))  # no byte of a rejected message stays in a caller's buffer
         raise
-    if unwrap_cache is not None and entry_digest is not None:
-        unwrap_cache.put(entry_digest, commitment, cipher)
+    if cached is None and unwrap_cache is not None and entry_digest is not None:
+        unwrap_cache.put(entry_digest, commitment, cipher)  # only now: the envelope opened
     if into is None:
         payload = bytes(memoryview(inner)[start : start + length])
     else:
