@@ -4,9 +4,10 @@
 
 A producer process publishes ``--messages`` payloads to a fresh queue while a consumer process
 consumes them with manual acks (prefetch 500). "plain" sends the payload as is; "sealed" seals
-each one with a warm :class:`letterlock.Sealer` (p256, one recipient) and the consumer acks only
-after a warm :class:`letterlock.Opener` opened it. The rate is messages divided by the time from
-the first publish to the last ack. Rounds alternate plain and sealed; the median is reported.
+each one with a warm :class:`letterlock.Sealer` (``--suite``, default p256; one recipient) and
+the consumer acks only after a warm :class:`letterlock.Opener` opened it. The rate is messages
+divided by the time from the first publish to the last ack. Rounds alternate plain and
+sealed; the median is reported.
 Needs RabbitMQ on localhost:5672 (guest/guest) and pika (`pip install -e '.[bench]'`).
 """
 
@@ -24,7 +25,6 @@ import pika
 import letterlock
 from letterlock import hazmat
 
-SUITE = letterlock.Suite.P256
 TOPIC = "bench.orders"
 
 
@@ -59,12 +59,12 @@ def consume(queue: str, count: int, keys: tuple[bytes, bytes] | None, done: Conn
     connection.close()
 
 
-def one_round(mode: str, count: int, size: int) -> float:
+def one_round(mode: str, count: int, size: int, suite: letterlock.Suite) -> float:
     connection, channel = _channel()
     queue = channel.queue_declare(queue="", exclusive=False, auto_delete=False).method.queue
     sealer, recipient, keys = None, None, None
     if mode == "sealed":
-        producer, reader = letterlock.Identity.generate(SUITE), letterlock.Identity.generate(SUITE)
+        producer, reader = letterlock.Identity.generate(suite), letterlock.Identity.generate(suite)
         sealer, recipient = letterlock.Sealer(producer), reader.public
         keys = (producer.public.to_bytes(), hazmat.identity_to_private_bytes(reader))
     parent, child = multiprocessing.Pipe()
@@ -90,14 +90,16 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--suite", default="p256", choices=[s.label for s in letterlock.Suite])
     args = parser.parse_args()
+    suite = letterlock.Suite.from_label(args.suite)
     rates: dict[str, list[float]] = {"plain": [], "sealed": []}
     for _ in range(args.rounds):
         for mode, values in rates.items():
-            values.append(one_round(mode, args.messages, args.size))
+            values.append(one_round(mode, args.messages, args.size, suite))
     plain, sealed = (statistics.median(rates[m]) for m in ("plain", "sealed"))
     print(
-        f"RabbitMQ via pika, {args.messages} messages of {args.size} B, "
+        f"RabbitMQ via pika, {args.messages} messages of {args.size} B, suite {suite}, "
         f"median of {args.rounds} rounds, {os.cpu_count()} cores"
     )
     for mode, values in rates.items():
