@@ -54,23 +54,14 @@ def seal(
     after ``now`` the message is refused. ``hide_sender`` moves the sender's key id and signature
     inside the ciphertext; ``pad`` ("padme" or a block size) hides the exact payload size.
     """
-    if not isinstance(sender, Identity):
-        raise UsageError("sender must be a letterlock.Identity (a private identity)")
-    created = _seconds(now)
-    expires = _expiry(created, expires_in)
-    wrapped = wrap_content_key(
-        _crypto.random_bytes(CONTENT_KEY_SIZE), suite=sender.suite, recipients=list(recipients)
-    )
-    return seal_envelope(
+    return Sealer(sender, max_messages=1).seal(  # a fresh content key: nothing is cached
         payload,
-        sender=sender,
-        wrapped=wrapped,
+        recipients=recipients,
         topic=topic,
-        message_id=_crypto.random_bytes(MESSAGE_ID_SIZE),
-        created=created,
-        expires=expires,
-        content_type=content_type,
         headers=headers,
+        content_type=content_type,
+        expires_in=expires_in,
+        now=now,
         hide_sender=hide_sender,
         pad=pad,
     )
