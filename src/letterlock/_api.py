@@ -113,8 +113,8 @@ class Sealer:
 
     One wrapped content key per recipient set is reused for at most ``max_messages`` envelopes
     and ``max_age`` seconds (defaults 65,536 and 600 s; see docs/design-notes.md). Each envelope
-    still carries the full recipient block and its own message id, so it opens alone, and its
-    message key is derived from the content key and that id. Thread-safe.
+    still carries the full recipient block and its own random message id, so it opens alone;
+    the id's first 96 bits are the AEAD nonce (spec section 5.4). Thread-safe.
     """
 
     def __init__(
