@@ -105,12 +105,10 @@ class SealedConsumer:
             raise UsageError("max_attempts and lease_seconds must be positive, delays not negative")
         self.spool = spool
         self.queue = queue
-        self._identity = identity
-        self._trust = trust
-        self._replay = replay
+        self._opener = letterlock.Opener(  # caches decapsulations across deliveries
+            identity, trust=trust, replay=replay, suites=suites, limits=limits
+        )
         self._topic_check = topic_check
-        self._suites = frozenset(suites) if suites is not None else None
-        self._limits = limits
         self._lease_seconds = lease_seconds
         self._max_attempts = max_attempts
         self._retry_delay = retry_delay
@@ -140,15 +138,8 @@ class SealedConsumer:
             self._dead_letter(delivery, MAX_ATTEMPTS, "delivered too often (crash loop?)", now)
             return 0
         try:
-            opened = letterlock.open(
-                delivery.body,
-                identity=self._identity,
-                trust=self._trust,
-                replay=self._replay,
-                topic=delivery.topic if self._topic_check else None,
-                now=now,
-                suites=self._suites,
-                limits=self._limits,
+            opened = self._opener.open(
+                delivery.body, topic=delivery.topic if self._topic_check else None, now=now
             )
         except Rejected as rejected:
             self._refuse(delivery, rejected, now)
