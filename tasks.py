@@ -4,6 +4,10 @@
     python3 tasks.py demo      set up .venv if needed, run `letterlock demo`
     python3 tasks.py test      set up .venv if needed; lint, type-check, tests, a short fuzz run
     python3 tasks.py bench     seal/open rates per suite (benchmarks/rates.py)
+    python3 tasks.py compare   letterlock vs the pyca floor, gpg, PyNaCl, Tink, jwcrypto and the
+                               AWS Encryption SDK (installs the 'bench' extra; ~15 min, or
+                               add --quick for ~2 min); then benchmarks/rabbitmq.py and
+                               benchmarks/memory.py for the broker and memory figures
     python3 tasks.py vectors   regenerate vectors/ (tools/make_vectors.py)
     python3 tasks.py fuzz [N]  run the envelope fuzz target for N inputs (default 20000)
 
@@ -60,7 +64,7 @@ def fuzz(runs: int) -> None:
 
 def main(argv: list[str]) -> None:
     task = argv[0] if argv else "help"
-    if task not in {"demo", "test", "bench", "vectors", "fuzz"}:
+    if task not in {"demo", "test", "bench", "compare", "vectors", "fuzz"}:
         print(__doc__)
         sys.exit(0 if task in {"help", "-h", "--help"} else 2)
     ensure_venv()
@@ -74,6 +78,9 @@ def main(argv: list[str]) -> None:
         fuzz(20_000)
     elif task == "bench":
         run(BIN / "python", "benchmarks/rates.py", *argv[1:])
+    elif task == "compare":
+        run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".[test,bench]")
+        run(BIN / "python", "benchmarks/run.py", *argv[1:])
     elif task == "vectors":
         run(BIN / "python", "tools/make_vectors.py", "vectors")
     elif task == "fuzz":
