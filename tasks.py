@@ -2,7 +2,7 @@
 """Project tasks that need nothing but Python 3.11+ (no make, no pre-installed tools).
 
     python3 tasks.py demo      set up .venv if needed, run `letterlock demo`
-    python3 tasks.py test      set up .venv if needed; lint, type-check, tests, a short fuzz run
+    python3 tasks.py test      set up .venv if needed; lint, type-check, a short fuzz run, tests
     python3 tasks.py bench     seal/open rates per suite (benchmarks/rates.py)
     python3 tasks.py compare   letterlock vs the pyca floor, gpg, PyNaCl, Tink, jwcrypto and the
                                AWS Encryption SDK (installs the 'bench' extra; ~15 min, or
@@ -74,8 +74,8 @@ def main(argv: list[str]) -> None:
         run(BIN / "ruff", "check", ".")
         run(BIN / "ruff", "format", "--check", ".")
         run(BIN / "mypy")
-        run(BIN / "pytest")
         fuzz(20_000)
+        run(BIN / "pytest")  # last, so its summary closes the output
     elif task == "bench":
         run(BIN / "python", "benchmarks/rates.py", *argv[1:])
     elif task == "compare":
