@@ -118,6 +118,10 @@ class PayloadCipher:
     def __reduce__(self) -> NoReturn:
         raise TypeError("keys cannot be pickled")
 
+    def seal(self, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
+        """The ciphertext and tag of ``plaintext`` (one-shot)."""
+        return self._aead.encrypt(nonce, plaintext, aad)
+
     def seal_in_place(self, nonce: bytes, region: memoryview, aad: bytes) -> None:
         """Encrypt ``region[:-16]`` in place; the tag fills the last 16 bytes of ``region``."""
         self._aead.encrypt_into(nonce, region[:-16], aad, region)

@@ -9,6 +9,7 @@ sends what it would not accept. ``encode(parse(b)) == b`` for every accepted ``b
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 from collections.abc import Mapping
@@ -165,6 +166,20 @@ def encode_header_front(
         raise UsageError("created must fit in 64 bits")
     if expires is not None and not created < expires < 2**64:
         raise UsageError("expires must be after created")
+    flags = FLAG_HIDDEN_SENDER if sender_key_id is None else 0
+    fixed = _FRONT.pack(MAGIC, VERSION, suite.value, flags, message_id, created, expires or 0)
+    return fixed + _labels(topic, content_type, headers, sender_key_id)
+
+
+@functools.lru_cache(maxsize=256)
+def _labels(
+    topic: str,
+    content_type: str | None,
+    headers: tuple[tuple[str, str], ...],
+    sender_key_id: bytes | None,
+) -> bytes:
+    """Topic, content type, headers and sender key id, encoded and checked (a stream of
+    messages repeats them, so the result is cached; refusals raise and are not)."""
     raw_topic = _utf8(topic, "topic")
     if not 1 <= len(raw_topic) <= MAX_TOPIC:
         raise UsageError(f"topic must be 1 to {MAX_TOPIC} bytes of UTF-8")
@@ -173,9 +188,7 @@ def encode_header_front(
         raise UsageError("content type must be at most 255 printable ASCII characters")
     if len(headers) > MAX_HEADERS:
         raise UsageError(f"at most {MAX_HEADERS} application headers")
-    flags = FLAG_HIDDEN_SENDER if sender_key_id is None else 0
     parts = [
-        _FRONT.pack(MAGIC, VERSION, suite.value, flags, message_id, created, expires or 0),
         _U16.pack(len(raw_topic)),
         raw_topic,
         bytes([len(ctype)]),
