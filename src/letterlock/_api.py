@@ -222,9 +222,12 @@ class Opener:
 
 
 def _recipient_ids(readers: list[PublicIdentity]) -> list[bytes]:
-    if not all(isinstance(r, PublicIdentity) for r in readers):
-        raise UsageError("recipients must be PublicIdentity objects")
-    return [r.fingerprint for r in readers]
+    ids = []
+    for reader in readers:
+        if type(reader) is not PublicIdentity:  # final class: an exact check is enough
+            raise UsageError(f"recipients must be PublicIdentity objects, not {reader!r}")
+        ids.append(reader.fingerprint)
+    return ids
 
 
 def _expiry(created: int, expires_in: float | None) -> int | None:
