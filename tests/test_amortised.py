@@ -224,3 +224,10 @@ def test_in_place_and_one_shot_sealing_give_the_same_envelope(size: int, hide_se
         return bytes(into) if into is not None else result
 
     assert sealed(None) == sealed(bytearray(b"stale contents"))
+
+
+def test_opening_into_the_envelopes_own_buffer_is_a_usage_error() -> None:
+    alice, bob, _, pins = _cast(Suite.X25519)
+    sealed = bytearray(Sealer(alice).seal(b"x", recipients=[bob.public], topic="t", now=NOW))
+    with pytest.raises(letterlock.UsageError):
+        _opener(bob, pins).open(sealed, now=NOW, into=sealed)

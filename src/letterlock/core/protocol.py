@@ -298,6 +298,8 @@ def open_envelope(
     payload is decrypted into that buffer (resized to the payload) instead of a new bytes
     object, and ``Opened.payload`` is empty; on rejection the buffer is zeroed.
     """
+    if into is not None and into is data:
+        raise UsageError("into must be another buffer than the envelope")
     envelope = parse(data, suites=suites, limits=limits)  # steps 1-7
     header = envelope.header
     suite = header.suite
