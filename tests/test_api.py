@@ -109,3 +109,26 @@ def test_rejected_is_one_type_and_pickles_with_its_reason() -> None:
     assert isinstance(copy, letterlock.LetterlockError)
     assert copy.reason is Reason.BAD_SIGNATURE
     assert str(copy) == "message rejected: bad_signature (detail)"
+
+
+def test_trust_policy_sees_headers_read_only(cast: tuple[Identity, Identity, Pins]) -> None:
+    """A policy gets a read-only view: it cannot change what open() reports as signed."""
+    alice, bob, pins = cast
+
+    class Meddler:
+        def lookup(self, key_id: bytes) -> letterlock.PublicIdentity | None:
+            return pins.lookup(key_id)
+
+        def admit(
+            self, sender: letterlock.PublicIdentity, context: letterlock.TrustContext
+        ) -> letterlock.VerifiedSender | str:
+            with pytest.raises(TypeError):
+                context.headers["tenant"] = "evil"  # type: ignore[index]
+            return pins.admit(sender, context)
+
+    sealed = letterlock.seal(
+        b"x", sender=alice, recipients=[bob.public], topic="t", headers={"tenant": "acme"}, now=NOW
+    )
+    opened = letterlock.open(sealed, identity=bob, trust=Meddler(), replay=ReplayWindow(), now=NOW)
+    assert opened.headers == {"tenant": "acme"}
+    assert pickle.loads(pickle.dumps(opened.headers)) == {"tenant": "acme"}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import re
 import struct
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -102,7 +101,8 @@ class Header:
         return self.sender_key_id is None
 
     @property
-    def header_map(self) -> Mapping[str, str]:
+    def header_map(self) -> dict[str, str]:
+        """The application headers as a new dict."""
         return dict(self.headers)
 
 

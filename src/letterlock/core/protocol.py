@@ -12,6 +12,7 @@ import hmac
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, Literal
 
 from letterlock import _crypto
@@ -254,7 +255,7 @@ def _resized(buffer: bytearray, size: int) -> bytearray:
 
 
 def _admit(
-    trust: TrustPolicy, key_id: bytes, header: Header, now: int
+    trust: TrustPolicy, key_id: bytes, header: Header, headers: dict[str, str], now: int
 ) -> tuple[PublicIdentity, VerifiedSender]:
     """Steps 13 and 14: the sender's public identity and the policy's verdict."""
     from letterlock.trust.policy import TrustContext  # noqa: PLC0415 - trust sits above core
@@ -268,7 +269,7 @@ def _admit(
         topic=header.topic,
         suite=header.suite,
         content_type=header.content_type,
-        headers=header.header_map,  # a fresh dict: a policy cannot alter what open() returns
+        headers=MappingProxyType(headers),  # read-only: a policy cannot alter what open returns
         created=header.created,
         now=now,
     )
@@ -307,13 +308,14 @@ def open_envelope(
     if topic is not None and topic != header.topic:  # step 10
         raise Rejected(Reason.WRONG_TOPIC, f"for {header.topic!r}, expected {topic!r}")
     replay.check_unseen(header.message_id)  # step 11
+    headers = header.header_map
     my_id = identity.public.recipient_id
     entry = next((e for e in header.recipients if e.key_id == my_id), None)
     if entry is None or identity.suite is not suite:  # step 12
         raise Rejected(Reason.NOT_FOR_ME)
     sender: VerifiedSender | None = None
     if header.sender_key_id is not None:  # steps 13-15
-        public, sender = _admit(trust, header.sender_key_id, header, now)
+        public, sender = _admit(trust, header.sender_key_id, header, headers, now)
         signed = (
             LABEL_SIGNATURE + envelope.header_bytes + _crypto.digest(suite, envelope.ciphertext)
         )
@@ -340,7 +342,7 @@ def open_envelope(
     _resized(inner, len(envelope.ciphertext) - TAG_SIZE)
     try:
         sender, start, length = _decrypt_and_check_inner(
-            envelope, inner, cipher, sender, trust=trust, now=now
+            envelope, inner, cipher, sender, trust=trust, headers=headers, now=now
         )  # steps 18-20
         replay.record(message_id=header.message_id, created=header.created, now=now)  # step 21
     except BaseException:
@@ -363,7 +365,7 @@ def open_envelope(
         created=header.created,
         expires=header.expires,
         content_type=header.content_type,
-        headers=header.header_map,
+        headers=headers,
         suite=suite,
     )
 
@@ -375,6 +377,7 @@ def _decrypt_and_check_inner(
     sender: VerifiedSender | None,
     *,
     trust: TrustPolicy,
+    headers: dict[str, str],
     now: int,
 ) -> tuple[VerifiedSender, int, int]:
     """Steps 18-20: decrypt into ``inner``; (sender, payload offset, payload length)."""
@@ -387,7 +390,7 @@ def _decrypt_and_check_inner(
         start, length, hidden_id, hidden_signature = _split_inner(view, suite, hidden=not sender)
         if sender is not None:
             return sender, start, length
-        public, sender = _admit(trust, hidden_id, header, now)  # step 20
+        public, sender = _admit(trust, hidden_id, header, headers, now)  # step 20
         signed = (
             LABEL_HIDDEN_SIGNATURE
             + envelope.header_bytes
