@@ -57,7 +57,7 @@ def _reason(opener: Opener, data: bytes) -> str:
 @pytest.mark.parametrize("suite", list(Suite), ids=str)
 def test_in_place_aead_equals_the_one_shot_aead(suite: Suite) -> None:
     """The sealing path encrypts in place; it must produce the standard AEAD output."""
-    key, nonce = os.urandom(suite.sizes.message_key), os.urandom(12)
+    key, nonce = os.urandom(suite.sizes.payload_key), os.urandom(12)
     cipher = _crypto.PayloadCipher(suite, key)
     for size in (0, 1, 15, 16, 17, 1000, (1 << 20) + 3):
         plaintext = os.urandom(size)

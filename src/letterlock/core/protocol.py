@@ -73,7 +73,7 @@ class Opened:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WrappedKey:
-    """A content key with its recipient block and commitment, ready to seal with.
+    """What a content key yields for sealing: its recipient block, commitment and payload cipher.
 
     A sender may reuse one for several messages to the same recipients (section 5.1): every
     envelope still carries the whole block and its own random message id, whose first 96 bits
@@ -81,7 +81,6 @@ class WrappedKey:
     """
 
     suite: Suite
-    content_key: bytes = field(repr=False)
     recipients: tuple[RecipientEntry, ...]
     commitment: bytes
     block: bytes = field(repr=False)  # the encoded recipient block and commitment
@@ -110,7 +109,7 @@ def payload_key(suite: Suite, content_key: bytes) -> bytes:
         content_key,
         salt=None,
         info=_info(suite, LABEL_PAYLOAD_KEY),
-        length=suite.sizes.message_key,
+        length=suite.sizes.payload_key,
     )
 
 
@@ -141,7 +140,6 @@ def wrap_content_key(
     commitment = commitment_of(suite, content_key)
     return WrappedKey(
         suite=suite,
-        content_key=content_key,
         recipients=entries,
         commitment=commitment,
         block=encode_recipient_block(suite, entries, commitment),

@@ -20,7 +20,7 @@ class SuiteSizes:
     enc: int
     signature: int
     hash: int
-    message_key: int
+    payload_key: int
 
     @property
     def wrapped(self) -> int:
@@ -70,7 +70,7 @@ _SIZES = {
         enc=65,
         signature=64,
         hash=32,
-        message_key=16,
+        payload_key=16,
     ),
     Suite.P384: SuiteSizes(
         sig_public=97,
@@ -80,7 +80,7 @@ _SIZES = {
         enc=97,
         signature=96,
         hash=48,
-        message_key=32,
+        payload_key=32,
     ),
     Suite.X25519: SuiteSizes(
         sig_public=32,
@@ -90,7 +90,7 @@ _SIZES = {
         enc=32,
         signature=64,
         hash=32,
-        message_key=32,
+        payload_key=32,
     ),
     Suite.PQ: SuiteSizes(
         sig_public=2592 + 97,
@@ -100,6 +100,6 @@ _SIZES = {
         enc=1665,
         signature=4627 + 96,
         hash=48,
-        message_key=32,
+        payload_key=32,
     ),
 }
