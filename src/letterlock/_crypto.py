@@ -10,6 +10,7 @@ primitive is written here: each is one call into pyca/cryptography, arranged as
 from __future__ import annotations
 
 import hashlib
+import os
 from typing import Final, NoReturn
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -70,8 +71,6 @@ _CURVE: Final[dict[Suite, ec.EllipticCurve]] = {
     Suite.P384: ec.SECP384R1(),
     Suite.PQ: ec.SECP384R1(),
 }
-_P384_POINT: Final = 97
-_P384_SCALAR: Final = 48
 _MLDSA87_SIG: Final = 4627
 _MLDSA87_PUB: Final = 2592
 _MLDSA_SEED: Final = 32
@@ -80,8 +79,7 @@ _MLKEM1024_PUB: Final = 1568
 
 
 def random_bytes(n: int) -> bytes:
-    import os  # noqa: PLC0415 - kept local: randomness is injected everywhere else
-
+    """Operating-system randomness (only the public recipe in ``_api`` draws from it)."""
     return os.urandom(n)
 
 

@@ -185,9 +185,10 @@ def seal_envelope(
 ) -> bytes:
     """Seal ``payload`` from ``sender`` under an already wrapped content key.
 
-    The envelope is built in one buffer: ``into`` if given (it is resized, and ``b""`` is
-    returned), else a new one returned as bytes. The payload is read in place, never copied
-    for large AES-GCM messages, and hashed once for the signature.
+    With ``into`` (resized to fit; ``b""`` is returned), or from 64 KiB up, the envelope is
+    built in one buffer: the payload is copied once into place and encrypted there. Smaller
+    messages returned as bytes are joined and encrypted in one call. Either way the
+    ciphertext is hashed once for the signature, and both paths give the same bytes.
     """
     suite = wrapped.suite
     if sender.suite is not suite:
@@ -245,7 +246,7 @@ def seal_envelope(
 
 
 def _resized(buffer: bytearray, size: int) -> bytearray:
-    """``buffer`` holding ``size`` zero bytes, reusing its allocation where it can."""
+    """``buffer`` resized to ``size`` in place; its contents are for the caller to overwrite."""
     if len(buffer) != size:
         # Re-initialising resizes in place; building bytes(size) first would cost another copy.
         bytearray.__init__(buffer, size)
