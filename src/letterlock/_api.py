@@ -84,9 +84,6 @@ def open(
     the suites accepted (default: the identity's own). No payload byte is returned unless the
     signature, the trust policy, the replay window and the decryption all agree.
     """
-    if not isinstance(identity, Identity):
-        raise UsageError("identity must be a letterlock.Identity (a private identity)")
-    accepted = frozenset(suites) if suites is not None else frozenset({identity.suite})
     return open_envelope(
         data,
         identity=identity,
@@ -94,7 +91,7 @@ def open(
         replay=replay,
         now=_seconds(now),
         topic=topic,
-        suites=accepted,
+        suites=_accepted(identity, suites),
         limits=limits,
     )
 
@@ -173,9 +170,10 @@ class Sealer:
 class Opener:
     """Opens many messages as one receiver, caching HPKE decapsulations.
 
-    The cache maps the exact bytes of this receiver's recipient entry to its content key; a
-    hit gives what a miss would compute, and only envelopes that opened completely are cached,
-    so the cache never changes an outcome. Thread-safe if ``trust`` and ``replay`` are.
+    The cache maps the exact bytes of this receiver's recipient entry to what its content key
+    yields (commitment, payload cipher); a hit gives what a miss would compute, and only
+    envelopes that opened completely are cached, so the cache never changes an outcome.
+    Thread-safe if ``trust`` and ``replay`` are.
     """
 
     def __init__(
@@ -188,12 +186,10 @@ class Opener:
         limits: Limits = DEFAULT_LIMITS,
         cache_size: int = 4096,
     ) -> None:
-        if not isinstance(identity, Identity):
-            raise UsageError("identity must be a letterlock.Identity (a private identity)")
+        self.suites = _accepted(identity, suites)
         self.identity = identity
         self.trust = trust
         self.replay = replay
-        self.suites = frozenset(suites) if suites is not None else frozenset({identity.suite})
         self.limits = limits
         self.cache = UnwrapCache(size=cache_size)
 
@@ -219,6 +215,13 @@ class Opener:
             unwrap_cache=self.cache,
             into=into,
         )
+
+
+def _accepted(identity: Identity, suites: Iterable[Suite] | None) -> frozenset[Suite]:
+    """The suites a receiver accepts: those named, else its own. Checks the identity."""
+    if not isinstance(identity, Identity):
+        raise UsageError("identity must be a letterlock.Identity (a private identity)")
+    return frozenset(suites) if suites is not None else frozenset({identity.suite})
 
 
 def _recipient_ids(readers: list[PublicIdentity]) -> list[bytes]:
