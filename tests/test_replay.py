@@ -6,6 +6,7 @@ Times are small integers; ``now`` is 10_000 unless a row needs another.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -14,7 +15,15 @@ from typing import TypeVar
 
 import pytest
 
-from letterlock import MemoryReplayStore, Reason, Rejected, ReplayStore, ReplayWindow, UsageError
+from letterlock import (
+    MemoryReplayStore,
+    Reason,
+    Rejected,
+    ReplayStore,
+    ReplayWindow,
+    TransportError,
+    UsageError,
+)
 from letterlock.stores.sqlite import SQLiteReplayStore
 
 NOW = 10_000
@@ -271,3 +280,41 @@ def test_nonsense_configuration_is_a_usage_error(build: Callable[[], object]) ->
 def test_sqlite_capacity_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(UsageError):
         SQLiteReplayStore(tmp_path / "x.sqlite3", capacity=0)
+
+
+def test_add_refuses_an_id_at_or_below_the_floor(store: ReplayStore) -> None:
+    """The floor is checked inside the atomic add, not before it: an id that a concurrent
+    prune or eviction has just forgotten can never be recorded (and so released) again."""
+    store.prune(NOW)  # floor NOW - 1
+    assert not store.add(mid(1), NOW - 1)
+    assert not store.contains(mid(1))
+    assert store.add(mid(2), NOW)
+
+
+def test_record_reports_expired_when_add_meets_a_risen_floor(store: ReplayStore) -> None:
+    """A record racing a prune: the window's early check passed, the store's add refuses."""
+    window = ReplayWindow(store, max_age=MAX_AGE, skew=SKEW)
+    check(window, 1, created=NOW - 10)
+    store.prune(NOW)  # another process pruned in between
+    assert reason_of(lambda: record(window, 1, created=NOW - 10)) is Reason.EXPIRED
+
+
+def test_length_follows_adds_evictions_and_prunes(make_store: StoreFactory) -> None:
+    store = make_store(capacity=3)
+    for n in range(5):
+        assert store.add(mid(n), NOW + n)
+    assert len(store) == 3
+    assert [store.contains(mid(n)) for n in range(5)] == [False, False, True, True, True]
+    store.prune(NOW + 4)
+    assert len(store) == 1
+
+
+def test_sqlite_errors_become_transport_errors(tmp_path: Path) -> None:
+    """A sqlite3 error never escapes the store (or open()) untranslated."""
+    with pytest.raises(TransportError):
+        SQLiteReplayStore(tmp_path / "missing-directory" / "replay.sqlite3")
+    store = SQLiteReplayStore(tmp_path / "replay.sqlite3")
+    store.close()
+    with pytest.raises(TransportError) as caught:
+        store.add(mid(1), NOW)
+    assert isinstance(caught.value.__cause__, sqlite3.Error)

@@ -50,11 +50,16 @@ class ReplayStore(Protocol):
     def contains(self, message_id: bytes) -> bool: ...
 
     def add(self, message_id: bytes, created: int) -> bool:
-        """Record an id; False (and no change) if it was already recorded."""
+        """Record an id; False (and no change) if it is already recorded or ``created`` is at
+        or below the floor. Atomic with respect to :meth:`prune` and eviction."""
         ...
 
     def prune(self, cutoff: int) -> None:
         """Forget ids created before ``cutoff`` and raise the floor to at least cutoff - 1."""
+        ...
+
+    def __len__(self) -> int:
+        """How many ids are recorded."""
         ...
 
 
@@ -78,14 +83,14 @@ class MemoryReplayStore:
 
     def add(self, message_id: bytes, created: int) -> bool:
         with self._lock:
-            if message_id in self._seen:
+            if message_id in self._seen or created <= self._floor:
                 return False
-            while len(self._seen) >= self._capacity:
+            self._seen[message_id] = created
+            heapq.heappush(self._by_time, (created, message_id))
+            while len(self._seen) > self._capacity:  # forget the oldest, as the SQLite store
                 oldest, evicted = heapq.heappop(self._by_time)
                 del self._seen[evicted]
                 self._floor = max(self._floor, oldest)
-            self._seen[message_id] = created
-            heapq.heappush(self._by_time, (created, message_id))
             return True
 
     def prune(self, cutoff: int) -> None:
@@ -143,7 +148,7 @@ class ReplayWindow:
         if self._since_prune >= self._prune_every:
             self._since_prune = 0
             self.store.prune(now - self.max_age)
-        if created <= self.store.floor():
-            raise Rejected(Reason.EXPIRED, "older than the replay window")
-        if not self.store.add(message_id, created):
+        if not self.store.add(message_id, created):  # the floor is checked inside, atomically
+            if created <= self.store.floor():  # the floor only rises: this is why add refused
+                raise Rejected(Reason.EXPIRED, "older than the replay window")
             raise Rejected(Reason.REPLAYED)
