@@ -507,3 +507,11 @@ def test_an_empty_first_line_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b"\nthe real one is on line two\n")
     with pytest.raises(UsageError, match="empty"):
         passphrase_source.from_file(str(path))
+
+
+def test_time_beyond_the_calendar_is_shown_not_crashed() -> None:
+    """Envelope times are any 64-bit value; rendering one never raises (inspect, open)."""
+    from letterlock.cli.render import iso_time
+
+    assert iso_time(0) == "1970-01-01T00:00:00Z"
+    assert iso_time(2**64 - 2) == f"@{2**64 - 2}"

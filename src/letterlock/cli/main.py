@@ -15,7 +15,6 @@ Every error is one line on stderr, never a traceback. Payloads are raw bytes on 
 from __future__ import annotations
 
 import importlib
-import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn, cast
@@ -43,8 +42,8 @@ Exit status:
 \b
 Environment:
   {HOME_ENV}        home directory (default ~/.letterlock)
-  {ENV_VAR}  passphrase for key files (else --passphrase-file,
-                         else asked on the terminal)
+  {ENV_VAR}  passphrase for key files, unless --passphrase-file
+                         is given; else asked on the terminal
 \b
 Example:
   letterlock id new alice
@@ -135,8 +134,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         _say(f"error: {_os_error(exc)}")
         return 2
-    except sqlite3.Error as exc:
-        _say(f"error: replay record: {exc}")
+    except Exception as exc:
+        _say(f"error: internal error: {type(exc).__name__}: {exc}")
         return 2
     return result if isinstance(result, int) else 0
 

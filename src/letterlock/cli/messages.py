@@ -204,11 +204,12 @@ def open_command(
     with home.replay_window(max_age=max_age) as window:
         opened = letterlock.open(data, identity=identity, trust=home.trust(), replay=window,
                                  topic=topic)  # fmt: skip
+    fields = opened_fields(opened)  # before the payload is out: reporting cannot fail after it
     write_output(output_path, opened.payload, private=True)
     if not quiet:
         console = stderr_console()
         title = "[bold green]✓ good signature[/]" if console.is_terminal else "letterlock: verified"
-        print_fields(console, opened_fields(opened), title=title)
+        print_fields(console, fields, title=title)
 
 
 def _known_names(home: Home) -> Mapping[bytes, str]:

@@ -54,8 +54,14 @@ def safe(text: str) -> str:
 
 
 def iso_time(seconds: int) -> str:
-    """UTC ISO 8601 with a Z, e.g. ``2026-01-02T03:04:05Z``."""
-    moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
+    """UTC ISO 8601 with a Z, e.g. ``2026-01-02T03:04:05Z``; ``@seconds`` beyond the calendar.
+
+    Envelope times are any 64-bit value, so showing one must never fail.
+    """
+    try:
+        moment = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
+    except (OverflowError, OSError, ValueError):
+        return f"@{seconds}"
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -14,6 +15,8 @@ __all__ = ["check_output", "read_input", "refuse_binary_to_terminal", "write_out
 def read_input(path: str | None, *, limit: int | None = None) -> bytes:
     """All of ``path`` (stdin for None or ``-``); more than ``limit`` bytes is over_limit."""
     if path is None or path == "-":
+        if sys.stdin is None:
+            raise UsageError("no standard input to read (give --in FILE)")
         stream = sys.stdin.buffer
         data = stream.read() if limit is None else stream.read(limit + 1)
     else:
@@ -35,8 +38,14 @@ def refuse_binary_to_terminal(path: str | None) -> None:
 
 def check_output(path: str | None) -> None:
     """Fail early, before a message is opened and recorded, if ``path`` cannot be created."""
-    if path is not None and path != "-" and not Path(path).parent.is_dir():
-        raise UsageError(f"cannot write {path}: directory {Path(path).parent} does not exist")
+    if path is None or path == "-":
+        return
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise UsageError(f"cannot write {path}: directory {target.parent} does not exist")
+    writable = os.access(target, os.W_OK) if target.exists() else os.access(target.parent, os.W_OK)
+    if not writable:
+        raise UsageError(f"cannot write {path}: permission denied")
 
 
 def write_output(path: str | None, data: bytes, *, private: bool) -> None:
