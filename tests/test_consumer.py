@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import letterlock
-from letterlock import Identity, Opened, Pins, ReplayWindow, Suite, TransportError
+from letterlock import Identity, Opened, Pins, ReplayWindow, Suite, TransportError, UsageError
 from letterlock.transports import HANDLER_ERROR, MAX_ATTEMPTS, SealedConsumer, Spool
 
 T0 = 1_750_000_000.0
@@ -293,3 +293,11 @@ def test_configuration_mistakes(spool: Spool, keys: Keys, pins: Pins) -> None:
         )
     with pytest.raises(letterlock.UsageError, match="max_attempts"):
         _consumer(spool, keys, pins, max_attempts=0)
+
+
+def test_retry_delays_are_checked(spool: Spool, keys: Keys, pins: Pins) -> None:
+    with pytest.raises(UsageError):
+        SealedConsumer(
+            spool, "q", identity=keys.bob, trust=pins, replay=ReplayWindow(),
+            retry_delay=10, max_retry_delay=1,
+        )  # fmt: skip

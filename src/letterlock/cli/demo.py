@@ -284,6 +284,8 @@ def _outcome(outcome: Sequence[str], expected: str) -> Text:
     shown = ", ".join(outcome) or "nothing"
     ok = list(outcome) == [expected]
     mark, style = ("✓", "green") if shown == DELIVERED else ("✗", "red")
+    if not ok:
+        style = "bold yellow reverse"  # an unexpected outcome must stand out, delivered or not
     return Text(f"{mark} {shown}" + ("" if ok else f" (expected {expected})"), style=style)
 
 
@@ -305,7 +307,7 @@ def _moves_table(results: list[dict[str, list[str]]]) -> Table:
 def _dead_letter_table(spool: Spool) -> Table:
     table = Table(
         title="3. Dead letters: each refused copy, bytes and reason kept",
-        caption="unknown_sender is transient: retried 3 times, then dead-lettered.",
+        caption="unknown_sender is transient: tried 3 times, then dead-lettered.",
         box=box.ROUNDED, title_justify="left", caption_justify="left",
     )  # fmt: skip
     for column in ("queue", "seq", "topic", "tries", "reason", "bytes"):

@@ -99,10 +99,10 @@ class SealedConsumer:
         Transient rejections are retried after ``retry_delay * 2**(attempts - 1)`` seconds (at
         most ``max_retry_delay``) until a message has been delivered ``max_attempts`` times.
         """
-        if not isinstance(identity, Identity):
-            raise UsageError("identity must be a letterlock.Identity (a private identity)")
-        if max_attempts < 1 or lease_seconds <= 0 or retry_delay < 0 or log_interval < 0:
-            raise UsageError("max_attempts and lease_seconds must be positive, delays not negative")
+        if max_attempts < 1 or lease_seconds <= 0 or log_interval < 0:
+            raise UsageError("max_attempts and lease_seconds must be positive")
+        if not 0 <= retry_delay <= max_retry_delay:
+            raise UsageError("retry delays must satisfy 0 <= retry_delay <= max_retry_delay")
         self.spool = spool
         self.queue = queue
         self._opener = letterlock.Opener(  # caches decapsulations across deliveries
@@ -157,7 +157,8 @@ class SealedConsumer:
         if not rejected.reason.transient or delivery.attempts >= self._max_attempts:
             self._dead_letter(delivery, code, rejected.detail, now)
             return
-        delay = min(self._max_retry_delay, self._retry_delay * 2 ** (delivery.attempts - 1))
+        backoff = 2.0 ** min(delivery.attempts - 1, 62)  # no OverflowError at any attempt
+        delay = min(self._max_retry_delay, self._retry_delay * backoff)
         if self._settle(delivery, requeue=True, delay=delay, now=now):
             self._note(
                 logging.INFO, f"retry:{code}", "queue %s: message %d refused (%s) on attempt %d, "
