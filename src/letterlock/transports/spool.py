@@ -432,7 +432,12 @@ class Spool:
         ]  # fmt: skip
 
     def redrive(self, queue: str, *, now: float | None = None) -> int:
-        """Move every dead letter of ``queue`` back into it (attempts reset); return how many."""
+        """Move every dead letter of ``queue`` back into it (attempts reset); return how many.
+
+        Useful after fixing a cause outside the message (a missing pin, a clock). A message
+        that was opened before it was dead-lettered (``handler_error``, ``replayed``) has its
+        id in the consumer's replay window and will come back as ``replayed``.
+        """
         with self._write() as db:
             cursor = db.execute(
                 "INSERT INTO deliveries (queue, seq, visible_at) "
