@@ -515,3 +515,20 @@ def test_time_beyond_the_calendar_is_shown_not_crashed() -> None:
 
     assert iso_time(0) == "1970-01-01T00:00:00Z"
     assert iso_time(2**64 - 2) == f"@{2**64 - 2}"
+
+
+def test_the_homes_replay_record_forgets_what_its_window_refuses(tmp_path: Path) -> None:
+    """Each CLI run prunes ids older than the window, so the record does not grow forever."""
+    import time
+
+    from letterlock import SQLiteReplayStore
+    from letterlock.cli.home import Home
+
+    home = Home(tmp_path)
+    home.replay_db.parent.mkdir(parents=True, exist_ok=True)
+    with SQLiteReplayStore(home.replay_db) as store:  # an earlier run with a longer window
+        assert store.add(b"\x01" * 16, int(time.time()) - 7200)
+        assert store.add(b"\x02" * 16, int(time.time()))
+    with home.replay_window(max_age=3600) as window:
+        assert not window.store.contains(b"\x01" * 16)
+        assert window.store.contains(b"\x02" * 16)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -205,4 +206,7 @@ class Home:
         make_private_dir(self.root)
         os.close(os.open(self.replay_db, os.O_WRONLY | os.O_CREAT, 0o600))
         with SQLiteReplayStore(self.replay_db) as store:
+            # One CLI run opens one message: forget ids its window would refuse anyway, or
+            # the record grows forever (the window's own pruning counts records per process).
+            store.prune(int(time.time()) - max_age)
             yield ReplayWindow(store, max_age=max_age)
