@@ -132,3 +132,53 @@ def test_trust_policy_sees_headers_read_only(cast: tuple[Identity, Identity, Pin
     opened = letterlock.open(sealed, identity=bob, trust=Meddler(), replay=ReplayWindow(), now=NOW)
     assert opened.headers == {"tenant": "acme"}
     assert pickle.loads(pickle.dumps(opened.headers)) == {"tenant": "acme"}
+
+
+def test_open_without_recording_leaves_the_record_to_the_caller(
+    cast: tuple[Identity, Identity, Pins],
+) -> None:
+    """record=False checks the window (a recorded id is still refused) but records nothing;
+    the caller's record() afterwards is the step that decides, once, under the signer's key."""
+    alice, bob, pins = cast
+    sealed = letterlock.seal(b"x", sender=alice, recipients=[bob.public], topic="t", now=NOW)
+    window = ReplayWindow()
+    opened = letterlock.open(
+        sealed, identity=bob, trust=pins, replay=window, topic="t", now=NOW, record=False
+    )
+    assert len(window.store) == 0
+    again = letterlock.open(
+        sealed, identity=bob, trust=pins, replay=window, topic="t", now=NOW, record=False
+    )
+    assert again.payload == opened.payload == b"x"
+    window.record(
+        sender=opened.sender.key_id, message_id=opened.message_id, created=opened.created, now=NOW
+    )
+    assert window.store.contains(alice.public.fingerprint, opened.message_id)
+    with pytest.raises(Rejected) as caught:
+        window.record(
+            sender=opened.sender.key_id, message_id=opened.message_id, created=NOW, now=NOW
+        )
+    assert caught.value.reason is Reason.REPLAYED
+    with pytest.raises(Rejected) as caught:
+        letterlock.open(
+            sealed, identity=bob, trust=pins, replay=window, topic="t", now=NOW, record=False
+        )
+    assert caught.value.reason is Reason.REPLAYED
+
+
+def test_topics_are_the_receivers_patterns(cast: tuple[Identity, Identity, Pins]) -> None:
+    """A receiver names the topics it serves (exact or * / # patterns); others are wrong_topic."""
+    alice, bob, pins = cast
+    served = letterlock.Topics("payroll.us", "audit.#")
+    for topic, ok in [("payroll.us", True), ("audit.x.y", True), ("payroll.eu", False)]:
+        sealed = letterlock.seal(b"x", sender=alice, recipients=[bob.public], topic=topic, now=NOW)
+        call = lambda s=sealed: letterlock.open(  # noqa: E731
+            s, identity=bob, trust=pins, replay=ReplayWindow(), topic=served, now=NOW
+        )
+        if ok:
+            assert call().topic == topic
+        else:
+            with pytest.raises(Rejected) as caught:
+                call()
+            assert caught.value.reason is Reason.WRONG_TOPIC
+            assert "one of audit.#, payroll.us" in caught.value.detail

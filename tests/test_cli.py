@@ -526,9 +526,10 @@ def test_the_homes_replay_record_forgets_what_its_window_refuses(tmp_path: Path)
 
     home = Home(tmp_path)
     home.replay_db.parent.mkdir(parents=True, exist_ok=True)
+    sender, now = b"\xa1" * 32, int(time.time())
     with SQLiteReplayStore(home.replay_db) as store:  # an earlier run with a longer window
-        assert store.add(b"\x01" * 16, int(time.time()) - 7200)
-        assert store.add(b"\x02" * 16, int(time.time()))
+        assert store.add(sender, b"\x01" * 16, now - 7200, now=now).value == "added"
+        assert store.add(sender, b"\x02" * 16, now, now=now).value == "added"
     with home.replay_window(max_age=3600) as window:
-        assert not window.store.contains(b"\x01" * 16)
-        assert window.store.contains(b"\x02" * 16)
+        assert not window.store.contains(sender, b"\x01" * 16)
+        assert window.store.contains(sender, b"\x02" * 16)

@@ -203,35 +203,71 @@ def test_parse_accepts_only_canonical_bytes(preamble: bytes, body: bytes) -> Non
     assert isinstance(result, Reason) or result.to_bytes() == data
 
 
+SENDERS = (b"\xa1" * 32, b"\x3a" * 32)
+
+
 @settings(max_examples=400, deadline=None)
 @given(
     times=st.lists(st.integers(-400, 400), min_size=8, max_size=8),
-    events=st.lists(st.tuples(st.integers(0, 7), st.integers(-50, 200)), max_size=40),
+    events=st.lists(
+        st.tuples(st.integers(0, 7), st.integers(0, 1), st.integers(-50, 200)), max_size=40
+    ),
     capacity=st.integers(1, 4),
     prune_every=st.integers(1, 4),
 )
 def test_replay_window_never_accepts_an_id_twice(
-    times: list[int], events: list[tuple[int, int]], capacity: int, prune_every: int
+    times: list[int], events: list[tuple[int, int, int]], capacity: int, prune_every: int
 ) -> None:
     """Whatever the order, clock jumps (even backwards), evictions and prunes: an id that was
-    accepted once is never accepted again."""
+    accepted once from a sender is never accepted again from that sender."""
     store = MemoryReplayStore(capacity=capacity)
     window = ReplayWindow(store, max_age=300, skew=30, prune_every=prune_every)
-    accepted: set[int] = set()
+    accepted: set[tuple[int, int]] = set()
     now = NOW
-    for message, tick in events:
+    for message, sender, tick in events:
         now += tick
         created = NOW + times[message]  # a replayed copy carries the same signed time
         message_id = message.to_bytes(16, "big")
-        result = outcome(functools.partial(_deliver, window, message_id, created, now))
+        deliver = functools.partial(_deliver, window, SENDERS[sender], message_id, created, now)
+        result = outcome(deliver)
         if result is not None:
-            assert result in {Reason.NOT_YET_VALID, Reason.EXPIRED, Reason.REPLAYED}
+            assert result in {
+                Reason.NOT_YET_VALID, Reason.EXPIRED, Reason.REPLAYED, Reason.OVER_LIMIT
+            }  # fmt: skip
             continue
-        assert message not in accepted, f"id {message} accepted twice"
-        accepted.add(message)
+        assert (sender, message) not in accepted, f"id {message} accepted twice"
+        accepted.add((sender, message))
 
 
-def _deliver(window: ReplayWindow, message_id: bytes, created: int, now: int) -> None:
+@settings(max_examples=300, deadline=None)
+@given(
+    flood=st.lists(st.tuples(st.integers(0, 40), st.integers(-400, 30)), max_size=60),
+    capacity=st.integers(1, 6),
+    prune_every=st.integers(1, 8),
+)
+def test_replay_one_sender_never_blocks_another(
+    flood: list[tuple[int, int]], capacity: int, prune_every: int
+) -> None:
+    """Mallory sends anything the window lets her (copied ids, any time up to the skew, past
+    capacity); every fresh message of alice's, interleaved, is still accepted. (Alice sends one
+    message a second: her own capacity then never refuses her.)"""
+    alice, mallory = SENDERS
+    window = ReplayWindow(
+        MemoryReplayStore(capacity=capacity), max_age=300, skew=30, prune_every=prune_every
+    )
+    now = NOW
+    for step, (message, offset) in enumerate(flood):
+        outcome(functools.partial(
+            _deliver, window, mallory, message.to_bytes(16, "big"), now + offset, now
+        ))  # fmt: skip
+        mine = (1000 + step).to_bytes(16, "big")
+        assert outcome(functools.partial(_deliver, window, alice, mine, now, now)) is None
+        now += 1
+
+
+def _deliver(
+    window: ReplayWindow, sender: bytes, message_id: bytes, created: int, now: int
+) -> None:
     """What open does with the window: the cheap check, then (all else passed) the record."""
-    window.check(message_id=message_id, created=created, expires=None, now=now)
-    window.record(message_id=message_id, created=created, now=now)
+    window.check(sender=sender, message_id=message_id, created=created, expires=None, now=now)
+    window.record(sender=sender, message_id=message_id, created=created, now=now)

@@ -762,6 +762,65 @@ def test_property5_replay_outside_time_window_refused(
     assert open_as(cast, sealed, now=inside).payload == MARKER
 
 
+def _sealed_with_id(cast: Cast, sender: Identity, message_id: bytes, *, hidden: bool) -> bytes:
+    """A message of ``sender``'s, honestly sealed, whose id ``sender`` chose (as any sender can)."""
+    wrapped = wrap_content_key(
+        _crypto.random_bytes(32), suite=cast.suite, recipients=[cast.bob.public, cast.dave.public]
+    )
+    return seal_envelope(
+        MARKER, sender=sender, wrapped=wrapped, topic=TOPIC, message_id=message_id, created=NOW,
+        hide_sender=hidden,
+    )  # fmt: skip
+
+
+def test_property5_replay_id_squatting_by_a_trusted_sender_cannot_block_another(
+    cast: Cast, hidden: bool
+) -> None:
+    """Defends against replay id squatting (issue 6, item 1a).
+
+    Carol (trusted, but malicious) reads the id of alice's pending message on the broker and
+    sends her own validly signed message with that id first. Alice's genuine message must still
+    open. Fails if the replay record is keyed on the message id alone.
+    """
+    genuine = seal(cast, hide_sender=hidden)
+    squatted = parse_any(genuine).header.message_id
+    squatter = _sealed_with_id(cast, cast.carol, squatted, hidden=hidden)
+    window = ReplayWindow()
+    assert open_as(cast, squatter, window=window).sender.name == "carol"
+    assert open_as(cast, genuine, window=window).sender.name == "alice"
+    assert reason_of(lambda: open_as(cast, genuine, window=window)) is Reason.REPLAYED
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_property5_replay_floor_raising_by_a_trusted_sender_cannot_expire_another(
+    cast: Cast, hidden: bool, store: str, tmp_path: Path
+) -> None:
+    """Defends against floor raising (issue 6, item 1b).
+
+    Carol (trusted, but malicious) fills the receiver's record to capacity with messages
+    dated at the allowed clock skew. Eviction must not raise a floor that alice's messages
+    meet, and no floor may pass the receiver's clock. Fails with one floor for all senders.
+    """
+    replay_store = (
+        MemoryReplayStore(capacity=8)
+        if store == "memory"
+        else SQLiteReplayStore(tmp_path / "replay.sqlite3", capacity=8)
+    )
+    window = ReplayWindow(replay_store)
+    skewed = NOW + window.skew
+    for sent in range(12):
+        flood = seal(cast, sender=cast.carol, now=skewed, hide_sender=hidden, expires_in=None)
+        if sent < 8:
+            assert open_as(cast, flood, window=window).sender.name == "carol"
+        else:  # carol's own record is full of future ids: only she is refused
+            assert reason_of(partial(open_as, cast, flood, window=window)) is Reason.OVER_LIMIT
+    assert replay_store.floor() <= NOW
+    genuine = seal(cast, now=NOW - 60, hide_sender=hidden)
+    assert open_as(cast, genuine, window=window).sender.name == "alice"
+    if isinstance(replay_store, SQLiteReplayStore):
+        replay_store.close()
+
+
 def _damaged_copies(cast: Cast, hidden: bool) -> Iterator[tuple[str, bytes, bytes]]:
     """(kind, genuine, damaged copy with the same message id) for each way a copy can fail."""
     genuine = seal(cast, hide_sender=hidden)
@@ -1100,7 +1159,7 @@ REASON_SCENARIOS: dict[Reason, Callable[[Cast], object]] = {
 class _BlindStore(MemoryReplayStore):
     """A store whose cheap lookup misses, as when two consumers race: step 21 decides."""
 
-    def contains(self, message_id: bytes) -> bool:
+    def contains(self, sender: bytes, message_id: bytes) -> bool:
         return False
 
 

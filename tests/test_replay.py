@@ -16,6 +16,7 @@ from typing import TypeVar
 import pytest
 
 from letterlock import (
+    AddResult,
     MemoryReplayStore,
     Reason,
     Rejected,
@@ -27,6 +28,9 @@ from letterlock import (
 from letterlock.stores.sqlite import SQLiteReplayStore
 
 NOW = 10_000
+A = b"\xa1" * 32  # alice's sender key id
+M = b"\x3a" * 32  # mallory's
+ADDED = AddResult.ADDED
 MAX_AGE = 3600
 SKEW = 300
 
@@ -66,13 +70,20 @@ def mid(n: int) -> bytes:
 
 
 def check(
-    window: ReplayWindow, n: int = 1, *, created: int = NOW, expires: int | None = None
+    window: ReplayWindow,
+    n: int = 1,
+    *,
+    created: int = NOW,
+    expires: int | None = None,
+    sender: bytes = A,
 ) -> None:
-    window.check(message_id=mid(n), created=created, expires=expires, now=NOW)
+    window.check(sender=sender, message_id=mid(n), created=created, expires=expires, now=NOW)
 
 
-def record(window: ReplayWindow, n: int = 1, *, created: int = NOW, now: int = NOW) -> None:
-    window.record(message_id=mid(n), created=created, now=now)
+def record(
+    window: ReplayWindow, n: int = 1, *, created: int = NOW, now: int = NOW, sender: bytes = A
+) -> None:
+    window.record(sender=sender, message_id=mid(n), created=created, now=now)
 
 
 def reason_of(call: Callable[[], object]) -> Reason:
@@ -102,7 +113,7 @@ def test_row_older_than_max_age_is_expired(window: ReplayWindow) -> None:
 
 def test_row_at_or_below_floor_is_expired(window: ReplayWindow, store: ReplayStore) -> None:
     store.prune(NOW - 100)  # the floor becomes NOW - 101
-    assert store.floor() == NOW - 101
+    assert store.floor() == store.floor(A) == NOW - 101
     assert reason_of(lambda: check(window, created=NOW - 101)) is Reason.EXPIRED
     assert reason_of(lambda: record(window, created=NOW - 101)) is Reason.EXPIRED
     check(window, created=NOW - 100)
@@ -121,9 +132,9 @@ def test_row_fresh_id_passes_and_check_records_nothing(
 ) -> None:
     check(window)
     check(window)
-    assert not store.contains(mid(1))
+    assert not store.contains(A, mid(1))
     record(window)
-    assert store.contains(mid(1))
+    assert store.contains(A, mid(1))
     check(window, 2)
 
 
@@ -142,11 +153,11 @@ def test_first_matching_row_wins(window: ReplayWindow) -> None:
 
 def test_prune_forgets_old_ids_and_raises_the_floor(store: ReplayStore) -> None:
     assert store.floor() == -1
-    assert store.add(mid(1), 100)
-    assert store.add(mid(2), 200)
+    assert store.add(A, mid(1), 100, now=NOW) is ADDED
+    assert store.add(A, mid(2), 200, now=NOW) is ADDED
     store.prune(150)
-    assert not store.contains(mid(1))
-    assert store.contains(mid(2))
+    assert not store.contains(A, mid(1))
+    assert store.contains(A, mid(2))
     assert store.floor() == 149
     store.prune(50)
     assert store.floor() == 149  # the floor never decreases
@@ -157,10 +168,12 @@ def test_window_prunes_as_it_records_and_a_pruned_id_cannot_return(store: Replay
     record(window, 1, created=NOW)
     later = NOW + MAX_AGE + 10
     record(window, 2, created=later, now=later)
-    assert not store.contains(mid(1))
+    assert not store.contains(A, mid(1))
     assert store.floor() == later - MAX_AGE - 1
     lenient = ReplayWindow(store, max_age=10 * MAX_AGE, skew=SKEW)
-    pruned_again = partial(lenient.check, message_id=mid(1), created=NOW, expires=None, now=later)
+    pruned_again = partial(
+        lenient.check, sender=A, message_id=mid(1), created=NOW, expires=None, now=later
+    )
     assert reason_of(pruned_again) is Reason.EXPIRED
 
 
@@ -171,13 +184,94 @@ def test_eviction_at_capacity_raises_the_floor(make_store: StoreFactory) -> None
     for n, created in ((1, NOW - 30), (2, NOW - 20), (3, NOW - 10)):
         record(window, n, created=created)
     record(window, 4, created=NOW)
-    assert not store.contains(mid(1))
-    assert all(store.contains(mid(n)) for n in (2, 3, 4))
-    assert store.floor() == NOW - 30
+    assert not store.contains(A, mid(1))
+    assert all(store.contains(A, mid(n)) for n in (2, 3, 4))
+    assert store.floor(A) == NOW - 30
+    assert store.floor() == store.floor(M) == -1
     assert reason_of(lambda: check(window, 1, created=NOW - 30)) is Reason.EXPIRED
     assert reason_of(lambda: record(window, 1, created=NOW - 30)) is Reason.EXPIRED
     assert reason_of(lambda: check(window, 2, created=NOW - 20)) is Reason.REPLAYED
     check(window, 5, created=NOW - 29)
+
+
+# --------------------------------------------------------------------------- per sender
+
+
+def test_one_message_id_is_separate_per_sender(window: ReplayWindow, store: ReplayStore) -> None:
+    """Id squatting: mallory records alice's pending id first; alice's message still opens."""
+    record(window, 7, sender=M)
+    check(window, 7, sender=A)
+    record(window, 7, sender=A)
+    assert store.contains(A, mid(7))
+    assert store.contains(M, mid(7))
+    assert reason_of(lambda: record(window, 7, sender=A)) is Reason.REPLAYED
+    assert reason_of(lambda: record(window, 7, sender=M)) is Reason.REPLAYED
+
+
+def test_a_sender_filling_its_record_raises_only_its_own_floor(make_store: StoreFactory) -> None:
+    """Floor raising: mallory fills her record; only her floor moves, alice is unaffected."""
+    store = make_store(capacity=3)
+    window = ReplayWindow(store, max_age=MAX_AGE, skew=SKEW)
+    for n in range(10):
+        record(window, n, created=NOW - 100 + n, sender=M)
+    assert store.floor(M) == NOW - 94
+    assert store.floor(A) == store.floor() == -1
+    record(window, 1, created=NOW - 200, sender=A)
+    assert len(store) == 4
+
+
+def test_future_dated_ids_are_never_evicted_and_the_floor_stays_below_the_clock(
+    make_store: StoreFactory,
+) -> None:
+    """Floor raising with future dates: ids created after now cannot be forgotten (their
+    floor would pass the clock); the full sender is refused, over_limit, nobody else."""
+    store = make_store(capacity=3)
+    window = ReplayWindow(store, max_age=MAX_AGE, skew=SKEW)
+    for n in range(3):
+        record(window, n, created=NOW + SKEW, sender=M)
+    assert reason_of(lambda: record(window, 9, created=NOW + SKEW, sender=M)) is Reason.OVER_LIMIT
+    assert store.floor(M) <= NOW
+    assert store.floor() == store.floor(A) == -1
+    record(window, 1, created=NOW, sender=A)
+    later = NOW + SKEW + 1  # once the clock has passed them they can be forgotten again
+    record(window, 9, created=later, now=later, sender=M)
+    assert store.floor(M) == NOW + SKEW
+    assert reason_of(lambda: record(window, 10, created=NOW + SKEW, now=later, sender=M)) is (
+        Reason.EXPIRED
+    )
+
+
+def test_a_full_record_refuses_a_message_older_than_its_oldest_id(
+    make_store: StoreFactory,
+) -> None:
+    """Recording it would forget ids at or after its own time: it is refused unchanged."""
+    store = make_store(capacity=2)
+    assert store.add(A, mid(1), NOW - 10, now=NOW) is ADDED
+    assert store.add(A, mid(2), NOW - 5, now=NOW) is ADDED
+    assert store.add(A, mid(3), NOW - 10, now=NOW) is AddResult.BELOW_FLOOR
+    assert store.contains(A, mid(1))
+    assert store.floor(A) == -1
+    assert store.add(A, mid(4), NOW, now=NOW) is ADDED
+    assert store.floor(A) == NOW - 10
+    assert not store.contains(A, mid(1))
+
+
+def test_add_reports_each_outcome(make_store: StoreFactory) -> None:
+    store = make_store(capacity=1)
+    assert store.add(A, mid(1), NOW + 5, now=NOW) is ADDED
+    assert store.add(A, mid(1), NOW + 5, now=NOW) is AddResult.SEEN
+    assert store.add(A, mid(2), NOW + 6, now=NOW) is AddResult.FULL
+    store.prune(NOW)
+    assert store.add(A, mid(3), NOW - 1, now=NOW) is AddResult.BELOW_FLOOR
+
+
+def test_prune_forgets_empty_senders(make_store: StoreFactory) -> None:
+    store = make_store(capacity=5)
+    for n in range(3):
+        assert store.add(bytes([n]) * 32, mid(n), NOW - 10, now=NOW) is ADDED
+    store.prune(NOW)
+    assert len(store) == 0
+    assert all(store.floor(bytes([n]) * 32) == NOW - 1 for n in range(3))
 
 
 # --------------------------------------------------------------------------- atomicity
@@ -204,7 +298,7 @@ def _race(attempt: Callable[[int], T], threads: int = 16) -> list[T]:
 
 
 def test_concurrent_adds_of_one_id_record_it_once(store: ReplayStore) -> None:
-    results = _race(lambda _i: store.add(mid(7), NOW))
+    results = _race(lambda _i: store.add(A, mid(7), NOW, now=NOW) is ADDED)
     assert sorted(results) == [False] * 15 + [True]
 
 
@@ -225,11 +319,11 @@ def test_concurrent_records_of_one_message_open_it_once(window: ReplayWindow) ->
 def test_sqlite_survives_reopen(tmp_path: Path) -> None:
     path = tmp_path / "replay.sqlite3"
     with SQLiteReplayStore(path) as store:
-        assert store.add(mid(1), NOW)
+        assert store.add(A, mid(1), NOW, now=NOW) is ADDED
         store.prune(NOW - 100)
     with SQLiteReplayStore(path) as reopened:
-        assert reopened.contains(mid(1))
-        assert not reopened.add(mid(1), NOW)
+        assert reopened.contains(A, mid(1))
+        assert reopened.add(A, mid(1), NOW, now=NOW) is not ADDED
         assert reopened.floor() == NOW - 101
         assert len(reopened) == 1
         window = ReplayWindow(reopened, max_age=MAX_AGE, skew=SKEW)
@@ -239,13 +333,13 @@ def test_sqlite_survives_reopen(tmp_path: Path) -> None:
 def test_sqlite_two_store_objects_on_one_file_share_ids_and_floor(tmp_path: Path) -> None:
     path = tmp_path / "shared.sqlite3"
     with SQLiteReplayStore(path) as first, SQLiteReplayStore(path) as second:
-        assert first.add(mid(1), NOW)
-        assert second.contains(mid(1))
-        assert not second.add(mid(1), NOW)
+        assert first.add(A, mid(1), NOW, now=NOW) is ADDED
+        assert second.contains(A, mid(1))
+        assert second.add(A, mid(1), NOW, now=NOW) is not ADDED
         second.prune(NOW - 5)
         assert first.floor() == NOW - 6
         stores = (first, second)
-        results = _race(lambda i: stores[i % 2].add(mid(2), NOW))
+        results = _race(lambda i: stores[i % 2].add(A, mid(2), NOW, now=NOW) is ADDED)
         assert sorted(results) == [False] * 15 + [True]
 
 
@@ -253,10 +347,11 @@ def test_sqlite_eviction_survives_reopen(tmp_path: Path) -> None:
     path = tmp_path / "small.sqlite3"
     with SQLiteReplayStore(path, capacity=3) as store:
         for n in range(4):
-            assert store.add(mid(n), NOW + n)
+            assert store.add(A, mid(n), NOW + n, now=NOW + n) is ADDED
     with SQLiteReplayStore(path, capacity=3) as reopened:
-        assert reopened.floor() == NOW
-        assert not reopened.contains(mid(0))
+        assert reopened.floor(A) == NOW
+        assert reopened.floor() == -1  # eviction raises the sender's floor, not everyone's
+        assert not reopened.contains(A, mid(0))
         assert len(reopened) == 3
 
 
@@ -282,13 +377,35 @@ def test_sqlite_capacity_must_be_positive(tmp_path: Path) -> None:
         SQLiteReplayStore(tmp_path / "x.sqlite3", capacity=0)
 
 
+def test_sqlite_refuses_a_record_of_the_earlier_layout(tmp_path: Path) -> None:
+    """Ids of the one-id-space layout name no sender: refused with what to do, not converted."""
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "CREATE TABLE seen (id BLOB PRIMARY KEY, created INTEGER NOT NULL) WITHOUT ROWID;"
+            "CREATE TABLE meta (one INTEGER PRIMARY KEY, floor INTEGER, count INTEGER);"
+        )
+    db.close()
+    with pytest.raises(TransportError, match="earlier letterlock"):
+        SQLiteReplayStore(path)
+
+
+def test_sqlite_refuses_a_foreign_database(tmp_path: Path) -> None:
+    path = tmp_path / "other.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE accounts (name TEXT)")
+    db.close()
+    with pytest.raises(TransportError, match="not a replay record"):
+        SQLiteReplayStore(path)
+
+
 def test_add_refuses_an_id_at_or_below_the_floor(store: ReplayStore) -> None:
     """The floor is checked inside the atomic add, not before it: an id that a concurrent
     prune or eviction has just forgotten can never be recorded (and so released) again."""
     store.prune(NOW)  # floor NOW - 1
-    assert not store.add(mid(1), NOW - 1)
-    assert not store.contains(mid(1))
-    assert store.add(mid(2), NOW)
+    assert store.add(A, mid(1), NOW - 1, now=NOW) is not ADDED
+    assert not store.contains(A, mid(1))
+    assert store.add(A, mid(2), NOW, now=NOW) is ADDED
 
 
 def test_record_reports_expired_when_add_meets_a_risen_floor(store: ReplayStore) -> None:
@@ -302,9 +419,9 @@ def test_record_reports_expired_when_add_meets_a_risen_floor(store: ReplayStore)
 def test_length_follows_adds_evictions_and_prunes(make_store: StoreFactory) -> None:
     store = make_store(capacity=3)
     for n in range(5):
-        assert store.add(mid(n), NOW + n)
+        assert store.add(A, mid(n), NOW + n, now=NOW + n) is ADDED
     assert len(store) == 3
-    assert [store.contains(mid(n)) for n in range(5)] == [False, False, True, True, True]
+    assert [store.contains(A, mid(n)) for n in range(5)] == [False, False, True, True, True]
     store.prune(NOW + 4)
     assert len(store) == 1
 
@@ -316,5 +433,5 @@ def test_sqlite_errors_become_transport_errors(tmp_path: Path) -> None:
     store = SQLiteReplayStore(tmp_path / "replay.sqlite3")
     store.close()
     with pytest.raises(TransportError) as caught:
-        store.add(mid(1), NOW)
+        store.add(A, mid(1), NOW, now=NOW)
     assert isinstance(caught.value.__cause__, sqlite3.Error)

@@ -18,6 +18,7 @@ import pytest
 
 import letterlock
 from letterlock import (
+    AddResult,
     Identity,
     Limits,
     Opened,
@@ -97,8 +98,16 @@ class VectorTrust:
 
 def window(receiver: Mapping[str, Any]) -> ReplayWindow:
     replay = ReplayWindow(max_age=receiver["max_age"], skew=receiver["skew"])
+    senders = [
+        public_identity_from_bytes(bytes.fromhex(entry["public_identity"])).fingerprint
+        for entry in receiver["trusted"]
+    ]  # TODO(vectors v2): seen ids name their sender
     for seen in receiver["seen"]:
-        assert replay.store.add(bytes.fromhex(seen), receiver["now"])
+        for sender in senders:
+            added = replay.store.add(
+                sender, bytes.fromhex(seen), receiver["now"], now=receiver["now"]
+            )
+            assert added is AddResult.ADDED
     return replay
 
 

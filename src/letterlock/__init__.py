@@ -18,8 +18,9 @@ from letterlock._api import Opener, Sealer, inspect, open, seal
 from letterlock.core.envelope import DEFAULT_LIMITS, Envelope, Header, Limits, RecipientEntry
 from letterlock.core.keys import Identity, PublicIdentity, format_fingerprint
 from letterlock.core.protocol import Opened, Padding
-from letterlock.core.replay import MemoryReplayStore, ReplayStore, ReplayWindow
+from letterlock.core.replay import AddResult, MemoryReplayStore, ReplayStore, ReplayWindow
 from letterlock.core.suites import Suite
+from letterlock.core.topics import Topics
 from letterlock.errors import (
     KeyStoreError,
     LetterlockError,
@@ -38,6 +39,7 @@ _logging.getLogger("letterlock").addHandler(_logging.NullHandler())
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "AddResult",
     "Envelope",
     "Header",
     "Identity",
@@ -59,6 +61,7 @@ __all__ = [
     "SQLiteReplayStore",
     "Sealer",
     "Suite",
+    "Topics",
     "TransportError",
     "TrustContext",
     "TrustPolicy",

@@ -25,6 +25,7 @@ from letterlock.core.protocol import (
 )
 from letterlock.core.replay import ReplayWindow
 from letterlock.core.suites import Suite
+from letterlock.core.topics import Topics
 from letterlock.errors import UsageError
 from letterlock.trust.policy import TrustPolicy
 
@@ -73,16 +74,25 @@ def open(
     identity: Identity,
     trust: TrustPolicy,
     replay: ReplayWindow,
-    topic: str | None = None,
+    topic: str | Topics | None = None,
     now: float | None = None,
     suites: Iterable[Suite] | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    record: bool = True,
 ) -> Opened:
     """Verify and decrypt an envelope addressed to ``identity``; raise Rejected otherwise.
 
-    Pass the ``topic`` the message arrived on so a re-routed message is refused. ``suites`` are
-    the suites accepted (default: the identity's own). No payload byte is returned unless the
-    signature, the trust policy, the replay window and the decryption all agree.
+    ``topic`` is where this receiver expects messages to be bound: one topic, or
+    :class:`Topics` (exact topics and ``*``/``#`` patterns). Take it from your own
+    configuration, never from what the broker reports for a delivery (a broker can put any
+    message in any queue and report anything). ``suites`` are the suites accepted (default:
+    the identity's own). No payload byte is returned unless the signature, the trust policy,
+    the replay window and the decryption all agree.
+
+    ``record=False`` checks the replay window without recording the message: call
+    ``replay.record(sender=opened.sender.key_id, message_id=opened.message_id,
+    created=opened.created, now=...)`` once the payload is safely delivered (it raises
+    Rejected if a concurrent copy was recorded first).
     """
     return open_envelope(
         data,
@@ -93,6 +103,7 @@ def open(
         topic=topic,
         suites=_accepted(identity, suites),
         limits=limits,
+        record=record,
     )
 
 
@@ -197,9 +208,10 @@ class Opener:
         self,
         data: bytes | bytearray | memoryview,
         *,
-        topic: str | None = None,
+        topic: str | Topics | None = None,
         now: float | None = None,
         into: bytearray | None = None,
+        record: bool = True,
     ) -> Opened:
         """As :func:`letterlock.open`. With ``into``, the payload is decrypted into that buffer
         (resized to the payload; zeroed if the message is rejected) and ``payload`` is empty."""
@@ -214,6 +226,7 @@ class Opener:
             limits=self.limits,
             unwrap_cache=self.cache,
             into=into,
+            record=record,
         )
 
 

@@ -33,6 +33,7 @@ from letterlock.core.envelope import (
 from letterlock.core.keys import SENDER_ID_SIZE, Identity, PublicIdentity
 from letterlock.core.replay import ReplayWindow
 from letterlock.core.suites import Suite
+from letterlock.core.topics import Topics
 from letterlock.errors import Reason, Rejected, UsageError
 
 if TYPE_CHECKING:
@@ -285,11 +286,12 @@ def open_envelope(
     trust: TrustPolicy,
     replay: ReplayWindow,
     now: int,
-    topic: str | None = None,
+    topic: str | Topics | None = None,
     suites: frozenset[Suite],
     limits: Limits,
     unwrap_cache: UnwrapCache | None = None,
     into: bytearray | None = None,
+    record: bool = True,
 ) -> Opened:
     """Open an envelope, checking everything in the order of section 6. Raises Rejected.
 
@@ -297,16 +299,22 @@ def open_envelope(
     HPKE; the entry is cached only once the whole envelope has opened. With ``into``, the
     payload is decrypted into that buffer (resized to the payload) instead of a new bytes
     object, and ``Opened.payload`` is empty; on rejection the buffer is zeroed.
+
+    ``topic`` is the receiver's own expectation (step 10): one topic, or :class:`Topics`.
+    With ``record=False`` step 21 only checks that the id is still unrecorded; the caller
+    records it (``replay.record``) once the payload is safely delivered.
     """
     if into is not None and into is data:
         raise UsageError("into must be another buffer than the envelope")
     envelope = parse(data, suites=suites, limits=limits)  # steps 1-7
     header = envelope.header
     suite = header.suite
-    replay.check_time(created=header.created, expires=header.expires, now=now)  # steps 8, 9
-    if topic is not None and topic != header.topic:  # step 10
-        raise Rejected(Reason.WRONG_TOPIC, f"for {header.topic!r}, expected {topic!r}")
-    replay.check_unseen(header.message_id)  # step 11
+    claimed = header.sender_key_id  # None when hidden: steps 9 and 11 wait for step 21
+    replay.check_time(sender=claimed, created=header.created, expires=header.expires, now=now)
+    if topic is not None and not _topic_expected(topic, header.topic):  # step 10
+        raise Rejected(Reason.WRONG_TOPIC, f"for {_shown(header.topic)}, expected {_shown(topic)}")
+    if claimed is not None:
+        replay.check_unseen(claimed, header.message_id)  # step 11
     headers = header.header_map
     my_id = identity.public.recipient_id
     entry = next((e for e in header.recipients if e.key_id == my_id), None)
@@ -340,10 +348,21 @@ def open_envelope(
     inner = bytearray(len(envelope.ciphertext) - TAG_SIZE) if into is None else into
     _resized(inner, len(envelope.ciphertext) - TAG_SIZE)
     try:
-        sender, start, length = _decrypt_and_check_inner(
+        sender, signer, start, length = _decrypt_and_check_inner(
             envelope, inner, cipher, sender, trust=trust, headers=headers, now=now
         )  # steps 18-20
-        replay.record(message_id=header.message_id, created=header.created, now=now)  # step 21
+        if record:  # step 21, under the key that verified (never a policy's say-so)
+            replay.record(
+                sender=signer, message_id=header.message_id, created=header.created, now=now
+            )
+        else:
+            replay.check(
+                sender=signer,
+                message_id=header.message_id,
+                created=header.created,
+                expires=header.expires,
+                now=now,
+            )
     except BaseException:
         inner[:] = bytes(len(inner))  # no byte of a rejected message stays in a caller's buffer
         raise
@@ -369,6 +388,18 @@ def open_envelope(
     )
 
 
+def _shown(topic: str | Topics, limit: int = 80) -> str:
+    """A topic (or the receiver's topics) for an error's detail: quoted, at most ``limit``."""
+    text = repr(topic) if isinstance(topic, str) else f"one of {topic!s}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _topic_expected(expected: str | Topics, topic: str) -> bool:
+    if isinstance(expected, Topics):
+        return topic in expected
+    return expected == topic
+
+
 def _decrypt_and_check_inner(
     envelope: Envelope,
     inner: bytearray,
@@ -378,8 +409,8 @@ def _decrypt_and_check_inner(
     trust: TrustPolicy,
     headers: dict[str, str],
     now: int,
-) -> tuple[VerifiedSender, int, int]:
-    """Steps 18-20: decrypt into ``inner``; (sender, payload offset, payload length)."""
+) -> tuple[VerifiedSender, bytes, int, int]:
+    """Steps 18-20: decrypt into ``inner``; (sender, signer's key id, payload offset, length)."""
     header = envelope.header
     suite = header.suite
     with memoryview(inner) as view:
@@ -388,7 +419,8 @@ def _decrypt_and_check_inner(
             raise Rejected(Reason.DECRYPT_FAILED, "ciphertext")  # step 18
         start, length, hidden_id, hidden_signature = _split_inner(view, suite, hidden=not sender)
         if sender is not None:
-            return sender, start, length
+            assert header.sender_key_id is not None
+            return sender, header.sender_key_id, start, length
         public, sender = _admit(trust, hidden_id, header, headers, now)  # step 20
         signed = (
             LABEL_HIDDEN_SIGNATURE
@@ -398,7 +430,7 @@ def _decrypt_and_check_inner(
         )
         if not public.verify(hidden_signature, signed):
             raise Rejected(Reason.BAD_SIGNATURE)
-        return sender, start, length
+        return sender, hidden_id, start, length
 
 
 def _entry_digest(suite: Suite, my_id: bytes, wrapped: bytes) -> bytes:

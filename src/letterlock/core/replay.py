@@ -1,29 +1,42 @@
 """The replay window: everything that decides whether a message is fresh lives here.
 
 A message carries a random 128-bit id and its signed creation time. The window accepts a message
-only if its time is inside ``[now - max_age, now + skew]``, it has not expired, and its id has not
-been recorded. Ids are kept until their message would fail the time check anyway, so memory is
-bounded by the message rate times ``max_age``; past a store's capacity the oldest ids are
-forgotten and the *floor* rises with them, so a forgotten id can never be replayed (the window
-fails closed: it rejects as ``expired`` rather than forgetting silently).
+only if its time is inside ``[now - max_age, now + skew]``, it has not expired, and the pair
+(sender key id, message id) has not been recorded. The record is kept **per sender**: ids,
+floors and capacity belong to one sender key, so one sender can never squat another's ids (by
+copying an id it saw on the broker), evict another's ids, or raise another's floor.
+
+Ids are kept until their message would fail the time check anyway, so memory is bounded by the
+message rate times ``max_age``. Past a sender's capacity its oldest ids are forgotten and *that
+sender's* floor rises to their creation time, so a forgotten id can never be replayed (the
+window fails closed). A floor never passes the receiver's clock: an id created after ``now`` is
+never evicted, and a sender whose record is full of such ids is refused (``over_limit``) until
+time catches up. Pruning by age raises a floor common to all senders to ``now - max_age - 1``.
 
 Decision table (``docs/spec/envelope-v1.md`` section 6, steps 8, 9, 11 and 21), first match wins:
 
-==========================================  ==================  ================
-message                                     id recorded?        outcome
-==========================================  ==================  ================
-created > now + skew                        -                   not_yet_valid
-expires set and now >= expires              -                   expired
-created < now - max_age                     -                   expired
-created <= floor                            -                   expired
-otherwise                                   yes                 replayed
-otherwise                                   no                  fresh
-==========================================  ==================  ================
+=============================================  ==================  ================
+message                                        recorded?           outcome
+=============================================  ==================  ================
+created > now + skew                           -                   not_yet_valid
+expires set and now >= expires                 -                   expired
+created < now - max_age                        -                   expired
+created <= floor(sender)                       -                   expired
+(sender, id) recorded                          yes                 replayed
+sender's record full of ids created > now      no                  over_limit
+otherwise                                      no                  fresh
+=============================================  ==================  ================
 
-Transitions of one id: ``fresh --record--> recorded --prune/evict--> forgotten`` (below the
-floor). ``record`` is atomic in every store: of two concurrent copies exactly one wins, and only
-an envelope that passed every other check is recorded, so a forged copy cannot block the
-genuine message.
+``floor(sender) = max(common floor, sender's own floor)``. When the sender is hidden, the early
+steps (9 and 11) use the common floor only and skip the recorded check; step 21 decides with the
+verified sender. Recording a fresh message at a full record first forgets that sender's oldest
+ids (all ids tied at the oldest creation time) and raises its floor to that time; a message
+created at or before that time is refused instead, leaving the record unchanged.
+
+Transitions of one (sender, id): ``fresh --record--> recorded --prune/evict--> forgotten``
+(at or below a floor). ``add`` is atomic in every store: of two concurrent copies exactly one
+wins, and only an envelope that passed every other check is recorded, so a forged copy cannot
+block the genuine message.
 
 The window is pure (time is an argument); stores implement :class:`ReplayStore`:
 :class:`MemoryReplayStore` here, :class:`letterlock.stores.sqlite.SQLiteReplayStore` on disk.
@@ -31,77 +44,125 @@ The window is pure (time is an argument); stores implement :class:`ReplayStore`:
 
 from __future__ import annotations
 
+import enum
 import heapq
 import threading
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Final, Protocol
 
 from letterlock.errors import Reason, Rejected, UsageError
 
-__all__ = ["MemoryReplayStore", "ReplayStore", "ReplayWindow"]
+__all__ = ["DEFAULT_CAPACITY", "AddResult", "MemoryReplayStore", "ReplayStore", "ReplayWindow"]
+
+#: Ids kept per sender before the oldest are forgotten (and that sender's floor rises).
+DEFAULT_CAPACITY: Final = 1_000_000
+
+
+class AddResult(enum.Enum):
+    """What :meth:`ReplayStore.add` did."""
+
+    ADDED = "added"  #: recorded now
+    BELOW_FLOOR = "below_floor"  #: created at or before the sender's floor: refused, expired
+    SEEN = "seen"  #: this sender's id is already recorded: replayed
+    FULL = "full"  #: the sender's record is full of ids created after now: over_limit
 
 
 class ReplayStore(Protocol):
-    """Where a window keeps recorded ids. Implementations must make :meth:`add` atomic."""
+    """Where a window keeps recorded ids, per sender. :meth:`add` must be atomic."""
 
-    def floor(self) -> int:
-        """Messages created at or before this time are refused; it never decreases."""
+    def floor(self, sender: bytes | None = None) -> int:
+        """Messages of ``sender`` created at or before this are refused; it never decreases.
+
+        ``None``: the floor common to all senders (raised by :meth:`prune` only).
+        """
         ...
 
-    def contains(self, message_id: bytes) -> bool: ...
+    def contains(self, sender: bytes, message_id: bytes) -> bool: ...
 
-    def add(self, message_id: bytes, created: int) -> bool:
-        """Record an id; False (and no change) if it is already recorded or ``created`` is at
-        or below the floor. Atomic with respect to :meth:`prune` and eviction."""
+    def add(self, sender: bytes, message_id: bytes, created: int, *, now: int) -> AddResult:
+        """Record ``(sender, message_id)`` unless refused; atomic with pruning and eviction.
+
+        In order: BELOW_FLOOR if ``created <= floor(sender)``; SEEN if already recorded; at
+        the sender's capacity, FULL if its oldest id was created after ``now``, BELOW_FLOOR if
+        ``created`` is not after that oldest id, else forget the oldest ids (those tied at the
+        oldest time) and raise the sender's floor to their time; then record: ADDED.
+        """
         ...
 
     def prune(self, cutoff: int) -> None:
-        """Forget ids created before ``cutoff`` and raise the floor to at least cutoff - 1."""
+        """Forget ids created before ``cutoff`` and raise the common floor to cutoff - 1."""
         ...
 
     def __len__(self) -> int:
-        """How many ids are recorded."""
+        """How many ids are recorded, over all senders."""
         ...
+
+
+@dataclass(slots=True)
+class _SenderRecord:
+    seen: dict[bytes, int] = field(default_factory=dict)
+    by_time: list[tuple[int, bytes]] = field(default_factory=list)
+    floor: int = -1
 
 
 class MemoryReplayStore:
-    """An in-process store with a capacity; thread-safe."""
+    """An in-process store; ``capacity`` ids per sender. Thread-safe."""
 
-    def __init__(self, *, capacity: int = 1_000_000) -> None:
+    def __init__(self, *, capacity: int = DEFAULT_CAPACITY) -> None:
         if capacity < 1:
             raise UsageError("capacity must be positive")
         self._capacity = capacity
-        self._seen: dict[bytes, int] = {}
-        self._by_time: list[tuple[int, bytes]] = []
+        self._senders: dict[bytes, _SenderRecord] = {}
         self._floor = -1
+        self._count = 0
         self._lock = threading.Lock()
 
-    def floor(self) -> int:
-        return self._floor
+    def floor(self, sender: bytes | None = None) -> int:
+        record = self._senders.get(sender) if sender is not None else None
+        return self._floor if record is None else max(self._floor, record.floor)
 
-    def contains(self, message_id: bytes) -> bool:
-        return message_id in self._seen
+    def contains(self, sender: bytes, message_id: bytes) -> bool:
+        record = self._senders.get(sender)
+        return record is not None and message_id in record.seen
 
-    def add(self, message_id: bytes, created: int) -> bool:
+    def add(self, sender: bytes, message_id: bytes, created: int, *, now: int) -> AddResult:
         with self._lock:
-            if message_id in self._seen or created <= self._floor:
-                return False
-            self._seen[message_id] = created
-            heapq.heappush(self._by_time, (created, message_id))
-            while len(self._seen) > self._capacity:  # forget the oldest, as the SQLite store
-                oldest, evicted = heapq.heappop(self._by_time)
-                del self._seen[evicted]
-                self._floor = max(self._floor, oldest)
-            return True
+            record = self._senders.get(sender)
+            if record is None:
+                record = self._senders[sender] = _SenderRecord()
+            if created <= max(self._floor, record.floor):
+                return AddResult.BELOW_FLOOR
+            if message_id in record.seen:
+                return AddResult.SEEN
+            if len(record.seen) >= self._capacity:
+                oldest = record.by_time[0][0]
+                if oldest > now:
+                    return AddResult.FULL
+                if created <= oldest:
+                    return AddResult.BELOW_FLOOR
+                while record.by_time and record.by_time[0][0] == oldest:
+                    _, evicted = heapq.heappop(record.by_time)
+                    del record.seen[evicted]
+                    self._count -= 1
+                record.floor = oldest
+            record.seen[message_id] = created
+            heapq.heappush(record.by_time, (created, message_id))
+            self._count += 1
+            return AddResult.ADDED
 
     def prune(self, cutoff: int) -> None:
         with self._lock:
-            while self._by_time and self._by_time[0][0] < cutoff:
-                _, old = heapq.heappop(self._by_time)
-                del self._seen[old]
             self._floor = max(self._floor, cutoff - 1)
+            for sender, record in list(self._senders.items()):
+                while record.by_time and record.by_time[0][0] < cutoff:
+                    _, old = heapq.heappop(record.by_time)
+                    del record.seen[old]
+                    self._count -= 1
+                if not record.seen and record.floor <= self._floor:
+                    del self._senders[sender]  # nothing left that the common floor does not say
 
     def __len__(self) -> int:
-        return len(self._seen)
+        return self._count
 
 
 class ReplayWindow:
@@ -117,38 +178,55 @@ class ReplayWindow:
     ) -> None:
         if max_age < 1 or skew < 0:
             raise UsageError("max_age must be positive and skew not negative")
+        if prune_every < 1:
+            raise UsageError("prune_every must be positive")
         self.store: ReplayStore = store if store is not None else MemoryReplayStore()
         self.max_age = max_age
         self.skew = skew
         self._prune_every = prune_every
         self._since_prune = 0
 
-    def check(self, *, message_id: bytes, created: int, expires: int | None, now: int) -> None:
+    def check(
+        self,
+        *,
+        sender: bytes | None,
+        message_id: bytes,
+        created: int,
+        expires: int | None,
+        now: int,
+    ) -> None:
         """Steps 8, 9 and 11: raise Rejected unless the message is fresh. Records nothing."""
-        self.check_time(created=created, expires=expires, now=now)
-        self.check_unseen(message_id)
+        self.check_time(sender=sender, created=created, expires=expires, now=now)
+        if sender is not None:
+            self.check_unseen(sender, message_id)
 
-    def check_time(self, *, created: int, expires: int | None, now: int) -> None:
-        """Steps 8 and 9: the message's times against the window."""
+    def check_time(
+        self, *, sender: bytes | None, created: int, expires: int | None, now: int
+    ) -> None:
+        """Steps 8 and 9: the message's times against the window (``sender`` None: hidden)."""
         if created > now + self.skew:
             raise Rejected(Reason.NOT_YET_VALID, f"created {created - now}s in the future")
         if expires is not None and now >= expires:
             raise Rejected(Reason.EXPIRED, "past its expiry")
-        if created < now - self.max_age or created <= self.store.floor():
+        if created < now - self.max_age or created <= self.store.floor(sender):
             raise Rejected(Reason.EXPIRED, "older than the replay window")
 
-    def check_unseen(self, message_id: bytes) -> None:
+    def check_unseen(self, sender: bytes, message_id: bytes) -> None:
         """Step 11: a cheap early refusal of a recorded id (step 21 is the deciding one)."""
-        if self.store.contains(message_id):
+        if self.store.contains(sender, message_id):
             raise Rejected(Reason.REPLAYED)
 
-    def record(self, *, message_id: bytes, created: int, now: int) -> None:
+    def record(self, *, sender: bytes, message_id: bytes, created: int, now: int) -> None:
         """Step 21: atomically record the id of a message that passed everything else."""
         self._since_prune += 1
         if self._since_prune >= self._prune_every:
             self._since_prune = 0
             self.store.prune(now - self.max_age)
-        if not self.store.add(message_id, created):  # the floor is checked inside, atomically
-            if created <= self.store.floor():  # the floor only rises: this is why add refused
-                raise Rejected(Reason.EXPIRED, "older than the replay window")
+        result = self.store.add(sender, message_id, created, now=now)
+        if result is AddResult.ADDED:
+            return
+        if result is AddResult.BELOW_FLOOR:
+            raise Rejected(Reason.EXPIRED, "older than the replay window")
+        if result is AddResult.SEEN:
             raise Rejected(Reason.REPLAYED)
+        raise Rejected(Reason.OVER_LIMIT, "the sender's replay record is full of future ids")

@@ -1,10 +1,15 @@
 """A replay store in SQLite: the window survives restarts and is shared by local processes.
 
-Recording is one transaction (``BEGIN IMMEDIATE``) that inserts the id only if it is new and
-above the floor, so of two processes opening copies of one message exactly one records it, and
-an id forgotten by a concurrent prune or eviction can never be recorded again. The floor and
-the number of ids are kept beside them, so no operation scans the table. Every ``sqlite3``
-error is translated into :class:`~letterlock.errors.TransportError` at this edge.
+Recording is one transaction (``BEGIN IMMEDIATE``) that applies the decision of
+:meth:`letterlock.core.replay.ReplayStore.add` to one sender's ids, floor and count, so of two
+processes opening copies of one message exactly one records it, and an id forgotten by a
+concurrent prune or eviction can never be recorded again. Floors and counts are kept per sender
+beside the ids, so no operation scans the table.
+
+Schema version 2 (``PRAGMA application_id`` "LLRP", ``user_version`` 2) keys ids on (sender key
+id, message id). A file of the earlier layout (one floor and one id space for all senders) is
+refused with a message saying what to do: its ids name no sender, so no safe conversion exists.
+Every ``sqlite3`` error is translated into :class:`~letterlock.errors.TransportError` here.
 """
 
 from __future__ import annotations
@@ -14,21 +19,26 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Final
 
+from letterlock.core.replay import DEFAULT_CAPACITY, AddResult
 from letterlock.errors import TransportError, UsageError
 
 __all__ = ["SQLiteReplayStore"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS seen (id BLOB PRIMARY KEY, created INTEGER NOT NULL) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS seen_created ON seen (created);
-CREATE TABLE IF NOT EXISTS meta (
-    one INTEGER PRIMARY KEY CHECK (one = 1),
-    floor INTEGER NOT NULL,
-    count INTEGER NOT NULL
-);
-INSERT OR IGNORE INTO meta (one, floor, count) VALUES (1, -1, 0);
-"""
+APPLICATION_ID: Final = 0x4C4C5250  # "LLRP"
+SCHEMA_VERSION: Final = 2
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS seen (sender BLOB NOT NULL, id BLOB NOT NULL, "
+    "created INTEGER NOT NULL, PRIMARY KEY (sender, id)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS seen_by_time ON seen (sender, created)",
+    "CREATE TABLE IF NOT EXISTS senders (sender BLOB PRIMARY KEY, floor INTEGER NOT NULL, "
+    "count INTEGER NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS meta (one INTEGER PRIMARY KEY CHECK (one = 1), "
+    "floor INTEGER NOT NULL)",
+    "INSERT OR IGNORE INTO meta (one, floor) VALUES (1, -1)",
+)
 
 
 @contextlib.contextmanager
@@ -40,20 +50,50 @@ def _translated(what: str) -> Iterator[None]:
 
 
 class SQLiteReplayStore:
-    """A :class:`~letterlock.core.replay.ReplayStore` in a SQLite file (WAL, durable commits)."""
+    """A :class:`~letterlock.core.replay.ReplayStore` in a SQLite file (WAL, durable commits).
 
-    def __init__(self, path: str | Path, *, capacity: int = 10_000_000) -> None:
+    ``capacity`` is the number of ids kept per sender.
+    """
+
+    def __init__(self, path: str | Path, *, capacity: int = DEFAULT_CAPACITY) -> None:
         if capacity < 1:
             raise UsageError("capacity must be positive")
         self._capacity = capacity
         self._lock = threading.Lock()
+        self.path = Path(path)
         with _translated(f"opening {path}"):
             self._db = sqlite3.connect(
                 str(path), timeout=30.0, isolation_level=None, check_same_thread=False
             )
+            try:
+                self._setup()
+            except BaseException:
+                self._db.close()
+                raise
+
+    def _setup(self) -> None:
+        with self._transaction("checking the schema") as db:
+            (app_id,) = db.execute("PRAGMA application_id").fetchone()
+            (version,) = db.execute("PRAGMA user_version").fetchone()
+            if (app_id, version) == (0, 0):
+                names = {row[0] for row in db.execute("SELECT name FROM sqlite_schema")}
+                if "seen" in names and "meta" in names:
+                    raise TransportError(
+                        f"{self.path} is a replay record of an earlier letterlock (one id space "
+                        "for all senders), which cannot be converted: keep it aside until the "
+                        "messages it covers are past your window (max_age), then delete it"
+                    )
+                if names:
+                    raise TransportError(f"{self.path} is a SQLite file but not a replay record")
+            elif (app_id, version) != (APPLICATION_ID, SCHEMA_VERSION):
+                raise TransportError(f"{self.path}: unsupported replay record (schema {version})")
+            for statement in _SCHEMA:
+                db.execute(statement)
+            db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        with self._lock, _translated("setting the journal mode"):
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
         with self._lock, _translated("closing"):
@@ -77,50 +117,77 @@ class SQLiteReplayStore:
                     self._db.execute("ROLLBACK")
                 raise
 
-    def floor(self) -> int:
+    def floor(self, sender: bytes | None = None) -> int:
         with self._lock, _translated("reading the floor"):
-            value: int = self._db.execute("SELECT floor FROM meta").fetchone()[0]
+            value: int = self._db.execute(
+                "SELECT max(m.floor, coalesce((SELECT floor FROM senders WHERE sender = ?), -1)) "
+                "FROM meta m",
+                (sender,),
+            ).fetchone()[0]
             return value
 
-    def contains(self, message_id: bytes) -> bool:
+    def contains(self, sender: bytes, message_id: bytes) -> bool:
         with self._lock, _translated("looking up an id"):
-            row = self._db.execute("SELECT 1 FROM seen WHERE id = ?", (message_id,)).fetchone()
+            row = self._db.execute(
+                "SELECT 1 FROM seen WHERE sender = ? AND id = ?", (sender, message_id)
+            ).fetchone()
             return row is not None
 
-    def add(self, message_id: bytes, created: int) -> bool:
+    def add(self, sender: bytes, message_id: bytes, created: int, *, now: int) -> AddResult:
         with self._transaction("recording an id") as db:
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO seen (id, created) "
-                "SELECT ?1, ?2 WHERE ?2 > (SELECT floor FROM meta)",
-                (message_id, created),
+            floor, count = db.execute(
+                "SELECT max(m.floor, coalesce(s.floor, -1)), coalesce(s.count, 0) "
+                "FROM meta m LEFT JOIN senders s ON s.sender = ?",
+                (sender,),
+            ).fetchone()
+            if created <= floor:
+                return AddResult.BELOW_FLOOR
+            seen = db.execute(
+                "SELECT 1 FROM seen WHERE sender = ? AND id = ?", (sender, message_id)
+            ).fetchone()
+            if seen is not None:
+                return AddResult.SEEN
+            if count >= self._capacity:
+                (oldest,) = db.execute(
+                    "SELECT min(created) FROM seen WHERE sender = ?", (sender,)
+                ).fetchone()
+                if oldest > now:
+                    return AddResult.FULL
+                if created <= oldest:
+                    return AddResult.BELOW_FLOOR
+                removed = db.execute(
+                    "DELETE FROM seen WHERE sender = ? AND created <= ?", (sender, oldest)
+                ).rowcount
+                db.execute(
+                    "UPDATE senders SET floor = max(floor, ?), count = count - ? WHERE sender = ?",
+                    (oldest, removed, sender),
+                )
+            db.execute(
+                "INSERT INTO seen (sender, id, created) VALUES (?, ?, ?)",
+                (sender, message_id, created),
             )
-            if cursor.rowcount != 1:
-                return False
-            (count,) = db.execute("UPDATE meta SET count = count + 1 RETURNING count").fetchone()
-            if count > self._capacity:
-                self._evict(db, count - self._capacity)
-            return True
-
-    @staticmethod
-    def _evict(db: sqlite3.Connection, excess: int) -> None:
-        """Forget the ``excess`` oldest ids (and any tied with the newest of them)."""
-        (newest_evicted,) = db.execute(
-            "SELECT max(created) FROM (SELECT created FROM seen ORDER BY created LIMIT ?)",
-            (excess,),
-        ).fetchone()
-        removed = db.execute("DELETE FROM seen WHERE created <= ?", (newest_evicted,)).rowcount
-        db.execute(
-            "UPDATE meta SET floor = max(floor, ?), count = count - ?", (newest_evicted, removed)
-        )
+            db.execute(
+                "INSERT INTO senders (sender, floor, count) VALUES (?, -1, 1) "
+                "ON CONFLICT (sender) DO UPDATE SET count = count + 1",
+                (sender,),
+            )
+            return AddResult.ADDED
 
     def prune(self, cutoff: int) -> None:
         with self._transaction("pruning") as db:
-            removed = db.execute("DELETE FROM seen WHERE created < ?", (cutoff,)).rowcount
-            db.execute(
-                "UPDATE meta SET floor = max(floor, ?), count = count - ?", (cutoff - 1, removed)
-            )
+            senders = [row[0] for row in db.execute("SELECT sender FROM senders")]
+            for sender in senders:
+                removed = db.execute(
+                    "DELETE FROM seen WHERE sender = ? AND created < ?", (sender, cutoff)
+                ).rowcount
+                if removed:
+                    db.execute(
+                        "UPDATE senders SET count = count - ? WHERE sender = ?", (removed, sender)
+                    )
+            db.execute("UPDATE meta SET floor = max(floor, ?)", (cutoff - 1,))
+            db.execute("DELETE FROM senders WHERE count = 0 AND floor <= (SELECT floor FROM meta)")
 
     def __len__(self) -> int:
         with self._lock, _translated("counting ids"):
-            (count,) = self._db.execute("SELECT count FROM meta").fetchone()
+            (count,) = self._db.execute("SELECT coalesce(sum(count), 0) FROM senders").fetchone()
             return int(count)

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from letterlock.core.topics import topic_matches
 from letterlock.errors import TransportError, UsageError
 
 __all__ = [
@@ -137,23 +138,6 @@ class QueueStats:
     leased: int
     delayed: int
     dead: int
-
-
-def topic_matches(pattern: str, topic: str) -> bool:
-    """AMQP topic matching: ``*`` is exactly one word, ``#`` zero or more; words split on ``.``.
-
-    Runs in O(words of pattern x words of topic), whatever the number of ``#``.
-    """
-    words = topic.split(".")
-    reachable = {0}  # positions in ``words`` the pattern so far can end at
-    for part in pattern.split("."):
-        if part == "#":
-            reachable = set(range(min(reachable), len(words) + 1))
-        else:
-            reachable = {i + 1 for i in reachable if i < len(words) and part in ("*", words[i])}
-        if not reachable:
-            return False
-    return len(words) in reachable
 
 
 def _check_queue(queue: str) -> None:
