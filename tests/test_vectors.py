@@ -97,18 +97,23 @@ class VectorTrust:
 
 
 def window(receiver: Mapping[str, Any]) -> ReplayWindow:
+    """The vector's window: exactly the recorded (sender, message id) pairs, floors at -1."""
     replay = ReplayWindow(max_age=receiver["max_age"], skew=receiver["skew"])
-    senders = [
-        public_identity_from_bytes(bytes.fromhex(entry["public_identity"])).fingerprint
-        for entry in receiver["trusted"]
-    ]  # TODO(vectors v2): seen ids name their sender
+    now = receiver["now"]
     for seen in receiver["seen"]:
-        for sender in senders:
-            added = replay.store.add(
-                sender, bytes.fromhex(seen), receiver["now"], now=receiver["now"]
-            )
-            assert added is AddResult.ADDED
+        sender, message_id = bytes.fromhex(seen["sender"]), bytes.fromhex(seen["message_id"])
+        assert replay.store.add(sender, message_id, now, now=now) is AddResult.ADDED
     return replay
+
+
+def limits(receiver: Mapping[str, Any]) -> Limits:
+    return Limits(
+        max_size=receiver["max_size"],
+        max_recipients=receiver["max_recipients"],
+        max_headers=receiver["max_headers"],
+        hidden_sender=receiver["hidden_sender"],
+        max_hidden_size=receiver["max_hidden_size"],
+    )
 
 
 def open_as(
@@ -124,11 +129,7 @@ def open_as(
         topic=receiver["topic"],
         now=receiver["now"],
         suites=[Suite.from_label(s) for s in receiver["suites"]],
-        limits=Limits(
-            max_size=receiver["max_size"],
-            max_recipients=receiver["max_recipients"],
-            max_headers=receiver["max_headers"],
-        ),
+        limits=limits(receiver),
     )
 
 
@@ -170,8 +171,8 @@ def test_vector_file_format(path: Path) -> None:
     assert vector["format"] == "letterlock-vector-v1"
     assert path.relative_to(VECTORS).as_posix() == f"{vector['suite']}/{vector['name']}.json"
     assert set(vector["receiver"]) == {
-        "private_identity", "suites", "max_size", "max_recipients", "max_headers", "max_age",
-        "skew", "now", "topic", "seen", "trusted",
+        "private_identity", "suites", "max_size", "max_recipients", "max_headers",
+        "hidden_sender", "max_hidden_size", "max_age", "skew", "now", "topic", "seen", "trusted",
     }  # fmt: skip
     outcome = {"reason"} if vector["expect"] == "reject" else {
         "payload", "signer", "topic", "message_id", "created", "expires", "content_type",
@@ -215,6 +216,8 @@ def _relaxed(receiver: Mapping[str, Any], envelope: bytes) -> dict[str, Any]:
         "max_size": Limits().max_size,
         "max_recipients": Limits().max_recipients,
         "max_headers": Limits().max_headers,
+        "hidden_sender": True,
+        "max_hidden_size": Limits().max_size,
         "now": created,
         "topic": None,
         "seen": [],
@@ -292,11 +295,7 @@ def _outcome(vector: Vector, cache: UnwrapCache | None) -> tuple[str, bytes]:
         trust=VectorTrust(receiver["trusted"]),
         replay=window(receiver),
         suites=[Suite.from_label(s) for s in receiver["suites"]],
-        limits=Limits(
-            max_size=receiver["max_size"],
-            max_recipients=receiver["max_recipients"],
-            max_headers=receiver["max_headers"],
-        ),
+        limits=limits(receiver),
     )
     if cache is not None:
         opener.cache = cache

@@ -42,14 +42,15 @@ from letterlock.core.envelope import (
     parse,
 )
 from letterlock.core.protocol import (
-    LABEL_HIDDEN_SIGNATURE,
-    LABEL_SIGNATURE,
     LABEL_WRAP,
     Padding,
     WrappedKey,
     _info,
     commitment_of,
+    nonce_of,
     payload_key,
+    signed_hidden,
+    signed_visible,
 )
 
 FORMAT: Final = "letterlock-vector-v1"
@@ -140,7 +141,9 @@ class Receiver:
     skew: int = SKEW
     now: int = NOW
     topic: str | None = TOPIC
-    seen: tuple[bytes, ...] = ()
+    seen: tuple[tuple[bytes, bytes], ...] = ()  # (sender key id, message id)
+    hidden_sender: bool = DEFAULT_LIMITS.hidden_sender
+    max_hidden_size: int = DEFAULT_LIMITS.max_hidden_size
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -290,12 +293,20 @@ def inner_plaintext(
     signer: Identity | None = None,
     length: int | None = None,
     padding: bytes = b"",
+    signed_padding: int | None = None,
 ) -> bytes:
-    """Section 5.4's inner plaintext; a hidden sender claims alice, signed by ``signer``."""
+    """Section 5.4's inner plaintext; a hidden sender claims alice, signed by ``signer``.
+
+    ``signed_padding`` is the padding the hidden sender's signature (its ``ct_len``) vouches
+    for, when a case wants it to differ from ``padding``.
+    """
     prefix = b""
     if m.hide_sender:
         key_id = k.alice.public.fingerprint
-        signed = LABEL_HIDDEN_SIGNATURE + header_bytes + key_id + _crypto.digest(k.suite, m.payload)
+        vouched = len(padding) if signed_padding is None else signed_padding
+        ct_length = len(key_id) + k.suite.sizes.signature + 8 + len(m.payload) + vouched + 16
+        digest = _crypto.digest(k.suite, m.payload)
+        signed = signed_hidden(k.suite, header_bytes, ct_length, key_id, digest)
         prefix = key_id + (signer or k.alice).sign(signed)
     payload_len = len(m.payload) if length is None else length
     return prefix + _U64.pack(payload_len) + m.payload + padding
@@ -322,12 +333,12 @@ def forge(
     header_bytes = header.encode()
     plaintext = inner(header_bytes) if inner else inner_plaintext(k, m, header_bytes)
     pk = key or payload_key(k.suite, m.content_key)
-    iv = nonce or m.message_id[:12]
+    iv = nonce or nonce_of(k.suite, m.message_id)
     aad = header_bytes if aad is None else aad
     ciphertext = _crypto.aead_encrypt(k.suite, pk, iv, plaintext, aad)[:cut]
     signature = None
     if not m.hide_sender:
-        signed = LABEL_SIGNATURE + header_bytes + _crypto.digest(k.suite, ciphertext)
+        signed = signed_visible(k.suite, header_bytes, _crypto.digest(k.suite, ciphertext))
         signature = (signer or k.alice).sign(signed)
     return encode_envelope(header_bytes, ciphertext, signature)
 
@@ -628,6 +639,23 @@ def _topic_surrogate(k: Kit) -> Result:
     return no(Reason.MALFORMED, k, envelope, topic=None)
 
 
+@case("reject-malformed-topic-control-character", "malicious: topic 'orders' ESC '.eu'")
+def _topic_control(k: Kit) -> Result:
+    envelope = forge(k, k.message(), edit=_edit(topic=b"orders\x1b.eu"))
+    return no(Reason.MALFORMED, k, envelope, topic=None)
+
+
+@case("reject-malformed-topic-c1-control", "malicious: topic 'orders' U+0085 (C2 85) '.eu'")
+def _topic_c1(k: Kit) -> Result:
+    envelope = forge(k, k.message(), edit=_edit(topic=b"orders\xc2\x85.eu"))
+    return no(Reason.MALFORMED, k, envelope, topic=None)
+
+
+@case("reject-malformed-header-value-newline", "malicious: header value 'eu' LF 'west'")
+def _header_newline(k: Kit) -> Result:
+    return no(Reason.MALFORMED, k, forge(k, k.message(headers=(("route", "eu\nwest"),))))
+
+
 @case("reject-malformed-content-type-not-printable", "malicious: content type ends in 0x7F")
 def _ctype_unprintable(k: Kit) -> Result:
     envelope = forge(k, k.message(), edit=_edit(content_type=b"text/plain\x7f"))
@@ -668,6 +696,37 @@ def _flag_bit(k: Kit) -> Result:
     return no(Reason.UNSUPPORTED, k, forge(k, k.message(), edit=_edit(flags=0x02)))
 
 
+@case("reject-unsupported-hidden-sender-refused", "the receiver accepts no hidden senders")
+def _hidden_refused(k: Kit) -> Result:
+    envelope = seal(k, k.message(hide_sender=True))
+    return no(Reason.UNSUPPORTED, k, envelope, hidden_sender=False)
+
+
+@case(
+    "reject-over-limit-hidden-size",
+    "hidden-sender envelope one byte longer than max_hidden_size (below max_size)",
+)
+def _hidden_too_large(k: Kit) -> Result:
+    envelope = seal(k, k.message(hide_sender=True))
+    return no(Reason.OVER_LIMIT, k, envelope, max_hidden_size=len(envelope) - 1)
+
+
+@case("success-hidden-at-size-limit", "hidden-sender envelope exactly max_hidden_size bytes")
+def _hidden_at_limit(k: Kit) -> Result:
+    m = k.message(hide_sender=True)
+    envelope = seal(k, m)
+    receiver = k.receiver(max_hidden_size=len(envelope))
+    return Result(receiver=receiver, envelope=envelope, opened=m)
+
+
+@case(
+    "success-visible-ignores-hidden-settings",
+    "visible sender; the receiver refuses hidden senders and caps them at 1 byte",
+)
+def _visible_hidden_settings(k: Kit) -> Result:
+    return ok(k, k.message(), hidden_sender=False, max_hidden_size=1)
+
+
 @case("reject-suite-not-allowed", "the receiver accepts only another suite")
 def _suite_not_allowed(k: Kit) -> Result:
     envelope = seal(k, k.message())
@@ -697,11 +756,41 @@ def _wrong_topic(k: Kit) -> Result:
     return no(Reason.WRONG_TOPIC, k, seal(k, k.message()), topic="orders.us")
 
 
-@case("reject-replayed", "the message id is among the ids the window has seen")
+@case("reject-replayed", "(alice, the message id) is among the pairs the window has recorded")
 def _replayed(k: Kit) -> Result:
     m = k.message()
-    seen = tuple(sorted((m.message_id, k.derive("unrelated id", 16))))
+    alice = k.alice.public.fingerprint
+    seen = tuple(sorted(((alice, m.message_id), (alice, k.derive("unrelated id", 16)))))
     return no(Reason.REPLAYED, k, seal(k, m), seen=seen)
+
+
+@case("reject-replayed-hidden", "hidden sender: (alice, id) recorded; refused at step 21")
+def _replayed_hidden(k: Kit) -> Result:
+    m = k.message(hide_sender=True)
+    return no(Reason.REPLAYED, k, seal(k, m), seen=((k.alice.public.fingerprint, m.message_id),))
+
+
+@case(
+    "success-same-id-recorded-for-another-sender",
+    "carol's message with this id was recorded: the record is per sender (id squatting)",
+)
+def _same_id_other_sender(k: Kit) -> Result:
+    m = k.message()
+    seen = ((k.carol.public.fingerprint, m.message_id),)
+    trusted = (
+        Trusted(name="alice", identity=k.alice.public),
+        Trusted(name="carol", identity=k.carol.public),
+    )
+    return ok(k, m, seen=seen, trusted=trusted)
+
+
+@case(
+    "success-hidden-same-id-recorded-for-another-sender",
+    "hidden sender; carol's message with this id was recorded: per-sender record",
+)
+def _same_id_other_sender_hidden(k: Kit) -> Result:
+    m = k.message(hide_sender=True)
+    return ok(k, m, seen=((k.carol.public.fingerprint, m.message_id),))
 
 
 # recipient and trust
@@ -800,6 +889,18 @@ def _sig_other_key(k: Kit) -> Result:
     return no(Reason.BAD_SIGNATURE, k, forge(k, k.message(), signer=k.mallory))
 
 
+@case(
+    "reject-bad-signature-hidden-repadded",
+    "malicious co-recipient: 16 zero bytes of padding added; the signed ct_len differs",
+)
+def _sig_hidden_repadded(k: Kit) -> Result:
+    m = k.message(hide_sender=True)
+    envelope = forge(
+        k, m, inner=lambda hb: inner_plaintext(k, m, hb, padding=bytes(16), signed_padding=0)
+    )
+    return no(Reason.BAD_SIGNATURE, k, envelope)
+
+
 @case("reject-bad-signature-hidden-inner", "malicious: hidden sender claims alice, mallory signs")
 def _sig_hidden(k: Kit) -> Result:
     m = k.message(hide_sender=True)
@@ -884,7 +985,17 @@ def _entry_info(k: Kit) -> Result:
 )
 def _other_nonce(k: Kit) -> Result:
     m = k.message()
-    return no(Reason.DECRYPT_FAILED, k, forge(k, m, nonce=k.derive("other message id", 12)))
+    nonce = nonce_of(k.suite, k.derive("other message id", 16))
+    return no(Reason.DECRYPT_FAILED, k, forge(k, m, nonce=nonce))
+
+
+@case(
+    "reject-decrypt-failed-nonce-is-id-prefix",
+    "malicious: nonce = the first 96 bits of the message id instead of the derived nonce",
+)
+def _nonce_prefix(k: Kit) -> Result:
+    m = k.message()
+    return no(Reason.DECRYPT_FAILED, k, forge(k, m, nonce=m.message_id[:12]))
 
 
 @case(
@@ -951,7 +1062,9 @@ def _receiver_json(r: Receiver) -> dict[str, Any]:
         "skew": r.skew,
         "now": r.now,
         "topic": r.topic,
-        "seen": [i.hex() for i in r.seen],
+        "hidden_sender": r.hidden_sender,
+        "max_hidden_size": r.max_hidden_size,
+        "seen": [{"sender": s.hex(), "message_id": i.hex()} for s, i in r.seen],
         "trusted": [
             {"name": t.name, "public_identity": t.identity.to_bytes().hex(), "allowed": t.allowed}
             for t in r.trusted

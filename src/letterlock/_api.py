@@ -7,6 +7,7 @@ pure :mod:`letterlock.core.protocol`.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterable, Mapping
 
@@ -112,17 +113,22 @@ def inspect(data: bytes | bytearray | memoryview, *, limits: Limits = DEFAULT_LI
 
     Useful for routing and diagnostics. Nothing in the result is authenticated until
     :func:`open` succeeds; raises Rejected if the bytes are not a well-formed envelope.
+    Hidden-sender envelopes are shown up to ``limits.max_size`` whatever the receiver's
+    hidden-sender settings: inspecting runs no cryptography.
     """
-    return parse(data, suites=frozenset(Suite), limits=limits)
+    shown = dataclasses.replace(limits, hidden_sender=True, max_hidden_size=limits.max_size)
+    return parse(data, suites=frozenset(Suite), limits=shown)
 
 
 class Sealer:
     """Seals many messages as one sender, amortising HPKE across messages.
 
     One wrapped content key per recipient set is reused for at most ``max_messages`` envelopes
-    and ``max_age`` seconds (defaults 65,536 and 600 s; see docs/design-notes.md). Each envelope
-    still carries the full recipient block and its own random message id, so it opens alone;
-    the id's first 96 bits are the AEAD nonce (spec section 5.4). Thread-safe.
+    (at most 2**32, the spec's bound) and ``max_age`` seconds (at most a day); the defaults are
+    65,536 and 600 s (see docs/design-notes.md). Each envelope still carries the full recipient
+    block and its own random message id, from which its AEAD nonce is derived, so it opens
+    alone (spec section 5.4). Messages with a hidden sender never reuse a content key: a
+    repeated recipient block would let a relay group a hidden sender's messages. Thread-safe.
     """
 
     def __init__(
@@ -162,10 +168,11 @@ class Sealer:
             key = _crypto.random_bytes(CONTENT_KEY_SIZE)
             return wrap_content_key(key, suite=suite, recipients=readers)
 
+        wrapped = fresh() if hide_sender else self._cache.get(recipient_set, created, fresh)
         return seal_envelope(
             payload,
             sender=self.sender,
-            wrapped=self._cache.get(recipient_set, created, fresh),
+            wrapped=wrapped,
             topic=topic,
             message_id=_crypto.random_bytes(MESSAGE_ID_SIZE),
             created=created,

@@ -71,6 +71,22 @@ _CURVE: Final[dict[Suite, ec.EllipticCurve]] = {
     Suite.P384: ec.SECP384R1(),
     Suite.PQ: ec.SECP384R1(),
 }
+#: Field prime of Curve25519 / edwards25519 (RFC 7748, RFC 8032).
+_P25519: Final = 2**255 - 19
+#: y-coordinates (edwards25519) and u-coordinates (Curve25519) of the points of small order
+#: (the eight-torsion). A key there is refused: an Ed25519 key of small order verifies
+#: signatures nobody made, an X25519 key of small order yields a shared secret of zero.
+#: ``tests/test_keys.py`` recomputes both sets from the curve equations.
+_ED25519_SMALL_ORDER_Y: Final = frozenset({
+    0, 1, _P25519 - 1,
+    2707385501144840649318225287225658788936804267575313519463743609750303402022,
+    _P25519 - 2707385501144840649318225287225658788936804267575313519463743609750303402022,
+})  # fmt: skip
+_X25519_SMALL_ORDER_U: Final = frozenset({
+    0, 1, _P25519 - 1,
+    325606250916557431795983626356110631294008115727848805560023387167927233504,
+    39382357235489614581723060781553021112529911719440698176882885853963445705823,
+})  # fmt: skip
 _MLDSA87_SIG: Final = 4627
 _MLDSA87_PUB: Final = 2592
 _MLDSA_SEED: Final = 32
@@ -120,16 +136,25 @@ class PayloadCipher:
         """The ciphertext and tag of ``plaintext`` (one-shot)."""
         return self._aead.encrypt(nonce, plaintext, aad)
 
+    def open(self, nonce: bytes, ciphertext: bytes | memoryview, aad: bytes) -> bytes | None:
+        """The plaintext (one-shot), or None when the tag does not verify."""
+        try:
+            return self._aead.decrypt(nonce, ciphertext, aad)
+        except InvalidTag:
+            return None
+
     def seal_in_place(self, nonce: bytes, region: memoryview, aad: bytes) -> None:
         """Encrypt ``region[:-16]`` in place; the tag fills the last 16 bytes of ``region``."""
         self._aead.encrypt_into(nonce, region[:-16], aad, region)
 
-    def open_into(self, nonce: bytes, ciphertext: memoryview, aad: bytes, out: memoryview) -> bool:
-        """Decrypt into ``out`` (ciphertext length - 16). False, ``out`` zeroed, on failure."""
+    def open_into(
+        self, nonce: bytes, ciphertext: bytes | memoryview, aad: bytes, out: memoryview
+    ) -> bool:
+        """Decrypt into ``out`` (ciphertext length - 16); ``ciphertext`` may be ``out``'s own
+        buffer extended by the tag (in place). False on failure: the caller wipes ``out``."""
         try:
             self._aead.decrypt_into(nonce, ciphertext, aad, out)
         except InvalidTag:
-            out[:] = bytes(len(out))
             return False
         return True
 
@@ -393,6 +418,26 @@ def load_private(
     )
 
 
+def _curve25519_coordinate(encoded: bytes, *, sign_bit: bool) -> int:
+    """The coordinate an Ed25519 (``sign_bit``) or X25519 key encodes; canonical or ValueError."""
+    value = int.from_bytes(encoded, "little")
+    if sign_bit:
+        value &= (1 << 255) - 1  # the top bit is the sign of x
+    elif value >> 255:
+        raise ValueError("X25519 public key has its top bit set (not canonical)")
+    if value >= _P25519:
+        raise ValueError("public key is not canonically encoded (coordinate >= p)")
+    return value
+
+
+def _check_curve25519_keys(sig_public: bytes, kem_public: bytes) -> None:
+    """Refuse non-canonical and small-order Ed25519 and X25519 public keys (spec section 3.1)."""
+    if _curve25519_coordinate(sig_public, sign_bit=True) in _ED25519_SMALL_ORDER_Y:
+        raise ValueError("Ed25519 public key of small order")
+    if _curve25519_coordinate(kem_public, sign_bit=False) in _X25519_SMALL_ORDER_U:
+        raise ValueError("X25519 public key of small order")
+
+
 def load_public(
     suite: Suite, sig_public: bytes, kem_public: bytes
 ) -> tuple[Verifier, Encapsulator]:
@@ -401,6 +446,7 @@ def load_public(
     if len(sig_public) != sizes.sig_public or len(kem_public) != sizes.kem_public:
         raise ValueError("public key of the wrong length for its suite")
     if suite is Suite.X25519:
+        _check_curve25519_keys(sig_public, kem_public)
         return (
             Verifier(suite, ed=ed25519.Ed25519PublicKey.from_public_bytes(sig_public)),
             Encapsulator(suite, x25519.X25519PublicKey.from_public_bytes(kem_public)),

@@ -189,6 +189,32 @@ def _load_private_identity(data: bytes) -> tuple[_Suite, bytes, _HpkeKey]:
     return suite, public, hpke_key
 
 
+_P25519 = 2**255 - 19
+# Section 3.1: the y (edwards25519) and u (Curve25519) coordinates of the small-order points.
+_ED_SMALL = {
+    0,
+    1,
+    _P25519 - 1,
+    2707385501144840649318225287225658788936804267575313519463743609750303402022,
+    55188659117513257062467267217118295137698188065244968500265048394206261417927,
+}
+_X_SMALL = {
+    0,
+    1,
+    _P25519 - 1,
+    325606250916557431795983626356110631294008115727848805560023387167927233504,
+    39382357235489614581723060781553021112529911719440698176882885853963445705823,
+}
+
+
+def _check_25519_keys(ed_key: bytes, x_key: bytes) -> None:
+    """Section 3.1: canonical encodings, not of small order."""
+    y = int.from_bytes(ed_key, "little") & ((1 << 255) - 1)
+    u = int.from_bytes(x_key, "little")
+    if y >= _P25519 or y in _ED_SMALL or u >= _P25519 or u in _X_SMALL:
+        raise ValueError("x25519 public identity with a non-canonical or small-order key")
+
+
 def _verify_signature(suite: _Suite, public_key: bytes, sig: bytes, msg: bytes) -> None:
     """Section 2 "Signatures". Raises (anything) unless the signature verifies."""
 
@@ -234,7 +260,9 @@ class _Receiver:
     skew: int
     now: int
     topic: bytes | None
-    seen: frozenset[bytes]
+    hidden_sender: bool
+    max_hidden_size: int
+    seen: frozenset[tuple[bytes, bytes]]  # (sender key id, message id)
     trusted: dict[bytes, _Trusted]
 
 
@@ -246,6 +274,8 @@ def _load_receiver(r: dict[str, Any]) -> _Receiver:
         t_suite, spk, epk = _identity_fields(identity, b"LLP")
         if len(spk) != t_suite.npk or len(epk) != t_suite.nepk:
             raise ValueError("public identity key length differs from the suite's")
+        if t_suite.name == "x25519":
+            _check_25519_keys(spk, epk)
         trusted[hashlib.sha256(identity).digest()] = _Trusted(
             entry["name"], t_suite, spk, bool(entry["allowed"])
         )
@@ -262,7 +292,11 @@ def _load_receiver(r: dict[str, Any]) -> _Receiver:
         skew=r["skew"],
         now=r["now"],
         topic=None if topic is None else topic.encode("utf-8"),
-        seen=frozenset(bytes.fromhex(x) for x in r["seen"]),
+        hidden_sender=bool(r["hidden_sender"]),
+        max_hidden_size=r["max_hidden_size"],
+        seen=frozenset(
+            (bytes.fromhex(x["sender"]), bytes.fromhex(x["message_id"])) for x in r["seen"]
+        ),
         trusted=trusted,
     )
 
@@ -292,10 +326,14 @@ _NAME_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-._")
 
 
 def _utf8(data: bytes) -> str:
+    """Section 4: well-formed UTF-8 with no control character (U+0000-U+001F, U+007F-U+009F)."""
     try:
-        return data.decode("utf-8")  # strict: rejects surrogates and overlong forms
+        text = data.decode("utf-8")  # strict: rejects surrogates and overlong forms
     except UnicodeDecodeError:
         raise _RejectError("malformed") from None
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in text):
+        raise _RejectError("malformed")
+    return text
 
 
 def _parse(env: bytes, suite: _Suite, me: _Receiver) -> _Envelope:
@@ -408,6 +446,10 @@ def _open(env: bytes, me: _Receiver) -> Outcome:
         raise _RejectError("suite_not_allowed")  # 5
     if env[5] & ~HIDDEN_SENDER:
         raise _RejectError("unsupported")  # 6
+    if env[5] & HIDDEN_SENDER and not me.hidden_sender:
+        raise _RejectError("unsupported")  # 6
+    if env[5] & HIDDEN_SENDER and len(env) > me.max_hidden_size:
+        raise _RejectError("over_limit")  # 6
     e = _parse(env, suite, me)  # 7
     if e.created > me.now + me.skew:
         raise _RejectError("not_yet_valid")  # 8
@@ -415,7 +457,7 @@ def _open(env: bytes, me: _Receiver) -> Outcome:
         raise _RejectError("expired")  # 9 (vectors have no window floor)
     if me.topic is not None and e.topic != me.topic:
         raise _RejectError("wrong_topic")  # 10
-    if e.message_id in me.seen:
+    if not e.hidden and (e.sender_key_id, e.message_id) in me.seen:
         raise _RejectError("replayed")  # 11
     if me.suite is not suite or me.key_id not in e.recipients:
         raise _RejectError("not_for_me")  # 12
@@ -436,13 +478,14 @@ def _open(env: bytes, me: _Receiver) -> Outcome:
         )
     except Exception:
         raise _RejectError("decrypt_failed") from None  # 16
-    commitment = _hkdf(suite, ck, None, b"letterlock/v1 key commitment" + sid, 32)
+    keys = _hkdf(suite, ck, None, b"letterlock/v1 keys" + sid, 32 + suite.nk)  # 5.3
+    commitment, key = keys[:32], keys[32:]
     if not hmac.compare_digest(commitment, e.commitment):
         raise _RejectError("bad_commitment")  # 17
-    key = _hkdf(suite, ck, None, b"letterlock/v1 payload key" + sid, suite.nk)
     aead = ChaCha20Poly1305(key) if suite.name == "x25519" else AESGCM(key)
+    nonce = suite.h(b"letterlock/v1 nonce" + sid + e.message_id)[:12]  # 5.4
     try:
-        inner = aead.decrypt(e.message_id[:12], e.ciphertext, e.header)
+        inner = aead.decrypt(nonce, e.ciphertext, e.header)
     except Exception:
         raise _RejectError("decrypt_failed") from None  # 18
     cur = _Cursor(inner)  # 19: running out of bytes is malformed
@@ -452,10 +495,12 @@ def _open(env: bytes, me: _Receiver) -> Outcome:
     if any(cur.rest()):
         raise _RejectError("malformed")  # 19: non-zero padding
     if e.hidden:  # 20
-        msg = b"letterlock/v1 hidden sender\x00" + e.header + sender_key_id + suite.h(payload)
-        signer = _check_sender(me, suite, sender_key_id, inner_sig, msg)
+        ct_len = len(e.ciphertext).to_bytes(4, "big")
+        msg = b"letterlock/v1 hidden sender\x00" + e.header + ct_len + sender_key_id
+        signer = _check_sender(me, suite, sender_key_id, inner_sig, msg + suite.h(payload))
     assert signer is not None
-    # 21: recording the id. A vector's window holds only `seen`, already checked at step 11.
+    if (sender_key_id, e.message_id) in me.seen:
+        raise _RejectError("replayed")  # 21: a vector's window records exactly `seen`
     return Outcome(
         ok=True,
         reason=None,

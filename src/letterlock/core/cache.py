@@ -3,8 +3,8 @@
 * :class:`WrapCache` (sender side): one :class:`~letterlock.core.protocol.WrappedKey` per
   (suite, recipient set), reused for at most ``max_messages`` envelopes and ``max_age`` seconds.
   Every envelope still carries the whole recipient block and its own random message id, so each
-  opens alone; the id's first 96 bits are its AEAD nonce, unique with overwhelming probability
-  within the 2^16 reuse bound.
+  opens alone; its AEAD nonce is derived from the whole id, unique with overwhelming probability
+  within the reuse bound.
 * :class:`UnwrapCache` (receiver side): a bounded LRU from the exact bytes of the receiver's
   recipient entry to what the content key HPKE gave for it yields (its commitment and payload
   cipher). Decapsulation is a deterministic function of (private key, entry, info), so a hit
@@ -33,6 +33,10 @@ __all__ = ["UnwrapCache", "WrapCache"]
 #: Default reuse bounds of one wrapped content key: see docs/design-notes.md.
 DEFAULT_MAX_MESSAGES = 1 << 16
 DEFAULT_MAX_AGE = 600
+#: Hard bounds: the spec's 2^32 envelopes under one content key (random 96-bit nonces, NIST
+#: SP 800-38D), and a day, past which a content key is no longer "amortised" but long-lived.
+LIMIT_MAX_MESSAGES = 1 << 32
+LIMIT_MAX_AGE = 24 * 3600
 
 
 @dataclass(slots=True)
@@ -52,8 +56,15 @@ class WrapCache:
         max_age: int = DEFAULT_MAX_AGE,
         max_sets: int = 1024,
     ) -> None:
-        if max_messages < 1 or max_age < 0 or max_sets < 1:
-            raise UsageError("cache bounds must be positive")
+        if not 1 <= max_messages <= LIMIT_MAX_MESSAGES:
+            raise UsageError(
+                f"max_messages must be 1 to 2**32 (the spec's bound on envelopes under one "
+                f"content key), not {max_messages}"
+            )
+        if not 0 <= max_age <= LIMIT_MAX_AGE:
+            raise UsageError(f"max_age must be 0 to {LIMIT_MAX_AGE} seconds, not {max_age}")
+        if max_sets < 1:
+            raise UsageError("max_sets must be positive")
         self.max_messages = max_messages
         self.max_age = max_age
         self._max_sets = max_sets

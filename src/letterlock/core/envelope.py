@@ -50,6 +50,8 @@ TAG_SIZE: Final = 16
 BytesLike = bytes | bytearray | memoryview
 _HEADER_NAME = re.compile(rb"[a-z0-9._-]{1,64}")
 _PRINTABLE = re.compile(rb"[\x20-\x7e]*")
+#: Control characters (Unicode Cc: U+0000-U+001F, U+007F-U+009F) as they appear in UTF-8.
+_CONTROL = re.compile(rb"[\x00-\x1f\x7f]|\xc2[\x80-\x9f]")
 _SUITES: Final = {suite.value: suite for suite in Suite}
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
@@ -64,12 +66,20 @@ class Limits:
     max_size: int = 64 * 1024 * 1024
     max_recipients: int = 1000
     max_headers: int = MAX_HEADERS
+    #: Accept envelopes whose sender is hidden? Their signature is inside the ciphertext, so
+    #: anyone with the receiver's public key can make it run HPKE and decrypt before any
+    #: signature is checked (spec section 6, step 6).
+    hidden_sender: bool = True
+    #: The largest hidden-sender envelope accepted: bounds that unauthenticated work.
+    max_hidden_size: int = 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.max_size < 1 or not 1 <= self.max_recipients <= MAX_RECIPIENTS:
             raise UsageError("limits must be positive and within the format's hard limits")
         if not 0 <= self.max_headers <= MAX_HEADERS:
             raise UsageError(f"max_headers must be between 0 and {MAX_HEADERS}")
+        if self.max_hidden_size < 1:
+            raise UsageError("max_hidden_size must be positive (hidden_sender=False refuses all)")
 
 
 DEFAULT_LIMITS: Final = Limits()
@@ -183,6 +193,8 @@ def _labels(
     raw_topic = _utf8(topic, "topic")
     if not 1 <= len(raw_topic) <= MAX_TOPIC:
         raise UsageError(f"topic must be 1 to {MAX_TOPIC} bytes of UTF-8")
+    if _CONTROL.search(raw_topic):
+        raise UsageError("topic must not contain control characters")
     ctype = _ascii(content_type or "", "content type")
     if len(ctype) > MAX_CONTENT_TYPE or not _PRINTABLE.fullmatch(ctype):
         raise UsageError("content type must be at most 255 printable ASCII characters")
@@ -206,6 +218,8 @@ def _labels(
         raw_value = _utf8(value, f"header {name!r}")
         if len(raw_value) > MAX_HEADER_VALUE:
             raise UsageError(f"header {name!r} is longer than {MAX_HEADER_VALUE} bytes")
+        if _CONTROL.search(raw_value):
+            raise UsageError(f"header {name!r} must not contain control characters")
         parts += [bytes([len(raw_name)]), raw_name, _U16.pack(len(raw_value)), raw_value]
     if sender_key_id is not None:
         if len(sender_key_id) != SENDER_ID_SIZE:
@@ -257,10 +271,14 @@ def _truncated() -> Rejected:
 
 
 def _text(raw: bytes, what: str) -> str:
+    """Well-formed UTF-8 without control characters (section 4), decoded."""
     try:
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise Rejected(Reason.MALFORMED, f"{what} is not UTF-8") from None
+    if _CONTROL.search(raw):
+        raise Rejected(Reason.MALFORMED, f"{what} has a control character")
+    return text
 
 
 def _header_bound(suite: Suite, limits: Limits) -> int:
@@ -291,6 +309,13 @@ def parse(data: BytesLike, *, suites: frozenset[Suite], limits: Limits) -> Envel
     flags = view[5]
     if flags & ~KNOWN_FLAGS:
         raise Rejected(Reason.UNSUPPORTED, f"flags 0x{flags:02x}")
+    hidden = bool(flags & FLAG_HIDDEN_SENDER)
+    if hidden and not limits.hidden_sender:
+        raise Rejected(Reason.UNSUPPORTED, "hidden sender not accepted")
+    if hidden and len(view) > limits.max_hidden_size:
+        raise Rejected(
+            Reason.OVER_LIMIT, f"{len(view)} bytes > max_hidden_size {limits.max_hidden_size}"
+        )
     sizes = suite.sizes
     # The header region is parsed from one bytes copy (small); the ciphertext stays a view.
     head = bytes(view[: _header_bound(suite, limits)])
@@ -343,7 +368,6 @@ def parse(data: BytesLike, *, suites: frozenset[Suite], limits: Limits) -> Envel
         if pos > end:
             raise _truncated()
         headers.append((name.decode("ascii"), _text(value, "header value")))
-    hidden = bool(flags & FLAG_HIDDEN_SENDER)
     sender_key_id = None
     if not hidden:
         sender_key_id = head[pos : pos + SENDER_ID_SIZE]

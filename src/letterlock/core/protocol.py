@@ -21,7 +21,6 @@ from letterlock.core.envelope import (
     COMMITMENT_SIZE,
     TAG_SIZE,
     BytesLike,
-    Envelope,
     Header,
     Limits,
     RecipientEntry,
@@ -43,15 +42,17 @@ __all__ = ["Opened", "Padding", "WrappedKey", "open_envelope", "seal_envelope", 
 
 CONTENT_KEY_SIZE: Final = 32
 LABEL_WRAP: Final = b"letterlock/v1 content key"
-LABEL_COMMIT: Final = b"letterlock/v1 key commitment"
-LABEL_PAYLOAD_KEY: Final = b"letterlock/v1 payload key"
+LABEL_KEYS: Final = b"letterlock/v1 keys"
+LABEL_NONCE: Final = b"letterlock/v1 nonce"
 NONCE_SIZE: Final = 12
 LABEL_SIGNATURE: Final = b"letterlock/v1 envelope\x00"
 LABEL_HIDDEN_SIGNATURE: Final = b"letterlock/v1 hidden sender\x00"
+_U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 #: Inner plaintexts from this size are built in the envelope and encrypted in place (one copy
 #: of the payload); smaller ones are joined and encrypted in one call (fewer Python steps).
 _IN_PLACE_FROM: Final = 64 * 1024
+_ZEROS: Final = bytes(64 * 1024)
 
 Padding = int | Literal["padme"] | None
 
@@ -77,8 +78,8 @@ class WrappedKey:
     """What a content key yields for sealing: its recipient block, commitment and payload cipher.
 
     A sender may reuse one for several messages to the same recipients (section 5.1): every
-    envelope still carries the whole block and its own random message id, whose first 96 bits
-    are the nonce under the content key's payload key (section 5.4).
+    envelope still carries the whole block and its own random message id, from which its AEAD
+    nonce under the content key's payload key is derived (section 5.4).
     """
 
     suite: Suite
@@ -92,26 +93,70 @@ def _info(suite: Suite, label: bytes, extra: bytes = b"") -> bytes:
     return label + bytes([suite.value]) + extra
 
 
-def commitment_of(suite: Suite, content_key: bytes) -> bytes:
-    return _crypto.hkdf(
-        suite, content_key, salt=None, info=_info(suite, LABEL_COMMIT), length=COMMITMENT_SIZE
-    )
-
-
-def payload_cipher(suite: Suite, content_key: bytes) -> _crypto.PayloadCipher:
-    """The payload AEAD under ``K = HKDF(CK, "payload key")`` (section 5.3)."""
-    return _crypto.PayloadCipher(suite, payload_key(suite, content_key))
-
-
-def payload_key(suite: Suite, content_key: bytes) -> bytes:
-    """K itself, for tools and tests that build envelopes by hand."""
-    return _crypto.hkdf(
+def derive_keys(suite: Suite, content_key: bytes) -> tuple[bytes, bytes]:
+    """``(C, K)``: the commitment and the payload key, from one HKDF of CK (section 5.3)."""
+    okm = _crypto.hkdf(
         suite,
         content_key,
         salt=None,
-        info=_info(suite, LABEL_PAYLOAD_KEY),
-        length=suite.sizes.payload_key,
+        info=_info(suite, LABEL_KEYS),
+        length=COMMITMENT_SIZE + suite.sizes.payload_key,
     )
+    return okm[:COMMITMENT_SIZE], okm[COMMITMENT_SIZE:]
+
+
+def commitment_of(suite: Suite, content_key: bytes) -> bytes:
+    """C alone, for tools and tests that build envelopes by hand."""
+    return derive_keys(suite, content_key)[0]
+
+
+def payload_key(suite: Suite, content_key: bytes) -> bytes:
+    """K alone, for tools and tests that build envelopes by hand."""
+    return derive_keys(suite, content_key)[1]
+
+
+_NONCE_PREFIX: Final = {suite: _info(suite, LABEL_NONCE) for suite in Suite}
+
+
+def nonce_of(suite: Suite, message_id: bytes) -> bytes:
+    """The AEAD nonce of a message: the first 96 bits of ``H(label || suite || message id)``.
+
+    It depends on all 128 bits of the id (section 5.4): ids that differ anywhere, even
+    only in a counter in their last bytes, give different nonces (but for a hash collision).
+    """
+    return _crypto.digest(suite, _NONCE_PREFIX[suite] + message_id)[:NONCE_SIZE]
+
+
+def signed_visible(suite: Suite, header_bytes: bytes, ct_digest: bytes) -> bytes:
+    """What a visible sender signs (section 5.5): the header and ``H(ciphertext)``."""
+    return LABEL_SIGNATURE + header_bytes + ct_digest
+
+
+def signed_hidden(
+    suite: Suite, header_bytes: bytes, ct_length: int, sender_key_id: bytes, payload_digest: bytes
+) -> bytes:
+    """What a hidden sender signs (section 5.5): the header, ``ct_len`` (so the padding is
+    fixed), its key id and ``H(payload)``."""
+    return b"".join(
+        (LABEL_HIDDEN_SIGNATURE, header_bytes, _U32.pack(ct_length), sender_key_id, payload_digest)
+    )
+
+
+def wipe(buffer: bytearray | memoryview) -> None:
+    """Overwrite ``buffer`` with zeros in place, without allocating a buffer of its size."""
+    with memoryview(buffer) as view, view.cast("B") as flat:
+        size = len(flat)
+        step = len(_ZEROS)
+        for start in range(0, size - step + 1, step):
+            flat[start : start + step] = _ZEROS
+        tail = size % step
+        if tail:
+            flat[size - tail :] = _ZEROS[:tail]
+
+
+def _all_zero(buffer: bytes | bytearray, start: int, end: int) -> bool:
+    """True if ``buffer[start:end]`` is all zeros (checked in place, nothing allocated)."""
+    return buffer.count(0, start, end) == end - start
 
 
 def wrap_content_key(
@@ -138,13 +183,13 @@ def wrap_content_key(
         )
         for key_id in sorted(by_id)
     )
-    commitment = commitment_of(suite, content_key)
+    commitment, key = derive_keys(suite, content_key)
     return WrappedKey(
         suite=suite,
         recipients=entries,
         commitment=commitment,
         block=encode_recipient_block(suite, entries, commitment),
-        cipher=payload_cipher(suite, content_key),
+        cipher=_crypto.PayloadCipher(suite, key),
     )
 
 
@@ -206,26 +251,23 @@ def seal_envelope(
     )
     header_bytes = front + wrapped.block
     payload = memoryview(payload).cast("B")
-    prefix = b""
-    if hide_sender:
-        signed = (
-            LABEL_HIDDEN_SIGNATURE
-            + header_bytes
-            + sender.public.fingerprint
-            + _crypto.digest(suite, payload)
-        )
-        prefix = sender.public.fingerprint + sender.sign(signed)
-    prefix += _U64.pack(len(payload))
-    inner_length = len(prefix) + len(payload)
+    fingerprint = sender.public.fingerprint
+    hidden_part = SENDER_ID_SIZE + suite.sizes.signature if hide_sender else 0
+    inner_length = hidden_part + _U64.size + len(payload)
     ct_length = _padded_length(inner_length, pad) + TAG_SIZE
-    nonce = message_id[:NONCE_SIZE]
+    prefix = _U64.pack(len(payload))
+    if hide_sender:  # the signature fixes ct_len, hence the padding (section 5.5)
+        digest = _crypto.digest(suite, payload)
+        signed = signed_hidden(suite, header_bytes, ct_length, fingerprint, digest)
+        prefix = fingerprint + sender.sign(signed) + prefix
+    nonce = nonce_of(suite, message_id)
     if into is None and inner_length < _IN_PLACE_FROM:  # small: fewest steps, same bytes
         zeros = bytes(ct_length - TAG_SIZE - inner_length)
         ciphertext = wrapped.cipher.seal(nonce, b"".join((prefix, payload, zeros)), header_bytes)
         signature = b""
         if not hide_sender:
             ct_digest = _crypto.digest(suite, ciphertext)
-            signature = sender.sign(LABEL_SIGNATURE + header_bytes + ct_digest)
+            signature = sender.sign(signed_visible(suite, header_bytes, ct_digest))
         return b"".join((encode_envelope_prefix(header_bytes, ct_length), ciphertext, signature))
     ct_start = len(header_bytes) + 4
     ct_end = ct_start + ct_length
@@ -237,11 +279,11 @@ def seal_envelope(
     view[ct_start:body] = prefix
     padding = body + len(payload)
     view[body:padding] = payload  # the only copy of the payload
-    view[padding : ct_end - TAG_SIZE] = bytes(ct_end - TAG_SIZE - padding)  # a reused buffer
+    wipe(view[padding : ct_end - TAG_SIZE])  # a reused buffer holds old bytes there
     wrapped.cipher.seal_in_place(nonce, view[ct_start:ct_end], header_bytes)
     if not hide_sender:
         ct_digest = _crypto.digest(suite, view[ct_start:ct_end])
-        view[ct_end:] = sender.sign(LABEL_SIGNATURE + header_bytes + ct_digest)
+        view[ct_end:] = sender.sign(signed_visible(suite, header_bytes, ct_digest))
     view.release()
     return b"" if into is not None else bytes(out)
 
@@ -298,36 +340,88 @@ def open_envelope(
     With ``unwrap_cache``, step 16 looks the receiver's exact recipient entry up before running
     HPKE; the entry is cached only once the whole envelope has opened. With ``into``, the
     payload is decrypted into that buffer (resized to the payload) instead of a new bytes
-    object, and ``Opened.payload`` is empty; on rejection the buffer is zeroed.
+    object, and ``Opened.payload`` is empty; if the message is refused, at any step, the
+    buffer is left zeroed.
 
     ``topic`` is the receiver's own expectation (step 10): one topic, or :class:`Topics`.
     With ``record=False`` step 21 only checks that the id is still unrecorded; the caller
     records it (``replay.record``) once the payload is safely delivered.
+
+    The ciphertext is hashed and decrypted from one snapshot: an envelope passed as anything
+    but ``bytes`` (a bytearray, a memoryview of shared memory) is first copied into the
+    output buffer, so nobody who can write to the caller's buffer can swap the ciphertext
+    between the signature check and the decryption.
     """
     if into is not None and into is data:
         raise UsageError("into must be another buffer than the envelope")
+    try:
+        return _open(
+            data,
+            identity=identity,
+            trust=trust,
+            replay=replay,
+            now=now,
+            topic=topic,
+            suites=suites,
+            limits=limits,
+            unwrap_cache=unwrap_cache,
+            into=into,
+            record=record,
+        )
+    except BaseException:
+        if into is not None:
+            wipe(into)  # no byte of a refused message, nor of an earlier one, stays behind
+        raise
+
+
+def _open(
+    data: BytesLike,
+    *,
+    identity: Identity,
+    trust: TrustPolicy,
+    replay: ReplayWindow,
+    now: int,
+    topic: str | Topics | None,
+    suites: frozenset[Suite],
+    limits: Limits,
+    unwrap_cache: UnwrapCache | None,
+    into: bytearray | None,
+    record: bool,
+) -> Opened:
     envelope = parse(data, suites=suites, limits=limits)  # steps 1-7
     header = envelope.header
     suite = header.suite
+    message_id = header.message_id
     claimed = header.sender_key_id  # None when hidden: steps 9 and 11 wait for step 21
     replay.check_time(sender=claimed, created=header.created, expires=header.expires, now=now)
     if topic is not None and not _topic_expected(topic, header.topic):  # step 10
         raise Rejected(Reason.WRONG_TOPIC, f"for {_shown(header.topic)}, expected {_shown(topic)}")
     if claimed is not None:
-        replay.check_unseen(claimed, header.message_id)  # step 11
-    headers = header.header_map
+        replay.check_unseen(claimed, message_id)  # step 11
     my_id = identity.public.recipient_id
     entry = next((e for e in header.recipients if e.key_id == my_id), None)
     if entry is None or identity.suite is not suite:  # step 12
         raise Rejected(Reason.NOT_FOR_ME)
+    ciphertext: bytes | memoryview = envelope.ciphertext
+    buffer: bytearray | None = None  # the output buffer, when the payload is decrypted into one
+    if into is not None or len(ciphertext) >= _IN_PLACE_FROM:
+        buffer = bytearray() if into is None else into
+    if type(data) is not bytes:  # a buffer others may write: hash and decrypt one snapshot
+        if buffer is None:
+            ciphertext = bytes(ciphertext)
+        else:
+            _resized(buffer, len(ciphertext))
+            memoryview(buffer)[:] = ciphertext
+            ciphertext = memoryview(buffer)
+    headers = header.header_map
     sender: VerifiedSender | None = None
-    if header.sender_key_id is not None:  # steps 13-15
-        public, sender = _admit(trust, header.sender_key_id, header, headers, now)
-        signed = (
-            LABEL_SIGNATURE + envelope.header_bytes + _crypto.digest(suite, envelope.ciphertext)
-        )
+    if claimed is not None:  # steps 13-15
+        public, sender = _admit(trust, claimed, header, headers, now)
+        ct_digest = _crypto.digest(suite, ciphertext)
         assert envelope.signature is not None
-        if not public.verify(envelope.signature, signed):
+        if not public.verify(
+            envelope.signature, signed_visible(suite, envelope.header_bytes, ct_digest)
+        ):
             raise Rejected(Reason.BAD_SIGNATURE)
     cached = entry_digest = None
     if unwrap_cache is not None:
@@ -337,49 +431,72 @@ def open_envelope(
         content_key = identity.unwrap(entry.wrapped, _info(suite, LABEL_WRAP, my_id))
         if content_key is None or len(content_key) != CONTENT_KEY_SIZE:  # step 16
             raise Rejected(Reason.DECRYPT_FAILED, "recipient entry")
-        commitment = commitment_of(suite, content_key)
+        commitment, key = derive_keys(suite, content_key)
         if not hmac.compare_digest(commitment, header.commitment):  # step 17
             raise Rejected(Reason.BAD_COMMITMENT)
-        cipher = payload_cipher(suite, content_key)
+        cipher = _crypto.PayloadCipher(suite, key)
     else:
         commitment, cipher = cached  # what steps 16 and 17 derive from these exact entry bytes
         if not hmac.compare_digest(commitment, header.commitment):  # step 17
             raise Rejected(Reason.BAD_COMMITMENT)
-    inner = bytearray(len(envelope.ciphertext) - TAG_SIZE) if into is None else into
-    _resized(inner, len(envelope.ciphertext) - TAG_SIZE)
-    try:
-        sender, signer, start, length = _decrypt_and_check_inner(
-            envelope, inner, cipher, sender, trust=trust, headers=headers, now=now
-        )  # steps 18-20
-        if record:  # step 21, under the key that verified (never a policy's say-so)
-            replay.record(
-                sender=signer, message_id=header.message_id, created=header.created, now=now
-            )
-        else:
-            replay.check(
-                sender=signer,
-                message_id=header.message_id,
-                created=header.created,
-                expires=header.expires,
-                now=now,
-            )
-    except BaseException:
-        inner[:] = bytes(len(inner))  # no byte of a rejected message stays in a caller's buffer
-        raise
+    nonce = nonce_of(suite, message_id)
+    inner: bytes | bytearray
+    decrypted: bytes | None = None
+    if buffer is None:  # small: one call, the plaintext in a new bytes object
+        decrypted = cipher.open(nonce, ciphertext, envelope.header_bytes)
+        if decrypted is None:
+            raise Rejected(Reason.DECRYPT_FAILED, "ciphertext")  # step 18
+        inner = decrypted
+    else:
+        size = len(envelope.ciphertext) - TAG_SIZE
+        if ciphertext is envelope.ciphertext:  # immutable input: decrypt out of place
+            _resized(buffer, size)
+        with memoryview(buffer) as out, out[:size] as plain:
+            opened = cipher.open_into(nonce, ciphertext, envelope.header_bytes, plain)
+        if isinstance(ciphertext, memoryview) and ciphertext.obj is buffer:
+            ciphertext.release()  # the snapshot, decrypted in place: let the buffer shrink
+        if not opened:
+            raise Rejected(Reason.DECRYPT_FAILED, "ciphertext")  # step 18
+        del buffer[size:]  # the tag, when the snapshot was decrypted in place
+        inner = buffer
+    start, length, hidden_id, hidden_signature = _split_inner(inner, suite, hidden=sender is None)
+    if sender is None:  # step 20
+        public, sender = _admit(trust, hidden_id, header, headers, now)
+        payload_digest = _crypto.digest(suite, memoryview(inner)[start : start + length])
+        signed = signed_hidden(
+            suite, envelope.header_bytes, len(envelope.ciphertext), hidden_id, payload_digest
+        )
+        if not public.verify(hidden_signature, signed):
+            raise Rejected(Reason.BAD_SIGNATURE)
+        signer = hidden_id
+    else:
+        assert claimed is not None
+        signer = claimed
+    # step 21, under the key that verified (never a policy's say-so)
+    if record:
+        replay.record(sender=signer, message_id=message_id, created=header.created, now=now)
+    else:
+        replay.check(
+            sender=signer, message_id=message_id, created=header.created,
+            expires=header.expires, now=now,
+        )  # fmt: skip
     if cached is None and unwrap_cache is not None and entry_digest is not None:
         unwrap_cache.put(entry_digest, commitment, cipher)  # only now: the envelope opened
-    if into is None:
-        payload = bytes(memoryview(inner)[start : start + length])
-    else:
+    if into is not None:
         del into[start + length :]
         del into[:start]  # bytearray drops a prefix in place
         payload = b""
+    elif buffer is not None:
+        payload = bytes(memoryview(buffer)[start : start + length])
+    else:
+        assert decrypted is not None
+        payload = decrypted[start : start + length]
     return Opened(
         payload=payload,
         size=length,
         sender=sender,
         topic=header.topic,
-        message_id=header.message_id,
+        message_id=message_id,
         created=header.created,
         expires=header.expires,
         content_type=header.content_type,
@@ -400,56 +517,29 @@ def _topic_expected(expected: str | Topics, topic: str) -> bool:
     return expected == topic
 
 
-def _decrypt_and_check_inner(
-    envelope: Envelope,
-    inner: bytearray,
-    cipher: _crypto.PayloadCipher,
-    sender: VerifiedSender | None,
-    *,
-    trust: TrustPolicy,
-    headers: dict[str, str],
-    now: int,
-) -> tuple[VerifiedSender, bytes, int, int]:
-    """Steps 18-20: decrypt into ``inner``; (sender, signer's key id, payload offset, length)."""
-    header = envelope.header
-    suite = header.suite
-    with memoryview(inner) as view:
-        nonce = header.message_id[:NONCE_SIZE]
-        if not cipher.open_into(nonce, envelope.ciphertext, envelope.header_bytes, view):
-            raise Rejected(Reason.DECRYPT_FAILED, "ciphertext")  # step 18
-        start, length, hidden_id, hidden_signature = _split_inner(view, suite, hidden=not sender)
-        if sender is not None:
-            assert header.sender_key_id is not None
-            return sender, header.sender_key_id, start, length
-        public, sender = _admit(trust, hidden_id, header, headers, now)  # step 20
-        signed = (
-            LABEL_HIDDEN_SIGNATURE
-            + envelope.header_bytes
-            + hidden_id
-            + _crypto.digest(suite, view[start : start + length])
-        )
-        if not public.verify(hidden_signature, signed):
-            raise Rejected(Reason.BAD_SIGNATURE)
-        return sender, hidden_id, start, length
-
-
 def _entry_digest(suite: Suite, my_id: bytes, wrapped: bytes) -> bytes:
     """The unwrap cache's key: everything HPKE's output depends on besides the private key."""
     return hashlib.sha256(bytes([suite.value]) + my_id + wrapped).digest()
 
 
-def _split_inner(view: memoryview, suite: Suite, *, hidden: bool) -> tuple[int, int, bytes, bytes]:
-    """Step 19: (payload offset, payload length, hidden sender key id, hidden signature)."""
+def _split_inner(
+    inner: bytes | bytearray, suite: Suite, *, hidden: bool
+) -> tuple[int, int, bytes, bytes]:
+    """Step 19: (payload offset, payload length, hidden sender key id, hidden signature).
+
+    The padding is checked in place: nothing of the inner plaintext's size is allocated.
+    """
     sender_id = signature = b""
     pos = 0
     if hidden:
-        sender_id = bytes(view[:SENDER_ID_SIZE])
+        sender_id = bytes(inner[:SENDER_ID_SIZE])
         pos = SENDER_ID_SIZE + suite.sizes.signature
-        signature = bytes(view[SENDER_ID_SIZE:pos])
-    (length,) = _U64.unpack_from(view, pos)
+        signature = bytes(inner[SENDER_ID_SIZE:pos])
+    (length,) = _U64.unpack_from(inner, pos)
     start = pos + _U64.size
-    if length > len(view) - start:
+    end = len(inner)
+    if length > end - start:
         raise Rejected(Reason.MALFORMED, "inner length")
-    if view[start + length :] != bytes(len(view) - start - length):
+    if not _all_zero(inner, start + length, end):
         raise Rejected(Reason.MALFORMED, "non-zero padding")
     return start, length, sender_id, signature
