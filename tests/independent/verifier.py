@@ -33,12 +33,20 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from . import mlkem1024_p384
+
 HIDDEN_SENDER = 0x01
 MLDSA_CONTEXT = b"letterlock/v1"
 MLDSA87_SIG_LEN = 4627
 # Section 4: ct_len is at least 24 = 8 + 16 (tag); 56 + S = 32 + S + 8 + 16 with a hidden sender.
 MIN_CT_VISIBLE = 24
 MIN_CT_HIDDEN_BASE = 56
+# Section 4: the hard caps of the variable-length header fields.
+MAX_TOPIC = 1024
+MAX_HEADER_NAME = 64
+MAX_HEADER_VALUE = 4096
+# vectors.md: a vector's replay window has forgotten nothing, so every floor is -1 (section 6).
+FLOOR = -1
 
 
 @dataclass(frozen=True)
@@ -142,8 +150,11 @@ def _ec_key(curve: ec.EllipticCurve, scalar: bytes) -> tuple[ec.EllipticCurvePri
     return key, key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
 
 
+#: The receiver's HPKE private key; pq: the ML-KEM-1024 key and the P-384 key (section 3.2).
 _HpkeKey: TypeAlias = (
-    ec.EllipticCurvePrivateKey | x25519.X25519PrivateKey | hpke.MLKEM1024P384PrivateKey
+    ec.EllipticCurvePrivateKey
+    | x25519.X25519PrivateKey
+    | tuple[mlkem.MLKEM1024PrivateKey, ec.EllipticCurvePrivateKey]
 )
 
 
@@ -183,7 +194,7 @@ def _load_private_identity(data: bytes) -> tuple[_Suite, bytes, _HpkeKey]:
         kem = mlkem.MLKEM1024PrivateKey.from_seed_bytes(ek[:64])
         p384, p384_point = _ec_key(ec.SECP384R1(), ek[64:])
         epk = kem.public_key().public_bytes_raw() + p384_point
-        hpke_key = hpke.MLKEM1024P384PrivateKey(kem, p384)
+        hpke_key = (kem, p384)
     public = b"LLP\x01" + bytes([suite.id])
     public += len(spk).to_bytes(2, "big") + spk + len(epk).to_bytes(2, "big") + epk
     return suite, public, hpke_key
@@ -269,16 +280,17 @@ class _Receiver:
 def _load_receiver(r: dict[str, Any]) -> _Receiver:
     suite, public, hpke_key = _load_private_identity(bytes.fromhex(r["private_identity"]))
     trusted: dict[bytes, _Trusted] = {}
-    for entry in r["trusted"]:
+    for entry in r["trusted"]:  # vectors.md: every entry parses, no key or name twice
         identity = bytes.fromhex(entry["public_identity"])
         t_suite, spk, epk = _identity_fields(identity, b"LLP")
         if len(spk) != t_suite.npk or len(epk) != t_suite.nepk:
             raise ValueError("public identity key length differs from the suite's")
         if t_suite.name == "x25519":
             _check_25519_keys(spk, epk)
-        trusted[hashlib.sha256(identity).digest()] = _Trusted(
-            entry["name"], t_suite, spk, bool(entry["allowed"])
-        )
+        fingerprint = hashlib.sha256(identity).digest()
+        if fingerprint in trusted or entry["name"] in {t.name for t in trusted.values()}:
+            raise ValueError("a key or a name listed twice in the trust list")
+        trusted[fingerprint] = _Trusted(entry["name"], t_suite, spk, bool(entry["allowed"]))
     topic = r["topic"]
     return _Receiver(
         suite=suite,
@@ -336,6 +348,21 @@ def _utf8(data: bytes) -> str:
     return text
 
 
+def _strictly_ascending(previous: bytes, current: bytes) -> bool:
+    """Section 4, canonical order: bytewise strictly ascending, so no two are equal."""
+    return current > previous
+
+
+def _topic_expected(expected: bytes, topic: bytes) -> bool:
+    """Step 10: the bytes, compared as they are (no Unicode normalisation, no case folding)."""
+    return topic == expected
+
+
+def _payload_len(cur: _Cursor) -> int:
+    """Section 5.4: ``payload_len`` is a u64, all 64 bits of it."""
+    return cur.uint(8)
+
+
 def _parse(env: bytes, suite: _Suite, me: _Receiver) -> _Envelope:
     """Step 7: the fields after magic, version, suite and flags, in order."""
     hidden = bool(env[5] & HIDDEN_SENDER)
@@ -345,7 +372,7 @@ def _parse(env: bytes, suite: _Suite, me: _Receiver) -> _Envelope:
     if expires != 0 and expires <= created:
         raise _RejectError("malformed")
     topic_len = cur.uint(2)
-    if not 1 <= topic_len <= 1024:
+    if not 1 <= topic_len <= MAX_TOPIC:
         raise _RejectError("malformed")
     topic = cur.take(topic_len)
     _utf8(topic)
@@ -359,14 +386,14 @@ def _parse(env: bytes, suite: _Suite, me: _Receiver) -> _Envelope:
     previous = b""
     for _ in range(count):
         name_len = cur.uint(1)
-        if not 1 <= name_len <= 64:
+        if not 1 <= name_len <= MAX_HEADER_NAME:
             raise _RejectError("malformed")
         name = cur.take(name_len)
-        if not set(name) <= _NAME_CHARS or name <= previous:
+        if not set(name) <= _NAME_CHARS or not _strictly_ascending(previous, name):
             raise _RejectError("malformed")
         previous = name
         value_len = cur.uint(2)
-        if value_len > 4096:
+        if value_len > MAX_HEADER_VALUE:
             raise _RejectError("malformed")
         headers[name.decode("ascii")] = _utf8(cur.take(value_len))
     sender_key_id = None if hidden else cur.take(32)
@@ -379,7 +406,7 @@ def _parse(env: bytes, suite: _Suite, me: _Receiver) -> _Envelope:
     previous = b""
     for _ in range(recipient_count):
         key_id = cur.take(16)
-        if key_id <= previous:
+        if not _strictly_ascending(previous, key_id):
             raise _RejectError("malformed")
         previous = key_id
         recipients[key_id] = cur.take(suite.w)
@@ -418,6 +445,18 @@ def _hkdf(suite: _Suite, ikm: bytes, salt: bytes | None, info: bytes, length: in
     return HKDF(algorithm=suite.hash_alg(), length=length, salt=salt, info=info).derive(ikm)
 
 
+def _hpke_open(suite: _Suite, key: _HpkeKey, wrapped: bytes, info: bytes) -> bytes:
+    """Section 5.2: HPKE base-mode open of a recipient entry (single shot, empty aad).
+
+    pq goes through this package's own MLKEM1024-P384 and RFC 9180 key schedule
+    (``mlkem1024_p384``), so section 3.3 is checked as written; the DHKEMs of RFC 9180 come
+    from pyca/cryptography.
+    """
+    if isinstance(key, tuple):
+        return mlkem1024_p384.open_base(wrapped, key[0], key[1], info)
+    return hpke.Suite(suite.kem, suite.kdf, suite.aead).decrypt(wrapped, key, info=info)
+
+
 def _check_sender(me: _Receiver, suite: _Suite, key_id: bytes, sig: bytes, msg: bytes) -> _Trusted:
     """Steps 13, 14 and 15 (and, for a hidden sender, step 20)."""
     signer = me.trusted.get(key_id)
@@ -453,9 +492,12 @@ def _open(env: bytes, me: _Receiver) -> Outcome:
     e = _parse(env, suite, me)  # 7
     if e.created > me.now + me.skew:
         raise _RejectError("not_yet_valid")  # 8
-    if (e.expires != 0 and me.now >= e.expires) or e.created < me.now - me.max_age:
-        raise _RejectError("expired")  # 9 (vectors have no window floor)
-    if me.topic is not None and e.topic != me.topic:
+    # 9: Python integers are unbounded and signed, as section 6 requires (no underflow).
+    if e.expires != 0 and me.now >= e.expires:
+        raise _RejectError("expired")  # 9
+    if e.created < me.now - me.max_age or e.created <= FLOOR:
+        raise _RejectError("expired")  # 9
+    if me.topic is not None and not _topic_expected(me.topic, e.topic):
         raise _RejectError("wrong_topic")  # 10
     if not e.hidden and (e.sender_key_id, e.message_id) in me.seen:
         raise _RejectError("replayed")  # 11
@@ -471,11 +513,8 @@ def _open(env: bytes, me: _Receiver) -> Outcome:
         sender_key_id = e.sender_key_id
     sid = bytes([suite.id])
     try:
-        ck = hpke.Suite(suite.kem, suite.kdf, suite.aead).decrypt(
-            e.recipients[me.key_id],
-            me.hpke_key,
-            info=b"letterlock/v1 content key" + sid + me.key_id,
-        )
+        info = b"letterlock/v1 content key" + sid + me.key_id  # 5.2
+        ck = _hpke_open(suite, me.hpke_key, e.recipients[me.key_id], info)
     except Exception:
         raise _RejectError("decrypt_failed") from None  # 16
     keys = _hkdf(suite, ck, None, b"letterlock/v1 keys" + sid, 32 + suite.nk)  # 5.3
@@ -491,7 +530,7 @@ def _open(env: bytes, me: _Receiver) -> Outcome:
     cur = _Cursor(inner)  # 19: running out of bytes is malformed
     if e.hidden:
         sender_key_id, inner_sig = cur.take(32), cur.take(suite.s)
-    payload = cur.take(cur.uint(8))
+    payload = cur.take(_payload_len(cur))
     if any(cur.rest()):
         raise _RejectError("malformed")  # 19: non-zero padding
     if e.hidden:  # 20
