@@ -358,6 +358,11 @@ def _topic_expected(expected: bytes, topic: bytes) -> bool:
     return topic == expected
 
 
+def _window_start(now: int, max_age: int) -> int:
+    """Step 9: ``now - max_age`` on mathematical integers; negative when now < max_age."""
+    return now - max_age
+
+
 def _payload_len(cur: _Cursor) -> int:
     """Section 5.4: ``payload_len`` is a u64, all 64 bits of it."""
     return cur.uint(8)
@@ -492,10 +497,9 @@ def _open(env: bytes, me: _Receiver) -> Outcome:
     e = _parse(env, suite, me)  # 7
     if e.created > me.now + me.skew:
         raise _RejectError("not_yet_valid")  # 8
-    # 9: Python integers are unbounded and signed, as section 6 requires (no underflow).
     if e.expires != 0 and me.now >= e.expires:
         raise _RejectError("expired")  # 9
-    if e.created < me.now - me.max_age or e.created <= FLOOR:
+    if e.created < _window_start(me.now, me.max_age) or e.created <= FLOOR:
         raise _RejectError("expired")  # 9
     if me.topic is not None and not _topic_expected(me.topic, e.topic):
         raise _RejectError("wrong_topic")  # 10
