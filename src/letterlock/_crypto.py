@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from typing import Final, NoReturn
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -33,6 +34,7 @@ __all__ = [
     "argon2id",
     "digest",
     "generate_private",
+    "hash_function",
     "hkdf",
     "load_private",
     "load_public",
@@ -94,6 +96,11 @@ _MLKEM1024_PUB: Final = 1568
 def random_bytes(n: int) -> bytes:
     """Operating-system randomness (only the public recipe in ``_api`` draws from it)."""
     return os.urandom(n)
+
+
+def hash_function(suite: Suite) -> Callable[[bytes], hashlib._Hash]:
+    """The suite's hash H as a hashlib constructor (for callers that precompute it)."""
+    return _HASHLIB[suite]
 
 
 def digest(suite: Suite, data: bytes | memoryview) -> bytes:

@@ -109,35 +109,33 @@ class UnwrapCache:
     One cache belongs to one receiver identity, so the entry's wrapped key (with the suite,
     checked on a hit) is all HPKE's output depends on. What is stored is what the content key
     yields: its commitment and its payload cipher (section 5.3), derived once, so a hit spares
-    HPKE and the HKDF. The envelope's commitment is still compared on every open.
+    HPKE and the HKDF. The envelope's commitment is still compared on every open. First in,
+    first out; lookups take no lock (entries are immutable), insertions do.
     """
 
     def __init__(self, *, size: int = 4096) -> None:
         if size < 1:
             raise UsageError("cache size must be positive")
         self._size = size
-        self._keys: OrderedDict[bytes, tuple[Suite, bytes, PayloadCipher]] = OrderedDict()
+        self._keys: dict[bytes, tuple[Suite, bytes, PayloadCipher]] = {}
         self._lock = threading.Lock()
-        self.hits = 0
+        self.hits = 0  # statistics only: not updated atomically
         self.misses = 0
 
     def get(self, suite: Suite, wrapped: bytes) -> tuple[bytes, PayloadCipher] | None:
         """(commitment, payload cipher) of this entry's content key, or None."""
-        with self._lock:
-            found = self._keys.get(wrapped)
-            if found is None or found[0] is not suite:
-                self.misses += 1
-                return None
-            self._keys.move_to_end(wrapped)
-            self.hits += 1
-            return found[1], found[2]
+        found = self._keys.get(wrapped)
+        if found is None or found[0] is not suite:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return found[1], found[2]
 
     def put(self, suite: Suite, wrapped: bytes, commitment: bytes, cipher: PayloadCipher) -> None:
         with self._lock:
             self._keys[wrapped] = (suite, commitment, cipher)
-            self._keys.move_to_end(wrapped)
             while len(self._keys) > self._size:
-                self._keys.popitem(last=False)
+                del self._keys[next(iter(self._keys))]
 
     def clear(self) -> None:
         with self._lock:

@@ -320,7 +320,7 @@ class Labels:
     recipients: tuple[RecipientEntry, ...]
     commitment: bytes
     entries: Mapping[bytes, bytes] = field(repr=False)  # recipient key id -> wrapped key
-    header_map: Mapping[str, str] = field(repr=False)
+    header_map: MappingProxyType[str, str] = field(repr=False)
 
 
 class LabelsLookup(Protocol):
@@ -363,7 +363,7 @@ def _front(view: memoryview, suites: frozenset[Suite], limits: Limits) -> tuple[
     return suite, flags
 
 
-def _labels_end(view: memoryview, suite: Suite, hidden: bool) -> int:
+def _labels_end(view: memoryview, suite: Suite, flags: int) -> int:
     """Where the header would end, reading only the length fields (no checks).
 
     Raises IndexError or struct.error on a truncated header: the caller then parses properly.
@@ -375,7 +375,7 @@ def _labels_end(view: memoryview, suite: Suite, hidden: bool) -> int:
     for _ in range(count):
         pos += 1 + view[pos]
         pos += 2 + _U16.unpack_from(view, pos)[0]
-    if not hidden:
+    if not flags & FLAG_HIDDEN_SENDER:
         pos += SENDER_ID_SIZE
     recipients: int = _U16.unpack_from(view, pos)[0]
     return pos + 2 + recipients * (RECIPIENT_ID_SIZE + suite.sizes.wrapped) + COMMITMENT_SIZE
@@ -396,13 +396,13 @@ def parse_parts(
     """
     view = memoryview(data) if type(data) is bytes else memoryview(data).cast("B")
     suite, flags = _front(view, suites, limits)
-    hidden = flags & FLAG_HIDDEN_SENDER
-    if labels is not None and len(view) >= 40:
+    size = len(view)
+    if labels is not None and size >= 40:
         try:
-            end = _labels_end(view, suite, bool(hidden))
+            end = _labels_end(view, suite, flags)
         except (IndexError, struct.error):
             end = 0
-        if 40 < end <= len(view) - 4:
+        if 40 < end <= size - 4:
             known = labels.get(bytes(view[38:end]))
             if (
                 known is not None
@@ -410,21 +410,24 @@ def parse_parts(
                 and known.flags == flags
                 and known.suite is suite
             ):
-                return _finish(view, known, bytes(view[:end]))
+                header_bytes = bytes(view[:end])
+                message_id, created, expires = _ID_TIMES.unpack_from(header_bytes, 6)
+                if expires and expires <= created:
+                    raise Rejected(Reason.MALFORMED, "expires before created")
+                ciphertext, signature = _body(view, suite, flags, end)
+                return (
+                    known,
+                    message_id,
+                    created,
+                    expires or None,
+                    header_bytes,
+                    ciphertext,
+                    (signature),
+                )
     parts = _parse_labels(view, suite, flags, limits)
     if labels is not None:
         labels.put(parts[4][38:], parts[0])
     return parts
-
-
-def _finish(view: memoryview, labels: Labels, header_bytes: bytes) -> Parts:
-    """The front's fields and everything after the header, around already checked labels."""
-    message_id, created, expires = _ID_TIMES.unpack_from(header_bytes, 6)
-    if expires and expires <= created:
-        raise Rejected(Reason.MALFORMED, "expires before created")
-    header_end = len(header_bytes)
-    ciphertext, signature = _body(view, labels.suite, labels.flags, header_end)
-    return labels, message_id, created, expires or None, header_bytes, ciphertext, signature
 
 
 def _body(

@@ -165,7 +165,9 @@ def payload_key(suite: Suite, content_key: bytes) -> bytes:
     return derive_keys(suite, content_key)[1]
 
 
-_NONCE_PREFIX: Final = {suite: _info(suite, LABEL_NONCE) for suite in Suite}
+_NONCE: Final = {
+    suite: (_crypto.hash_function(suite), _info(suite, LABEL_NONCE)) for suite in Suite
+}
 
 
 def nonce_of(suite: Suite, message_id: bytes) -> bytes:
@@ -174,7 +176,8 @@ def nonce_of(suite: Suite, message_id: bytes) -> bytes:
     It depends on all 128 bits of the id (section 5.4): ids that differ anywhere, even
     only in a counter in their last bytes, give different nonces (but for a hash collision).
     """
-    return _crypto.digest(suite, _NONCE_PREFIX[suite] + message_id)[:NONCE_SIZE]
+    hash_function, prefix = _NONCE[suite]
+    return hash_function(prefix + message_id).digest()[:NONCE_SIZE]
 
 
 def signed_visible(suite: Suite, header_bytes: bytes, ct_digest: bytes) -> bytes:
@@ -463,9 +466,9 @@ def _open(  # noqa: PLR0917 - the per-message path passes its arguments position
         raise Rejected(Reason.WRONG_TOPIC, f"for {_shown(labels.topic)}, expected {_shown(topic)}")
     if claimed is not None:
         replay.check_unseen(claimed, message_id)  # step 11
-    public_identity = identity.public
-    wrapped = labels.entries.get(public_identity.recipient_id)
-    if wrapped is None or public_identity.suite is not suite:  # step 12
+    my_id = identity.public.recipient_id
+    wrapped = labels.entries.get(my_id)
+    if wrapped is None or identity.suite is not suite:  # step 12
         raise Rejected(Reason.NOT_FOR_ME)
     ct_size = len(ciphertext)
     buffer: bytearray | None = None  # the output buffer, when the payload is decrypted into one
@@ -488,7 +491,6 @@ def _open(  # noqa: PLR0917 - the per-message path passes its arguments position
             raise Rejected(Reason.BAD_SIGNATURE)
     cached = None if unwrap_cache is None else unwrap_cache.get(suite, wrapped)
     if cached is None:
-        my_id = public_identity.recipient_id
         content_key = identity.unwrap(wrapped, _info(suite, LABEL_WRAP, my_id))
         if content_key is None or len(content_key) != CONTENT_KEY_SIZE:  # step 16
             raise Rejected(Reason.DECRYPT_FAILED, "recipient entry")
@@ -520,7 +522,10 @@ def _open(  # noqa: PLR0917 - the per-message path passes its arguments position
             raise Rejected(Reason.DECRYPT_FAILED, "ciphertext")  # step 18
         del buffer[size:]  # the tag, when the snapshot was decrypted in place
         inner = buffer
-    start, length, signer, hidden_signature = _split_inner(inner, suite, hidden=sender is None)
+    if sender is not None and _U64.unpack_from(inner)[0] == len(inner) - _U64.size:
+        start, length = _U64.size, len(inner) - _U64.size  # step 19: visible, no padding
+    else:
+        start, length, signer, hidden_signature = _split_inner(inner, suite, sender is None)
     if sender is None:  # step 20
         public, sender = _admit(trust, signer, labels, created, now)
         payload_digest = _crypto.digest(suite, memoryview(inner)[start : start + length])
@@ -550,7 +555,7 @@ def _open(  # noqa: PLR0917 - the per-message path passes its arguments position
         payload = decrypted[start : start + length]
     return _opened(
         payload, length, sender, labels.topic, message_id, created, expires,
-        labels.content_type, dict(labels.headers), suite,
+        labels.content_type, labels.header_map.copy(), suite,
     )  # fmt: skip
 
 
@@ -561,7 +566,7 @@ def _shown(topic: str | Topics, limit: int = 80) -> str:
 
 
 def _split_inner(
-    inner: bytes | bytearray, suite: Suite, *, hidden: bool
+    inner: bytes | bytearray, suite: Suite, hidden: bool
 ) -> tuple[int, int, bytes, bytes]:
     """Step 19: (payload offset, payload length, hidden sender key id, hidden signature).
 
