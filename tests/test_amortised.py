@@ -275,3 +275,27 @@ def test_opening_into_the_envelopes_own_buffer_is_a_usage_error() -> None:
     sealed = bytearray(Sealer(alice).seal(b"x", recipients=[bob.public], topic="t", now=NOW))
     with pytest.raises(letterlock.UsageError):
         _opener(bob, pins).open(sealed, now=NOW, into=sealed)
+
+
+def test_labels_parsed_under_other_limits_are_never_reused() -> None:
+    """The labels cache keys on the exact bytes, and a hit must also match the limits (and the
+    suite and flags) it was parsed under: a receiver that tightens its limits re-parses."""
+    alice, bob, _, pins = _cast(Suite.X25519)
+    sealer = Sealer(alice)
+    headers = {"a": "1", "b": "2", "c": "3"}
+
+    def seal() -> bytes:
+        return sealer.seal(b"x", recipients=[bob.public], topic="t", headers=headers, now=NOW)
+
+    opener = Opener(bob, trust=pins, replay=ReplayWindow(), limits=letterlock.Limits(max_headers=5))
+    opener.open(seal(), now=NOW)
+    opener.open(seal(), now=NOW)
+    assert opener.labels.hits == 1
+    opener.limits = letterlock.Limits(max_headers=2)
+    assert _reason(opener, seal()) == Reason.OVER_LIMIT.value
+    opener.limits = letterlock.Limits(max_headers=5, hidden_sender=False)
+    assert opener.open(seal(), now=NOW).payload == b"x"
+    hidden = sealer.seal(
+        b"x", recipients=[bob.public], topic="t", headers=headers, now=NOW, hide_sender=True
+    )
+    assert _reason(opener, hidden) == Reason.UNSUPPORTED.value

@@ -30,7 +30,7 @@ from letterlock import (
     TrustContext,
     VerifiedSender,
 )
-from letterlock.core.cache import UnwrapCache
+from letterlock.core.cache import LabelsCache, UnwrapCache
 from letterlock.core.envelope import Envelope, Header, parse
 from letterlock.hazmat import identity_from_private_bytes, public_identity_from_bytes
 
@@ -305,18 +305,26 @@ def test_generator_reproduces_the_committed_vectors(tmp_path: Path) -> None:
         assert_outcome(vector)
 
 
-def _outcome(vector: Vector, cache: UnwrapCache | None) -> tuple[str, bytes]:
-    """(reason or "success", payload) of a vector opened through an Opener sharing ``cache``."""
+_INTERNED: dict[Limits, Limits] = {}
+
+
+def _outcome(
+    vector: Vector, cache: UnwrapCache | None, labels: LabelsCache | None = None
+) -> tuple[str, bytes]:
+    """(reason or "success", payload) of a vector opened through an Opener sharing ``cache``
+    and ``labels`` (equal limits are one object, so labels parsed for one vector serve all)."""
     receiver = vector["receiver"]
     opener = letterlock.Opener(
         identity_from_private_bytes(bytes.fromhex(receiver["private_identity"])),
         trust=VectorTrust(receiver["trusted"]),
         replay=window(receiver),
         suites=[Suite.from_label(s) for s in receiver["suites"]],
-        limits=limits(receiver),
+        limits=_INTERNED.setdefault(limits(receiver), limits(receiver)),
     )
     if cache is not None:
         opener.cache = cache
+    if labels is not None:
+        opener.labels = labels
     try:
         opened = opener.open(
             bytes.fromhex(vector["envelope"]), topic=receiver["topic"], now=receiver["now"]
@@ -332,17 +340,20 @@ def test_unwrap_cache_never_changes_an_outcome(suite: str) -> None:
 
     All vectors of a suite (hostile ones included) go through one shared cache per receiver
     key, forwards and then backwards, so each hostile vector meets a cache warmed by the
-    genuine envelopes whose recipient entries it reuses.
+    genuine envelopes whose recipient entries it reuses. One labels cache is shared by all of
+    them too: every vector's header meets labels parsed from the others'.
     """
     vectors = [v for p, v in LOADED.items() if p.parent.name == suite]
     expected = [_outcome(v, None) for v in vectors]
     caches: dict[str, UnwrapCache] = {}
+    labels = LabelsCache()
 
     def shared(vector: Vector) -> UnwrapCache:
         return caches.setdefault(vector["receiver"]["private_identity"], UnwrapCache())
 
-    forwards = [_outcome(v, shared(v)) for v in vectors]
-    backwards = [_outcome(v, shared(v)) for v in reversed(vectors)][::-1]
+    forwards = [_outcome(v, shared(v), labels) for v in vectors]
+    backwards = [_outcome(v, shared(v), labels) for v in reversed(vectors)][::-1]
     assert forwards == expected
     assert backwards == expected
     assert sum(c.hits for c in caches.values()) > 0, "the cache was never exercised"
+    assert labels.hits > len(vectors) // 2, "the labels cache was never exercised"

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from typing import Final, NoReturn
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, hpke, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, mlkem, x25519
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    decode_dss_signature,
-    encode_dss_signature,
-)
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -37,6 +34,7 @@ __all__ = [
     "argon2id",
     "digest",
     "generate_private",
+    "hash_function",
     "hkdf",
     "load_private",
     "load_public",
@@ -66,6 +64,7 @@ _HASHLIB: Final = {
     Suite.X25519: hashlib.sha256,
     Suite.PQ: hashlib.sha384,
 }
+_SCALAR: Final = {Suite.P256: 32, Suite.P384: 48, Suite.PQ: 48}  # bytes of r and of s
 _CURVE: Final[dict[Suite, ec.EllipticCurve]] = {
     Suite.P256: ec.SECP256R1(),
     Suite.P384: ec.SECP384R1(),
@@ -97,6 +96,11 @@ _MLKEM1024_PUB: Final = 1568
 def random_bytes(n: int) -> bytes:
     """Operating-system randomness (only the public recipe in ``_api`` draws from it)."""
     return os.urandom(n)
+
+
+def hash_function(suite: Suite) -> Callable[[bytes], hashlib._Hash]:
+    """The suite's hash H as a hashlib constructor (for callers that precompute it)."""
+    return _HASHLIB[suite]
 
 
 def digest(suite: Suite, data: bytes | memoryview) -> bytes:
@@ -234,24 +238,45 @@ class Signer:
 
 
 def _ecdsa_sign(key: ec.EllipticCurvePrivateKey, suite: Suite, message: bytes) -> bytes:
-    der = key.sign(message, _ECDSA[suite])
-    r, s = decode_dss_signature(der)
-    n = (key.curve.key_size + 7) // 8
-    return r.to_bytes(n, "big") + s.to_bytes(n, "big")
+    return _rs_of(key.sign(message, _ECDSA[suite]), _SCALAR[suite])
+
+
+def _rs_of(der: bytes, n: int) -> bytes:
+    """The fixed-length ``r || s`` of the DER signature OpenSSL just made (section 2).
+
+    ``SEQUENCE { INTEGER r, INTEGER s }`` with one-byte lengths (P-256, P-384); each integer
+    is minimal, so it has a leading zero when its top bit is set, or fewer than ``n`` bytes.
+    """
+    r_len = der[3]
+    r = der[4 : 4 + r_len]
+    s = der[6 + r_len : 6 + r_len + der[5 + r_len]]
+    return r.rjust(n, b"\0")[-n:] + s.rjust(n, b"\0")[-n:]
+
+
+def _der_of(signature: bytes, n: int) -> bytes | None:
+    """The DER ``SEQUENCE { INTEGER r, INTEGER s }`` of a fixed-length ``r || s`` (section 2),
+    or None if r or s is zero. Lengths stay below 128 for P-256 and P-384 (one-byte forms).
+    ``tests/test_conformance.py`` checks it against Wycheproof's P1363 vectors."""
+    r = signature[:n].lstrip(b"\0")
+    s = signature[n:].lstrip(b"\0")
+    if not r or not s:
+        return None
+    if r[0] & 0x80:
+        r = b"\0" + r
+    if s[0] & 0x80:
+        s = b"\0" + s
+    return b"".join((bytes((0x30, len(r) + len(s) + 4, 2, len(r))), r, bytes((2, len(s))), s))
 
 
 def _ecdsa_verify(
     key: ec.EllipticCurvePublicKey, suite: Suite, signature: bytes, message: bytes
 ) -> bool:
-    n = (key.curve.key_size + 7) // 8
-    if len(signature) != 2 * n:
-        return False
-    r = int.from_bytes(signature[:n], "big")
-    s = int.from_bytes(signature[n:], "big")
-    if r == 0 or s == 0:
+    n = _SCALAR[suite]
+    der = _der_of(signature, n) if len(signature) == 2 * n else None
+    if der is None:
         return False
     try:
-        key.verify(encode_dss_signature(r, s), message, _ECDSA[suite])
+        key.verify(der, message, _ECDSA[suite])
     except InvalidSignature:
         return False
     return True

@@ -7,13 +7,11 @@ with the clock and the operating system's randomness is :mod:`letterlock._api`.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import struct
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Final, Literal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Final, Literal
 
 from letterlock import _crypto
 from letterlock.core.cache import UnwrapCache
@@ -21,22 +19,21 @@ from letterlock.core.envelope import (
     COMMITMENT_SIZE,
     TAG_SIZE,
     BytesLike,
-    Header,
+    Labels,
+    LabelsLookup,
     Limits,
     RecipientEntry,
     encode_envelope_prefix,
     encode_header_front,
     encode_recipient_block,
-    parse,
+    parse_parts,
 )
 from letterlock.core.keys import SENDER_ID_SIZE, Identity, PublicIdentity
 from letterlock.core.replay import ReplayWindow
 from letterlock.core.suites import Suite
 from letterlock.core.topics import Topics
+from letterlock.core.trust import TrustContext, TrustPolicy, VerifiedSender
 from letterlock.errors import Reason, Rejected, UsageError
-
-if TYPE_CHECKING:
-    from letterlock.trust.policy import TrustPolicy, VerifiedSender
 
 __all__ = ["Opened", "Padding", "WrappedKey", "open_envelope", "seal_envelope", "wrap_content_key"]
 
@@ -89,6 +86,59 @@ class WrappedKey:
     cipher: _crypto.PayloadCipher = field(repr=False, compare=False)
 
 
+# The open path builds two values per message. Setting their slots directly skips the frozen
+# dataclasses' generated __init__ (one object.__setattr__ call a field): about 1 us a value.
+# Only for values whose fields need no checks; tests compare them with the normal constructor.
+_O = tuple(getattr(Opened, f.name).__set__ for f in fields(Opened))
+_C = tuple(getattr(TrustContext, f.name).__set__ for f in fields(TrustContext))
+
+
+def _opened(  # noqa: PLR0917 - Opened's fields, in order
+    payload: bytes,
+    size: int,
+    sender: VerifiedSender,
+    topic: str,
+    message_id: bytes,
+    created: int,
+    expires: int | None,
+    content_type: str | None,
+    headers: Mapping[str, str],
+    suite: Suite,
+) -> Opened:
+    made = object.__new__(Opened)
+    s0, s1, s2, s3, s4, s5, s6, s7, s8, s9 = _O
+    s0(made, payload)
+    s1(made, size)
+    s2(made, sender)
+    s3(made, topic)
+    s4(made, message_id)
+    s5(made, created)
+    s6(made, expires)
+    s7(made, content_type)
+    s8(made, headers)
+    s9(made, suite)
+    return made
+
+
+def _trust_context(  # noqa: PLR0917 - TrustContext's fields, in order
+    topic: str,
+    suite: Suite,
+    content_type: str | None,
+    headers: Mapping[str, str],
+    created: int,
+    now: int,
+) -> TrustContext:
+    made = object.__new__(TrustContext)
+    s0, s1, s2, s3, s4, s5 = _C
+    s0(made, topic)
+    s1(made, suite)
+    s2(made, content_type)
+    s3(made, headers)
+    s4(made, created)
+    s5(made, now)
+    return made
+
+
 def _info(suite: Suite, label: bytes, extra: bytes = b"") -> bytes:
     return label + bytes([suite.value]) + extra
 
@@ -115,7 +165,9 @@ def payload_key(suite: Suite, content_key: bytes) -> bytes:
     return derive_keys(suite, content_key)[1]
 
 
-_NONCE_PREFIX: Final = {suite: _info(suite, LABEL_NONCE) for suite in Suite}
+_NONCE: Final = {
+    suite: (_crypto.hash_function(suite), _info(suite, LABEL_NONCE)) for suite in Suite
+}
 
 
 def nonce_of(suite: Suite, message_id: bytes) -> bytes:
@@ -124,7 +176,8 @@ def nonce_of(suite: Suite, message_id: bytes) -> bytes:
     It depends on all 128 bits of the id (section 5.4): ids that differ anywhere, even
     only in a counter in their last bytes, give different nonces (but for a hash collision).
     """
-    return _crypto.digest(suite, _NONCE_PREFIX[suite] + message_id)[:NONCE_SIZE]
+    hash_function, prefix = _NONCE[suite]
+    return hash_function(prefix + message_id).digest()[:NONCE_SIZE]
 
 
 def signed_visible(suite: Suite, header_bytes: bytes, ct_digest: bytes) -> bytes:
@@ -236,9 +289,32 @@ def seal_envelope(
     messages returned as bytes are joined and encrypted in one call. Either way the
     ciphertext is hashed once for the signature, and both paths give the same bytes.
     """
+    if sender.suite is not wrapped.suite:
+        raise UsageError(f"sender is {sender.suite}, recipients are {wrapped.suite}")
+    return seal_as(
+        payload, sender.public.fingerprint, sender.sign, wrapped, topic, message_id, created,
+        expires, content_type, headers, hide_sender, pad, into,
+    )  # fmt: skip
+
+
+def seal_as(  # noqa: PLR0917 - the per-message path passes its arguments positionally
+    payload: BytesLike,
+    fingerprint: bytes,
+    sign: Callable[[bytes], bytes],
+    wrapped: WrappedKey,
+    topic: str,
+    message_id: bytes,
+    created: int,
+    expires: int | None,
+    content_type: str | None,
+    headers: Mapping[str, str] | None,
+    hide_sender: bool,
+    pad: Padding,
+    into: bytearray | None,
+) -> bytes:
+    """:func:`seal_envelope` for a sender whose key id and signing call are already at hand
+    (a :class:`letterlock.Sealer` looks them up once); the signer's suite must be the key's."""
     suite = wrapped.suite
-    if sender.suite is not suite:
-        raise UsageError(f"sender is {sender.suite}, recipients are {suite}")
     front = encode_header_front(
         suite=suite,
         message_id=message_id,
@@ -247,11 +323,10 @@ def seal_envelope(
         topic=topic,
         content_type=content_type,
         headers=tuple(sorted(headers.items())) if headers else (),
-        sender_key_id=None if hide_sender else sender.public.fingerprint,
+        sender_key_id=None if hide_sender else fingerprint,
     )
     header_bytes = front + wrapped.block
     payload = memoryview(payload).cast("B")
-    fingerprint = sender.public.fingerprint
     hidden_part = SENDER_ID_SIZE + suite.sizes.signature if hide_sender else 0
     inner_length = hidden_part + _U64.size + len(payload)
     ct_length = _padded_length(inner_length, pad) + TAG_SIZE
@@ -259,7 +334,7 @@ def seal_envelope(
     if hide_sender:  # the signature fixes ct_len, hence the padding (section 5.5)
         digest = _crypto.digest(suite, payload)
         signed = signed_hidden(suite, header_bytes, ct_length, fingerprint, digest)
-        prefix = fingerprint + sender.sign(signed) + prefix
+        prefix = fingerprint + sign(signed) + prefix
     nonce = nonce_of(suite, message_id)
     if into is None and inner_length < _IN_PLACE_FROM:  # small: fewest steps, same bytes
         zeros = bytes(ct_length - TAG_SIZE - inner_length)
@@ -267,7 +342,7 @@ def seal_envelope(
         signature = b""
         if not hide_sender:
             ct_digest = _crypto.digest(suite, ciphertext)
-            signature = sender.sign(signed_visible(suite, header_bytes, ct_digest))
+            signature = sign(signed_visible(suite, header_bytes, ct_digest))
         return b"".join((encode_envelope_prefix(header_bytes, ct_length), ciphertext, signature))
     ct_start = len(header_bytes) + 4
     ct_end = ct_start + ct_length
@@ -283,7 +358,7 @@ def seal_envelope(
     wrapped.cipher.seal_in_place(nonce, view[ct_start:ct_end], header_bytes)
     if not hide_sender:
         ct_digest = _crypto.digest(suite, view[ct_start:ct_end])
-        view[ct_end:] = sender.sign(signed_visible(suite, header_bytes, ct_digest))
+        view[ct_end:] = sign(signed_visible(suite, header_bytes, ct_digest))
     view.release()
     return b"" if into is not None else bytes(out)
 
@@ -297,23 +372,17 @@ def _resized(buffer: bytearray, size: int) -> bytearray:
 
 
 def _admit(
-    trust: TrustPolicy, key_id: bytes, header: Header, headers: dict[str, str], now: int
+    trust: TrustPolicy, key_id: bytes, labels: Labels, created: int, now: int
 ) -> tuple[PublicIdentity, VerifiedSender]:
     """Steps 13 and 14: the sender's public identity and the policy's verdict."""
-    from letterlock.trust.policy import TrustContext  # noqa: PLC0415 - trust sits above core
-
     candidate = trust.lookup(key_id)
     if candidate is None or not hmac.compare_digest(candidate.fingerprint, key_id):
         raise Rejected(Reason.UNKNOWN_SENDER)
-    if candidate.suite is not header.suite:
+    if candidate.suite is not labels.suite:
         raise Rejected(Reason.UNTRUSTED, "sender key of another suite")
-    context = TrustContext(
-        topic=header.topic,
-        suite=header.suite,
-        content_type=header.content_type,
-        headers=MappingProxyType(headers),  # read-only: a policy cannot alter what open returns
-        created=header.created,
-        now=now,
+    # read-only headers: a policy cannot alter what open returns
+    context = _trust_context(
+        labels.topic, labels.suite, labels.content_type, labels.header_map, created, now
     )
     decision = trust.admit(candidate, context)
     if isinstance(decision, str):
@@ -332,16 +401,18 @@ def open_envelope(
     suites: frozenset[Suite],
     limits: Limits,
     unwrap_cache: UnwrapCache | None = None,
+    labels_cache: LabelsLookup | None = None,
     into: bytearray | None = None,
     record: bool = True,
 ) -> Opened:
     """Open an envelope, checking everything in the order of section 6. Raises Rejected.
 
     With ``unwrap_cache``, step 16 looks the receiver's exact recipient entry up before running
-    HPKE; the entry is cached only once the whole envelope has opened. With ``into``, the
-    payload is decrypted into that buffer (resized to the payload) instead of a new bytes
-    object, and ``Opened.payload`` is empty; if the message is refused, at any step, the
-    buffer is left zeroed.
+    HPKE; the entry is cached only once the whole envelope has opened. With ``labels_cache``,
+    header labels already seen are not parsed field by field again (they must match byte for
+    byte). With ``into``, the payload is decrypted into that buffer (resized to the payload)
+    instead of a new bytes object, and ``Opened.payload`` is empty; if the message is refused,
+    at any step, the buffer is left zeroed.
 
     ``topic`` is the receiver's own expectation (step 10): one topic, or :class:`Topics`.
     With ``record=False`` step 21 only checks that the id is still unrecorded; the caller
@@ -352,31 +423,25 @@ def open_envelope(
     output buffer, so nobody who can write to the caller's buffer can swap the ciphertext
     between the signature check and the decryption.
     """
-    if into is not None and into is data:
+    if into is None:
+        return _open(
+            data, identity, trust, replay, now, topic, suites, limits, unwrap_cache,
+            labels_cache, None, record,
+        )  # fmt: skip
+    if into is data:
         raise UsageError("into must be another buffer than the envelope")
     try:
         return _open(
-            data,
-            identity=identity,
-            trust=trust,
-            replay=replay,
-            now=now,
-            topic=topic,
-            suites=suites,
-            limits=limits,
-            unwrap_cache=unwrap_cache,
-            into=into,
-            record=record,
-        )
+            data, identity, trust, replay, now, topic, suites, limits, unwrap_cache,
+            labels_cache, into, record,
+        )  # fmt: skip
     except BaseException:
-        if into is not None:
-            wipe(into)  # no byte of a refused message, nor of an earlier one, stays behind
+        wipe(into)  # no byte of a refused message, nor of an earlier one, stays behind
         raise
 
 
-def _open(
+def _open(  # noqa: PLR0917 - the per-message path passes its arguments positionally
     data: BytesLike,
-    *,
     identity: Identity,
     trust: TrustPolicy,
     replay: ReplayWindow,
@@ -385,103 +450,100 @@ def _open(
     suites: frozenset[Suite],
     limits: Limits,
     unwrap_cache: UnwrapCache | None,
+    labels_cache: LabelsLookup | None,
     into: bytearray | None,
     record: bool,
 ) -> Opened:
-    envelope = parse(data, suites=suites, limits=limits)  # steps 1-7
-    header = envelope.header
-    suite = header.suite
-    message_id = header.message_id
-    claimed = header.sender_key_id  # None when hidden: steps 9 and 11 wait for step 21
-    replay.check_time(sender=claimed, created=header.created, expires=header.expires, now=now)
-    if topic is not None and not _topic_expected(topic, header.topic):  # step 10
-        raise Rejected(Reason.WRONG_TOPIC, f"for {_shown(header.topic)}, expected {_shown(topic)}")
+    labels, message_id, created, expires, header_bytes, ciphertext, signature = parse_parts(
+        data, suites=suites, limits=limits, labels=labels_cache
+    )  # steps 1-7
+    suite = labels.suite
+    claimed = labels.sender_key_id  # None when hidden: steps 9 and 11 wait for step 21
+    replay.check_time(sender=claimed, created=created, expires=expires, now=now)  # 8, 9
+    if topic is not None and not (
+        topic == labels.topic if type(topic) is str else labels.topic in topic
+    ):  # step 10
+        raise Rejected(Reason.WRONG_TOPIC, f"for {_shown(labels.topic)}, expected {_shown(topic)}")
     if claimed is not None:
         replay.check_unseen(claimed, message_id)  # step 11
     my_id = identity.public.recipient_id
-    entry = next((e for e in header.recipients if e.key_id == my_id), None)
-    if entry is None or identity.suite is not suite:  # step 12
+    wrapped = labels.entries.get(my_id)
+    if wrapped is None or identity.suite is not suite:  # step 12
         raise Rejected(Reason.NOT_FOR_ME)
-    ciphertext: bytes | memoryview = envelope.ciphertext
+    ct_size = len(ciphertext)
     buffer: bytearray | None = None  # the output buffer, when the payload is decrypted into one
-    if into is not None or len(ciphertext) >= _IN_PLACE_FROM:
+    if into is not None or ct_size >= _IN_PLACE_FROM:
         buffer = bytearray() if into is None else into
+    snapshot: bytes | memoryview = ciphertext
     if type(data) is not bytes:  # a buffer others may write: hash and decrypt one snapshot
         if buffer is None:
-            ciphertext = bytes(ciphertext)
+            snapshot = bytes(ciphertext)
         else:
-            _resized(buffer, len(ciphertext))
+            _resized(buffer, ct_size)
             memoryview(buffer)[:] = ciphertext
-            ciphertext = memoryview(buffer)
-    headers = header.header_map
+            snapshot = memoryview(buffer)
     sender: VerifiedSender | None = None
     if claimed is not None:  # steps 13-15
-        public, sender = _admit(trust, claimed, header, headers, now)
-        ct_digest = _crypto.digest(suite, ciphertext)
-        assert envelope.signature is not None
-        if not public.verify(
-            envelope.signature, signed_visible(suite, envelope.header_bytes, ct_digest)
-        ):
+        public, sender = _admit(trust, claimed, labels, created, now)
+        signed = LABEL_SIGNATURE + header_bytes + _crypto.digest(suite, snapshot)
+        assert signature is not None
+        if not public.verify(signature, signed):
             raise Rejected(Reason.BAD_SIGNATURE)
-    cached = entry_digest = None
-    if unwrap_cache is not None:
-        entry_digest = _entry_digest(suite, my_id, entry.wrapped)
-        cached = unwrap_cache.get(entry_digest)
+    cached = None if unwrap_cache is None else unwrap_cache.get(suite, wrapped)
     if cached is None:
-        content_key = identity.unwrap(entry.wrapped, _info(suite, LABEL_WRAP, my_id))
+        content_key = identity.unwrap(wrapped, _info(suite, LABEL_WRAP, my_id))
         if content_key is None or len(content_key) != CONTENT_KEY_SIZE:  # step 16
             raise Rejected(Reason.DECRYPT_FAILED, "recipient entry")
         commitment, key = derive_keys(suite, content_key)
-        if not hmac.compare_digest(commitment, header.commitment):  # step 17
+        if not hmac.compare_digest(commitment, labels.commitment):  # step 17
             raise Rejected(Reason.BAD_COMMITMENT)
         cipher = _crypto.PayloadCipher(suite, key)
     else:
         commitment, cipher = cached  # what steps 16 and 17 derive from these exact entry bytes
-        if not hmac.compare_digest(commitment, header.commitment):  # step 17
+        if not hmac.compare_digest(commitment, labels.commitment):  # step 17
             raise Rejected(Reason.BAD_COMMITMENT)
     nonce = nonce_of(suite, message_id)
     inner: bytes | bytearray
     decrypted: bytes | None = None
     if buffer is None:  # small: one call, the plaintext in a new bytes object
-        decrypted = cipher.open(nonce, ciphertext, envelope.header_bytes)
+        decrypted = cipher.open(nonce, snapshot, header_bytes)
         if decrypted is None:
             raise Rejected(Reason.DECRYPT_FAILED, "ciphertext")  # step 18
         inner = decrypted
     else:
-        size = len(envelope.ciphertext) - TAG_SIZE
-        if ciphertext is envelope.ciphertext:  # immutable input: decrypt out of place
+        size = ct_size - TAG_SIZE
+        if snapshot is ciphertext:  # immutable input: decrypt out of place
             _resized(buffer, size)
         with memoryview(buffer) as out, out[:size] as plain:
-            opened = cipher.open_into(nonce, ciphertext, envelope.header_bytes, plain)
-        if isinstance(ciphertext, memoryview) and ciphertext.obj is buffer:
-            ciphertext.release()  # the snapshot, decrypted in place: let the buffer shrink
+            opened = cipher.open_into(nonce, snapshot, header_bytes, plain)
+        if snapshot is not ciphertext and isinstance(snapshot, memoryview):
+            snapshot.release()  # the snapshot, decrypted in place: let the buffer shrink
         if not opened:
             raise Rejected(Reason.DECRYPT_FAILED, "ciphertext")  # step 18
         del buffer[size:]  # the tag, when the snapshot was decrypted in place
         inner = buffer
-    start, length, hidden_id, hidden_signature = _split_inner(inner, suite, hidden=sender is None)
+    if sender is not None and _U64.unpack_from(inner)[0] == len(inner) - _U64.size:
+        start, length = _U64.size, len(inner) - _U64.size  # step 19: visible, no padding
+    else:
+        start, length, signer, hidden_signature = _split_inner(inner, suite, sender is None)
     if sender is None:  # step 20
-        public, sender = _admit(trust, hidden_id, header, headers, now)
+        public, sender = _admit(trust, signer, labels, created, now)
         payload_digest = _crypto.digest(suite, memoryview(inner)[start : start + length])
-        signed = signed_hidden(
-            suite, envelope.header_bytes, len(envelope.ciphertext), hidden_id, payload_digest
-        )
+        signed = signed_hidden(suite, header_bytes, ct_size, signer, payload_digest)
         if not public.verify(hidden_signature, signed):
             raise Rejected(Reason.BAD_SIGNATURE)
-        signer = hidden_id
     else:
         assert claimed is not None
         signer = claimed
     # step 21, under the key that verified (never a policy's say-so)
     if record:
-        replay.record(sender=signer, message_id=message_id, created=header.created, now=now)
+        replay.record(sender=signer, message_id=message_id, created=created, now=now)
     else:
         replay.check(
-            sender=signer, message_id=message_id, created=header.created,
-            expires=header.expires, now=now,
-        )  # fmt: skip
-    if cached is None and unwrap_cache is not None and entry_digest is not None:
-        unwrap_cache.put(entry_digest, commitment, cipher)  # only now: the envelope opened
+            sender=signer, message_id=message_id, created=created, expires=expires, now=now
+        )
+    if cached is None and unwrap_cache is not None:
+        unwrap_cache.put(suite, wrapped, commitment, cipher)  # only now: the envelope opened
     if into is not None:
         del into[start + length :]
         del into[:start]  # bytearray drops a prefix in place
@@ -491,18 +553,10 @@ def _open(
     else:
         assert decrypted is not None
         payload = decrypted[start : start + length]
-    return Opened(
-        payload=payload,
-        size=length,
-        sender=sender,
-        topic=header.topic,
-        message_id=message_id,
-        created=header.created,
-        expires=header.expires,
-        content_type=header.content_type,
-        headers=headers,
-        suite=suite,
-    )
+    return _opened(
+        payload, length, sender, labels.topic, message_id, created, expires,
+        labels.content_type, labels.header_map.copy(), suite,
+    )  # fmt: skip
 
 
 def _shown(topic: str | Topics, limit: int = 80) -> str:
@@ -511,19 +565,8 @@ def _shown(topic: str | Topics, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _topic_expected(expected: str | Topics, topic: str) -> bool:
-    if isinstance(expected, Topics):
-        return topic in expected
-    return expected == topic
-
-
-def _entry_digest(suite: Suite, my_id: bytes, wrapped: bytes) -> bytes:
-    """The unwrap cache's key: everything HPKE's output depends on besides the private key."""
-    return hashlib.sha256(bytes([suite.value]) + my_id + wrapped).digest()
-
-
 def _split_inner(
-    inner: bytes | bytearray, suite: Suite, *, hidden: bool
+    inner: bytes | bytearray, suite: Suite, hidden: bool
 ) -> tuple[int, int, bytes, bytes]:
     """Step 19: (payload offset, payload length, hidden sender key id, hidden signature).
 
