@@ -693,35 +693,36 @@ def _ct_short_hidden(k: Kit) -> Result:
     return no(Reason.MALFORMED, k, forge(k, k.message(hide_sender=True), cut=cut))
 
 
-@case(
-    "reject-malformed-header-value-lone-continuation",
-    "malicious: header value 'eu' 0x80 'west' (a continuation byte with no lead byte)",
+def _bad_header_value(value: bytes) -> CaseFn:
+    def build(k: Kit) -> Result:
+        return no(Reason.MALFORMED, k, forge(k, k.message(), edit=_one_header(b"route", value)))
+
+    return build
+
+
+#: Header values that break section 4, each signed validly: (name suffix, what, value).
+BAD_HEADER_VALUES: Final = (
+    (
+        "lone-continuation",
+        "'eu' 0x80 'west' (a continuation byte with no lead byte)",
+        b"eu\x80west",
+    ),
+    (
+        "truncated-sequence",
+        "'eu-west' E2 82 (a 3-byte sequence cut at the end of the field)",
+        b"eu-west\xe2\x82",
+    ),
+    (
+        "above-10ffff",
+        "'eu' F4 90 80 80 (U+110000, above the last code point)",
+        b"eu\xf4\x90\x80\x80",
+    ),
+    ("4097", "of 4097 bytes 'a'", b"a" * 4097),
 )
-def _value_lone_continuation(k: Kit) -> Result:
-    return no(Reason.MALFORMED, k, forge(k, k.message(), edit=_one_header(b"route", b"eu\x80west")))
-
-
-@case(
-    "reject-malformed-header-value-truncated-sequence",
-    "malicious: header value 'eu-west' E2 82 (a 3-byte sequence cut at the end of the field)",
-)
-def _value_truncated(k: Kit) -> Result:
-    envelope = forge(k, k.message(), edit=_one_header(b"route", b"eu-west\xe2\x82"))
-    return no(Reason.MALFORMED, k, envelope)
-
-
-@case(
-    "reject-malformed-header-value-above-10ffff",
-    "malicious: header value 'eu' F4 90 80 80 (U+110000, above the last code point)",
-)
-def _value_above_max(k: Kit) -> Result:
-    envelope = forge(k, k.message(), edit=_one_header(b"route", b"eu\xf4\x90\x80\x80"))
-    return no(Reason.MALFORMED, k, envelope)
-
-
-@case("reject-malformed-header-value-4097", "malicious: header value of 4097 bytes 'a'")
-def _value_too_long(k: Kit) -> Result:
-    return no(Reason.MALFORMED, k, forge(k, k.message(), edit=_one_header(b"route", b"a" * 4097)))
+for _suffix, _what, _value in BAD_HEADER_VALUES:
+    case(f"reject-malformed-header-value-{_suffix}", f"malicious: header value {_what}")(
+        _bad_header_value(_value)
+    )
 
 
 @case("reject-malformed-header-name-65", "malicious: header name of 65 bytes 'h'")
@@ -1183,32 +1184,33 @@ def _ed25519_r_not_canonical(k: Kit) -> Result:
     return no(Reason.BAD_SIGNATURE, k, forge(k, k.message(), sign=_signs_with_r(k, r)))
 
 
-def _torsion_case(k: Kit, *, cofactorless_holds: bool) -> tuple[Message, bytes, Receiver]:
-    torsion = torsion_identity(k)
-    m = k.message()
-    sign = _signs_with_torsion(k, cofactorless_holds=cofactorless_holds)
-    envelope = forge(k, m, edit=_edit(sender_key_id=torsion.fingerprint), sign=sign)
-    return m, envelope, k.receiver(trusted=(Trusted(name="alice", identity=torsion),))
+def _torsion_case(*, cofactorless_holds: bool) -> CaseFn:
+    """alice, trusted under :func:`torsion_identity`, signs so that the cofactorless
+    equation holds (success) or fails (bad_signature; the cofactored one always holds)."""
+
+    def build(k: Kit) -> Result:
+        torsion = torsion_identity(k)
+        m = k.message()
+        sign = _signs_with_torsion(k, cofactorless_holds=cofactorless_holds)
+        envelope = forge(k, m, edit=_edit(sender_key_id=torsion.fingerprint), sign=sign)
+        receiver = k.receiver(trusted=(Trusted(name="alice", identity=torsion),))
+        if cofactorless_holds:
+            return Result(receiver=receiver, envelope=envelope, opened=m, signer=torsion)
+        return Result(receiver=receiver, envelope=envelope, reason=Reason.BAD_SIGNATURE)
+
+    return build
 
 
-@case(
+case(
     "success-ed25519-mixed-order-key",
     "sender key aB + (a point of order 8), trusted; k = 0 mod 8: both equations hold",
     suites=_ED,
-)
-def _ed25519_mixed_key_ok(k: Kit) -> Result:
-    m, envelope, receiver = _torsion_case(k, cofactorless_holds=True)
-    return Result(receiver=receiver, envelope=envelope, opened=m, signer=torsion_identity(k))
-
-
-@case(
+)(_torsion_case(cofactorless_holds=True))
+case(
     "reject-bad-signature-ed25519-mixed-order-key",
     "sender key aB + (a point of order 8), trusted; k != 0 mod 8: only the cofactored one holds",
     suites=_ED,
-)
-def _ed25519_mixed_key_bad(k: Kit) -> Result:
-    _, envelope, receiver = _torsion_case(k, cofactorless_holds=False)
-    return Result(receiver=receiver, envelope=envelope, reason=Reason.BAD_SIGNATURE)
+)(_torsion_case(cofactorless_holds=False))
 
 
 # decrypt_failed, bad_commitment, malformed inner
