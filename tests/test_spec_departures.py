@@ -17,7 +17,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, mlkem
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from independent import mlkem1024_p384, rfc9180
+from independent import mlkem1024_p384, rfc9180, verifier
 from letterlock import Suite, _crypto
 
 INFO = b"letterlock/v1 content key departures"
@@ -74,3 +74,35 @@ def test_pq_ct_t_in_hybrid_form_is_refused() -> None:
     assert decapsulator.unwrap(honest, INFO) == CONTENT_KEY  # the construction is right
     odd = mlkem1024_p384.seal_base(ct_pq, ss_pq, ek_t, CONTENT_KEY, INFO, reencode=hybrid)
     assert decapsulator.unwrap(odd, INFO) is None
+
+
+def test_the_independent_verifier_follows_the_text() -> None:
+    """The receiver written from the spec refuses the hybrid encoding, in both kinds of KEM."""
+    scalar = (7).to_bytes(32, "big")
+    p256 = b"LLS\x01\x01" + (32).to_bytes(2, "big") + scalar + (32).to_bytes(2, "big") + scalar
+    suite, public, key = verifier._load_private_identity(p256)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    ephemeral = ec.generate_private_key(ec.SECP256R1())
+    dh = ephemeral.exchange(ec.ECDH(), key.public_key())
+    for enc, opens in ((_point(ephemeral), True), (hybrid(_point(ephemeral)), False)):
+        wrapped = rfc9180.DHKEM_P256.seal(
+            enc=enc, dh=dh, pk_rm=public[-65:], plaintext=CONTENT_KEY, info=INFO
+        )
+        if opens:
+            assert verifier._hpke_open(suite, key, wrapped, INFO) == CONTENT_KEY
+        else:
+            with pytest.raises(ValueError, match="uncompressed"):
+                verifier._hpke_open(suite, key, wrapped, INFO)
+
+    scalar = (7).to_bytes(48, "big")
+    pq = b"LLS\x01\x04" + (80).to_bytes(2, "big") + bytes(32) + scalar
+    pq += (112).to_bytes(2, "big") + bytes(64) + scalar
+    suite, _, pq_key = verifier._load_private_identity(pq)
+    assert isinstance(pq_key, tuple)
+    ss_pq, ct_pq = pq_key[0].public_key().encapsulate()
+    ek_t = pq_key[1].public_key()
+    honest = mlkem1024_p384.seal_base(ct_pq, ss_pq, ek_t, CONTENT_KEY, INFO)
+    assert verifier._hpke_open(suite, pq_key, honest, INFO) == CONTENT_KEY
+    odd = mlkem1024_p384.seal_base(ct_pq, ss_pq, ek_t, CONTENT_KEY, INFO, reencode=hybrid)
+    with pytest.raises(ValueError, match="uncompressed"):
+        verifier._hpke_open(suite, pq_key, odd, INFO)

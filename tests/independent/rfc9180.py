@@ -110,8 +110,18 @@ class Dhkem:
             self.suite, dh, enc + pk_rm, kem_hash=self.kem_hash, nsecret=self.nsecret
         )
         key, nonce = key_schedule(self.suite, shared, info)
-        aead = ChaCha20Poly1305(key) if self.suite.aead_id == 0x0003 else AESGCM(key)
-        return enc + aead.encrypt(nonce, plaintext, b"")
+        return enc + self._aead(key).encrypt(nonce, plaintext, b"")
+
+    def open(self, *, enc: bytes, ciphertext: bytes, dh: bytes, pk_rm: bytes, info: bytes) -> bytes:
+        """The plaintext of a base-mode single-shot open (empty aad); raises on failure."""
+        shared = dhkem_shared_secret(
+            self.suite, dh, enc + pk_rm, kem_hash=self.kem_hash, nsecret=self.nsecret
+        )
+        key, nonce = key_schedule(self.suite, shared, info)
+        return self._aead(key).decrypt(nonce, ciphertext, b"")
+
+    def _aead(self, key: bytes) -> AESGCM | ChaCha20Poly1305:
+        return ChaCha20Poly1305(key) if self.suite.aead_id == 0x0003 else AESGCM(key)
 
 
 #: The DHKEM suites of letterlock's p256, p384 and x25519 suites (spec section 2).

@@ -11,6 +11,9 @@ Rules for this file, so that it stays independent:
 - it MUST NOT import anything from the ``letterlock`` package;
 - it imports only the Python standard library and ``cryptography`` (pyca);
 - it is kept small and literal: each check names its step number in section 6.
+- HPKE is built from primitives as section 3.3 writes it (``rfc9180.py``,
+  ``mlkem1024_p384.py``), not taken from pyca's ``hpke`` module, so that text is what the
+  vectors check.
 
 The entry points are :func:`verify_vector` (one parsed vector, ``docs/spec/vectors.md``) and
 :func:`open_envelope`, which never raises for a hostile envelope: every failure is an
@@ -26,14 +29,14 @@ import hmac
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from cryptography.hazmat.primitives import hashes, hpke
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, mlkem, x25519
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from . import mlkem1024_p384
+from . import mlkem1024_p384, rfc9180
 
 HIDDEN_SENDER = 0x01
 MLDSA_CONTEXT = b"letterlock/v1"
@@ -70,9 +73,7 @@ class _Suite:
 
     id: int
     name: str
-    kem: hpke.KEM
-    kdf: hpke.KDF
-    aead: hpke.AEAD
+    dhkem: rfc9180.Dhkem | None  # section 3.3; None: MLKEM1024-P384 (mlkem1024_p384)
     hash_name: str  # H, and the hash of HKDF and of ECDSA
     nk: int
     npk: int
@@ -91,14 +92,13 @@ class _Suite:
         return hashlib.new(self.hash_name, data).digest()
 
 
-_K, _F, _A = hpke.KEM, hpke.KDF, hpke.AEAD
 SUITES: dict[int, _Suite] = {
     s.id: s
     for s in (
-        _Suite(1, "p256", _K.P256, _F.HKDF_SHA256, _A.AES_128_GCM, "sha256", 16, 65, 65, 65, 64),
-        _Suite(2, "p384", _K.P384, _F.HKDF_SHA384, _A.AES_256_GCM, "sha384", 32, 97, 97, 97, 96),
-        _Suite(3, "x25519", _K.X25519, _F.HKDF_SHA256, _A.CHACHA20_POLY1305, "sha256", 32, 32, 32, 32, 64),  # noqa: E501
-        _Suite(4, "pq", _K.MLKEM1024_P384, _F.HKDF_SHA384, _A.AES_256_GCM, "sha384", 32, 2689, 1665, 1665, 4723),  # noqa: E501
+        _Suite(1, "p256", rfc9180.DHKEM_P256, "sha256", 16, 65, 65, 65, 64),
+        _Suite(2, "p384", rfc9180.DHKEM_P384, "sha384", 32, 97, 97, 97, 96),
+        _Suite(3, "x25519", rfc9180.DHKEM_X25519, "sha256", 32, 32, 32, 32, 64),
+        _Suite(4, "pq", None, "sha384", 32, 2689, 1665, 1665, 4723),
     )
 }  # fmt: skip
 
@@ -451,15 +451,23 @@ def _hkdf(suite: _Suite, ikm: bytes, salt: bytes | None, info: bytes, length: in
 
 
 def _hpke_open(suite: _Suite, key: _HpkeKey, wrapped: bytes, info: bytes) -> bytes:
-    """Section 5.2: HPKE base-mode open of a recipient entry (single shot, empty aad).
-
-    pq goes through this package's own MLKEM1024-P384 and RFC 9180 key schedule
-    (``mlkem1024_p384``), so section 3.3 is checked as written; the DHKEMs of RFC 9180 come
-    from pyca/cryptography.
-    """
+    """Section 5.2: HPKE base-mode open of a recipient entry (single shot, empty aad), built
+    from the primitives as section 3.3 writes it, so that text is checked as written. Raises
+    on failure."""
     if isinstance(key, tuple):
         return mlkem1024_p384.open_base(wrapped, key[0], key[1], info)
-    return hpke.Suite(suite.kem, suite.kdf, suite.aead).decrypt(wrapped, key, info=info)
+    assert suite.dhkem is not None
+    enc, ciphertext = wrapped[: suite.nenc], wrapped[suite.nenc :]
+    if isinstance(key, x25519.X25519PrivateKey):
+        # RFC 7748 decoding of any 32 bytes; pyca raises on an all-zero shared secret.
+        dh = key.exchange(x25519.X25519PublicKey.from_public_bytes(enc))
+        pk_rm = key.public_key().public_bytes_raw()
+    else:
+        if enc[0] != 0x04:
+            raise ValueError("enc must be an uncompressed SEC1 point")
+        dh = key.exchange(ec.ECDH(), ec.EllipticCurvePublicKey.from_encoded_point(key.curve, enc))
+        pk_rm = key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    return suite.dhkem.open(enc=enc, ciphertext=ciphertext, dh=dh, pk_rm=pk_rm, info=info)
 
 
 def _check_sender(me: _Receiver, suite: _Suite, key_id: bytes, sig: bytes, msg: bytes) -> _Trusted:
