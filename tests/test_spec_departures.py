@@ -1,14 +1,13 @@
-"""Where letterlock departs from its specification today, each pinned as a strict xfail.
-
-The fix belongs in ``src/`` and has been reported. When it lands, the xfail turns into a
-failure: make the test a plain one and add the matching vector to ``tools/make_vectors.py``.
+"""Where pyca/cryptography departs from the specification, and letterlock must not.
 
 The HPKE ``enc`` of a recipient entry (and, for pq, its ``ct_T``) is an EC point in the
 uncompressed SEC1 encoding, first byte 0x04 (RFC 9180 section 7.1.1, spec section 3.3).
 pyca/cryptography 50 decodes it with OpenSSL, which also accepts the X9.62 *hybrid* encoding
 (first byte 0x06 or 0x07, the parity of y): a sender who feeds those bytes into its own KEM
-context gets an entry that letterlock opens and a receiver following the text refuses. It
-gives a sender nothing it could not do anyway, but two conforming receivers must agree.
+context gets an entry that pyca opens and a receiver following the text refuses. It gives a
+sender nothing it could not do anyway, but two conforming receivers must agree, so
+``_crypto.Decapsulator`` checks the format byte itself (vectors
+``reject-decrypt-failed-enc-hybrid-point``).
 """
 
 from __future__ import annotations
@@ -22,9 +21,6 @@ from letterlock import Suite, _crypto
 
 INFO = b"letterlock/v1 content key departures"
 CONTENT_KEY = bytes(range(32))
-HYBRID = pytest.mark.xfail(
-    strict=True, reason="pyca 50 accepts the X9.62 hybrid point encoding (0x06/0x07) in enc"
-)
 
 
 def hybrid(point: bytes) -> bytes:
@@ -36,7 +32,6 @@ def _point(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
 
 
-@HYBRID
 @pytest.mark.parametrize(
     ("suite", "dhkem", "curve"),
     [
@@ -61,7 +56,6 @@ def test_dhkem_enc_in_hybrid_form_is_refused(
     assert decapsulator.unwrap(odd, INFO) is None
 
 
-@HYBRID
 def test_pq_ct_t_in_hybrid_form_is_refused() -> None:
     scalar = (7).to_bytes(48, "big")
     *_, decapsulator, _, kem_public = _crypto.load_private(

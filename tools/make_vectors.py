@@ -35,7 +35,10 @@ from typing import Any, Final
 
 # Pure-Python edwards25519 (stdlib only), shared with the tests that prove the Ed25519 cases.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from independent import edwards25519
+from cryptography.hazmat.primitives.asymmetric import ec, mlkem
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from independent import edwards25519, mlkem1024_p384, rfc9180
 from letterlock import Identity, PublicIdentity, Reason, Suite, _crypto, hazmat
 from letterlock.core.envelope import (
     DEFAULT_LIMITS,
@@ -1229,6 +1232,45 @@ def _entry_tampered(k: Kit) -> Result:
     m = k.message()
     entry = wrap(k, m).recipients[0]
     edit = _replace_entry(entry.key_id, flip(entry.wrapped, len(entry.wrapped) - 1))
+    return no(Reason.DECRYPT_FAILED, k, forge(k, m, edit=edit))
+
+
+def _hybrid_entry(k: Kit, content_key: bytes, info: bytes) -> bytes:
+    """The receiver's entry with its EC point (p256/p384 ``enc``, pq ``ct_T``) in the X9.62
+    hybrid encoding (0x06/0x07): a point OpenSSL decodes, RFC 9180 and section 3.3 refuse."""
+
+    def hybrid(point: bytes) -> bytes:
+        return bytes([0x06 | (point[-1] & 1)]) + point[1:]
+
+    kem_public = k.bob.public.to_bytes()[-k.suite.sizes.kem_public :]
+    if k.suite is Suite.PQ:
+        ml = mlkem.MLKEM1024PublicKey.from_public_bytes(kem_public[:1568])
+        ek_t = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP384R1(), kem_public[1568:])
+        ss_pq, ct_pq = ml.encapsulate()
+        return mlkem1024_p384.seal_base(ct_pq, ss_pq, ek_t, content_key, info, reencode=hybrid)
+    curve = ec.SECP256R1() if k.suite is Suite.P256 else ec.SECP384R1()
+    dhkem = rfc9180.DHKEM_P256 if k.suite is Suite.P256 else rfc9180.DHKEM_P384
+    ephemeral = ec.generate_private_key(curve)
+    receiver = ec.EllipticCurvePublicKey.from_encoded_point(curve, kem_public)
+    point = ephemeral.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    return dhkem.seal(
+        enc=hybrid(point),
+        dh=ephemeral.exchange(ec.ECDH(), receiver),
+        pk_rm=kem_public,
+        plaintext=content_key,
+        info=info,
+    )
+
+
+@case(
+    "reject-decrypt-failed-enc-hybrid-point",
+    "malicious: the receiver's entry with its EC point in X9.62 hybrid form (0x06/0x07), signed",
+    suites=(Suite.P256, Suite.P384, Suite.PQ),
+)
+def _entry_hybrid_point(k: Kit) -> Result:
+    m = k.message()
+    my_id = k.bob.public.recipient_id
+    edit = _replace_entry(my_id, _hybrid_entry(k, m.content_key, _info(k.suite, LABEL_WRAP, my_id)))
     return no(Reason.DECRYPT_FAILED, k, forge(k, m, edit=edit))
 
 

@@ -86,6 +86,8 @@ _X25519_SMALL_ORDER_U: Final = frozenset({
     325606250916557431795983626356110631294008115727848805560023387167927233504,
     39382357235489614581723060781553021112529911719440698176882885853963445705823,
 })  # fmt: skip
+#: Where the EC point of a wrapped key's ``enc`` starts (its format byte), per suite.
+_ENC_POINT_AT: Final = {Suite.P256: 0, Suite.P384: 0, Suite.PQ: 1568}
 _MLDSA87_SIG: Final = 4627
 _MLDSA87_PUB: Final = 2592
 _MLDSA_SEED: Final = 32
@@ -357,7 +359,15 @@ class Decapsulator:
         raise TypeError("private keys cannot be pickled")
 
     def unwrap(self, wrapped: bytes, info: bytes) -> bytes | None:
-        """The content key, or None if HPKE refuses (wrong key, tampered entry)."""
+        """The content key, or None if HPKE refuses (wrong key, tampered entry).
+
+        An EC point in ``enc`` (p256, p384; pq's ``ct_T``) must be uncompressed (spec section
+        3.3): OpenSSL alone would also decode the X9.62 hybrid form (0x06/0x07), which RFC 9180
+        and other receivers refuse, so two receivers would disagree on such an entry.
+        """
+        point_at = _ENC_POINT_AT.get(self._suite)
+        if point_at is not None and wrapped[point_at : point_at + 1] != b"\x04":
+            return None
         try:
             return _HPKE[self._suite].decrypt(wrapped, self._key, info=info)
         except Exception:
