@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +53,7 @@ def _consumer(spool: Spool, keys: Keys, pins: Pins, **options: Any) -> SealedCon
         identity=keys.bob,
         trust=pins,
         replay=ReplayWindow(),
-        **options,
+        **{"topics": TOPIC, **options},
     )
 
 
@@ -60,8 +61,8 @@ def _seal(
     keys: Keys, payload: bytes = SECRET, *, sender: Identity | None = None, **kw: Any
 ) -> bytes:
     return letterlock.seal(
-        payload, sender=sender or keys.alice, recipients=[keys.bob.public], topic=TOPIC,
-        now=T0, **kw,
+        payload, sender=sender or keys.alice, recipients=[keys.bob.public],
+        **{"topic": TOPIC, "now": T0, **kw},
     )  # fmt: skip
 
 
@@ -111,8 +112,10 @@ def _tampered(keys: Keys) -> bytes:
 
 ATTACKS: dict[str, tuple[Callable[[Keys], bytes], str, str]] = {
     "tampered": (_tampered, TOPIC, "bad_signature"),
-    "re-routed": (lambda k: letterlock.seal(SECRET, sender=k.alice, recipients=[k.bob.public],
-                                            topic="payroll.us", now=T0), TOPIC, "wrong_topic"),
+    "signed for another topic": (lambda k: letterlock.seal(SECRET, sender=k.alice,
+                                                           recipients=[k.bob.public],
+                                                           topic="payroll.us", now=T0),
+                                 TOPIC, "wrong_topic"),
     "not for bob": (lambda k: letterlock.seal(SECRET, sender=k.alice, recipients=[k.alice.public],
                                               topic=TOPIC, now=T0), TOPIC, "not_for_me"),
     "expired": (lambda k: letterlock.seal(SECRET, sender=k.alice, recipients=[k.bob.public],
@@ -147,11 +150,68 @@ def test_replayed_copy_is_dead_lettered(spool: Spool, keys: Keys, pins: Pins) ->
     assert [d.reason for d in spool.dead_letters("bob")] == ["replayed"]
 
 
-def test_wrong_topic_opens_without_topic_check(spool: Spool, keys: Keys, pins: Pins) -> None:
-    spool.bind("bob", "orders")
-    spool.publish("orders", _seal(keys), now=T0)
+@pytest.mark.parametrize(
+    ("topics", "opens"),
+    [
+        ("#", True),
+        ("payroll.*", True),
+        (["orders", "payroll.eu"], True),
+        (letterlock.Topics("payroll.us", "payroll.eu.#"), True),
+        ("payroll.us", False),
+        (["orders", "payroll.*.*"], False),
+    ],
+)
+def test_the_consumer_serves_its_configured_topics(
+    spool: Spool, keys: Keys, pins: Pins, topics: str | list[str] | letterlock.Topics, opens: bool
+) -> None:
+    spool.publish(TOPIC, _seal(keys), now=T0)
+    consumer = _consumer(spool, keys, pins, topics=topics)
+    assert consumer.topics == letterlock.Topics.of(topics)
+    assert consumer.poll(Recorder(spool), now=T0) == int(opens)
+    assert len(spool.dead_letters("bob")) == int(not opens)
+
+
+def _lying_broker_delivers(spool: Spool, queue: str, reported_topic: str, body: bytes) -> int:
+    """What a hostile broker can do: put any bytes into any queue and report any topic."""
+    db = sqlite3.connect(spool.path)
+    try:
+        with db:
+            seq = db.execute(
+                "INSERT INTO messages (topic, body, published) VALUES (?, ?, ?)",
+                (reported_topic, body, T0),
+            ).lastrowid
+            db.execute(
+                "INSERT INTO deliveries (queue, seq, visible_at) VALUES (?, ?, 0)", (queue, seq)
+            )
+    finally:
+        db.close()
+    assert seq is not None
+    return seq
+
+
+def test_rerouted_into_a_queue_for_another_topic_is_refused(
+    spool: Spool, keys: Keys, pins: Pins
+) -> None:
+    """Issue 6.2: a payslip signed for payroll.eu, put into the payroll.us queue by the broker,
+    which reports payroll.eu for it, must not reach the US handler."""
+    spool.bind("us", "payroll.us")
+    signed_for_eu = _seal(keys)  # topic payroll.eu, for bob
+    _lying_broker_delivers(spool, "us", "payroll.eu", signed_for_eu)
+    us_handler = Recorder(spool)
+    consumer = SealedConsumer(
+        spool, "us", identity=keys.bob, trust=pins, replay=ReplayWindow(), topics="payroll.us"
+    )
+    assert consumer.poll(us_handler, now=T0) == 0
+    assert us_handler.opened == []
+    [dead] = spool.dead_letters("us")
+    assert dead.body == signed_for_eu
+
+
+def test_the_topic_the_broker_reports_decides_nothing(spool: Spool, keys: Keys, pins: Pins) -> None:
+    sealed = _seal(keys)  # payroll.eu, which the consumer serves
+    _lying_broker_delivers(spool, "bob", "anything.else", sealed)
     handler = Recorder(spool)
-    assert _consumer(spool, keys, pins, topic_check=False).poll(handler, now=T0) == 1
+    assert _consumer(spool, keys, pins).poll(handler, now=T0) == 1
     assert handler.opened[0].topic == TOPIC
 
 
@@ -247,7 +307,7 @@ def test_rejections_are_logged_at_a_limited_rate(
 ) -> None:
     for _ in range(5):
         spool.publish(TOPIC, _tampered(keys), now=T0)
-    spool.publish("payroll.us", _seal(keys), now=T0)
+    spool.publish(TOPIC, _seal(keys, topic="payroll.us"), now=T0)
     with caplog.at_level(logging.INFO, logger="letterlock.transports.consumer"):
         _consumer(spool, keys, pins, log_interval=3600).poll(Recorder(spool), now=T0)
     messages = [r.getMessage() for r in caplog.records]
@@ -290,14 +350,21 @@ def test_configuration_mistakes(spool: Spool, keys: Keys, pins: Pins) -> None:
             identity=keys.bob.public,  # type: ignore[arg-type]
             trust=pins,
             replay=ReplayWindow(),
+            topics="#",
         )
     with pytest.raises(letterlock.UsageError, match="max_attempts"):
         _consumer(spool, keys, pins, max_attempts=0)
+    with pytest.raises(letterlock.UsageError, match="topics"):
+        _consumer(spool, keys, pins, topics=None)
+    with pytest.raises(letterlock.UsageError, match="topic"):
+        _consumer(spool, keys, pins, topics=[])
+    with pytest.raises(TypeError, match="topics"):
+        SealedConsumer(spool, "bob", identity=keys.bob, trust=pins, replay=ReplayWindow())  # type: ignore[call-arg]
 
 
 def test_retry_delays_are_checked(spool: Spool, keys: Keys, pins: Pins) -> None:
     with pytest.raises(UsageError):
         SealedConsumer(
-            spool, "q", identity=keys.bob, trust=pins, replay=ReplayWindow(),
+            spool, "q", identity=keys.bob, trust=pins, replay=ReplayWindow(), topics="#",
             retry_delay=10, max_retry_delay=1,
         )  # fmt: skip

@@ -1,5 +1,10 @@
 """The receiving end of a spool queue: open each sealed message, hand it over, then settle it.
 
+The consumer opens each message against the topics it was configured to serve (``topics=``),
+never against the topic the broker reports for a delivery: a broker can put any message into
+any queue and report any topic. ``delivery.topic`` only ever appears in local logs, marked as
+the broker's claim.
+
 :meth:`SealedConsumer.poll` settles every delivery in exactly one of these ways:
 
 =====================================  ===============================================
@@ -38,6 +43,7 @@ from letterlock.core.keys import Identity
 from letterlock.core.protocol import Opened
 from letterlock.core.replay import ReplayWindow
 from letterlock.core.suites import Suite
+from letterlock.core.topics import Topics
 from letterlock.errors import Rejected, UsageError
 from letterlock.transports.spool import Delivery, LeaseLost, Spool
 from letterlock.trust.policy import TrustPolicy
@@ -84,7 +90,7 @@ class SealedConsumer:
         identity: Identity,
         trust: TrustPolicy,
         replay: ReplayWindow,
-        topic_check: bool = True,
+        topics: str | Iterable[str] | Topics,
         suites: Iterable[Suite] | None = None,
         limits: Limits = DEFAULT_LIMITS,
         lease_seconds: float = 30.0,
@@ -94,7 +100,10 @@ class SealedConsumer:
         log_interval: float = 60.0,
         logger: logging.Logger | None = None,
     ) -> None:
-        """``topic_check`` refuses a message whose signed topic is not the one it came on.
+        """``topics`` are the topics this consumer serves, from its own configuration: one topic,
+        several, or :class:`letterlock.Topics` (exact topics and ``*``/``#`` patterns; ``"#"``
+        serves every topic and must be said explicitly). A message signed for any other topic
+        is refused as ``wrong_topic``, whatever topic the broker reports for it.
 
         Transient rejections are retried after ``retry_delay * 2**(attempts - 1)`` seconds (at
         most ``max_retry_delay``) until a message has been delivered ``max_attempts`` times.
@@ -108,7 +117,9 @@ class SealedConsumer:
         self._opener = letterlock.Opener(  # caches decapsulations across deliveries
             identity, trust=trust, replay=replay, suites=suites, limits=limits
         )
-        self._topic_check = topic_check
+        if topics is None:  # deny by default: a consumer names what it serves
+            raise UsageError("name the topics this consumer serves (topics='#' serves all)")
+        self.topics = Topics.of(topics)
         self._lease_seconds = lease_seconds
         self._max_attempts = max_attempts
         self._retry_delay = retry_delay
@@ -138,9 +149,7 @@ class SealedConsumer:
             self._dead_letter(delivery, MAX_ATTEMPTS, "delivered too often (crash loop?)", now)
             return 0
         try:
-            opened = self._opener.open(
-                delivery.body, topic=delivery.topic if self._topic_check else None, now=now
-            )
+            opened = self._opener.open(delivery.body, topic=self.topics, now=now)
         except Rejected as rejected:
             self._refuse(delivery, rejected, now)
             return 0
@@ -168,7 +177,8 @@ class SealedConsumer:
     def _dead_letter(self, delivery: Delivery, reason: str, detail: str, now: float | None) -> None:
         if self._settle(delivery, requeue=False, reason=reason, now=now):
             self._note(
-                logging.WARNING, reason, "queue %s: message %d on %r dead-lettered: %s%s",
+                logging.WARNING, reason, "queue %s: message %d (topic per the broker: %r) "
+                "dead-lettered: %s%s",
                 self.queue, delivery.seq, delivery.topic, reason, f" ({detail})" if detail else "",
             )  # fmt: skip
 
