@@ -45,6 +45,17 @@ def test_demo_consumers_serve_their_own_topics() -> None:
     assert "│ bob-us │" in output  # its dead letter
 
 
+def test_demo_dead_letters_show_only_what_the_broker_sees() -> None:
+    """Issue 6.5: the spool's dead letters say 'rejected'; the real reasons are the consumers'."""
+    _, output = _play()
+    attacks, dead_letters = output.split("3. Dead letters")
+    for reason in REASONS:
+        assert reason in attacks
+        assert reason not in dead_letters.split("delivered ·")[0]
+    tries = [line.split("│")[4].strip() for line in dead_letters.splitlines() if "rejected" in line]
+    assert sorted(tries) == ["1"] * 7 + ["3"] * 4  # forged and tampered alike, for bob and carol
+
+
 def test_demo_shows_what_recipients_open_and_the_relay_does_not() -> None:
     _, output = _play()
     for letter in demo.LETTERS:

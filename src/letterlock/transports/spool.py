@@ -419,8 +419,8 @@ class Spool:
         """Move every dead letter of ``queue`` back into it (attempts reset); return how many.
 
         Useful after fixing a cause outside the message (a missing pin, a clock). A message
-        that was opened before it was dead-lettered (``handler_error``, ``replayed``) has its
-        id in the consumer's replay window and will come back as ``replayed``.
+        that was opened before it was dead-lettered (``handler_error``, or refused as a replay)
+        has its id in the consumer's replay window and will be refused as ``replayed`` again.
         """
         with self._write() as db:
             cursor = db.execute(
