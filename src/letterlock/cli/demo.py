@@ -283,13 +283,19 @@ def _opened_view(opened: letterlock.Opened | None, routed: bool) -> Text:
     )  # fmt: skip
 
 
-def _cast_table(w: World) -> Table:
-    table = Table(
-        title="The cast",
-        caption="Each consumer opens only messages signed for the topics it serves (its own "
-        "configuration), whatever topic the spool reports.",
-        box=box.ROUNDED, title_justify="left", caption_justify="left",
+def _table(title: str, caption: str, *, show_lines: bool = False) -> Table:
+    return Table(
+        title=title, caption=caption, box=box.ROUNDED, show_lines=show_lines,
+        title_justify="left", caption_justify="left",
     )  # fmt: skip
+
+
+def _cast_table(w: World) -> Table:
+    table = _table(
+        "The cast",
+        "Each consumer opens only messages signed for the topics it serves (its own "
+        "configuration), whatever topic the spool reports.",
+    )
     for column in ("who", "role", "key", "queue ← topics"):
         table.add_column(column)
     table.add_row(
@@ -307,12 +313,12 @@ def _cast_table(w: World) -> Table:
 
 
 def _letters_table(w: World, relay: dict[str, Text]) -> Table:
-    table = Table(
-        title="1. Alice seals three messages: what the relay sees, what bob and carol open",
-        caption="#2 was sealed with hide_sender=True, pad='padme': the relay can tell "
+    table = _table(
+        "1. Alice seals three messages: what the relay sees, what bob and carol open",
+        "#2 was sealed with hide_sender=True, pad='padme': the relay can tell "
         "neither who sent it nor its exact size.",
-        box=box.ROUNDED, show_lines=True, title_justify="left", caption_justify="left",
-    )  # fmt: skip
+        show_lines=True,
+    )
     table.add_column("#", justify="right")
     for name in ("the relay sees", "bob opens", "carol opens"):
         table.add_column(name, ratio=1)
@@ -340,12 +346,11 @@ def _outcome(outcome: Sequence[str], expected: list[str]) -> Text:
 
 
 def _moves_table(results: list[dict[str, list[str]]]) -> Table:
-    table = Table(
-        title="2. Mallory's attacks: she can read, publish, bind and consume on the spool",
-        caption="The reasons come from bob's and carol's consumers (their local metrics); "
+    table = _table(
+        "2. Mallory's attacks: she can read, publish, bind and consume on the spool",
+        "The reasons come from bob's and carol's consumers (their local metrics); "
         "the spool is told only 'rejected'.",
-        box=box.ROUNDED, title_justify="left", caption_justify="left",
-    )  # fmt: skip
+    )
     for column in ("attack", "what mallory does", "bob", "carol"):
         table.add_column(column)
     for move, result in zip(MOVES, results, strict=True):
@@ -357,12 +362,11 @@ def _moves_table(results: list[dict[str, list[str]]]) -> Table:
 
 
 def _dead_letter_table(spool: Spool) -> Table:
-    table = Table(
-        title="3. Dead letters, as mallory sees them",
-        caption="Bytes kept, one word for every refusal. Forged and tampered copies were both "
+    table = _table(
+        "3. Dead letters, as mallory sees them",
+        "Bytes kept, one word for every refusal. Forged and tampered copies were both "
         "tried 3 times: mallory cannot tell whom bob and carol trust.",
-        box=box.ROUNDED, title_justify="left", caption_justify="left",
-    )  # fmt: skip
+    )
     for column in ("queue", "seq", "topic", "tries", "reason", "bytes"):
         table.add_column(column, justify="right" if column in ("seq", "tries", "bytes") else "left")
     for name in BINDINGS:
