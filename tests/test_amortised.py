@@ -127,11 +127,17 @@ def test_warm_cache_gives_hostile_bytes_the_cold_outcome(suite: Suite, hide_send
     """
     alice, bob, _, pins = _cast(suite)
     sealer = Sealer(alice)
+    wrapped = wrap_content_key(os.urandom(32), suite=suite, recipients=[bob.public])
 
     def seal(payload: bytes) -> bytes:
-        return sealer.seal(
-            payload, recipients=[bob.public], topic="t", now=NOW, hide_sender=hide_sender
-        )
+        if not hide_sender:
+            return sealer.seal(payload, recipients=[bob.public], topic="t", now=NOW)
+        # A Sealer never reuses a content key for a hidden sender; a sender may (the spec
+        # allows it), and the receiver's cache must give the cold outcome then too.
+        return seal_envelope(
+            payload, sender=alice, wrapped=wrapped, topic="t", message_id=os.urandom(16),
+            created=NOW, hide_sender=True,
+        )  # fmt: skip
 
     genuine = seal(b"genuine")
     warm = _opener(bob, pins)
@@ -226,8 +232,70 @@ def test_in_place_and_one_shot_sealing_give_the_same_envelope(size: int, hide_se
     assert sealed(None) == sealed(bytearray(b"stale contents"))
 
 
+@pytest.mark.parametrize("suite", FAST_SUITES, ids=str)
+def test_hidden_sender_envelopes_never_share_a_recipient_block(suite: Suite) -> None:
+    """Defends against a relay linking a hidden sender's messages (issue 6, item 12).
+
+    Reusing a content key repeats the recipient block byte for byte, which would let a relay
+    group the envelopes of one hidden sender. Fails if a Sealer reuses keys for them.
+    """
+    alice, bob, _, _ = _cast(suite)
+    sealer = Sealer(alice)
+    blocks = {
+        letterlock.inspect(
+            sealer.seal(b"x", recipients=[bob.public], topic="t", now=NOW, hide_sender=True)
+        ).header.recipients
+        for _ in range(5)
+    }
+    assert len(blocks) == 5
+    visible = {
+        letterlock.inspect(
+            sealer.seal(b"x", recipients=[bob.public], topic="t", now=NOW)
+        ).header.recipients
+        for _ in range(5)
+    }
+    assert len(visible) == 1  # visible senders keep the amortisation
+
+
+@pytest.mark.parametrize(
+    ("max_messages", "max_age"),
+    [(2**32 + 1, 600), (2**64, 600), (0, 600), (10, -1), (10, 86_401), (10, 2**40)],
+)
+def test_content_key_reuse_bound_is_enforced(max_messages: int, max_age: int) -> None:
+    """Issue 6, item 7: the spec caps one content key at 2**32 envelopes; reuse is bounded in
+    time too. Fails if a Sealer accepts bounds beyond them."""
+    alice, _, _, _ = _cast(Suite.X25519)
+    with pytest.raises(letterlock.UsageError):
+        Sealer(alice, max_messages=max_messages, max_age=max_age)
+    Sealer(alice, max_messages=2**32, max_age=86_400)
+
+
 def test_opening_into_the_envelopes_own_buffer_is_a_usage_error() -> None:
     alice, bob, _, pins = _cast(Suite.X25519)
     sealed = bytearray(Sealer(alice).seal(b"x", recipients=[bob.public], topic="t", now=NOW))
     with pytest.raises(letterlock.UsageError):
         _opener(bob, pins).open(sealed, now=NOW, into=sealed)
+
+
+def test_labels_parsed_under_other_limits_are_never_reused() -> None:
+    """The labels cache keys on the exact bytes, and a hit must also match the limits (and the
+    suite and flags) it was parsed under: a receiver that tightens its limits re-parses."""
+    alice, bob, _, pins = _cast(Suite.X25519)
+    sealer = Sealer(alice)
+    headers = {"a": "1", "b": "2", "c": "3"}
+
+    def seal() -> bytes:
+        return sealer.seal(b"x", recipients=[bob.public], topic="t", headers=headers, now=NOW)
+
+    opener = Opener(bob, trust=pins, replay=ReplayWindow(), limits=letterlock.Limits(max_headers=5))
+    opener.open(seal(), now=NOW)
+    opener.open(seal(), now=NOW)
+    assert opener.labels.hits == 1
+    opener.limits = letterlock.Limits(max_headers=2)
+    assert _reason(opener, seal()) == Reason.OVER_LIMIT.value
+    opener.limits = letterlock.Limits(max_headers=5, hidden_sender=False)
+    assert opener.open(seal(), now=NOW).payload == b"x"
+    hidden = sealer.seal(
+        b"x", recipients=[bob.public], topic="t", headers=headers, now=NOW, hide_sender=True
+    )
+    assert _reason(opener, hidden) == Reason.UNSUPPORTED.value

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import pickle
+from functools import partial
 
 import pytest
 
@@ -173,9 +173,9 @@ def test_topics_are_the_receivers_patterns(cast: tuple[Identity, Identity, Pins]
     served = letterlock.Topics("payroll.us", "audit.#")
     for topic, ok in [("payroll.us", True), ("audit.x.y", True), ("payroll.eu", False)]:
         sealed = letterlock.seal(b"x", sender=alice, recipients=[bob.public], topic=topic, now=NOW)
-        call = functools.partial(
-            letterlock.open, sealed, identity=bob, trust=pins, replay=ReplayWindow(), topic=served,
-            now=NOW,
+        call = partial(
+            letterlock.open,
+            sealed, identity=bob, trust=pins, replay=ReplayWindow(), topic=served, now=NOW,
         )  # fmt: skip
         if ok:
             assert call().topic == topic

@@ -340,11 +340,15 @@ def test_inspect_json(homes: Homes) -> None:
 
 
 def test_inspect_escapes_terminal_control_characters(homes: Homes) -> None:
-    sealed = seal(homes, "--header", "note=\x1b[2J\u202eevil", topic="orders\x1b]0;pwned\x07")
+    """The format refuses control characters in topics and header values; format characters
+    that reorder a terminal's text (a right-to-left override) are escaped when shown."""
+    sealed = seal(homes, "--header", "note=\u202eevil", topic="orders\u202e.eu")
     shown = letterlock(homes.bob, "inspect", stdin=sealed).text
-    assert "\x1b" not in shown
     assert "\u202e" not in shown
-    assert "topic: orders\\x1b]0;pwned\\x07\n" in shown
+    assert "topic: orders\\u202e.eu\n" in shown
+    refused = letterlock(homes.alice, "seal", "--from", "alice", "--to", "bob", "--topic",
+                         "orders\x1b]0;pwned\x07", stdin=b"x")  # fmt: skip
+    assert_one_line_error(refused, 2, "control characters")
 
 
 @pytest.mark.parametrize(

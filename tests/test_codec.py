@@ -304,15 +304,25 @@ def test_recipient_count_at_the_format_maximum_is_only_refused_as_truncated() ->
         {"max_recipients": 65536},
         {"max_headers": -1},
         {"max_headers": 65},
+        {"max_hidden_size": 0},
     ],
 )
 def test_limits_cannot_exceed_the_format(fields: dict[str, int]) -> None:
     with pytest.raises(UsageError):
-        Limits(**fields)
+        Limits(**fields)  # type: ignore[arg-type]
 
 
 def test_default_limits_are_the_spec_defaults() -> None:
-    assert Limits(max_size=64 * 1024 * 1024, max_recipients=1000, max_headers=64) == DEFAULT_LIMITS
+    assert (
+        Limits(
+            max_size=64 * 1024 * 1024,
+            max_recipients=1000,
+            max_headers=64,
+            hidden_sender=True,
+            max_hidden_size=1024 * 1024,
+        )
+        == DEFAULT_LIMITS
+    )
 
 
 # --------------------------------------------------------------------------- the encoder

@@ -37,7 +37,7 @@ PADME: Final[Literal["padme"]] = "padme"
 T = TypeVar("T")
 
 suites = st.sampled_from(list(Suite))
-utf8_text = st.characters(exclude_categories=["Cs"])  # no lone surrogates: not encodable
+utf8_text = st.characters(exclude_categories=["Cs", "Cc"])  # no lone surrogates, no controls
 topics = st.text(utf8_text, min_size=1, max_size=300).filter(lambda t: len(t.encode()) <= 1024)
 printable = st.characters(min_codepoint=0x20, max_codepoint=0x7E)
 content_types = st.none() | st.text(printable, max_size=255)

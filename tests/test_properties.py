@@ -40,14 +40,15 @@ from letterlock import (
 )
 from letterlock.core.envelope import Envelope, Header, encode_envelope, encode_header, parse
 from letterlock.core.protocol import (
-    LABEL_HIDDEN_SIGNATURE,
-    LABEL_SIGNATURE,
     LABEL_WRAP,
     _info,
     commitment_of,
+    nonce_of,
     padme,
     payload_key,
     seal_envelope,
+    signed_hidden,
+    signed_visible,
     wrap_content_key,
 )
 from letterlock.stores.sqlite import SQLiteReplayStore
@@ -165,13 +166,13 @@ def reseal_as_insider(
     key = content_key_of(data, insider)
     pk = payload_key(suite, key)
     inner = _crypto.aead_decrypt(
-        suite, pk, old.message_id[:12], envelope.ciphertext, envelope.header_bytes
+        suite, pk, nonce_of(suite, old.message_id), envelope.ciphertext, envelope.header_bytes
     )
     assert inner is not None
     new = mutate(old, key)
     new_bytes = encode_header(new)
     ciphertext = _crypto.aead_encrypt(
-        suite, pk, new.message_id[:12], mutate_inner(inner), new_bytes
+        suite, pk, nonce_of(suite, new.message_id), mutate_inner(inner), new_bytes
     )
     return encode_envelope(new_bytes, ciphertext, envelope.signature)
 
@@ -225,16 +226,20 @@ def forge(
     header_bytes = encode_header(header)
     inner = _U64.pack(len(payload)) + payload + padding
     if hidden:
-        signed = LABEL_HIDDEN_SIGNATURE + header_bytes + claimed.fingerprint
-        inner = claimed.fingerprint + signer.sign(signed + _crypto.digest(suite, payload)) + inner
+        ct_length = 32 + suite.sizes.signature + len(inner) + 16
+        digest = _crypto.digest(suite, payload)
+        signed = signed_hidden(suite, header_bytes, ct_length, claimed.fingerprint, digest)
+        inner = claimed.fingerprint + signer.sign(signed) + inner
     if encrypt is None:
         pk = payload_key(suite, commit_key)
-        ciphertext = _crypto.aead_encrypt(suite, pk, message_id[:12], inner, header_bytes)
+        nonce = nonce_of(suite, message_id)
+        ciphertext = _crypto.aead_encrypt(suite, pk, nonce, inner, header_bytes)
     else:
         ciphertext = encrypt(header_bytes, inner)
     signature = None
     if not hidden:
-        signature = signer.sign(LABEL_SIGNATURE + header_bytes + _crypto.digest(suite, ciphertext))
+        digest = _crypto.digest(suite, ciphertext)
+        signature = signer.sign(signed_visible(suite, header_bytes, digest))
     return encode_envelope(header_bytes, ciphertext, signature)
 
 
@@ -251,6 +256,7 @@ def _crypto_functions(*prefixes: str) -> EntryPoints:
 CRYPTO_ENTRY_POINTS: EntryPoints = (
     *_crypto_functions(""),
     (_crypto.PayloadCipher, "seal_in_place"),
+    (_crypto.PayloadCipher, "open"),
     (_crypto.PayloadCipher, "open_into"),
     (Identity, "unwrap"),
     (PublicIdentity, "verify"),
@@ -258,6 +264,7 @@ CRYPTO_ENTRY_POINTS: EntryPoints = (
 #: What decrypting takes: key derivation, AEAD decryption (any variant), HPKE unwrap.
 DECRYPTION_ENTRY_POINTS: EntryPoints = (
     *_crypto_functions("hkdf", "aead_decrypt"),
+    (_crypto.PayloadCipher, "open"),
     (_crypto.PayloadCipher, "open_into"),
     (Identity, "unwrap"),
 )
@@ -388,8 +395,7 @@ def test_property2_signature_verified_before_payload_released(
     }[where]
     calls = spy_on(monkeypatch, DECRYPTION_ENTRY_POINTS)
     assert open_as(cast, sealed).payload == MARKER
-    assert {"unwrap", "hkdf"} <= set(calls)  # the spies are wired
-    assert "open_into" in calls
+    assert {"unwrap", "hkdf", "open"} <= set(calls)  # the spies are wired
     calls.clear()
     assert reason_of(lambda: open_as(cast, flip(sealed, index))) is Reason.BAD_SIGNATURE
     assert calls == []
@@ -437,7 +443,8 @@ def test_property2_pq_signature_needs_both_algorithms() -> None:
     cast = cast_of(Suite.PQ)
     envelope = parse_any(seal(cast))
     assert envelope.signature is not None
-    signed = LABEL_SIGNATURE + envelope.header_bytes + _crypto.digest(Suite.PQ, envelope.ciphertext)
+    digest = _crypto.digest(Suite.PQ, envelope.ciphertext)
+    signed = signed_visible(Suite.PQ, envelope.header_bytes, digest)
     theirs = cast.mallory.sign(signed)
     ours = envelope.signature
     split = 4627
@@ -674,7 +681,7 @@ def test_property4_key_commitment_refuses_aes_gcm_ciphertext_valid_under_two_key
     inner1 = _U64.pack(len(body) + 16) + body + bytes(16)  # the last block becomes free
 
     def salamander(header_bytes: bytes, _inner: bytes) -> bytes:
-        return gcm_two_key_ciphertext(mk1, mk2, message_id[:12], header_bytes, inner1)
+        return gcm_two_key_ciphertext(mk1, mk2, nonce_of(suite, message_id), header_bytes, inner1)
 
     forged = forge(
         cast,
@@ -687,7 +694,9 @@ def test_property4_key_commitment_refuses_aes_gcm_ciphertext_valid_under_two_key
     )
     envelope = parse_any(forged)
     for_bob, for_dave = (
-        _crypto.aead_decrypt(suite, mk, message_id[:12], envelope.ciphertext, envelope.header_bytes)
+        _crypto.aead_decrypt(
+            suite, mk, nonce_of(suite, message_id), envelope.ciphertext, envelope.header_bytes
+        )
         for mk in (mk1, mk2)
     )
     assert for_bob is not None
@@ -904,7 +913,8 @@ def _sealer_stream(cast: Cast) -> list[Message]:
             )  # fmt: skip
             messages.append((data, name, payload))
     blocks = {parse_any(data).header.recipients for data, _, _ in messages}
-    assert len(blocks) == 2  # one cached recipient block per sender: the cache was used
+    # alice's visible messages share one cached block; carol's hidden ones never reuse a key
+    assert len(blocks) == 1 + 10
     return messages
 
 
@@ -973,16 +983,25 @@ def test_property6_independence_rejected_message_never_enters_the_unwrap_cache(
     """Defends against cache poisoning: a damaged copy must not be cached, and a cached entry
     must not let a message skip the commitment check.
 
-    Two hidden-sender messages share one recipient block (Sealer). A copy with a broken tag
+    Two hidden-sender messages share one recipient block (a sender may reuse a content key;
+    letterlock's Sealer does not for hidden senders, a hazmat sender can). A copy with a broken tag
     passes HPKE and the commitment but fails the AEAD: nothing may be cached. After the
     genuine message opens (and is cached), a relay's copy of the second message with another
     commitment must still fail as bad_commitment, and the genuine second one opens from the
     cache. Fails if the Opener caches before the whole envelope has opened.
     """
-    sealer = letterlock.Sealer(cast.alice)
+    wrapped = wrap_content_key(HONEST_KEY, suite=cast.suite, recipients=[cast.bob.public])
     first, second = (
-        sealer.seal(MARKER, recipients=[cast.bob.public], topic=TOPIC, now=NOW, hide_sender=True)
-        for _ in range(2)
+        seal_envelope(
+            MARKER,
+            sender=cast.alice,
+            wrapped=wrapped,
+            topic=TOPIC,
+            message_id=bytes([n]) * 16,
+            created=NOW,
+            hide_sender=True,
+        )
+        for n in range(2)
     )
     opener = letterlock.Opener(cast.bob, trust=cast.pins(), replay=ReplayWindow())
     damaged = flip(first, len(first) - 1)
@@ -1265,12 +1284,13 @@ def test_property9_metadata_hidden_sender_has_no_visible_signature(cast: Cast) -
     suite, size = cast.suite, cast.suite.sizes.signature
     digest_ct = _crypto.digest(suite, envelope.ciphertext)
     digest_payload = _crypto.digest(suite, MARKER)
+    ct_length = len(envelope.ciphertext)
     candidates = [cast.alice, cast.carol, cast.mallory]
     for candidate in candidates:
         fingerprint = candidate.public.fingerprint
         messages = (
-            LABEL_SIGNATURE + envelope.header_bytes + digest_ct,
-            LABEL_HIDDEN_SIGNATURE + envelope.header_bytes + fingerprint + digest_payload,
+            signed_visible(suite, envelope.header_bytes, digest_ct),
+            signed_hidden(suite, envelope.header_bytes, ct_length, fingerprint, digest_payload),
         )
         starts = range(len(sealed) - size + 1) if candidate is cast.alice else [len(sealed) - size]
         for start in starts:
@@ -1278,7 +1298,7 @@ def test_property9_metadata_hidden_sender_has_no_visible_signature(cast: Cast) -
             assert not any(candidate.public.verify(window, m) for m in messages)
     if suite is Suite.X25519:  # Ed25519 is deterministic: the exact signature must not appear
         alice_fp = cast.alice.public.fingerprint
-        signed = LABEL_HIDDEN_SIGNATURE + envelope.header_bytes + alice_fp + digest_payload
+        signed = signed_hidden(suite, envelope.header_bytes, ct_length, alice_fp, digest_payload)
         assert cast.alice.sign(signed) not in sealed
 
 

@@ -24,6 +24,7 @@ whatever it likes); each breaks exactly one check of section 6, so its reason is
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import struct
 import sys
@@ -32,6 +33,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
+# Pure-Python edwards25519 (stdlib only), shared with the tests that prove the Ed25519 cases.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from independent import edwards25519
 from letterlock import Identity, PublicIdentity, Reason, Suite, _crypto, hazmat
 from letterlock.core.envelope import (
     DEFAULT_LIMITS,
@@ -42,14 +46,15 @@ from letterlock.core.envelope import (
     parse,
 )
 from letterlock.core.protocol import (
-    LABEL_HIDDEN_SIGNATURE,
-    LABEL_SIGNATURE,
     LABEL_WRAP,
     Padding,
     WrappedKey,
     _info,
     commitment_of,
+    nonce_of,
     payload_key,
+    signed_hidden,
+    signed_visible,
 )
 
 FORMAT: Final = "letterlock-vector-v1"
@@ -140,7 +145,9 @@ class Receiver:
     skew: int = SKEW
     now: int = NOW
     topic: str | None = TOPIC
-    seen: tuple[bytes, ...] = ()
+    seen: tuple[tuple[bytes, bytes], ...] = ()  # (sender key id, message id)
+    hidden_sender: bool = DEFAULT_LIMITS.hidden_sender
+    max_hidden_size: int = DEFAULT_LIMITS.max_hidden_size
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -168,6 +175,7 @@ class Result:
     envelope: bytes
     reason: Reason | None = None
     opened: Message | None = None
+    signer: PublicIdentity | None = None  # a success's signer, listed as "alice"; None: alice
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -290,12 +298,20 @@ def inner_plaintext(
     signer: Identity | None = None,
     length: int | None = None,
     padding: bytes = b"",
+    signed_padding: int | None = None,
 ) -> bytes:
-    """Section 5.4's inner plaintext; a hidden sender claims alice, signed by ``signer``."""
+    """Section 5.4's inner plaintext; a hidden sender claims alice, signed by ``signer``.
+
+    ``signed_padding`` is the padding the hidden sender's signature (its ``ct_len``) vouches
+    for, when a case wants it to differ from ``padding``.
+    """
     prefix = b""
     if m.hide_sender:
         key_id = k.alice.public.fingerprint
-        signed = LABEL_HIDDEN_SIGNATURE + header_bytes + key_id + _crypto.digest(k.suite, m.payload)
+        vouched = len(padding) if signed_padding is None else signed_padding
+        ct_length = len(key_id) + k.suite.sizes.signature + 8 + len(m.payload) + vouched + 16
+        digest = _crypto.digest(k.suite, m.payload)
+        signed = signed_hidden(k.suite, header_bytes, ct_length, key_id, digest)
         prefix = key_id + (signer or k.alice).sign(signed)
     payload_len = len(m.payload) if length is None else length
     return prefix + _U64.pack(payload_len) + m.payload + padding
@@ -315,20 +331,21 @@ def forge(
     nonce: bytes | None = None,
     aad: bytes | None = None,
     cut: int | None = None,
-    signer: Identity | None = None,
+    sign: Callable[[bytes], bytes] | None = None,
 ) -> bytes:
-    """A malicious sender's envelope: header edited, then encrypted and signed for real."""
+    """A malicious sender's envelope: header edited, then encrypted and signed for real
+    (by alice unless ``sign`` is given)."""
     header = edit(raw_header(k, m, wrap(k, m)))
     header_bytes = header.encode()
     plaintext = inner(header_bytes) if inner else inner_plaintext(k, m, header_bytes)
     pk = key or payload_key(k.suite, m.content_key)
-    iv = nonce or m.message_id[:12]
+    iv = nonce or nonce_of(k.suite, m.message_id)
     aad = header_bytes if aad is None else aad
     ciphertext = _crypto.aead_encrypt(k.suite, pk, iv, plaintext, aad)[:cut]
     signature = None
     if not m.hide_sender:
-        signed = LABEL_SIGNATURE + header_bytes + _crypto.digest(k.suite, ciphertext)
-        signature = (signer or k.alice).sign(signed)
+        signed = signed_visible(k.suite, header_bytes, _crypto.digest(k.suite, ciphertext))
+        signature = (sign or k.alice.sign)(signed)
     return encode_envelope(header_bytes, ciphertext, signature)
 
 
@@ -539,6 +556,15 @@ def _edit(**changes: Any) -> Callable[[RawHeader], RawHeader]:
     return lambda header: replace(header, **changes)
 
 
+def _one_header(name: bytes, value: bytes) -> Callable[[RawHeader], RawHeader]:
+    """The header list replaced by one (name, value) pair, encoded as given."""
+    return _edit(headers=((name, value),))
+
+
+#: A topic of exactly 1024 bytes, the format's cap.
+LONG_TOPIC: Final = "orders." + "x" * 1017
+
+
 @case("reject-malformed-bad-magic", "malicious: magic 'LLX' instead of 'LLK'")
 def _bad_magic(k: Kit) -> Result:
     return no(Reason.MALFORMED, k, forge(k, k.message(), edit=_edit(magic=b"LLX")))
@@ -628,6 +654,23 @@ def _topic_surrogate(k: Kit) -> Result:
     return no(Reason.MALFORMED, k, envelope, topic=None)
 
 
+@case("reject-malformed-topic-control-character", "malicious: topic 'orders' ESC '.eu'")
+def _topic_control(k: Kit) -> Result:
+    envelope = forge(k, k.message(), edit=_edit(topic=b"orders\x1b.eu"))
+    return no(Reason.MALFORMED, k, envelope, topic=None)
+
+
+@case("reject-malformed-topic-c1-control", "malicious: topic 'orders' U+0085 (C2 85) '.eu'")
+def _topic_c1(k: Kit) -> Result:
+    envelope = forge(k, k.message(), edit=_edit(topic=b"orders\xc2\x85.eu"))
+    return no(Reason.MALFORMED, k, envelope, topic=None)
+
+
+@case("reject-malformed-header-value-newline", "malicious: header value 'eu' LF 'west'")
+def _header_newline(k: Kit) -> Result:
+    return no(Reason.MALFORMED, k, forge(k, k.message(headers=(("route", "eu\nwest"),))))
+
+
 @case("reject-malformed-content-type-not-printable", "malicious: content type ends in 0x7F")
 def _ctype_unprintable(k: Kit) -> Result:
     envelope = forge(k, k.message(), edit=_edit(content_type=b"text/plain\x7f"))
@@ -650,6 +693,102 @@ def _ct_short_hidden(k: Kit) -> Result:
     return no(Reason.MALFORMED, k, forge(k, k.message(hide_sender=True), cut=cut))
 
 
+def _bad_header_value(value: bytes) -> CaseFn:
+    def build(k: Kit) -> Result:
+        return no(Reason.MALFORMED, k, forge(k, k.message(), edit=_one_header(b"route", value)))
+
+    return build
+
+
+#: Header values that break section 4, each signed validly: (name suffix, what, value).
+BAD_HEADER_VALUES: Final = (
+    (
+        "lone-continuation",
+        "'eu' 0x80 'west' (a continuation byte with no lead byte)",
+        b"eu\x80west",
+    ),
+    (
+        "truncated-sequence",
+        "'eu-west' E2 82 (a 3-byte sequence cut at the end of the field)",
+        b"eu-west\xe2\x82",
+    ),
+    (
+        "above-10ffff",
+        "'eu' F4 90 80 80 (U+110000, above the last code point)",
+        b"eu\xf4\x90\x80\x80",
+    ),
+    ("4097", "of 4097 bytes 'a'", b"a" * 4097),
+)
+for _suffix, _what, _value in BAD_HEADER_VALUES:
+    case(f"reject-malformed-header-value-{_suffix}", f"malicious: header value {_what}")(
+        _bad_header_value(_value)
+    )
+
+
+@case("reject-malformed-header-name-65", "malicious: header name of 65 bytes 'h'")
+def _name_too_long(k: Kit) -> Result:
+    return no(Reason.MALFORMED, k, forge(k, k.message(), edit=_one_header(b"h" * 65, b"v")))
+
+
+@case("reject-malformed-topic-1025", "malicious: topic of 1025 bytes ('orders.' and 1018 'x')")
+def _topic_too_long(k: Kit) -> Result:
+    envelope = forge(k, k.message(), edit=_edit(topic=LONG_TOPIC.encode() + b"x"))
+    return no(Reason.MALFORMED, k, envelope, topic=None)
+
+
+@case(
+    "success-at-field-limits",
+    "topic of 1024 bytes, a header name of 64 bytes and its value of 4096 bytes",
+)
+def _success_field_limits(k: Kit) -> Result:
+    m = k.message(topic=LONG_TOPIC, headers=(("h" * 64, "v" * 4096),))
+    return ok(k, m, topic=LONG_TOPIC)
+
+
+@case(
+    "reject-malformed-recipients-duplicate",
+    "malicious: the receiver's own entry twice (two equal recipient key ids)",
+)
+def _recipients_duplicate(k: Kit) -> Result:
+    def twice(header: RawHeader) -> RawHeader:
+        return replace(header, recipients=header.recipients * 2)
+
+    return no(Reason.MALFORMED, k, forge(k, k.message(), edit=twice))
+
+
+# which of malformed and over_limit wins (section 6, step 7: fields in order, a count's cap
+# when the count is read)
+
+
+@case(
+    "reject-over-limit-headers-unsorted",
+    "malicious: three headers, unsorted, max_headers 2: the count is read (and capped) first",
+)
+def _over_headers_unsorted(k: Kit) -> Result:
+    m = k.message(headers=(("route", "eu-west"), ("priority", "high"), ("city", "Z")))
+    return no(Reason.OVER_LIMIT, k, forge(k, m), max_headers=2)
+
+
+@case(
+    "reject-malformed-topic-before-header-count",
+    "malicious: topic with ESC and three headers, max_headers 2: the topic comes first",
+)
+def _topic_before_header_count(k: Kit) -> Result:
+    m = k.message(headers=HEADERS[:3])
+    envelope = forge(k, m, edit=_edit(topic=b"orders\x1b.eu"))
+    return no(Reason.MALFORMED, k, envelope, topic=None, max_headers=2)
+
+
+@case(
+    "reject-malformed-topic-before-recipient-count",
+    "malicious: topic length 0 and three recipients, max_recipients 2: the topic comes first",
+)
+def _topic_before_recipient_count(k: Kit) -> Result:
+    m = k.message(recipients=(k.bob.public, k.carol.public, k.dave.public))
+    envelope = forge(k, m, edit=_edit(topic=b""))
+    return no(Reason.MALFORMED, k, envelope, topic=None, max_recipients=2)
+
+
 # unsupported, suite_not_allowed
 
 
@@ -666,6 +805,37 @@ def _suite_9(k: Kit) -> Result:
 @case("reject-unsupported-flag-bit", "malicious: flags 0x02 (unknown bit, sender visible)")
 def _flag_bit(k: Kit) -> Result:
     return no(Reason.UNSUPPORTED, k, forge(k, k.message(), edit=_edit(flags=0x02)))
+
+
+@case("reject-unsupported-hidden-sender-refused", "the receiver accepts no hidden senders")
+def _hidden_refused(k: Kit) -> Result:
+    envelope = seal(k, k.message(hide_sender=True))
+    return no(Reason.UNSUPPORTED, k, envelope, hidden_sender=False)
+
+
+@case(
+    "reject-over-limit-hidden-size",
+    "hidden-sender envelope one byte longer than max_hidden_size (below max_size)",
+)
+def _hidden_too_large(k: Kit) -> Result:
+    envelope = seal(k, k.message(hide_sender=True))
+    return no(Reason.OVER_LIMIT, k, envelope, max_hidden_size=len(envelope) - 1)
+
+
+@case("success-hidden-at-size-limit", "hidden-sender envelope exactly max_hidden_size bytes")
+def _hidden_at_limit(k: Kit) -> Result:
+    m = k.message(hide_sender=True)
+    envelope = seal(k, m)
+    receiver = k.receiver(max_hidden_size=len(envelope))
+    return Result(receiver=receiver, envelope=envelope, opened=m)
+
+
+@case(
+    "success-visible-ignores-hidden-settings",
+    "visible sender; the receiver refuses hidden senders and caps them at 1 byte",
+)
+def _visible_hidden_settings(k: Kit) -> Result:
+    return ok(k, k.message(), hidden_sender=False, max_hidden_size=1)
 
 
 @case("reject-suite-not-allowed", "the receiver accepts only another suite")
@@ -697,11 +867,75 @@ def _wrong_topic(k: Kit) -> Result:
     return no(Reason.WRONG_TOPIC, k, seal(k, k.message()), topic="orders.us")
 
 
-@case("reject-replayed", "the message id is among the ids the window has seen")
+@case("reject-replayed", "(alice, the message id) is among the pairs the window has recorded")
 def _replayed(k: Kit) -> Result:
     m = k.message()
-    seen = tuple(sorted((m.message_id, k.derive("unrelated id", 16))))
+    alice = k.alice.public.fingerprint
+    seen = tuple(sorted(((alice, m.message_id), (alice, k.derive("unrelated id", 16)))))
     return no(Reason.REPLAYED, k, seal(k, m), seen=seen)
+
+
+@case("reject-replayed-hidden", "hidden sender: (alice, id) recorded; refused at step 21")
+def _replayed_hidden(k: Kit) -> Result:
+    m = k.message(hide_sender=True)
+    return no(Reason.REPLAYED, k, seal(k, m), seen=((k.alice.public.fingerprint, m.message_id),))
+
+
+@case(
+    "success-same-id-recorded-for-another-sender",
+    "carol's message with this id was recorded: the record is per sender (id squatting)",
+)
+def _same_id_other_sender(k: Kit) -> Result:
+    m = k.message()
+    seen = ((k.carol.public.fingerprint, m.message_id),)
+    trusted = (
+        Trusted(name="alice", identity=k.alice.public),
+        Trusted(name="carol", identity=k.carol.public),
+    )
+    return ok(k, m, seen=seen, trusted=trusted)
+
+
+@case(
+    "success-hidden-same-id-recorded-for-another-sender",
+    "hidden sender; carol's message with this id was recorded: per-sender record",
+)
+def _same_id_other_sender_hidden(k: Kit) -> Result:
+    m = k.message(hide_sender=True)
+    return ok(k, m, seen=((k.carol.public.fingerprint, m.message_id),))
+
+
+@case(
+    "success-now-below-max-age",
+    "now = 100 < max_age = 3600, created = 50: now - max_age is negative (signed arithmetic)",
+)
+def _now_below_max_age(k: Kit) -> Result:
+    return ok(k, k.message(created=50), now=100)
+
+
+@case("success-created-zero", "created = 0 (the epoch), now = 100: 0 is above the floor -1")
+def _created_zero(k: Kit) -> Result:
+    return ok(k, k.message(created=0), now=100)
+
+
+#: "orders.café" with the é precomposed (NFC, U+00E9) and decomposed (NFD, e U+0301).
+CAFE_NFC: Final = "orders.caf\u00e9"
+CAFE_NFD: Final = "orders.cafe\u0301"
+
+
+@case(
+    "reject-wrong-topic-nfd-sealed-nfc-expected",
+    "sealed for 'orders.cafe' + U+0301 (NFD); the receiver expects U+00E9 (NFC): bytes differ",
+)
+def _topic_nfd(k: Kit) -> Result:
+    return no(Reason.WRONG_TOPIC, k, seal(k, k.message(topic=CAFE_NFD)), topic=CAFE_NFC)
+
+
+@case(
+    "reject-wrong-topic-nfc-sealed-nfd-expected",
+    "sealed for 'orders.caf' + U+00E9 (NFC); the receiver expects e + U+0301 (NFD)",
+)
+def _topic_nfc(k: Kit) -> Result:
+    return no(Reason.WRONG_TOPIC, k, seal(k, k.message(topic=CAFE_NFC)), topic=CAFE_NFD)
 
 
 # recipient and trust
@@ -797,7 +1031,19 @@ def _header_flipped(k: Kit) -> Result:
 
 @case("reject-bad-signature-other-key", "malicious: claims alice's key id, signed by mallory")
 def _sig_other_key(k: Kit) -> Result:
-    return no(Reason.BAD_SIGNATURE, k, forge(k, k.message(), signer=k.mallory))
+    return no(Reason.BAD_SIGNATURE, k, forge(k, k.message(), sign=k.mallory.sign))
+
+
+@case(
+    "reject-bad-signature-hidden-repadded",
+    "malicious co-recipient: 16 zero bytes of padding added; the signed ct_len differs",
+)
+def _sig_hidden_repadded(k: Kit) -> Result:
+    m = k.message(hide_sender=True)
+    envelope = forge(
+        k, m, inner=lambda hb: inner_plaintext(k, m, hb, padding=bytes(16), signed_padding=0)
+    )
+    return no(Reason.BAD_SIGNATURE, k, envelope)
 
 
 @case("reject-bad-signature-hidden-inner", "malicious: hidden sender claims alice, mallory signs")
@@ -848,6 +1094,125 @@ def _ed25519_s_plus_l(k: Kit) -> Result:
     return no(Reason.BAD_SIGNATURE, k, splice(envelope, start, s.to_bytes(32, "little")))
 
 
+# Ed25519 signatures no honest signer makes (section 2: the verification rule). Only the key
+# holder can make them: they need alice's secret scalar a.
+
+
+def _alice_scalar(k: Kit) -> int:
+    """alice's Ed25519 secret scalar (RFC 8032 5.1.5: SHA-512 of the seed, clamped)."""
+    seed = private_encoding(k.suite, "alice")[7:39]
+    a = int.from_bytes(hashlib.sha512(seed).digest()[:32], "little")
+    return (a & ((1 << 254) - 8)) | (1 << 254)
+
+
+def _ed25519_key(identity: PublicIdentity) -> bytes:
+    return identity.to_bytes()[7:39]
+
+
+def _signs_with_r(k: Kit, r_encoded: bytes) -> Callable[[bytes], bytes]:
+    """alice's signature with the given R and S = k*a (nonce 0): [S]B - [k]A is the identity,
+    so the cofactorless equation holds only if ``r_encoded`` is the identity's encoding."""
+    a, public = _alice_scalar(k), _ed25519_key(k.alice.public)
+    return lambda message: edwards25519.sign_raw(a, public, message, nonce=0, r_encoded=r_encoded)
+
+
+def torsion_identity(k: Kit) -> PublicIdentity:
+    """alice's public identity with a point of order 8 added to her Ed25519 key A = aB: a key of
+    mixed order (not of small order, so section 3.1 accepts it)."""
+    point = edwards25519.add(
+        edwards25519.multiply(_alice_scalar(k), edwards25519.BASE),
+        edwards25519.small_order_points()[1],
+    )
+    ed_key = edwards25519.encode(point)
+    x_key = k.alice.public.to_bytes()[41:]
+    encoded = b"LLP\x01" + bytes([k.suite.value]) + _U16.pack(32) + ed_key + _U16.pack(32) + x_key
+    return hazmat.public_identity_from_bytes(encoded)
+
+
+def _signs_with_torsion(k: Kit, *, cofactorless_holds: bool) -> Callable[[bytes], bytes]:
+    """Signatures under :func:`torsion_identity`: R = rB, S = r + k*a. The cofactored equation
+    always holds; the cofactorless one exactly when k = 0 mod 8. The nonce r is re-drawn
+    (deterministically from the message) until that is as asked."""
+    a, public = _alice_scalar(k), _ed25519_key(torsion_identity(k))
+
+    def sign(message: bytes) -> bytes:
+        for attempt in itertools.count():
+            seed = b"letterlock test vector ed25519 nonce %d " % attempt + message
+            nonce = int.from_bytes(hashlib.sha512(seed).digest(), "little") % ED25519_ORDER
+            signature = edwards25519.sign_raw(a, public, message, nonce=nonce)
+            challenge = edwards25519.challenge(signature[:32], public, message)
+            if (challenge % 8 == 0) == cofactorless_holds:
+                return signature
+        raise AssertionError("unreachable")
+
+    return sign
+
+
+_ED = (Suite.X25519,)
+
+
+@case(
+    "success-ed25519-r-identity",
+    "alice signs with R = the identity point (nonce 0), S = k*a: the cofactorless equation holds",
+    suites=_ED,
+)
+def _ed25519_r_identity(k: Kit) -> Result:
+    m = k.message()
+    identity = edwards25519.encode(edwards25519.IDENTITY)
+    return Result(
+        receiver=k.receiver(), envelope=forge(k, m, sign=_signs_with_r(k, identity)), opened=m
+    )
+
+
+@case(
+    "reject-bad-signature-ed25519-r-small-order",
+    "alice signs with R = a point of order 8, S = k*a: only the cofactored equation holds",
+    suites=_ED,
+)
+def _ed25519_r_small_order(k: Kit) -> Result:
+    r = edwards25519.encode(edwards25519.small_order_points()[1])
+    return no(Reason.BAD_SIGNATURE, k, forge(k, k.message(), sign=_signs_with_r(k, r)))
+
+
+@case(
+    "reject-bad-signature-ed25519-r-not-canonical",
+    "alice signs with R = the identity encoded with y = p + 1, S = k*a (holds if y is reduced)",
+    suites=_ED,
+)
+def _ed25519_r_not_canonical(k: Kit) -> Result:
+    r = (edwards25519.P + 1).to_bytes(32, "little")
+    return no(Reason.BAD_SIGNATURE, k, forge(k, k.message(), sign=_signs_with_r(k, r)))
+
+
+def _torsion_case(*, cofactorless_holds: bool) -> CaseFn:
+    """alice, trusted under :func:`torsion_identity`, signs so that the cofactorless
+    equation holds (success) or fails (bad_signature; the cofactored one always holds)."""
+
+    def build(k: Kit) -> Result:
+        torsion = torsion_identity(k)
+        m = k.message()
+        sign = _signs_with_torsion(k, cofactorless_holds=cofactorless_holds)
+        envelope = forge(k, m, edit=_edit(sender_key_id=torsion.fingerprint), sign=sign)
+        receiver = k.receiver(trusted=(Trusted(name="alice", identity=torsion),))
+        if cofactorless_holds:
+            return Result(receiver=receiver, envelope=envelope, opened=m, signer=torsion)
+        return Result(receiver=receiver, envelope=envelope, reason=Reason.BAD_SIGNATURE)
+
+    return build
+
+
+case(
+    "success-ed25519-mixed-order-key",
+    "sender key aB + (a point of order 8), trusted; k = 0 mod 8: both equations hold",
+    suites=_ED,
+)(_torsion_case(cofactorless_holds=True))
+case(
+    "reject-bad-signature-ed25519-mixed-order-key",
+    "sender key aB + (a point of order 8), trusted; k != 0 mod 8: only the cofactored one holds",
+    suites=_ED,
+)(_torsion_case(cofactorless_holds=False))
+
+
 # decrypt_failed, bad_commitment, malformed inner
 
 
@@ -884,7 +1249,17 @@ def _entry_info(k: Kit) -> Result:
 )
 def _other_nonce(k: Kit) -> Result:
     m = k.message()
-    return no(Reason.DECRYPT_FAILED, k, forge(k, m, nonce=k.derive("other message id", 12)))
+    nonce = nonce_of(k.suite, k.derive("other message id", 16))
+    return no(Reason.DECRYPT_FAILED, k, forge(k, m, nonce=nonce))
+
+
+@case(
+    "reject-decrypt-failed-nonce-is-id-prefix",
+    "malicious: nonce = the first 96 bits of the message id instead of the derived nonce",
+)
+def _nonce_prefix(k: Kit) -> Result:
+    m = k.message()
+    return no(Reason.DECRYPT_FAILED, k, forge(k, m, nonce=m.message_id[:12]))
 
 
 @case(
@@ -937,6 +1312,18 @@ def _inner_hidden_padding(k: Kit) -> Result:
     return no(Reason.MALFORMED, k, envelope)
 
 
+@case(
+    "reject-malformed-inner-payload-len-above-32-bits",
+    "malicious: payload_len = 2^32 + the real length (right to a reader of the low 32 bits)",
+)
+def _inner_length_high(k: Kit) -> Result:
+    m = k.message()
+    length = 2**32 + len(m.payload)
+    return no(
+        Reason.MALFORMED, k, forge(k, m, inner=lambda hb: inner_plaintext(k, m, hb, length=length))
+    )
+
+
 # --------------------------------------------------------------------------- output
 
 
@@ -951,7 +1338,9 @@ def _receiver_json(r: Receiver) -> dict[str, Any]:
         "skew": r.skew,
         "now": r.now,
         "topic": r.topic,
-        "seen": [i.hex() for i in r.seen],
+        "hidden_sender": r.hidden_sender,
+        "max_hidden_size": r.max_hidden_size,
+        "seen": [{"sender": s.hex(), "message_id": i.hex()} for s, i in r.seen],
         "trusted": [
             {"name": t.name, "public_identity": t.identity.to_bytes().hex(), "allowed": t.allowed}
             for t in r.trusted
@@ -964,10 +1353,11 @@ def _outcome_json(k: Kit, result: Result) -> dict[str, Any]:
         return {"expect": "reject", "reason": result.reason.value}
     m = result.opened
     assert m is not None
+    signer = result.signer or k.alice.public
     return {
         "expect": "success",
         "payload": m.payload.hex(),
-        "signer": {"name": "alice", "fingerprint": k.alice.public.fingerprint_text},
+        "signer": {"name": "alice", "fingerprint": signer.fingerprint_text},
         "topic": m.topic,
         "message_id": m.message_id.hex(),
         "created": m.created,

@@ -21,6 +21,7 @@ from letterlock.core.protocol import Opened, Padding
 from letterlock.core.replay import AddResult, MemoryReplayStore, ReplayStore, ReplayWindow
 from letterlock.core.suites import Suite
 from letterlock.core.topics import Topics
+from letterlock.core.trust import TrustContext, TrustPolicy, VerifiedSender
 from letterlock.errors import (
     KeyStoreError,
     LetterlockError,
@@ -31,7 +32,6 @@ from letterlock.errors import (
 )
 from letterlock.stores.sqlite import SQLiteReplayStore
 from letterlock.trust.pins import Pin, Pins
-from letterlock.trust.policy import TrustContext, TrustPolicy, VerifiedSender
 
 __version__ = "0.1.0"
 

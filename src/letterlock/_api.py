@@ -7,11 +7,18 @@ pure :mod:`letterlock.core.protocol`.
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from letterlock import _crypto
-from letterlock.core.cache import DEFAULT_MAX_AGE, DEFAULT_MAX_MESSAGES, UnwrapCache, WrapCache
+from letterlock.core.cache import (
+    DEFAULT_MAX_AGE,
+    DEFAULT_MAX_MESSAGES,
+    LabelsCache,
+    UnwrapCache,
+    WrapCache,
+)
 from letterlock.core.envelope import DEFAULT_LIMITS, MESSAGE_ID_SIZE, Envelope, Limits, parse
 from letterlock.core.keys import Identity, PublicIdentity
 from letterlock.core.protocol import (
@@ -20,14 +27,14 @@ from letterlock.core.protocol import (
     Padding,
     WrappedKey,
     open_envelope,
-    seal_envelope,
+    seal_as,
     wrap_content_key,
 )
 from letterlock.core.replay import ReplayWindow
 from letterlock.core.suites import Suite
 from letterlock.core.topics import Topics
+from letterlock.core.trust import TrustPolicy
 from letterlock.errors import UsageError
-from letterlock.trust.policy import TrustPolicy
 
 __all__ = ["Opener", "Sealer", "inspect", "open", "seal"]
 
@@ -112,17 +119,22 @@ def inspect(data: bytes | bytearray | memoryview, *, limits: Limits = DEFAULT_LI
 
     Useful for routing and diagnostics. Nothing in the result is authenticated until
     :func:`open` succeeds; raises Rejected if the bytes are not a well-formed envelope.
+    Hidden-sender envelopes are shown up to ``limits.max_size`` whatever the receiver's
+    hidden-sender settings: inspecting runs no cryptography.
     """
-    return parse(data, suites=frozenset(Suite), limits=limits)
+    shown = dataclasses.replace(limits, hidden_sender=True, max_hidden_size=limits.max_size)
+    return parse(data, suites=frozenset(Suite), limits=shown)
 
 
 class Sealer:
     """Seals many messages as one sender, amortising HPKE across messages.
 
     One wrapped content key per recipient set is reused for at most ``max_messages`` envelopes
-    and ``max_age`` seconds (defaults 65,536 and 600 s; see docs/design-notes.md). Each envelope
-    still carries the full recipient block and its own random message id, so it opens alone;
-    the id's first 96 bits are the AEAD nonce (spec section 5.4). Thread-safe.
+    (at most 2**32, the spec's bound) and ``max_age`` seconds (at most a day); the defaults are
+    65,536 and 600 s (see docs/design-notes.md). Each envelope still carries the full recipient
+    block and its own random message id, from which its AEAD nonce is derived, so it opens
+    alone (spec section 5.4). Messages with a hidden sender never reuse a content key: a
+    repeated recipient block would let a relay group a hidden sender's messages. Thread-safe.
     """
 
     def __init__(
@@ -136,6 +148,9 @@ class Sealer:
             raise UsageError("sender must be a letterlock.Identity (a private identity)")
         self.sender = sender
         self._cache = WrapCache(max_messages=max_messages, max_age=max_age)
+        self._suite = sender.suite
+        self._fingerprint = sender.public.fingerprint
+        self._sign = sender.sign
 
     def seal(
         self,
@@ -154,28 +169,25 @@ class Sealer:
         """As :func:`letterlock.seal`. With ``into``, the envelope is written into that buffer
         (resized to fit) and ``b""`` is returned: no other copy of a large message is made."""
         created = _seconds(now)
-        readers = list(recipients)
-        suite = self.sender.suite
-        recipient_set = tuple(sorted(_recipient_ids(readers)))
+        readers: Sequence[PublicIdentity] = (
+            recipients if isinstance(recipients, list | tuple) else list(recipients)
+        )
+        suite = self._suite
 
         def fresh() -> WrappedKey:
             key = _crypto.random_bytes(CONTENT_KEY_SIZE)
             return wrap_content_key(key, suite=suite, recipients=readers)
 
-        return seal_envelope(
-            payload,
-            sender=self.sender,
-            wrapped=self._cache.get(recipient_set, created, fresh),
-            topic=topic,
-            message_id=_crypto.random_bytes(MESSAGE_ID_SIZE),
-            created=created,
-            expires=_expiry(created, expires_in),
-            content_type=content_type,
-            headers=headers,
-            hide_sender=hide_sender,
-            pad=pad,
-            into=into,
-        )
+        if hide_sender:  # a reused recipient block would link a hidden sender's messages
+            wrapped = fresh()
+        else:
+            wrapped = self._cache.get(_recipient_set(readers), created, fresh)
+        return seal_as(
+            payload, self._fingerprint, self._sign, wrapped, topic,
+            _crypto.random_bytes(MESSAGE_ID_SIZE), created,
+            None if expires_in is None else _expiry(created, expires_in),
+            content_type, headers, hide_sender, pad, into,
+        )  # fmt: skip
 
 
 class Opener:
@@ -203,6 +215,7 @@ class Opener:
         self.replay = replay
         self.limits = limits
         self.cache = UnwrapCache(size=cache_size)
+        self.labels = LabelsCache()
 
     def open(
         self,
@@ -225,6 +238,7 @@ class Opener:
             suites=self.suites,
             limits=self.limits,
             unwrap_cache=self.cache,
+            labels_cache=self.labels,
             into=into,
             record=record,
         )
@@ -237,13 +251,15 @@ def _accepted(identity: Identity, suites: Iterable[Suite] | None) -> frozenset[S
     return frozenset(suites) if suites is not None else frozenset({identity.suite})
 
 
-def _recipient_ids(readers: list[PublicIdentity]) -> list[bytes]:
+def _recipient_set(readers: Sequence[PublicIdentity]) -> tuple[bytes, ...]:
+    """The recipients' fingerprints, sorted: what a wrapped content key is cached under."""
     ids = []
     for reader in readers:
         if type(reader) is not PublicIdentity:  # final class: an exact check is enough
             raise UsageError(f"recipients must be PublicIdentity objects, not {reader!r}")
         ids.append(reader.fingerprint)
-    return ids
+    ids.sort()
+    return tuple(ids)
 
 
 def _expiry(created: int, expires_in: float | None) -> int | None:

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from typing import Final, NoReturn
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, hpke, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, mlkem, x25519
-from cryptography.hazmat.primitives.asymmetric.utils import (
-    decode_dss_signature,
-    encode_dss_signature,
-)
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -37,6 +34,7 @@ __all__ = [
     "argon2id",
     "digest",
     "generate_private",
+    "hash_function",
     "hkdf",
     "load_private",
     "load_public",
@@ -66,11 +64,28 @@ _HASHLIB: Final = {
     Suite.X25519: hashlib.sha256,
     Suite.PQ: hashlib.sha384,
 }
+_SCALAR: Final = {Suite.P256: 32, Suite.P384: 48, Suite.PQ: 48}  # bytes of r and of s
 _CURVE: Final[dict[Suite, ec.EllipticCurve]] = {
     Suite.P256: ec.SECP256R1(),
     Suite.P384: ec.SECP384R1(),
     Suite.PQ: ec.SECP384R1(),
 }
+#: Field prime of Curve25519 / edwards25519 (RFC 7748, RFC 8032).
+_P25519: Final = 2**255 - 19
+#: y-coordinates (edwards25519) and u-coordinates (Curve25519) of the points of small order
+#: (the eight-torsion). A key there is refused: an Ed25519 key of small order verifies
+#: signatures nobody made, an X25519 key of small order yields a shared secret of zero.
+#: ``tests/test_keys.py`` recomputes both sets from the curve equations.
+_ED25519_SMALL_ORDER_Y: Final = frozenset({
+    0, 1, _P25519 - 1,
+    2707385501144840649318225287225658788936804267575313519463743609750303402022,
+    _P25519 - 2707385501144840649318225287225658788936804267575313519463743609750303402022,
+})  # fmt: skip
+_X25519_SMALL_ORDER_U: Final = frozenset({
+    0, 1, _P25519 - 1,
+    325606250916557431795983626356110631294008115727848805560023387167927233504,
+    39382357235489614581723060781553021112529911719440698176882885853963445705823,
+})  # fmt: skip
 _MLDSA87_SIG: Final = 4627
 _MLDSA87_PUB: Final = 2592
 _MLDSA_SEED: Final = 32
@@ -81,6 +96,11 @@ _MLKEM1024_PUB: Final = 1568
 def random_bytes(n: int) -> bytes:
     """Operating-system randomness (only the public recipe in ``_api`` draws from it)."""
     return os.urandom(n)
+
+
+def hash_function(suite: Suite) -> Callable[[bytes], hashlib._Hash]:
+    """The suite's hash H as a hashlib constructor (for callers that precompute it)."""
+    return _HASHLIB[suite]
 
 
 def digest(suite: Suite, data: bytes | memoryview) -> bytes:
@@ -120,16 +140,25 @@ class PayloadCipher:
         """The ciphertext and tag of ``plaintext`` (one-shot)."""
         return self._aead.encrypt(nonce, plaintext, aad)
 
+    def open(self, nonce: bytes, ciphertext: bytes | memoryview, aad: bytes) -> bytes | None:
+        """The plaintext (one-shot), or None when the tag does not verify."""
+        try:
+            return self._aead.decrypt(nonce, ciphertext, aad)
+        except InvalidTag:
+            return None
+
     def seal_in_place(self, nonce: bytes, region: memoryview, aad: bytes) -> None:
         """Encrypt ``region[:-16]`` in place; the tag fills the last 16 bytes of ``region``."""
         self._aead.encrypt_into(nonce, region[:-16], aad, region)
 
-    def open_into(self, nonce: bytes, ciphertext: memoryview, aad: bytes, out: memoryview) -> bool:
-        """Decrypt into ``out`` (ciphertext length - 16). False, ``out`` zeroed, on failure."""
+    def open_into(
+        self, nonce: bytes, ciphertext: bytes | memoryview, aad: bytes, out: memoryview
+    ) -> bool:
+        """Decrypt into ``out`` (ciphertext length - 16); ``ciphertext`` may be ``out``'s own
+        buffer extended by the tag (in place). False on failure: the caller wipes ``out``."""
         try:
             self._aead.decrypt_into(nonce, ciphertext, aad, out)
         except InvalidTag:
-            out[:] = bytes(len(out))
             return False
         return True
 
@@ -209,24 +238,45 @@ class Signer:
 
 
 def _ecdsa_sign(key: ec.EllipticCurvePrivateKey, suite: Suite, message: bytes) -> bytes:
-    der = key.sign(message, _ECDSA[suite])
-    r, s = decode_dss_signature(der)
-    n = (key.curve.key_size + 7) // 8
-    return r.to_bytes(n, "big") + s.to_bytes(n, "big")
+    return _rs_of(key.sign(message, _ECDSA[suite]), _SCALAR[suite])
+
+
+def _rs_of(der: bytes, n: int) -> bytes:
+    """The fixed-length ``r || s`` of the DER signature OpenSSL just made (section 2).
+
+    ``SEQUENCE { INTEGER r, INTEGER s }`` with one-byte lengths (P-256, P-384); each integer
+    is minimal, so it has a leading zero when its top bit is set, or fewer than ``n`` bytes.
+    """
+    r_len = der[3]
+    r = der[4 : 4 + r_len]
+    s = der[6 + r_len : 6 + r_len + der[5 + r_len]]
+    return r.rjust(n, b"\0")[-n:] + s.rjust(n, b"\0")[-n:]
+
+
+def _der_of(signature: bytes, n: int) -> bytes | None:
+    """The DER ``SEQUENCE { INTEGER r, INTEGER s }`` of a fixed-length ``r || s`` (section 2),
+    or None if r or s is zero. Lengths stay below 128 for P-256 and P-384 (one-byte forms).
+    ``tests/test_conformance.py`` checks it against Wycheproof's P1363 vectors."""
+    r = signature[:n].lstrip(b"\0")
+    s = signature[n:].lstrip(b"\0")
+    if not r or not s:
+        return None
+    if r[0] & 0x80:
+        r = b"\0" + r
+    if s[0] & 0x80:
+        s = b"\0" + s
+    return b"".join((bytes((0x30, len(r) + len(s) + 4, 2, len(r))), r, bytes((2, len(s))), s))
 
 
 def _ecdsa_verify(
     key: ec.EllipticCurvePublicKey, suite: Suite, signature: bytes, message: bytes
 ) -> bool:
-    n = (key.curve.key_size + 7) // 8
-    if len(signature) != 2 * n:
-        return False
-    r = int.from_bytes(signature[:n], "big")
-    s = int.from_bytes(signature[n:], "big")
-    if r == 0 or s == 0:
+    n = _SCALAR[suite]
+    der = _der_of(signature, n) if len(signature) == 2 * n else None
+    if der is None:
         return False
     try:
-        key.verify(encode_dss_signature(r, s), message, _ECDSA[suite])
+        key.verify(der, message, _ECDSA[suite])
     except InvalidSignature:
         return False
     return True
@@ -393,6 +443,26 @@ def load_private(
     )
 
 
+def _curve25519_coordinate(encoded: bytes, *, sign_bit: bool) -> int:
+    """The coordinate an Ed25519 (``sign_bit``) or X25519 key encodes; canonical or ValueError."""
+    value = int.from_bytes(encoded, "little")
+    if sign_bit:
+        value &= (1 << 255) - 1  # the top bit is the sign of x
+    elif value >> 255:
+        raise ValueError("X25519 public key has its top bit set (not canonical)")
+    if value >= _P25519:
+        raise ValueError("public key is not canonically encoded (coordinate >= p)")
+    return value
+
+
+def _check_curve25519_keys(sig_public: bytes, kem_public: bytes) -> None:
+    """Refuse non-canonical and small-order Ed25519 and X25519 public keys (spec section 3.1)."""
+    if _curve25519_coordinate(sig_public, sign_bit=True) in _ED25519_SMALL_ORDER_Y:
+        raise ValueError("Ed25519 public key of small order")
+    if _curve25519_coordinate(kem_public, sign_bit=False) in _X25519_SMALL_ORDER_U:
+        raise ValueError("X25519 public key of small order")
+
+
 def load_public(
     suite: Suite, sig_public: bytes, kem_public: bytes
 ) -> tuple[Verifier, Encapsulator]:
@@ -401,6 +471,7 @@ def load_public(
     if len(sig_public) != sizes.sig_public or len(kem_public) != sizes.kem_public:
         raise ValueError("public key of the wrong length for its suite")
     if suite is Suite.X25519:
+        _check_curve25519_keys(sig_public, kem_public)
         return (
             Verifier(suite, ed=ed25519.Ed25519PublicKey.from_public_bytes(sig_public)),
             Encapsulator(suite, x25519.X25519PublicKey.from_public_bytes(kem_public)),

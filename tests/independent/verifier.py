@@ -11,6 +11,9 @@ Rules for this file, so that it stays independent:
 - it MUST NOT import anything from the ``letterlock`` package;
 - it imports only the Python standard library and ``cryptography`` (pyca);
 - it is kept small and literal: each check names its step number in section 6.
+- HPKE is built from primitives as section 3.3 writes it (``rfc9180.py``,
+  ``mlkem1024_p384.py``), not taken from pyca's ``hpke`` module, so that text is what the
+  vectors check.
 
 The entry points are :func:`verify_vector` (one parsed vector, ``docs/spec/vectors.md``) and
 :func:`open_envelope`, which never raises for a hostile envelope: every failure is an
@@ -26,12 +29,14 @@ import hmac
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from cryptography.hazmat.primitives import hashes, hpke
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, mlkem, x25519
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from . import mlkem1024_p384, rfc9180
 
 HIDDEN_SENDER = 0x01
 MLDSA_CONTEXT = b"letterlock/v1"
@@ -39,6 +44,12 @@ MLDSA87_SIG_LEN = 4627
 # Section 4: ct_len is at least 24 = 8 + 16 (tag); 56 + S = 32 + S + 8 + 16 with a hidden sender.
 MIN_CT_VISIBLE = 24
 MIN_CT_HIDDEN_BASE = 56
+# Section 4: the hard caps of the variable-length header fields.
+MAX_TOPIC = 1024
+MAX_HEADER_NAME = 64
+MAX_HEADER_VALUE = 4096
+# vectors.md: a vector's replay window has forgotten nothing, so every floor is -1 (section 6).
+FLOOR = -1
 
 
 @dataclass(frozen=True)
@@ -62,9 +73,7 @@ class _Suite:
 
     id: int
     name: str
-    kem: hpke.KEM
-    kdf: hpke.KDF
-    aead: hpke.AEAD
+    dhkem: rfc9180.Dhkem | None  # section 3.3; None: MLKEM1024-P384 (mlkem1024_p384)
     hash_name: str  # H, and the hash of HKDF and of ECDSA
     nk: int
     npk: int
@@ -83,14 +92,13 @@ class _Suite:
         return hashlib.new(self.hash_name, data).digest()
 
 
-_K, _F, _A = hpke.KEM, hpke.KDF, hpke.AEAD
 SUITES: dict[int, _Suite] = {
     s.id: s
     for s in (
-        _Suite(1, "p256", _K.P256, _F.HKDF_SHA256, _A.AES_128_GCM, "sha256", 16, 65, 65, 65, 64),
-        _Suite(2, "p384", _K.P384, _F.HKDF_SHA384, _A.AES_256_GCM, "sha384", 32, 97, 97, 97, 96),
-        _Suite(3, "x25519", _K.X25519, _F.HKDF_SHA256, _A.CHACHA20_POLY1305, "sha256", 32, 32, 32, 32, 64),  # noqa: E501
-        _Suite(4, "pq", _K.MLKEM1024_P384, _F.HKDF_SHA384, _A.AES_256_GCM, "sha384", 32, 2689, 1665, 1665, 4723),  # noqa: E501
+        _Suite(1, "p256", rfc9180.DHKEM_P256, "sha256", 16, 65, 65, 65, 64),
+        _Suite(2, "p384", rfc9180.DHKEM_P384, "sha384", 32, 97, 97, 97, 96),
+        _Suite(3, "x25519", rfc9180.DHKEM_X25519, "sha256", 32, 32, 32, 32, 64),
+        _Suite(4, "pq", None, "sha384", 32, 2689, 1665, 1665, 4723),
     )
 }  # fmt: skip
 
@@ -142,8 +150,11 @@ def _ec_key(curve: ec.EllipticCurve, scalar: bytes) -> tuple[ec.EllipticCurvePri
     return key, key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
 
 
+#: The receiver's HPKE private key; pq: the ML-KEM-1024 key and the P-384 key (section 3.2).
 _HpkeKey: TypeAlias = (
-    ec.EllipticCurvePrivateKey | x25519.X25519PrivateKey | hpke.MLKEM1024P384PrivateKey
+    ec.EllipticCurvePrivateKey
+    | x25519.X25519PrivateKey
+    | tuple[mlkem.MLKEM1024PrivateKey, ec.EllipticCurvePrivateKey]
 )
 
 
@@ -183,10 +194,36 @@ def _load_private_identity(data: bytes) -> tuple[_Suite, bytes, _HpkeKey]:
         kem = mlkem.MLKEM1024PrivateKey.from_seed_bytes(ek[:64])
         p384, p384_point = _ec_key(ec.SECP384R1(), ek[64:])
         epk = kem.public_key().public_bytes_raw() + p384_point
-        hpke_key = hpke.MLKEM1024P384PrivateKey(kem, p384)
+        hpke_key = (kem, p384)
     public = b"LLP\x01" + bytes([suite.id])
     public += len(spk).to_bytes(2, "big") + spk + len(epk).to_bytes(2, "big") + epk
     return suite, public, hpke_key
+
+
+_P25519 = 2**255 - 19
+# Section 3.1: the y (edwards25519) and u (Curve25519) coordinates of the small-order points.
+_ED_SMALL = {
+    0,
+    1,
+    _P25519 - 1,
+    2707385501144840649318225287225658788936804267575313519463743609750303402022,
+    55188659117513257062467267217118295137698188065244968500265048394206261417927,
+}
+_X_SMALL = {
+    0,
+    1,
+    _P25519 - 1,
+    325606250916557431795983626356110631294008115727848805560023387167927233504,
+    39382357235489614581723060781553021112529911719440698176882885853963445705823,
+}
+
+
+def _check_25519_keys(ed_key: bytes, x_key: bytes) -> None:
+    """Section 3.1: canonical encodings, not of small order."""
+    y = int.from_bytes(ed_key, "little") & ((1 << 255) - 1)
+    u = int.from_bytes(x_key, "little")
+    if y >= _P25519 or y in _ED_SMALL or u >= _P25519 or u in _X_SMALL:
+        raise ValueError("x25519 public identity with a non-canonical or small-order key")
 
 
 def _verify_signature(suite: _Suite, public_key: bytes, sig: bytes, msg: bytes) -> None:
@@ -234,21 +271,26 @@ class _Receiver:
     skew: int
     now: int
     topic: bytes | None
-    seen: frozenset[bytes]
+    hidden_sender: bool
+    max_hidden_size: int
+    seen: frozenset[tuple[bytes, bytes]]  # (sender key id, message id)
     trusted: dict[bytes, _Trusted]
 
 
 def _load_receiver(r: dict[str, Any]) -> _Receiver:
     suite, public, hpke_key = _load_private_identity(bytes.fromhex(r["private_identity"]))
     trusted: dict[bytes, _Trusted] = {}
-    for entry in r["trusted"]:
+    for entry in r["trusted"]:  # vectors.md: every entry parses, no key or name twice
         identity = bytes.fromhex(entry["public_identity"])
         t_suite, spk, epk = _identity_fields(identity, b"LLP")
         if len(spk) != t_suite.npk or len(epk) != t_suite.nepk:
             raise ValueError("public identity key length differs from the suite's")
-        trusted[hashlib.sha256(identity).digest()] = _Trusted(
-            entry["name"], t_suite, spk, bool(entry["allowed"])
-        )
+        if t_suite.name == "x25519":
+            _check_25519_keys(spk, epk)
+        fingerprint = hashlib.sha256(identity).digest()
+        if fingerprint in trusted or entry["name"] in {t.name for t in trusted.values()}:
+            raise ValueError("a key or a name listed twice in the trust list")
+        trusted[fingerprint] = _Trusted(entry["name"], t_suite, spk, bool(entry["allowed"]))
     topic = r["topic"]
     return _Receiver(
         suite=suite,
@@ -262,7 +304,11 @@ def _load_receiver(r: dict[str, Any]) -> _Receiver:
         skew=r["skew"],
         now=r["now"],
         topic=None if topic is None else topic.encode("utf-8"),
-        seen=frozenset(bytes.fromhex(x) for x in r["seen"]),
+        hidden_sender=bool(r["hidden_sender"]),
+        max_hidden_size=r["max_hidden_size"],
+        seen=frozenset(
+            (bytes.fromhex(x["sender"]), bytes.fromhex(x["message_id"])) for x in r["seen"]
+        ),
         trusted=trusted,
     )
 
@@ -292,10 +338,34 @@ _NAME_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-._")
 
 
 def _utf8(data: bytes) -> str:
+    """Section 4: well-formed UTF-8 with no control character (U+0000-U+001F, U+007F-U+009F)."""
     try:
-        return data.decode("utf-8")  # strict: rejects surrogates and overlong forms
+        text = data.decode("utf-8")  # strict: rejects surrogates and overlong forms
     except UnicodeDecodeError:
         raise _RejectError("malformed") from None
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in text):
+        raise _RejectError("malformed")
+    return text
+
+
+def _strictly_ascending(previous: bytes, current: bytes) -> bool:
+    """Section 4, canonical order: bytewise strictly ascending, so no two are equal."""
+    return current > previous
+
+
+def _topic_expected(expected: bytes, topic: bytes) -> bool:
+    """Step 10: the bytes, compared as they are (no Unicode normalisation, no case folding)."""
+    return topic == expected
+
+
+def _window_start(now: int, max_age: int) -> int:
+    """Step 9: ``now - max_age`` on mathematical integers; negative when now < max_age."""
+    return now - max_age
+
+
+def _payload_len(cur: _Cursor) -> int:
+    """Section 5.4: ``payload_len`` is a u64, all 64 bits of it."""
+    return cur.uint(8)
 
 
 def _parse(env: bytes, suite: _Suite, me: _Receiver) -> _Envelope:
@@ -307,7 +377,7 @@ def _parse(env: bytes, suite: _Suite, me: _Receiver) -> _Envelope:
     if expires != 0 and expires <= created:
         raise _RejectError("malformed")
     topic_len = cur.uint(2)
-    if not 1 <= topic_len <= 1024:
+    if not 1 <= topic_len <= MAX_TOPIC:
         raise _RejectError("malformed")
     topic = cur.take(topic_len)
     _utf8(topic)
@@ -321,14 +391,14 @@ def _parse(env: bytes, suite: _Suite, me: _Receiver) -> _Envelope:
     previous = b""
     for _ in range(count):
         name_len = cur.uint(1)
-        if not 1 <= name_len <= 64:
+        if not 1 <= name_len <= MAX_HEADER_NAME:
             raise _RejectError("malformed")
         name = cur.take(name_len)
-        if not set(name) <= _NAME_CHARS or name <= previous:
+        if not set(name) <= _NAME_CHARS or not _strictly_ascending(previous, name):
             raise _RejectError("malformed")
         previous = name
         value_len = cur.uint(2)
-        if value_len > 4096:
+        if value_len > MAX_HEADER_VALUE:
             raise _RejectError("malformed")
         headers[name.decode("ascii")] = _utf8(cur.take(value_len))
     sender_key_id = None if hidden else cur.take(32)
@@ -341,7 +411,7 @@ def _parse(env: bytes, suite: _Suite, me: _Receiver) -> _Envelope:
     previous = b""
     for _ in range(recipient_count):
         key_id = cur.take(16)
-        if key_id <= previous:
+        if not _strictly_ascending(previous, key_id):
             raise _RejectError("malformed")
         previous = key_id
         recipients[key_id] = cur.take(suite.w)
@@ -380,6 +450,26 @@ def _hkdf(suite: _Suite, ikm: bytes, salt: bytes | None, info: bytes, length: in
     return HKDF(algorithm=suite.hash_alg(), length=length, salt=salt, info=info).derive(ikm)
 
 
+def _hpke_open(suite: _Suite, key: _HpkeKey, wrapped: bytes, info: bytes) -> bytes:
+    """Section 5.2: HPKE base-mode open of a recipient entry (single shot, empty aad), built
+    from the primitives as section 3.3 writes it, so that text is checked as written. Raises
+    on failure."""
+    if isinstance(key, tuple):
+        return mlkem1024_p384.open_base(wrapped, key[0], key[1], info)
+    assert suite.dhkem is not None
+    enc, ciphertext = wrapped[: suite.nenc], wrapped[suite.nenc :]
+    if isinstance(key, x25519.X25519PrivateKey):
+        # RFC 7748 decoding of any 32 bytes; pyca raises on an all-zero shared secret.
+        dh = key.exchange(x25519.X25519PublicKey.from_public_bytes(enc))
+        pk_rm = key.public_key().public_bytes_raw()
+    else:
+        if enc[0] != 0x04:
+            raise ValueError("enc must be an uncompressed SEC1 point")
+        dh = key.exchange(ec.ECDH(), ec.EllipticCurvePublicKey.from_encoded_point(key.curve, enc))
+        pk_rm = key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    return suite.dhkem.open(enc=enc, ciphertext=ciphertext, dh=dh, pk_rm=pk_rm, info=info)
+
+
 def _check_sender(me: _Receiver, suite: _Suite, key_id: bytes, sig: bytes, msg: bytes) -> _Trusted:
     """Steps 13, 14 and 15 (and, for a hidden sender, step 20)."""
     signer = me.trusted.get(key_id)
@@ -408,14 +498,20 @@ def _open(env: bytes, me: _Receiver) -> Outcome:
         raise _RejectError("suite_not_allowed")  # 5
     if env[5] & ~HIDDEN_SENDER:
         raise _RejectError("unsupported")  # 6
+    if env[5] & HIDDEN_SENDER and not me.hidden_sender:
+        raise _RejectError("unsupported")  # 6
+    if env[5] & HIDDEN_SENDER and len(env) > me.max_hidden_size:
+        raise _RejectError("over_limit")  # 6
     e = _parse(env, suite, me)  # 7
     if e.created > me.now + me.skew:
         raise _RejectError("not_yet_valid")  # 8
-    if (e.expires != 0 and me.now >= e.expires) or e.created < me.now - me.max_age:
-        raise _RejectError("expired")  # 9 (vectors have no window floor)
-    if me.topic is not None and e.topic != me.topic:
+    if e.expires != 0 and me.now >= e.expires:
+        raise _RejectError("expired")  # 9
+    if e.created < _window_start(me.now, me.max_age) or e.created <= FLOOR:
+        raise _RejectError("expired")  # 9
+    if me.topic is not None and not _topic_expected(me.topic, e.topic):
         raise _RejectError("wrong_topic")  # 10
-    if e.message_id in me.seen:
+    if not e.hidden and (e.sender_key_id, e.message_id) in me.seen:
         raise _RejectError("replayed")  # 11
     if me.suite is not suite or me.key_id not in e.recipients:
         raise _RejectError("not_for_me")  # 12
@@ -429,33 +525,33 @@ def _open(env: bytes, me: _Receiver) -> Outcome:
         sender_key_id = e.sender_key_id
     sid = bytes([suite.id])
     try:
-        ck = hpke.Suite(suite.kem, suite.kdf, suite.aead).decrypt(
-            e.recipients[me.key_id],
-            me.hpke_key,
-            info=b"letterlock/v1 content key" + sid + me.key_id,
-        )
+        info = b"letterlock/v1 content key" + sid + me.key_id  # 5.2
+        ck = _hpke_open(suite, me.hpke_key, e.recipients[me.key_id], info)
     except Exception:
         raise _RejectError("decrypt_failed") from None  # 16
-    commitment = _hkdf(suite, ck, None, b"letterlock/v1 key commitment" + sid, 32)
+    keys = _hkdf(suite, ck, None, b"letterlock/v1 keys" + sid, 32 + suite.nk)  # 5.3
+    commitment, key = keys[:32], keys[32:]
     if not hmac.compare_digest(commitment, e.commitment):
         raise _RejectError("bad_commitment")  # 17
-    key = _hkdf(suite, ck, None, b"letterlock/v1 payload key" + sid, suite.nk)
     aead = ChaCha20Poly1305(key) if suite.name == "x25519" else AESGCM(key)
+    nonce = suite.h(b"letterlock/v1 nonce" + sid + e.message_id)[:12]  # 5.4
     try:
-        inner = aead.decrypt(e.message_id[:12], e.ciphertext, e.header)
+        inner = aead.decrypt(nonce, e.ciphertext, e.header)
     except Exception:
         raise _RejectError("decrypt_failed") from None  # 18
     cur = _Cursor(inner)  # 19: running out of bytes is malformed
     if e.hidden:
         sender_key_id, inner_sig = cur.take(32), cur.take(suite.s)
-    payload = cur.take(cur.uint(8))
+    payload = cur.take(_payload_len(cur))
     if any(cur.rest()):
         raise _RejectError("malformed")  # 19: non-zero padding
     if e.hidden:  # 20
-        msg = b"letterlock/v1 hidden sender\x00" + e.header + sender_key_id + suite.h(payload)
-        signer = _check_sender(me, suite, sender_key_id, inner_sig, msg)
+        ct_len = len(e.ciphertext).to_bytes(4, "big")
+        msg = b"letterlock/v1 hidden sender\x00" + e.header + ct_len + sender_key_id
+        signer = _check_sender(me, suite, sender_key_id, inner_sig, msg + suite.h(payload))
     assert signer is not None
-    # 21: recording the id. A vector's window holds only `seen`, already checked at step 11.
+    if (sender_key_id, e.message_id) in me.seen:
+        raise _RejectError("replayed")  # 21: a vector's window records exactly `seen`
     return Outcome(
         ok=True,
         reason=None,

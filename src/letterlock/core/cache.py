@@ -3,13 +3,16 @@
 * :class:`WrapCache` (sender side): one :class:`~letterlock.core.protocol.WrappedKey` per
   (suite, recipient set), reused for at most ``max_messages`` envelopes and ``max_age`` seconds.
   Every envelope still carries the whole recipient block and its own random message id, so each
-  opens alone; the id's first 96 bits are its AEAD nonce, unique with overwhelming probability
-  within the 2^16 reuse bound.
+  opens alone; its AEAD nonce is derived from the whole id, unique with overwhelming probability
+  within the reuse bound.
 * :class:`UnwrapCache` (receiver side): a bounded LRU from the exact bytes of the receiver's
   recipient entry to what the content key HPKE gave for it yields (its commitment and payload
   cipher). Decapsulation is a deterministic function of (private key, entry, info), so a hit
   returns exactly what a miss would compute: the cache cannot change any outcome. Only entries
   of envelopes that opened completely are inserted.
+* :class:`LabelsCache` (receiver side): parsed header labels (topic through commitment) by their
+  exact bytes, so a stream from one sealer is parsed field by field once. Parsing is a pure
+  function of the bytes, the suite, the flags and the limits, all of which a hit must match.
 
 Pure: time is an argument, and both caches take a lock so one sealer or opener can serve threads.
 """
@@ -26,13 +29,19 @@ from letterlock.errors import UsageError
 
 if TYPE_CHECKING:
     from letterlock._crypto import PayloadCipher
+    from letterlock.core.envelope import Labels
     from letterlock.core.protocol import WrappedKey
+    from letterlock.core.suites import Suite
 
-__all__ = ["UnwrapCache", "WrapCache"]
+__all__ = ["LabelsCache", "UnwrapCache", "WrapCache"]
 
 #: Default reuse bounds of one wrapped content key: see docs/design-notes.md.
 DEFAULT_MAX_MESSAGES = 1 << 16
 DEFAULT_MAX_AGE = 600
+#: Hard bounds: the spec's 2^32 envelopes under one content key (random 96-bit nonces, NIST
+#: SP 800-38D), and a day, past which a content key is no longer "amortised" but long-lived.
+LIMIT_MAX_MESSAGES = 1 << 32
+LIMIT_MAX_AGE = 24 * 3600
 
 
 @dataclass(slots=True)
@@ -52,8 +61,15 @@ class WrapCache:
         max_age: int = DEFAULT_MAX_AGE,
         max_sets: int = 1024,
     ) -> None:
-        if max_messages < 1 or max_age < 0 or max_sets < 1:
-            raise UsageError("cache bounds must be positive")
+        if not 1 <= max_messages <= LIMIT_MAX_MESSAGES:
+            raise UsageError(
+                f"max_messages must be 1 to 2**32 (the spec's bound on envelopes under one "
+                f"content key), not {max_messages}"
+            )
+        if not 0 <= max_age <= LIMIT_MAX_AGE:
+            raise UsageError(f"max_age must be 0 to {LIMIT_MAX_AGE} seconds, not {max_age}")
+        if max_sets < 1:
+            raise UsageError("max_sets must be positive")
         self.max_messages = max_messages
         self.max_age = max_age
         self._max_sets = max_sets
@@ -88,39 +104,38 @@ class WrapCache:
 
 
 class UnwrapCache:
-    """Content keys by the digest of the receiver's exact recipient entry (receiver side).
+    """Content keys by the exact bytes of the receiver's recipient entry (receiver side).
 
-    What is stored is what the content key yields: its commitment and its payload cipher
-    (section 5.3), each derived once, so a hit spares HPKE and both HKDFs. The envelope's
-    commitment is still compared on every open.
+    One cache belongs to one receiver identity, so the entry's wrapped key (with the suite,
+    checked on a hit) is all HPKE's output depends on. What is stored is what the content key
+    yields: its commitment and its payload cipher (section 5.3), derived once, so a hit spares
+    HPKE and the HKDF. The envelope's commitment is still compared on every open. First in,
+    first out; lookups take no lock (entries are immutable), insertions do.
     """
 
     def __init__(self, *, size: int = 4096) -> None:
         if size < 1:
             raise UsageError("cache size must be positive")
         self._size = size
-        self._keys: OrderedDict[bytes, tuple[bytes, PayloadCipher]] = OrderedDict()
+        self._keys: dict[bytes, tuple[Suite, bytes, PayloadCipher]] = {}
         self._lock = threading.Lock()
-        self.hits = 0
+        self.hits = 0  # statistics only: not updated atomically
         self.misses = 0
 
-    def get(self, entry_digest: bytes) -> tuple[bytes, PayloadCipher] | None:
+    def get(self, suite: Suite, wrapped: bytes) -> tuple[bytes, PayloadCipher] | None:
         """(commitment, payload cipher) of this entry's content key, or None."""
-        with self._lock:
-            found = self._keys.get(entry_digest)
-            if found is None:
-                self.misses += 1
-                return None
-            self._keys.move_to_end(entry_digest)
-            self.hits += 1
-            return found
+        found = self._keys.get(wrapped)
+        if found is None or found[0] is not suite:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return found[1], found[2]
 
-    def put(self, entry_digest: bytes, commitment: bytes, cipher: PayloadCipher) -> None:
+    def put(self, suite: Suite, wrapped: bytes, commitment: bytes, cipher: PayloadCipher) -> None:
         with self._lock:
-            self._keys[entry_digest] = (commitment, cipher)
-            self._keys.move_to_end(entry_digest)
+            self._keys[wrapped] = (suite, commitment, cipher)
             while len(self._keys) > self._size:
-                self._keys.popitem(last=False)
+                del self._keys[next(iter(self._keys))]
 
     def clear(self) -> None:
         with self._lock:
@@ -128,3 +143,41 @@ class UnwrapCache:
 
     def __len__(self) -> int:
         return len(self._keys)
+
+
+class LabelsCache:
+    """Parsed header labels by their exact bytes (receiver side), first in, first out.
+
+    A hit is only used by :func:`letterlock.core.envelope.parse_parts` when the suite, the
+    flags and the limits object also match. Labels are immutable, so lookups take no lock.
+    """
+
+    def __init__(self, *, size: int = 1024) -> None:
+        if size < 1:
+            raise UsageError("cache size must be positive")
+        self._size = size
+        self._labels: dict[bytes, Labels] = {}
+        self._lock = threading.Lock()
+        self.hits = 0  # statistics only: not updated atomically
+        self.misses = 0
+
+    def get(self, key: bytes) -> Labels | None:
+        found = self._labels.get(key)
+        if found is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return found
+
+    def put(self, key: bytes, labels: Labels) -> None:
+        with self._lock:
+            self._labels[key] = labels
+            while len(self._labels) > self._size:
+                del self._labels[next(iter(self._labels))]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._labels.clear()
+
+    def __len__(self) -> int:
+        return len(self._labels)

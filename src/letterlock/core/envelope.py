@@ -12,8 +12,10 @@ from __future__ import annotations
 import functools
 import re
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from types import MappingProxyType
+from typing import Final, Protocol
 
 from letterlock.core.keys import RECIPIENT_ID_SIZE, SENDER_ID_SIZE
 from letterlock.core.suites import Suite
@@ -23,7 +25,10 @@ __all__ = [
     "DEFAULT_LIMITS",
     "Envelope",
     "Header",
+    "Labels",
+    "LabelsLookup",
     "Limits",
+    "Parts",
     "RecipientEntry",
     "encode_envelope",
     "encode_envelope_prefix",
@@ -31,6 +36,7 @@ __all__ = [
     "encode_header_front",
     "encode_recipient_block",
     "parse",
+    "parse_parts",
 ]
 
 MAGIC: Final = b"LLK"
@@ -50,10 +56,13 @@ TAG_SIZE: Final = 16
 BytesLike = bytes | bytearray | memoryview
 _HEADER_NAME = re.compile(rb"[a-z0-9._-]{1,64}")
 _PRINTABLE = re.compile(rb"[\x20-\x7e]*")
+#: Control characters (Unicode Cc: U+0000-U+001F, U+007F-U+009F) as they appear in UTF-8.
+_CONTROL = re.compile(rb"[\x00-\x1f\x7f]|\xc2[\x80-\x9f]")
 _SUITES: Final = {suite.value: suite for suite in Suite}
+_SUITE_IDS: Final = {suite: suite.value for suite in Suite}
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
-_TIMES = struct.Struct(">QQ")
+_ID_TIMES = struct.Struct(">16sQQ")
 _FRONT = struct.Struct(">3sBBB16sQQ")
 
 
@@ -64,12 +73,20 @@ class Limits:
     max_size: int = 64 * 1024 * 1024
     max_recipients: int = 1000
     max_headers: int = MAX_HEADERS
+    #: Accept envelopes whose sender is hidden? Their signature is inside the ciphertext, so
+    #: anyone with the receiver's public key can make it run HPKE and decrypt before any
+    #: signature is checked (spec section 6, step 6).
+    hidden_sender: bool = True
+    #: The largest hidden-sender envelope accepted: bounds that unauthenticated work.
+    max_hidden_size: int = 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.max_size < 1 or not 1 <= self.max_recipients <= MAX_RECIPIENTS:
             raise UsageError("limits must be positive and within the format's hard limits")
         if not 0 <= self.max_headers <= MAX_HEADERS:
             raise UsageError(f"max_headers must be between 0 and {MAX_HEADERS}")
+        if self.max_hidden_size < 1:
+            raise UsageError("max_hidden_size must be positive (hidden_sender=False refuses all)")
 
 
 DEFAULT_LIMITS: Final = Limits()
@@ -167,7 +184,7 @@ def encode_header_front(
     if expires is not None and not created < expires < 2**64:
         raise UsageError("expires must be after created")
     flags = FLAG_HIDDEN_SENDER if sender_key_id is None else 0
-    fixed = _FRONT.pack(MAGIC, VERSION, suite.value, flags, message_id, created, expires or 0)
+    fixed = _FRONT.pack(MAGIC, VERSION, _SUITE_IDS[suite], flags, message_id, created, expires or 0)
     return fixed + _labels(topic, content_type, headers, sender_key_id)
 
 
@@ -183,6 +200,8 @@ def _labels(
     raw_topic = _utf8(topic, "topic")
     if not 1 <= len(raw_topic) <= MAX_TOPIC:
         raise UsageError(f"topic must be 1 to {MAX_TOPIC} bytes of UTF-8")
+    if _CONTROL.search(raw_topic):
+        raise UsageError("topic must not contain control characters")
     ctype = _ascii(content_type or "", "content type")
     if len(ctype) > MAX_CONTENT_TYPE or not _PRINTABLE.fullmatch(ctype):
         raise UsageError("content type must be at most 255 printable ASCII characters")
@@ -206,6 +225,8 @@ def _labels(
         raw_value = _utf8(value, f"header {name!r}")
         if len(raw_value) > MAX_HEADER_VALUE:
             raise UsageError(f"header {name!r} is longer than {MAX_HEADER_VALUE} bytes")
+        if _CONTROL.search(raw_value):
+            raise UsageError(f"header {name!r} must not contain control characters")
         parts += [bytes([len(raw_name)]), raw_name, _U16.pack(len(raw_value)), raw_value]
     if sender_key_id is not None:
         if len(sender_key_id) != SENDER_ID_SIZE:
@@ -257,12 +278,17 @@ def _truncated() -> Rejected:
 
 
 def _text(raw: bytes, what: str) -> str:
+    """Well-formed UTF-8 without control characters (section 4), decoded."""
     try:
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise Rejected(Reason.MALFORMED, f"{what} is not UTF-8") from None
+    if _CONTROL.search(raw):
+        raise Rejected(Reason.MALFORMED, f"{what} has a control character")
+    return text
 
 
+@functools.lru_cache(maxsize=64)
 def _header_bound(suite: Suite, limits: Limits) -> int:
     """The most bytes a header within ``limits`` can take (to copy only the header region)."""
     per_header = 1 + MAX_HEADER_NAME + 2 + MAX_HEADER_VALUE
@@ -274,12 +300,48 @@ def _header_bound(suite: Suite, limits: Limits) -> int:
     )  # fmt: skip
 
 
-def parse(data: BytesLike, *, suites: frozenset[Suite], limits: Limits) -> Envelope:
-    """Parse an envelope in the order of section 6, steps 1 to 7. Raises Rejected."""
-    view = memoryview(data).cast("B")
-    if len(view) > limits.max_size:
-        raise Rejected(Reason.OVER_LIMIT, f"{len(view)} bytes > max_size {limits.max_size}")
-    if len(view) < 6 or bytes(view[:3]) != MAGIC:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Labels:
+    """The header after its fixed front (topic through commitment), parsed and checked.
+
+    A stream of messages from one sealer repeats these bytes exactly, so a receiver may keep
+    them (:class:`letterlock.core.cache.LabelsCache`): a later header whose bytes from the topic
+    length to the commitment are identical, under the same suite, flags and limits, has this
+    same parse. ``entries`` maps recipient key ids to wrapped keys; ``header_map`` is read-only.
+    """
+
+    suite: Suite
+    flags: int
+    limits: Limits
+    topic: str
+    content_type: str | None
+    headers: tuple[tuple[str, str], ...]
+    sender_key_id: bytes | None
+    recipients: tuple[RecipientEntry, ...]
+    commitment: bytes
+    entries: Mapping[bytes, bytes] = field(repr=False)  # recipient key id -> wrapped key
+    header_map: MappingProxyType[str, str] = field(repr=False)
+
+
+class LabelsLookup(Protocol):
+    """Where :func:`parse_parts` may find and keep :class:`Labels` by their exact bytes."""
+
+    def get(self, key: bytes) -> Labels | None: ...
+
+    def put(self, key: bytes, labels: Labels) -> None: ...
+
+
+#: What :func:`parse_parts` returns: (labels, message id, created, expires, header bytes,
+#: ciphertext view, signature or None).
+Parts = tuple[Labels, bytes, int, int | None, bytes, memoryview, bytes | None]
+
+
+def _front(view: memoryview, suites: frozenset[Suite], limits: Limits) -> tuple[Suite, int]:
+    """Steps 1 to 6: size, magic, version, suite, the receiver's suites, flags."""
+    size = len(view)
+    if size > limits.max_size:
+        raise Rejected(Reason.OVER_LIMIT, f"{size} bytes > max_size {limits.max_size}")
+    if size < 6 or bytes(view[:3]) != MAGIC:
         raise Rejected(Reason.MALFORMED, "not a letterlock envelope")
     if view[3] != VERSION:
         raise Rejected(Reason.UNSUPPORTED, f"envelope version {view[3]}")
@@ -291,14 +353,116 @@ def parse(data: BytesLike, *, suites: frozenset[Suite], limits: Limits) -> Envel
     flags = view[5]
     if flags & ~KNOWN_FLAGS:
         raise Rejected(Reason.UNSUPPORTED, f"flags 0x{flags:02x}")
+    if flags & FLAG_HIDDEN_SENDER:
+        if not limits.hidden_sender:
+            raise Rejected(Reason.UNSUPPORTED, "hidden sender not accepted")
+        if size > limits.max_hidden_size:
+            raise Rejected(
+                Reason.OVER_LIMIT, f"{size} bytes > max_hidden_size {limits.max_hidden_size}"
+            )
+    return suite, flags
+
+
+def _labels_end(view: memoryview, suite: Suite, flags: int) -> int:
+    """Where the header would end, reading only the length fields (no checks).
+
+    Raises IndexError or struct.error on a truncated header: the caller then parses properly.
+    """
+    pos: int = 40 + _U16.unpack_from(view, 38)[0]
+    pos += 1 + view[pos]  # content type
+    count = view[pos]
+    pos += 1
+    for _ in range(count):
+        pos += 1 + view[pos]
+        pos += 2 + _U16.unpack_from(view, pos)[0]
+    if not flags & FLAG_HIDDEN_SENDER:
+        pos += SENDER_ID_SIZE
+    recipients: int = _U16.unpack_from(view, pos)[0]
+    return pos + 2 + recipients * (RECIPIENT_ID_SIZE + suite.sizes.wrapped) + COMMITMENT_SIZE
+
+
+def parse_parts(
+    data: BytesLike,
+    *,
+    suites: frozenset[Suite],
+    limits: Limits,
+    labels: LabelsLookup | None = None,
+) -> Parts:
+    """Steps 1 to 7 of section 6, as the pieces :func:`letterlock.core.protocol` needs.
+
+    With ``labels``, a header whose labels (topic through commitment) are byte for byte those
+    of an earlier header that parsed under the same suite, flags and limits reuses that parse;
+    the fixed front and everything after the header are checked every time.
+    """
+    view = memoryview(data) if type(data) is bytes else memoryview(data).cast("B")
+    suite, flags = _front(view, suites, limits)
+    size = len(view)
+    if labels is not None and size >= 40:
+        try:
+            end = _labels_end(view, suite, flags)
+        except (IndexError, struct.error):
+            end = 0
+        if 40 < end <= size - 4:
+            known = labels.get(bytes(view[38:end]))
+            if (
+                known is not None
+                and known.limits is limits
+                and known.flags == flags
+                and known.suite is suite
+            ):
+                header_bytes = bytes(view[:end])
+                message_id, created, expires = _ID_TIMES.unpack_from(header_bytes, 6)
+                if expires and expires <= created:
+                    raise Rejected(Reason.MALFORMED, "expires before created")
+                ciphertext, signature = _body(view, suite, flags, end)
+                return (
+                    known,
+                    message_id,
+                    created,
+                    expires or None,
+                    header_bytes,
+                    ciphertext,
+                    (signature),
+                )
+    parts = _parse_labels(view, suite, flags, limits)
+    if labels is not None:
+        labels.put(parts[4][38:], parts[0])
+    return parts
+
+
+def _body(
+    view: memoryview, suite: Suite, flags: int, header_end: int
+) -> tuple[memoryview, bytes | None]:
+    """``ct_len``, the ciphertext and the signature; the envelope must end there."""
+    (ct_len,) = _U32.unpack_from(view, header_end)
+    hidden = flags & FLAG_HIDDEN_SENDER
+    signature_size = 0 if hidden else suite.sizes.signature
+    minimum = INNER_LENGTH_SIZE + TAG_SIZE
+    if hidden:
+        minimum += SENDER_ID_SIZE + suite.sizes.signature
+    if ct_len < minimum:
+        raise Rejected(Reason.MALFORMED, "ciphertext too short")
+    ct_start = header_end + 4
+    ct_end = ct_start + ct_len
+    signature_end = ct_end + signature_size
+    if signature_end > len(view):
+        raise _truncated()
+    if signature_end < len(view):
+        raise Rejected(Reason.MALFORMED, "trailing bytes")
+    signature = bytes(view[ct_end:signature_end]) if signature_size else None
+    return view[ct_start:ct_end], signature
+
+
+def _parse_labels(view: memoryview, suite: Suite, flags: int, limits: Limits) -> Parts:
+    """Step 7 field by field, for a header whose labels are not known yet."""
     sizes = suite.sizes
+    hidden = bool(flags & FLAG_HIDDEN_SENDER)
     # The header region is parsed from one bytes copy (small); the ciphertext stays a view.
     head = bytes(view[: _header_bound(suite, limits)])
     end = len(head)
-    message_id = head[6:22]
     if end < 40:
         raise _truncated()
-    created, expires = _TIMES.unpack_from(head, 22)
+    message_id, created, expires = _ID_TIMES.unpack_from(head, 6)
     if expires and expires <= created:
         raise Rejected(Reason.MALFORMED, "expires before created")
     (topic_len,) = _U16.unpack_from(head, 38)
@@ -343,7 +507,6 @@ def parse(data: BytesLike, *, suites: frozenset[Suite], limits: Limits) -> Envel
         if pos > end:
             raise _truncated()
         headers.append((name.decode("ascii"), _text(value, "header value")))
-    hidden = bool(flags & FLAG_HIDDEN_SENDER)
     sender_key_id = None
     if not hidden:
         sender_key_id = head[pos : pos + SENDER_ID_SIZE]
@@ -375,34 +538,44 @@ def parse(data: BytesLike, *, suites: frozenset[Suite], limits: Limits) -> Envel
     if header_end + 4 > end:
         raise _truncated()
     commitment = head[pos:header_end]
-    (ct_len,) = _U32.unpack_from(head, header_end)
-    minimum = INNER_LENGTH_SIZE + TAG_SIZE + (SENDER_ID_SIZE + sizes.signature if hidden else 0)
-    if ct_len < minimum:
-        raise Rejected(Reason.MALFORMED, "ciphertext too short")
-    ct_start = header_end + 4
-    ct_end = ct_start + ct_len
-    signature_end = ct_end + (0 if hidden else sizes.signature)
-    if signature_end > len(view):
-        raise _truncated()
-    if signature_end < len(view):
-        raise Rejected(Reason.MALFORMED, "trailing bytes")
-    ciphertext = view[ct_start:ct_end]
-    signature = None if hidden else bytes(view[ct_end:signature_end])
-    header = Header(
+    ciphertext, signature = _body(view, suite, flags, header_end)
+    labels = Labels(
         suite=suite,
-        message_id=message_id,
-        created=created,
-        expires=expires or None,
+        flags=flags,
+        limits=limits,
         topic=topic,
         content_type=ctype.decode("ascii") or None,
         headers=tuple(headers),
         sender_key_id=sender_key_id,
         recipients=tuple(recipients),
         commitment=commitment,
+        entries={entry.key_id: entry.wrapped for entry in recipients},
+        header_map=MappingProxyType(dict(headers)),
+    )
+    header_bytes = head[:header_end]
+    return labels, message_id, created, expires or None, header_bytes, ciphertext, signature
+
+
+def parse(data: BytesLike, *, suites: frozenset[Suite], limits: Limits) -> Envelope:
+    """Parse an envelope in the order of section 6, steps 1 to 7. Raises Rejected."""
+    labels, message_id, created, expires, header_bytes, ciphertext, signature = parse_parts(
+        data, suites=suites, limits=limits
+    )
+    header = Header(
+        suite=labels.suite,
+        message_id=message_id,
+        created=created,
+        expires=expires,
+        topic=labels.topic,
+        content_type=labels.content_type,
+        headers=labels.headers,
+        sender_key_id=labels.sender_key_id,
+        recipients=labels.recipients,
+        commitment=labels.commitment,
     )
     return Envelope(
         header=header,
-        header_bytes=head[:header_end],
+        header_bytes=header_bytes,
         ciphertext=ciphertext,
         signature=signature,
     )

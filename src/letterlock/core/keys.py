@@ -64,7 +64,14 @@ def format_fingerprint(fingerprint: bytes) -> str:
 class PublicIdentity:
     """Someone's public keys: what a sender encrypts to and a receiver verifies with."""
 
-    __slots__ = ("_encapsulator", "_encoded", "_fingerprint", "_suite", "_verifier")
+    __slots__ = (
+        "_encapsulator",
+        "_encoded",
+        "_fingerprint",
+        "_recipient_id",
+        "_suite",
+        "_verifier",
+    )
 
     def __init__(self, encoded: bytes) -> None:
         """Parse the canonical encoding (section 3.1). Raises ValueError if it is not one."""
@@ -73,6 +80,7 @@ class PublicIdentity:
         self._suite = suite
         self._encoded = bytes(encoded)
         self._fingerprint = hashlib.sha256(self._encoded).digest()
+        self._recipient_id = self._fingerprint[:RECIPIENT_ID_SIZE]
 
     @property
     def suite(self) -> Suite:
@@ -86,7 +94,7 @@ class PublicIdentity:
     @property
     def recipient_id(self) -> bytes:
         """The 16-byte key id that names this identity in a recipient block."""
-        return self._fingerprint[:RECIPIENT_ID_SIZE]
+        return self._recipient_id
 
     @property
     def fingerprint_text(self) -> str:

@@ -7,13 +7,11 @@ with the clock and the operating system's randomness is :mod:`letterlock._api`.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import struct
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Final, Literal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Final, Literal
 
 from letterlock import _crypto
 from letterlock.core.cache import UnwrapCache
@@ -21,37 +19,37 @@ from letterlock.core.envelope import (
     COMMITMENT_SIZE,
     TAG_SIZE,
     BytesLike,
-    Envelope,
-    Header,
+    Labels,
+    LabelsLookup,
     Limits,
     RecipientEntry,
     encode_envelope_prefix,
     encode_header_front,
     encode_recipient_block,
-    parse,
+    parse_parts,
 )
 from letterlock.core.keys import SENDER_ID_SIZE, Identity, PublicIdentity
 from letterlock.core.replay import ReplayWindow
 from letterlock.core.suites import Suite
 from letterlock.core.topics import Topics
+from letterlock.core.trust import TrustContext, TrustPolicy, VerifiedSender
 from letterlock.errors import Reason, Rejected, UsageError
-
-if TYPE_CHECKING:
-    from letterlock.trust.policy import TrustPolicy, VerifiedSender
 
 __all__ = ["Opened", "Padding", "WrappedKey", "open_envelope", "seal_envelope", "wrap_content_key"]
 
 CONTENT_KEY_SIZE: Final = 32
 LABEL_WRAP: Final = b"letterlock/v1 content key"
-LABEL_COMMIT: Final = b"letterlock/v1 key commitment"
-LABEL_PAYLOAD_KEY: Final = b"letterlock/v1 payload key"
+LABEL_KEYS: Final = b"letterlock/v1 keys"
+LABEL_NONCE: Final = b"letterlock/v1 nonce"
 NONCE_SIZE: Final = 12
 LABEL_SIGNATURE: Final = b"letterlock/v1 envelope\x00"
 LABEL_HIDDEN_SIGNATURE: Final = b"letterlock/v1 hidden sender\x00"
+_U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 #: Inner plaintexts from this size are built in the envelope and encrypted in place (one copy
 #: of the payload); smaller ones are joined and encrypted in one call (fewer Python steps).
 _IN_PLACE_FROM: Final = 64 * 1024
+_ZEROS: Final = bytes(64 * 1024)
 
 Padding = int | Literal["padme"] | None
 
@@ -77,8 +75,8 @@ class WrappedKey:
     """What a content key yields for sealing: its recipient block, commitment and payload cipher.
 
     A sender may reuse one for several messages to the same recipients (section 5.1): every
-    envelope still carries the whole block and its own random message id, whose first 96 bits
-    are the nonce under the content key's payload key (section 5.4).
+    envelope still carries the whole block and its own random message id, from which its AEAD
+    nonce under the content key's payload key is derived (section 5.4).
     """
 
     suite: Suite
@@ -88,30 +86,130 @@ class WrappedKey:
     cipher: _crypto.PayloadCipher = field(repr=False, compare=False)
 
 
+# The open path builds two values per message. Setting their slots directly skips the frozen
+# dataclasses' generated __init__ (one object.__setattr__ call a field): about 1 us a value.
+# Only for values whose fields need no checks; tests compare them with the normal constructor.
+_O = tuple(getattr(Opened, f.name).__set__ for f in fields(Opened))
+_C = tuple(getattr(TrustContext, f.name).__set__ for f in fields(TrustContext))
+
+
+def _opened(  # noqa: PLR0917 - Opened's fields, in order
+    payload: bytes,
+    size: int,
+    sender: VerifiedSender,
+    topic: str,
+    message_id: bytes,
+    created: int,
+    expires: int | None,
+    content_type: str | None,
+    headers: Mapping[str, str],
+    suite: Suite,
+) -> Opened:
+    made = object.__new__(Opened)
+    s0, s1, s2, s3, s4, s5, s6, s7, s8, s9 = _O
+    s0(made, payload)
+    s1(made, size)
+    s2(made, sender)
+    s3(made, topic)
+    s4(made, message_id)
+    s5(made, created)
+    s6(made, expires)
+    s7(made, content_type)
+    s8(made, headers)
+    s9(made, suite)
+    return made
+
+
+def _trust_context(  # noqa: PLR0917 - TrustContext's fields, in order
+    topic: str,
+    suite: Suite,
+    content_type: str | None,
+    headers: Mapping[str, str],
+    created: int,
+    now: int,
+) -> TrustContext:
+    made = object.__new__(TrustContext)
+    s0, s1, s2, s3, s4, s5 = _C
+    s0(made, topic)
+    s1(made, suite)
+    s2(made, content_type)
+    s3(made, headers)
+    s4(made, created)
+    s5(made, now)
+    return made
+
+
 def _info(suite: Suite, label: bytes, extra: bytes = b"") -> bytes:
     return label + bytes([suite.value]) + extra
 
 
-def commitment_of(suite: Suite, content_key: bytes) -> bytes:
-    return _crypto.hkdf(
-        suite, content_key, salt=None, info=_info(suite, LABEL_COMMIT), length=COMMITMENT_SIZE
-    )
-
-
-def payload_cipher(suite: Suite, content_key: bytes) -> _crypto.PayloadCipher:
-    """The payload AEAD under ``K = HKDF(CK, "payload key")`` (section 5.3)."""
-    return _crypto.PayloadCipher(suite, payload_key(suite, content_key))
-
-
-def payload_key(suite: Suite, content_key: bytes) -> bytes:
-    """K itself, for tools and tests that build envelopes by hand."""
-    return _crypto.hkdf(
+def derive_keys(suite: Suite, content_key: bytes) -> tuple[bytes, bytes]:
+    """``(C, K)``: the commitment and the payload key, from one HKDF of CK (section 5.3)."""
+    okm = _crypto.hkdf(
         suite,
         content_key,
         salt=None,
-        info=_info(suite, LABEL_PAYLOAD_KEY),
-        length=suite.sizes.payload_key,
+        info=_info(suite, LABEL_KEYS),
+        length=COMMITMENT_SIZE + suite.sizes.payload_key,
     )
+    return okm[:COMMITMENT_SIZE], okm[COMMITMENT_SIZE:]
+
+
+def commitment_of(suite: Suite, content_key: bytes) -> bytes:
+    """C alone, for tools and tests that build envelopes by hand."""
+    return derive_keys(suite, content_key)[0]
+
+
+def payload_key(suite: Suite, content_key: bytes) -> bytes:
+    """K alone, for tools and tests that build envelopes by hand."""
+    return derive_keys(suite, content_key)[1]
+
+
+_NONCE: Final = {
+    suite: (_crypto.hash_function(suite), _info(suite, LABEL_NONCE)) for suite in Suite
+}
+
+
+def nonce_of(suite: Suite, message_id: bytes) -> bytes:
+    """The AEAD nonce of a message: the first 96 bits of ``H(label || suite || message id)``.
+
+    It depends on all 128 bits of the id (section 5.4): ids that differ anywhere, even
+    only in a counter in their last bytes, give different nonces (but for a hash collision).
+    """
+    hash_function, prefix = _NONCE[suite]
+    return hash_function(prefix + message_id).digest()[:NONCE_SIZE]
+
+
+def signed_visible(suite: Suite, header_bytes: bytes, ct_digest: bytes) -> bytes:
+    """What a visible sender signs (section 5.5): the header and ``H(ciphertext)``."""
+    return LABEL_SIGNATURE + header_bytes + ct_digest
+
+
+def signed_hidden(
+    suite: Suite, header_bytes: bytes, ct_length: int, sender_key_id: bytes, payload_digest: bytes
+) -> bytes:
+    """What a hidden sender signs (section 5.5): the header, ``ct_len`` (so the padding is
+    fixed), its key id and ``H(payload)``."""
+    return b"".join(
+        (LABEL_HIDDEN_SIGNATURE, header_bytes, _U32.pack(ct_length), sender_key_id, payload_digest)
+    )
+
+
+def wipe(buffer: bytearray | memoryview) -> None:
+    """Overwrite ``buffer`` with zeros in place, without allocating a buffer of its size."""
+    with memoryview(buffer) as view, view.cast("B") as flat:
+        size = len(flat)
+        step = len(_ZEROS)
+        for start in range(0, size - step + 1, step):
+            flat[start : start + step] = _ZEROS
+        tail = size % step
+        if tail:
+            flat[size - tail :] = _ZEROS[:tail]
+
+
+def _all_zero(buffer: bytes | bytearray, start: int, end: int) -> bool:
+    """True if ``buffer[start:end]`` is all zeros (checked in place, nothing allocated)."""
+    return buffer.count(0, start, end) == end - start
 
 
 def wrap_content_key(
@@ -138,13 +236,13 @@ def wrap_content_key(
         )
         for key_id in sorted(by_id)
     )
-    commitment = commitment_of(suite, content_key)
+    commitment, key = derive_keys(suite, content_key)
     return WrappedKey(
         suite=suite,
         recipients=entries,
         commitment=commitment,
         block=encode_recipient_block(suite, entries, commitment),
-        cipher=payload_cipher(suite, content_key),
+        cipher=_crypto.PayloadCipher(suite, key),
     )
 
 
@@ -191,9 +289,32 @@ def seal_envelope(
     messages returned as bytes are joined and encrypted in one call. Either way the
     ciphertext is hashed once for the signature, and both paths give the same bytes.
     """
+    if sender.suite is not wrapped.suite:
+        raise UsageError(f"sender is {sender.suite}, recipients are {wrapped.suite}")
+    return seal_as(
+        payload, sender.public.fingerprint, sender.sign, wrapped, topic, message_id, created,
+        expires, content_type, headers, hide_sender, pad, into,
+    )  # fmt: skip
+
+
+def seal_as(  # noqa: PLR0917 - the per-message path passes its arguments positionally
+    payload: BytesLike,
+    fingerprint: bytes,
+    sign: Callable[[bytes], bytes],
+    wrapped: WrappedKey,
+    topic: str,
+    message_id: bytes,
+    created: int,
+    expires: int | None,
+    content_type: str | None,
+    headers: Mapping[str, str] | None,
+    hide_sender: bool,
+    pad: Padding,
+    into: bytearray | None,
+) -> bytes:
+    """:func:`seal_envelope` for a sender whose key id and signing call are already at hand
+    (a :class:`letterlock.Sealer` looks them up once); the signer's suite must be the key's."""
     suite = wrapped.suite
-    if sender.suite is not suite:
-        raise UsageError(f"sender is {sender.suite}, recipients are {suite}")
     front = encode_header_front(
         suite=suite,
         message_id=message_id,
@@ -202,30 +323,26 @@ def seal_envelope(
         topic=topic,
         content_type=content_type,
         headers=tuple(sorted(headers.items())) if headers else (),
-        sender_key_id=None if hide_sender else sender.public.fingerprint,
+        sender_key_id=None if hide_sender else fingerprint,
     )
     header_bytes = front + wrapped.block
     payload = memoryview(payload).cast("B")
-    prefix = b""
-    if hide_sender:
-        signed = (
-            LABEL_HIDDEN_SIGNATURE
-            + header_bytes
-            + sender.public.fingerprint
-            + _crypto.digest(suite, payload)
-        )
-        prefix = sender.public.fingerprint + sender.sign(signed)
-    prefix += _U64.pack(len(payload))
-    inner_length = len(prefix) + len(payload)
+    hidden_part = SENDER_ID_SIZE + suite.sizes.signature if hide_sender else 0
+    inner_length = hidden_part + _U64.size + len(payload)
     ct_length = _padded_length(inner_length, pad) + TAG_SIZE
-    nonce = message_id[:NONCE_SIZE]
+    prefix = _U64.pack(len(payload))
+    if hide_sender:  # the signature fixes ct_len, hence the padding (section 5.5)
+        digest = _crypto.digest(suite, payload)
+        signed = signed_hidden(suite, header_bytes, ct_length, fingerprint, digest)
+        prefix = fingerprint + sign(signed) + prefix
+    nonce = nonce_of(suite, message_id)
     if into is None and inner_length < _IN_PLACE_FROM:  # small: fewest steps, same bytes
         zeros = bytes(ct_length - TAG_SIZE - inner_length)
         ciphertext = wrapped.cipher.seal(nonce, b"".join((prefix, payload, zeros)), header_bytes)
         signature = b""
         if not hide_sender:
             ct_digest = _crypto.digest(suite, ciphertext)
-            signature = sender.sign(LABEL_SIGNATURE + header_bytes + ct_digest)
+            signature = sign(signed_visible(suite, header_bytes, ct_digest))
         return b"".join((encode_envelope_prefix(header_bytes, ct_length), ciphertext, signature))
     ct_start = len(header_bytes) + 4
     ct_end = ct_start + ct_length
@@ -237,11 +354,11 @@ def seal_envelope(
     view[ct_start:body] = prefix
     padding = body + len(payload)
     view[body:padding] = payload  # the only copy of the payload
-    view[padding : ct_end - TAG_SIZE] = bytes(ct_end - TAG_SIZE - padding)  # a reused buffer
+    wipe(view[padding : ct_end - TAG_SIZE])  # a reused buffer holds old bytes there
     wrapped.cipher.seal_in_place(nonce, view[ct_start:ct_end], header_bytes)
     if not hide_sender:
         ct_digest = _crypto.digest(suite, view[ct_start:ct_end])
-        view[ct_end:] = sender.sign(LABEL_SIGNATURE + header_bytes + ct_digest)
+        view[ct_end:] = sign(signed_visible(suite, header_bytes, ct_digest))
     view.release()
     return b"" if into is not None else bytes(out)
 
@@ -255,23 +372,17 @@ def _resized(buffer: bytearray, size: int) -> bytearray:
 
 
 def _admit(
-    trust: TrustPolicy, key_id: bytes, header: Header, headers: dict[str, str], now: int
+    trust: TrustPolicy, key_id: bytes, labels: Labels, created: int, now: int
 ) -> tuple[PublicIdentity, VerifiedSender]:
     """Steps 13 and 14: the sender's public identity and the policy's verdict."""
-    from letterlock.trust.policy import TrustContext  # noqa: PLC0415 - trust sits above core
-
     candidate = trust.lookup(key_id)
     if candidate is None or not hmac.compare_digest(candidate.fingerprint, key_id):
         raise Rejected(Reason.UNKNOWN_SENDER)
-    if candidate.suite is not header.suite:
+    if candidate.suite is not labels.suite:
         raise Rejected(Reason.UNTRUSTED, "sender key of another suite")
-    context = TrustContext(
-        topic=header.topic,
-        suite=header.suite,
-        content_type=header.content_type,
-        headers=MappingProxyType(headers),  # read-only: a policy cannot alter what open returns
-        created=header.created,
-        now=now,
+    # read-only headers: a policy cannot alter what open returns
+    context = _trust_context(
+        labels.topic, labels.suite, labels.content_type, labels.header_map, created, now
     )
     decision = trust.admit(candidate, context)
     if isinstance(decision, str):
@@ -290,102 +401,162 @@ def open_envelope(
     suites: frozenset[Suite],
     limits: Limits,
     unwrap_cache: UnwrapCache | None = None,
+    labels_cache: LabelsLookup | None = None,
     into: bytearray | None = None,
     record: bool = True,
 ) -> Opened:
     """Open an envelope, checking everything in the order of section 6. Raises Rejected.
 
     With ``unwrap_cache``, step 16 looks the receiver's exact recipient entry up before running
-    HPKE; the entry is cached only once the whole envelope has opened. With ``into``, the
-    payload is decrypted into that buffer (resized to the payload) instead of a new bytes
-    object, and ``Opened.payload`` is empty; on rejection the buffer is zeroed.
+    HPKE; the entry is cached only once the whole envelope has opened. With ``labels_cache``,
+    header labels already seen are not parsed field by field again (they must match byte for
+    byte). With ``into``, the payload is decrypted into that buffer (resized to the payload)
+    instead of a new bytes object, and ``Opened.payload`` is empty; if the message is refused,
+    at any step, the buffer is left zeroed.
 
     ``topic`` is the receiver's own expectation (step 10): one topic, or :class:`Topics`.
     With ``record=False`` step 21 only checks that the id is still unrecorded; the caller
     records it (``replay.record``) once the payload is safely delivered.
+
+    The ciphertext is hashed and decrypted from one snapshot: an envelope passed as anything
+    but ``bytes`` (a bytearray, a memoryview of shared memory) is first copied into the
+    output buffer, so nobody who can write to the caller's buffer can swap the ciphertext
+    between the signature check and the decryption.
     """
-    if into is not None and into is data:
+    if into is None:
+        return _open(
+            data, identity, trust, replay, now, topic, suites, limits, unwrap_cache,
+            labels_cache, None, record,
+        )  # fmt: skip
+    if into is data:
         raise UsageError("into must be another buffer than the envelope")
-    envelope = parse(data, suites=suites, limits=limits)  # steps 1-7
-    header = envelope.header
-    suite = header.suite
-    claimed = header.sender_key_id  # None when hidden: steps 9 and 11 wait for step 21
-    replay.check_time(sender=claimed, created=header.created, expires=header.expires, now=now)
-    if topic is not None and not _topic_expected(topic, header.topic):  # step 10
-        raise Rejected(Reason.WRONG_TOPIC, f"for {_shown(header.topic)}, expected {_shown(topic)}")
+    try:
+        return _open(
+            data, identity, trust, replay, now, topic, suites, limits, unwrap_cache,
+            labels_cache, into, record,
+        )  # fmt: skip
+    except BaseException:
+        wipe(into)  # no byte of a refused message, nor of an earlier one, stays behind
+        raise
+
+
+def _open(  # noqa: PLR0917 - the per-message path passes its arguments positionally
+    data: BytesLike,
+    identity: Identity,
+    trust: TrustPolicy,
+    replay: ReplayWindow,
+    now: int,
+    topic: str | Topics | None,
+    suites: frozenset[Suite],
+    limits: Limits,
+    unwrap_cache: UnwrapCache | None,
+    labels_cache: LabelsLookup | None,
+    into: bytearray | None,
+    record: bool,
+) -> Opened:
+    labels, message_id, created, expires, header_bytes, ciphertext, signature = parse_parts(
+        data, suites=suites, limits=limits, labels=labels_cache
+    )  # steps 1-7
+    suite = labels.suite
+    claimed = labels.sender_key_id  # None when hidden: steps 9 and 11 wait for step 21
+    replay.check_time(sender=claimed, created=created, expires=expires, now=now)  # 8, 9
+    if topic is not None and not (
+        topic == labels.topic if type(topic) is str else labels.topic in topic
+    ):  # step 10
+        raise Rejected(Reason.WRONG_TOPIC, f"for {_shown(labels.topic)}, expected {_shown(topic)}")
     if claimed is not None:
-        replay.check_unseen(claimed, header.message_id)  # step 11
-    headers = header.header_map
+        replay.check_unseen(claimed, message_id)  # step 11
     my_id = identity.public.recipient_id
-    entry = next((e for e in header.recipients if e.key_id == my_id), None)
-    if entry is None or identity.suite is not suite:  # step 12
+    wrapped = labels.entries.get(my_id)
+    if wrapped is None or identity.suite is not suite:  # step 12
         raise Rejected(Reason.NOT_FOR_ME)
+    ct_size = len(ciphertext)
+    buffer: bytearray | None = None  # the output buffer, when the payload is decrypted into one
+    if into is not None or ct_size >= _IN_PLACE_FROM:
+        buffer = bytearray() if into is None else into
+    snapshot: bytes | memoryview = ciphertext
+    if type(data) is not bytes:  # a buffer others may write: hash and decrypt one snapshot
+        if buffer is None:
+            snapshot = bytes(ciphertext)
+        else:
+            _resized(buffer, ct_size)
+            memoryview(buffer)[:] = ciphertext
+            snapshot = memoryview(buffer)
     sender: VerifiedSender | None = None
-    if header.sender_key_id is not None:  # steps 13-15
-        public, sender = _admit(trust, header.sender_key_id, header, headers, now)
-        signed = (
-            LABEL_SIGNATURE + envelope.header_bytes + _crypto.digest(suite, envelope.ciphertext)
-        )
-        assert envelope.signature is not None
-        if not public.verify(envelope.signature, signed):
+    if claimed is not None:  # steps 13-15
+        public, sender = _admit(trust, claimed, labels, created, now)
+        signed = LABEL_SIGNATURE + header_bytes + _crypto.digest(suite, snapshot)
+        assert signature is not None
+        if not public.verify(signature, signed):
             raise Rejected(Reason.BAD_SIGNATURE)
-    cached = entry_digest = None
-    if unwrap_cache is not None:
-        entry_digest = _entry_digest(suite, my_id, entry.wrapped)
-        cached = unwrap_cache.get(entry_digest)
+    cached = None if unwrap_cache is None else unwrap_cache.get(suite, wrapped)
     if cached is None:
-        content_key = identity.unwrap(entry.wrapped, _info(suite, LABEL_WRAP, my_id))
+        content_key = identity.unwrap(wrapped, _info(suite, LABEL_WRAP, my_id))
         if content_key is None or len(content_key) != CONTENT_KEY_SIZE:  # step 16
             raise Rejected(Reason.DECRYPT_FAILED, "recipient entry")
-        commitment = commitment_of(suite, content_key)
-        if not hmac.compare_digest(commitment, header.commitment):  # step 17
+        commitment, key = derive_keys(suite, content_key)
+        if not hmac.compare_digest(commitment, labels.commitment):  # step 17
             raise Rejected(Reason.BAD_COMMITMENT)
-        cipher = payload_cipher(suite, content_key)
+        cipher = _crypto.PayloadCipher(suite, key)
     else:
         commitment, cipher = cached  # what steps 16 and 17 derive from these exact entry bytes
-        if not hmac.compare_digest(commitment, header.commitment):  # step 17
+        if not hmac.compare_digest(commitment, labels.commitment):  # step 17
             raise Rejected(Reason.BAD_COMMITMENT)
-    inner = bytearray(len(envelope.ciphertext) - TAG_SIZE) if into is None else into
-    _resized(inner, len(envelope.ciphertext) - TAG_SIZE)
-    try:
-        sender, signer, start, length = _decrypt_and_check_inner(
-            envelope, inner, cipher, sender, trust=trust, headers=headers, now=now
-        )  # steps 18-20
-        if record:  # step 21, under the key that verified (never a policy's say-so)
-            replay.record(
-                sender=signer, message_id=header.message_id, created=header.created, now=now
-            )
-        else:
-            replay.check(
-                sender=signer,
-                message_id=header.message_id,
-                created=header.created,
-                expires=header.expires,
-                now=now,
-            )
-    except BaseException:
-        inner[:] = bytes(len(inner))  # no byte of a rejected message stays in a caller's buffer
-        raise
-    if cached is None and unwrap_cache is not None and entry_digest is not None:
-        unwrap_cache.put(entry_digest, commitment, cipher)  # only now: the envelope opened
-    if into is None:
-        payload = bytes(memoryview(inner)[start : start + length])
+    nonce = nonce_of(suite, message_id)
+    inner: bytes | bytearray
+    decrypted: bytes | None = None
+    if buffer is None:  # small: one call, the plaintext in a new bytes object
+        decrypted = cipher.open(nonce, snapshot, header_bytes)
+        if decrypted is None:
+            raise Rejected(Reason.DECRYPT_FAILED, "ciphertext")  # step 18
+        inner = decrypted
     else:
+        size = ct_size - TAG_SIZE
+        if snapshot is ciphertext:  # immutable input: decrypt out of place
+            _resized(buffer, size)
+        with memoryview(buffer) as out, out[:size] as plain:
+            opened = cipher.open_into(nonce, snapshot, header_bytes, plain)
+        if snapshot is not ciphertext and isinstance(snapshot, memoryview):
+            snapshot.release()  # the snapshot, decrypted in place: let the buffer shrink
+        if not opened:
+            raise Rejected(Reason.DECRYPT_FAILED, "ciphertext")  # step 18
+        del buffer[size:]  # the tag, when the snapshot was decrypted in place
+        inner = buffer
+    if sender is not None and _U64.unpack_from(inner)[0] == len(inner) - _U64.size:
+        start, length = _U64.size, len(inner) - _U64.size  # step 19: visible, no padding
+    else:
+        start, length, signer, hidden_signature = _split_inner(inner, suite, sender is None)
+    if sender is None:  # step 20
+        public, sender = _admit(trust, signer, labels, created, now)
+        payload_digest = _crypto.digest(suite, memoryview(inner)[start : start + length])
+        signed = signed_hidden(suite, header_bytes, ct_size, signer, payload_digest)
+        if not public.verify(hidden_signature, signed):
+            raise Rejected(Reason.BAD_SIGNATURE)
+    else:
+        assert claimed is not None
+        signer = claimed
+    # step 21, under the key that verified (never a policy's say-so)
+    if record:
+        replay.record(sender=signer, message_id=message_id, created=created, now=now)
+    else:
+        replay.check(
+            sender=signer, message_id=message_id, created=created, expires=expires, now=now
+        )
+    if cached is None and unwrap_cache is not None:
+        unwrap_cache.put(suite, wrapped, commitment, cipher)  # only now: the envelope opened
+    if into is not None:
         del into[start + length :]
         del into[:start]  # bytearray drops a prefix in place
         payload = b""
-    return Opened(
-        payload=payload,
-        size=length,
-        sender=sender,
-        topic=header.topic,
-        message_id=header.message_id,
-        created=header.created,
-        expires=header.expires,
-        content_type=header.content_type,
-        headers=headers,
-        suite=suite,
-    )
+    elif buffer is not None:
+        payload = bytes(memoryview(buffer)[start : start + length])
+    else:
+        assert decrypted is not None
+        payload = decrypted[start : start + length]
+    return _opened(
+        payload, length, sender, labels.topic, message_id, created, expires,
+        labels.content_type, labels.header_map.copy(), suite,
+    )  # fmt: skip
 
 
 def _shown(topic: str | Topics, limit: int = 80) -> str:
@@ -394,62 +565,24 @@ def _shown(topic: str | Topics, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _topic_expected(expected: str | Topics, topic: str) -> bool:
-    if isinstance(expected, Topics):
-        return topic in expected
-    return expected == topic
+def _split_inner(
+    inner: bytes | bytearray, suite: Suite, hidden: bool
+) -> tuple[int, int, bytes, bytes]:
+    """Step 19: (payload offset, payload length, hidden sender key id, hidden signature).
 
-
-def _decrypt_and_check_inner(
-    envelope: Envelope,
-    inner: bytearray,
-    cipher: _crypto.PayloadCipher,
-    sender: VerifiedSender | None,
-    *,
-    trust: TrustPolicy,
-    headers: dict[str, str],
-    now: int,
-) -> tuple[VerifiedSender, bytes, int, int]:
-    """Steps 18-20: decrypt into ``inner``; (sender, signer's key id, payload offset, length)."""
-    header = envelope.header
-    suite = header.suite
-    with memoryview(inner) as view:
-        nonce = header.message_id[:NONCE_SIZE]
-        if not cipher.open_into(nonce, envelope.ciphertext, envelope.header_bytes, view):
-            raise Rejected(Reason.DECRYPT_FAILED, "ciphertext")  # step 18
-        start, length, hidden_id, hidden_signature = _split_inner(view, suite, hidden=not sender)
-        if sender is not None:
-            assert header.sender_key_id is not None
-            return sender, header.sender_key_id, start, length
-        public, sender = _admit(trust, hidden_id, header, headers, now)  # step 20
-        signed = (
-            LABEL_HIDDEN_SIGNATURE
-            + envelope.header_bytes
-            + hidden_id
-            + _crypto.digest(suite, view[start : start + length])
-        )
-        if not public.verify(hidden_signature, signed):
-            raise Rejected(Reason.BAD_SIGNATURE)
-        return sender, hidden_id, start, length
-
-
-def _entry_digest(suite: Suite, my_id: bytes, wrapped: bytes) -> bytes:
-    """The unwrap cache's key: everything HPKE's output depends on besides the private key."""
-    return hashlib.sha256(bytes([suite.value]) + my_id + wrapped).digest()
-
-
-def _split_inner(view: memoryview, suite: Suite, *, hidden: bool) -> tuple[int, int, bytes, bytes]:
-    """Step 19: (payload offset, payload length, hidden sender key id, hidden signature)."""
+    The padding is checked in place: nothing of the inner plaintext's size is allocated.
+    """
     sender_id = signature = b""
     pos = 0
     if hidden:
-        sender_id = bytes(view[:SENDER_ID_SIZE])
+        sender_id = bytes(inner[:SENDER_ID_SIZE])
         pos = SENDER_ID_SIZE + suite.sizes.signature
-        signature = bytes(view[SENDER_ID_SIZE:pos])
-    (length,) = _U64.unpack_from(view, pos)
+        signature = bytes(inner[SENDER_ID_SIZE:pos])
+    (length,) = _U64.unpack_from(inner, pos)
     start = pos + _U64.size
-    if length > len(view) - start:
+    end = len(inner)
+    if length > end - start:
         raise Rejected(Reason.MALFORMED, "inner length")
-    if view[start + length :] != bytes(len(view) - start - length):
+    if not _all_zero(inner, start + length, end):
         raise Rejected(Reason.MALFORMED, "non-zero padding")
     return start, length, sender_id, signature

@@ -119,7 +119,9 @@ class MemoryReplayStore:
 
     def floor(self, sender: bytes | None = None) -> int:
         record = self._senders.get(sender) if sender is not None else None
-        return self._floor if record is None else max(self._floor, record.floor)
+        if record is None or record.floor < self._floor:
+            return self._floor
+        return record.floor
 
     def contains(self, sender: bytes, message_id: bytes) -> bool:
         record = self._senders.get(sender)
@@ -130,7 +132,7 @@ class MemoryReplayStore:
             record = self._senders.get(sender)
             if record is None:
                 record = self._senders[sender] = _SenderRecord()
-            if created <= max(self._floor, record.floor):
+            if created <= self._floor or created <= record.floor:
                 return AddResult.BELOW_FLOOR
             if message_id in record.seen:
                 return AddResult.SEEN

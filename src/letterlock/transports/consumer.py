@@ -63,9 +63,9 @@ from letterlock.core.protocol import Opened
 from letterlock.core.replay import ReplayWindow
 from letterlock.core.suites import Suite
 from letterlock.core.topics import Topics
+from letterlock.core.trust import TrustPolicy
 from letterlock.errors import Reason, Rejected, UsageError
 from letterlock.transports.spool import Delivery, LeaseLost, Spool
-from letterlock.trust.policy import TrustPolicy
 
 __all__ = [
     "HANDLER_ERROR",

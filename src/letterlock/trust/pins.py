@@ -11,13 +11,12 @@ both fingerprints. A ``@revoked`` key is known but refused (reason ``untrusted``
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from letterlock.core.keys import PublicIdentity
+from letterlock.core.trust import TrustContext, VerifiedSender
 from letterlock.errors import UsageError
-from letterlock.trust.policy import TrustContext, VerifiedSender
 
 __all__ = ["Pin", "Pins"]
 
@@ -29,26 +28,22 @@ class Pin:
     name: str
     identity: PublicIdentity
     revoked: bool = False
+    #: Who this pin says signed, as :func:`letterlock.open` reports it (built once).
+    sender: VerifiedSender = field(init=False, repr=False, compare=False)
 
-    @property
-    def sender(self) -> VerifiedSender:
-        """Who this pin says signed, as :func:`letterlock.open` reports it."""
-        return _verified(self.name, self.identity)
+    def __post_init__(self) -> None:
+        verified = VerifiedSender(
+            name=self.name,
+            fingerprint=self.identity.fingerprint_text,
+            key_id=self.identity.fingerprint,
+            suite=self.identity.suite,
+            via="pin",
+        )
+        object.__setattr__(self, "sender", verified)
 
     def to_line(self) -> str:
         line = f"{self.name} {self.identity.to_text()}"
         return f"{_REVOKED} {line}" if self.revoked else line
-
-
-@functools.lru_cache(maxsize=4096)
-def _verified(name: str, identity: PublicIdentity) -> VerifiedSender:
-    return VerifiedSender(
-        name=name,
-        fingerprint=identity.fingerprint_text,
-        key_id=identity.fingerprint,
-        suite=identity.suite,
-        via="pin",
-    )
 
 
 def _check_name(name: str) -> None:
