@@ -15,7 +15,7 @@ from letterlock import TransportError
 from letterlock.cli import demo
 from letterlock.transports import Spool
 
-REASONS = ("unknown_sender", "bad_signature", "wrong_topic", "replayed", "not_for_me", "expired")
+REASONS = ("unknown_sender", "bad_signature", "wrong_topic", "replayed", "expired")
 
 
 def _play() -> tuple[int, str]:
@@ -31,8 +31,29 @@ def test_demo_succeeds_quickly_and_shows_every_refusal() -> None:
     assert code == 0, output
     for reason in REASONS:
         assert reason in output
-    assert "7 delivered · 12 refused and dead-lettered · 0 plaintext leaked" in output
+    assert "7 delivered · 11 refused and dead-lettered · 0 plaintext leaked" in output
     assert "✓ every outcome was the expected one" in output
+
+
+def test_demo_consumers_serve_their_own_topics() -> None:
+    """Bob's US consumer refuses the EU payslip mallory moves into its queue (issue 6.2)."""
+    assert demo.BINDINGS["bob-us"] == "payroll.us"
+    rerouted = next(m for m in demo.MOVES if m.name == "re-routed")
+    assert (rerouted.bob, rerouted.carol) == ("wrong_topic", None)
+    _, output = _play()
+    assert "bob-us ← payroll.us" in output
+    assert "│ bob-us │" in output  # its dead letter
+
+
+def test_demo_dead_letters_show_only_what_the_broker_sees() -> None:
+    """Issue 6.5: the spool's dead letters say 'rejected'; the real reasons are the consumers'."""
+    _, output = _play()
+    attacks, dead_letters = output.split("3. Dead letters")
+    for reason in REASONS:
+        assert reason in attacks
+        assert reason not in dead_letters.split("delivered ·")[0]
+    tries = [line.split("│")[4].strip() for line in dead_letters.splitlines() if "rejected" in line]
+    assert sorted(tries) == ["1"] * 7 + ["3"] * 4  # forged and tampered alike, for bob and carol
 
 
 def test_demo_shows_what_recipients_open_and_the_relay_does_not() -> None:

@@ -2,10 +2,12 @@
 
 Alice (the billing service) seals payslips for bob and carol and publishes them on a local spool
 (:class:`letterlock.transports.Spool` in a temporary directory). Mallory has keys of her own and
-full access to the spool, but nobody pins her. The demo shows what the relay sees beside what each
-recipient opens, then runs mallory's attacks and shows each one refused with its reason code and
-kept as a dead letter. It checks every outcome itself: :func:`run` returns 0 only if each one
-happened as expected and no plaintext reached the spool file.
+full access to the spool, but nobody pins her. Each consumer serves the topics of its own
+configuration (bob runs one for EU and one for US payroll), whatever the spool reports. The demo
+shows what the relay sees beside what each recipient opens, then runs mallory's attacks and shows
+each one refused with its reason code and kept as a dead letter. It checks every outcome itself:
+:func:`run` returns 0 only if each one happened as expected and no plaintext reached the spool
+file.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import base64
 import contextlib
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -33,7 +35,10 @@ SUITE = letterlock.Suite.P256
 TAP = "mallory.tap"
 DELIVERED = "delivered"
 DELAY = 300.0  # how long mallory holds the payout approval back, in seconds
-BINDINGS = {"bob": "payroll.#", "carol": "payroll.*"}
+#: queue -> the topics its consumer serves (its own configuration); the spool binds the same
+BINDINGS = {"bob": "payroll.eu.#", "bob-us": "payroll.us", "carol": "payroll.*"}
+OWNERS = {"bob": "bob", "bob-us": "bob", "carol": "carol"}  # queue -> whose consumer reads it
+PEOPLE = ("bob", "carol")
 INTRO = (
     "A local spool (one SQLite file, no server) stands in for the broker, and mallory runs it.\n"
     "Bob and carol pin alice's key; nobody pins mallory's.\n"
@@ -67,18 +72,29 @@ FORGERY = b"E-1042 June net EUR 99,999.00 to IBAN XX00 MALLORY"
 class Recipient:
     name: str
     identity: letterlock.Identity
-    consumer: SealedConsumer
+    trust: letterlock.Pins
+    window: letterlock.ReplayWindow
+    consumers: list[SealedConsumer] = field(default_factory=list)
     opened: list[letterlock.Opened] = field(default_factory=list)
 
     def poll(self, now: float) -> list[str]:
-        """Drain the queue; one outcome per message: ``delivered`` or the dead letter's reason."""
-        spool = self.consumer.spool
-        dead_before = len(spool.dead_letters(self.name))
-        opened_before = len(self.opened)
-        self.consumer.poll(self.opened.append, now=now)
-        fresh = spool.dead_letters(self.name)[dead_before:]
-        delivered = len(self.opened) - opened_before
-        return [DELIVERED] * delivered + [letter.reason for letter in fresh]
+        """Drain the queues; one outcome per message: ``delivered`` or the reason it was refused.
+
+        The reasons come from each consumer's own report (its metrics), not from the spool:
+        the spool only ever gets the word ``rejected``.
+        """
+        outcomes = []
+        for consumer in self.consumers:
+            before = consumer.metrics
+            consumer.poll(self.opened.append, now=now)
+            for key, count in consumer.metrics.items():
+                outcome, _, reason = key.partition(":")
+                fresh = count - before.get(key, 0)
+                if outcome == "acked":
+                    outcomes += [DELIVERED] * fresh
+                elif outcome == "dead_lettered":
+                    outcomes += [reason] * fresh
+        return outcomes
 
 
 class World:
@@ -89,27 +105,33 @@ class World:
         self.sent: dict[str, bytes] = {}  # letter key -> sealed envelope
         self.spool = stack.enter_context(Spool(directory / "spool.db"))
         self.alice, self.mallory = (letterlock.Identity.generate(SUITE) for _ in range(2))
-        self.recipients: dict[str, Recipient] = {}
-        for name, pattern in BINDINGS.items():
-            self.spool.bind(name, pattern)
-            self.recipients[name] = self._recipient(name, directory, stack)
+        self.recipients = {name: self._recipient(name, directory, stack) for name in PEOPLE}
+        for queue, topics in BINDINGS.items():
+            self.spool.bind(queue, topics)
+            owner = self.recipients[OWNERS[queue]]
+            consumer = SealedConsumer(
+                self.spool,
+                queue,
+                identity=owner.identity,
+                trust=owner.trust,
+                replay=owner.window,  # one replay record per person, shared by their consumers
+                topics=topics,  # what this consumer serves, never what the spool reports
+                max_attempts=3,
+                retry_delay=0.0,
+            )
+            owner.consumers.append(consumer)
         self.spool.bind(TAP, "#")  # mallory copies everything: she runs the broker
 
     def _recipient(self, name: str, directory: Path, stack: contextlib.ExitStack) -> Recipient:
-        identity = letterlock.Identity.generate(SUITE)
         pins = letterlock.Pins()
         pins.pin("alice", self.alice.public)
         store = stack.enter_context(letterlock.SQLiteReplayStore(directory / f"{name}-replay.db"))
-        consumer = SealedConsumer(
-            self.spool,
-            name,
-            identity=identity,
+        return Recipient(
+            name=name,
+            identity=letterlock.Identity.generate(SUITE),
             trust=pins,
-            replay=letterlock.ReplayWindow(store),
-            max_attempts=3,
-            retry_delay=0.0,
+            window=letterlock.ReplayWindow(store),
         )
-        return Recipient(name=name, identity=identity, consumer=consumer)
 
     def seal(self, letter: Letter) -> bytes:
         sealed = letterlock.seal(
@@ -129,7 +151,7 @@ class World:
         self.spool.publish(letter.topic, self.seal(letter), now=self.now)
 
     def intercept(self, letter: Letter) -> bytes:
-        """Alice sends ``letter``; mallory takes it out of both queues before anyone reads it."""
+        """Alice sends ``letter``; mallory takes it out of every queue before anyone reads it."""
         self.send(letter)
         taken = self.sent[letter.key]
         for name in BINDINGS:
@@ -138,6 +160,20 @@ class World:
                 self.spool.ack(delivery.tag)
                 taken = delivery.body
         return taken
+
+    @contextlib.contextmanager
+    def routed_only_to(self, queue: str, pattern: str) -> Iterator[None]:
+        """Mallory rewires the spool: meanwhile, what matches ``pattern`` reaches ``queue`` only."""
+        saved = self.spool.bindings()
+        for binding in saved:
+            self.spool.unbind(binding.queue, binding.pattern)
+        self.spool.bind(queue, pattern)
+        try:
+            yield
+        finally:
+            self.spool.unbind(queue, pattern)
+            for binding in saved:
+                self.spool.bind(binding.queue, binding.pattern)
 
     def poll_all(self) -> dict[str, list[str]]:
         return {name: r.poll(self.now) for name, r in self.recipients.items()}
@@ -162,7 +198,8 @@ def _tamper(w: World) -> None:
 
 
 def _reroute(w: World) -> None:
-    w.spool.publish("payroll.us", w.sent[PAYSLIP_3.key], now=w.now)
+    with w.routed_only_to("bob-us", "payroll.eu"):  # the spool truthfully reports payroll.eu
+        w.spool.publish("payroll.eu", w.sent[PAYSLIP_3.key], now=w.now)
 
 
 def _release(w: World) -> None:
@@ -186,8 +223,12 @@ class Move:
     name: str
     action: str
     perform: Callable[[World], None]
-    bob: str
-    carol: str
+    bob: str | None  # None: nothing reaches this person
+    carol: str | None
+
+    def expected(self, name: str) -> list[str]:
+        outcome = self.bob if name == "bob" else self.carol
+        return [] if outcome is None else [outcome]
 
 
 MOVES = (
@@ -195,14 +236,14 @@ MOVES = (
          perform=_forge, bob="unknown_sender", carol="unknown_sender"),
     Move(name="tampered", action="intercepts alice's next payslip, flips one ciphertext bit",
          perform=_tamper, bob="bad_signature", carol="bad_signature"),
-    Move(name="re-routed", action="re-publishes the intercepted payslip on payroll.us",
-         perform=_reroute, bob="wrong_topic", carol="wrong_topic"),
+    Move(name="re-routed", action="moves the intercepted payslip into bob's payroll.us queue",
+         perform=_reroute, bob="wrong_topic", carol=None),
     Move(name="(genuine)", action="lets the real payslip through: bad copies never block it",
          perform=_release, bob=DELIVERED, carol=DELIVERED),
     Move(name="replayed", action="publishes that payslip a second time",
          perform=_release, bob="replayed", carol="replayed"),
     Move(name="misdirected", action="binds carol's queue to payroll.eu.bonus, re-sends bob's note",
-         perform=_misdirect, bob="replayed", carol="not_for_me"),
+         perform=_misdirect, bob="replayed", carol="wrong_topic"),
     Move(name="delayed", action=f"holds a payout approval (valid 60 s) back for {DELAY:.0f} s",
          perform=_delay, bob="expired", carol="expired"),
 )  # fmt: skip
@@ -242,16 +283,28 @@ def _opened_view(opened: letterlock.Opened | None, routed: bool) -> Text:
     )  # fmt: skip
 
 
+def _table(title: str, caption: str, *, show_lines: bool = False) -> Table:
+    return Table(
+        title=title, caption=caption, box=box.ROUNDED, show_lines=show_lines,
+        title_justify="left", caption_justify="left",
+    )  # fmt: skip
+
+
 def _cast_table(w: World) -> Table:
-    table = Table(title="The cast", box=box.ROUNDED, title_justify="left")
-    for column in ("who", "role", "key", "queue"):
+    table = _table(
+        "The cast",
+        "Each consumer opens only messages signed for the topics it serves (its own "
+        "configuration), whatever topic the spool reports.",
+    )
+    for column in ("who", "role", "key", "queue ← topics"):
         table.add_column(column)
     table.add_row(
         "alice", "billing service, the sender", _short(w.alice.public.fingerprint_text), ""
     )
-    for name, role in (("bob", "payroll, pins alice"), ("carol", "audit, pins alice")):
+    for name, role in (("bob", "EU and US payroll, pins alice"), ("carol", "audit, pins alice")):
         key = _short(w.recipients[name].identity.public.fingerprint_text)
-        table.add_row(name, role, key, f"{name} ← {BINDINGS[name]}")
+        queues = [f"{q} ← {topics}" for q, topics in BINDINGS.items() if OWNERS[q] == name]
+        table.add_row(name, role, key, "\n".join(queues))
     table.add_row(
         "mallory", "runs the spool; pinned by nobody",
         _short(w.mallory.public.fingerprint_text), f"{TAP} ← #",
@@ -260,18 +313,18 @@ def _cast_table(w: World) -> Table:
 
 
 def _letters_table(w: World, relay: dict[str, Text]) -> Table:
-    table = Table(
-        title="1. Alice seals three messages: what the relay sees, what bob and carol open",
-        caption="#2 was sealed with hide_sender=True, pad='padme': the relay can tell "
+    table = _table(
+        "1. Alice seals three messages: what the relay sees, what bob and carol open",
+        "#2 was sealed with hide_sender=True, pad='padme': the relay can tell "
         "neither who sent it nor its exact size.",
-        box=box.ROUNDED, show_lines=True, title_justify="left", caption_justify="left",
-    )  # fmt: skip
+        show_lines=True,
+    )
     table.add_column("#", justify="right")
     for name in ("the relay sees", "bob opens", "carol opens"):
         table.add_column(name, ratio=1)
     for number, letter in enumerate(LETTERS, start=1):
         cells = []
-        for name in BINDINGS:
+        for name in PEOPLE:
             opened = next(
                 (o for o in w.recipients[name].opened if o.payload == letter.payload), None
             )
@@ -280,36 +333,40 @@ def _letters_table(w: World, relay: dict[str, Text]) -> Table:
     return table
 
 
-def _outcome(outcome: Sequence[str], expected: str) -> Text:
-    shown = ", ".join(outcome) or "nothing"
-    ok = list(outcome) == [expected]
-    mark, style = ("✓", "green") if shown == DELIVERED else ("✗", "red")
+def _outcome(outcome: Sequence[str], expected: list[str]) -> Text:
+    shown = ", ".join(outcome) or "-"
+    ok = list(outcome) == expected
+    mark, style = ("✓ ", "green") if shown == DELIVERED else ("✗ ", "red")
+    if not outcome:
+        mark, style = "", "dim"  # nothing reached this person
     if not ok:
         style = "bold yellow reverse"  # an unexpected outcome must stand out, delivered or not
-    return Text(f"{mark} {shown}" + ("" if ok else f" (expected {expected})"), style=style)
+        shown += f" (expected {', '.join(expected) or 'nothing'})"
+    return Text(mark + shown, style=style)
 
 
 def _moves_table(results: list[dict[str, list[str]]]) -> Table:
-    table = Table(
-        title="2. Mallory's attacks: she can read, publish, bind and consume on the spool",
-        box=box.ROUNDED, title_justify="left",
-    )  # fmt: skip
+    table = _table(
+        "2. Mallory's attacks: she can read, publish, bind and consume on the spool",
+        "The reasons come from bob's and carol's consumers (their local metrics); "
+        "the spool is told only 'rejected'.",
+    )
     for column in ("attack", "what mallory does", "bob", "carol"):
         table.add_column(column)
     for move, result in zip(MOVES, results, strict=True):
         table.add_row(
-            move.name, move.action, _outcome(result["bob"], move.bob),
-            _outcome(result["carol"], move.carol),
+            move.name, move.action, _outcome(result["bob"], move.expected("bob")),
+            _outcome(result["carol"], move.expected("carol")),
         )  # fmt: skip
     return table
 
 
 def _dead_letter_table(spool: Spool) -> Table:
-    table = Table(
-        title="3. Dead letters: each refused copy, bytes and reason kept",
-        caption="unknown_sender is transient: tried 3 times, then dead-lettered.",
-        box=box.ROUNDED, title_justify="left", caption_justify="left",
-    )  # fmt: skip
+    table = _table(
+        "3. Dead letters, as mallory sees them",
+        "Bytes kept, one word for every refusal. Forged and tampered copies were both "
+        "tried 3 times: mallory cannot tell whom bob and carol trust.",
+    )
     for column in ("queue", "seq", "topic", "tries", "reason", "bytes"):
         table.add_column(column, justify="right" if column in ("seq", "tries", "bytes") else "left")
     for name in BINDINGS:
@@ -339,9 +396,11 @@ def _check_letters(w: World) -> list[str]:
 def _check_moves(results: list[dict[str, list[str]]]) -> list[str]:
     problems = []
     for move, result in zip(MOVES, results, strict=True):
-        for name, expected in (("bob", move.bob), ("carol", move.carol)):
-            if result[name] != [expected]:
-                problems.append(f"{move.name}: {name} got {result[name]}, expected [{expected!r}]")
+        for name in PEOPLE:
+            if result[name] != move.expected(name):
+                problems.append(
+                    f"{move.name}: {name} got {result[name]}, expected {move.expected(name)}"
+                )
     return problems
 
 

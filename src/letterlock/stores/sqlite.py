@@ -9,27 +9,23 @@ beside the ids, so no operation scans the table.
 Schema version 2 (``PRAGMA application_id`` "LLRP", ``user_version`` 2) keys ids on (sender key
 id, message id). A file of the earlier layout (one floor and one id space for all senders) is
 refused with a message saying what to do: its ids name no sender, so no safe conversion exists.
-Every ``sqlite3`` error is translated into :class:`~letterlock.errors.TransportError` here.
+The file is opened as :mod:`letterlock._sqlite` opens all of letterlock's files (mode 0600, checked
+before anything is written, WAL, durable commits), which also translates every ``sqlite3`` error
+into :class:`~letterlock.errors.TransportError`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
+from letterlock._sqlite import Database, Schema
 from letterlock.core.replay import DEFAULT_CAPACITY, AddResult
-from letterlock.errors import TransportError, UsageError
+from letterlock.errors import UsageError
 
 __all__ = ["SQLiteReplayStore"]
 
-APPLICATION_ID: Final = 0x4C4C5250  # "LLRP"
-SCHEMA_VERSION: Final = 2
-
-_SCHEMA = (
+_TABLES = (
     "CREATE TABLE IF NOT EXISTS seen (sender BLOB NOT NULL, id BLOB NOT NULL, "
     "created INTEGER NOT NULL, PRIMARY KEY (sender, id)) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS seen_by_time ON seen (sender, created)",
@@ -41,12 +37,23 @@ _SCHEMA = (
 )
 
 
-@contextlib.contextmanager
-def _translated(what: str) -> Iterator[None]:
-    try:
-        yield
-    except sqlite3.Error as exc:
-        raise TransportError(f"replay store: {what} failed: {exc}") from exc
+def _unstamped(path: Path, tables: frozenset[str]) -> str:
+    if {"seen", "meta"} <= tables:
+        return (
+            f"{path} is a replay record of an earlier letterlock (one id space for all "
+            "senders), which cannot be converted: keep it aside until the messages it covers "
+            "are past your window (max_age), then delete it"
+        )
+    return f"{path} is a SQLite file but not a replay record"
+
+
+SCHEMA: Final = Schema(
+    name="replay record",
+    application_id=0x4C4C5250,  # "LLRP"
+    version=2,
+    statements=_TABLES,
+    unstamped=_unstamped,
+)
 
 
 class SQLiteReplayStore:
@@ -59,45 +66,11 @@ class SQLiteReplayStore:
         if capacity < 1:
             raise UsageError("capacity must be positive")
         self._capacity = capacity
-        self._lock = threading.Lock()
-        self.path = Path(path)
-        with _translated(f"opening {path}"):
-            self._db = sqlite3.connect(
-                str(path), timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-            try:
-                self._setup()
-            except BaseException:
-                self._db.close()
-                raise
-
-    def _setup(self) -> None:
-        with self._transaction("checking the schema") as db:
-            (app_id,) = db.execute("PRAGMA application_id").fetchone()
-            (version,) = db.execute("PRAGMA user_version").fetchone()
-            if (app_id, version) == (0, 0):
-                names = {row[0] for row in db.execute("SELECT name FROM sqlite_schema")}
-                if "seen" in names and "meta" in names:
-                    raise TransportError(
-                        f"{self.path} is a replay record of an earlier letterlock (one id space "
-                        "for all senders), which cannot be converted: keep it aside until the "
-                        "messages it covers are past your window (max_age), then delete it"
-                    )
-                if names:
-                    raise TransportError(f"{self.path} is a SQLite file but not a replay record")
-            elif (app_id, version) != (APPLICATION_ID, SCHEMA_VERSION):
-                raise TransportError(f"{self.path}: unsupported replay record (schema {version})")
-            for statement in _SCHEMA:
-                db.execute(statement)
-            db.execute(f"PRAGMA application_id={APPLICATION_ID}")
-            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        with self._lock, _translated("setting the journal mode"):
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+        self._database = Database(path, SCHEMA)
+        self.path = self._database.path
 
     def close(self) -> None:
-        with self._lock, _translated("closing"):
-            self._db.close()
+        self._database.close()
 
     def __enter__(self) -> SQLiteReplayStore:
         return self
@@ -105,21 +78,9 @@ class SQLiteReplayStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextlib.contextmanager
-    def _transaction(self, what: str) -> Iterator[sqlite3.Connection]:
-        with self._lock, _translated(what):
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:  # SQLite may have rolled back already
-                    self._db.execute("ROLLBACK")
-                raise
-
     def floor(self, sender: bytes | None = None) -> int:
-        with self._lock, _translated("reading the floor"):
-            value: int = self._db.execute(
+        with self._database.read("reading the floor") as db:
+            value: int = db.execute(
                 "SELECT max(m.floor, coalesce((SELECT floor FROM senders WHERE sender = ?), -1)) "
                 "FROM meta m",
                 (sender,),
@@ -127,14 +88,14 @@ class SQLiteReplayStore:
             return value
 
     def contains(self, sender: bytes, message_id: bytes) -> bool:
-        with self._lock, _translated("looking up an id"):
-            row = self._db.execute(
+        with self._database.read("looking up an id") as db:
+            row = db.execute(
                 "SELECT 1 FROM seen WHERE sender = ? AND id = ?", (sender, message_id)
             ).fetchone()
             return row is not None
 
     def add(self, sender: bytes, message_id: bytes, created: int, *, now: int) -> AddResult:
-        with self._transaction("recording an id") as db:
+        with self._database.transaction("recording an id") as db:
             floor, count = db.execute(
                 "SELECT max(m.floor, coalesce(s.floor, -1)), coalesce(s.count, 0) "
                 "FROM meta m LEFT JOIN senders s ON s.sender = ?",
@@ -174,7 +135,7 @@ class SQLiteReplayStore:
             return AddResult.ADDED
 
     def prune(self, cutoff: int) -> None:
-        with self._transaction("pruning") as db:
+        with self._database.transaction("pruning") as db:
             senders = [row[0] for row in db.execute("SELECT sender FROM senders")]
             for sender in senders:
                 removed = db.execute(
@@ -188,6 +149,6 @@ class SQLiteReplayStore:
             db.execute("DELETE FROM senders WHERE count = 0 AND floor <= (SELECT floor FROM meta)")
 
     def __len__(self) -> int:
-        with self._lock, _translated("counting ids"):
-            (count,) = self._db.execute("SELECT coalesce(sum(count), 0) FROM senders").fetchone()
+        with self._database.read("counting ids") as db:
+            (count,) = db.execute("SELECT coalesce(sum(count), 0) FROM senders").fetchone()
             return int(count)

@@ -19,23 +19,22 @@ lease runs out                  leased -> ready again (crash safety: at-least-on
 A tag is valid until its message is delivered again; settling a stale tag raises
 :class:`LeaseLost`. Every write is one ``BEGIN IMMEDIATE`` transaction in WAL mode with
 ``synchronous=FULL``, so separate processes on one host can share a spool file and a committed
-call survives a crash. Open one :class:`Spool` per process (it refuses to be used after ``fork``).
+call survives a crash. The file is opened as :mod:`letterlock._sqlite` opens all of letterlock's
+files: created with mode 0600, refused (and left untouched) unless it is a regular file holding a
+spool or nothing. Open one :class:`Spool` per process (it refuses to be used after ``fork``).
 Every ``sqlite3`` error leaves as :class:`letterlock.TransportError`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import secrets
 import sqlite3
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from letterlock._sqlite import Database, Schema
 from letterlock.core.topics import topic_matches
 from letterlock.errors import TransportError, UsageError
 
@@ -50,12 +49,10 @@ __all__ = [
     "topic_matches",
 ]
 
-SCHEMA_VERSION: Final = 1
-APPLICATION_ID: Final = 0x4C4C5350  # "LLSP"
 MAX_TOPIC_BYTES: Final = 1024
 MAX_QUEUE_NAME: Final = 255
 
-_SCHEMA = """
+_TABLES = """
 CREATE TABLE IF NOT EXISTS messages (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     topic TEXT NOT NULL,
@@ -88,6 +85,14 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 CREATE INDEX IF NOT EXISTS dead_letters_queue ON dead_letters (queue, id);
 CREATE INDEX IF NOT EXISTS dead_letters_seq ON dead_letters (seq);
 """
+
+SCHEMA: Final = Schema(
+    name="spool",
+    application_id=0x4C4C5350,  # "LLSP"
+    version=1,
+    statements=tuple(s.strip() for s in _TABLES.split(";") if s.strip()),
+    pragmas=("foreign_keys=ON",),
+)
 
 
 class LeaseLost(TransportError):
@@ -167,72 +172,11 @@ class Spool:
 
     def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
         """Open (creating, mode 0600) the spool at ``path``; wait ``timeout`` s for locks."""
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        self._pid = os.getpid()
-        with self._translated():
-            if not self.path.exists():
-                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-            self._db = sqlite3.connect(
-                str(self.path), timeout=timeout, isolation_level=None, check_same_thread=False
-            )
-            try:
-                self._setup()
-            except BaseException:
-                self._db.close()
-                raise
-
-    def _setup(self) -> None:
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        with self._write() as db:
-            (app_id,) = db.execute("PRAGMA application_id").fetchone()
-            (version,) = db.execute("PRAGMA user_version").fetchone()
-            if (app_id, version) == (0, 0):
-                (tables,) = db.execute("SELECT count(*) FROM sqlite_schema").fetchone()
-                if tables:
-                    raise TransportError(f"{self.path} is a SQLite file but not a spool")
-            elif (app_id, version) != (APPLICATION_ID, SCHEMA_VERSION):
-                raise TransportError(f"{self.path}: unsupported spool (schema {version})")
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-            db.execute(f"PRAGMA application_id={APPLICATION_ID}")
-            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-
-    # plumbing ---------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _translated(self) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise TransportError(f"spool {self.path}: {exc}") from exc
-        except OSError as exc:
-            raise TransportError(f"spool {self.path}: {exc.strerror or exc}") from exc
-
-    @contextlib.contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        if os.getpid() != self._pid:
-            raise UsageError("a Spool cannot cross fork(); open a new one in this process")
-        with self._lock, self._translated():
-            yield self._db
-
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._read() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+        self._database = Database(path, SCHEMA, timeout=timeout)
+        self.path = self._database.path
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._database.close()
 
     def __enter__(self) -> Spool:
         return self
@@ -246,19 +190,19 @@ class Spool:
         """Copy every message whose topic matches ``pattern`` into ``queue`` from now on."""
         _check_queue(queue)
         _check_topic(pattern, "pattern")
-        with self._write() as db:
+        with self._database.transaction() as db:
             db.execute("INSERT OR IGNORE INTO bindings VALUES (?, ?)", (queue, pattern))
 
     def unbind(self, queue: str, pattern: str) -> bool:
         """Remove a binding; False if there was none. Messages already queued stay."""
-        with self._write() as db:
+        with self._database.transaction() as db:
             cursor = db.execute(
                 "DELETE FROM bindings WHERE queue = ? AND pattern = ?", (queue, pattern)
             )
             return cursor.rowcount == 1
 
     def bindings(self) -> list[Binding]:
-        with self._read() as db:
+        with self._database.read() as db:
             rows = db.execute("SELECT queue, pattern FROM bindings ORDER BY queue, pattern")
             return [Binding(queue=q, pattern=p) for q, p in rows]
 
@@ -277,7 +221,7 @@ class Spool:
         """
         _check_topic(topic)
         data = bytes(body)
-        with self._write() as db:
+        with self._database.transaction() as db:
             seq = db.execute(
                 "INSERT INTO messages (topic, body, published) VALUES (?, ?, ?)",
                 (topic, data, _clock(now)),
@@ -304,7 +248,7 @@ class Spool:
         if not lease_seconds > 0:
             raise UsageError("lease_seconds must be positive")
         at = _clock(now)
-        with self._write() as db:
+        with self._database.transaction() as db:
             row = db.execute(
                 "SELECT d.id, d.seq, d.attempts, m.topic, m.body, m.published "
                 "FROM deliveries d JOIN messages m USING (seq) "
@@ -349,7 +293,7 @@ class Spool:
 
     def ack(self, tag: str) -> None:
         """The consumer is done with the message: remove it from the queue."""
-        with self._write() as db:
+        with self._database.transaction() as db:
             delivery_id, _queue, seq, _attempts = self._leased(db, tag)
             db.execute("DELETE FROM deliveries WHERE id = ?", (delivery_id,))
             self._forget_if_unused(db, seq)
@@ -370,7 +314,7 @@ class Spool:
         if delay < 0:
             raise UsageError("delay must not be negative")
         at = _clock(now)
-        with self._write() as db:
+        with self._database.transaction() as db:
             delivery_id, queue, seq, attempts = self._leased(db, tag)
             if requeue:
                 db.execute(
@@ -389,7 +333,7 @@ class Spool:
         """Extend a lease for a slow handler (a heartbeat); raises LeaseLost if it is gone."""
         if not lease_seconds > 0:
             raise UsageError("lease_seconds must be positive")
-        with self._write() as db:
+        with self._database.transaction() as db:
             delivery_id, _queue, _seq, _attempts = self._leased(db, tag)
             db.execute(
                 "UPDATE deliveries SET visible_at = ? WHERE id = ?",
@@ -400,7 +344,7 @@ class Spool:
 
     def dead_letters(self, queue: str, *, limit: int | None = None) -> list[DeadLetter]:
         """The dead letters of ``queue``, oldest first."""
-        with self._read() as db:
+        with self._database.read() as db:
             rows = db.execute(
                 "SELECT d.seq, m.topic, m.body, d.attempts, d.reason, m.published, d.dead_at "
                 "FROM dead_letters d JOIN messages m USING (seq) "
@@ -419,10 +363,10 @@ class Spool:
         """Move every dead letter of ``queue`` back into it (attempts reset); return how many.
 
         Useful after fixing a cause outside the message (a missing pin, a clock). A message
-        that was opened before it was dead-lettered (``handler_error``, ``replayed``) has its
-        id in the consumer's replay window and will come back as ``replayed``.
+        that was opened before it was dead-lettered (``handler_error``, or refused as a replay)
+        has its id in the consumer's replay window and will be refused as ``replayed`` again.
         """
-        with self._write() as db:
+        with self._database.transaction() as db:
             cursor = db.execute(
                 "INSERT INTO deliveries (queue, seq, visible_at) "
                 "SELECT queue, seq, ? FROM dead_letters WHERE queue = ? ORDER BY id",
@@ -433,7 +377,7 @@ class Spool:
 
     def purge_dead_letters(self, queue: str) -> int:
         """Delete the dead letters of ``queue`` for good; return how many."""
-        with self._write() as db:
+        with self._database.transaction() as db:
             rows = db.execute("SELECT seq FROM dead_letters WHERE queue = ?", (queue,))
             seqs = [seq for (seq,) in rows.fetchall()]
             db.execute("DELETE FROM dead_letters WHERE queue = ?", (queue,))
@@ -443,7 +387,7 @@ class Spool:
 
     def stats(self, queue: str, *, now: float | None = None) -> QueueStats:
         at = _clock(now)
-        with self._read() as db:
+        with self._database.read() as db:
             ready, leased, delayed = db.execute(
                 "SELECT coalesce(sum(visible_at <= ?1), 0), "
                 "coalesce(sum(visible_at > ?1 AND lease IS NOT NULL), 0), "
