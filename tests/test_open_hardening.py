@@ -374,3 +374,61 @@ def test_control_characters_in_topics_and_header_values_are_refused(text: str) -
     with pytest.raises(Rejected) as caught:
         parse(hostile, suites=frozenset({Suite.X25519}), limits=Limits())
     assert caught.value.reason is Reason.MALFORMED
+
+
+# --------------------------------------------------------------------------- item 5 (timing)
+
+
+@pytest.mark.parametrize("suite", FAST, ids=str)
+@pytest.mark.parametrize("hidden", [False, True], ids=["visible", "hidden"])
+def test_trust_oracle_by_timing_every_sender_refusal_costs_one_verification(
+    suite: Suite, hidden: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trust oracle through timing (issue 6, item 5): a forgery naming an unknown sender was
+    refused before any signature check, one naming a trusted sender after one. A broker that
+    times settlements could tell them apart. Every refusal at steps 13 to 15 (and 20) now
+    costs one verification. Fails if an unknown or refused sender skips it."""
+    cast = cast_of(suite)
+    calls: list[bytes] = []
+    original = _crypto.Verifier.verify
+
+    def counting(self: _crypto.Verifier, signature: bytes, message: bytes) -> bool:
+        calls.append(message)
+        return original(self, signature, message)
+
+    monkeypatch.setattr(_crypto.Verifier, "verify", counting)
+    pins = cast.pins()
+    pins.revoke("carol")
+    outcomes = {}
+    for name, signer in (("unknown", cast.mallory), ("revoked", cast.carol), ("bad", None)):
+        sealed = letterlock.seal(
+            b"x", sender=signer or cast.alice, recipients=[cast.bob.public], topic=TOPIC,
+            now=NOW, hide_sender=hidden,
+        )  # fmt: skip
+        if signer is None:  # alice's own message, one signature byte flipped
+            sealed = _flip_signature(sealed, hidden, cast, suite)
+        calls.clear()
+        opener = Opener(cast.bob, trust=pins, replay=ReplayWindow())
+        outcomes[name] = _reason(partial(opener.open, sealed, now=NOW))
+        assert len(calls) == 1, (name, len(calls))
+    assert outcomes == {
+        "unknown": Reason.UNKNOWN_SENDER,
+        "revoked": Reason.UNTRUSTED,
+        "bad": Reason.BAD_SIGNATURE,
+    }
+
+
+def _flip_signature(sealed: bytes, hidden: bool, cast: Cast, suite: Suite) -> bytes:
+    if not hidden:
+        damaged = bytearray(sealed)
+        damaged[-1] ^= 1
+        return bytes(damaged)
+    # hidden: the signature is inside; dave, a co-recipient, flips a byte of it and re-encrypts
+    envelope = letterlock.inspect(sealed)
+    key = _insider_key(sealed, cast.bob)
+    nonce = nonce_of(suite, envelope.header.message_id)
+    inner = _crypto.aead_decrypt(suite, key, nonce, envelope.ciphertext, envelope.header_bytes)
+    assert inner is not None
+    inner = inner[:40] + bytes([inner[40] ^ 1]) + inner[41:]
+    resealed = _crypto.aead_encrypt(suite, key, nonce, inner, envelope.header_bytes)
+    return encode_envelope(envelope.header_bytes, resealed, None)
