@@ -2,7 +2,8 @@
 
 :func:`save_identity` encrypts an identity's private encoding under Argon2id + AES-256-GCM and
 writes it atomically with mode 0600; :func:`load_identity` checks the file's KDF parameters
-against a floor and a cap *before* deriving any key, then decrypts. Every failure is a
+against a floor and a cap (per field, and on memory x passes) *before* deriving any key, then
+decrypts. Every failure is a
 :class:`~letterlock.errors.KeyStoreError`; a wrong passphrase and a modified file give the same
 message.
 """
@@ -23,6 +24,7 @@ from letterlock.hazmat import identity_from_private_bytes, identity_to_private_b
 __all__ = [
     "DEFAULT_KDF",
     "MAX_KDF",
+    "MAX_KDF_WORK",
     "MIN_KDF",
     "KdfParams",
     "decrypt_identity",
@@ -54,10 +56,13 @@ class KdfParams:
 DEFAULT_KDF: Final = KdfParams(memory_kib=64 * 1024, iterations=3, lanes=4)  # RFC 9106 4(2)
 MIN_KDF: Final = KdfParams(memory_kib=19 * 1024, iterations=2, lanes=1)  # OWASP minimum
 MAX_KDF: Final = KdfParams(memory_kib=1024 * 1024, iterations=64, lanes=64)
+#: Cap on memory_kib * iterations (2 GiB-passes, about 10x the default's 192 MiB-passes):
+#: the per-field caps together would allow 1 GiB x 64 passes, minutes per try.
+MAX_KDF_WORK: Final = 2**21
 
 
 def _out_of_bounds(params: KdfParams) -> str | None:
-    """Why ``params`` fall outside [MIN_KDF, MAX_KDF], or None if they are acceptable."""
+    """Why ``params`` fall outside [MIN_KDF, MAX_KDF] or above MAX_KDF_WORK, else None."""
     for field, unit in (("memory_kib", " KiB"), ("iterations", ""), ("lanes", "")):
         value = getattr(params, field)
         low, high = getattr(MIN_KDF, field), getattr(MAX_KDF, field)
@@ -65,6 +70,12 @@ def _out_of_bounds(params: KdfParams) -> str | None:
             return f"Argon2id {field} {value}{unit} is above the cap {high}{unit}"
         if value < low:
             return f"Argon2id {field} {value}{unit} is below the floor {low}{unit}"
+    work = params.memory_kib * params.iterations
+    if work > MAX_KDF_WORK:
+        return (
+            f"Argon2id memory_kib x iterations {work} KiB-passes is above the cap "
+            f"{MAX_KDF_WORK} KiB-passes"
+        )
     return None
 
 
