@@ -1,8 +1,9 @@
 """The ``letterlock`` command as a user runs it: a subprocess, stdin, stdout, stderr, exit codes.
 
-Two homes are prepared once per module (alice's and bob's, each has pinned the other's exported
-key); every test works on fresh copies, so replay records never leak between tests. Each key
-load runs the real Argon2id (64 MiB): the module shares identities to stay fast.
+Two homes are prepared once per session (alice's and bob's, each has pinned the other's
+exported key; see cli_support.py); every test works on fresh copies, so replay records never
+leak between tests. Each key load runs the real Argon2id (64 MiB): the tests share identities
+to stay fast.
 """
 
 from __future__ import annotations
@@ -10,116 +11,25 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import stat
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from cli_support import (
+    LETTERLOCK,
+    PASS,
+    PAYLOAD,
+    Homes,
+    assert_one_line_error,
+    letterlock,
+    posix_only,
+    seal,
+)
 from letterlock.cli import passphrase as passphrase_source
 from letterlock.errors import UsageError
-
-LETTERLOCK = [sys.executable, "-m", "letterlock.cli.main"]
-PASS = "pass phrase for the cli tests"
-PAYLOAD = bytes(range(256)) * 8 + b"\r\n\x00\x1a SECRET-MARKER \xff"
-posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX terminals and file modes")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Result:
-    code: int
-    stdout: bytes
-    stderr: str
-
-    @property
-    def text(self) -> str:
-        return self.stdout.decode("utf-8")
-
-
-def letterlock(home: Path, *args: str, stdin: bytes = b"", passphrase: str | None = PASS) -> Result:
-    """Run the CLI in its own session (no controlling terminal: it can never prompt)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LETTERLOCK_")}
-    env.update(LETTERLOCK_HOME=str(home), NO_COLOR="1")
-    if passphrase is not None:
-        env["LETTERLOCK_PASSPHRASE"] = passphrase
-    done = subprocess.run(
-        [*LETTERLOCK, *args],
-        input=stdin,
-        capture_output=True,
-        env=env,
-        timeout=60,
-        start_new_session=True,
-        check=False,
-    )
-    return Result(code=done.returncode, stdout=done.stdout, stderr=done.stderr.decode("utf-8"))
-
-
-def assert_one_line_error(result: Result, code: int, *fragments: str) -> None:
-    assert result.code == code, result
-    assert result.stdout == b""
-    assert "Traceback" not in result.stderr
-    assert len(result.stderr.splitlines()) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in result.stderr
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Homes:
-    alice: Path
-    bob: Path
-    alice_fingerprint: str
-    bob_fingerprint: str
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory: pytest.TempPathFactory) -> Homes:
-    root = tmp_path_factory.mktemp("prepared")
-    alice_home, bob_home = root / "alice", root / "bob"
-    created = {}
-    for name, home in (("alice", alice_home), ("bob", bob_home)):
-        result = letterlock(home, "id", "new", name)
-        assert result.code == 0, result
-        created[name] = result.text.strip()
-    for owner, home, peer, peer_home in (("alice", alice_home, "bob", bob_home),
-                                         ("bob", bob_home, "alice", alice_home)):  # fmt: skip
-        exported = letterlock(peer_home, "id", "export", peer)
-        assert exported.code == 0, exported
-        pinned = letterlock(home, "trust", "pin", "-", stdin=exported.stdout)
-        assert pinned.code == 0, (owner, pinned)
-    return Homes(
-        alice=alice_home,
-        bob=bob_home,
-        alice_fingerprint=created["alice"],
-        bob_fingerprint=created["bob"],
-    )
-
-
-@pytest.fixture
-def homes(prepared: Homes, tmp_path: Path) -> Homes:
-    """Private copies of the prepared homes (modes preserved)."""
-    alice, bob = tmp_path / "alice", tmp_path / "bob"
-    shutil.copytree(prepared.alice, alice)
-    shutil.copytree(prepared.bob, bob)
-    return Homes(
-        alice=alice,
-        bob=bob,
-        alice_fingerprint=prepared.alice_fingerprint,
-        bob_fingerprint=prepared.bob_fingerprint,
-    )
-
-
-def seal(homes: Homes, *extra: str, payload: bytes = PAYLOAD, topic: str = "orders") -> bytes:
-    result = letterlock(
-        homes.alice, "seal", "--from", "alice", "--to", "bob", "--topic", topic, *extra,
-        stdin=payload,
-    )  # fmt: skip
-    assert result.code == 0, result
-    assert result.stderr == ""
-    return result.stdout
-
 
 # --------------------------------------------------------------------------- identities
 

@@ -1,0 +1,115 @@
+"""Running the ``letterlock`` command as a user does, for the CLI test modules.
+
+Each run is a subprocess in its own session (no controlling terminal, so it can never prompt),
+with stdin, stdout, stderr and the exit code captured. ``prepare_homes`` makes alice's and
+bob's homes (each has pinned the other's exported key); the ``prepared`` and ``homes``
+fixtures in conftest.py share them, so each key load runs the real Argon2id (64 MiB) only where
+a test needs it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+LETTERLOCK = [sys.executable, "-m", "letterlock.cli.main"]
+PASS = "pass phrase for the cli tests"
+PAYLOAD = bytes(range(256)) * 8 + b"\r\n\x00\x1a SECRET-MARKER \xff"
+posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX terminals and file modes")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Result:
+    code: int
+    stdout: bytes
+    stderr: str
+
+    @property
+    def text(self) -> str:
+        return self.stdout.decode("utf-8")
+
+
+def letterlock(home: Path, *args: str, stdin: bytes = b"", passphrase: str | None = PASS) -> Result:
+    """Run the CLI in its own session (no controlling terminal: it can never prompt)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LETTERLOCK_")}
+    env.update(LETTERLOCK_HOME=str(home), NO_COLOR="1")
+    if passphrase is not None:
+        env["LETTERLOCK_PASSPHRASE"] = passphrase
+    done = subprocess.run(
+        [*LETTERLOCK, *args],
+        input=stdin,
+        capture_output=True,
+        env=env,
+        timeout=60,
+        start_new_session=True,
+        check=False,
+    )
+    return Result(code=done.returncode, stdout=done.stdout, stderr=done.stderr.decode("utf-8"))
+
+
+def assert_one_line_error(result: Result, code: int, *fragments: str) -> None:
+    assert result.code == code, result
+    assert result.stdout == b""
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Homes:
+    alice: Path
+    bob: Path
+    alice_fingerprint: str
+    bob_fingerprint: str
+
+
+def seal(homes: Homes, *extra: str, payload: bytes = PAYLOAD, topic: str = "orders") -> bytes:
+    result = letterlock(
+        homes.alice, "seal", "--from", "alice", "--to", "bob", "--topic", topic, *extra,
+        stdin=payload,
+    )  # fmt: skip
+    assert result.code == 0, result
+    assert result.stderr == ""
+    return result.stdout
+
+
+def prepare_homes(root: Path) -> Homes:
+    """Alice's and bob's homes under ``root``, each with the other's exported key pinned."""
+    alice_home, bob_home = root / "alice", root / "bob"
+    created = {}
+    for name, home in (("alice", alice_home), ("bob", bob_home)):
+        result = letterlock(home, "id", "new", name)
+        assert result.code == 0, result
+        created[name] = result.text.strip()
+    for owner, home, peer, peer_home in (("alice", alice_home, "bob", bob_home),
+                                         ("bob", bob_home, "alice", alice_home)):  # fmt: skip
+        exported = letterlock(peer_home, "id", "export", peer)
+        assert exported.code == 0, exported
+        pinned = letterlock(home, "trust", "pin", "-", stdin=exported.stdout)
+        assert pinned.code == 0, (owner, pinned)
+    return Homes(
+        alice=alice_home,
+        bob=bob_home,
+        alice_fingerprint=created["alice"],
+        bob_fingerprint=created["bob"],
+    )
+
+
+def copy_homes(prepared: Homes, tmp_path: Path) -> Homes:
+    """Private copies of prepared homes (modes preserved)."""
+    alice, bob = tmp_path / "alice", tmp_path / "bob"
+    shutil.copytree(prepared.alice, alice)
+    shutil.copytree(prepared.bob, bob)
+    return Homes(
+        alice=alice,
+        bob=bob,
+        alice_fingerprint=prepared.alice_fingerprint,
+        bob_fingerprint=prepared.bob_fingerprint,
+    )
