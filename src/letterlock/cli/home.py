@@ -8,14 +8,15 @@ Layout (directories 0700, private files 0600)::
     HOME/replay.sqlite         ids of opened messages (letterlock.stores.sqlite)
 
 HOME is ``--home``, else ``$LETTERLOCK_HOME``, else ``~/.letterlock``. Reading never creates
-anything; only commands that write create the directories.
+anything; only commands that write create the directories. Every file and directory is checked
+before use as OpenSSH's StrictModes would (:mod:`letterlock.cli.strict`): an unsafe home is
+refused, never used.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import stat
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,14 +34,17 @@ from letterlock import (
     UsageError,
     VerifiedSender,
 )
-from letterlock.keystore import load_identity, save_identity
-from letterlock.keystore.file import make_private_dir, write_private_file
+from letterlock.cli.strict import check_ancestors, check_directory, create_checked, read_checked
+from letterlock.keystore import decrypt_identity, save_identity
+from letterlock.keystore.file import MAX_FILE_SIZE, make_private_dir, write_private_file
 from letterlock.stores.sqlite import SQLiteReplayStore
 
 __all__ = ["HOME_ENV", "Home", "HomeTrust", "check_identity_name"]
 
 HOME_ENV: Final = "LETTERLOCK_HOME"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
+_MAX_PUBLIC_FILE: Final = 64 * 1024
+_MAX_KNOWN_SENDERS: Final = 16 * 1024 * 1024
 
 
 def check_identity_name(name: str) -> str:
@@ -93,11 +97,35 @@ class Home:
         self.identities = root / "identities"
         self.known_senders = root / "known_senders"
         self.replay_db = root / "replay.sqlite"
+        self._checked = False
 
     @classmethod
     def locate(cls, option: str | None) -> Home:
         chosen = option or os.environ.get(HOME_ENV) or "~/.letterlock"
         return cls(Path(chosen).expanduser())
+
+    # safety --------------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Refuse an unsafe home (UsageError naming the path) before a command uses it."""
+        self._exists_safely()
+
+    def _exists_safely(self) -> bool:
+        """Check the home and the directories above it; False if it does not exist yet."""
+        if not self._checked:
+            check_ancestors(self.root)
+            self._checked = check_directory(self.root, follow=True)
+        return self._checked
+
+    def _make(self, directory: Path) -> None:
+        """Create ``directory`` (the home or one in it) with mode 0700 unless it exists; check."""
+        check_ancestors(self.root)
+        make_private_dir(directory)
+        self._exists_safely()
+        check_directory(directory, follow=directory == self.root)
+
+    def _identities_exist(self) -> bool:
+        return self._exists_safely() and check_directory(self.identities)
 
     # own identities ----------------------------------------------------------------
 
@@ -108,21 +136,22 @@ class Home:
         return self.identities / f"{check_identity_name(name)}.pub"
 
     def identity_names(self) -> list[str]:
-        if not self.identities.is_dir():
+        if not self._identities_exist():
             return []
-        names = (p.stem for p in self.identities.glob("*.key"))
+        names = (n.removesuffix(".key") for n in os.listdir(self.identities) if n.endswith(".key"))
         return sorted(n for n in names if _NAME.fullmatch(n))
 
     def public(self, name: str) -> PublicIdentity:
         """The public identity of own identity ``name`` (from NAME.pub; no passphrase)."""
         path = self.pub_path(name)
-        if not self.key_path(name).exists():
+        if name not in self.identity_names():
             raise UsageError(f"no identity named {name!r} in {self.identities}")
+        data = read_checked(path, limit=_MAX_PUBLIC_FILE)
+        if data is None:
+            raise UsageError(f"{path} is missing (restore it from 'id export')")
         try:
-            identity, _ = PublicIdentity.from_text(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UsageError(f"{path} is missing (restore it from 'id export')") from None
-        except ValueError as exc:
+            identity, _ = PublicIdentity.from_text(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
             raise UsageError(f"{path}: {exc}") from None
         return identity
 
@@ -141,6 +170,7 @@ class Home:
             raise UsageError(f"a pinned sender is already called {name!r}; choose another name")
         passphrase = get_passphrase()
         identity = Identity.generate(suite)
+        self._make(self.identities)
         save_identity(key_path, identity, passphrase)
         line = identity.public.to_text(name) + "\n"
         write_private_file(self.pub_path(name), line.encode(), overwrite=False, mode=0o644)
@@ -150,13 +180,10 @@ class Home:
         """Decrypt own identity ``name``; it must be private to this user and match NAME.pub."""
         public = self.public(name)
         path = self.key_path(name)
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if os.name == "posix" and mode & 0o077:
-            raise KeyStoreError(
-                f"permissions {mode:04o} on {path} are too open: a key file must be private "
-                f"to its owner (chmod 600 {path})"
-            )
-        identity = load_identity(path, get_passphrase())
+        data = read_checked(path, limit=MAX_FILE_SIZE, secret=True)
+        if data is None:
+            raise UsageError(f"no identity named {name!r} in {self.identities}")
+        identity = decrypt_identity(data, get_passphrase())
         if identity.public != public:
             raise KeyStoreError(f"{path} and {self.pub_path(name)} hold different keys")
         return identity
@@ -167,13 +194,14 @@ class Home:
     # pinned senders ----------------------------------------------------------------
 
     def pins(self) -> Pins:
-        try:
-            text = self.known_senders.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        if not self._exists_safely():
+            return Pins()
+        data = read_checked(self.known_senders, limit=_MAX_KNOWN_SENDERS)
+        if data is None:
             return Pins()
         try:
-            return Pins.parse(text)
-        except ValueError as exc:
+            return Pins.parse(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
             raise UsageError(f"{self.known_senders}: {exc}") from None
 
     def _pin_names(self) -> set[str]:
@@ -182,6 +210,7 @@ class Home:
     def save_pins(self, pins: Pins) -> None:
         header = "# letterlock known senders: NAME letterlock-SUITE KEY (@revoked marks refused)\n"
         data = (header + pins.to_text()).encode("utf-8")
+        self._make(self.root)
         write_private_file(self.known_senders, data, overwrite=True)
 
     def trust(self) -> HomeTrust:
@@ -203,8 +232,8 @@ class Home:
 
     @contextmanager
     def replay_window(self, *, max_age: int) -> Iterator[ReplayWindow]:
-        make_private_dir(self.root)
-        os.close(os.open(self.replay_db, os.O_WRONLY | os.O_CREAT, 0o600))
+        self._make(self.root)
+        create_checked(self.replay_db)
         with SQLiteReplayStore(self.replay_db) as store:
             # One CLI run opens one message: forget ids its window would refuse anyway, or
             # the record grows forever (the window's own pruning counts records per process).

@@ -6,7 +6,8 @@ Exit status:
 * 1: an incoming message was rejected; stderr says ``letterlock: rejected: <reason> (<detail>)``
   with a reason code of ``docs/spec/envelope-v1.md`` section 9. Nothing is written to the output.
 * 2: usage or environment error: bad arguments, unknown identity or recipient, wrong
-  passphrase or damaged key file, unreadable file. stderr says ``letterlock: error: <what>``.
+  passphrase or damaged key file, unreadable file, unsafe home (``letterlock.cli.strict``).
+  stderr says ``letterlock: error: <what>``.
 * 130: interrupted.
 
 Every error is one line on stderr, never a traceback. Payloads are raw bytes on stdout.
@@ -37,7 +38,7 @@ Exit status:
   0    success
   1    message rejected: "letterlock: rejected: REASON (DETAIL)" on stderr
   2    usage or environment error (bad arguments, unknown identity,
-       wrong passphrase, unreadable file)
+       wrong passphrase, unreadable file, unsafe home permissions)
   130  interrupted
 \b
 Environment:

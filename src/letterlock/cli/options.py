@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -13,7 +14,19 @@ __all__ = ["pass_home", "passphrase_file_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-pass_home = click.make_pass_decorator(Home)
+
+def pass_home(function: F) -> F:
+    """Pass the home to the command, checked first (:mod:`letterlock.cli.strict`)."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        home = click.get_current_context().find_object(Home)
+        if home is None:  # pragma: no cover - the group always sets it
+            raise RuntimeError("no letterlock home in the click context")
+        home.check()
+        return function(home, *args, **kwargs)
+
+    return cast(F, wrapper)
 
 
 def passphrase_file_option(function: F) -> F:
