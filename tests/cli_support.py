@@ -35,22 +35,45 @@ class Result:
         return self.stdout.decode("utf-8")
 
 
-def letterlock(home: Path, *args: str, stdin: bytes = b"", passphrase: str | None = PASS) -> Result:
-    """Run the CLI in its own session (no controlling terminal: it can never prompt)."""
+def cli_env(home: Path, passphrase: str | None = PASS) -> dict[str, str]:
+    """The environment of a CLI run: this home, no colours, the passphrase (if any)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LETTERLOCK_")}
     env.update(LETTERLOCK_HOME=str(home), NO_COLOR="1")
     if passphrase is not None:
         env["LETTERLOCK_PASSPHRASE"] = passphrase
+    return env
+
+
+def letterlock(home: Path, *args: str, stdin: bytes = b"", passphrase: str | None = PASS) -> Result:
+    """Run the CLI in its own session (no controlling terminal: it can never prompt)."""
     done = subprocess.run(
         [*LETTERLOCK, *args],
         input=stdin,
         capture_output=True,
-        env=env,
+        env=cli_env(home, passphrase),
         timeout=60,
         start_new_session=True,
         check=False,
     )
     return Result(code=done.returncode, stdout=done.stdout, stderr=done.stderr.decode("utf-8"))
+
+
+def spawn(home: Path, *args: str, passphrase: str | None = PASS) -> subprocess.Popen[bytes]:
+    """Start the CLI without waiting: stdin, stdout and stderr are pipes for the test to drive."""
+    return subprocess.Popen(
+        [*LETTERLOCK, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env(home, passphrase),
+        start_new_session=True,
+    )
+
+
+def finish(process: subprocess.Popen[bytes], stdin: bytes | None = None) -> Result:
+    """Feed ``stdin`` (if any) to a spawned run and wait for it."""
+    stdout, stderr = process.communicate(stdin, timeout=60)
+    return Result(code=process.returncode, stdout=stdout, stderr=stderr.decode("utf-8"))
 
 
 def assert_one_line_error(result: Result, code: int, *fragments: str) -> None:

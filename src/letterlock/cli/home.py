@@ -6,6 +6,8 @@ Layout (directories 0700, private files 0600)::
     HOME/identities/NAME.pub   its public identity, one text line
     HOME/known_senders         pinned senders (letterlock.Pins text, like ssh's known_hosts)
     HOME/replay.sqlite         ids of opened messages (letterlock.stores.sqlite)
+    HOME/.lock                 held (flock) by a command that changes known_senders or
+                               identities/, from reading them to the atomic rename
 
 HOME is ``--home``, else ``$LETTERLOCK_HOME``, else ``~/.letterlock``. Reading never creates
 anything; only commands that write create the directories. Every file and directory is checked
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,10 +37,15 @@ from letterlock import (
     UsageError,
     VerifiedSender,
 )
-from letterlock.cli.strict import check_ancestors, check_directory, create_checked, read_checked
+from letterlock.cli.strict import check_ancestors, check_directory, open_private, read_checked
 from letterlock.keystore import decrypt_identity, save_identity
 from letterlock.keystore.file import MAX_FILE_SIZE, make_private_dir, write_private_file
 from letterlock.stores.sqlite import SQLiteReplayStore
+
+if sys.platform == "win32":
+    import msvcrt
+else:
+    import fcntl
 
 __all__ = ["HOME_ENV", "Home", "HomeTrust", "check_identity_name"]
 
@@ -45,6 +53,9 @@ HOME_ENV: Final = "LETTERLOCK_HOME"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
 _MAX_PUBLIC_FILE: Final = 64 * 1024
 _MAX_KNOWN_SENDERS: Final = 16 * 1024 * 1024
+_KNOWN_SENDERS_HEADER: Final = (
+    "# letterlock known senders: NAME letterlock-SUITE KEY (@revoked marks refused)\n"
+)
 
 
 def check_identity_name(name: str) -> str:
@@ -97,6 +108,7 @@ class Home:
         self.identities = root / "identities"
         self.known_senders = root / "known_senders"
         self.replay_db = root / "replay.sqlite"
+        self.lock_path = root / ".lock"
         self._checked = False
 
     @classmethod
@@ -123,6 +135,17 @@ class Home:
         make_private_dir(directory)
         self._exists_safely()
         check_directory(directory, follow=directory == self.root)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the home's lock: one writer at a time from its read to its atomic rename."""
+        self._make(self.root)
+        fd = open_private(self.lock_path)
+        try:
+            _lock_exclusively(fd)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def _identities_exist(self) -> bool:
         return self._exists_safely() and check_directory(self.identities)
@@ -161,6 +184,18 @@ class Home:
     def create_identity(
         self, name: str, suite: Suite, get_passphrase: Callable[[], bytes]
     ) -> Identity:
+        self._refuse_taken(name)
+        passphrase = get_passphrase()  # asked before the lock: nobody waits for a typist
+        identity = Identity.generate(suite)
+        with self.locked():
+            self._refuse_taken(name)  # a concurrent command may have taken it meanwhile
+            self._make(self.identities)
+            save_identity(self.key_path(name), identity, passphrase)
+            line = identity.public.to_text(name) + "\n"
+            write_private_file(self.pub_path(name), line.encode(), overwrite=False, mode=0o644)
+        return identity
+
+    def _refuse_taken(self, name: str) -> None:
         key_path = self.key_path(name)
         if key_path.exists() or self.pub_path(name).exists():
             raise UsageError(
@@ -168,13 +203,6 @@ class Home:
             )
         if name in self._pin_names():
             raise UsageError(f"a pinned sender is already called {name!r}; choose another name")
-        passphrase = get_passphrase()
-        identity = Identity.generate(suite)
-        self._make(self.identities)
-        save_identity(key_path, identity, passphrase)
-        line = identity.public.to_text(name) + "\n"
-        write_private_file(self.pub_path(name), line.encode(), overwrite=False, mode=0o644)
-        return identity
 
     def load_identity(self, name: str, get_passphrase: Callable[[], bytes]) -> Identity:
         """Decrypt own identity ``name``; it must be private to this user and match NAME.pub."""
@@ -189,7 +217,8 @@ class Home:
         return identity
 
     def save_private_key(self, name: str, identity: Identity, passphrase: bytes) -> None:
-        save_identity(self.key_path(name), identity, passphrase, overwrite=True)
+        with self.locked():
+            save_identity(self.key_path(name), identity, passphrase, overwrite=True)
 
     # pinned senders ----------------------------------------------------------------
 
@@ -207,11 +236,17 @@ class Home:
     def _pin_names(self) -> set[str]:
         return {pin.name for pin in self.pins()}
 
-    def save_pins(self, pins: Pins) -> None:
-        header = "# letterlock known senders: NAME letterlock-SUITE KEY (@revoked marks refused)\n"
-        data = (header + pins.to_text()).encode("utf-8")
-        self._make(self.root)
-        write_private_file(self.known_senders, data, overwrite=True)
+    @contextmanager
+    def changing_pins(self) -> Iterator[Pins]:
+        """The pins, to change: read under the home's lock, written back atomically (if
+        changed) before the lock is released, so concurrent commands never lose an update."""
+        with self.locked():
+            pins = self.pins()
+            before = pins.to_text()
+            yield pins
+            if pins.to_text() != before:
+                data = (_KNOWN_SENDERS_HEADER + pins.to_text()).encode("utf-8")
+                write_private_file(self.known_senders, data, overwrite=True)
 
     def trust(self) -> HomeTrust:
         return HomeTrust(self.pins(), self.own_publics())
@@ -233,9 +268,17 @@ class Home:
     @contextmanager
     def replay_window(self, *, max_age: int) -> Iterator[ReplayWindow]:
         self._make(self.root)
-        create_checked(self.replay_db)
+        os.close(open_private(self.replay_db))
         with SQLiteReplayStore(self.replay_db) as store:
             # One CLI run opens one message: forget ids its window would refuse anyway, or
             # the record grows forever (the window's own pruning counts records per process).
             store.prune(int(time.time()) - max_age)
             yield ReplayWindow(store, max_age=max_age)
+
+
+def _lock_exclusively(fd: int) -> None:
+    """Block until this process holds the exclusive lock of ``fd`` (released when it closes)."""
+    if sys.platform == "win32":
+        msvcrt.locking(fd, msvcrt.LK_LOCK, 1)  # retries for 10 s, then OSError
+    else:
+        fcntl.flock(fd, fcntl.LOCK_EX)

@@ -144,17 +144,18 @@ def trust_pin(home: Home, file: str, name: str | None, expect_fingerprint: str |
     if not name:
         raise UsageError("the key line carries no name; give one with --name")
     _check_fingerprint(identity, expect_fingerprint)
-    if name in home.identity_names():
-        raise UsageError(f"{name!r} is one of your own identities; pin this key under another name")
-    pins = home.pins()
-    known = next((pin for pin in pins if pin.identity == identity), None)
-    if known is not None and known.revoked:
-        raise UsageError(f"this key was revoked as {known.name!r}; refusing to pin it again")
-    if known is not None and known.name == name:
-        _note(f"{name!r} is already pinned to {identity.fingerprint_text}")
-        return
-    pins.pin(name, identity)
-    home.save_pins(pins)
+    with home.changing_pins() as pins:
+        if name in home.identity_names():
+            raise UsageError(
+                f"{name!r} is one of your own identities; pin this key under another name"
+            )
+        known = next((pin for pin in pins if pin.identity == identity), None)
+        if known is not None and known.revoked:
+            raise UsageError(f"this key was revoked as {known.name!r}; refusing to pin it again")
+        if known is not None and known.name == name:
+            _note(f"{name!r} is already pinned to {identity.fingerprint_text}")
+            return
+        pins.pin(name, identity)
     _note(f"pinned {name!r} {identity.suite.label} {identity.fingerprint_text}")
     _note("compare this fingerprint with the sender over a channel you trust")
 
@@ -180,7 +181,6 @@ def trust_list(home: Home) -> None:
 @pass_home
 def trust_revoke(home: Home, name: str) -> None:
     """Refuse messages from pinned sender NAME from now on (the key stays known as revoked)."""
-    pins = home.pins()
-    pins.revoke(name)
-    home.save_pins(pins)
+    with home.changing_pins() as pins:
+        pins.revoke(name)
     _note(f"revoked {name!r} ({pins[name].identity.fingerprint_text})")

@@ -28,7 +28,7 @@ from typing import Final
 
 from letterlock.errors import UsageError
 
-__all__ = ["check_ancestors", "check_directory", "create_checked", "read_checked"]
+__all__ = ["check_ancestors", "check_directory", "open_private", "read_checked"]
 
 STRICT: Final = os.name == "posix"
 _NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
@@ -149,6 +149,6 @@ def read_checked(path: Path, *, limit: int, secret: bool = False) -> bytes | Non
     return data
 
 
-def create_checked(path: Path) -> None:
-    """Create the private file ``path`` (mode 0600) if it is missing, and check it either way."""
-    os.close(_open_checked(path, os.O_RDWR | os.O_CREAT, secret=False))
+def open_private(path: Path) -> int:
+    """A read-write descriptor of the private file ``path``, created (mode 0600) if missing."""
+    return _open_checked(path, os.O_RDWR | os.O_CREAT, secret=False)
