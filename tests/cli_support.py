@@ -73,7 +73,7 @@ def spawn(home: Path, *args: str, passphrase: str | None = PASS) -> subprocess.P
 def finish(process: subprocess.Popen[bytes], stdin: bytes | None = None) -> Result:
     """Feed ``stdin`` (if any) to a spawned run and wait for it."""
     stdout, stderr = process.communicate(stdin, timeout=60)
-    return Result(code=process.returncode, stdout=stdout, stderr=stderr.decode("utf-8"))
+    return Result(code=process.returncode, stdout=stdout or b"", stderr=stderr.decode("utf-8"))
 
 
 def assert_one_line_error(result: Result, code: int, *fragments: str) -> None:

@@ -16,6 +16,7 @@ Every error is one line on stderr, never a traceback. Payloads are raw bytes on 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn, cast
@@ -141,8 +142,28 @@ def run(argv: Sequence[str] | None = None) -> int:
     return result if isinstance(result, int) else 0
 
 
+def keep_standard_descriptors() -> None:
+    """Occupy descriptors 0, 1 and 2 if they were closed when the process started.
+
+    Otherwise the next file opened (an ``--out`` file, the replay record) would get one of
+    their numbers, and whatever was meant for stderr would land in it. A closed stdout stays
+    unusable (reads only): a payload must fail to go there, not vanish into /dev/null.
+    """
+    for fd, flags in ((0, os.O_RDONLY), (1, os.O_RDONLY), (2, os.O_WRONLY)):
+        try:
+            os.fstat(fd)
+        except OSError:
+            spare = os.open(os.devnull, flags)
+            if spare != fd:
+                os.dup2(spare, fd)
+                os.close(spare)
+    if sys.stderr is None:
+        sys.stderr = open(2, "w", encoding="utf-8", closefd=False)  # noqa: SIM115 - for life
+
+
 def main() -> NoReturn:
     """Entry point of the ``letterlock`` script."""
+    keep_standard_descriptors()
     sys.exit(run())
 
 

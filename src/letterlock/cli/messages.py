@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 from collections.abc import Mapping, Sequence
 
 import click
@@ -21,7 +23,9 @@ from letterlock.cli.render import (
     stdout_console,
 )
 from letterlock.cli.streams import (
+    DeliveryFailed,
     check_output,
+    delivered,
     read_input,
     refuse_binary_to_terminal,
     write_output,
@@ -190,9 +194,12 @@ def open_command(
     """Verify and decrypt an envelope (stdin); the payload goes to stdout, the signer to stderr.
 
     Nothing is written unless the signature, your trust (pins and your own identities), the
-    replay window and decryption all agree. Each message opens once per home.
+    replay window and decryption all agree. Each message opens once per home: its id is
+    recorded in the home only after the payload is delivered (every byte written, a file
+    synced to disk and in place). If the delivery fails (a full disk, a closed pipe, a killed
+    run), the message is not recorded, the exit status is not 0, and it opens again.
     """
-    check_output(output_path)  # an unwritable output must not cost the message its one opening
+    check_output(output_path)  # fail before asking for a passphrase
     if name is not None:
         home.public(name)  # an unknown identity is a usage error, whatever the input
     data = read_input(input_path, limit=DEFAULT_LIMITS.max_size)
@@ -201,14 +208,26 @@ def open_command(
     identity = home.load_identity(
         name, lambda: passphrase(passphrase_file, prompt=f"Passphrase for {name!r}: ")
     )
+    now = int(time.time())
     with home.replay_window(max_age=max_age) as window:
         opened = letterlock.open(data, identity=identity, trust=home.trust(), replay=window,
-                                 topic=topic)  # fmt: skip
-    fields = opened_fields(opened)  # before the payload is out: reporting cannot fail after it
-    write_output(output_path, opened.payload, private=True)
+                                 topic=topic, now=now, record=False)  # fmt: skip
+        fields = opened_fields(opened)  # before the payload is out: reporting cannot fail
+        try:
+            with delivered(output_path, opened.payload, private=True):
+                window.record(sender=opened.sender.key_id, message_id=opened.message_id,
+                              created=opened.created, now=now)  # fmt: skip
+        except DeliveryFailed as exc:
+            raise DeliveryFailed(f"{exc}; the message was not recorded and opens again") from None
     if not quiet:
-        console = stderr_console()
-        title = "[bold green]✓ good signature[/]" if console.is_terminal else "letterlock: verified"
+        _report(fields)
+
+
+def _report(fields: Sequence[tuple[str, str]]) -> None:
+    """Who signed, on stderr; the message is handled already, so a failure here is ignored."""
+    console = stderr_console()
+    title = "[bold green]✓ good signature[/]" if console.is_terminal else "letterlock: verified"
+    with contextlib.suppress(OSError):
         print_fields(console, fields, title=title)
 
 
