@@ -38,7 +38,7 @@ def test_new_identity_prints_its_fingerprint_and_is_listed(homes: Homes) -> None
     assert re.fullmatch(r"SHA256:[A-Za-z0-9+/]{43}", homes.alice_fingerprint)
     listed = letterlock(homes.alice, "id", "list")
     assert listed.code == 0
-    assert listed.text == f"alice\tx25519\t{homes.alice_fingerprint}\n"
+    assert listed.text == f"alice\tx25519\t{homes.alice_fingerprint}\tok\n"
 
 
 @posix_only

@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -38,7 +39,7 @@ from letterlock import (
     VerifiedSender,
 )
 from letterlock.cli.strict import check_ancestors, check_directory, open_private, read_checked
-from letterlock.keystore import decrypt_identity, save_identity
+from letterlock.keystore import decrypt_identity, encrypt_identity, save_identity
 from letterlock.keystore.file import MAX_FILE_SIZE, make_private_dir, write_private_file
 from letterlock.stores.sqlite import SQLiteReplayStore
 
@@ -47,7 +48,7 @@ if sys.platform == "win32":
 else:
     import fcntl
 
-__all__ = ["HOME_ENV", "Home", "HomeTrust", "check_identity_name"]
+__all__ = ["HOME_ENV", "DamagedIdentity", "Home", "HomeTrust", "OwnIdentity", "check_identity_name"]
 
 HOME_ENV: Final = "LETTERLOCK_HOME"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
@@ -65,6 +66,28 @@ def check_identity_name(name: str) -> str:
             "starting with a letter or digit"
         )
     return name
+
+
+class DamagedIdentity(UsageError):
+    """An own identity whose NAME.pub is missing or unreadable; only that identity is unusable."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        self.name = name
+        self.problem = problem
+        super().__init__(f"identity {name!r} is damaged: {problem} ({_rebuild_hint(name)})")
+
+
+def _rebuild_hint(name: str) -> str:
+    return f"rebuild its public key with: letterlock id export {name}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OwnIdentity:
+    """An own identity as found in the home: its public key, or why it is damaged."""
+
+    name: str
+    public: PublicIdentity | None = None
+    problem: str | None = None
 
 
 class HomeTrust:
@@ -165,39 +188,85 @@ class Home:
         return sorted(n for n in names if _NAME.fullmatch(n))
 
     def public(self, name: str) -> PublicIdentity:
-        """The public identity of own identity ``name`` (from NAME.pub; no passphrase)."""
-        path = self.pub_path(name)
+        """The public identity of own identity ``name`` (from NAME.pub; no passphrase).
+
+        Raises DamagedIdentity if NAME.pub is missing or unreadable (``id export`` rebuilds it).
+        """
         if name not in self.identity_names():
             raise UsageError(f"no identity named {name!r} in {self.identities}")
+        path = self.pub_path(name)
         data = read_checked(path, limit=_MAX_PUBLIC_FILE)
         if data is None:
-            raise UsageError(f"{path} is missing (restore it from 'id export')")
+            raise DamagedIdentity(name, f"{path.name} is missing")
         try:
             identity, _ = PublicIdentity.from_text(data.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise UsageError(f"{path}: {exc}") from None
+        except UnicodeDecodeError:
+            raise DamagedIdentity(
+                name, f"{path.name} is not a public key line (not text)"
+            ) from None
+        except ValueError as exc:
+            raise DamagedIdentity(name, f"{path.name}: {exc}") from None
         return identity
 
-    def own_publics(self) -> dict[str, PublicIdentity]:
-        return {name: self.public(name) for name in self.identity_names()}
+    def own_identities(self) -> list[OwnIdentity]:
+        """Every own identity, a damaged one with its problem instead of its public key."""
+        found = []
+        for name in self.identity_names():
+            try:
+                found.append(OwnIdentity(name=name, public=self.public(name)))
+            except DamagedIdentity as exc:
+                found.append(OwnIdentity(name=name, problem=exc.problem))
+        return found
+
+    def own_publics(self, *, warn: Callable[[str], None]) -> dict[str, PublicIdentity]:
+        """The usable own identities; ``warn`` is told about each damaged one, which is skipped."""
+        usable = {}
+        for own in self.own_identities():
+            if own.public is None:
+                warn(f"skipping identity {own.name!r}: {own.problem} ({_rebuild_hint(own.name)})")
+            else:
+                usable[own.name] = own.public
+        return usable
 
     def create_identity(
         self, name: str, suite: Suite, get_passphrase: Callable[[], bytes]
     ) -> Identity:
+        """Make identity ``name``: NAME.pub first, then NAME.key, whose name completes the pair.
+
+        Each file is complete before it has a name (``write_private_file``), and an identity
+        exists only with its key file, so a crash leaves no identity or a complete one (and at
+        worst a NAME.pub without key, which is no identity and is replaced by the next try).
+        """
         self._refuse_taken(name)
         passphrase = get_passphrase()  # asked before the lock: nobody waits for a typist
         identity = Identity.generate(suite)
+        key_file = encrypt_identity(identity, passphrase)
         with self.locked():
             self._refuse_taken(name)  # a concurrent command may have taken it meanwhile
             self._make(self.identities)
-            save_identity(self.key_path(name), identity, passphrase)
-            line = identity.public.to_text(name) + "\n"
-            write_private_file(self.pub_path(name), line.encode(), overwrite=False, mode=0o644)
+            self._write_public(name, identity.public)
+            try:
+                write_private_file(self.key_path(name), key_file, overwrite=False)
+            except FileExistsError:
+                raise UsageError(
+                    f"identity {name!r} already exists; refusing to overwrite"
+                ) from None
         return identity
+
+    def rebuild_public(self, name: str, get_passphrase: Callable[[], bytes]) -> PublicIdentity:
+        """Rewrite a missing or damaged NAME.pub from NAME.key (which needs the passphrase)."""
+        public = self._decrypt(name, get_passphrase).public
+        with self.locked():
+            self._write_public(name, public)
+        return public
+
+    def _write_public(self, name: str, public: PublicIdentity) -> None:
+        line = public.to_text(name) + "\n"
+        write_private_file(self.pub_path(name), line.encode(), overwrite=True, mode=0o644)
 
     def _refuse_taken(self, name: str) -> None:
         key_path = self.key_path(name)
-        if key_path.exists() or self.pub_path(name).exists():
+        if key_path.exists():
             raise UsageError(
                 f"identity {name!r} already exists ({key_path}); refusing to overwrite"
             )
@@ -207,14 +276,19 @@ class Home:
     def load_identity(self, name: str, get_passphrase: Callable[[], bytes]) -> Identity:
         """Decrypt own identity ``name``; it must be private to this user and match NAME.pub."""
         public = self.public(name)
+        identity = self._decrypt(name, get_passphrase)
+        if identity.public != public:
+            raise KeyStoreError(
+                f"{self.key_path(name)} and {self.pub_path(name)} hold different keys"
+            )
+        return identity
+
+    def _decrypt(self, name: str, get_passphrase: Callable[[], bytes]) -> Identity:
         path = self.key_path(name)
         data = read_checked(path, limit=MAX_FILE_SIZE, secret=True)
         if data is None:
             raise UsageError(f"no identity named {name!r} in {self.identities}")
-        identity = decrypt_identity(data, get_passphrase())
-        if identity.public != public:
-            raise KeyStoreError(f"{path} and {self.pub_path(name)} hold different keys")
-        return identity
+        return decrypt_identity(data, get_passphrase())
 
     def save_private_key(self, name: str, identity: Identity, passphrase: bytes) -> None:
         with self.locked():
@@ -248,8 +322,9 @@ class Home:
                 data = (_KNOWN_SENDERS_HEADER + pins.to_text()).encode("utf-8")
                 write_private_file(self.known_senders, data, overwrite=True)
 
-    def trust(self) -> HomeTrust:
-        return HomeTrust(self.pins(), self.own_publics())
+    def trust(self, own: dict[str, PublicIdentity]) -> HomeTrust:
+        """The home's trust policy: its pins, and ``own`` (from :meth:`own_publics`) as self."""
+        return HomeTrust(self.pins(), own)
 
     def resolve_recipient(self, name: str) -> PublicIdentity:
         """A recipient by name: a pinned sender first, then one of the home's own identities."""

@@ -5,10 +5,10 @@ from __future__ import annotations
 import click
 
 from letterlock import PublicIdentity, Rejected, Suite, UsageError
-from letterlock.cli.home import Home, check_identity_name
+from letterlock.cli.home import DamagedIdentity, Home, check_identity_name
 from letterlock.cli.options import pass_home, passphrase_file_option
 from letterlock.cli.passphrase import new_passphrase, passphrase
-from letterlock.cli.render import print_table, stdout_console
+from letterlock.cli.render import note, print_table, stdout_console
 from letterlock.cli.streams import read_input
 
 __all__ = ["id_group", "trust_group"]
@@ -20,10 +20,6 @@ _SUITE_HELP = (
     "against harvest-now-decrypt-later (large keys and messages). "
     "Sender and recipients of a message must share one suite."
 )
-
-
-def _note(message: str) -> None:
-    click.echo(f"letterlock: {message}", err=True)
 
 
 @click.group("id", short_help="Your identities (encrypted private keys).")
@@ -51,28 +47,45 @@ def id_new(home: Home, name: str, suite: str, passphrase_file: str | None) -> No
         lambda: new_passphrase(passphrase_file, prompt=f"Passphrase for the new key {name!r}: "),
     )
     click.echo(identity.public.fingerprint_text)
-    _note(f"created {suite} identity {name!r} in {home.key_path(name)}")
-    _note(f"give others your public key: letterlock id export {name}")
+    note(f"created {suite} identity {name!r} in {home.key_path(name)}")
+    note(f"give others your public key: letterlock id export {name}")
 
 
 @id_group.command("export")
 @click.argument("name")
+@passphrase_file_option
 @pass_home
-def id_export(home: Home, name: str) -> None:
-    """Print the public key line of identity NAME (for others to pin)."""
-    click.echo(home.public(name).to_text(name))
+def id_export(home: Home, name: str, passphrase_file: str | None) -> None:
+    """Print the public key line of identity NAME (for others to pin).
+
+    If NAME.pub is missing or damaged, it is rebuilt from NAME.key, which asks for the
+    passphrase.
+    """
+    try:
+        public = home.public(name)
+    except DamagedIdentity:
+        public = home.rebuild_public(
+            name, lambda: passphrase(passphrase_file, prompt=f"Passphrase for {name!r}: ")
+        )
+        note(f"rebuilt {home.pub_path(name)} from {name}.key")
+    click.echo(public.to_text(name))
 
 
 @id_group.command("list")
 @pass_home
 def id_list(home: Home) -> None:
-    """List your identities: name, suite, fingerprint."""
-    publics = home.own_publics()
-    if not publics:
-        _note(f"no identities in {home.root} (create one: letterlock id new NAME)")
+    """List your identities: name, suite, fingerprint, status (ok, or damaged and why)."""
+    found = home.own_identities()
+    if not found:
+        note(f"no identities in {home.root} (create one: letterlock id new NAME)")
         return
-    rows = [(name, pid.suite.label, pid.fingerprint_text) for name, pid in publics.items()]
-    print_table(stdout_console(), ("name", "suite", "fingerprint"), rows)
+    rows = [
+        (own.name, own.public.suite.label, own.public.fingerprint_text, "ok")
+        if own.public is not None
+        else (own.name, "-", "-", f"damaged: {own.problem}")
+        for own in found
+    ]
+    print_table(stdout_console(), ("name", "suite", "fingerprint", "status"), rows)
 
 
 @id_group.command("passwd", short_help="Change the passphrase of identity NAME.")
@@ -96,7 +109,7 @@ def id_passwd(
         new_passphrase_file, prompt=f"New passphrase for {name!r}: ", use_env=False
     )
     home.save_private_key(name, identity, new)
-    _note(f"changed the passphrase of {name!r}")
+    note(f"changed the passphrase of {name!r}")
 
 
 @click.group("trust", short_help="Senders you trust (pinned keys).")
@@ -153,11 +166,11 @@ def trust_pin(home: Home, file: str, name: str | None, expect_fingerprint: str |
         if known is not None and known.revoked:
             raise UsageError(f"this key was revoked as {known.name!r}; refusing to pin it again")
         if known is not None and known.name == name:
-            _note(f"{name!r} is already pinned to {identity.fingerprint_text}")
+            note(f"{name!r} is already pinned to {identity.fingerprint_text}")
             return
         pins.pin(name, identity)
-    _note(f"pinned {name!r} {identity.suite.label} {identity.fingerprint_text}")
-    _note("compare this fingerprint with the sender over a channel you trust")
+    note(f"pinned {name!r} {identity.suite.label} {identity.fingerprint_text}")
+    note("compare this fingerprint with the sender over a channel you trust")
 
 
 @trust_group.command("list")
@@ -166,7 +179,7 @@ def trust_list(home: Home) -> None:
     """List pinned senders: name, suite, fingerprint, status."""
     pins = list(home.pins())
     if not pins:
-        _note(f"no pinned senders in {home.known_senders}")
+        note(f"no pinned senders in {home.known_senders}")
         return
     rows = [
         (pin.name, pin.identity.suite.label, pin.identity.fingerprint_text,
@@ -183,4 +196,4 @@ def trust_revoke(home: Home, name: str) -> None:
     """Refuse messages from pinned sender NAME from now on (the key stays known as revoked)."""
     with home.changing_pins() as pins:
         pins.revoke(name)
-    _note(f"revoked {name!r} ({pins[name].identity.fingerprint_text})")
+    note(f"revoked {name!r} ({pins[name].identity.fingerprint_text})")

@@ -21,6 +21,7 @@ from letterlock.cli.render import (
     print_fields,
     stderr_console,
     stdout_console,
+    warn,
 )
 from letterlock.cli.streams import (
     DeliveryFailed,
@@ -150,10 +151,10 @@ def seal_command(
         )
 
 
-def _addressee(home: Home, envelope: letterlock.Envelope) -> str:
+def _addressee(own: Mapping[str, PublicIdentity], envelope: letterlock.Envelope) -> str:
     """The one own identity the envelope is addressed to."""
     wanted = {entry.key_id for entry in envelope.header.recipients}
-    mine = [name for name, pid in home.own_publics().items() if pid.recipient_id in wanted]
+    mine = [name for name, pid in own.items() if pid.recipient_id in wanted]
     if not mine:
         raise Rejected(Reason.NOT_FOR_ME, "none of your identities is a recipient")
     if len(mine) > 1:
@@ -204,13 +205,14 @@ def open_command(
         home.public(name)  # an unknown identity is a usage error, whatever the input
     data = read_input(input_path, limit=DEFAULT_LIMITS.max_size)
     envelope = letterlock.inspect(data)  # refuse junk before asking
-    name = name or _addressee(home, envelope)
+    own = home.own_publics(warn=warn)
+    name = name or _addressee(own, envelope)
     identity = home.load_identity(
         name, lambda: passphrase(passphrase_file, prompt=f"Passphrase for {name!r}: ")
     )
     now = int(time.time())
     with home.replay_window(max_age=max_age) as window:
-        opened = letterlock.open(data, identity=identity, trust=home.trust(), replay=window,
+        opened = letterlock.open(data, identity=identity, trust=home.trust(own), replay=window,
                                  topic=topic, now=now, record=False)  # fmt: skip
         fields = opened_fields(opened)  # before the payload is out: reporting cannot fail
         try:
@@ -237,7 +239,7 @@ def _known_names(home: Home) -> Mapping[bytes, str]:
     for pin in home.pins():
         label = pin.name + (", revoked" if pin.revoked else "")
         names[pin.identity.fingerprint] = names[pin.identity.recipient_id] = label
-    for name, public in home.own_publics().items():
+    for name, public in home.own_publics(warn=warn).items():
         names.setdefault(public.fingerprint, f"{name}, you")
         names.setdefault(public.recipient_id, f"{name}, you")
     return names

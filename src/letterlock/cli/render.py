@@ -21,12 +21,14 @@ __all__ = [
     "envelope_fields",
     "envelope_json",
     "iso_time",
+    "note",
     "opened_fields",
     "print_fields",
     "print_table",
     "safe",
     "stderr_console",
     "stdout_console",
+    "warn",
 ]
 
 Rows = Sequence[tuple[str, str]]
@@ -51,6 +53,17 @@ def safe(text: str) -> str:
     return "".join(
         ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text
     )
+
+
+def note(message: str) -> None:
+    """One line on stderr: ``letterlock: MESSAGE`` (non-printable characters escaped)."""
+    sys.stderr.write(f"letterlock: {safe(message)}\n")
+    sys.stderr.flush()
+
+
+def warn(message: str) -> None:
+    """One line on stderr: ``letterlock: warning: MESSAGE``."""
+    note(f"warning: {message}")
 
 
 def iso_time(seconds: int) -> str:

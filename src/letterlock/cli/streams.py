@@ -3,18 +3,16 @@
 Output counts as delivered only when every byte is written (a short write continues where it
 stopped; a write that fails or makes no progress is an error, :class:`DeliveryFailed`), a
 regular file is flushed to stable storage (``fsync``, stdout too when it is redirected to a
-file), and an ``--out`` file is in place under its name. Such a file is written as an
-anonymous file in the target's directory (Linux ``O_TMPFILE``) and linked into place once
-complete, so a run killed halfway leaves no partial plaintext behind; elsewhere it is a hidden
-temporary file, removed if the write fails. Pipes and devices (``--out /dev/...``, a FIFO) are
-written directly.
+file), and an ``--out`` file is in place under its name. Such a file is written by
+:func:`letterlock.keystore.file.write_private_file`: unnamed until complete (Linux
+``O_TMPFILE``), so a run killed halfway leaves no partial plaintext behind (elsewhere a hidden
+temporary file, removed if the write fails). Pipes and devices (``--out /dev/...``, a FIFO)
+are written directly.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
 import stat
 import sys
 from collections.abc import Iterator
@@ -35,9 +33,6 @@ __all__ = [
 ]
 
 _CLOEXEC: Final = getattr(os, "O_CLOEXEC", 0)
-_DIRECTORY: Final = getattr(os, "O_DIRECTORY", 0)
-_TMPFILE: Final = getattr(os, "O_TMPFILE", 0)
-_PROC_FD: Final = Path("/proc/self/fd")
 
 
 class DeliveryFailed(LetterlockError):
@@ -161,40 +156,6 @@ def _write_device(target: Path, data: bytes) -> None:
 def _place_file(target: Path, data: bytes, *, mode: int) -> None:
     """Write ``target`` completely and durably, then give it its name (replacing any file)."""
     try:
-        if not _TMPFILE or not _PROC_FD.is_dir():
-            write_private_file(target, data, overwrite=True, mode=mode)  # removes its temp file
-            return
-        directory = os.open(target.parent, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
-        try:
-            _place_anonymous_file(directory, target, data, mode=mode)
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        write_private_file(target, data, overwrite=True, mode=mode)
     except OSError as exc:
         raise DeliveryFailed(f"cannot write {target}: {exc.strerror or exc}") from None
-
-
-def _place_anonymous_file(directory: int, target: Path, data: bytes, *, mode: int) -> None:
-    """Write an unnamed file in ``directory`` (O_TMPFILE), sync it, then link it as ``target``."""
-    try:
-        fd = os.open(".", _TMPFILE | os.O_WRONLY | _CLOEXEC, mode, dir_fd=directory)
-    except OSError:  # a file system without O_TMPFILE: a named temporary file instead
-        write_private_file(target, data, overwrite=True, mode=mode)
-        return
-    try:
-        _write_all(fd, data, str(target))
-        os.fsync(fd)
-        # dst_dir_fd makes os.link call linkat(), which can follow the /proc link to the file
-        source = str(_PROC_FD / str(fd))
-        try:
-            os.link(source, target.name, dst_dir_fd=directory, follow_symlinks=True)
-        except FileExistsError:
-            temp = f".{target.name}.{secrets.token_hex(6)}.tmp"
-            os.link(source, temp, dst_dir_fd=directory, follow_symlinks=True)
-            try:  # complete and synced already: only its name is new
-                os.replace(temp, target.name, src_dir_fd=directory, dst_dir_fd=directory)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(temp, dir_fd=directory)
-    finally:
-        os.close(fd)
