@@ -431,19 +431,45 @@ def test_time_beyond_the_calendar_is_shown_not_crashed() -> None:
     assert iso_time(2**64 - 2) == f"@{2**64 - 2}"
 
 
-def test_the_homes_replay_record_forgets_what_its_window_refuses(tmp_path: Path) -> None:
-    """Each CLI run prunes ids older than the window, so the record does not grow forever."""
+def test_the_homes_replay_record_forgets_what_its_retention_refuses(tmp_path: Path) -> None:
+    """Each CLI run prunes ids older than the home's retention, so the record stops growing."""
     import time
 
     from letterlock import SQLiteReplayStore
-    from letterlock.cli.home import Home
+    from letterlock.cli.home import REPLAY_RETENTION, Home
 
     home = Home(tmp_path)
     home.replay_db.parent.mkdir(parents=True, exist_ok=True)
     sender, now = b"\xa1" * 32, int(time.time())
-    with SQLiteReplayStore(home.replay_db) as store:  # an earlier run with a longer window
-        assert store.add(sender, b"\x01" * 16, now - 7200, now=now).value == "added"
-        assert store.add(sender, b"\x02" * 16, now, now=now).value == "added"
-    with home.replay_window(max_age=3600) as window:
+    old, recent = now - REPLAY_RETENTION - 10, now - 7200
+    with SQLiteReplayStore(home.replay_db) as store:
+        assert store.add(sender, b"\x01" * 16, old, now=now).value == "added"
+        assert store.add(sender, b"\x02" * 16, recent, now=now).value == "added"
+    with home.replay_window(max_age=60, now=now) as window:  # a short window prunes no more
         assert not window.store.contains(sender, b"\x01" * 16)
         assert window.store.contains(sender, b"\x02" * 16)
+
+
+def _sealed_seconds_ago(homes: Homes, seconds: int) -> bytes:
+    """A message from alice to bob created ``seconds`` ago (sealed with the library)."""
+    import time
+
+    import letterlock
+    from letterlock.cli.home import Home
+
+    alice = Home(homes.alice).load_identity("alice", PASS.encode)
+    bob = Home(homes.bob).public("bob")
+    return letterlock.seal(
+        PAYLOAD, sender=alice, recipients=[bob], topic="orders", now=time.time() - seconds
+    )
+
+
+def test_a_short_max_age_does_not_raise_the_homes_cutoff(homes: Homes) -> None:
+    """``open --max-age 2`` narrows that run's check only; the shared record is unchanged."""
+    older = _sealed_seconds_ago(homes, 20)
+    short = letterlock(homes.bob, "open", "--max-age", "2", stdin=seal(homes))
+    assert short.code == 0, short
+    narrowed = letterlock(homes.bob, "open", "--max-age", "10", stdin=older)
+    assert_one_line_error(narrowed, 1, "rejected: expired")
+    later = letterlock(homes.bob, "open", stdin=older)  # 20 s old, inside the default hour
+    assert (later.code, later.stdout) == (0, PAYLOAD), later

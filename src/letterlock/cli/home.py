@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -48,10 +47,22 @@ if sys.platform == "win32":
 else:
     import fcntl
 
-__all__ = ["HOME_ENV", "DamagedIdentity", "Home", "HomeTrust", "OwnIdentity", "check_identity_name"]
+__all__ = [
+    "HOME_ENV",
+    "REPLAY_RETENTION",
+    "DamagedIdentity",
+    "Home",
+    "HomeTrust",
+    "OwnIdentity",
+    "check_identity_name",
+]
 
 HOME_ENV: Final = "LETTERLOCK_HOME"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
+#: How long the home remembers the id of an opened message (and so the oldest message any run
+#: of ``open`` accepts, whatever its ``--max-age``): seven days.
+REPLAY_RETENTION: Final = 7 * 24 * 3600
+_NEVER: Final = 2**62  # the window's own pruning, by its max_age, must never run
 _MAX_PUBLIC_FILE: Final = 64 * 1024
 _MAX_KNOWN_SENDERS: Final = 16 * 1024 * 1024
 _KNOWN_SENDERS_HEADER: Final = (
@@ -341,14 +352,22 @@ class Home:
     # replay record -----------------------------------------------------------------
 
     @contextmanager
-    def replay_window(self, *, max_age: int) -> Iterator[ReplayWindow]:
+    def replay_window(self, *, max_age: int, now: int) -> Iterator[ReplayWindow]:
+        """The home's replay record, as a window refusing messages older than ``max_age``.
+
+        The record itself is pruned with the home's fixed :data:`REPLAY_RETENTION` only, never
+        with a run's ``max_age`` (at most the retention): one run with a short window must not
+        make later runs refuse messages their own window accepts.
+        """
+        if not 1 <= max_age <= REPLAY_RETENTION:
+            raise UsageError(f"max_age must be between 1 and {REPLAY_RETENTION} seconds")
         self._make(self.root)
         os.close(open_private(self.replay_db))
         with SQLiteReplayStore(self.replay_db) as store:
-            # One CLI run opens one message: forget ids its window would refuse anyway, or
-            # the record grows forever (the window's own pruning counts records per process).
-            store.prune(int(time.time()) - max_age)
-            yield ReplayWindow(store, max_age=max_age)
+            # One CLI run opens one message, so the window's own pruning (every N records of
+            # one process) never runs: prune here, or the record grows forever.
+            store.prune(now - REPLAY_RETENTION)
+            yield ReplayWindow(store, max_age=max_age, prune_every=_NEVER)
 
 
 def _lock_exclusively(fd: int) -> None:

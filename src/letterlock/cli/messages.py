@@ -11,7 +11,7 @@ import click
 
 import letterlock
 from letterlock import DEFAULT_LIMITS, PublicIdentity, Reason, Rejected, UsageError
-from letterlock.cli.home import Home
+from letterlock.cli.home import REPLAY_RETENTION, Home
 from letterlock.cli.options import pass_home, passphrase_file_option
 from letterlock.cli.passphrase import passphrase
 from letterlock.cli.render import (
@@ -170,11 +170,12 @@ def _addressee(own: Mapping[str, PublicIdentity], envelope: letterlock.Envelope)
 @click.option("--topic", help="The topic it arrived on; a message bound elsewhere is rejected.")
 @click.option(
     "--max-age",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=REPLAY_RETENTION),
     default=3600,
     show_default=True,
     metavar="SECONDS",
-    help="Replay window: refuse messages older than this.",
+    help="Refuse messages older than this, in this run only (the home remembers opened "
+    f"messages for {REPLAY_RETENTION // 86400} days, the most --max-age can be).",
 )
 @click.option("--in", "input_path", type=_IN, metavar="FILE", help="Envelope (default: stdin).")
 @click.option("--out", "output_path", type=_OUT, metavar="FILE", help="Payload (default: stdout).")
@@ -211,7 +212,7 @@ def open_command(
         name, lambda: passphrase(passphrase_file, prompt=f"Passphrase for {name!r}: ")
     )
     now = int(time.time())
-    with home.replay_window(max_age=max_age) as window:
+    with home.replay_window(max_age=max_age, now=now) as window:
         opened = letterlock.open(data, identity=identity, trust=home.trust(own), replay=window,
                                  topic=topic, now=now, record=False)  # fmt: skip
         fields = opened_fields(opened)  # before the payload is out: reporting cannot fail
