@@ -34,6 +34,13 @@ class Result:
     def text(self) -> str:
         return self.stdout.decode("utf-8")
 
+    def __repr__(self) -> str:  # a failed assertion must not print a 64 MiB payload
+        shown = self.stdout if len(self.stdout) <= 200 else self.stdout[:200] + b"..."
+        return (
+            f"Result(code={self.code}, stdout={shown!r} ({len(self.stdout)} bytes), "
+            f"stderr={self.stderr!r})"
+        )
+
 
 def cli_env(home: Path, passphrase: str | None = PASS) -> dict[str, str]:
     """The environment of a CLI run: this home, no colours, the passphrase (if any)."""

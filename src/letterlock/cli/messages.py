@@ -10,9 +10,9 @@ from collections.abc import Mapping, Sequence
 import click
 
 import letterlock
-from letterlock import DEFAULT_LIMITS, PublicIdentity, Reason, Rejected, UsageError
+from letterlock import DEFAULT_LIMITS, Limits, PublicIdentity, Reason, Rejected, UsageError
 from letterlock.cli.home import REPLAY_RETENTION, Home
-from letterlock.cli.options import pass_home, passphrase_file_option
+from letterlock.cli.options import max_size_option, pass_home, passphrase_file_option
 from letterlock.cli.passphrase import passphrase
 from letterlock.cli.render import (
     envelope_fields,
@@ -97,6 +97,10 @@ def _recipients(home: Home, values: Sequence[str]) -> list[PublicIdentity]:
 @click.option(
     "--pad", metavar="padme|N", callback=_pad, help="Pad the size: Padmé, or a block of N bytes."
 )
+@max_size_option(
+    "The largest envelope the receivers accept (their 'open --max-size'); a larger one is "
+    "refused here, not written."
+)
 @click.option("--in", "input_path", type=_IN, metavar="FILE", help="Payload (default: stdin).")
 @click.option("--out", "output_path", type=_OUT, metavar="FILE", help="Envelope (default: stdout).")
 @passphrase_file_option
@@ -112,6 +116,7 @@ def seal_command(
     expires_in: int | None,
     hide_sender: bool,
     pad: letterlock.Padding,
+    max_size: int,
     input_path: str | None,
     output_path: str | None,
     passphrase_file: str | None,
@@ -131,8 +136,15 @@ def seal_command(
     identity = home.load_identity(
         sender, lambda: passphrase(passphrase_file, prompt=f"Passphrase for {sender!r}: ")
     )
+    try:
+        payload = read_input(input_path, limit=max_size)
+    except Rejected:
+        raise UsageError(
+            f"the payload is larger than {max_size} bytes, the most receivers accept "
+            "(--max-size; they raise theirs with 'open --max-size')"
+        ) from None
     sealed = letterlock.seal(
-        read_input(input_path),
+        payload,
         sender=identity,
         recipients=recipients,
         topic=topic,
@@ -142,13 +154,21 @@ def seal_command(
         hide_sender=hide_sender,
         pad=pad,
     )
-    write_output(output_path, sealed, private=False)
-    if len(sealed) > DEFAULT_LIMITS.max_size:
-        click.echo(
-            f"letterlock: warning: the envelope has {len(sealed)} bytes, more than receivers "
-            f"accept by default ({DEFAULT_LIMITS.max_size})",
-            err=True,
+    if len(sealed) > max_size:
+        raise UsageError(
+            f"the envelope would have {len(sealed)} bytes, but receivers accept {max_size} bytes "
+            "(if they open with a larger 'open --max-size', seal with the same --max-size)"
         )
+    write_output(output_path, sealed, private=False)
+
+
+def _read_envelope(path: str | None, limits: Limits) -> bytes:
+    try:
+        return read_input(path, limit=limits.max_size)
+    except Rejected as exc:
+        raise Rejected(
+            exc.reason, f"larger than {limits.max_size} bytes; accept more with --max-size BYTES"
+        ) from None
 
 
 def _addressee(own: Mapping[str, PublicIdentity], envelope: letterlock.Envelope) -> str:
@@ -177,6 +197,7 @@ def _addressee(own: Mapping[str, PublicIdentity], envelope: letterlock.Envelope)
     help="Refuse messages older than this, in this run only (the home remembers opened "
     f"messages for {REPLAY_RETENTION // 86400} days, the most --max-age can be).",
 )
+@max_size_option("Refuse larger envelopes (over_limit) before any cryptography.")
 @click.option("--in", "input_path", type=_IN, metavar="FILE", help="Envelope (default: stdin).")
 @click.option("--out", "output_path", type=_OUT, metavar="FILE", help="Payload (default: stdout).")
 @click.option("-q", "--quiet", is_flag=True, help="Do not report the signer on stderr.")
@@ -188,6 +209,7 @@ def open_command(
     name: str | None,
     topic: str | None,
     max_age: int,
+    max_size: int,
     input_path: str | None,
     output_path: str | None,
     quiet: bool,
@@ -204,8 +226,9 @@ def open_command(
     check_output(output_path)  # fail before asking for a passphrase
     if name is not None:
         home.public(name)  # an unknown identity is a usage error, whatever the input
-    data = read_input(input_path, limit=DEFAULT_LIMITS.max_size)
-    envelope = letterlock.inspect(data)  # refuse junk before asking
+    limits = Limits(max_size=max_size)
+    data = _read_envelope(input_path, limits)
+    envelope = letterlock.inspect(data, limits=limits)  # refuse junk before asking
     own = home.own_publics(warn=warn)
     name = name or _addressee(own, envelope)
     identity = home.load_identity(
@@ -214,7 +237,7 @@ def open_command(
     now = int(time.time())
     with home.replay_window(max_age=max_age, now=now) as window:
         opened = letterlock.open(data, identity=identity, trust=home.trust(own), replay=window,
-                                 topic=topic, now=now, record=False)  # fmt: skip
+                                 topic=topic, now=now, limits=limits, record=False)  # fmt: skip
         fields = opened_fields(opened)  # before the payload is out: reporting cannot fail
         try:
             with delivered(output_path, opened.payload, private=True):
@@ -249,11 +272,13 @@ def _known_names(home: Home) -> Mapping[bytes, str]:
 @click.command("inspect", short_help="Show what a broker sees, without decrypting.")
 @click.option("--in", "input_path", type=_IN, metavar="FILE", help="Envelope (default: stdin).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
+@max_size_option("Refuse larger envelopes (over_limit).")
 @pass_home
-def inspect_command(home: Home, input_path: str | None, as_json: bool) -> None:
+def inspect_command(home: Home, input_path: str | None, as_json: bool, max_size: int) -> None:
     """Show what a broker sees in an envelope, without decrypting anything."""
-    data = read_input(input_path, limit=DEFAULT_LIMITS.max_size)
-    envelope = letterlock.inspect(data)
+    limits = Limits(max_size=max_size)
+    data = _read_envelope(input_path, limits)
+    envelope = letterlock.inspect(data, limits=limits)
     if as_json:
         click.echo(json.dumps(envelope_json(envelope, total=len(data)), indent=2))
         return

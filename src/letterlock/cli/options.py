@@ -8,9 +8,10 @@ from typing import Any, TypeVar, cast
 
 import click
 
+from letterlock import DEFAULT_LIMITS
 from letterlock.cli.home import Home
 
-__all__ = ["pass_home", "passphrase_file_option"]
+__all__ = ["max_size_option", "pass_home", "passphrase_file_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,3 +42,15 @@ def passphrase_file_option(function: F) -> F:
         ),
     )
     return decorator(function)
+
+
+def max_size_option(help_text: str) -> Callable[[F], F]:
+    """``--max-size BYTES``: the largest envelope, by default what receivers accept by default."""
+    return click.option(
+        "--max-size",
+        type=click.IntRange(min=1),
+        default=DEFAULT_LIMITS.max_size,
+        show_default=True,
+        metavar="BYTES",
+        help=help_text,
+    )
