@@ -11,7 +11,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from cli_support import Homes, Result, finish, letterlock, spawn
+import pytest
+
+from cli_support import Homes, Result, assert_one_line_error, finish, letterlock, spawn
 from letterlock import Identity, Suite
 
 
@@ -69,3 +71,30 @@ def test_a_revoke_racing_pins_is_never_lost(homes: Homes) -> None:
         pinned = _pinned(homes.bob)
         assert pinned["alice"] == "revoked", f"round {round_}: the revocation was lost"
         assert set(pinned) == {"alice"} | {f"r{round_}p{i}" for i in range(4)}, round_
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["\u0430lice", "al\u202eecila", "x\x1b[2Jx", "a" * 10_000, "carol,dave"],
+    ids=["homoglyph", "right-to-left", "escape", "10000-characters", "comma"],
+)
+def test_pin_names_are_restricted_as_identity_names_are(homes: Homes, name: str) -> None:
+    key_line = _key_lines(1, "carol")[0]
+    result = letterlock(homes.bob, "trust", "pin", "-", "--name", name, stdin=key_line)
+    assert_one_line_error(result, 2, "pin name", "1-64 characters of A-Z a-z 0-9")
+    assert len(result.stderr) < 300
+    assert set(_pinned(homes.bob)) == {"alice"}
+
+
+def test_a_name_in_the_key_line_is_checked_too(homes: Homes) -> None:
+    line = Identity.generate(Suite.X25519).public.to_text("ev\u202eil").encode()
+    result = letterlock(homes.bob, "trust", "pin", "-", stdin=line)
+    assert_one_line_error(result, 2, "pin name")
+
+
+def test_pinning_a_binary_file_is_one_clear_line(homes: Homes, tmp_path: Path) -> None:
+    binary = tmp_path / "photo.jpg"
+    binary.write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(256)))
+    result = letterlock(homes.bob, "trust", "pin", str(binary))
+    assert_one_line_error(result, 2, f"{binary} is not a public key line", "id export")
+    assert "codec" not in result.stderr

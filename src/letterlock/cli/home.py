@@ -18,7 +18,6 @@ refused, never used.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,10 +36,12 @@ from letterlock import (
     UsageError,
     VerifiedSender,
 )
+from letterlock.cli.render import quoted
 from letterlock.cli.strict import check_ancestors, check_directory, open_private, read_checked
 from letterlock.keystore import decrypt_identity, encrypt_identity, save_identity
 from letterlock.keystore.file import MAX_FILE_SIZE, make_private_dir, write_private_file
 from letterlock.stores.sqlite import SQLiteReplayStore
+from letterlock.trust.pins import check_name, valid_name
 
 if sys.platform == "win32":
     import msvcrt
@@ -58,7 +59,6 @@ __all__ = [
 ]
 
 HOME_ENV: Final = "LETTERLOCK_HOME"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
 #: How long the home remembers the id of an opened message (and so the oldest message any run
 #: of ``open`` accepts, whatever its ``--max-age``): seven days.
 REPLAY_RETENTION: Final = 7 * 24 * 3600
@@ -71,12 +71,8 @@ _KNOWN_SENDERS_HEADER: Final = (
 
 
 def check_identity_name(name: str) -> str:
-    if not _NAME.fullmatch(name):
-        raise UsageError(
-            f"identity name {name!r} must be 1-64 characters of A-Z a-z 0-9 . _ @ + - "
-            "starting with a letter or digit"
-        )
-    return name
+    """``name`` if it can name an identity (the rule of pin names: :data:`NAME_RULE`)."""
+    return check_name(name, "identity name")
 
 
 class DamagedIdentity(UsageError):
@@ -196,7 +192,7 @@ class Home:
         if not self._identities_exist():
             return []
         names = (n.removesuffix(".key") for n in os.listdir(self.identities) if n.endswith(".key"))
-        return sorted(n for n in names if _NAME.fullmatch(n))
+        return sorted(n for n in names if valid_name(n))
 
     def public(self, name: str) -> PublicIdentity:
         """The public identity of own identity ``name`` (from NAME.pub; no passphrase).
@@ -204,7 +200,7 @@ class Home:
         Raises DamagedIdentity if NAME.pub is missing or unreadable (``id export`` rebuilds it).
         """
         if name not in self.identity_names():
-            raise UsageError(f"no identity named {name!r} in {self.identities}")
+            raise UsageError(f"no identity named {quoted(name)} in {self.identities}")
         path = self.pub_path(name)
         data = read_checked(path, limit=_MAX_PUBLIC_FILE)
         if data is None:
@@ -298,8 +294,11 @@ class Home:
         path = self.key_path(name)
         data = read_checked(path, limit=MAX_FILE_SIZE, secret=True)
         if data is None:
-            raise UsageError(f"no identity named {name!r} in {self.identities}")
-        return decrypt_identity(data, get_passphrase())
+            raise UsageError(f"no identity named {quoted(name)} in {self.identities}")
+        try:
+            return decrypt_identity(data, get_passphrase())
+        except KeyStoreError as exc:
+            raise KeyStoreError(f"{path}: {exc}") from None
 
     def save_private_key(self, name: str, identity: Identity, passphrase: bytes) -> None:
         with self.locked():
@@ -345,9 +344,9 @@ class Home:
             if pin.revoked:
                 raise UsageError(f"the pin {name!r} ({pin.identity.fingerprint_text}) is revoked")
             return pin.identity
-        if _NAME.fullmatch(name) and name in self.identity_names():
+        if valid_name(name) and name in self.identity_names():
             return self.public(name)
-        raise UsageError(f"unknown recipient {name!r}: pin it with 'letterlock trust pin'")
+        raise UsageError(f"unknown recipient {quoted(name)}: pin it with 'letterlock trust pin'")
 
     # replay record -----------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from letterlock.cli.options import pass_home, passphrase_file_option
 from letterlock.cli.passphrase import new_passphrase, passphrase
 from letterlock.cli.render import note, print_table, stdout_console
 from letterlock.cli.streams import read_input
+from letterlock.trust.pins import check_name
 
 __all__ = ["id_group", "trust_group"]
 
@@ -117,11 +118,14 @@ def trust_group() -> None:
     """Senders you trust: pinned public keys, like ssh's known_hosts."""
 
 
+_EXPECTED = "expected the output of 'letterlock id export'"
+
+
 def _first_key_line(text: str) -> str:
     for line in text.splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
             return line
-    raise UsageError("no public key line found (expected the output of 'letterlock id export')")
+    raise UsageError(f"no public key line found ({_EXPECTED})")
 
 
 def _check_fingerprint(identity: PublicIdentity, expected: str | None) -> None:
@@ -145,17 +149,25 @@ def _check_fingerprint(identity: PublicIdentity, expected: str | None) -> None:
 @pass_home
 def trust_pin(home: Home, file: str, name: str | None, expect_fingerprint: str | None) -> None:
     """Trust the public key in FILE (an 'id export' line; - reads stdin)."""
+    where = "standard input" if file == "-" else file
+    if name is not None:
+        check_name(name)
     try:
         raw = read_input(file, limit=1024 * 1024)
     except Rejected:
-        raise UsageError(f"{file} is too large to be a public key line") from None
+        raise UsageError(f"{where} is too large to be a public key line") from None
     try:
-        identity, line_name = PublicIdentity.from_text(_first_key_line(raw.decode("utf-8")))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise UsageError(f"{file}: {exc}") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{where} is not a public key line ({_EXPECTED})") from None
+    try:
+        identity, line_name = PublicIdentity.from_text(_first_key_line(text))
+    except ValueError as exc:
+        raise UsageError(f"{where}: {exc}") from None
     name = name or line_name
     if not name:
         raise UsageError("the key line carries no name; give one with --name")
+    check_name(name)
     _check_fingerprint(identity, expect_fingerprint)
     with home.changing_pins() as pins:
         if name in home.identity_names():

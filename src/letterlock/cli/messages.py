@@ -6,19 +6,21 @@ import contextlib
 import json
 import time
 from collections.abc import Mapping, Sequence
+from typing import Final
 
 import click
 
 import letterlock
 from letterlock import DEFAULT_LIMITS, Limits, PublicIdentity, Reason, Rejected, UsageError
-from letterlock.cli.home import REPLAY_RETENTION, Home
-from letterlock.cli.options import max_size_option, pass_home, passphrase_file_option
+from letterlock.cli.home import HOME_ENV, REPLAY_RETENTION, Home
+from letterlock.cli.options import max_size_option, pass_home, passphrase_file_option, whole_number
 from letterlock.cli.passphrase import passphrase
 from letterlock.cli.render import (
     envelope_fields,
     envelope_json,
     opened_fields,
     print_fields,
+    quoted,
     stderr_console,
     stdout_console,
     warn,
@@ -34,6 +36,7 @@ from letterlock.cli.streams import (
 
 __all__ = ["inspect_command", "open_command", "seal_command"]
 
+MAX_EXPIRES_IN: Final = 100 * 365 * 86400
 _IN = click.Path(exists=True, dir_okay=False, allow_dash=True)
 _OUT = click.Path(dir_okay=False, allow_dash=True)
 
@@ -55,9 +58,9 @@ def _headers(values: Sequence[str]) -> dict[str, str]:
     for item in values:
         name, sep, value = item.partition("=")
         if not sep:
-            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--header")
+            raise click.BadParameter(f"{quoted(item)} is not NAME=VALUE", param_hint="--header")
         if name in headers:
-            raise click.BadParameter(f"header {name!r} given twice", param_hint="--header")
+            raise click.BadParameter(f"header {quoted(name)} given twice", param_hint="--header")
         headers[name] = value
     return headers
 
@@ -89,7 +92,11 @@ def _recipients(home: Home, values: Sequence[str]) -> list[PublicIdentity]:
 )
 @click.option("--content-type", metavar="TYPE", help="Signed content type, e.g. application/json.")
 @click.option(
-    "--expires-in", type=click.IntRange(min=1), metavar="SECONDS", help="Refused after this."
+    "--expires-in",
+    callback=whole_number("seconds", MAX_EXPIRES_IN),
+    metavar="SECONDS",
+    help=f"Receivers refuse the message this long after it was sealed (at most {MAX_EXPIRES_IN}, "
+    "100 years).",
 )
 @click.option(
     "--hide-sender", is_flag=True, help="Hide the sender's key id from brokers (inside the AEAD)."
@@ -171,8 +178,13 @@ def _read_envelope(path: str | None, limits: Limits) -> bytes:
         ) from None
 
 
-def _addressee(own: Mapping[str, PublicIdentity], envelope: letterlock.Envelope) -> str:
+def _addressee(home: Home, own: Mapping[str, PublicIdentity], envelope: letterlock.Envelope) -> str:
     """The one own identity the envelope is addressed to."""
+    if not own and not home.identity_names():  # a wrong --home, not a message for someone else
+        raise UsageError(
+            f"no identities in {home.root} (is --home or ${HOME_ENV} right? "
+            "create one with: letterlock id new NAME)"
+        )
     wanted = {entry.key_id for entry in envelope.header.recipients}
     mine = [name for name, pid in own.items() if pid.recipient_id in wanted]
     if not mine:
@@ -190,7 +202,8 @@ def _addressee(own: Mapping[str, PublicIdentity], envelope: letterlock.Envelope)
 @click.option("--topic", help="The topic it arrived on; a message bound elsewhere is rejected.")
 @click.option(
     "--max-age",
-    type=click.IntRange(min=1, max=REPLAY_RETENTION),
+    type=click.STRING,  # not inferred from the default: the callback converts
+    callback=whole_number("seconds", REPLAY_RETENTION),
     default=3600,
     show_default=True,
     metavar="SECONDS",
@@ -230,7 +243,7 @@ def open_command(
     data = _read_envelope(input_path, limits)
     envelope = letterlock.inspect(data, limits=limits)  # refuse junk before asking
     own = home.own_publics(warn=warn)
-    name = name or _addressee(own, envelope)
+    name = name or _addressee(home, own, envelope)
     identity = home.load_identity(
         name, lambda: passphrase(passphrase_file, prompt=f"Passphrase for {name!r}: ")
     )

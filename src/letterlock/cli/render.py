@@ -25,6 +25,7 @@ __all__ = [
     "opened_fields",
     "print_fields",
     "print_table",
+    "quoted",
     "safe",
     "stderr_console",
     "stdout_console",
@@ -53,6 +54,12 @@ def safe(text: str) -> str:
     return "".join(
         ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text
     )
+
+
+def quoted(text: str, limit: int = 40) -> str:
+    """``text`` quoted for a message, at most ``limit`` characters of it (a user's argument can
+    be 10,000 characters long; its control characters are escaped by ``repr``)."""
+    return repr(text) if len(text) <= limit else repr(text[: limit - 3]) + "..."
 
 
 def note(message: str) -> None:
