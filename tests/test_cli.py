@@ -524,3 +524,32 @@ def test_a_10000_character_value_is_not_echoed_back(homes: Homes, args: tuple[st
     assert result.code in {1, 2}, result
     assert len(result.stderr.splitlines()) == 1, result
     assert len(result.stderr) < 300, result.stderr
+
+
+def _command_paths() -> list[tuple[str, ...]]:
+    import click
+
+    from letterlock.cli.main import cli
+
+    paths: list[tuple[str, ...]] = []
+
+    def walk(group: click.Group, prefix: tuple[str, ...]) -> None:
+        for name, command in sorted(group.commands.items()):
+            paths.append((*prefix, name))
+            if isinstance(command, click.Group):
+                walk(command, (*prefix, name))
+
+    walk(cli, ())
+    return paths
+
+
+@pytest.mark.parametrize("path", _command_paths(), ids=" ".join)
+def test_every_help_ends_with_an_example(path: tuple[str, ...]) -> None:
+    result = subprocess.run([*LETTERLOCK, *path, "--help"], capture_output=True, check=False)
+    assert result.returncode == 0
+    lines = [line.strip() for line in result.stdout.decode().splitlines() if line.strip()]
+    examples = lines.index("Example:") if "Example:" in lines else -1
+    assert examples > 0, result.stdout.decode()
+    assert lines[examples + 1 :], "an example follows the heading"
+    assert all(line.startswith("letterlock ") for line in lines[examples + 1 :]), lines
+    assert any(" ".join(path) in line for line in lines[examples + 1 :]), lines

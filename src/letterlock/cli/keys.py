@@ -6,7 +6,7 @@ import click
 
 from letterlock import PublicIdentity, Rejected, Suite, UsageError
 from letterlock.cli.home import DamagedIdentity, Home, check_identity_name
-from letterlock.cli.options import pass_home, passphrase_file_option
+from letterlock.cli.options import example, pass_home, passphrase_file_option
 from letterlock.cli.passphrase import new_passphrase, passphrase
 from letterlock.cli.render import note, print_table, stdout_console
 from letterlock.cli.streams import read_input
@@ -23,12 +23,16 @@ _SUITE_HELP = (
 )
 
 
-@click.group("id", short_help="Your identities (encrypted private keys).")
+@click.group(
+    "id",
+    short_help="Your identities (encrypted private keys).",
+    epilog=example("letterlock id new alice", "letterlock id list"),
+)
 def id_group() -> None:
     """Your own identities: private keys, encrypted at rest with your passphrase."""
 
 
-@id_group.command("new")
+@id_group.command("new", epilog=example("letterlock id new alice --suite p256"))
 @click.argument("name")
 @click.option(
     "--suite",
@@ -52,7 +56,7 @@ def id_new(home: Home, name: str, suite: str, passphrase_file: str | None) -> No
     note(f"give others your public key: letterlock id export {name}")
 
 
-@id_group.command("export")
+@id_group.command("export", epilog=example("letterlock id export alice > alice.pub"))
 @click.argument("name")
 @passphrase_file_option
 @pass_home
@@ -72,7 +76,7 @@ def id_export(home: Home, name: str, passphrase_file: str | None) -> None:
     click.echo(public.to_text(name))
 
 
-@id_group.command("list")
+@id_group.command("list", epilog=example("letterlock id list"))
 @pass_home
 def id_list(home: Home) -> None:
     """List your identities: name, suite, fingerprint, status (ok, or damaged and why)."""
@@ -89,7 +93,11 @@ def id_list(home: Home) -> None:
     print_table(stdout_console(), ("name", "suite", "fingerprint", "status"), rows)
 
 
-@id_group.command("passwd", short_help="Change the passphrase of identity NAME.")
+@id_group.command(
+    "passwd",
+    short_help="Change the passphrase of identity NAME.",
+    epilog=example("letterlock id passwd alice"),
+)
 @click.argument("name")
 @passphrase_file_option
 @click.option(
@@ -113,7 +121,11 @@ def id_passwd(
     note(f"changed the passphrase of {name!r}")
 
 
-@click.group("trust", short_help="Senders you trust (pinned keys).")
+@click.group(
+    "trust",
+    short_help="Senders you trust (pinned keys).",
+    epilog=example("letterlock trust pin bob.pub", "letterlock trust list"),
+)
 def trust_group() -> None:
     """Senders you trust: pinned public keys, like ssh's known_hosts."""
 
@@ -138,7 +150,9 @@ def _check_fingerprint(identity: PublicIdentity, expected: str | None) -> None:
         )
 
 
-@trust_group.command("pin")
+@trust_group.command(
+    "pin", epilog=example("letterlock trust pin bob.pub --expect-fingerprint SHA256:...")
+)
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--name", help="Your name for this sender (default: the name in the key line).")
 @click.option(
@@ -185,7 +199,7 @@ def trust_pin(home: Home, file: str, name: str | None, expect_fingerprint: str |
     note("compare this fingerprint with the sender over a channel you trust")
 
 
-@trust_group.command("list")
+@trust_group.command("list", epilog=example("letterlock trust list"))
 @pass_home
 def trust_list(home: Home) -> None:
     """List pinned senders: name, suite, fingerprint, status."""
@@ -201,7 +215,7 @@ def trust_list(home: Home) -> None:
     print_table(stdout_console(), ("name", "suite", "fingerprint", "status"), rows)
 
 
-@trust_group.command("revoke")
+@trust_group.command("revoke", epilog=example("letterlock trust revoke bob"))
 @click.argument("name")
 @pass_home
 def trust_revoke(home: Home, name: str) -> None:

@@ -29,6 +29,7 @@ from letterlock import LetterlockError, Rejected, UsageError
 from letterlock.cli.home import HOME_ENV, Home
 from letterlock.cli.keys import id_group, trust_group
 from letterlock.cli.messages import inspect_command, open_command, seal_command
+from letterlock.cli.options import example
 from letterlock.cli.passphrase import ENV_VAR
 from letterlock.cli.render import safe, stdout_console
 
@@ -80,7 +81,11 @@ cli.add_command(open_command)
 cli.add_command(inspect_command)
 
 
-@cli.command("demo", short_help="Show letterlock at work against a hostile relay.")
+@cli.command(
+    "demo",
+    short_help="Show letterlock at work against a hostile relay.",
+    epilog=example("letterlock demo"),
+)
 def demo_command() -> int:
     """Walk through sealing and opening messages in a throw-away home (no broker needed)."""
     try:

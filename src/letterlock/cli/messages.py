@@ -13,7 +13,13 @@ import click
 import letterlock
 from letterlock import DEFAULT_LIMITS, Limits, PublicIdentity, Reason, Rejected, UsageError
 from letterlock.cli.home import HOME_ENV, REPLAY_RETENTION, Home
-from letterlock.cli.options import max_size_option, pass_home, passphrase_file_option, whole_number
+from letterlock.cli.options import (
+    example,
+    max_size_option,
+    pass_home,
+    passphrase_file_option,
+    whole_number,
+)
 from letterlock.cli.passphrase import passphrase
 from letterlock.cli.render import (
     envelope_fields,
@@ -72,7 +78,11 @@ def _recipients(home: Home, values: Sequence[str]) -> list[PublicIdentity]:
     return [home.resolve_recipient(name) for name in names]
 
 
-@click.command("seal", short_help="Sign and encrypt a payload for recipients.")
+@click.command(
+    "seal",
+    short_help="Sign and encrypt a payload for recipients.",
+    epilog=example("letterlock seal --from alice --to bob --topic orders < order.json > order.ll"),
+)
 @click.option("--from", "sender", required=True, metavar="NAME", help="Your identity that signs.")
 @click.option(
     "--to",
@@ -195,7 +205,11 @@ def _addressee(home: Home, own: Mapping[str, PublicIdentity], envelope: letterlo
     return mine[0]
 
 
-@click.command("open", short_help="Verify and decrypt an envelope.")
+@click.command(
+    "open",
+    short_help="Verify and decrypt an envelope.",
+    epilog=example("letterlock open --topic orders --in order.ll --out order.json"),
+)
 @click.option(
     "--as", "name", metavar="NAME", help="Your identity to open with (default: the addressee)."
 )
@@ -282,7 +296,11 @@ def _known_names(home: Home) -> Mapping[bytes, str]:
     return names
 
 
-@click.command("inspect", short_help="Show what a broker sees, without decrypting.")
+@click.command(
+    "inspect",
+    short_help="Show what a broker sees, without decrypting.",
+    epilog=example("letterlock inspect --in order.ll"),
+)
 @click.option("--in", "input_path", type=_IN, metavar="FILE", help="Envelope (default: stdin).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
 @max_size_option("Refuse larger envelopes (over_limit).")

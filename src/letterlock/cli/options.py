@@ -11,7 +11,7 @@ import click
 from letterlock import DEFAULT_LIMITS
 from letterlock.cli.home import Home
 
-__all__ = ["max_size_option", "pass_home", "passphrase_file_option", "whole_number"]
+__all__ = ["example", "max_size_option", "pass_home", "passphrase_file_option", "whole_number"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -79,3 +79,8 @@ def max_size_option(help_text: str) -> Callable[[F], F]:
         metavar="BYTES",
         help=help_text,
     )
+
+
+def example(*lines: str) -> str:
+    """A command's epilog: ``Example:`` and its command lines, kept as written."""
+    return "\b\nExample:\n" + "\n".join(f"  {line}" for line in lines)
