@@ -9,7 +9,6 @@ must not corrupt the payload with the report.
 from __future__ import annotations
 
 import os
-import resource
 import signal
 import subprocess
 import time
@@ -163,6 +162,8 @@ def test_a_failed_file_write_leaves_no_temporary_file(homes: Homes, tmp_path: Pa
     sealed = seal(homes, payload=BIG)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
+
+    import resource  # POSIX only, like the whole module
 
     def limit_file_size() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (1024 * 1024, 1024 * 1024))

@@ -154,7 +154,11 @@ def _check_fingerprint(identity: PublicIdentity, expected: str | None) -> None:
     "pin", epilog=example("letterlock trust pin bob.pub --expect-fingerprint SHA256:...")
 )
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--name", help="Your name for this sender (default: the name in the key line).")
+@click.option(
+    "--name",
+    help="Your name for this sender (default: the name in the key line): 1-64 of A-Z a-z 0-9 "
+    ". _ @ + -, starting with a letter or digit.",
+)
 @click.option(
     "--expect-fingerprint",
     metavar="SHA256:...",
