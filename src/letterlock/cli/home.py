@@ -37,7 +37,13 @@ from letterlock import (
     VerifiedSender,
 )
 from letterlock.cli.render import quoted
-from letterlock.cli.strict import check_ancestors, check_directory, open_private, read_checked
+from letterlock.cli.strict import (
+    check_ancestors,
+    check_directory,
+    check_file,
+    open_private,
+    read_checked,
+)
 from letterlock.keystore import decrypt_identity, encrypt_identity, save_identity
 from letterlock.keystore.file import MAX_FILE_SIZE, make_private_dir, write_private_file
 from letterlock.stores.sqlite import SQLiteReplayStore
@@ -361,7 +367,7 @@ class Home:
         if not 1 <= max_age <= REPLAY_RETENTION:
             raise UsageError(f"max_age must be between 1 and {REPLAY_RETENTION} seconds")
         self._make(self.root)
-        os.close(open_private(self.replay_db))
+        check_file(self.replay_db)  # a new one is made by the store (mode 0600)
         with SQLiteReplayStore(self.replay_db) as store:
             # One CLI run opens one message, so the window's own pruning (every N records of
             # one process) never runs: prune here, or the record grows forever.

@@ -13,7 +13,8 @@ a forged message opens as "signed by: alice". So, on POSIX systems:
   checked with ``fstat`` on the open descriptor, so what is checked is what is read.
 
 Once the home's directories are known to be safe, nobody else can rename entries in them, so
-a path handed on (to SQLite) still names the file that was checked. Every refusal is a
+a path handed on (to SQLite, which creates a missing file itself, mode 0600) still names the
+file that was checked. Every refusal is a
 :class:`~letterlock.errors.UsageError` (exit 2) that starts with ``unsafe home:`` and names
 the path and the fix.
 """
@@ -28,7 +29,7 @@ from typing import Final
 
 from letterlock.errors import UsageError
 
-__all__ = ["check_ancestors", "check_directory", "open_private", "read_checked"]
+__all__ = ["check_ancestors", "check_directory", "check_file", "open_private", "read_checked"]
 
 STRICT: Final = os.name == "posix"
 _NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
@@ -147,6 +148,16 @@ def read_checked(path: Path, *, limit: int, secret: bool = False) -> bytes | Non
     if len(data) > limit:
         raise UsageError(f"{path} is larger than {limit} bytes; it is not a letterlock file")
     return data
+
+
+def check_file(path: Path) -> bool:
+    """Check the file ``path`` in the home without reading it; False if it does not exist."""
+    try:
+        fd = _open_checked(path, os.O_RDONLY, secret=False)
+    except FileNotFoundError:
+        return False
+    os.close(fd)
+    return True
 
 
 def open_private(path: Path) -> int:
