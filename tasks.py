@@ -2,7 +2,8 @@
 """Project tasks that need nothing but Python 3.11+ (no make, no pre-installed tools).
 
     python3 tasks.py demo      set up .venv if needed, run `letterlock demo`
-    python3 tasks.py test      set up .venv if needed; lint, type-check, a short fuzz run, tests
+    python3 tasks.py test      set up .venv if needed; lint, type-check, a short fuzz run (one
+                               summary line unless it fails), tests
     python3 tasks.py bench     seal/open rates per suite (benchmarks/rates.py)
     python3 tasks.py compare   letterlock vs the pyca floor, gpg, PyNaCl, Tink, jwcrypto and the
                                AWS Encryption SDK (installs the 'bench' extra; ~15 min, or
@@ -54,12 +55,30 @@ def ensure_venv() -> None:
     STAMP.write_text(wanted)
 
 
-def fuzz(runs: int) -> None:
+def run_quietly(*args: str | Path) -> None:
+    """As run(), but the tool's output is shown only if it fails; else one summary line."""
+    print("+", " ".join(str(a) for a in args), flush=True)
+    started = time.monotonic()
+    result = subprocess.run(
+        [str(a) for a in args], cwd=ROOT, check=False, capture_output=True, text=True
+    )
+    output = result.stdout + result.stderr
+    if result.returncode != 0:
+        print(output, end="" if output.endswith("\n") else "\n")
+        print(f"tasks.py: {Path(args[0]).name} failed with exit code {result.returncode}")
+        sys.exit(result.returncode)
+    done = [line for line in output.splitlines() if line.startswith("Done ")]
+    summary = done[-1] if done else "ok"
+    print(f"  {summary} ({time.monotonic() - started:.1f}s)", flush=True)
+
+
+def fuzz(runs: int, *, quiet: bool = False) -> None:
     # libFuzzer writes new inputs into its first corpus directory: give it a scratch copy.
     with tempfile.TemporaryDirectory(prefix="letterlock-fuzz-") as scratch:
         corpus = Path(scratch) / "corpus"
         shutil.copytree(ROOT / "fuzz" / "corpus", corpus)
-        run(BIN / "python", "fuzz/fuzz_envelope.py", f"-atheris_runs={runs}", corpus)
+        runner = run_quietly if quiet else run
+        runner(BIN / "python", "fuzz/fuzz_envelope.py", f"-atheris_runs={runs}", corpus)
 
 
 def main(argv: list[str]) -> None:
@@ -74,7 +93,7 @@ def main(argv: list[str]) -> None:
         run(BIN / "ruff", "check", ".")
         run(BIN / "ruff", "format", "--check", ".")
         run(BIN / "mypy")
-        fuzz(20_000)
+        fuzz(20_000, quiet=True)  # its output only if it finds something
         run(BIN / "pytest")  # last, so its summary closes the output
     elif task == "bench":
         run(BIN / "python", "benchmarks/rates.py", *argv[1:])

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
+from cli_support import Homes, copy_homes, prepare_homes
 from letterlock import Identity, Pins, PublicIdentity, Suite
 
 #: A fixed "now" for every test that does not care about the clock (2023-11-14T22:13:20Z).
@@ -67,3 +69,15 @@ def cast(request: pytest.FixtureRequest) -> Cast:
     """The cast of each suite in turn (tests using it run once per suite)."""
     suite: Suite = request.param
     return cast_of(suite)
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Homes:
+    """Alice's and bob's CLI homes, made once per session (never modify them: use ``homes``)."""
+    return prepare_homes(tmp_path_factory.mktemp("prepared"))
+
+
+@pytest.fixture
+def homes(prepared: Homes, tmp_path: Path) -> Homes:
+    """Private copies of the prepared CLI homes, for one test to change as it likes."""
+    return copy_homes(prepared, tmp_path)

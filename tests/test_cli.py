@@ -1,8 +1,9 @@
 """The ``letterlock`` command as a user runs it: a subprocess, stdin, stdout, stderr, exit codes.
 
-Two homes are prepared once per module (alice's and bob's, each has pinned the other's exported
-key); every test works on fresh copies, so replay records never leak between tests. Each key
-load runs the real Argon2id (64 MiB): the module shares identities to stay fast.
+Two homes are prepared once per session (alice's and bob's, each has pinned the other's
+exported key; see cli_support.py); every test works on fresh copies, so replay records never
+leak between tests. Each key load runs the real Argon2id (64 MiB): the tests share identities
+to stay fast.
 """
 
 from __future__ import annotations
@@ -10,116 +11,25 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import stat
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from cli_support import (
+    LETTERLOCK,
+    PASS,
+    PAYLOAD,
+    Homes,
+    assert_one_line_error,
+    letterlock,
+    posix_only,
+    seal,
+)
 from letterlock.cli import passphrase as passphrase_source
 from letterlock.errors import UsageError
-
-LETTERLOCK = [sys.executable, "-m", "letterlock.cli.main"]
-PASS = "pass phrase for the cli tests"
-PAYLOAD = bytes(range(256)) * 8 + b"\r\n\x00\x1a SECRET-MARKER \xff"
-posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX terminals and file modes")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Result:
-    code: int
-    stdout: bytes
-    stderr: str
-
-    @property
-    def text(self) -> str:
-        return self.stdout.decode("utf-8")
-
-
-def letterlock(home: Path, *args: str, stdin: bytes = b"", passphrase: str | None = PASS) -> Result:
-    """Run the CLI in its own session (no controlling terminal: it can never prompt)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LETTERLOCK_")}
-    env.update(LETTERLOCK_HOME=str(home), NO_COLOR="1")
-    if passphrase is not None:
-        env["LETTERLOCK_PASSPHRASE"] = passphrase
-    done = subprocess.run(
-        [*LETTERLOCK, *args],
-        input=stdin,
-        capture_output=True,
-        env=env,
-        timeout=60,
-        start_new_session=True,
-        check=False,
-    )
-    return Result(code=done.returncode, stdout=done.stdout, stderr=done.stderr.decode("utf-8"))
-
-
-def assert_one_line_error(result: Result, code: int, *fragments: str) -> None:
-    assert result.code == code, result
-    assert result.stdout == b""
-    assert "Traceback" not in result.stderr
-    assert len(result.stderr.splitlines()) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in result.stderr
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Homes:
-    alice: Path
-    bob: Path
-    alice_fingerprint: str
-    bob_fingerprint: str
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory: pytest.TempPathFactory) -> Homes:
-    root = tmp_path_factory.mktemp("prepared")
-    alice_home, bob_home = root / "alice", root / "bob"
-    created = {}
-    for name, home in (("alice", alice_home), ("bob", bob_home)):
-        result = letterlock(home, "id", "new", name)
-        assert result.code == 0, result
-        created[name] = result.text.strip()
-    for owner, home, peer, peer_home in (("alice", alice_home, "bob", bob_home),
-                                         ("bob", bob_home, "alice", alice_home)):  # fmt: skip
-        exported = letterlock(peer_home, "id", "export", peer)
-        assert exported.code == 0, exported
-        pinned = letterlock(home, "trust", "pin", "-", stdin=exported.stdout)
-        assert pinned.code == 0, (owner, pinned)
-    return Homes(
-        alice=alice_home,
-        bob=bob_home,
-        alice_fingerprint=created["alice"],
-        bob_fingerprint=created["bob"],
-    )
-
-
-@pytest.fixture
-def homes(prepared: Homes, tmp_path: Path) -> Homes:
-    """Private copies of the prepared homes (modes preserved)."""
-    alice, bob = tmp_path / "alice", tmp_path / "bob"
-    shutil.copytree(prepared.alice, alice)
-    shutil.copytree(prepared.bob, bob)
-    return Homes(
-        alice=alice,
-        bob=bob,
-        alice_fingerprint=prepared.alice_fingerprint,
-        bob_fingerprint=prepared.bob_fingerprint,
-    )
-
-
-def seal(homes: Homes, *extra: str, payload: bytes = PAYLOAD, topic: str = "orders") -> bytes:
-    result = letterlock(
-        homes.alice, "seal", "--from", "alice", "--to", "bob", "--topic", topic, *extra,
-        stdin=payload,
-    )  # fmt: skip
-    assert result.code == 0, result
-    assert result.stderr == ""
-    return result.stdout
-
 
 # --------------------------------------------------------------------------- identities
 
@@ -128,7 +38,7 @@ def test_new_identity_prints_its_fingerprint_and_is_listed(homes: Homes) -> None
     assert re.fullmatch(r"SHA256:[A-Za-z0-9+/]{43}", homes.alice_fingerprint)
     listed = letterlock(homes.alice, "id", "list")
     assert listed.code == 0
-    assert listed.text == f"alice\tx25519\t{homes.alice_fingerprint}\n"
+    assert listed.text == f"alice\tx25519\t{homes.alice_fingerprint}\tok\n"
 
 
 @posix_only
@@ -413,7 +323,7 @@ def test_unknown_identity_is_a_usage_error(
 
 def test_wrong_passphrase_is_exit_2(homes: Homes) -> None:
     result = letterlock(homes.bob, "open", stdin=seal(homes), passphrase="not it")
-    assert_one_line_error(result, 2, "letterlock: error: wrong passphrase or damaged key file")
+    assert_one_line_error(result, 2, "letterlock: error: ", "wrong passphrase or damaged key file")
 
 
 def test_passphrase_file_wins_over_the_environment(homes: Homes, tmp_path: Path) -> None:
@@ -521,19 +431,125 @@ def test_time_beyond_the_calendar_is_shown_not_crashed() -> None:
     assert iso_time(2**64 - 2) == f"@{2**64 - 2}"
 
 
-def test_the_homes_replay_record_forgets_what_its_window_refuses(tmp_path: Path) -> None:
-    """Each CLI run prunes ids older than the window, so the record does not grow forever."""
+def test_the_homes_replay_record_forgets_what_its_retention_refuses(tmp_path: Path) -> None:
+    """Each CLI run prunes ids older than the home's retention, so the record stops growing."""
     import time
 
     from letterlock import SQLiteReplayStore
-    from letterlock.cli.home import Home
+    from letterlock.cli.home import REPLAY_RETENTION, Home
 
     home = Home(tmp_path)
     home.replay_db.parent.mkdir(parents=True, exist_ok=True)
     sender, now = b"\xa1" * 32, int(time.time())
-    with SQLiteReplayStore(home.replay_db) as store:  # an earlier run with a longer window
-        assert store.add(sender, b"\x01" * 16, now - 7200, now=now).value == "added"
-        assert store.add(sender, b"\x02" * 16, now, now=now).value == "added"
-    with home.replay_window(max_age=3600) as window:
+    old, recent = now - REPLAY_RETENTION - 10, now - 7200
+    with SQLiteReplayStore(home.replay_db) as store:
+        assert store.add(sender, b"\x01" * 16, old, now=now).value == "added"
+        assert store.add(sender, b"\x02" * 16, recent, now=now).value == "added"
+    with home.replay_window(max_age=60, now=now) as window:  # a short window prunes no more
         assert not window.store.contains(sender, b"\x01" * 16)
         assert window.store.contains(sender, b"\x02" * 16)
+
+
+def _sealed_seconds_ago(homes: Homes, seconds: int) -> bytes:
+    """A message from alice to bob created ``seconds`` ago (sealed with the library)."""
+    import time
+
+    import letterlock
+    from letterlock.cli.home import Home
+
+    alice = Home(homes.alice).load_identity("alice", PASS.encode)
+    bob = Home(homes.bob).public("bob")
+    return letterlock.seal(
+        PAYLOAD, sender=alice, recipients=[bob], topic="orders", now=time.time() - seconds
+    )
+
+
+def test_a_short_max_age_does_not_raise_the_homes_cutoff(homes: Homes) -> None:
+    """``open --max-age 2`` narrows that run's check only; the shared record is unchanged."""
+    older = _sealed_seconds_ago(homes, 20)
+    short = letterlock(homes.bob, "open", "--max-age", "2", stdin=seal(homes))
+    assert short.code == 0, short
+    narrowed = letterlock(homes.bob, "open", "--max-age", "10", stdin=older)
+    assert_one_line_error(narrowed, 1, "rejected: expired")
+    later = letterlock(homes.bob, "open", stdin=older)  # 20 s old, inside the default hour
+    assert (later.code, later.stdout) == (0, PAYLOAD), later
+
+
+def test_a_missing_home_is_a_usage_error(homes: Homes, tmp_path: Path) -> None:
+    sealed = seal(homes)
+    missing = tmp_path / "no-such-home"
+    result = letterlock(missing, "open", stdin=sealed)
+    assert_one_line_error(result, 2, f"no identities in {missing}", "--home")
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize("value", ["1e20", "100000000000000000000", "0", "-5", "1.5"])
+@pytest.mark.parametrize(
+    ("command", "option", "unit"),
+    [("seal", "--expires-in", "seconds"), ("open", "--max-age", "seconds"),
+     ("open", "--max-size", "bytes"), ("seal", "--max-size", "bytes")],
+)  # fmt: skip
+def test_a_bad_number_is_one_clear_line(
+    homes: Homes, value: str, command: str, option: str, unit: str
+) -> None:
+    extra = ("--from", "alice", "--to", "bob", "--topic", "t") if command == "seal" else ()
+    result = letterlock(homes.alice, command, *extra, option, value, stdin=b"x")
+    assert_one_line_error(result, 2, option, f"whole number of {unit} from 1 to")
+    assert "integer range" not in result.stderr
+    assert "expires must be after created" not in result.stderr
+
+
+def test_a_key_file_error_names_the_file(homes: Homes) -> None:
+    result = letterlock(homes.bob, "open", stdin=seal(homes), passphrase="not it")
+    key = homes.bob / "identities" / "bob.key"
+    assert_one_line_error(result, 2, f"{key}: wrong passphrase or damaged key file")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("seal", "--from", "alice", "--to", "bob", "--topic", "t" * 10_000),
+        ("seal", "--from", "alice", "--to", "b" * 10_000, "--topic", "t"),
+        ("seal", "--from", "a" * 10_000, "--to", "bob", "--topic", "t"),
+        ("seal", "--from", "alice", "--to", "bob", "--topic", "t", "--header", "h=" + "v" * 10_000),
+        ("seal", "--from", "alice", "--to", "bob", "--topic", "t", "--content-type", "c" * 10_000),
+        ("id", "new", "n" * 10_000),
+        ("trust", "revoke", "r" * 10_000),
+        ("open", "--topic", "t" * 10_000),
+    ],
+    ids=["topic", "to", "from", "header", "content-type", "id-new", "revoke", "open-topic"],
+)
+def test_a_10000_character_value_is_not_echoed_back(homes: Homes, args: tuple[str, ...]) -> None:
+    result = letterlock(homes.alice, *args, stdin=seal(homes) if args[0] == "open" else b"x")
+    assert result.code in {1, 2}, result
+    assert len(result.stderr.splitlines()) == 1, result
+    assert len(result.stderr) < 300, result.stderr
+
+
+def _command_paths() -> list[tuple[str, ...]]:
+    import click
+
+    from letterlock.cli.main import cli
+
+    paths: list[tuple[str, ...]] = []
+
+    def walk(group: click.Group, prefix: tuple[str, ...]) -> None:
+        for name, command in sorted(group.commands.items()):
+            paths.append((*prefix, name))
+            if isinstance(command, click.Group):
+                walk(command, (*prefix, name))
+
+    walk(cli, ())
+    return paths
+
+
+@pytest.mark.parametrize("path", _command_paths(), ids=" ".join)
+def test_every_help_ends_with_an_example(path: tuple[str, ...]) -> None:
+    result = subprocess.run([*LETTERLOCK, *path, "--help"], capture_output=True, check=False)
+    assert result.returncode == 0
+    lines = [line.strip() for line in result.stdout.decode().splitlines() if line.strip()]
+    examples = lines.index("Example:") if "Example:" in lines else -1
+    assert examples > 0, result.stdout.decode()
+    assert lines[examples + 1 :], "an example follows the heading"
+    assert all(line.startswith("letterlock ") for line in lines[examples + 1 :]), lines
+    assert any(" ".join(path) in line for line in lines[examples + 1 :]), lines

@@ -20,6 +20,7 @@ from letterlock.hazmat import identity_to_private_bytes
 from letterlock.keystore import (
     DEFAULT_KDF,
     MAX_KDF,
+    MAX_KDF_WORK,
     MIN_KDF,
     KdfParams,
     decrypt_identity,
@@ -203,8 +204,33 @@ def test_kdf_parameters_outside_bounds_are_refused_before_deriving(
         decrypt_identity(hostile, PASS)
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        _kdf(MAX_KDF.memory_kib, MAX_KDF.iterations, MAX_KDF.lanes),  # the old cap: ~3 min a try
+        _kdf(MAX_KDF.memory_kib, 3, 4),
+        _kdf(65536, MAX_KDF.iterations, 4),
+        _kdf(2**21 // 64 + 1, 64, 1),
+    ],
+    ids=["old-cap", "1GiB-x3", "64MiB-x64", "just-above"],
+)
+def test_a_hostile_key_file_at_the_old_cap_is_refused_before_deriving(
+    fast_file: bytes, no_kdf: None, params: KdfParams
+) -> None:
+    """Each field inside its own cap, their product (memory x passes) far above the work cap."""
+    hostile = _with_params(
+        fast_file, memory_kib=params.memory_kib, iterations=params.iterations, lanes=params.lanes
+    )
+    with pytest.raises(KeyStoreError, match=r"memory_kib x iterations .* above the cap 2097152 "):
+        decrypt_identity(hostile, PASS)
+
+
 def test_the_bounds_themselves_are_accepted(identity: Identity, fake_kdf: None) -> None:
-    for params in (MIN_KDF, MAX_KDF):
+    at_the_work_cap = (
+        _kdf(MAX_KDF.memory_kib, MAX_KDF_WORK // MAX_KDF.memory_kib, MAX_KDF.lanes),
+        _kdf(MAX_KDF_WORK // MAX_KDF.iterations, MAX_KDF.iterations, MAX_KDF.lanes),
+    )
+    for params in (MIN_KDF, *at_the_work_cap):
         data = encrypt_identity(identity, PASS, kdf=params)
         assert decrypt_identity(data, PASS).public == identity.public
 

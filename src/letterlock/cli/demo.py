@@ -438,6 +438,13 @@ def _play(w: World, console: Console) -> list[str]:
     return _check_letters(w) + _check_moves(results) + _check_leaks(w)
 
 
+TRY_NEXT = (
+    "letterlock --home me id new me",
+    "echo hello | letterlock --home me seal --from me --to me --topic t > note.ll",
+    "letterlock --home me open --topic t --in note.ll",
+)
+
+
 def _summary(w: World, problems: list[str], console: Console) -> int:
     delivered = sum(len(r.opened) for r in w.recipients.values())
     refused = sum(len(w.spool.dead_letters(name)) for name in BINDINGS)
@@ -445,6 +452,9 @@ def _summary(w: World, problems: list[str], console: Console) -> int:
     _say(console, Text(counts + ("" if problems else " · 0 plaintext leaked"), style="bold"))
     if not problems:
         _say(console, Text("✓ every outcome was the expected one", style="green"))
+        _say(console, Text("Next, the command line (after '. .venv/bin/activate'):", style="bold"))
+        for line in TRY_NEXT:
+            _say(console, Text(f"  {line}"))
         return 0
     _say(console, Text("✗ the demo did not go as expected:", style="red"))
     for problem in problems:

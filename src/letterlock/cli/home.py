@@ -6,19 +6,22 @@ Layout (directories 0700, private files 0600)::
     HOME/identities/NAME.pub   its public identity, one text line
     HOME/known_senders         pinned senders (letterlock.Pins text, like ssh's known_hosts)
     HOME/replay.sqlite         ids of opened messages (letterlock.stores.sqlite)
+    HOME/.lock                 held (flock) by a command that changes known_senders or
+                               identities/, from reading them to the atomic rename
 
 HOME is ``--home``, else ``$LETTERLOCK_HOME``, else ``~/.letterlock``. Reading never creates
-anything; only commands that write create the directories.
+anything; only commands that write create the directories. Every file and directory is checked
+before use as OpenSSH's StrictModes would (:mod:`letterlock.cli.strict`): an unsafe home is
+refused, never used.
 """
 
 from __future__ import annotations
 
 import os
-import re
-import stat
-import time
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -33,23 +36,71 @@ from letterlock import (
     UsageError,
     VerifiedSender,
 )
-from letterlock.keystore import load_identity, save_identity
-from letterlock.keystore.file import make_private_dir, write_private_file
+from letterlock.cli.render import quoted
+from letterlock.cli.strict import (
+    check_ancestors,
+    check_directory,
+    check_file,
+    open_private,
+    read_checked,
+)
+from letterlock.keystore import decrypt_identity, encrypt_identity, save_identity
+from letterlock.keystore.file import MAX_FILE_SIZE, make_private_dir, write_private_file
 from letterlock.stores.sqlite import SQLiteReplayStore
+from letterlock.trust.pins import check_name, valid_name
 
-__all__ = ["HOME_ENV", "Home", "HomeTrust", "check_identity_name"]
+if sys.platform == "win32":
+    import msvcrt
+else:
+    import fcntl
+
+__all__ = [
+    "HOME_ENV",
+    "REPLAY_RETENTION",
+    "DamagedIdentity",
+    "Home",
+    "HomeTrust",
+    "OwnIdentity",
+    "check_identity_name",
+]
 
 HOME_ENV: Final = "LETTERLOCK_HOME"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
+#: How long the home remembers the id of an opened message (and so the oldest message any run
+#: of ``open`` accepts, whatever its ``--max-age``): seven days.
+REPLAY_RETENTION: Final = 7 * 24 * 3600
+_NEVER: Final = 2**62  # the window's own pruning, by its max_age, must never run
+_MAX_PUBLIC_FILE: Final = 64 * 1024
+_MAX_KNOWN_SENDERS: Final = 16 * 1024 * 1024
+_KNOWN_SENDERS_HEADER: Final = (
+    "# letterlock known senders: NAME letterlock-SUITE KEY (@revoked marks refused)\n"
+)
 
 
 def check_identity_name(name: str) -> str:
-    if not _NAME.fullmatch(name):
-        raise UsageError(
-            f"identity name {name!r} must be 1-64 characters of A-Z a-z 0-9 . _ @ + - "
-            "starting with a letter or digit"
-        )
-    return name
+    """``name`` if it can name an identity (the rule of pin names: :data:`NAME_RULE`)."""
+    return check_name(name, "identity name")
+
+
+class DamagedIdentity(UsageError):
+    """An own identity whose NAME.pub is missing or unreadable; only that identity is unusable."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        self.name = name
+        self.problem = problem
+        super().__init__(f"identity {name!r} is damaged: {problem} ({_rebuild_hint(name)})")
+
+
+def _rebuild_hint(name: str) -> str:
+    return f"rebuild its public key with: letterlock id export {name}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OwnIdentity:
+    """An own identity as found in the home: its public key, or why it is damaged."""
+
+    name: str
+    public: PublicIdentity | None = None
+    problem: str | None = None
 
 
 class HomeTrust:
@@ -93,11 +144,47 @@ class Home:
         self.identities = root / "identities"
         self.known_senders = root / "known_senders"
         self.replay_db = root / "replay.sqlite"
+        self.lock_path = root / ".lock"
+        self._checked = False
 
     @classmethod
     def locate(cls, option: str | None) -> Home:
         chosen = option or os.environ.get(HOME_ENV) or "~/.letterlock"
         return cls(Path(chosen).expanduser())
+
+    # safety --------------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Refuse an unsafe home (UsageError naming the path) before a command uses it."""
+        self._exists_safely()
+
+    def _exists_safely(self) -> bool:
+        """Check the home and the directories above it; False if it does not exist yet."""
+        if not self._checked:
+            check_ancestors(self.root)
+            self._checked = check_directory(self.root, follow=True)
+        return self._checked
+
+    def _make(self, directory: Path) -> None:
+        """Create ``directory`` (the home or one in it) with mode 0700 unless it exists; check."""
+        check_ancestors(self.root)
+        make_private_dir(directory)
+        self._exists_safely()
+        check_directory(directory, follow=directory == self.root)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the home's lock: one writer at a time from its read to its atomic rename."""
+        self._make(self.root)
+        fd = open_private(self.lock_path)
+        try:
+            _lock_exclusively(fd)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _identities_exist(self) -> bool:
+        return self._exists_safely() and check_directory(self.identities)
 
     # own identities ----------------------------------------------------------------
 
@@ -108,84 +195,152 @@ class Home:
         return self.identities / f"{check_identity_name(name)}.pub"
 
     def identity_names(self) -> list[str]:
-        if not self.identities.is_dir():
+        if not self._identities_exist():
             return []
-        names = (p.stem for p in self.identities.glob("*.key"))
-        return sorted(n for n in names if _NAME.fullmatch(n))
+        names = (n.removesuffix(".key") for n in os.listdir(self.identities) if n.endswith(".key"))
+        return sorted(n for n in names if valid_name(n))
 
     def public(self, name: str) -> PublicIdentity:
-        """The public identity of own identity ``name`` (from NAME.pub; no passphrase)."""
+        """The public identity of own identity ``name`` (from NAME.pub; no passphrase).
+
+        Raises DamagedIdentity if NAME.pub is missing or unreadable (``id export`` rebuilds it).
+        """
+        if name not in self.identity_names():
+            raise UsageError(f"no identity named {quoted(name)} in {self.identities}")
         path = self.pub_path(name)
-        if not self.key_path(name).exists():
-            raise UsageError(f"no identity named {name!r} in {self.identities}")
+        data = read_checked(path, limit=_MAX_PUBLIC_FILE)
+        if data is None:
+            raise DamagedIdentity(name, f"{path.name} is missing")
         try:
-            identity, _ = PublicIdentity.from_text(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UsageError(f"{path} is missing (restore it from 'id export')") from None
+            identity, _ = PublicIdentity.from_text(data.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise DamagedIdentity(
+                name, f"{path.name} is not a public key line (not text)"
+            ) from None
         except ValueError as exc:
-            raise UsageError(f"{path}: {exc}") from None
+            raise DamagedIdentity(name, f"{path.name}: {exc}") from None
         return identity
 
-    def own_publics(self) -> dict[str, PublicIdentity]:
-        return {name: self.public(name) for name in self.identity_names()}
+    def own_identities(self) -> list[OwnIdentity]:
+        """Every own identity, a damaged one with its problem instead of its public key."""
+        found = []
+        for name in self.identity_names():
+            try:
+                found.append(OwnIdentity(name=name, public=self.public(name)))
+            except DamagedIdentity as exc:
+                found.append(OwnIdentity(name=name, problem=exc.problem))
+        return found
+
+    def own_publics(self, *, warn: Callable[[str], None]) -> dict[str, PublicIdentity]:
+        """The usable own identities; ``warn`` is told about each damaged one, which is skipped."""
+        usable = {}
+        for own in self.own_identities():
+            if own.public is None:
+                warn(f"skipping identity {own.name!r}: {own.problem} ({_rebuild_hint(own.name)})")
+            else:
+                usable[own.name] = own.public
+        return usable
 
     def create_identity(
         self, name: str, suite: Suite, get_passphrase: Callable[[], bytes]
     ) -> Identity:
+        """Make identity ``name``: NAME.pub first, then NAME.key, whose name completes the pair.
+
+        Each file is complete before it has a name (``write_private_file``), and an identity
+        exists only with its key file, so a crash leaves no identity or a complete one (and at
+        worst a NAME.pub without key, which is no identity and is replaced by the next try).
+        """
+        self._refuse_taken(name)
+        passphrase = get_passphrase()  # asked before the lock: nobody waits for a typist
+        identity = Identity.generate(suite)
+        key_file = encrypt_identity(identity, passphrase)
+        with self.locked():
+            self._refuse_taken(name)  # a concurrent command may have taken it meanwhile
+            self._make(self.identities)
+            self._write_public(name, identity.public)
+            try:
+                write_private_file(self.key_path(name), key_file, overwrite=False)
+            except FileExistsError:
+                raise UsageError(
+                    f"identity {name!r} already exists; refusing to overwrite"
+                ) from None
+        return identity
+
+    def rebuild_public(self, name: str, get_passphrase: Callable[[], bytes]) -> PublicIdentity:
+        """Rewrite a missing or damaged NAME.pub from NAME.key (which needs the passphrase)."""
+        public = self._decrypt(name, get_passphrase).public
+        with self.locked():
+            self._write_public(name, public)
+        return public
+
+    def _write_public(self, name: str, public: PublicIdentity) -> None:
+        line = public.to_text(name) + "\n"
+        write_private_file(self.pub_path(name), line.encode(), overwrite=True, mode=0o644)
+
+    def _refuse_taken(self, name: str) -> None:
         key_path = self.key_path(name)
-        if key_path.exists() or self.pub_path(name).exists():
+        if key_path.exists():
             raise UsageError(
                 f"identity {name!r} already exists ({key_path}); refusing to overwrite"
             )
         if name in self._pin_names():
             raise UsageError(f"a pinned sender is already called {name!r}; choose another name")
-        passphrase = get_passphrase()
-        identity = Identity.generate(suite)
-        save_identity(key_path, identity, passphrase)
-        line = identity.public.to_text(name) + "\n"
-        write_private_file(self.pub_path(name), line.encode(), overwrite=False, mode=0o644)
-        return identity
 
     def load_identity(self, name: str, get_passphrase: Callable[[], bytes]) -> Identity:
         """Decrypt own identity ``name``; it must be private to this user and match NAME.pub."""
         public = self.public(name)
-        path = self.key_path(name)
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if os.name == "posix" and mode & 0o077:
-            raise KeyStoreError(
-                f"permissions {mode:04o} on {path} are too open: a key file must be private "
-                f"to its owner (chmod 600 {path})"
-            )
-        identity = load_identity(path, get_passphrase())
+        identity = self._decrypt(name, get_passphrase)
         if identity.public != public:
-            raise KeyStoreError(f"{path} and {self.pub_path(name)} hold different keys")
+            raise KeyStoreError(
+                f"{self.key_path(name)} and {self.pub_path(name)} hold different keys"
+            )
         return identity
 
+    def _decrypt(self, name: str, get_passphrase: Callable[[], bytes]) -> Identity:
+        path = self.key_path(name)
+        data = read_checked(path, limit=MAX_FILE_SIZE, secret=True)
+        if data is None:
+            raise UsageError(f"no identity named {quoted(name)} in {self.identities}")
+        try:
+            return decrypt_identity(data, get_passphrase())
+        except KeyStoreError as exc:
+            raise KeyStoreError(f"{path}: {exc}") from None
+
     def save_private_key(self, name: str, identity: Identity, passphrase: bytes) -> None:
-        save_identity(self.key_path(name), identity, passphrase, overwrite=True)
+        with self.locked():
+            save_identity(self.key_path(name), identity, passphrase, overwrite=True)
 
     # pinned senders ----------------------------------------------------------------
 
     def pins(self) -> Pins:
-        try:
-            text = self.known_senders.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        if not self._exists_safely():
+            return Pins()
+        data = read_checked(self.known_senders, limit=_MAX_KNOWN_SENDERS)
+        if data is None:
             return Pins()
         try:
-            return Pins.parse(text)
-        except ValueError as exc:
+            return Pins.parse(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
             raise UsageError(f"{self.known_senders}: {exc}") from None
 
     def _pin_names(self) -> set[str]:
         return {pin.name for pin in self.pins()}
 
-    def save_pins(self, pins: Pins) -> None:
-        header = "# letterlock known senders: NAME letterlock-SUITE KEY (@revoked marks refused)\n"
-        data = (header + pins.to_text()).encode("utf-8")
-        write_private_file(self.known_senders, data, overwrite=True)
+    @contextmanager
+    def changing_pins(self) -> Iterator[Pins]:
+        """The pins, to change: read under the home's lock, written back atomically (if
+        changed) before the lock is released, so concurrent commands never lose an update."""
+        with self.locked():
+            pins = self.pins()
+            before = pins.to_text()
+            yield pins
+            if pins.to_text() != before:
+                data = (_KNOWN_SENDERS_HEADER + pins.to_text()).encode("utf-8")
+                write_private_file(self.known_senders, data, overwrite=True)
 
-    def trust(self) -> HomeTrust:
-        return HomeTrust(self.pins(), self.own_publics())
+    def trust(self, own: dict[str, PublicIdentity]) -> HomeTrust:
+        """The home's trust policy: its pins, and ``own`` (from :meth:`own_publics`) as self."""
+        return HomeTrust(self.pins(), own)
 
     def resolve_recipient(self, name: str) -> PublicIdentity:
         """A recipient by name: a pinned sender first, then one of the home's own identities."""
@@ -195,18 +350,34 @@ class Home:
             if pin.revoked:
                 raise UsageError(f"the pin {name!r} ({pin.identity.fingerprint_text}) is revoked")
             return pin.identity
-        if _NAME.fullmatch(name) and name in self.identity_names():
+        if valid_name(name) and name in self.identity_names():
             return self.public(name)
-        raise UsageError(f"unknown recipient {name!r}: pin it with 'letterlock trust pin'")
+        raise UsageError(f"unknown recipient {quoted(name)}: pin it with 'letterlock trust pin'")
 
     # replay record -----------------------------------------------------------------
 
     @contextmanager
-    def replay_window(self, *, max_age: int) -> Iterator[ReplayWindow]:
-        make_private_dir(self.root)
-        os.close(os.open(self.replay_db, os.O_WRONLY | os.O_CREAT, 0o600))
+    def replay_window(self, *, max_age: int, now: int) -> Iterator[ReplayWindow]:
+        """The home's replay record, as a window refusing messages older than ``max_age``.
+
+        The record itself is pruned with the home's fixed :data:`REPLAY_RETENTION` only, never
+        with a run's ``max_age`` (at most the retention): one run with a short window must not
+        make later runs refuse messages their own window accepts.
+        """
+        if not 1 <= max_age <= REPLAY_RETENTION:
+            raise UsageError(f"max_age must be between 1 and {REPLAY_RETENTION} seconds")
+        self._make(self.root)
+        check_file(self.replay_db)  # a new one is made by the store (mode 0600)
         with SQLiteReplayStore(self.replay_db) as store:
-            # One CLI run opens one message: forget ids its window would refuse anyway, or
-            # the record grows forever (the window's own pruning counts records per process).
-            store.prune(int(time.time()) - max_age)
-            yield ReplayWindow(store, max_age=max_age)
+            # One CLI run opens one message, so the window's own pruning (every N records of
+            # one process) never runs: prune here, or the record grows forever.
+            store.prune(now - REPLAY_RETENTION)
+            yield ReplayWindow(store, max_age=max_age, prune_every=_NEVER)
+
+
+def _lock_exclusively(fd: int) -> None:
+    """Block until this process holds the exclusive lock of ``fd`` (released when it closes)."""
+    if sys.platform == "win32":
+        msvcrt.locking(fd, msvcrt.LK_LOCK, 1)  # retries for 10 s, then OSError
+    else:
+        fcntl.flock(fd, fcntl.LOCK_EX)

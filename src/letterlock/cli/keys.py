@@ -5,11 +5,12 @@ from __future__ import annotations
 import click
 
 from letterlock import PublicIdentity, Rejected, Suite, UsageError
-from letterlock.cli.home import Home, check_identity_name
-from letterlock.cli.options import pass_home, passphrase_file_option
+from letterlock.cli.home import DamagedIdentity, Home, check_identity_name
+from letterlock.cli.options import example, pass_home, passphrase_file_option
 from letterlock.cli.passphrase import new_passphrase, passphrase
-from letterlock.cli.render import print_table, stdout_console
+from letterlock.cli.render import note, print_table, stdout_console
 from letterlock.cli.streams import read_input
+from letterlock.trust.pins import check_name
 
 __all__ = ["id_group", "trust_group"]
 
@@ -22,16 +23,16 @@ _SUITE_HELP = (
 )
 
 
-def _note(message: str) -> None:
-    click.echo(f"letterlock: {message}", err=True)
-
-
-@click.group("id", short_help="Your identities (encrypted private keys).")
+@click.group(
+    "id",
+    short_help="Your identities (encrypted private keys).",
+    epilog=example("letterlock id new alice", "letterlock id list"),
+)
 def id_group() -> None:
     """Your own identities: private keys, encrypted at rest with your passphrase."""
 
 
-@id_group.command("new")
+@id_group.command("new", epilog=example("letterlock id new alice --suite p256"))
 @click.argument("name")
 @click.option(
     "--suite",
@@ -51,31 +52,52 @@ def id_new(home: Home, name: str, suite: str, passphrase_file: str | None) -> No
         lambda: new_passphrase(passphrase_file, prompt=f"Passphrase for the new key {name!r}: "),
     )
     click.echo(identity.public.fingerprint_text)
-    _note(f"created {suite} identity {name!r} in {home.key_path(name)}")
-    _note(f"give others your public key: letterlock id export {name}")
+    note(f"created {suite} identity {name!r} in {home.key_path(name)}")
+    note(f"give others your public key: letterlock id export {name}")
 
 
-@id_group.command("export")
+@id_group.command("export", epilog=example("letterlock id export alice > alice.pub"))
 @click.argument("name")
+@passphrase_file_option
 @pass_home
-def id_export(home: Home, name: str) -> None:
-    """Print the public key line of identity NAME (for others to pin)."""
-    click.echo(home.public(name).to_text(name))
+def id_export(home: Home, name: str, passphrase_file: str | None) -> None:
+    """Print the public key line of identity NAME (for others to pin).
+
+    If NAME.pub is missing or damaged, it is rebuilt from NAME.key, which asks for the
+    passphrase.
+    """
+    try:
+        public = home.public(name)
+    except DamagedIdentity:
+        public = home.rebuild_public(
+            name, lambda: passphrase(passphrase_file, prompt=f"Passphrase for {name!r}: ")
+        )
+        note(f"rebuilt {home.pub_path(name)} from {name}.key")
+    click.echo(public.to_text(name))
 
 
-@id_group.command("list")
+@id_group.command("list", epilog=example("letterlock id list"))
 @pass_home
 def id_list(home: Home) -> None:
-    """List your identities: name, suite, fingerprint."""
-    publics = home.own_publics()
-    if not publics:
-        _note(f"no identities in {home.root} (create one: letterlock id new NAME)")
+    """List your identities: name, suite, fingerprint, status (ok, or damaged and why)."""
+    found = home.own_identities()
+    if not found:
+        note(f"no identities in {home.root} (create one: letterlock id new NAME)")
         return
-    rows = [(name, pid.suite.label, pid.fingerprint_text) for name, pid in publics.items()]
-    print_table(stdout_console(), ("name", "suite", "fingerprint"), rows)
+    rows = [
+        (own.name, own.public.suite.label, own.public.fingerprint_text, "ok")
+        if own.public is not None
+        else (own.name, "-", "-", f"damaged: {own.problem}")
+        for own in found
+    ]
+    print_table(stdout_console(), ("name", "suite", "fingerprint", "status"), rows)
 
 
-@id_group.command("passwd", short_help="Change the passphrase of identity NAME.")
+@id_group.command(
+    "passwd",
+    short_help="Change the passphrase of identity NAME.",
+    epilog=example("letterlock id passwd alice"),
+)
 @click.argument("name")
 @passphrase_file_option
 @click.option(
@@ -96,19 +118,26 @@ def id_passwd(
         new_passphrase_file, prompt=f"New passphrase for {name!r}: ", use_env=False
     )
     home.save_private_key(name, identity, new)
-    _note(f"changed the passphrase of {name!r}")
+    note(f"changed the passphrase of {name!r}")
 
 
-@click.group("trust", short_help="Senders you trust (pinned keys).")
+@click.group(
+    "trust",
+    short_help="Senders you trust (pinned keys).",
+    epilog=example("letterlock trust pin bob.pub", "letterlock trust list"),
+)
 def trust_group() -> None:
     """Senders you trust: pinned public keys, like ssh's known_hosts."""
+
+
+_EXPECTED = "expected the output of 'letterlock id export'"
 
 
 def _first_key_line(text: str) -> str:
     for line in text.splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
             return line
-    raise UsageError("no public key line found (expected the output of 'letterlock id export')")
+    raise UsageError(f"no public key line found ({_EXPECTED})")
 
 
 def _check_fingerprint(identity: PublicIdentity, expected: str | None) -> None:
@@ -121,9 +150,15 @@ def _check_fingerprint(identity: PublicIdentity, expected: str | None) -> None:
         )
 
 
-@trust_group.command("pin")
+@trust_group.command(
+    "pin", epilog=example("letterlock trust pin bob.pub --expect-fingerprint SHA256:...")
+)
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--name", help="Your name for this sender (default: the name in the key line).")
+@click.option(
+    "--name",
+    help="Your name for this sender (default: the name in the key line): 1-64 of A-Z a-z 0-9 "
+    ". _ @ + -, starting with a letter or digit.",
+)
 @click.option(
     "--expect-fingerprint",
     metavar="SHA256:...",
@@ -132,40 +167,49 @@ def _check_fingerprint(identity: PublicIdentity, expected: str | None) -> None:
 @pass_home
 def trust_pin(home: Home, file: str, name: str | None, expect_fingerprint: str | None) -> None:
     """Trust the public key in FILE (an 'id export' line; - reads stdin)."""
+    where = "standard input" if file == "-" else file
+    if name is not None:
+        check_name(name)
     try:
         raw = read_input(file, limit=1024 * 1024)
     except Rejected:
-        raise UsageError(f"{file} is too large to be a public key line") from None
+        raise UsageError(f"{where} is too large to be a public key line") from None
     try:
-        identity, line_name = PublicIdentity.from_text(_first_key_line(raw.decode("utf-8")))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise UsageError(f"{file}: {exc}") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{where} is not a public key line ({_EXPECTED})") from None
+    try:
+        identity, line_name = PublicIdentity.from_text(_first_key_line(text))
+    except ValueError as exc:
+        raise UsageError(f"{where}: {exc}") from None
     name = name or line_name
     if not name:
         raise UsageError("the key line carries no name; give one with --name")
+    check_name(name)
     _check_fingerprint(identity, expect_fingerprint)
-    if name in home.identity_names():
-        raise UsageError(f"{name!r} is one of your own identities; pin this key under another name")
-    pins = home.pins()
-    known = next((pin for pin in pins if pin.identity == identity), None)
-    if known is not None and known.revoked:
-        raise UsageError(f"this key was revoked as {known.name!r}; refusing to pin it again")
-    if known is not None and known.name == name:
-        _note(f"{name!r} is already pinned to {identity.fingerprint_text}")
-        return
-    pins.pin(name, identity)
-    home.save_pins(pins)
-    _note(f"pinned {name!r} {identity.suite.label} {identity.fingerprint_text}")
-    _note("compare this fingerprint with the sender over a channel you trust")
+    with home.changing_pins() as pins:
+        if name in home.identity_names():
+            raise UsageError(
+                f"{name!r} is one of your own identities; pin this key under another name"
+            )
+        known = next((pin for pin in pins if pin.identity == identity), None)
+        if known is not None and known.revoked:
+            raise UsageError(f"this key was revoked as {known.name!r}; refusing to pin it again")
+        if known is not None and known.name == name:
+            note(f"{name!r} is already pinned to {identity.fingerprint_text}")
+            return
+        pins.pin(name, identity)
+    note(f"pinned {name!r} {identity.suite.label} {identity.fingerprint_text}")
+    note("compare this fingerprint with the sender over a channel you trust")
 
 
-@trust_group.command("list")
+@trust_group.command("list", epilog=example("letterlock trust list"))
 @pass_home
 def trust_list(home: Home) -> None:
     """List pinned senders: name, suite, fingerprint, status."""
     pins = list(home.pins())
     if not pins:
-        _note(f"no pinned senders in {home.known_senders}")
+        note(f"no pinned senders in {home.known_senders}")
         return
     rows = [
         (pin.name, pin.identity.suite.label, pin.identity.fingerprint_text,
@@ -175,12 +219,11 @@ def trust_list(home: Home) -> None:
     print_table(stdout_console(), ("name", "suite", "fingerprint", "status"), rows)
 
 
-@trust_group.command("revoke")
+@trust_group.command("revoke", epilog=example("letterlock trust revoke bob"))
 @click.argument("name")
 @pass_home
 def trust_revoke(home: Home, name: str) -> None:
     """Refuse messages from pinned sender NAME from now on (the key stays known as revoked)."""
-    pins = home.pins()
-    pins.revoke(name)
-    home.save_pins(pins)
-    _note(f"revoked {name!r} ({pins[name].identity.fingerprint_text})")
+    with home.changing_pins() as pins:
+        pins.revoke(name)
+    note(f"revoked {name!r} ({pins[name].identity.fingerprint_text})")

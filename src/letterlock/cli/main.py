@@ -6,7 +6,8 @@ Exit status:
 * 1: an incoming message was rejected; stderr says ``letterlock: rejected: <reason> (<detail>)``
   with a reason code of ``docs/spec/envelope-v1.md`` section 9. Nothing is written to the output.
 * 2: usage or environment error: bad arguments, unknown identity or recipient, wrong
-  passphrase or damaged key file, unreadable file. stderr says ``letterlock: error: <what>``.
+  passphrase or damaged key file, unreadable file, unsafe home (``letterlock.cli.strict``).
+  stderr says ``letterlock: error: <what>``.
 * 130: interrupted.
 
 Every error is one line on stderr, never a traceback. Payloads are raw bytes on stdout.
@@ -15,6 +16,7 @@ Every error is one line on stderr, never a traceback. Payloads are raw bytes on 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn, cast
@@ -27,6 +29,7 @@ from letterlock import LetterlockError, Rejected, UsageError
 from letterlock.cli.home import HOME_ENV, Home
 from letterlock.cli.keys import id_group, trust_group
 from letterlock.cli.messages import inspect_command, open_command, seal_command
+from letterlock.cli.options import example
 from letterlock.cli.passphrase import ENV_VAR
 from letterlock.cli.render import safe, stdout_console
 
@@ -37,7 +40,7 @@ Exit status:
   0    success
   1    message rejected: "letterlock: rejected: REASON (DETAIL)" on stderr
   2    usage or environment error (bad arguments, unknown identity,
-       wrong passphrase, unreadable file)
+       wrong passphrase, unreadable file, unsafe home permissions)
   130  interrupted
 \b
 Environment:
@@ -78,7 +81,11 @@ cli.add_command(open_command)
 cli.add_command(inspect_command)
 
 
-@cli.command("demo", short_help="Show letterlock at work against a hostile relay.")
+@cli.command(
+    "demo",
+    short_help="Show letterlock at work against a hostile relay.",
+    epilog=example("letterlock demo"),
+)
 def demo_command() -> int:
     """Walk through sealing and opening messages in a throw-away home (no broker needed)."""
     try:
@@ -140,8 +147,28 @@ def run(argv: Sequence[str] | None = None) -> int:
     return result if isinstance(result, int) else 0
 
 
+def keep_standard_descriptors() -> None:
+    """Occupy descriptors 0, 1 and 2 if they were closed when the process started.
+
+    Otherwise the next file opened (an ``--out`` file, the replay record) would get one of
+    their numbers, and whatever was meant for stderr would land in it. A closed stdout stays
+    unusable (reads only): a payload must fail to go there, not vanish into /dev/null.
+    """
+    for fd, flags in ((0, os.O_RDONLY), (1, os.O_RDONLY), (2, os.O_WRONLY)):
+        try:
+            os.fstat(fd)
+        except OSError:
+            spare = os.open(os.devnull, flags)
+            if spare != fd:
+                os.dup2(spare, fd)
+                os.close(spare)
+    if sys.stderr is None:
+        sys.stderr = open(2, "w", encoding="utf-8", closefd=False)  # noqa: SIM115 - for life
+
+
 def main() -> NoReturn:
     """Entry point of the ``letterlock`` script."""
+    keep_standard_descriptors()
     sys.exit(run())
 
 

@@ -2,26 +2,39 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 from collections.abc import Mapping, Sequence
+from typing import Final
 
 import click
 
 import letterlock
-from letterlock import DEFAULT_LIMITS, PublicIdentity, Reason, Rejected, UsageError
-from letterlock.cli.home import Home
-from letterlock.cli.options import pass_home, passphrase_file_option
+from letterlock import DEFAULT_LIMITS, Limits, PublicIdentity, Reason, Rejected, UsageError
+from letterlock.cli.home import HOME_ENV, REPLAY_RETENTION, Home
+from letterlock.cli.options import (
+    example,
+    max_size_option,
+    pass_home,
+    passphrase_file_option,
+    whole_number,
+)
 from letterlock.cli.passphrase import passphrase
 from letterlock.cli.render import (
     envelope_fields,
     envelope_json,
     opened_fields,
     print_fields,
+    quoted,
     stderr_console,
     stdout_console,
+    warn,
 )
 from letterlock.cli.streams import (
+    DeliveryFailed,
     check_output,
+    delivered,
     read_input,
     refuse_binary_to_terminal,
     write_output,
@@ -29,6 +42,7 @@ from letterlock.cli.streams import (
 
 __all__ = ["inspect_command", "open_command", "seal_command"]
 
+MAX_EXPIRES_IN: Final = 100 * 365 * 86400
 _IN = click.Path(exists=True, dir_okay=False, allow_dash=True)
 _OUT = click.Path(dir_okay=False, allow_dash=True)
 
@@ -50,9 +64,9 @@ def _headers(values: Sequence[str]) -> dict[str, str]:
     for item in values:
         name, sep, value = item.partition("=")
         if not sep:
-            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--header")
+            raise click.BadParameter(f"{quoted(item)} is not NAME=VALUE", param_hint="--header")
         if name in headers:
-            raise click.BadParameter(f"header {name!r} given twice", param_hint="--header")
+            raise click.BadParameter(f"header {quoted(name)} given twice", param_hint="--header")
         headers[name] = value
     return headers
 
@@ -64,7 +78,11 @@ def _recipients(home: Home, values: Sequence[str]) -> list[PublicIdentity]:
     return [home.resolve_recipient(name) for name in names]
 
 
-@click.command("seal", short_help="Sign and encrypt a payload for recipients.")
+@click.command(
+    "seal",
+    short_help="Sign and encrypt a payload for recipients.",
+    epilog=example("letterlock seal --from alice --to bob --topic orders < order.json > order.ll"),
+)
 @click.option("--from", "sender", required=True, metavar="NAME", help="Your identity that signs.")
 @click.option(
     "--to",
@@ -84,13 +102,21 @@ def _recipients(home: Home, values: Sequence[str]) -> list[PublicIdentity]:
 )
 @click.option("--content-type", metavar="TYPE", help="Signed content type, e.g. application/json.")
 @click.option(
-    "--expires-in", type=click.IntRange(min=1), metavar="SECONDS", help="Refused after this."
+    "--expires-in",
+    callback=whole_number("seconds", MAX_EXPIRES_IN),
+    metavar="SECONDS",
+    help=f"Receivers refuse the message this long after it was sealed (at most {MAX_EXPIRES_IN}, "
+    "100 years).",
 )
 @click.option(
     "--hide-sender", is_flag=True, help="Hide the sender's key id from brokers (inside the AEAD)."
 )
 @click.option(
     "--pad", metavar="padme|N", callback=_pad, help="Pad the size: Padmé, or a block of N bytes."
+)
+@max_size_option(
+    "The largest envelope the receivers accept (their 'open --max-size'); a larger one is "
+    "refused here, not written."
 )
 @click.option("--in", "input_path", type=_IN, metavar="FILE", help="Payload (default: stdin).")
 @click.option("--out", "output_path", type=_OUT, metavar="FILE", help="Envelope (default: stdout).")
@@ -107,6 +133,7 @@ def seal_command(
     expires_in: int | None,
     hide_sender: bool,
     pad: letterlock.Padding,
+    max_size: int,
     input_path: str | None,
     output_path: str | None,
     passphrase_file: str | None,
@@ -126,8 +153,15 @@ def seal_command(
     identity = home.load_identity(
         sender, lambda: passphrase(passphrase_file, prompt=f"Passphrase for {sender!r}: ")
     )
+    try:
+        payload = read_input(input_path, limit=max_size)
+    except Rejected:
+        raise UsageError(
+            f"the payload is larger than {max_size} bytes, the most receivers accept "
+            "(--max-size; they raise theirs with 'open --max-size')"
+        ) from None
     sealed = letterlock.seal(
-        read_input(input_path),
+        payload,
         sender=identity,
         recipients=recipients,
         topic=topic,
@@ -137,19 +171,32 @@ def seal_command(
         hide_sender=hide_sender,
         pad=pad,
     )
-    write_output(output_path, sealed, private=False)
-    if len(sealed) > DEFAULT_LIMITS.max_size:
-        click.echo(
-            f"letterlock: warning: the envelope has {len(sealed)} bytes, more than receivers "
-            f"accept by default ({DEFAULT_LIMITS.max_size})",
-            err=True,
+    if len(sealed) > max_size:
+        raise UsageError(
+            f"the envelope would have {len(sealed)} bytes, but receivers accept {max_size} bytes "
+            "(if they open with a larger 'open --max-size', seal with the same --max-size)"
         )
+    write_output(output_path, sealed, private=False)
 
 
-def _addressee(home: Home, envelope: letterlock.Envelope) -> str:
+def _read_envelope(path: str | None, limits: Limits) -> bytes:
+    try:
+        return read_input(path, limit=limits.max_size)
+    except Rejected as exc:
+        raise Rejected(
+            exc.reason, f"larger than {limits.max_size} bytes; accept more with --max-size BYTES"
+        ) from None
+
+
+def _addressee(home: Home, own: Mapping[str, PublicIdentity], envelope: letterlock.Envelope) -> str:
     """The one own identity the envelope is addressed to."""
+    if not own and not home.identity_names():  # a wrong --home, not a message for someone else
+        raise UsageError(
+            f"no identities in {home.root} (is --home or ${HOME_ENV} right? "
+            "create one with: letterlock id new NAME)"
+        )
     wanted = {entry.key_id for entry in envelope.header.recipients}
-    mine = [name for name, pid in home.own_publics().items() if pid.recipient_id in wanted]
+    mine = [name for name, pid in own.items() if pid.recipient_id in wanted]
     if not mine:
         raise Rejected(Reason.NOT_FOR_ME, "none of your identities is a recipient")
     if len(mine) > 1:
@@ -158,19 +205,26 @@ def _addressee(home: Home, envelope: letterlock.Envelope) -> str:
     return mine[0]
 
 
-@click.command("open", short_help="Verify and decrypt an envelope.")
+@click.command(
+    "open",
+    short_help="Verify and decrypt an envelope.",
+    epilog=example("letterlock open --topic orders --in order.ll --out order.json"),
+)
 @click.option(
     "--as", "name", metavar="NAME", help="Your identity to open with (default: the addressee)."
 )
 @click.option("--topic", help="The topic it arrived on; a message bound elsewhere is rejected.")
 @click.option(
     "--max-age",
-    type=click.IntRange(min=1),
+    type=click.STRING,  # not inferred from the default: the callback converts
+    callback=whole_number("seconds", REPLAY_RETENTION),
     default=3600,
     show_default=True,
     metavar="SECONDS",
-    help="Replay window: refuse messages older than this.",
+    help="Refuse messages older than this, in this run only (the home remembers opened "
+    f"messages for {REPLAY_RETENTION // 86400} days, the most --max-age can be).",
 )
+@max_size_option("Refuse larger envelopes (over_limit) before any cryptography.")
 @click.option("--in", "input_path", type=_IN, metavar="FILE", help="Envelope (default: stdin).")
 @click.option("--out", "output_path", type=_OUT, metavar="FILE", help="Payload (default: stdout).")
 @click.option("-q", "--quiet", is_flag=True, help="Do not report the signer on stderr.")
@@ -182,6 +236,7 @@ def open_command(
     name: str | None,
     topic: str | None,
     max_age: int,
+    max_size: int,
     input_path: str | None,
     output_path: str | None,
     quiet: bool,
@@ -190,25 +245,42 @@ def open_command(
     """Verify and decrypt an envelope (stdin); the payload goes to stdout, the signer to stderr.
 
     Nothing is written unless the signature, your trust (pins and your own identities), the
-    replay window and decryption all agree. Each message opens once per home.
+    replay window and decryption all agree. Each message opens once per home: its id is
+    recorded in the home only after the payload is delivered (every byte written, a file
+    synced to disk and in place). If the delivery fails (a full disk, a closed pipe, a killed
+    run), the message is not recorded, the exit status is not 0, and it opens again.
     """
-    check_output(output_path)  # an unwritable output must not cost the message its one opening
+    check_output(output_path)  # fail before asking for a passphrase
     if name is not None:
         home.public(name)  # an unknown identity is a usage error, whatever the input
-    data = read_input(input_path, limit=DEFAULT_LIMITS.max_size)
-    envelope = letterlock.inspect(data)  # refuse junk before asking
-    name = name or _addressee(home, envelope)
+    limits = Limits(max_size=max_size)
+    data = _read_envelope(input_path, limits)
+    envelope = letterlock.inspect(data, limits=limits)  # refuse junk before asking
+    own = home.own_publics(warn=warn)
+    name = name or _addressee(home, own, envelope)
     identity = home.load_identity(
         name, lambda: passphrase(passphrase_file, prompt=f"Passphrase for {name!r}: ")
     )
-    with home.replay_window(max_age=max_age) as window:
-        opened = letterlock.open(data, identity=identity, trust=home.trust(), replay=window,
-                                 topic=topic)  # fmt: skip
-    fields = opened_fields(opened)  # before the payload is out: reporting cannot fail after it
-    write_output(output_path, opened.payload, private=True)
+    now = int(time.time())
+    with home.replay_window(max_age=max_age, now=now) as window:
+        opened = letterlock.open(data, identity=identity, trust=home.trust(own), replay=window,
+                                 topic=topic, now=now, limits=limits, record=False)  # fmt: skip
+        fields = opened_fields(opened)  # before the payload is out: reporting cannot fail
+        try:
+            with delivered(output_path, opened.payload, private=True):
+                window.record(sender=opened.sender.key_id, message_id=opened.message_id,
+                              created=opened.created, now=now)  # fmt: skip
+        except DeliveryFailed as exc:
+            raise DeliveryFailed(f"{exc}; the message was not recorded and opens again") from None
     if not quiet:
-        console = stderr_console()
-        title = "[bold green]✓ good signature[/]" if console.is_terminal else "letterlock: verified"
+        _report(fields)
+
+
+def _report(fields: Sequence[tuple[str, str]]) -> None:
+    """Who signed, on stderr; the message is handled already, so a failure here is ignored."""
+    console = stderr_console()
+    title = "[bold green]✓ good signature[/]" if console.is_terminal else "letterlock: verified"
+    with contextlib.suppress(OSError):
         print_fields(console, fields, title=title)
 
 
@@ -218,20 +290,26 @@ def _known_names(home: Home) -> Mapping[bytes, str]:
     for pin in home.pins():
         label = pin.name + (", revoked" if pin.revoked else "")
         names[pin.identity.fingerprint] = names[pin.identity.recipient_id] = label
-    for name, public in home.own_publics().items():
+    for name, public in home.own_publics(warn=warn).items():
         names.setdefault(public.fingerprint, f"{name}, you")
         names.setdefault(public.recipient_id, f"{name}, you")
     return names
 
 
-@click.command("inspect", short_help="Show what a broker sees, without decrypting.")
+@click.command(
+    "inspect",
+    short_help="Show what a broker sees, without decrypting.",
+    epilog=example("letterlock inspect --in order.ll"),
+)
 @click.option("--in", "input_path", type=_IN, metavar="FILE", help="Envelope (default: stdin).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
+@max_size_option("Refuse larger envelopes (over_limit).")
 @pass_home
-def inspect_command(home: Home, input_path: str | None, as_json: bool) -> None:
+def inspect_command(home: Home, input_path: str | None, as_json: bool, max_size: int) -> None:
     """Show what a broker sees in an envelope, without decrypting anything."""
-    data = read_input(input_path, limit=DEFAULT_LIMITS.max_size)
-    envelope = letterlock.inspect(data)
+    limits = Limits(max_size=max_size)
+    data = _read_envelope(input_path, limits)
+    envelope = letterlock.inspect(data, limits=limits)
     if as_json:
         click.echo(json.dumps(envelope_json(envelope, total=len(data)), indent=2))
         return

@@ -21,12 +21,15 @@ __all__ = [
     "envelope_fields",
     "envelope_json",
     "iso_time",
+    "note",
     "opened_fields",
     "print_fields",
     "print_table",
+    "quoted",
     "safe",
     "stderr_console",
     "stdout_console",
+    "warn",
 ]
 
 Rows = Sequence[tuple[str, str]]
@@ -51,6 +54,23 @@ def safe(text: str) -> str:
     return "".join(
         ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text
     )
+
+
+def quoted(text: str, limit: int = 40) -> str:
+    """``text`` quoted for a message, at most ``limit`` characters of it (a user's argument can
+    be 10,000 characters long; its control characters are escaped by ``repr``)."""
+    return repr(text) if len(text) <= limit else repr(text[: limit - 3]) + "..."
+
+
+def note(message: str) -> None:
+    """One line on stderr: ``letterlock: MESSAGE`` (non-printable characters escaped)."""
+    sys.stderr.write(f"letterlock: {safe(message)}\n")
+    sys.stderr.flush()
+
+
+def warn(message: str) -> None:
+    """One line on stderr: ``letterlock: warning: MESSAGE``."""
+    note(f"warning: {message}")
 
 
 def iso_time(seconds: int) -> str:

@@ -3,6 +3,7 @@
 from letterlock.keystore.file import (
     DEFAULT_KDF,
     MAX_KDF,
+    MAX_KDF_WORK,
     MIN_KDF,
     KdfParams,
     decrypt_identity,
@@ -14,6 +15,7 @@ from letterlock.keystore.file import (
 __all__ = [
     "DEFAULT_KDF",
     "MAX_KDF",
+    "MAX_KDF_WORK",
     "MIN_KDF",
     "KdfParams",
     "decrypt_identity",

@@ -2,13 +2,16 @@
 
 :func:`save_identity` encrypts an identity's private encoding under Argon2id + AES-256-GCM and
 writes it atomically with mode 0600; :func:`load_identity` checks the file's KDF parameters
-against a floor and a cap *before* deriving any key, then decrypts. Every failure is a
+against a floor and a cap (per field, and on memory x passes) *before* deriving any key, then
+decrypts. Every failure is a
 :class:`~letterlock.errors.KeyStoreError`; a wrong passphrase and a modified file give the same
 message.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import struct
 from dataclasses import dataclass
@@ -23,6 +26,7 @@ from letterlock.hazmat import identity_from_private_bytes, identity_to_private_b
 __all__ = [
     "DEFAULT_KDF",
     "MAX_KDF",
+    "MAX_KDF_WORK",
     "MIN_KDF",
     "KdfParams",
     "decrypt_identity",
@@ -54,10 +58,13 @@ class KdfParams:
 DEFAULT_KDF: Final = KdfParams(memory_kib=64 * 1024, iterations=3, lanes=4)  # RFC 9106 4(2)
 MIN_KDF: Final = KdfParams(memory_kib=19 * 1024, iterations=2, lanes=1)  # OWASP minimum
 MAX_KDF: Final = KdfParams(memory_kib=1024 * 1024, iterations=64, lanes=64)
+#: Cap on memory_kib * iterations (2 GiB-passes, about 10x the default's 192 MiB-passes):
+#: the per-field caps together would allow 1 GiB x 64 passes, minutes per try.
+MAX_KDF_WORK: Final = 2**21
 
 
 def _out_of_bounds(params: KdfParams) -> str | None:
-    """Why ``params`` fall outside [MIN_KDF, MAX_KDF], or None if they are acceptable."""
+    """Why ``params`` fall outside [MIN_KDF, MAX_KDF] or above MAX_KDF_WORK, else None."""
     for field, unit in (("memory_kib", " KiB"), ("iterations", ""), ("lanes", "")):
         value = getattr(params, field)
         low, high = getattr(MIN_KDF, field), getattr(MAX_KDF, field)
@@ -65,6 +72,12 @@ def _out_of_bounds(params: KdfParams) -> str | None:
             return f"Argon2id {field} {value}{unit} is above the cap {high}{unit}"
         if value < low:
             return f"Argon2id {field} {value}{unit} is below the floor {low}{unit}"
+    work = params.memory_kib * params.iterations
+    if work > MAX_KDF_WORK:
+        return (
+            f"Argon2id memory_kib x iterations {work} KiB-passes is above the cap "
+            f"{MAX_KDF_WORK} KiB-passes"
+        )
     return None
 
 
@@ -186,26 +199,85 @@ def make_private_dir(directory: Path) -> None:
 
 
 def write_private_file(path: Path, data: bytes, *, overwrite: bool, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` atomically: temp file in the same directory, fsync, rename.
+    """Write ``data`` to ``path`` atomically: only a complete, synced file ever gets a name.
 
-    With ``overwrite`` false an existing ``path`` raises FileExistsError and is left untouched
-    (the rename is a hard link, which fails atomically if the name is taken).
+    On Linux the file is written unnamed in the target's directory (``O_TMPFILE``), synced and
+    then linked as ``path``, so a crash or kill at any point leaves no partial file behind.
+    Elsewhere a hidden temporary file in the same directory is synced and renamed (and removed
+    if the write fails). With ``overwrite`` false an existing ``path`` raises FileExistsError
+    and is left untouched (the name is given by a hard link, which fails if it is taken).
     """
     make_private_dir(path.parent)
-    temp = path.with_name(f".{path.name}.{_crypto.random_bytes(6).hex()}.tmp")
+    if not _write_unnamed(path, data, overwrite=overwrite, mode=mode):
+        _write_named(path, data, overwrite=overwrite, mode=mode)
+        _fsync_dir(path.parent)
+
+
+_TMPFILE: Final = getattr(os, "O_TMPFILE", 0)
+_PROC_FD: Final = Path("/proc/self/fd")
+
+
+def _write_unnamed(path: Path, data: bytes, *, overwrite: bool, mode: int) -> bool:
+    """The O_TMPFILE way; False where the system or file system does not offer it."""
+    if not _TMPFILE or not _PROC_FD.is_dir():
+        return False
+    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fd = os.open(".", _TMPFILE | os.O_WRONLY, mode, dir_fd=directory)
+        except OSError as exc:
+            if exc.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                return False
+            raise
+        try:
+            _write_synced(fd, data)
+            # dst_dir_fd makes os.link call linkat(), which follows the /proc link to the file
+            source = str(_PROC_FD / str(fd))
+            try:
+                os.link(source, path.name, dst_dir_fd=directory, follow_symlinks=True)
+            except FileExistsError:
+                if not overwrite:
+                    raise
+                temp = _temp_name(path)
+                os.link(source, temp, dst_dir_fd=directory, follow_symlinks=True)
+                try:  # complete and synced already: only its name is new
+                    os.replace(temp, path.name, src_dir_fd=directory, dst_dir_fd=directory)
+                finally:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(temp, dir_fd=directory)
+        finally:
+            os.close(fd)
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+    return True
+
+
+def _write_named(path: Path, data: bytes, *, overwrite: bool, mode: int) -> None:
+    temp = path.with_name(_temp_name(path))
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode)
     try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
+        try:
+            _write_synced(fd, data)
+        finally:
+            os.close(fd)
         if overwrite:
             os.replace(temp, path)
         else:
             _link_exclusive(temp, path)
     finally:
         temp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+
+
+def _temp_name(path: Path) -> str:
+    return f".{path.name}.{_crypto.random_bytes(6).hex()}.tmp"
+
+
+def _write_synced(fd: int, data: bytes) -> None:
+    with os.fdopen(fd, "wb", closefd=False) as file:
+        file.write(data)
+        file.flush()
+    os.fsync(fd)
 
 
 def _link_exclusive(temp: Path, path: Path) -> None:

@@ -5,20 +5,23 @@ Text format, one entry a line (``#`` starts a comment)::
     alice letterlock-p256 BASE64...
     @revoked mallory letterlock-p256 BASE64...
 
-A name maps to exactly one key; pinning a different key under a taken name fails hard and shows
-both fingerprints. A ``@revoked`` key is known but refused (reason ``untrusted``).
+Names follow :data:`NAME_RULE` (ASCII letters, digits and ``. _ @ + -``). A name maps to
+exactly one key; pinning a different key under a taken name fails hard and shows both
+fingerprints. A ``@revoked`` key is known but refused (reason ``untrusted``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Final
 
 from letterlock.core.keys import PublicIdentity
 from letterlock.core.trust import TrustContext, VerifiedSender
 from letterlock.errors import UsageError
 
-__all__ = ["Pin", "Pins"]
+__all__ = ["NAME_RULE", "Pin", "Pins", "check_name", "valid_name"]
 
 _REVOKED = "@revoked"
 
@@ -46,9 +49,27 @@ class Pin:
         return f"{_REVOKED} {line}" if self.revoked else line
 
 
-def _check_name(name: str) -> None:
-    if not name or any(c.isspace() for c in name) or name.startswith(("@", "#")):
-        raise UsageError(f"pin name {name!r} must be non-empty, without spaces, @ or #")
+#: What a name may be: the names of pins, and of the CLI's own identities. ASCII only, so no
+#: look-alike letters, control characters, bidi overrides, spaces or commas: a name shown is
+#: the name stored, fits in a comma-separated list, and is a safe file name.
+NAME_RULE: Final = "1-64 characters of A-Z a-z 0-9 . _ @ + - starting with a letter or digit"
+_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
+
+
+def valid_name(name: str) -> bool:
+    """True if ``name`` follows :data:`NAME_RULE`."""
+    return isinstance(name, str) and _NAME.fullmatch(name) is not None
+
+
+def check_name(name: str, what: str = "pin name") -> str:
+    """``name`` if it follows :data:`NAME_RULE`; UsageError (showing at most 40 chars) if not."""
+    if not valid_name(name):
+        raise UsageError(f"{what} {_shown(name)} must be {NAME_RULE}")
+    return name
+
+
+def _shown(name: str, limit: int = 40) -> str:
+    return repr(name) if len(name) <= limit else repr(name[: limit - 3]) + "..."
 
 
 class Pins:
@@ -61,7 +82,7 @@ class Pins:
             self._insert(pin)
 
     def _insert(self, pin: Pin) -> None:
-        _check_name(pin.name)
+        check_name(pin.name)
         existing = self._by_name.get(pin.name)
         if existing is not None and existing.identity != pin.identity:
             raise UsageError(
@@ -85,7 +106,7 @@ class Pins:
     def revoke(self, name: str) -> None:
         existing = self._by_name.get(name)
         if existing is None:
-            raise UsageError(f"no pin named {name!r}")
+            raise UsageError(f"no pin named {_shown(name)}")
         revoked = Pin(name=name, identity=existing.identity, revoked=True)
         self._by_name[name] = revoked
         self._by_key[existing.identity.fingerprint] = revoked
