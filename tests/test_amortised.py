@@ -23,7 +23,12 @@ from letterlock import (
     Suite,
     _crypto,
 )
-from letterlock.core.envelope import encode_envelope, encode_header, parse
+from letterlock.core.envelope import (
+    encode_envelope,
+    encode_header,
+    encode_recipient_block,
+    parse,
+)
 from letterlock.core.protocol import (
     LABEL_SIGNATURE,
     commitment_of,
@@ -299,3 +304,14 @@ def test_labels_parsed_under_other_limits_are_never_reused() -> None:
         b"x", recipients=[bob.public], topic="t", headers=headers, now=NOW, hide_sender=True
     )
     assert _reason(opener, hidden) == Reason.UNSUPPORTED.value
+
+
+@pytest.mark.parametrize("suite", FAST_SUITES, ids=str)
+@pytest.mark.parametrize("count", [1, 3])
+def test_wrapped_key_is_what_the_codec_would_encode(suite: Suite, count: int) -> None:
+    """wrap_content_key joins its recipient block itself (the cold seal path); it must be the
+    codec's canonical encoding of the same entries."""
+    readers = [Identity.generate(suite).public for _ in range(count)]
+    wrapped = wrap_content_key(os.urandom(32), suite=suite, recipients=readers)
+    assert [e.key_id for e in wrapped.recipients] == sorted(r.recipient_id for r in readers)
+    assert wrapped.block == encode_recipient_block(suite, wrapped.recipients, wrapped.commitment)

@@ -184,3 +184,28 @@ def test_topics_are_the_receivers_patterns(cast: tuple[Identity, Identity, Pins]
                 call()
             assert caught.value.reason is Reason.WRONG_TOPIC
             assert "one of audit.#, payroll.us" in caught.value.detail
+
+
+def test_a_policy_cannot_admit_a_sender_under_another_key_id(
+    cast: tuple[Identity, Identity, Pins],
+) -> None:
+    """``Opened.sender.key_id`` is what callers record a message under (``record=False``):
+    a policy that reports another key than the one that signed is a bug, never accepted."""
+    alice, bob, pins = cast
+    other = Identity.generate(Suite.X25519).public
+
+    class Confused:
+        def lookup(self, key_id: bytes) -> letterlock.PublicIdentity | None:
+            return pins.lookup(key_id)
+
+        def admit(
+            self, sender: letterlock.PublicIdentity, context: letterlock.TrustContext
+        ) -> letterlock.VerifiedSender | str:
+            return letterlock.VerifiedSender(
+                name="alice", fingerprint=other.fingerprint_text, key_id=other.fingerprint,
+                suite=sender.suite, via="confused",
+            )  # fmt: skip
+
+    sealed = letterlock.seal(b"x", sender=alice, recipients=[bob.public], topic="t", now=NOW)
+    with pytest.raises(UsageError, match="another key id"):
+        letterlock.open(sealed, identity=bob, trust=Confused(), replay=ReplayWindow(), now=NOW)

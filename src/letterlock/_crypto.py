@@ -57,6 +57,7 @@ _HASH: Final[dict[Suite, type[hashes.HashAlgorithm]]] = {
     Suite.X25519: hashes.SHA256,
     Suite.PQ: hashes.SHA384,
 }
+_HASHES: Final = {suite: algorithm() for suite, algorithm in _HASH.items()}  # stateless
 _ECDSA: Final = {suite: ec.ECDSA(_HASH[suite]()) for suite in (Suite.P256, Suite.P384, Suite.PQ)}
 _HASHLIB: Final = {
     Suite.P256: hashlib.sha256,
@@ -112,7 +113,7 @@ def digest(suite: Suite, data: bytes | memoryview) -> bytes:
 
 def hkdf(suite: Suite, ikm: bytes, *, salt: bytes | None, info: bytes, length: int) -> bytes:
     """RFC 5869 HKDF with the suite's hash; ``salt=None`` means HashLen zero bytes."""
-    return HKDF(algorithm=_HASH[suite](), length=length, salt=salt, info=info).derive(ikm)
+    return HKDF(algorithm=_HASHES[suite], length=length, salt=salt, info=info).derive(ikm)
 
 
 def _aead(suite: Suite, key: bytes) -> AESGCM | ChaCha20Poly1305:
@@ -130,7 +131,7 @@ class PayloadCipher:
     __slots__ = ("_aead",)
 
     def __init__(self, suite: Suite, key: bytes) -> None:
-        self._aead = _aead(suite, key)
+        self._aead = ChaCha20Poly1305(key) if suite is Suite.X25519 else AESGCM(key)
 
     def __repr__(self) -> str:
         return "<PayloadCipher>"

@@ -22,7 +22,6 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from letterlock.errors import UsageError
@@ -44,11 +43,15 @@ LIMIT_MAX_MESSAGES = 1 << 32
 LIMIT_MAX_AGE = 24 * 3600
 
 
-@dataclass(slots=True)
 class _Slot:
-    wrapped: WrappedKey
-    born: int
-    uses: int
+    """One wrapped content key in use: when it was made, how often it sealed."""
+
+    __slots__ = ("born", "uses", "wrapped")
+
+    def __init__(self, wrapped: WrappedKey, born: int) -> None:
+        self.wrapped = wrapped
+        self.born = born
+        self.uses = 0
 
 
 class WrapCache:
@@ -86,11 +89,10 @@ class WrapCache:
                 del self._slots[key]
                 slot = None
             if slot is None:
-                slot = _Slot(wrapped=make(), born=now, uses=0)
-                self._slots[key] = slot
-                while len(self._slots) > self._max_sets:
+                slot = self._slots[key] = _Slot(make(), now)
+                if len(self._slots) > self._max_sets:
                     self._slots.popitem(last=False)
-            else:
+            elif len(self._slots) > 1:
                 self._slots.move_to_end(key)
             slot.uses += 1
             return slot.wrapped

@@ -13,7 +13,7 @@ import functools
 import re
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Final, Protocol
 
@@ -307,7 +307,9 @@ class Labels:
     A stream of messages from one sealer repeats these bytes exactly, so a receiver may keep
     them (:class:`letterlock.core.cache.LabelsCache`): a later header whose bytes from the topic
     length to the commitment are identical, under the same suite, flags and limits, has this
-    same parse. ``entries`` maps recipient key ids to wrapped keys; ``header_map`` is read-only.
+    same parse. ``entries`` maps recipient key ids to wrapped keys (a header's
+    :class:`RecipientEntry` values are made from it only for :func:`parse`); ``header_map`` is
+    read-only.
     """
 
     suite: Suite
@@ -317,10 +319,21 @@ class Labels:
     content_type: str | None
     headers: tuple[tuple[str, str], ...]
     sender_key_id: bytes | None
-    recipients: tuple[RecipientEntry, ...]
+    #: recipient key id -> wrapped key, in the envelope's (ascending) order
+    entries: Mapping[bytes, bytes] = field(repr=False)
     commitment: bytes
-    entries: Mapping[bytes, bytes] = field(repr=False)  # recipient key id -> wrapped key
     header_map: MappingProxyType[str, str] = field(repr=False)
+
+
+_L = tuple(getattr(Labels, f.name).__set__ for f in fields(Labels))
+
+
+def _labels_of(*values: object) -> Labels:
+    """A Labels from its fields in order, without the frozen ``__init__`` (parsed values)."""
+    made = object.__new__(Labels)
+    for setter, value in zip(_L, values, strict=True):
+        setter(made, value)
+    return made
 
 
 class LabelsLookup(Protocol):
@@ -329,6 +342,10 @@ class LabelsLookup(Protocol):
     def get(self, key: bytes) -> Labels | None: ...
 
     def put(self, key: bytes, labels: Labels) -> None: ...
+
+    def __len__(self) -> int:
+        """How many labels are kept (an empty lookup is skipped)."""
+        ...
 
 
 #: What :func:`parse_parts` returns: (labels, message id, created, expires, header bytes,
@@ -397,7 +414,7 @@ def parse_parts(
     view = memoryview(data) if type(data) is bytes else memoryview(data).cast("B")
     suite, flags = _front(view, suites, limits)
     size = len(view)
-    if labels is not None and size >= 40:
+    if labels and size >= 40:  # an empty cache cannot hit: a new receiver parses at once
         try:
             end = _labels_end(view, suite, flags)
         except (IndexError, struct.error):
@@ -521,37 +538,27 @@ def _parse_labels(view: memoryview, suite: Suite, flags: int, limits: Limits) ->
         raise Rejected(
             Reason.OVER_LIMIT, f"{recipient_count} recipients > max {limits.max_recipients}"
         )
-    recipients: list[RecipientEntry] = []
+    entries: dict[bytes, bytes] = {}
     previous = b""
     entry_size = RECIPIENT_ID_SIZE + sizes.wrapped
+    if pos + recipient_count * entry_size > end:
+        raise _truncated()
     for _ in range(recipient_count):
-        if pos + entry_size > end:
-            raise _truncated()
         key_id = head[pos : pos + RECIPIENT_ID_SIZE]
         if key_id <= previous:
             raise Rejected(Reason.MALFORMED, "recipients not sorted or not unique")
         previous = key_id
-        wrapped = head[pos + RECIPIENT_ID_SIZE : pos + entry_size]
-        recipients.append(RecipientEntry(key_id=key_id, wrapped=wrapped))
+        entries[key_id] = head[pos + RECIPIENT_ID_SIZE : pos + entry_size]
         pos += entry_size
     header_end = pos + COMMITMENT_SIZE
     if header_end + 4 > end:
         raise _truncated()
     commitment = head[pos:header_end]
     ciphertext, signature = _body(view, suite, flags, header_end)
-    labels = Labels(
-        suite=suite,
-        flags=flags,
-        limits=limits,
-        topic=topic,
-        content_type=ctype.decode("ascii") or None,
-        headers=tuple(headers),
-        sender_key_id=sender_key_id,
-        recipients=tuple(recipients),
-        commitment=commitment,
-        entries={entry.key_id: entry.wrapped for entry in recipients},
-        header_map=MappingProxyType(dict(headers)),
-    )
+    labels = _labels_of(
+        suite, flags, limits, topic, ctype.decode("ascii") or None, tuple(headers),
+        sender_key_id, entries, commitment, MappingProxyType(dict(headers)),
+    )  # fmt: skip
     header_bytes = head[:header_end]
     return labels, message_id, created, expires or None, header_bytes, ciphertext, signature
 
@@ -570,7 +577,10 @@ def parse(data: BytesLike, *, suites: frozenset[Suite], limits: Limits) -> Envel
         content_type=labels.content_type,
         headers=labels.headers,
         sender_key_id=labels.sender_key_id,
-        recipients=labels.recipients,
+        recipients=tuple(
+            RecipientEntry(key_id=key_id, wrapped=wrapped)
+            for key_id, wrapped in labels.entries.items()
+        ),
         commitment=labels.commitment,
     )
     return Envelope(

@@ -17,6 +17,7 @@ from letterlock import _crypto
 from letterlock.core.cache import UnwrapCache
 from letterlock.core.envelope import (
     COMMITMENT_SIZE,
+    MAX_RECIPIENTS,
     TAG_SIZE,
     BytesLike,
     Labels,
@@ -25,7 +26,6 @@ from letterlock.core.envelope import (
     RecipientEntry,
     encode_envelope_prefix,
     encode_header_front,
-    encode_recipient_block,
     parse_parts,
 )
 from letterlock.core.keys import SENDER_ID_SIZE, Identity, PublicIdentity
@@ -44,6 +44,7 @@ LABEL_NONCE: Final = b"letterlock/v1 nonce"
 NONCE_SIZE: Final = 12
 LABEL_SIGNATURE: Final = b"letterlock/v1 envelope\x00"
 LABEL_HIDDEN_SIGNATURE: Final = b"letterlock/v1 hidden sender\x00"
+_U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 #: Inner plaintexts from this size are built in the envelope and encrypted in place (one copy
@@ -143,15 +144,15 @@ def _info(suite: Suite, label: bytes, extra: bytes = b"") -> bytes:
     return label + bytes([suite.value]) + extra
 
 
+_KEYS: Final = {
+    suite: (_info(suite, LABEL_KEYS), COMMITMENT_SIZE + suite.sizes.payload_key) for suite in Suite
+}
+
+
 def derive_keys(suite: Suite, content_key: bytes) -> tuple[bytes, bytes]:
     """``(C, K)``: the commitment and the payload key, from one HKDF of CK (section 5.3)."""
-    okm = _crypto.hkdf(
-        suite,
-        content_key,
-        salt=None,
-        info=_info(suite, LABEL_KEYS),
-        length=COMMITMENT_SIZE + suite.sizes.payload_key,
-    )
+    info, length = _KEYS[suite]
+    okm = _crypto.hkdf(suite, content_key, salt=None, info=info, length=length)
     return okm[:COMMITMENT_SIZE], okm[COMMITMENT_SIZE:]
 
 
@@ -212,6 +213,10 @@ def _all_zero(buffer: bytes | bytearray, start: int, end: int) -> bool:
     return buffer.count(0, start, end) == end - start
 
 
+_WRAP_INFO: Final = {suite: _info(suite, LABEL_WRAP) for suite in Suite}
+_W = tuple(getattr(WrappedKey, f.name).__set__ for f in fields(WrappedKey))
+
+
 def wrap_content_key(
     content_key: bytes, *, suite: Suite, recipients: Sequence[PublicIdentity]
 ) -> WrappedKey:
@@ -222,28 +227,34 @@ def wrap_content_key(
         raise UsageError("at least one recipient is required")
     by_id: dict[bytes, PublicIdentity] = {}
     for recipient in recipients:
-        if not isinstance(recipient, PublicIdentity):
+        if type(recipient) is not PublicIdentity:  # a final class: the exact type is enough
             raise UsageError(f"recipients must be PublicIdentity objects, not {recipient!r}")
         if recipient.suite is not suite:
             raise UsageError(
                 f"recipient {recipient.fingerprint_text} is {recipient.suite}, not {suite}"
             )
         by_id[recipient.recipient_id] = recipient
-    entries = tuple(
-        RecipientEntry(
-            key_id=key_id,
-            wrapped=by_id[key_id].wrap(content_key, _info(suite, LABEL_WRAP, key_id)),
-        )
-        for key_id in sorted(by_id)
-    )
+    if len(by_id) > MAX_RECIPIENTS:
+        raise UsageError(f"an envelope has 1 to {MAX_RECIPIENTS} recipients")
+    wrap_info, size = _WRAP_INFO[suite], suite.sizes.wrapped
+    entries = []
+    for key_id in sorted(by_id):
+        wrapped = by_id[key_id].wrap(content_key, wrap_info + key_id)
+        if len(wrapped) != size:
+            raise AssertionError("HPKE gave a wrapped key of another size than section 5.2's")
+        entries.append(RecipientEntry(key_id=key_id, wrapped=wrapped))
     commitment, key = derive_keys(suite, content_key)
-    return WrappedKey(
-        suite=suite,
-        recipients=entries,
-        commitment=commitment,
-        block=encode_recipient_block(suite, entries, commitment),
-        cipher=_crypto.PayloadCipher(suite, key),
-    )
+    block = b"".join(
+        (_U16.pack(len(entries)), *(e.key_id + e.wrapped for e in entries), commitment)
+    )  # what encode_recipient_block gives, for entries made here (sorted, sized, unique)
+    made = object.__new__(WrappedKey)
+    set_suite, set_recipients, set_commitment, set_block, set_cipher = _W
+    set_suite(made, suite)
+    set_recipients(made, tuple(entries))
+    set_commitment(made, commitment)
+    set_block(made, block)
+    set_cipher(made, _crypto.PayloadCipher(suite, key))
+    return made
 
 
 def padme(length: int) -> int:
@@ -326,11 +337,12 @@ def seal_as(  # noqa: PLR0917 - the per-message path passes its arguments positi
         sender_key_id=None if hide_sender else fingerprint,
     )
     header_bytes = front + wrapped.block
-    payload = memoryview(payload).cast("B")
-    hidden_part = SENDER_ID_SIZE + suite.sizes.signature if hide_sender else 0
-    inner_length = hidden_part + _U64.size + len(payload)
-    ct_length = _padded_length(inner_length, pad) + TAG_SIZE
-    prefix = _U64.pack(len(payload))
+    if type(payload) is not bytes:
+        payload = memoryview(payload).cast("B")
+    payload_size = len(payload)
+    inner_length = (SENDER_ID_SIZE + suite.sizes.signature if hide_sender else 0) + 8 + payload_size
+    ct_length = (inner_length if pad is None else _padded_length(inner_length, pad)) + TAG_SIZE
+    prefix = _U64.pack(payload_size)
     if hide_sender:  # the signature fixes ct_len, hence the padding (section 5.5)
         digest = _crypto.digest(suite, payload)
         signed = signed_hidden(suite, header_bytes, ct_length, fingerprint, digest)
@@ -387,6 +399,8 @@ def _admit(
     decision = trust.admit(candidate, context)
     if isinstance(decision, str):
         raise Rejected(Reason.UNTRUSTED, decision)
+    if decision.key_id != candidate.fingerprint:  # replay records and callers key on it
+        raise UsageError("the trust policy admitted the sender under another key id")
     return candidate, decision
 
 
