@@ -645,28 +645,22 @@ def _topic_empty(k: Kit) -> Result:
     return no(Reason.MALFORMED, k, forge(k, k.message(), edit=_edit(topic=b"")), topic=None)
 
 
-@case("reject-malformed-topic-overlong-utf8", "malicious: topic 'orders' + overlong C0 AE")
-def _topic_overlong(k: Kit) -> Result:
-    envelope = forge(k, k.message(), edit=_edit(topic=b"orders\xc0\xae"))
-    return no(Reason.MALFORMED, k, envelope, topic=None)
+def _bad_topic(topic: bytes) -> CaseFn:
+    def build(k: Kit) -> Result:
+        return no(Reason.MALFORMED, k, forge(k, k.message(), edit=_edit(topic=topic)), topic=None)
+
+    return build
 
 
-@case("reject-malformed-topic-surrogate", "malicious: topic 'orders.' + surrogate ED A0 80")
-def _topic_surrogate(k: Kit) -> Result:
-    envelope = forge(k, k.message(), edit=_edit(topic=b"orders.\xed\xa0\x80"))
-    return no(Reason.MALFORMED, k, envelope, topic=None)
-
-
-@case("reject-malformed-topic-control-character", "malicious: topic 'orders' ESC '.eu'")
-def _topic_control(k: Kit) -> Result:
-    envelope = forge(k, k.message(), edit=_edit(topic=b"orders\x1b.eu"))
-    return no(Reason.MALFORMED, k, envelope, topic=None)
-
-
-@case("reject-malformed-topic-c1-control", "malicious: topic 'orders' U+0085 (C2 85) '.eu'")
-def _topic_c1(k: Kit) -> Result:
-    envelope = forge(k, k.message(), edit=_edit(topic=b"orders\xc2\x85.eu"))
-    return no(Reason.MALFORMED, k, envelope, topic=None)
+#: Topics that break section 4, each signed validly: (name suffix, what, topic).
+BAD_TOPICS: Final = (
+    ("overlong-utf8", "topic 'orders' + overlong C0 AE", b"orders\xc0\xae"),
+    ("surrogate", "topic 'orders.' + surrogate ED A0 80", b"orders.\xed\xa0\x80"),
+    ("control-character", "topic 'orders' ESC '.eu'", b"orders\x1b.eu"),
+    ("c1-control", "topic 'orders' U+0085 (C2 85) '.eu'", b"orders\xc2\x85.eu"),
+)
+for _suffix, _what, _topic in BAD_TOPICS:
+    case(f"reject-malformed-topic-{_suffix}", f"malicious: {_what}")(_bad_topic(_topic))
 
 
 @case("reject-malformed-header-value-newline", "malicious: header value 'eu' LF 'west'")
