@@ -383,6 +383,29 @@ def _resized(buffer: bytearray, size: int) -> bytearray:
     return buffer
 
 
+def _check_sender(  # noqa: PLR0917 - called from two places of the per-message path
+    trust: TrustPolicy,
+    key_id: bytes,
+    labels: Labels,
+    created: int,
+    now: int,
+    signature: bytes,
+    signed: bytes,
+) -> VerifiedSender:
+    """Steps 13 to 15 (and 20 for a hidden sender): known, admitted, and its signature good.
+
+    A sender refused at step 13 or 14 costs a verification all the same (:func:`_decoy_verify`).
+    """
+    try:
+        public, sender = _admit(trust, key_id, labels, created, now)
+    except Rejected:
+        _decoy_verify(labels.suite, signature, signed)
+        raise
+    if not public.verify(signature, signed):
+        raise Rejected(Reason.BAD_SIGNATURE)
+    return sender
+
+
 def _admit(
     trust: TrustPolicy, key_id: bytes, labels: Labels, created: int, now: int
 ) -> tuple[PublicIdentity, VerifiedSender]:
@@ -500,13 +523,7 @@ def _open(  # noqa: PLR0917 - the per-message path passes its arguments position
     if claimed is not None:  # steps 13-15
         assert signature is not None
         signed = LABEL_SIGNATURE + header_bytes + _crypto.digest(suite, snapshot)
-        try:
-            public, sender = _admit(trust, claimed, labels, created, now)
-        except Rejected:
-            _decoy_verify(suite, signature, signed)
-            raise
-        if not public.verify(signature, signed):
-            raise Rejected(Reason.BAD_SIGNATURE)
+        sender = _check_sender(trust, claimed, labels, created, now, signature, signed)
     cached = None if unwrap_cache is None else unwrap_cache.get(suite, wrapped)
     if cached is None:
         content_key = identity.unwrap(wrapped, _info(suite, LABEL_WRAP, my_id))
@@ -547,13 +564,7 @@ def _open(  # noqa: PLR0917 - the per-message path passes its arguments position
     if sender is None:  # step 20
         payload_digest = _crypto.digest(suite, memoryview(inner)[start : start + length])
         signed = signed_hidden(suite, header_bytes, ct_size, signer, payload_digest)
-        try:
-            public, sender = _admit(trust, signer, labels, created, now)
-        except Rejected:
-            _decoy_verify(suite, hidden_signature, signed)
-            raise
-        if not public.verify(hidden_signature, signed):
-            raise Rejected(Reason.BAD_SIGNATURE)
+        sender = _check_sender(trust, signer, labels, created, now, hidden_signature, signed)
     else:
         assert claimed is not None
         signer = claimed
