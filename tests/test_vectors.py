@@ -83,16 +83,18 @@ class VectorTrust:
         known = self._known.get(bytes(key_id))
         return known[1] if known else None
 
-    def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | str:
+    def admit(
+        self, sender: PublicIdentity, context: TrustContext
+    ) -> VerifiedSender | letterlock.Refusal:
         name, _, allowed = self._known[sender.fingerprint]
         if not allowed:
-            return f"{name} is not allowed"
+            return letterlock.Refusal(detail=f"{name} is not allowed")
         return VerifiedSender(
             name=name,
             fingerprint=sender.fingerprint_text,
             key_id=sender.fingerprint,
             suite=sender.suite,
-            via="vector",
+            via=letterlock.Via.PIN,
         )
 
 

@@ -21,17 +21,18 @@ from letterlock.core.protocol import Opened, Padding
 from letterlock.core.replay import AddResult, MemoryReplayStore, ReplayStore, ReplayWindow
 from letterlock.core.suites import Suite
 from letterlock.core.topics import Topics
-from letterlock.core.trust import TrustContext, TrustPolicy, VerifiedSender
+from letterlock.core.trust import Refusal, TrustContext, TrustPolicy, VerifiedSender, Via
 from letterlock.errors import (
     KeyStoreError,
     LetterlockError,
+    ParseError,
     Reason,
     Rejected,
     TransportError,
     UsageError,
 )
 from letterlock.stores.sqlite import SQLiteReplayStore
-from letterlock.trust.pins import Pin, Pins
+from letterlock.trust import FirstKnown, OwnIdentities, Pin, Pins
 
 __version__ = "0.1.0"
 
@@ -41,6 +42,7 @@ __all__ = [
     "DEFAULT_LIMITS",
     "AddResult",
     "Envelope",
+    "FirstKnown",
     "Header",
     "Identity",
     "KeyStoreError",
@@ -49,12 +51,15 @@ __all__ = [
     "MemoryReplayStore",
     "Opened",
     "Opener",
+    "OwnIdentities",
     "Padding",
+    "ParseError",
     "Pin",
     "Pins",
     "PublicIdentity",
     "Reason",
     "RecipientEntry",
+    "Refusal",
     "Rejected",
     "ReplayStore",
     "ReplayWindow",
@@ -67,6 +72,7 @@ __all__ = [
     "TrustPolicy",
     "UsageError",
     "VerifiedSender",
+    "Via",
     "format_fingerprint",
     "inspect",
     "open",

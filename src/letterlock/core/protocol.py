@@ -32,7 +32,7 @@ from letterlock.core.keys import SENDER_ID_SIZE, Identity, PublicIdentity
 from letterlock.core.replay import ReplayWindow
 from letterlock.core.suites import Suite
 from letterlock.core.topics import Topics
-from letterlock.core.trust import TrustContext, TrustPolicy, VerifiedSender
+from letterlock.core.trust import Refusal, TrustContext, TrustPolicy, VerifiedSender
 from letterlock.errors import Reason, Rejected, UsageError
 
 __all__ = ["Opened", "Padding", "WrappedKey", "open_envelope", "seal_envelope", "wrap_content_key"]
@@ -420,8 +420,12 @@ def _admit(
         labels.topic, labels.suite, labels.content_type, labels.header_map, created, now
     )
     decision = trust.admit(candidate, context)
-    if isinstance(decision, str):
-        raise Rejected(Reason.UNTRUSTED, decision)
+    if type(decision) is not VerifiedSender:
+        if isinstance(decision, Refusal):
+            raise Rejected(decision.reason, decision.detail, transient=decision.transient)
+        raise UsageError(
+            f"a trust policy admits with a VerifiedSender or a Refusal, not {decision!r}"
+        )
     if decision.key_id != candidate.fingerprint:  # replay records and callers key on it
         raise UsageError("the trust policy admitted the sender under another key id")
     return candidate, decision

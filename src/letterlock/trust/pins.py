@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from letterlock.core.keys import PublicIdentity
-from letterlock.core.trust import TrustContext, VerifiedSender
+from letterlock.core.trust import Refusal, TrustContext, VerifiedSender, Via
 from letterlock.errors import UsageError
 
 __all__ = ["NAME_RULE", "Pin", "Pins", "check_name", "valid_name"]
@@ -40,7 +40,7 @@ class Pin:
             fingerprint=self.identity.fingerprint_text,
             key_id=self.identity.fingerprint,
             suite=self.identity.suite,
-            via="pin",
+            via=Via.PIN,
         )
         object.__setattr__(self, "sender", verified)
 
@@ -126,12 +126,12 @@ class Pins:
         pin = self._by_key.get(bytes(key_id))
         return pin.identity if pin is not None else None
 
-    def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | str:
+    def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | Refusal:
         pin = self._by_key.get(sender.fingerprint)
         if pin is None:
-            return "not pinned"
+            return Refusal(detail="not pinned")
         if pin.revoked:
-            return f"pin {pin.name!r} is revoked"
+            return Refusal(detail=f"pin {pin.name!r} is revoked")
         return pin.sender
 
     # text form ------------------------------------------------------------------------
