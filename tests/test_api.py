@@ -96,8 +96,11 @@ def test_identity_handles_keep_secrets() -> None:
     with pytest.raises(TypeError):
         pickle.dumps(alice)
     with pytest.raises(TypeError):
-        Identity()
+        Identity()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        letterlock.PrivateKeys()
     assert "SHA256:" in repr(alice)
+    assert "SHA256:" in repr(alice.signer)  # the public fingerprint, never a secret
     assert alice.public == letterlock.PublicIdentity(alice.public.to_bytes())
     text = alice.public.to_text("alice")
     assert letterlock.PublicIdentity.from_text(text) == (alice.public, "alice")

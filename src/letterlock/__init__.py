@@ -16,7 +16,14 @@ import logging as _logging
 
 from letterlock._api import Opener, Sealer, inspect, open, seal
 from letterlock.core.envelope import DEFAULT_LIMITS, Envelope, Header, Limits, RecipientEntry
-from letterlock.core.keys import Identity, PublicIdentity, format_fingerprint
+from letterlock.core.keys import (
+    Decapsulator,
+    Identity,
+    PrivateKeys,
+    PublicIdentity,
+    Signer,
+    format_fingerprint,
+)
 from letterlock.core.protocol import Opened, Padding
 from letterlock.core.replay import AddResult, MemoryReplayStore, ReplayStore, ReplayWindow
 from letterlock.core.suites import Suite
@@ -41,6 +48,7 @@ _logging.getLogger("letterlock").addHandler(_logging.NullHandler())
 __all__ = [
     "DEFAULT_LIMITS",
     "AddResult",
+    "Decapsulator",
     "Envelope",
     "FirstKnown",
     "Header",
@@ -56,6 +64,7 @@ __all__ = [
     "ParseError",
     "Pin",
     "Pins",
+    "PrivateKeys",
     "PublicIdentity",
     "Reason",
     "RecipientEntry",
@@ -65,6 +74,7 @@ __all__ = [
     "ReplayWindow",
     "SQLiteReplayStore",
     "Sealer",
+    "Signer",
     "Suite",
     "Topics",
     "TransportError",

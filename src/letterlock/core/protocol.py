@@ -530,17 +530,15 @@ def _open(  # noqa: PLR0917 - the per-message path passes its arguments position
         sender = _check_sender(trust, claimed, labels, created, now, signature, signed)
     cached = None if unwrap_cache is None else unwrap_cache.get(suite, wrapped)
     if cached is None:
-        content_key = identity.unwrap(wrapped, _info(suite, LABEL_WRAP, my_id))
+        content_key = identity.unwrap(wrapped, _WRAP_INFO[suite] + my_id)
         if content_key is None or len(content_key) != CONTENT_KEY_SIZE:  # step 16
             raise Rejected(Reason.DECRYPT_FAILED, "recipient entry")
         commitment, key = derive_keys(suite, content_key)
-        if not hmac.compare_digest(commitment, labels.commitment):  # step 17
-            raise Rejected(Reason.BAD_COMMITMENT)
         cipher = _crypto.PayloadCipher(suite, key)
     else:
-        commitment, cipher = cached  # what steps 16 and 17 derive from these exact entry bytes
-        if not hmac.compare_digest(commitment, labels.commitment):  # step 17
-            raise Rejected(Reason.BAD_COMMITMENT)
+        commitment, cipher = cached  # what step 16 derives from these exact entry bytes
+    if not hmac.compare_digest(commitment, labels.commitment):  # step 17, hit or miss
+        raise Rejected(Reason.BAD_COMMITMENT)
     nonce = nonce_of(suite, message_id)
     inner: bytes | bytearray
     decrypted: bytes | None = None

@@ -19,7 +19,7 @@ from typing import Final
 
 from letterlock.core.keys import PublicIdentity
 from letterlock.core.trust import Refusal, TrustContext, VerifiedSender, Via
-from letterlock.errors import UsageError
+from letterlock.errors import ParseError, UsageError
 
 __all__ = ["NAME_RULE", "Pin", "Pins", "check_name", "valid_name"]
 
@@ -138,7 +138,7 @@ class Pins:
 
     @classmethod
     def parse(cls, text: str) -> Pins:
-        """Read the known-senders text; raises ValueError naming the bad line."""
+        """Read the known-senders text; raises ParseError naming the bad line."""
         pins = cls()
         for number, raw in enumerate(text.splitlines(), start=1):
             line = raw.strip()
@@ -152,7 +152,7 @@ class Pins:
                 identity, _comment = PublicIdentity.from_text(key)
                 pins._insert(Pin(name=name, identity=identity, revoked=revoked))
             except ValueError as exc:
-                raise ValueError(f"line {number}: {exc}") from None
+                raise ParseError(f"line {number}: {exc}") from None
         return pins
 
     def to_text(self) -> str:
