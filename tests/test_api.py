@@ -96,8 +96,11 @@ def test_identity_handles_keep_secrets() -> None:
     with pytest.raises(TypeError):
         pickle.dumps(alice)
     with pytest.raises(TypeError):
-        Identity()
+        Identity()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        letterlock.PrivateKeys()
     assert "SHA256:" in repr(alice)
+    assert "SHA256:" in repr(alice.signer)  # the public fingerprint, never a secret
     assert alice.public == letterlock.PublicIdentity(alice.public.to_bytes())
     text = alice.public.to_text("alice")
     assert letterlock.PublicIdentity.from_text(text) == (alice.public, "alice")
@@ -122,7 +125,7 @@ def test_trust_policy_sees_headers_read_only(cast: tuple[Identity, Identity, Pin
 
         def admit(
             self, sender: letterlock.PublicIdentity, context: letterlock.TrustContext
-        ) -> letterlock.VerifiedSender | str:
+        ) -> letterlock.VerifiedSender | letterlock.Refusal:
             with pytest.raises(TypeError):
                 context.headers["tenant"] = "evil"  # type: ignore[index]
             return pins.admit(sender, context)
@@ -200,10 +203,10 @@ def test_a_policy_cannot_admit_a_sender_under_another_key_id(
 
         def admit(
             self, sender: letterlock.PublicIdentity, context: letterlock.TrustContext
-        ) -> letterlock.VerifiedSender | str:
+        ) -> letterlock.VerifiedSender | letterlock.Refusal:
             return letterlock.VerifiedSender(
                 name="alice", fingerprint=other.fingerprint_text, key_id=other.fingerprint,
-                suite=sender.suite, via="confused",
+                suite=sender.suite, via=letterlock.Via.PIN,
             )  # fmt: skip
 
     sealed = letterlock.seal(b"x", sender=alice, recipients=[bob.public], topic="t", now=NOW)

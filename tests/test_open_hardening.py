@@ -92,8 +92,8 @@ def test_double_fetch_ciphertext_swapped_after_the_signature_check_is_never_rele
     envelope = letterlock.inspect(sealed)
     key = _insider_key(sealed, cast.dave)
     evil_inner = (size).to_bytes(8, "big") + b"E" * size
-    evil = _crypto.aead_encrypt(
-        suite, key, nonce_of(suite, envelope.header.message_id), evil_inner, envelope.header_bytes
+    evil = _crypto.PayloadCipher(suite, key).seal(
+        nonce_of(suite, envelope.header.message_id), evil_inner, envelope.header_bytes
     )
     assert len(evil) == len(envelope.ciphertext)
     shared = bytearray(sealed)
@@ -238,9 +238,13 @@ def test_hidden_sender_repadded_by_a_co_recipient_is_refused(suite: Suite) -> No
     envelope = letterlock.inspect(sealed)
     key = _insider_key(sealed, cast.dave)
     nonce = nonce_of(suite, envelope.header.message_id)
-    inner = _crypto.aead_decrypt(suite, key, nonce, envelope.ciphertext, envelope.header_bytes)
+    inner = _crypto.PayloadCipher(suite, key).open(
+        nonce, envelope.ciphertext, envelope.header_bytes
+    )
     assert inner is not None
-    repadded = _crypto.aead_encrypt(suite, key, nonce, inner + bytes(64), envelope.header_bytes)
+    repadded = _crypto.PayloadCipher(suite, key).seal(
+        nonce, inner + bytes(64), envelope.header_bytes
+    )
     forged = encode_envelope(envelope.header_bytes, repadded, None)
     assert _opener(cast).open(sealed, now=NOW).payload == b"pay 100"
     assert _reason(partial(_opener(cast).open, forged, now=NOW)) is Reason.BAD_SIGNATURE
@@ -390,13 +394,13 @@ def test_trust_oracle_by_timing_every_sender_refusal_costs_one_verification(
     costs one verification. Fails if an unknown or refused sender skips it."""
     cast = cast_of(suite)
     calls: list[bytes] = []
-    original = _crypto.Verifier.verify
+    original = PublicIdentity.verify
 
-    def counting(self: _crypto.Verifier, signature: bytes, message: bytes) -> bool:
+    def counting(self: PublicIdentity, signature: bytes, message: bytes) -> bool:
         calls.append(message)
         return original(self, signature, message)
 
-    monkeypatch.setattr(_crypto.Verifier, "verify", counting)
+    monkeypatch.setattr(PublicIdentity, "verify", counting)
     pins = cast.pins()
     pins.revoke("carol")
     outcomes = {}
@@ -427,8 +431,10 @@ def _flip_signature(sealed: bytes, hidden: bool, cast: Cast, suite: Suite) -> by
     envelope = letterlock.inspect(sealed)
     key = _insider_key(sealed, cast.bob)
     nonce = nonce_of(suite, envelope.header.message_id)
-    inner = _crypto.aead_decrypt(suite, key, nonce, envelope.ciphertext, envelope.header_bytes)
+    inner = _crypto.PayloadCipher(suite, key).open(
+        nonce, envelope.ciphertext, envelope.header_bytes
+    )
     assert inner is not None
     inner = inner[:40] + bytes([inner[40] ^ 1]) + inner[41:]
-    resealed = _crypto.aead_encrypt(suite, key, nonce, inner, envelope.header_bytes)
+    resealed = _crypto.PayloadCipher(suite, key).seal(nonce, inner, envelope.header_bytes)
     return encode_envelope(envelope.header_bytes, resealed, None)

@@ -344,7 +344,7 @@ def forge(
     pk = key or payload_key(k.suite, m.content_key)
     iv = nonce or nonce_of(k.suite, m.message_id)
     aad = header_bytes if aad is None else aad
-    ciphertext = _crypto.aead_encrypt(k.suite, pk, iv, plaintext, aad)[:cut]
+    ciphertext = _crypto.PayloadCipher(k.suite, pk).seal(iv, plaintext, aad)[:cut]
     signature = None
     if not m.hide_sender:
         signed = signed_visible(k.suite, header_bytes, _crypto.digest(k.suite, ciphertext))

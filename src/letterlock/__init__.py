@@ -16,22 +16,30 @@ import logging as _logging
 
 from letterlock._api import Opener, Sealer, inspect, open, seal
 from letterlock.core.envelope import DEFAULT_LIMITS, Envelope, Header, Limits, RecipientEntry
-from letterlock.core.keys import Identity, PublicIdentity, format_fingerprint
+from letterlock.core.keys import (
+    Decapsulator,
+    Identity,
+    PrivateKeys,
+    PublicIdentity,
+    Signer,
+    format_fingerprint,
+)
 from letterlock.core.protocol import Opened, Padding
 from letterlock.core.replay import AddResult, MemoryReplayStore, ReplayStore, ReplayWindow
 from letterlock.core.suites import Suite
 from letterlock.core.topics import Topics
-from letterlock.core.trust import TrustContext, TrustPolicy, VerifiedSender
+from letterlock.core.trust import Refusal, TrustContext, TrustPolicy, VerifiedSender, Via
 from letterlock.errors import (
     KeyStoreError,
     LetterlockError,
+    ParseError,
     Reason,
     Rejected,
     TransportError,
     UsageError,
 )
 from letterlock.stores.sqlite import SQLiteReplayStore
-from letterlock.trust.pins import Pin, Pins
+from letterlock.trust import FirstKnown, OwnIdentities, Pin, Pins
 
 __version__ = "0.1.0"
 
@@ -40,7 +48,9 @@ _logging.getLogger("letterlock").addHandler(_logging.NullHandler())
 __all__ = [
     "DEFAULT_LIMITS",
     "AddResult",
+    "Decapsulator",
     "Envelope",
+    "FirstKnown",
     "Header",
     "Identity",
     "KeyStoreError",
@@ -49,17 +59,22 @@ __all__ = [
     "MemoryReplayStore",
     "Opened",
     "Opener",
+    "OwnIdentities",
     "Padding",
+    "ParseError",
     "Pin",
     "Pins",
+    "PrivateKeys",
     "PublicIdentity",
     "Reason",
     "RecipientEntry",
+    "Refusal",
     "Rejected",
     "ReplayStore",
     "ReplayWindow",
     "SQLiteReplayStore",
     "Sealer",
+    "Signer",
     "Suite",
     "Topics",
     "TransportError",
@@ -67,6 +82,7 @@ __all__ = [
     "TrustPolicy",
     "UsageError",
     "VerifiedSender",
+    "Via",
     "format_fingerprint",
     "inspect",
     "open",

@@ -32,9 +32,7 @@ from letterlock import (
     PublicIdentity,
     ReplayWindow,
     Suite,
-    TrustContext,
     UsageError,
-    VerifiedSender,
 )
 from letterlock._fs import make_private_dir, write_private_file
 from letterlock.cli.render import quoted
@@ -48,6 +46,7 @@ from letterlock.cli.strict import (
 from letterlock.keystore import decrypt_identity, encrypt_identity, save_identity
 from letterlock.keystore.file import MAX_FILE_SIZE
 from letterlock.stores.sqlite import SQLiteReplayStore
+from letterlock.trust import FirstKnown, OwnIdentities
 from letterlock.trust.pins import check_name, valid_name
 
 if sys.platform == "win32":
@@ -60,7 +59,6 @@ __all__ = [
     "REPLAY_RETENTION",
     "DamagedIdentity",
     "Home",
-    "HomeTrust",
     "OwnIdentity",
     "check_identity_name",
 ]
@@ -102,39 +100,6 @@ class OwnIdentity:
     name: str
     public: PublicIdentity | None = None
     problem: str | None = None
-
-
-class HomeTrust:
-    """Trust policy of the home: the pinned senders, then the home's own identities.
-
-    A message signed by one of your own keys is admitted as ``via="self"``: only this home holds
-    its private key. A pin always decides for a key it knows, so a revoked pin stays revoked.
-    """
-
-    def __init__(self, pins: Pins, own: dict[str, PublicIdentity]) -> None:
-        self._pins = pins
-        self._own = {public.fingerprint: (name, public) for name, public in own.items()}
-
-    def lookup(self, key_id: bytes) -> PublicIdentity | None:
-        pinned = self._pins.lookup(key_id)
-        if pinned is not None:
-            return pinned
-        own = self._own.get(bytes(key_id))
-        return own[1] if own is not None else None
-
-    def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | str:
-        if self._pins.lookup(sender.fingerprint) is not None:
-            return self._pins.admit(sender, context)
-        own = self._own.get(sender.fingerprint)
-        if own is None:
-            return "not pinned"
-        return VerifiedSender(
-            name=own[0],
-            fingerprint=sender.fingerprint_text,
-            key_id=sender.fingerprint,
-            suite=sender.suite,
-            via="self",
-        )
 
 
 class Home:
@@ -339,9 +304,9 @@ class Home:
                 data = (_KNOWN_SENDERS_HEADER + pins.to_text()).encode("utf-8")
                 write_private_file(self.known_senders, data, overwrite=True)
 
-    def trust(self, own: dict[str, PublicIdentity]) -> HomeTrust:
+    def trust(self, own: dict[str, PublicIdentity]) -> FirstKnown:
         """The home's trust policy: its pins, and ``own`` (from :meth:`own_publics`) as self."""
-        return HomeTrust(self.pins(), own)
+        return FirstKnown(self.pins(), OwnIdentities(own))
 
     def resolve_recipient(self, name: str) -> PublicIdentity:
         """A recipient by name: a pinned sender first, then one of the home's own identities."""

@@ -32,7 +32,7 @@ from letterlock.core.keys import SENDER_ID_SIZE, Identity, PublicIdentity
 from letterlock.core.replay import ReplayWindow
 from letterlock.core.suites import Suite
 from letterlock.core.topics import Topics
-from letterlock.core.trust import TrustContext, TrustPolicy, VerifiedSender
+from letterlock.core.trust import Refusal, TrustContext, TrustPolicy, VerifiedSender
 from letterlock.errors import Reason, Rejected, UsageError
 
 __all__ = ["Opened", "Padding", "WrappedKey", "open_envelope", "seal_envelope", "wrap_content_key"]
@@ -420,8 +420,12 @@ def _admit(
         labels.topic, labels.suite, labels.content_type, labels.header_map, created, now
     )
     decision = trust.admit(candidate, context)
-    if isinstance(decision, str):
-        raise Rejected(Reason.UNTRUSTED, decision)
+    if type(decision) is not VerifiedSender:
+        if isinstance(decision, Refusal):
+            raise Rejected(decision.reason, decision.detail, transient=decision.transient)
+        raise UsageError(
+            f"a trust policy admits with a VerifiedSender or a Refusal, not {decision!r}"
+        )
     if decision.key_id != candidate.fingerprint:  # replay records and callers key on it
         raise UsageError("the trust policy admitted the sender under another key id")
     return candidate, decision
@@ -526,17 +530,15 @@ def _open(  # noqa: PLR0917 - the per-message path passes its arguments position
         sender = _check_sender(trust, claimed, labels, created, now, signature, signed)
     cached = None if unwrap_cache is None else unwrap_cache.get(suite, wrapped)
     if cached is None:
-        content_key = identity.unwrap(wrapped, _info(suite, LABEL_WRAP, my_id))
+        content_key = identity.unwrap(wrapped, _WRAP_INFO[suite] + my_id)
         if content_key is None or len(content_key) != CONTENT_KEY_SIZE:  # step 16
             raise Rejected(Reason.DECRYPT_FAILED, "recipient entry")
         commitment, key = derive_keys(suite, content_key)
-        if not hmac.compare_digest(commitment, labels.commitment):  # step 17
-            raise Rejected(Reason.BAD_COMMITMENT)
         cipher = _crypto.PayloadCipher(suite, key)
     else:
-        commitment, cipher = cached  # what steps 16 and 17 derive from these exact entry bytes
-        if not hmac.compare_digest(commitment, labels.commitment):  # step 17
-            raise Rejected(Reason.BAD_COMMITMENT)
+        commitment, cipher = cached  # what step 16 derives from these exact entry bytes
+    if not hmac.compare_digest(commitment, labels.commitment):  # step 17, hit or miss
+        raise Rejected(Reason.BAD_COMMITMENT)
     nonce = nonce_of(suite, message_id)
     inner: bytes | bytearray
     decrypted: bytes | None = None
