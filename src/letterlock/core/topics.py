@@ -12,8 +12,9 @@ One model for patterns, three dialects
 A pattern (:class:`TopicPattern`) is a separator and a sequence of segments, each a literal
 word or a :class:`Wildcard`: ``ONE`` (exactly one word), ``ZERO_OR_MORE`` (any number of words,
 none included) or ``ONE_OR_MORE``. A topic is split on the separator into words; two separators
-in a row, or one at either end, make an empty word. Each broker's syntax parses into the model
-(:func:`parse_pattern`), and a malformed pattern is refused with a UsageError naming the rule::
+in a row, or one at either end, make an empty word. Each broker's syntax is one row of a table
+(``_SYNTAX``) that :func:`parse_pattern` reads to build the model; a malformed pattern is
+refused with a UsageError naming the rule::
 
     dialect  separator  ONE  several words
     AMQP     .          *    # ZERO_OR_MORE, anywhere (a word such as a* is a literal)
@@ -33,14 +34,14 @@ in a row, or one at either end, make an empty word. Each broker's syntax parses 
   ``$`` (4.7.2, [MQTT-4.7.2-1]: ``#`` does not receive ``$SYS/...``, ``$SYS/#`` does); no
   U+0000 (4.7.3, [MQTT-4.7.3-2]). A ``$share/...`` filter is not interpreted (it is a
   subscription option of MQTT 5, not a pattern) and matches as literal levels.
-* NATS subjects (docs.nats.io, "Subject-Based Messaging"; ADR-6, "Naming rules"): ``.``
+* NATS subjects (docs.nats.io, "Subject-Based Messaging"; NATS ADR-6 on naming): ``.``
   separates tokens and a subject has one or more non-empty tokens; ``*`` matches a single
   token; ``>`` matches one or more tokens and can only appear as the last token, so
   ``time.us.>`` matches ``time.us.east`` and ``time.us.east.atlanta`` but not ``time.us``;
   wildcards are whole tokens. A topic with an empty token is no NATS subject, and no NATS
   pattern matches it.
 
-Matching is linear in the words of the topic times the segments of the pattern, whatever the
+Matching takes at most (words of the topic + 1) x (segments of the pattern) steps, whatever the
 wildcards: it tracks the set of word positions the pattern so far can end at, never backtracks.
 
 Pure: no I/O.
@@ -156,6 +157,7 @@ _AMQP_WORDS: Final[dict[str, Segment]] = {"*": Wildcard.ONE, "#": Wildcard.ZERO_
 
 
 def _amqp_segments(pattern: str) -> Iterator[Segment]:
+    """The AMQP row of :data:`_SYNTAX`, quickly: AMQP refuses nothing."""
     words = pattern.split(".")
     return map(_AMQP_WORDS.get, words, words)  # each word, or the wildcard it spells
 
@@ -174,83 +176,93 @@ def amqp_topic_matches(pattern: str, topic: str) -> bool:
 topic_matches: Final = amqp_topic_matches
 
 
-def _parse_amqp(pattern: str) -> TopicPattern:
-    return TopicPattern(
-        dialect=Dialect.AMQP, text=pattern, separator=".", segments=tuple(_amqp_segments(pattern))
-    )
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Syntax:
+    """How a dialect writes patterns: one row of the module's table, read by :func:`_parse`."""
+
+    name: str  # what the broker calls a pattern, for error messages
+    separator: str
+    unit: str  # what the broker calls a word
+    one: str  # the wildcard for Wildcard.ONE
+    many: str  # the wildcard for several words
+    many_means: Wildcard
+    many_last_only: bool  # the several-words wildcard may only be the last word
+    whole_only: bool  # a wildcard character inside a word is refused (else it is literal)
+    empty_words: bool
+    hidden_prefix: str | None = None
+    forbidden: tuple[tuple[str, str], ...] = ()  # (character, rule)
+    cite: tuple[tuple[str, str], ...] = ()  # (wildcard, where its rule is written)
 
 
-def _parse_mqtt(pattern: str) -> TopicPattern:
+_SYNTAX: Final = {
+    Dialect.AMQP: _Syntax(
+        name="AMQP binding key", separator=".", unit="word", one="*", many="#",
+        many_means=Wildcard.ZERO_OR_MORE, many_last_only=False, whole_only=False,
+        empty_words=True,
+    ),
+    Dialect.MQTT: _Syntax(
+        name="MQTT topic filter", separator="/", unit="level", one="+", many="#",
+        many_means=Wildcard.ZERO_OR_MORE, many_last_only=True, whole_only=True,
+        empty_words=True, hidden_prefix="$",
+        forbidden=(("\x00", "it must not contain U+0000 (MQTT section 4.7.3)"),),
+        cite=(("#", " (MQTT section 4.7.1.2)"), ("+", " (MQTT section 4.7.1.3)")),
+    ),
+    Dialect.NATS: _Syntax(
+        name="NATS subject pattern", separator=".", unit="token", one="*", many=">",
+        many_means=Wildcard.ONE_OR_MORE, many_last_only=True, whole_only=True,
+        empty_words=False,
+    ),
+}  # fmt: skip
+
+
+def _parse(dialect: Dialect, syntax: _Syntax, pattern: str) -> TopicPattern:
     def refuse(rule: str) -> UsageError:
-        return UsageError(f"MQTT topic filter {pattern!r}: {rule}")
+        return UsageError(f"{syntax.name} {pattern!r}: {rule}")
 
-    if "\x00" in pattern:
-        raise refuse("it must not contain U+0000 (MQTT section 4.7.3)")
-    levels = pattern.split("/")
-    segments: list[Segment] = []
-    for position, level in enumerate(levels):
-        if level == "#":
-            if position != len(levels) - 1:
-                raise refuse("'#' must be the last level (MQTT section 4.7.1.2)")
-            segments.append(Wildcard.ZERO_OR_MORE)
-        elif level == "+":
-            segments.append(Wildcard.ONE)
-        elif "#" in level:
-            raise refuse("'#' must be a whole level, the last one (MQTT section 4.7.1.2)")
-        elif "+" in level:
-            raise refuse("'+' must be a whole level (MQTT section 4.7.1.3)")
-        else:
-            segments.append(level)
-    return TopicPattern(
-        dialect=Dialect.MQTT,
-        text=pattern,
-        separator="/",
-        segments=tuple(segments),
-        hidden_prefix="$",
-    )
-
-
-def _parse_nats(pattern: str) -> TopicPattern:
-    def refuse(rule: str) -> UsageError:
-        return UsageError(f"NATS subject pattern {pattern!r}: {rule}")
-
-    words = pattern.split(".")
+    for character, rule in syntax.forbidden:
+        if character in pattern:
+            raise refuse(rule)
+    cite = dict(syntax.cite)
+    words = pattern.split(syntax.separator)
     segments: list[Segment] = []
     for position, word in enumerate(words):
-        if not word:
-            raise refuse("tokens must not be empty (no leading, trailing or double '.')")
-        if word == ">":
-            if position != len(words) - 1:
-                raise refuse("'>' must be the last token")
-            segments.append(Wildcard.ONE_OR_MORE)
-        elif word == "*":
+        if not word and not syntax.empty_words:
+            raise refuse(
+                f"{syntax.unit}s must not be empty "
+                f"(no leading, trailing or double {syntax.separator!r})"
+            )
+        if word == syntax.one:
             segments.append(Wildcard.ONE)
-        elif "*" in word or ">" in word:
-            raise refuse("'*' and '>' must be whole tokens")
+        elif word == syntax.many:
+            if syntax.many_last_only and position != len(words) - 1:
+                raise refuse(f"{word!r} must be the last {syntax.unit}{cite.get(word, '')}")
+            segments.append(syntax.many_means)
         else:
+            inside = [c for c in (syntax.many, syntax.one) if c in word]
+            if syntax.whole_only and inside:
+                wildcard = inside[0]
+                raise refuse(f"{wildcard!r} must be a whole {syntax.unit}{cite.get(wildcard, '')}")
             segments.append(word)
     return TopicPattern(
-        dialect=Dialect.NATS,
+        dialect=dialect,
         text=pattern,
-        separator=".",
+        separator=syntax.separator,
         segments=tuple(segments),
-        empty_words=False,
+        empty_words=syntax.empty_words,
+        hidden_prefix=syntax.hidden_prefix,
     )
-
-
-_PARSERS: Final = {Dialect.AMQP: _parse_amqp, Dialect.MQTT: _parse_mqtt, Dialect.NATS: _parse_nats}
 
 
 def parse_pattern(pattern: str, dialect: Dialect = Dialect.AMQP) -> TopicPattern:
     """``pattern``, written in ``dialect``, in the normalised model; UsageError if malformed."""
-    parser = _PARSERS.get(dialect)
-    if parser is None:
+    syntax = _SYNTAX.get(dialect)
+    if syntax is None:
         raise UsageError(f"dialect must be a letterlock.core.topics.Dialect, not {dialect!r}")
     if not isinstance(pattern, str) or not pattern:
         raise UsageError(f"a topic pattern must be a non-empty string, not {pattern!r}")
     if len(pattern.encode("utf-8", "surrogatepass")) > MAX_PATTERN:
         raise UsageError(f"a topic pattern is at most {MAX_PATTERN} bytes")
-    return parser(pattern)
+    return _parse(dialect, syntax, pattern)
 
 
 # ---------------------------------------------------------------------------- Topics
