@@ -42,6 +42,8 @@ from letterlock.errors import UsageError
 
 __all__ = ["Opener", "Sealer", "inspect", "open", "seal"]
 
+_PLAIN_TOPICS = 256  # topics a Sealer keeps a ready SealOptions for
+
 
 def _seconds(now: float | None) -> int:
     return int(time.time() if now is None else now)
@@ -146,6 +148,7 @@ class Sealer:
         self._suite = sender.suite
         self._fingerprint = sender.public.fingerprint
         self._sign = sender.signer.sign
+        self._plain: dict[str, SealOptions] = {}  # topic -> its options when none are given
 
     def seal(
         self,
@@ -157,7 +160,14 @@ class Sealer:
         **options: Unpack[SealKeywords],
     ) -> bytes:
         """As :func:`letterlock.seal`: the envelope, as bytes."""
-        return self._seal(payload, recipients, seal_options(topic, options), now, None)
+        if options:
+            return self._seal(payload, recipients, seal_options(topic, options), now, None)
+        plain = self._plain.get(topic)  # a stream repeats its topic: one SealOptions for it
+        if plain is None:
+            plain = seal_options(topic, {})
+            if len(self._plain) < _PLAIN_TOPICS:
+                self._plain[topic] = plain
+        return self._seal(payload, recipients, plain, now, None)
 
     def seal_into(
         self,
