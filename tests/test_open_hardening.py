@@ -27,6 +27,7 @@ from letterlock import (
     Reason,
     Rejected,
     ReplayWindow,
+    SealOptions,
     Suite,
     UsageError,
     _crypto,
@@ -108,8 +109,11 @@ def test_double_fetch_ciphertext_swapped_after_the_signature_check_is_never_rele
 
     monkeypatch.setattr(_crypto, "digest", digest_then_swap)
     buffer = bytearray()
-    opened = _opener(cast).open(shared, topic=TOPIC, now=NOW, into=buffer if into else None)
-    released = bytes(buffer) if into else opened.payload
+    if into:
+        _opener(cast).open_into(shared, buffer, topic=TOPIC, now=NOW)
+        released = bytes(buffer)
+    else:
+        released = _opener(cast).open(shared, topic=TOPIC, now=NOW).payload
     assert released == genuine_payload
     assert shared[start : start + len(evil)] == evil  # the swap did happen
 
@@ -185,7 +189,7 @@ def test_unauthenticated_work_hidden_forgery_allocates_nothing_of_its_size(suite
     buffer = bytearray(len(letterlock.inspect(forged).ciphertext) - 16)
     tracemalloc.start()
     try:
-        reason = _reason(partial(opener.open, forged, now=NOW, into=buffer))
+        reason = _reason(partial(opener.open_into, forged, buffer, now=NOW))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -215,10 +219,10 @@ def test_into_buffer_wiped_when_refused_before_decryption(
     buffer = bytearray()
     first = letterlock.seal(b"SECRET " * 50, sender=cast.alice, recipients=[cast.bob.public],
                             topic=TOPIC)  # fmt: skip
-    opener.open(first, topic=TOPIC, into=buffer)
+    opener.open_into(first, buffer, topic=TOPIC)
     assert bytes(buffer) == b"SECRET " * 50
     second = letterlock.seal(b"x", sender=cast.alice, recipients=[cast.bob.public], topic=TOPIC)
-    assert _reason(partial(opener.open, damage(second), topic="other", into=buffer)) is reason
+    assert _reason(partial(opener.open_into, damage(second), buffer, topic="other")) is reason
     assert not any(buffer)
 
 
@@ -276,7 +280,7 @@ def test_counter_in_the_message_ids_last_bytes_never_repeats_a_keystream(suite: 
     bodies = []
     for counter in (1, 2):
         sealed = seal_envelope(
-            b"same payload", sender=cast.alice, wrapped=wrapped, topic=TOPIC,
+            b"same payload", sender=cast.alice, wrapped=wrapped, options=SealOptions(topic=TOPIC),
             message_id=b"\xaa" * 12 + counter.to_bytes(4, "big"), created=NOW,
         )  # fmt: skip
         bodies.append(bytes(letterlock.inspect(sealed).ciphertext)[:-16])

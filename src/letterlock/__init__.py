@@ -24,7 +24,7 @@ from letterlock.core.keys import (
     Signer,
     format_fingerprint,
 )
-from letterlock.core.protocol import Opened, Padding
+from letterlock.core.protocol import Opened, Padding, Received, SealKeywords, SealOptions
 from letterlock.core.replay import AddResult, MemoryReplayStore, ReplayStore, ReplayWindow
 from letterlock.core.suites import Suite
 from letterlock.core.topics import Topics
@@ -67,12 +67,15 @@ __all__ = [
     "PrivateKeys",
     "PublicIdentity",
     "Reason",
+    "Received",
     "RecipientEntry",
     "Refusal",
     "Rejected",
     "ReplayStore",
     "ReplayWindow",
     "SQLiteReplayStore",
+    "SealKeywords",
+    "SealOptions",
     "Sealer",
     "Signer",
     "Suite",

@@ -160,7 +160,7 @@ class Home:
     def pub_path(self, name: str) -> Path:
         return self.identities / f"{check_identity_name(name)}.pub"
 
-    def identity_names(self) -> list[str]:
+    def names(self) -> list[str]:
         if not self._identities_exist():
             return []
         names = (n.removesuffix(".key") for n in os.listdir(self.identities) if n.endswith(".key"))
@@ -171,7 +171,7 @@ class Home:
 
         Raises DamagedIdentity if NAME.pub is missing or unreadable (``id export`` rebuilds it).
         """
-        if name not in self.identity_names():
+        if name not in self.names():
             raise UsageError(f"no identity named {quoted(name)} in {self.identities}")
         path = self.pub_path(name)
         data = read_checked(path, limit=_MAX_PUBLIC_FILE)
@@ -190,7 +190,7 @@ class Home:
     def own_identities(self) -> list[OwnIdentity]:
         """Every own identity, a damaged one with its problem instead of its public key."""
         found = []
-        for name in self.identity_names():
+        for name in self.names():
             try:
                 found.append(OwnIdentity(name=name, public=self.public(name)))
             except DamagedIdentity as exc:
@@ -207,9 +207,7 @@ class Home:
                 usable[own.name] = own.public
         return usable
 
-    def create_identity(
-        self, name: str, suite: Suite, get_passphrase: Callable[[], bytes]
-    ) -> Identity:
+    def create(self, name: str, suite: Suite, get_passphrase: Callable[[], bytes]) -> Identity:
         """Make identity ``name``: NAME.pub first, then NAME.key, whose name completes the pair.
 
         Each file is complete before it has a name (``write_private_file``), and an identity
@@ -252,7 +250,7 @@ class Home:
         if name in self._pin_names():
             raise UsageError(f"a pinned sender is already called {name!r}; choose another name")
 
-    def load_identity(self, name: str, get_passphrase: Callable[[], bytes]) -> Identity:
+    def load(self, name: str, get_passphrase: Callable[[], bytes]) -> Identity:
         """Decrypt own identity ``name``; it must be private to this user and match NAME.pub."""
         public = self.public(name)
         identity = self._decrypt(name, get_passphrase)
@@ -316,7 +314,7 @@ class Home:
             if pin.revoked:
                 raise UsageError(f"the pin {name!r} ({pin.identity.fingerprint_text}) is revoked")
             return pin.identity
-        if valid_name(name) and name in self.identity_names():
+        if valid_name(name) and name in self.names():
             return self.public(name)
         raise UsageError(f"unknown recipient {quoted(name)}: pin it with 'letterlock trust pin'")
 
