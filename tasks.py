@@ -2,8 +2,9 @@
 """Project tasks that need nothing but Python 3.11+ (no make, no pre-installed tools).
 
     python3 tasks.py demo      set up .venv if needed, run `letterlock demo`
-    python3 tasks.py test      set up .venv if needed; lint, type-check, a short fuzz run (one
-                               summary line unless it fails), tests
+    python3 tasks.py test      set up .venv if needed; lint, type-check, the import contracts
+                               of ARCHITECTURE.md and a short fuzz run (one summary line each
+                               unless they fail), tests
     python3 tasks.py bench     seal/open rates per suite (benchmarks/rates.py)
     python3 tasks.py compare   letterlock vs the pyca floor, gpg, PyNaCl, Tink, jwcrypto and the
                                AWS Encryption SDK (installs the 'bench' extra; ~15 min, or
@@ -55,8 +56,9 @@ def ensure_venv() -> None:
     STAMP.write_text(wanted)
 
 
-def run_quietly(*args: str | Path) -> None:
-    """As run(), but the tool's output is shown only if it fails; else one summary line."""
+def run_quietly(*args: str | Path, summary: str = "Done ") -> None:
+    """As run(), but the tool's output is shown only if it fails; else its last line that
+    starts with ``summary``."""
     print("+", " ".join(str(a) for a in args), flush=True)
     started = time.monotonic()
     result = subprocess.run(
@@ -67,9 +69,9 @@ def run_quietly(*args: str | Path) -> None:
         print(output, end="" if output.endswith("\n") else "\n")
         print(f"tasks.py: {Path(args[0]).name} failed with exit code {result.returncode}")
         sys.exit(result.returncode)
-    done = [line for line in output.splitlines() if line.startswith("Done ")]
-    summary = done[-1] if done else "ok"
-    print(f"  {summary} ({time.monotonic() - started:.1f}s)", flush=True)
+    done = [line for line in output.splitlines() if line.startswith(summary)]
+    shown = done[-1] if done else "ok"
+    print(f"  {shown} ({time.monotonic() - started:.1f}s)", flush=True)
 
 
 def fuzz(runs: int, *, quiet: bool = False) -> None:
@@ -93,6 +95,7 @@ def main(argv: list[str]) -> None:
         run(BIN / "ruff", "check", ".")
         run(BIN / "ruff", "format", "--check", ".")
         run(BIN / "mypy")
+        run_quietly(BIN / "lint-imports", "--no-logo", summary="Contracts: ")  # layer contracts
         fuzz(20_000, quiet=True)  # its output only if it finds something
         run(BIN / "pytest")  # last, so its summary closes the output
     elif task == "bench":

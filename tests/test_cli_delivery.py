@@ -194,11 +194,11 @@ def test_output_files_are_complete_private_and_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, anonymous: bool
 ) -> None:
     """Both ways of placing a file: new or replaced, mode 0600, no temporary file left."""
+    from letterlock import _fs
     from letterlock.cli import streams
-    from letterlock.keystore import file
 
     if not anonymous:
-        monkeypatch.setattr(file, "_TMPFILE", 0)
+        monkeypatch.setattr(_fs, "_TMPFILE", 0)
     target = tmp_path / "payload.bin"
     assert streams.write_output(str(target), BIG, private=True) == target
     assert streams.write_output(str(target), PAYLOAD, private=True) == target

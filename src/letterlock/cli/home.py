@@ -34,6 +34,7 @@ from letterlock import (
     Suite,
     UsageError,
 )
+from letterlock._fs import make_private_dir, write_private_file
 from letterlock.cli.render import quoted
 from letterlock.cli.strict import (
     check_ancestors,
@@ -43,7 +44,7 @@ from letterlock.cli.strict import (
     read_checked,
 )
 from letterlock.keystore import decrypt_identity, encrypt_identity, save_identity
-from letterlock.keystore.file import MAX_FILE_SIZE, make_private_dir, write_private_file
+from letterlock.keystore.file import MAX_FILE_SIZE
 from letterlock.stores.sqlite import SQLiteReplayStore
 from letterlock.trust import FirstKnown, OwnIdentities
 from letterlock.trust.pins import check_name, valid_name

@@ -4,7 +4,7 @@ Output counts as delivered only when every byte is written (a short write contin
 stopped; a write that fails or makes no progress is an error, :class:`DeliveryFailed`), a
 regular file is flushed to stable storage (``fsync``, stdout too when it is redirected to a
 file), and an ``--out`` file is in place under its name. Such a file is written by
-:func:`letterlock.keystore.file.write_private_file`: unnamed until complete (Linux
+:func:`letterlock._fs.write_private_file`: unnamed until complete (Linux
 ``O_TMPFILE``), so a run killed halfway leaves no partial plaintext behind (elsewhere a hidden
 temporary file, removed if the write fails). Pipes and devices (``--out /dev/...``, a FIFO)
 are written directly.
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Final
 
 from letterlock import LetterlockError, Reason, Rejected, UsageError
-from letterlock.keystore.file import write_private_file
+from letterlock._fs import write_private_file
 
 __all__ = [
     "DeliveryFailed",
