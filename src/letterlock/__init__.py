@@ -27,6 +27,7 @@ from letterlock.errors import (
     LetterlockError,
     Reason,
     Rejected,
+    StoreError,
     TransportError,
     UsageError,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "ReplayWindow",
     "SQLiteReplayStore",
     "Sealer",
+    "StoreError",
     "Suite",
     "Topics",
     "TransportError",

@@ -88,6 +88,7 @@ CREATE INDEX IF NOT EXISTS dead_letters_seq ON dead_letters (seq);
 
 SCHEMA: Final = Schema(
     name="spool",
+    error=TransportError,
     application_id=0x4C4C5350,  # "LLSP"
     version=1,
     statements=tuple(s.strip() for s in _TABLES.split(";") if s.strip()),
