@@ -18,10 +18,14 @@ from hypothesis import strategies as st
 
 from letterlock import TransportError, UsageError
 from letterlock.transports import (
+    Ack,
     Binding,
+    DeadLetter,
     DeadLetterReason,
     LeaseLost,
+    PullBroker,
     QueueStats,
+    Retry,
     Spool,
     Unroutable,
     topic_matches,
@@ -326,6 +330,31 @@ def test_redrive_and_purge(spool: Spool, path: Path) -> None:
     spool.nack(again.tag, requeue=False, reason=HANDLER_ERROR)
     assert spool.purge_dead_letters("bob") == 1
     assert _count(path, "messages") == 1  # b"2" is still queued
+
+
+# the broker seam -----------------------------------------------------------------------
+
+
+def test_the_spool_on_the_broker_seam(spool: Spool) -> None:
+    """deliveries leases lazily; settle is ack or nack; extend_lease is touch."""
+    assert isinstance(spool, PullBroker)
+    spool.bind("bob", "#")
+    for body in (b"ack", b"retry", b"dead", b"slow"):
+        spool.publish("a", body, now=T0)
+    deliveries = spool.deliveries("bob", now=T0)
+    ack = next(deliveries)
+    assert spool.stats("bob", now=T0) == QueueStats(ready=3, leased=1, delayed=0, dead=0)
+    retry, dead, slow = next(deliveries), next(deliveries), next(deliveries)
+    assert next(deliveries, None) is None
+    assert (ack.attempts, ack.ref, ack.lease_expires) == (1, str(ack.seq), T0 + 30)
+    spool.settle(ack, Ack(), now=T0)
+    spool.settle(retry, Retry(delay=5), now=T0)
+    spool.settle(dead, DeadLetter(reason=HANDLER_ERROR), now=T0)
+    spool.extend_lease(slow, now=T0 + 20)  # leased until T0 + 50
+    assert spool.stats("bob", now=T0 + 40) == QueueStats(ready=1, leased=1, delayed=0, dead=1)
+    assert [d.reason for d in spool.dead_letters("bob")] == [HANDLER_ERROR]
+    with pytest.raises(LeaseLost):
+        spool.settle(ack, Ack(), now=T0)
 
 
 # several handles, several processes, reopening -----------------------------------------
