@@ -22,6 +22,7 @@ reads one word, ``rejected``; the exact reason stays in the consumer's log and m
 
 from letterlock.transports.base import (
     Broker,
+    DeadLetterRecord,
     Delivery,
     LeaseLost,
     PullBroker,
@@ -45,7 +46,6 @@ from letterlock.transports.memory import MemoryBroker
 from letterlock.transports.spool import (
     Binding,
     Spool,
-    SpoolDeadLetter,
     SpoolDelivery,
     topic_matches,
 )
@@ -57,6 +57,7 @@ __all__ = [
     "Broker",
     "DeadLetter",
     "DeadLetterReason",
+    "DeadLetterRecord",
     "Delivery",
     "Handler",
     "LeaseLost",
@@ -70,7 +71,6 @@ __all__ = [
     "SealedConsumer",
     "Settlement",
     "Spool",
-    "SpoolDeadLetter",
     "SpoolDelivery",
     "Unroutable",
     "decide",

@@ -133,7 +133,15 @@ from typing import Protocol, runtime_checkable
 from letterlock.errors import TransportError
 from letterlock.transports.decide import Settlement
 
-__all__ = ["Broker", "Delivery", "LeaseLost", "PullBroker", "QueueStats", "Unroutable"]
+__all__ = [
+    "Broker",
+    "DeadLetterRecord",
+    "Delivery",
+    "LeaseLost",
+    "PullBroker",
+    "QueueStats",
+    "Unroutable",
+]
 
 
 class LeaseLost(TransportError):
@@ -160,6 +168,24 @@ class Delivery:
     #: not count (MQTT, ZeroMQ, RabbitMQ classic queues).
     attempts: int | None
     ref: str = ""  #: what the broker calls the message, for logs (a sequence number, an id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeadLetterRecord:
+    """A dead letter as a broker keeps it: the exact bytes it was given, and the one word said.
+
+    For inspection (the spool's and the memory broker's ``dead_letters``): not part of the seam.
+    ``reason`` is a :class:`~letterlock.transports.decide.DeadLetterReason` value (as stored).
+    """
+
+    queue: str
+    seq: int
+    topic: str
+    body: bytes = field(repr=False)
+    attempts: int
+    reason: str
+    published: float
+    dead_at: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

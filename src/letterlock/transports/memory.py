@@ -25,14 +25,20 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from letterlock.core.topics import topic_matches
 from letterlock.errors import UsageError
-from letterlock.transports.base import Delivery, LeaseLost, QueueStats, Unroutable
+from letterlock.transports.base import (
+    DeadLetterRecord,
+    Delivery,
+    LeaseLost,
+    QueueStats,
+    Unroutable,
+)
 from letterlock.transports.decide import Ack, DeadLetter, DeadLetterReason, Retry, Settlement
 
-__all__ = ["MemoryBroker", "MemoryDeadLetter"]
+__all__ = ["MemoryBroker"]
 
 Callback = Callable[[Delivery], object]
 
@@ -44,22 +50,10 @@ class _Copy:
     seq: int
     topic: str
     body: bytes
+    published: float
     attempts: int = 0
     visible_at: float = 0.0
     lease: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MemoryDeadLetter:
-    """A message dead-lettered from a queue: its bytes, attempts and the one word said."""
-
-    queue: str
-    seq: int
-    topic: str
-    body: bytes = field(repr=False)
-    attempts: int
-    reason: DeadLetterReason
-    dead_at: float
 
 
 class MemoryBroker:
@@ -83,7 +77,7 @@ class MemoryBroker:
         self._clock = clock
         self._bindings: set[tuple[str, str]] = set()
         self._queues: dict[str, list[_Copy]] = {}
-        self._dead: dict[str, list[MemoryDeadLetter]] = {}
+        self._dead: dict[str, list[DeadLetterRecord]] = {}
         self._subscribers: dict[str, Callback] = {}
         self._seq = itertools.count(1)
         self._tags = itertools.count(1)
@@ -117,13 +111,22 @@ class MemoryBroker:
         if not queues and mandatory:
             raise Unroutable(f"no queue is bound to a pattern matching {topic!r}")
         for queue in queues:
-            self.put(queue, topic, bytes(body), seq=seq)
+            self.put(queue, topic, bytes(body), seq=seq, now=now)
         return seq
 
-    def put(self, queue: str, topic: str, body: bytes, *, seq: int | None = None) -> int:
+    def put(
+        self,
+        queue: str,
+        topic: str,
+        body: bytes,
+        *,
+        seq: int | None = None,
+        now: float | None = None,
+    ) -> int:
         """What a hostile broker can do: put any bytes into any queue, reporting any topic."""
         number = next(self._seq) if seq is None else seq
-        self._queues.setdefault(queue, []).append(_Copy(seq=number, topic=topic, body=body))
+        copy = _Copy(seq=number, topic=topic, body=body, published=self._now(now))
+        self._queues.setdefault(queue, []).append(copy)
         return number
 
     # pull -------------------------------------------------------------------------------
@@ -205,10 +208,10 @@ class MemoryBroker:
                     self._release(delivery.tag, copy)
                 return  # without a nack the delivery stays leased: back when the lease ends
             case DeadLetter(reason=reason):
-                dead = MemoryDeadLetter(
+                dead = DeadLetterRecord(
                     queue=queue, seq=copy.seq, topic=copy.topic, body=copy.body,
                     attempts=copy.attempts, reason=DeadLetterReason(reason),
-                    dead_at=self._now(now),
+                    published=copy.published, dead_at=self._now(now),
                 )  # fmt: skip
                 self._dead.setdefault(queue, []).append(dead)
             case Ack():
@@ -228,7 +231,7 @@ class MemoryBroker:
 
     # inspection -------------------------------------------------------------------------
 
-    def dead_letters(self, queue: str) -> list[MemoryDeadLetter]:
+    def dead_letters(self, queue: str) -> list[DeadLetterRecord]:
         """The dead letters of ``queue``, oldest first."""
         return list(self._dead.get(queue, []))
 

@@ -40,21 +40,26 @@ import secrets
 import sqlite3
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from letterlock._sqlite import Database, Schema
 from letterlock.core.topics import topic_matches
 from letterlock.errors import TransportError, UsageError
-from letterlock.transports.base import Delivery, LeaseLost, QueueStats, Unroutable
+from letterlock.transports.base import (
+    DeadLetterRecord,
+    Delivery,
+    LeaseLost,
+    QueueStats,
+    Unroutable,
+)
 from letterlock.transports.decide import Ack, DeadLetter, DeadLetterReason, Retry, Settlement
 
 __all__ = [
     "Binding",
     "QueueStats",
     "Spool",
-    "SpoolDeadLetter",
     "SpoolDelivery",
     "topic_matches",
 ]
@@ -120,20 +125,6 @@ class SpoolDelivery(Delivery):
     seq: int
     published: float
     lease_expires: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SpoolDeadLetter:
-    """A message a consumer refused, with the exact bytes it was given and why."""
-
-    queue: str
-    seq: int
-    topic: str
-    body: bytes = field(repr=False)
-    attempts: int
-    reason: str
-    published: float
-    dead_at: float
 
 
 def _check_queue(queue: str) -> None:
@@ -387,7 +378,7 @@ class Spool:
 
     # dead letters and inspection --------------------------------------------------------
 
-    def dead_letters(self, queue: str, *, limit: int | None = None) -> list[SpoolDeadLetter]:
+    def dead_letters(self, queue: str, *, limit: int | None = None) -> list[DeadLetterRecord]:
         """The dead letters of ``queue``, oldest first."""
         with self._database.read() as db:
             rows = db.execute(
@@ -397,7 +388,7 @@ class Spool:
                 (queue, -1 if limit is None else limit),
             ).fetchall()
         return [
-            SpoolDeadLetter(
+            DeadLetterRecord(
                 queue=queue, seq=seq, topic=topic, body=body, attempts=attempts,
                 reason=reason, published=published, dead_at=dead_at,
             )
