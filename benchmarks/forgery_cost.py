@@ -50,7 +50,7 @@ def child(case: str, mib: int, suite_label: str) -> dict[str, float | str]:
     before = _peak_mib()
     started = time.process_time()
     try:
-        opener.open(forged, topic="big", into=buffer)
+        opener.open_into(forged, buffer, topic="big")
         reason = "opened?!"
     except letterlock.Rejected as rejected:
         reason = rejected.reason.value

@@ -16,6 +16,7 @@ import pytest
 
 from cli_support import Homes, copy_homes, prepare_homes
 from letterlock import Identity, Pins, PublicIdentity, Suite
+from letterlock.core.envelope import Envelope, encode_envelope
 
 #: A fixed "now" for every test that does not care about the clock (2023-11-14T22:13:20Z).
 NOW = 1_700_000_000
@@ -81,3 +82,8 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Homes:
 def homes(prepared: Homes, tmp_path: Path) -> Homes:
     """Private copies of the prepared CLI homes, for one test to change as it likes."""
     return copy_homes(prepared, tmp_path)
+
+
+def reencoded(envelope: Envelope) -> bytes:
+    """A parsed envelope encoded again (canonical parsing: it must give the same bytes)."""
+    return encode_envelope(envelope.header_bytes, envelope.ciphertext, envelope.signature)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 from functools import partial
 
@@ -96,8 +97,11 @@ def test_identity_handles_keep_secrets() -> None:
     with pytest.raises(TypeError):
         pickle.dumps(alice)
     with pytest.raises(TypeError):
-        Identity()
+        Identity()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        letterlock.PrivateKeys()
     assert "SHA256:" in repr(alice)
+    assert "SHA256:" in repr(alice.signer)  # the public fingerprint, never a secret
     assert alice.public == letterlock.PublicIdentity(alice.public.to_bytes())
     text = alice.public.to_text("alice")
     assert letterlock.PublicIdentity.from_text(text) == (alice.public, "alice")
@@ -122,7 +126,7 @@ def test_trust_policy_sees_headers_read_only(cast: tuple[Identity, Identity, Pin
 
         def admit(
             self, sender: letterlock.PublicIdentity, context: letterlock.TrustContext
-        ) -> letterlock.VerifiedSender | str:
+        ) -> letterlock.VerifiedSender | letterlock.Refusal:
             with pytest.raises(TypeError):
                 context.headers["tenant"] = "evil"  # type: ignore[index]
             return pins.admit(sender, context)
@@ -200,12 +204,46 @@ def test_a_policy_cannot_admit_a_sender_under_another_key_id(
 
         def admit(
             self, sender: letterlock.PublicIdentity, context: letterlock.TrustContext
-        ) -> letterlock.VerifiedSender | str:
+        ) -> letterlock.VerifiedSender | letterlock.Refusal:
             return letterlock.VerifiedSender(
                 name="alice", fingerprint=other.fingerprint_text, key_id=other.fingerprint,
-                suite=sender.suite, via="confused",
+                suite=sender.suite, via=letterlock.Via.PIN,
             )  # fmt: skip
 
     sealed = letterlock.seal(b"x", sender=alice, recipients=[bob.public], topic="t", now=NOW)
     with pytest.raises(UsageError, match="another key id"):
         letterlock.open(sealed, identity=bob, trust=Confused(), replay=ReplayWindow(), now=NOW)
+
+
+def test_seal_options_and_keywords_are_one_list() -> None:
+    """Adding a sealing option is a one-place change: SealOptions and its keywords agree."""
+    fields = {f.name for f in dataclasses.fields(letterlock.SealOptions)}
+    assert fields - {"topic"} == set(letterlock.SealKeywords.__annotations__)
+
+
+def test_an_unknown_sealing_option_is_a_usage_error(
+    cast: tuple[Identity, Identity, Pins],
+) -> None:
+    alice, bob, _ = cast
+    with pytest.raises(UsageError, match="reply_to"):
+        letterlock.seal(b"x", sender=alice, recipients=[bob.public], topic="t", reply_to="q")  # type: ignore[call-arg]
+
+
+def test_seal_into_and_open_into_report_lengths_not_empty_payloads(
+    cast: tuple[Identity, Identity, Pins],
+) -> None:
+    """An empty payload is legitimate: the buffer forms report a length and a payload-less
+    Received, so nothing reads ``b""`` as "the payload is elsewhere"."""
+    alice, bob, pins = cast
+    sealer = letterlock.Sealer(alice)
+    opener = letterlock.Opener(bob, trust=pins, replay=ReplayWindow())
+    envelope, payload = bytearray(), bytearray(b"stale")
+    for message in (b"", b"twelve bytes"):
+        length = sealer.seal_into(message, envelope, recipients=[bob.public], topic="t", now=NOW)
+        assert length == len(envelope) > len(message)
+        received = opener.open_into(envelope, payload, now=NOW)
+        assert isinstance(received, letterlock.Received)
+        assert not isinstance(received, letterlock.Opened)
+        assert (received.size, bytes(payload)) == (len(message), message)
+    empty = opener.open(sealer.seal(b"", recipients=[bob.public], topic="t", now=NOW), now=NOW)
+    assert (empty.payload, empty.size) == (b"", 0)

@@ -457,7 +457,7 @@ def _sealed_seconds_ago(homes: Homes, seconds: int) -> bytes:
     import letterlock
     from letterlock.cli.home import Home
 
-    alice = Home(homes.alice).load_identity("alice", PASS.encode)
+    alice = Home(homes.alice).load("alice", PASS.encode)
     bob = Home(homes.bob).public("bob")
     return letterlock.seal(
         PAYLOAD, sender=alice, recipients=[bob], topic="orders", now=time.time() - seconds

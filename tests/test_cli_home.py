@@ -176,7 +176,7 @@ def test_key_files_are_checked_on_the_open_descriptor(
     monkeypatch.setattr(os, "lstat", refuse(real_lstat))
     home.check()
     assert home.pins()
-    assert home.load_identity("bob", PASS.encode).public == home.public("bob")
+    assert home.load("bob", PASS.encode).public == home.public("bob")
 
 
 def test_a_link_to_the_home_in_a_directory_writable_by_others_is_refused(
@@ -188,3 +188,16 @@ def test_a_link_to_the_home_in_a_directory_writable_by_others_is_refused(
     link.symlink_to(homes.bob)
     shared.chmod(0o777)
     assert_one_line_error(letterlock(link, "id", "list"), 2, f"unsafe home: {shared}")
+
+
+def test_the_home_is_a_key_store(tmp_path: Path) -> None:
+    """The CLI's home implements the KeyStore seam (a PKCS#11 store will be another)."""
+    from letterlock import Suite
+    from letterlock.cli.home import Home
+    from letterlock.keystore import KeyStore
+
+    store: KeyStore = Home(tmp_path / "home")
+    assert store.names() == []
+    made = store.create("svc", Suite.X25519, PASS.encode)
+    assert store.names() == ["svc"]
+    assert store.load("svc", PASS.encode).public == made.public

@@ -27,6 +27,7 @@ from letterlock import (
     Reason,
     Rejected,
     ReplayWindow,
+    SealOptions,
     Suite,
     UsageError,
     _crypto,
@@ -92,8 +93,8 @@ def test_double_fetch_ciphertext_swapped_after_the_signature_check_is_never_rele
     envelope = letterlock.inspect(sealed)
     key = _insider_key(sealed, cast.dave)
     evil_inner = (size).to_bytes(8, "big") + b"E" * size
-    evil = _crypto.aead_encrypt(
-        suite, key, nonce_of(suite, envelope.header.message_id), evil_inner, envelope.header_bytes
+    evil = _crypto.PayloadCipher(suite, key).seal(
+        nonce_of(suite, envelope.header.message_id), evil_inner, envelope.header_bytes
     )
     assert len(evil) == len(envelope.ciphertext)
     shared = bytearray(sealed)
@@ -108,8 +109,11 @@ def test_double_fetch_ciphertext_swapped_after_the_signature_check_is_never_rele
 
     monkeypatch.setattr(_crypto, "digest", digest_then_swap)
     buffer = bytearray()
-    opened = _opener(cast).open(shared, topic=TOPIC, now=NOW, into=buffer if into else None)
-    released = bytes(buffer) if into else opened.payload
+    if into:
+        _opener(cast).open_into(shared, buffer, topic=TOPIC, now=NOW)
+        released = bytes(buffer)
+    else:
+        released = _opener(cast).open(shared, topic=TOPIC, now=NOW).payload
     assert released == genuine_payload
     assert shared[start : start + len(evil)] == evil  # the swap did happen
 
@@ -185,7 +189,7 @@ def test_unauthenticated_work_hidden_forgery_allocates_nothing_of_its_size(suite
     buffer = bytearray(len(letterlock.inspect(forged).ciphertext) - 16)
     tracemalloc.start()
     try:
-        reason = _reason(partial(opener.open, forged, now=NOW, into=buffer))
+        reason = _reason(partial(opener.open_into, forged, buffer, now=NOW))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -215,10 +219,10 @@ def test_into_buffer_wiped_when_refused_before_decryption(
     buffer = bytearray()
     first = letterlock.seal(b"SECRET " * 50, sender=cast.alice, recipients=[cast.bob.public],
                             topic=TOPIC)  # fmt: skip
-    opener.open(first, topic=TOPIC, into=buffer)
+    opener.open_into(first, buffer, topic=TOPIC)
     assert bytes(buffer) == b"SECRET " * 50
     second = letterlock.seal(b"x", sender=cast.alice, recipients=[cast.bob.public], topic=TOPIC)
-    assert _reason(partial(opener.open, damage(second), topic="other", into=buffer)) is reason
+    assert _reason(partial(opener.open_into, damage(second), buffer, topic="other")) is reason
     assert not any(buffer)
 
 
@@ -238,9 +242,13 @@ def test_hidden_sender_repadded_by_a_co_recipient_is_refused(suite: Suite) -> No
     envelope = letterlock.inspect(sealed)
     key = _insider_key(sealed, cast.dave)
     nonce = nonce_of(suite, envelope.header.message_id)
-    inner = _crypto.aead_decrypt(suite, key, nonce, envelope.ciphertext, envelope.header_bytes)
+    inner = _crypto.PayloadCipher(suite, key).open(
+        nonce, envelope.ciphertext, envelope.header_bytes
+    )
     assert inner is not None
-    repadded = _crypto.aead_encrypt(suite, key, nonce, inner + bytes(64), envelope.header_bytes)
+    repadded = _crypto.PayloadCipher(suite, key).seal(
+        nonce, inner + bytes(64), envelope.header_bytes
+    )
     forged = encode_envelope(envelope.header_bytes, repadded, None)
     assert _opener(cast).open(sealed, now=NOW).payload == b"pay 100"
     assert _reason(partial(_opener(cast).open, forged, now=NOW)) is Reason.BAD_SIGNATURE
@@ -272,7 +280,7 @@ def test_counter_in_the_message_ids_last_bytes_never_repeats_a_keystream(suite: 
     bodies = []
     for counter in (1, 2):
         sealed = seal_envelope(
-            b"same payload", sender=cast.alice, wrapped=wrapped, topic=TOPIC,
+            b"same payload", sender=cast.alice, wrapped=wrapped, options=SealOptions(topic=TOPIC),
             message_id=b"\xaa" * 12 + counter.to_bytes(4, "big"), created=NOW,
         )  # fmt: skip
         bodies.append(bytes(letterlock.inspect(sealed).ciphertext)[:-16])
@@ -390,13 +398,13 @@ def test_trust_oracle_by_timing_every_sender_refusal_costs_one_verification(
     costs one verification. Fails if an unknown or refused sender skips it."""
     cast = cast_of(suite)
     calls: list[bytes] = []
-    original = _crypto.Verifier.verify
+    original = PublicIdentity.verify
 
-    def counting(self: _crypto.Verifier, signature: bytes, message: bytes) -> bool:
+    def counting(self: PublicIdentity, signature: bytes, message: bytes) -> bool:
         calls.append(message)
         return original(self, signature, message)
 
-    monkeypatch.setattr(_crypto.Verifier, "verify", counting)
+    monkeypatch.setattr(PublicIdentity, "verify", counting)
     pins = cast.pins()
     pins.revoke("carol")
     outcomes = {}
@@ -427,8 +435,10 @@ def _flip_signature(sealed: bytes, hidden: bool, cast: Cast, suite: Suite) -> by
     envelope = letterlock.inspect(sealed)
     key = _insider_key(sealed, cast.bob)
     nonce = nonce_of(suite, envelope.header.message_id)
-    inner = _crypto.aead_decrypt(suite, key, nonce, envelope.ciphertext, envelope.header_bytes)
+    inner = _crypto.PayloadCipher(suite, key).open(
+        nonce, envelope.ciphertext, envelope.header_bytes
+    )
     assert inner is not None
     inner = inner[:40] + bytes([inner[40] ^ 1]) + inner[41:]
-    resealed = _crypto.aead_encrypt(suite, key, nonce, inner, envelope.header_bytes)
+    resealed = _crypto.PayloadCipher(suite, key).seal(nonce, inner, envelope.header_bytes)
     return encode_envelope(envelope.header_bytes, resealed, None)

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from letterlock import Identity, Pins, Suite, TrustContext, UsageError
+from letterlock import (
+    Identity,
+    Pins,
+    Refusal,
+    Suite,
+    TrustContext,
+    UsageError,
+    VerifiedSender,
+    Via,
+)
 
 CONTEXT = TrustContext(
     topic="t", suite=Suite.X25519, content_type=None, headers={}, created=0, now=0
@@ -20,7 +29,7 @@ def test_unpinned_key_is_unknown_and_refused(keys: tuple[Identity, Identity]) ->
     alice, _ = keys
     pins = Pins()
     assert pins.lookup(alice.public.fingerprint) is None
-    assert isinstance(pins.admit(alice.public, CONTEXT), str)
+    assert pins.admit(alice.public, CONTEXT) == Refusal(detail="not pinned")
 
 
 def test_pinned_key_is_admitted_with_its_name(keys: tuple[Identity, Identity]) -> None:
@@ -28,8 +37,8 @@ def test_pinned_key_is_admitted_with_its_name(keys: tuple[Identity, Identity]) -
     pins = Pins()
     pins.pin("alice", alice.public)
     verdict = pins.admit(alice.public, CONTEXT)
-    assert not isinstance(verdict, str)
-    assert (verdict.name, verdict.via) == ("alice", "pin")
+    assert isinstance(verdict, VerifiedSender)
+    assert (verdict.name, verdict.via) == ("alice", Via.PIN)
     assert verdict.fingerprint == alice.public.fingerprint_text
 
 
@@ -53,7 +62,7 @@ def test_revoked_pin_is_refused_and_cannot_be_pinned_again(
     pins.pin("alice", alice.public)
     pins.revoke("alice")
     assert pins.lookup(alice.public.fingerprint) == alice.public
-    assert pins.admit(alice.public, CONTEXT) == "pin 'alice' is revoked"
+    assert pins.admit(alice.public, CONTEXT) == Refusal(detail="pin 'alice' is revoked")
     with pytest.raises(UsageError, match="revoked"):
         pins.pin("alice", alice.public)
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import letterlock
+from conftest import reencoded
 from letterlock import (
     AddResult,
     Identity,
@@ -83,16 +84,18 @@ class VectorTrust:
         known = self._known.get(bytes(key_id))
         return known[1] if known else None
 
-    def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | str:
+    def admit(
+        self, sender: PublicIdentity, context: TrustContext
+    ) -> VerifiedSender | letterlock.Refusal:
         name, _, allowed = self._known[sender.fingerprint]
         if not allowed:
-            return f"{name} is not allowed"
+            return letterlock.Refusal(detail=f"{name} is not allowed")
         return VerifiedSender(
             name=name,
             fingerprint=sender.fingerprint_text,
             key_id=sender.fingerprint,
             suite=sender.suite,
-            via="vector",
+            via=letterlock.Via.PIN,
         )
 
 
@@ -284,7 +287,7 @@ def test_parsed_envelope_reencodes_to_the_same_bytes(path: Path) -> None:
         hidden = vector["name"] == "reject-over-limit-headers-unsorted"
         assert (Reason.MALFORMED if hidden else Reason(vector["reason"])) is parsed
         return
-    assert parsed.to_bytes() == envelope
+    assert reencoded(parsed) == envelope
 
 
 def _without_envelope(vector: Vector) -> tuple[Vector, int]:

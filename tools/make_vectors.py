@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, mlkem
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from independent import edwards25519, mlkem1024_p384, rfc9180
-from letterlock import Identity, PublicIdentity, Reason, Suite, _crypto, hazmat
+from letterlock import Identity, PublicIdentity, Reason, SealOptions, Suite, _crypto, hazmat
 from letterlock.core.envelope import (
     DEFAULT_LIMITS,
     Envelope,
@@ -223,18 +223,21 @@ def wrap(k: Kit, m: Message) -> WrappedKey:
 
 def seal(k: Kit, m: Message) -> bytes:
     """An honest envelope from alice, through the deterministic hazmat path."""
-    return hazmat.seal_envelope(
-        m.payload,
-        sender=k.alice,
-        wrapped=wrap(k, m),
+    options = SealOptions(
         topic=m.topic,
-        message_id=m.message_id,
-        created=m.created,
-        expires=m.expires,
+        expires_in=None if m.expires is None else m.expires - m.created,
         content_type=m.content_type,
         headers=dict(m.headers),
         hide_sender=m.hide_sender,
         pad=m.pad,
+    )
+    return hazmat.seal_envelope(
+        m.payload,
+        sender=k.alice,
+        wrapped=wrap(k, m),
+        options=options,
+        message_id=m.message_id,
+        created=m.created,
     )
 
 
@@ -344,7 +347,7 @@ def forge(
     pk = key or payload_key(k.suite, m.content_key)
     iv = nonce or nonce_of(k.suite, m.message_id)
     aad = header_bytes if aad is None else aad
-    ciphertext = _crypto.aead_encrypt(k.suite, pk, iv, plaintext, aad)[:cut]
+    ciphertext = _crypto.PayloadCipher(k.suite, pk).seal(iv, plaintext, aad)[:cut]
     signature = None
     if not m.hide_sender:
         signed = signed_visible(k.suite, header_bytes, _crypto.digest(k.suite, ciphertext))

@@ -16,15 +16,23 @@ import logging as _logging
 
 from letterlock._api import Opener, Sealer, inspect, open, seal
 from letterlock.core.envelope import DEFAULT_LIMITS, Envelope, Header, Limits, RecipientEntry
-from letterlock.core.keys import Identity, PublicIdentity, format_fingerprint
-from letterlock.core.protocol import Opened, Padding
+from letterlock.core.keys import (
+    Decapsulator,
+    Identity,
+    PrivateKeys,
+    PublicIdentity,
+    Signer,
+    format_fingerprint,
+)
+from letterlock.core.protocol import Opened, Padding, Received, SealKeywords, SealOptions
 from letterlock.core.replay import AddResult, MemoryReplayStore, ReplayStore, ReplayWindow
 from letterlock.core.suites import Suite
 from letterlock.core.topics import Topics
-from letterlock.core.trust import TrustContext, TrustPolicy, VerifiedSender
+from letterlock.core.trust import Refusal, TrustContext, TrustPolicy, VerifiedSender, Via
 from letterlock.errors import (
     KeyStoreError,
     LetterlockError,
+    ParseError,
     Reason,
     Rejected,
     StoreError,
@@ -32,7 +40,7 @@ from letterlock.errors import (
     UsageError,
 )
 from letterlock.stores.sqlite import SQLiteReplayStore
-from letterlock.trust.pins import Pin, Pins
+from letterlock.trust import FirstKnown, OwnIdentities, Pin, Pins
 
 __version__ = "0.1.0"
 
@@ -41,7 +49,9 @@ _logging.getLogger("letterlock").addHandler(_logging.NullHandler())
 __all__ = [
     "DEFAULT_LIMITS",
     "AddResult",
+    "Decapsulator",
     "Envelope",
+    "FirstKnown",
     "Header",
     "Identity",
     "KeyStoreError",
@@ -50,17 +60,25 @@ __all__ = [
     "MemoryReplayStore",
     "Opened",
     "Opener",
+    "OwnIdentities",
     "Padding",
+    "ParseError",
     "Pin",
     "Pins",
+    "PrivateKeys",
     "PublicIdentity",
     "Reason",
+    "Received",
     "RecipientEntry",
+    "Refusal",
     "Rejected",
     "ReplayStore",
     "ReplayWindow",
     "SQLiteReplayStore",
+    "SealKeywords",
+    "SealOptions",
     "Sealer",
+    "Signer",
     "StoreError",
     "Suite",
     "Topics",
@@ -69,6 +87,7 @@ __all__ = [
     "TrustPolicy",
     "UsageError",
     "VerifiedSender",
+    "Via",
     "format_fingerprint",
     "inspect",
     "open",

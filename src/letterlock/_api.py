@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Unpack
 
 from letterlock import _crypto
 from letterlock.core.cache import (
@@ -24,10 +25,13 @@ from letterlock.core.keys import Identity, PublicIdentity
 from letterlock.core.protocol import (
     CONTENT_KEY_SIZE,
     Opened,
-    Padding,
+    Received,
+    SealKeywords,
+    SealOptions,
     WrappedKey,
     open_envelope,
     seal_as,
+    seal_options,
     wrap_content_key,
 )
 from letterlock.core.replay import ReplayWindow
@@ -49,29 +53,18 @@ def seal(
     sender: Identity,
     recipients: Iterable[PublicIdentity],
     topic: str,
-    headers: Mapping[str, str] | None = None,
-    content_type: str | None = None,
-    expires_in: float | None = None,
     now: float | None = None,
-    hide_sender: bool = False,
-    pad: Padding = None,
+    **options: Unpack[SealKeywords],
 ) -> bytes:
     """Sign ``payload`` as ``sender`` and encrypt it to every recipient, bound to ``topic``.
 
-    ``headers`` stay readable to brokers (for routing) but are signed; ``expires_in`` seconds
-    after ``now`` the message is refused. ``hide_sender`` moves the sender's key id and signature
-    inside the ciphertext; ``pad`` ("padme" or a block size) hides the exact payload size.
+    The options (:class:`letterlock.SealOptions`): ``headers`` stay readable to brokers (for
+    routing) but are signed; ``content_type`` is signed; ``expires_in`` seconds after ``now``
+    the message is refused; ``hide_sender`` moves the sender's key id and signature inside the
+    ciphertext; ``pad`` ("padme" or a block size) hides the exact payload size.
     """
     return Sealer(sender, max_messages=1).seal(  # a fresh content key: nothing is cached
-        payload,
-        recipients=recipients,
-        topic=topic,
-        headers=headers,
-        content_type=content_type,
-        expires_in=expires_in,
-        now=now,
-        hide_sender=hide_sender,
-        pad=pad,
+        payload, recipients=recipients, topic=topic, now=now, **options
     )
 
 
@@ -101,7 +94,7 @@ def open(
     created=opened.created, now=...)`` once the payload is safely delivered (it raises
     Rejected if a concurrent copy was recorded first).
     """
-    return open_envelope(
+    opened = open_envelope(
         data,
         identity=identity,
         trust=trust,
@@ -112,6 +105,8 @@ def open(
         limits=limits,
         record=record,
     )
+    assert isinstance(opened, Opened)
+    return opened
 
 
 def inspect(data: bytes | bytearray | memoryview, *, limits: Limits = DEFAULT_LIMITS) -> Envelope:
@@ -150,7 +145,7 @@ class Sealer:
         self._cache = WrapCache(max_messages=max_messages, max_age=max_age)
         self._suite = sender.suite
         self._fingerprint = sender.public.fingerprint
-        self._sign = sender.sign
+        self._sign = sender.signer.sign
 
     def seal(
         self,
@@ -158,16 +153,38 @@ class Sealer:
         *,
         recipients: Iterable[PublicIdentity],
         topic: str,
-        headers: Mapping[str, str] | None = None,
-        content_type: str | None = None,
-        expires_in: float | None = None,
         now: float | None = None,
-        hide_sender: bool = False,
-        pad: Padding = None,
-        into: bytearray | None = None,
+        **options: Unpack[SealKeywords],
     ) -> bytes:
-        """As :func:`letterlock.seal`. With ``into``, the envelope is written into that buffer
-        (resized to fit) and ``b""`` is returned: no other copy of a large message is made."""
+        """As :func:`letterlock.seal`: the envelope, as bytes."""
+        return self._seal(payload, recipients, seal_options(topic, options), now, None)
+
+    def seal_into(
+        self,
+        payload: bytes | bytearray | memoryview,
+        buffer: bytearray,
+        *,
+        recipients: Iterable[PublicIdentity],
+        topic: str,
+        now: float | None = None,
+        **options: Unpack[SealKeywords],
+    ) -> int:
+        """As :meth:`seal`, building the envelope in ``buffer`` (resized to fit): the payload is
+        copied once into place and encrypted there, no other copy of a large message is made.
+        Returns the envelope's length (``len(buffer)``)."""
+        if not isinstance(buffer, bytearray):
+            raise UsageError("seal_into builds the envelope in a bytearray")
+        self._seal(payload, recipients, seal_options(topic, options), now, buffer)
+        return len(buffer)
+
+    def _seal(
+        self,
+        payload: bytes | bytearray | memoryview,
+        recipients: Iterable[PublicIdentity],
+        options: SealOptions,
+        now: float | None,
+        into: bytearray | None,
+    ) -> bytes:
         created = _seconds(now)
         readers: Sequence[PublicIdentity] = (
             recipients if isinstance(recipients, list | tuple) else list(recipients)
@@ -178,15 +195,13 @@ class Sealer:
             key = _crypto.random_bytes(CONTENT_KEY_SIZE)
             return wrap_content_key(key, suite=suite, recipients=readers)
 
-        if hide_sender:  # a reused recipient block would link a hidden sender's messages
+        if options.hide_sender:  # a reused recipient block would link a hidden sender's messages
             wrapped = fresh()
         else:
             wrapped = self._cache.get(_recipient_set(readers), created, fresh)
         return seal_as(
-            payload, self._fingerprint, self._sign, wrapped, topic,
-            _crypto.random_bytes(MESSAGE_ID_SIZE), created,
-            None if expires_in is None else _expiry(created, expires_in),
-            content_type, headers, hide_sender, pad, into,
+            payload, self._fingerprint, self._sign, wrapped, options,
+            _crypto.random_bytes(MESSAGE_ID_SIZE), created, into,
         )  # fmt: skip
 
 
@@ -223,11 +238,39 @@ class Opener:
         *,
         topic: str | Topics | None = None,
         now: float | None = None,
-        into: bytearray | None = None,
         record: bool = True,
     ) -> Opened:
-        """As :func:`letterlock.open`. With ``into``, the payload is decrypted into that buffer
-        (resized to the payload; zeroed if the message is rejected) and ``payload`` is empty."""
+        """As :func:`letterlock.open`."""
+        opened = open_envelope(
+            data,
+            identity=self.identity,
+            trust=self.trust,
+            replay=self.replay,
+            now=_seconds(now),
+            topic=topic,
+            suites=self.suites,
+            limits=self.limits,
+            unwrap_cache=self.cache,
+            labels_cache=self.labels,
+            record=record,
+        )
+        assert isinstance(opened, Opened)
+        return opened
+
+    def open_into(
+        self,
+        data: bytes | bytearray | memoryview,
+        buffer: bytearray,
+        *,
+        topic: str | Topics | None = None,
+        now: float | None = None,
+        record: bool = True,
+    ) -> Received:
+        """As :meth:`open`, decrypting the payload into ``buffer`` (resized to the payload:
+        ``Received.size`` bytes) instead of a new bytes object. If the message is refused, at
+        any step, the buffer is left zeroed."""
+        if not isinstance(buffer, bytearray):
+            raise UsageError("open_into decrypts into a bytearray")
         return open_envelope(
             data,
             identity=self.identity,
@@ -239,7 +282,7 @@ class Opener:
             limits=self.limits,
             unwrap_cache=self.cache,
             labels_cache=self.labels,
-            into=into,
+            into=buffer,
             record=record,
         )
 
@@ -260,11 +303,3 @@ def _recipient_set(readers: Sequence[PublicIdentity]) -> tuple[bytes, ...]:
         ids.append(reader.fingerprint)
     ids.sort()
     return tuple(ids)
-
-
-def _expiry(created: int, expires_in: float | None) -> int | None:
-    if expires_in is None:
-        return None
-    if expires_in <= 0:
-        raise UsageError("expires_in must be positive")
-    return created + max(1, int(expires_in))

@@ -1,10 +1,11 @@
 """The only module that imports pyca/cryptography.
 
-Everything above this module handles keys through the four small capability classes below
-(:class:`Signer`, :class:`Verifier`, :class:`Encapsulator`, :class:`Decapsulator`) and the
-functions :func:`hkdf`, :func:`aead_encrypt`, :func:`aead_decrypt` and :func:`digest`. No
-primitive is written here: each is one call into pyca/cryptography, arranged as
-``docs/spec/envelope-v1.md`` prescribes.
+Everything above this module handles keys through small capability classes: one signer and
+one verifier per kind of signature key (:class:`EcdsaSigner`, :class:`Ed25519Signer`,
+:class:`PqSigner`; :class:`EcdsaVerifier`, :class:`Ed25519Verifier`, :class:`PqVerifier`),
+:class:`Encapsulator` and :class:`Decapsulator` for HPKE, :class:`PayloadCipher` for the
+payload AEAD, and the functions :func:`hkdf` and :func:`digest`. No primitive is written here:
+each is one call into pyca/cryptography, arranged as ``docs/spec/envelope-v1.md`` prescribes.
 """
 
 from __future__ import annotations
@@ -25,12 +26,16 @@ from letterlock.core.suites import Suite
 
 __all__ = [
     "Decapsulator",
+    "EcdsaSigner",
+    "EcdsaVerifier",
+    "Ed25519Signer",
+    "Ed25519Verifier",
     "Encapsulator",
     "PayloadCipher",
+    "PqSigner",
+    "PqVerifier",
     "Signer",
     "Verifier",
-    "aead_decrypt",
-    "aead_encrypt",
     "argon2id",
     "digest",
     "generate_private",
@@ -116,10 +121,6 @@ def hkdf(suite: Suite, ikm: bytes, *, salt: bytes | None, info: bytes, length: i
     return HKDF(algorithm=_HASHES[suite], length=length, salt=salt, info=info).derive(ikm)
 
 
-def _aead(suite: Suite, key: bytes) -> AESGCM | ChaCha20Poly1305:
-    return ChaCha20Poly1305(key) if suite is Suite.X25519 else AESGCM(key)
-
-
 class PayloadCipher:
     """The payload AEAD under one content key's payload key (section 5.4), built once.
 
@@ -166,23 +167,6 @@ class PayloadCipher:
         return True
 
 
-def aead_encrypt(
-    suite: Suite, key: bytes, nonce: bytes, plaintext: bytes | memoryview, aad: bytes
-) -> bytes:
-    """The payload AEAD, out of place (for tools and tests)."""
-    return _aead(suite, key).encrypt(nonce, plaintext, aad)
-
-
-def aead_decrypt(
-    suite: Suite, key: bytes, nonce: bytes, ciphertext: bytes | memoryview, aad: bytes
-) -> bytes | None:
-    """The plaintext, or None when the tag does not verify (for tools and tests)."""
-    try:
-        return _aead(suite, key).decrypt(nonce, ciphertext, aad)
-    except InvalidTag:
-        return None
-
-
 def sealed_box_encrypt(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
     """AES-256-GCM for data at rest (key files); the caller supplies a random nonce."""
     return AESGCM(key).encrypt(nonce, plaintext, aad)
@@ -204,44 +188,66 @@ def argon2id(
 
 
 # --------------------------------------------------------------------------- signatures
+#
+# One signer and one verifier class per kind of signature key (ECDSA for p256 and p384,
+# Ed25519 for x25519, ML-DSA-87 with ECDSA P-384 for pq): each does exactly its suite's job,
+# with no branching on which key happens to be set. The signers implement the
+# ``letterlock.core.keys.Signer`` protocol; a signer whose key lives elsewhere (a token) is
+# another implementation of it.
 
 
-class Signer:
-    """Signs envelopes with an identity's private signature key (or keys, for pq)."""
+class _Secret:
+    """Private-key holders: no secret in repr, no pickling."""
 
-    __slots__ = ("_ecdsa", "_ed", "_mldsa", "_suite")
-
-    def __init__(
-        self,
-        suite: Suite,
-        *,
-        ecdsa: ec.EllipticCurvePrivateKey | None = None,
-        ed: ed25519.Ed25519PrivateKey | None = None,
-        ml: mldsa.MLDSA87PrivateKey | None = None,
-    ) -> None:
-        self._suite = suite
-        self._ecdsa = ecdsa
-        self._ed = ed
-        self._mldsa = ml
+    __slots__ = ()
 
     def __repr__(self) -> str:
-        return f"<Signer {self._suite.label}>"
+        return f"<{type(self).__name__}>"
 
     def __reduce__(self) -> NoReturn:
         raise TypeError("private keys cannot be pickled")
 
+
+class EcdsaSigner(_Secret):
+    """ECDSA with the suite's hash; the signature is the fixed-length ``r || s`` (section 2)."""
+
+    __slots__ = ("_algorithm", "_key", "_n", "suite")
+
+    def __init__(self, suite: Suite, key: ec.EllipticCurvePrivateKey) -> None:
+        self.suite = suite
+        self._key = key
+        self._algorithm = _ECDSA[suite]
+        self._n = _SCALAR[suite]
+
     def sign(self, message: bytes) -> bytes:
-        if self._ed is not None:
-            return self._ed.sign(message)
-        assert self._ecdsa is not None
-        ecdsa = _ecdsa_sign(self._ecdsa, self._suite, message)
-        if self._mldsa is not None:
-            return self._mldsa.sign(message, MLDSA_CONTEXT) + ecdsa
-        return ecdsa
+        return _rs_of(self._key.sign(message, self._algorithm), self._n)
 
 
-def _ecdsa_sign(key: ec.EllipticCurvePrivateKey, suite: Suite, message: bytes) -> bytes:
-    return _rs_of(key.sign(message, _ECDSA[suite]), _SCALAR[suite])
+class Ed25519Signer(_Secret):
+    """Ed25519 (RFC 8032), the x25519 suite's signature."""
+
+    __slots__ = ("_key", "suite")
+
+    def __init__(self, key: ed25519.Ed25519PrivateKey) -> None:
+        self.suite = Suite.X25519
+        self._key = key
+
+    def sign(self, message: bytes) -> bytes:
+        return self._key.sign(message)
+
+
+class PqSigner(_Secret):
+    """The pq suite's signature: ML-DSA-87 (context ``letterlock/v1``), then ECDSA P-384."""
+
+    __slots__ = ("_ecdsa", "_mldsa", "suite")
+
+    def __init__(self, mldsa_key: mldsa.MLDSA87PrivateKey, ecdsa_key: ec.EllipticCurvePrivateKey):
+        self.suite = Suite.PQ
+        self._mldsa = mldsa_key
+        self._ecdsa = EcdsaSigner(Suite.PQ, ecdsa_key)
+
+    def sign(self, message: bytes) -> bytes:
+        return self._mldsa.sign(message, MLDSA_CONTEXT) + self._ecdsa.sign(message)
 
 
 def _rs_of(der: bytes, n: int) -> bytes:
@@ -271,57 +277,67 @@ def _der_of(signature: bytes, n: int) -> bytes | None:
     return b"".join((bytes((0x30, len(r) + len(s) + 4, 2, len(r))), r, bytes((2, len(s))), s))
 
 
-def _ecdsa_verify(
-    key: ec.EllipticCurvePublicKey, suite: Suite, signature: bytes, message: bytes
-) -> bool:
-    n = _SCALAR[suite]
-    der = _der_of(signature, n) if len(signature) == 2 * n else None
-    if der is None:
-        return False
-    try:
-        key.verify(der, message, _ECDSA[suite])
-    except InvalidSignature:
-        return False
-    return True
+class EcdsaVerifier:
+    """Verifies ECDSA ``r || s`` (r and s in [1, n-1]: OpenSSL refuses the rest)."""
 
+    __slots__ = ("_algorithm", "_key", "_n")
 
-class Verifier:
-    """Verifies signatures with an identity's public signature key (or keys, for pq)."""
-
-    __slots__ = ("_ecdsa", "_ed", "_mldsa", "_suite")
-
-    def __init__(
-        self,
-        suite: Suite,
-        *,
-        ecdsa: ec.EllipticCurvePublicKey | None = None,
-        ed: ed25519.Ed25519PublicKey | None = None,
-        ml: mldsa.MLDSA87PublicKey | None = None,
-    ) -> None:
-        self._suite = suite
-        self._ecdsa = ecdsa
-        self._ed = ed
-        self._mldsa = ml
+    def __init__(self, suite: Suite, key: ec.EllipticCurvePublicKey) -> None:
+        self._key = key
+        self._algorithm = _ECDSA[suite]
+        self._n = _SCALAR[suite]
 
     def verify(self, signature: bytes, message: bytes) -> bool:
-        """True only if the signature is valid; for pq, only if both signatures are valid."""
-        if len(signature) != self._suite.sizes.signature:
+        n = self._n
+        der = _der_of(signature, n) if len(signature) == 2 * n else None
+        if der is None:
             return False
-        if self._ed is not None:
-            try:
-                self._ed.verify(signature, message)
-            except InvalidSignature:
-                return False
-            return True
-        assert self._ecdsa is not None
-        if self._mldsa is not None:
-            ml_sig, ec_sig = signature[:_MLDSA87_SIG], signature[_MLDSA87_SIG:]
-            try:
-                self._mldsa.verify(ml_sig, message, MLDSA_CONTEXT)
-            except InvalidSignature:
-                return False
-            return _ecdsa_verify(self._ecdsa, self._suite, ec_sig, message)
-        return _ecdsa_verify(self._ecdsa, self._suite, signature, message)
+        try:
+            self._key.verify(der, message, self._algorithm)
+        except InvalidSignature:
+            return False
+        return True
+
+
+class Ed25519Verifier:
+    """Verifies Ed25519 as section 2 says (cofactorless, ``R`` compared by its encoding)."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: ed25519.Ed25519PublicKey) -> None:
+        self._key = key
+
+    def verify(self, signature: bytes, message: bytes) -> bool:
+        if len(signature) != 64:
+            return False
+        try:
+            self._key.verify(signature, message)
+        except InvalidSignature:
+            return False
+        return True
+
+
+class PqVerifier:
+    """Verifies the pq signature: valid only if both ML-DSA-87 and ECDSA P-384 verify."""
+
+    __slots__ = ("_ecdsa", "_mldsa")
+
+    def __init__(self, mldsa_key: mldsa.MLDSA87PublicKey, ecdsa_key: ec.EllipticCurvePublicKey):
+        self._mldsa = mldsa_key
+        self._ecdsa = EcdsaVerifier(Suite.PQ, ecdsa_key)
+
+    def verify(self, signature: bytes, message: bytes) -> bool:
+        if len(signature) != Suite.PQ.sizes.signature:
+            return False
+        try:
+            self._mldsa.verify(signature[:_MLDSA87_SIG], message, MLDSA_CONTEXT)
+        except InvalidSignature:
+            return False
+        return self._ecdsa.verify(signature[_MLDSA87_SIG:], message)
+
+
+Verifier = EcdsaVerifier | Ed25519Verifier | PqVerifier
+Signer = EcdsaSigner | Ed25519Signer | PqSigner
 
 
 # --------------------------------------------------------------------------- HPKE
@@ -332,32 +348,31 @@ _HpkePrivate = x25519.X25519PrivateKey | ec.EllipticCurvePrivateKey | hpke.MLKEM
 
 
 class Encapsulator:
-    """Wraps a content key to one recipient's public encryption key with HPKE."""
+    """Wraps a content key to one recipient's public encryption key with HPKE (section 5.2)."""
 
-    __slots__ = ("_key", "_suite")
+    __slots__ = ("_hpke", "_key")
 
     def __init__(self, suite: Suite, key: _HpkePublic) -> None:
-        self._suite = suite
+        self._hpke = _HPKE[suite]
         self._key = key
 
     def wrap(self, content_key: bytes, info: bytes) -> bytes:
-        return _HPKE[self._suite].encrypt(content_key, self._key, info=info)
+        return self._hpke.encrypt(content_key, self._key, info=info)
 
 
-class Decapsulator:
-    """Unwraps a content key with the receiver's private encryption key."""
+class Decapsulator(_Secret):
+    """Unwraps a content key with the receiver's private encryption key (HPKE, section 5.2).
 
-    __slots__ = ("_key", "_suite")
+    Implements the ``letterlock.core.keys.Decapsulator`` protocol.
+    """
+
+    __slots__ = ("_hpke", "_key", "_point_at", "suite")
 
     def __init__(self, suite: Suite, key: _HpkePrivate) -> None:
-        self._suite = suite
+        self.suite = suite
+        self._hpke = _HPKE[suite]
         self._key = key
-
-    def __repr__(self) -> str:
-        return f"<Decapsulator {self._suite.label}>"
-
-    def __reduce__(self) -> NoReturn:
-        raise TypeError("private keys cannot be pickled")
+        self._point_at = _ENC_POINT_AT.get(suite)
 
     def unwrap(self, wrapped: bytes, info: bytes) -> bytes | None:
         """The content key, or None if HPKE refuses (wrong key, tampered entry).
@@ -366,11 +381,11 @@ class Decapsulator:
         3.3): OpenSSL alone would also decode the X9.62 hybrid form (0x06/0x07), which RFC 9180
         and other receivers refuse, so two receivers would disagree on such an entry.
         """
-        point_at = _ENC_POINT_AT.get(self._suite)
+        point_at = self._point_at
         if point_at is not None and wrapped[point_at : point_at + 1] != b"\x04":
             return None
         try:
-            return _HPKE[self._suite].decrypt(wrapped, self._key, info=info)
+            return self._hpke.decrypt(wrapped, self._key, info=info)
         except Exception:
             return None
 
@@ -428,7 +443,7 @@ def load_private(
         ed = ed25519.Ed25519PrivateKey.from_private_bytes(sig_private)
         xk = x25519.X25519PrivateKey.from_private_bytes(kem_private)
         return (
-            Signer(suite, ed=ed),
+            Ed25519Signer(ed),
             Decapsulator(suite, xk),
             ed.public_key().public_bytes_raw(),
             xk.public_key().public_bytes_raw(),
@@ -442,12 +457,12 @@ def load_private(
         sig_pub = ml.public_key().public_bytes_raw() + _ec_point(sig_ec.public_key())
         kem_pub = kem_ml.public_key().public_bytes_raw() + _ec_point(kem_ec.public_key())
         hybrid = hpke.MLKEM1024P384PrivateKey(kem_ml, kem_ec)
-        return Signer(suite, ecdsa=sig_ec, ml=ml), Decapsulator(suite, hybrid), sig_pub, kem_pub
+        return PqSigner(ml, sig_ec), Decapsulator(suite, hybrid), sig_pub, kem_pub
     curve = _CURVE[suite]
     sig_key = _ec_private(sig_private, curve)
     kem_key = _ec_private(kem_private, curve)
     return (
-        Signer(suite, ecdsa=sig_key),
+        EcdsaSigner(suite, sig_key),
         Decapsulator(suite, kem_key),
         _ec_point(sig_key.public_key()),
         _ec_point(kem_key.public_key()),
@@ -484,7 +499,7 @@ def load_public(
     if suite is Suite.X25519:
         _check_curve25519_keys(sig_public, kem_public)
         return (
-            Verifier(suite, ed=ed25519.Ed25519PublicKey.from_public_bytes(sig_public)),
+            Ed25519Verifier(ed25519.Ed25519PublicKey.from_public_bytes(sig_public)),
             Encapsulator(suite, x25519.X25519PublicKey.from_public_bytes(kem_public)),
         )
     if suite is Suite.PQ:
@@ -496,13 +511,13 @@ def load_public(
         if kem_public[_MLKEM1024_PUB] != 0x04 or sig_public[_MLDSA87_PUB] != 0x04:
             raise ValueError("EC points must be uncompressed")
         return (
-            Verifier(suite, ecdsa=sig_ec, ml=ml),
+            PqVerifier(ml, sig_ec),
             Encapsulator(suite, hpke.MLKEM1024P384PublicKey(kem_ml, kem_ec)),
         )
     curve = _CURVE[suite]
     if sig_public[0] != 0x04 or kem_public[0] != 0x04:
         raise ValueError("EC points must be uncompressed")
     return (
-        Verifier(suite, ecdsa=ec.EllipticCurvePublicKey.from_encoded_point(curve, sig_public)),
+        EcdsaVerifier(suite, ec.EllipticCurvePublicKey.from_encoded_point(curve, sig_public)),
         Encapsulator(suite, ec.EllipticCurvePublicKey.from_encoded_point(curve, kem_public)),
     )

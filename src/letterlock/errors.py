@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import builtins
 import enum
+from collections.abc import Callable
 
 __all__ = [
     "KeyStoreError",
     "LetterlockError",
+    "ParseError",
     "Reason",
     "Rejected",
     "TransportError",
@@ -61,22 +63,41 @@ class Reason(enum.StrEnum):
 
 
 class Rejected(LetterlockError):
-    """An incoming message was refused. No plaintext accompanies this error, ever."""
+    """An incoming message was refused. No plaintext accompanies this error, ever.
+
+    ``transient`` says the same bytes may be accepted later (retry rather than dead-letter): by
+    default :attr:`Reason.transient` of the reason; a trust policy's transient refusal (an
+    unknown certificate authority, a stale root) sets it for ``untrusted`` too.
+    """
 
     reason: Reason
     detail: str
+    transient: bool
 
-    def __init__(self, reason: Reason, detail: str = "") -> None:
+    def __init__(self, reason: Reason, detail: str = "", *, transient: bool | None = None) -> None:
         self.reason = reason
         self.detail = detail
+        self.transient = reason.transient if transient is None else transient
         super().__init__(f"message rejected: {reason.value}" + (f" ({detail})" if detail else ""))
 
-    def __reduce__(self) -> tuple[type[Rejected], tuple[Reason, str]]:
-        return (type(self), (self.reason, self.detail))
+    def __reduce__(self) -> tuple[Callable[..., Rejected], tuple[object, ...]]:
+        return (_rejected, (type(self), self.reason, self.detail, self.transient))
+
+
+def _rejected(cls: type[Rejected], reason: Reason, detail: str, transient: bool) -> Rejected:
+    return cls(reason, detail, transient=transient)
 
 
 class UsageError(builtins.ValueError, LetterlockError):
     """The caller passed something letterlock cannot use (a programming or configuration error)."""
+
+
+class ParseError(builtins.ValueError, LetterlockError):
+    """Local text or bytes (a public key line, a key, a known-senders file, a suite name) are
+    not in letterlock's format. Parsers of certificates and trust metadata raise it too.
+
+    Incoming *messages* never raise it: they fail as :class:`Rejected`.
+    """
 
 
 class KeyStoreError(LetterlockError):

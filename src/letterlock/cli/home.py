@@ -32,9 +32,7 @@ from letterlock import (
     PublicIdentity,
     ReplayWindow,
     Suite,
-    TrustContext,
     UsageError,
-    VerifiedSender,
 )
 from letterlock.cli.render import quoted
 from letterlock.cli.strict import (
@@ -47,6 +45,7 @@ from letterlock.cli.strict import (
 from letterlock.keystore import decrypt_identity, encrypt_identity, save_identity
 from letterlock.keystore.file import MAX_FILE_SIZE, make_private_dir, write_private_file
 from letterlock.stores.sqlite import SQLiteReplayStore
+from letterlock.trust import FirstKnown, OwnIdentities
 from letterlock.trust.pins import check_name, valid_name
 
 if sys.platform == "win32":
@@ -59,7 +58,6 @@ __all__ = [
     "REPLAY_RETENTION",
     "DamagedIdentity",
     "Home",
-    "HomeTrust",
     "OwnIdentity",
     "check_identity_name",
 ]
@@ -101,39 +99,6 @@ class OwnIdentity:
     name: str
     public: PublicIdentity | None = None
     problem: str | None = None
-
-
-class HomeTrust:
-    """Trust policy of the home: the pinned senders, then the home's own identities.
-
-    A message signed by one of your own keys is admitted as ``via="self"``: only this home holds
-    its private key. A pin always decides for a key it knows, so a revoked pin stays revoked.
-    """
-
-    def __init__(self, pins: Pins, own: dict[str, PublicIdentity]) -> None:
-        self._pins = pins
-        self._own = {public.fingerprint: (name, public) for name, public in own.items()}
-
-    def lookup(self, key_id: bytes) -> PublicIdentity | None:
-        pinned = self._pins.lookup(key_id)
-        if pinned is not None:
-            return pinned
-        own = self._own.get(bytes(key_id))
-        return own[1] if own is not None else None
-
-    def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | str:
-        if self._pins.lookup(sender.fingerprint) is not None:
-            return self._pins.admit(sender, context)
-        own = self._own.get(sender.fingerprint)
-        if own is None:
-            return "not pinned"
-        return VerifiedSender(
-            name=own[0],
-            fingerprint=sender.fingerprint_text,
-            key_id=sender.fingerprint,
-            suite=sender.suite,
-            via="self",
-        )
 
 
 class Home:
@@ -194,7 +159,7 @@ class Home:
     def pub_path(self, name: str) -> Path:
         return self.identities / f"{check_identity_name(name)}.pub"
 
-    def identity_names(self) -> list[str]:
+    def names(self) -> list[str]:
         if not self._identities_exist():
             return []
         names = (n.removesuffix(".key") for n in os.listdir(self.identities) if n.endswith(".key"))
@@ -205,7 +170,7 @@ class Home:
 
         Raises DamagedIdentity if NAME.pub is missing or unreadable (``id export`` rebuilds it).
         """
-        if name not in self.identity_names():
+        if name not in self.names():
             raise UsageError(f"no identity named {quoted(name)} in {self.identities}")
         path = self.pub_path(name)
         data = read_checked(path, limit=_MAX_PUBLIC_FILE)
@@ -224,7 +189,7 @@ class Home:
     def own_identities(self) -> list[OwnIdentity]:
         """Every own identity, a damaged one with its problem instead of its public key."""
         found = []
-        for name in self.identity_names():
+        for name in self.names():
             try:
                 found.append(OwnIdentity(name=name, public=self.public(name)))
             except DamagedIdentity as exc:
@@ -241,9 +206,7 @@ class Home:
                 usable[own.name] = own.public
         return usable
 
-    def create_identity(
-        self, name: str, suite: Suite, get_passphrase: Callable[[], bytes]
-    ) -> Identity:
+    def create(self, name: str, suite: Suite, get_passphrase: Callable[[], bytes]) -> Identity:
         """Make identity ``name``: NAME.pub first, then NAME.key, whose name completes the pair.
 
         Each file is complete before it has a name (``write_private_file``), and an identity
@@ -286,7 +249,7 @@ class Home:
         if name in self._pin_names():
             raise UsageError(f"a pinned sender is already called {name!r}; choose another name")
 
-    def load_identity(self, name: str, get_passphrase: Callable[[], bytes]) -> Identity:
+    def load(self, name: str, get_passphrase: Callable[[], bytes]) -> Identity:
         """Decrypt own identity ``name``; it must be private to this user and match NAME.pub."""
         public = self.public(name)
         identity = self._decrypt(name, get_passphrase)
@@ -338,9 +301,9 @@ class Home:
                 data = (_KNOWN_SENDERS_HEADER + pins.to_text()).encode("utf-8")
                 write_private_file(self.known_senders, data, overwrite=True)
 
-    def trust(self, own: dict[str, PublicIdentity]) -> HomeTrust:
+    def trust(self, own: dict[str, PublicIdentity]) -> FirstKnown:
         """The home's trust policy: its pins, and ``own`` (from :meth:`own_publics`) as self."""
-        return HomeTrust(self.pins(), own)
+        return FirstKnown(self.pins(), OwnIdentities(own))
 
     def resolve_recipient(self, name: str) -> PublicIdentity:
         """A recipient by name: a pinned sender first, then one of the home's own identities."""
@@ -350,7 +313,7 @@ class Home:
             if pin.revoked:
                 raise UsageError(f"the pin {name!r} ({pin.identity.fingerprint_text}) is revoked")
             return pin.identity
-        if valid_name(name) and name in self.identity_names():
+        if valid_name(name) and name in self.names():
             return self.public(name)
         raise UsageError(f"unknown recipient {quoted(name)}: pin it with 'letterlock trust pin'")
 

@@ -46,7 +46,7 @@ def id_group() -> None:
 def id_new(home: Home, name: str, suite: str, passphrase_file: str | None) -> None:
     """Create identity NAME and print its fingerprint. Never overwrites an existing one."""
     check_identity_name(name)
-    identity = home.create_identity(
+    identity = home.create(
         name,
         Suite.from_label(suite),
         lambda: new_passphrase(passphrase_file, prompt=f"Passphrase for the new key {name!r}: "),
@@ -111,7 +111,7 @@ def id_passwd(
     home: Home, name: str, passphrase_file: str | None, new_passphrase_file: str | None
 ) -> None:
     """Re-encrypt identity NAME under a new passphrase (fresh salt, default KDF cost)."""
-    identity = home.load_identity(
+    identity = home.load(
         name, lambda: passphrase(passphrase_file, prompt=f"Current passphrase for {name!r}: ")
     )
     new = new_passphrase(
@@ -188,7 +188,7 @@ def trust_pin(home: Home, file: str, name: str | None, expect_fingerprint: str |
     check_name(name)
     _check_fingerprint(identity, expect_fingerprint)
     with home.changing_pins() as pins:
-        if name in home.identity_names():
+        if name in home.names():
             raise UsageError(
                 f"{name!r} is one of your own identities; pin this key under another name"
             )

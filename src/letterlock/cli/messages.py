@@ -150,7 +150,7 @@ def seal_command(
                 f"{sender!r} uses suite {suite} but recipient {recipient.fingerprint_text} "
                 f"uses {recipient.suite}; sender and recipients must share one suite"
             )
-    identity = home.load_identity(
+    identity = home.load(
         sender, lambda: passphrase(passphrase_file, prompt=f"Passphrase for {sender!r}: ")
     )
     try:
@@ -190,7 +190,7 @@ def _read_envelope(path: str | None, limits: Limits) -> bytes:
 
 def _addressee(home: Home, own: Mapping[str, PublicIdentity], envelope: letterlock.Envelope) -> str:
     """The one own identity the envelope is addressed to."""
-    if not own and not home.identity_names():  # a wrong --home, not a message for someone else
+    if not own and not home.names():  # a wrong --home, not a message for someone else
         raise UsageError(
             f"no identities in {home.root} (is --home or ${HOME_ENV} right? "
             "create one with: letterlock id new NAME)"
@@ -258,7 +258,7 @@ def open_command(
     envelope = letterlock.inspect(data, limits=limits)  # refuse junk before asking
     own = home.own_publics(warn=warn)
     name = name or _addressee(home, own, envelope)
-    identity = home.load_identity(
+    identity = home.load(
         name, lambda: passphrase(passphrase_file, prompt=f"Passphrase for {name!r}: ")
     )
     now = int(time.time())

@@ -130,9 +130,6 @@ class Envelope:
     ciphertext: memoryview = field(repr=False)
     signature: bytes | None = field(repr=False)
 
-    def to_bytes(self) -> bytes:
-        return encode_envelope(self.header_bytes, self.ciphertext, self.signature)
-
 
 # --------------------------------------------------------------------------- encoding
 

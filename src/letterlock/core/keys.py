@@ -1,9 +1,15 @@
 """Identity key handles (``docs/spec/envelope-v1.md`` section 3).
 
-An :class:`Identity` holds a private signature key and a private encryption key of one suite;
-its :class:`PublicIdentity` is what others pin and encrypt to. Handles are hard to misuse: no
-secret in ``repr``, no pickling, equality on the public encoding only. Building an identity from
-raw private bytes is deliberately kept out of this class: see :mod:`letterlock.hazmat`.
+A :class:`PublicIdentity` is what others pin and encrypt to. An :class:`Identity` is a public
+identity together with two capabilities: a :class:`Signer`, which signs what it sends, and a
+:class:`Decapsulator`, which unwraps the content keys sent to it. They are protocols, as age's
+``Identity`` and ``Recipient`` are interfaces: where the private keys live is the
+implementation's business. :class:`PrivateKeys` is the implementation that holds them in this
+process (made by :meth:`Identity.generate`, or loaded from a key file); a hardware token
+(PKCS#11) is another, whose keys never leave it.
+
+Handles are hard to misuse: no secret in ``repr``, no pickling, equality on the public encoding
+only. Raw private bytes pass only through :mod:`letterlock.hazmat`.
 """
 
 from __future__ import annotations
@@ -13,13 +19,14 @@ import binascii
 import hashlib
 import hmac
 import struct
-from typing import Final, NoReturn, final
+from collections.abc import Callable
+from typing import Final, NoReturn, Protocol, final
 
 from letterlock import _crypto
 from letterlock.core.suites import Suite
-from letterlock.errors import UsageError
+from letterlock.errors import ParseError, UsageError
 
-__all__ = ["Identity", "PublicIdentity"]
+__all__ = ["Decapsulator", "Identity", "PrivateKeys", "PublicIdentity", "Signer"]
 
 PUBLIC_MAGIC: Final = b"LLP\x01"
 PRIVATE_MAGIC: Final = b"LLS\x01"
@@ -29,22 +36,22 @@ _TEXT_PREFIX: Final = "letterlock-"
 
 
 def _split_identity(data: bytes, magic: bytes, what: str) -> tuple[Suite, bytes, bytes]:
-    """Split ``magic || suite || u16 len || a || u16 len || b``; exact lengths or ValueError."""
-    if len(data) < 6 or data[:4] != magic:
-        raise ValueError(f"not a letterlock {what}")
+    """Split ``magic || suite || u16 len || a || u16 len || b``; exact lengths or ParseError."""
+    if len(data) < 7 or data[:4] != magic:
+        raise ParseError(f"not a letterlock {what}")
     try:
         suite = Suite(data[4])
     except ValueError:
-        raise ValueError(f"{what} of an unknown suite 0x{data[4]:02x}") from None
+        raise ParseError(f"{what} of an unknown suite 0x{data[4]:02x}") from None
     (first_len,) = struct.unpack_from(">H", data, 5)
     first = data[7 : 7 + first_len]
     rest = 7 + first_len
     if len(first) != first_len or len(data) < rest + 2:
-        raise ValueError(f"truncated {what}")
+        raise ParseError(f"truncated {what}")
     (second_len,) = struct.unpack_from(">H", data, rest)
     second = data[rest + 2 : rest + 2 + second_len]
     if len(second) != second_len or len(data) != rest + 2 + second_len:
-        raise ValueError(f"{what} has the wrong length")
+        raise ParseError(f"{what} has the wrong length")
     return suite, first, second
 
 
@@ -74,9 +81,12 @@ class PublicIdentity:
     )
 
     def __init__(self, encoded: bytes) -> None:
-        """Parse the canonical encoding (section 3.1). Raises ValueError if it is not one."""
+        """Parse the canonical encoding (section 3.1). Raises ParseError if it is not one."""
         suite, sig_public, kem_public = _split_identity(bytes(encoded), PUBLIC_MAGIC, "public key")
-        self._verifier, self._encapsulator = _crypto.load_public(suite, sig_public, kem_public)
+        try:
+            self._verifier, self._encapsulator = _crypto.load_public(suite, sig_public, kem_public)
+        except ValueError as exc:  # ours, or pyca's for a point off the curve
+            raise ParseError(f"not a valid {suite} public key: {exc}") from None
         self._suite = suite
         self._encoded = bytes(encoded)
         self._fingerprint = hashlib.sha256(self._encoded).digest()
@@ -113,14 +123,14 @@ class PublicIdentity:
         """Parse :meth:`to_text` output; returns the identity and the name, if any."""
         parts = line.strip().split(maxsplit=2)
         if len(parts) < 2 or not parts[0].startswith(_TEXT_PREFIX):
-            raise ValueError("not a letterlock public key line")
+            raise ParseError("not a letterlock public key line")
         try:
             encoded = base64.b64decode(parts[1], validate=True)
         except binascii.Error:
-            raise ValueError("public key is not valid base64") from None
+            raise ParseError("public key is not valid base64") from None
         identity = cls(encoded)
         if parts[0] != _TEXT_PREFIX + identity.suite.label:
-            raise ValueError("public key line names a different suite than its key")
+            raise ParseError("public key line names a different suite than its key")
         return identity, (parts[2] if len(parts) == 3 else None)
 
     def verify(self, signature: bytes, message: bytes) -> bool:
@@ -141,45 +151,56 @@ class PublicIdentity:
         return f"<PublicIdentity {self._suite.label} {self.fingerprint_text}>"
 
 
+class Signer(Protocol):
+    """Signs for one identity (section 5.5): a capability, wherever the private key lives."""
+
+    @property
+    def suite(self) -> Suite: ...
+
+    def sign(self, message: bytes) -> bytes:
+        """The suite's signature of ``message`` (section 2's encoding)."""
+        ...
+
+
+class Decapsulator(Protocol):
+    """Unwraps the content keys sent to one identity (section 5.2), wherever its key lives."""
+
+    @property
+    def suite(self) -> Suite: ...
+
+    def unwrap(self, wrapped: bytes, info: bytes) -> bytes | None:
+        """The content key in ``wrapped`` (HPKE base mode with ``info``), or None."""
+        ...
+
+
 @final
 class Identity:
-    """A private identity: signs what it sends, decrypts what is sent to it.
+    """A private identity: a public identity, a signer and a decapsulator of its suite.
 
-    Create one with :meth:`generate`; load one from a key file (:mod:`letterlock.keystore`).
-    It has no secret in its repr and refuses to be pickled or copied into a string.
+    Create one with :meth:`generate`, load one from a key file (:mod:`letterlock.keystore`), or
+    build one from capabilities whose keys live elsewhere: ``Identity(public, signer=...,
+    decapsulator=...)`` (their keys must be the public identity's: a mismatch only makes
+    signatures that do not verify and entries that do not open). It has no secret in its repr
+    and refuses to be pickled.
     """
 
-    __slots__ = ("_decapsulator", "_private", "_public", "_signer")
-    _decapsulator: _crypto.Decapsulator
-    _private: bytes
-    _public: PublicIdentity
-    _signer: _crypto.Signer
+    __slots__ = ("_decapsulator", "_public", "_signer")
 
-    def __init__(self, *_: object, **__: object) -> None:
-        raise TypeError("use Identity.generate() or a keystore to obtain an Identity")
+    def __init__(
+        self, public: PublicIdentity, *, signer: Signer, decapsulator: Decapsulator
+    ) -> None:
+        if type(public) is not PublicIdentity:
+            raise UsageError(f"an Identity needs a PublicIdentity, not {public!r}")
+        if signer.suite is not public.suite or decapsulator.suite is not public.suite:
+            raise UsageError(f"signer and decapsulator must be of the suite {public.suite}")
+        self._public = public
+        self._signer = signer
+        self._decapsulator = decapsulator
 
     @classmethod
     def generate(cls, suite: Suite) -> Identity:
         """A fresh identity of ``suite`` from the operating system's randomness."""
-        if not isinstance(suite, Suite):
-            raise UsageError(f"suite must be a letterlock.Suite, not {suite!r}")
-        sig_private, kem_private = _crypto.generate_private(suite)
-        return cls._load(_join_identity(PRIVATE_MAGIC, suite, sig_private, kem_private))
-
-    @classmethod
-    def _load(cls, private_encoding: bytes) -> Identity:
-        suite, sig_private, kem_private = _split_identity(
-            private_encoding, PRIVATE_MAGIC, "private key"
-        )
-        signer, decapsulator, sig_public, kem_public = _crypto.load_private(
-            suite, sig_private, kem_private
-        )
-        self = object.__new__(cls)
-        self._signer = signer
-        self._decapsulator = decapsulator
-        self._private = bytes(private_encoding)
-        self._public = PublicIdentity(_join_identity(PUBLIC_MAGIC, suite, sig_public, kem_public))
-        return self
+        return PrivateKeys.generate(suite).identity()
 
     @property
     def suite(self) -> Suite:
@@ -188,6 +209,14 @@ class Identity:
     @property
     def public(self) -> PublicIdentity:
         return self._public
+
+    @property
+    def signer(self) -> Signer:
+        return self._signer
+
+    @property
+    def decapsulator(self) -> Decapsulator:
+        return self._decapsulator
 
     def sign(self, message: bytes) -> bytes:
         return self._signer.sign(message)
@@ -205,4 +234,77 @@ class Identity:
         return self
 
     def __deepcopy__(self, memo: object) -> Identity:
+        return self
+
+
+@final
+class PrivateKeys:
+    """An identity's private keys held in this process: a :class:`Signer` and a
+    :class:`Decapsulator` at once, and the private encoding (section 3.2) a key file stores.
+
+    Obtain one with :meth:`generate` or :func:`letterlock.hazmat.private_keys_from_bytes`.
+    """
+
+    __slots__ = ("_decapsulator", "_encoding", "_public", "_signer", "sign", "suite", "unwrap")
+    suite: Suite
+    sign: Callable[[bytes], bytes]
+    unwrap: Callable[[bytes, bytes], bytes | None]
+    _signer: _crypto.Signer
+    _decapsulator: _crypto.Decapsulator
+    _encoding: bytes
+    _public: PublicIdentity
+
+    def __init__(self, *_: object, **__: object) -> None:
+        raise TypeError("use PrivateKeys.generate() or letterlock.hazmat to obtain PrivateKeys")
+
+    @classmethod
+    def generate(cls, suite: Suite) -> PrivateKeys:
+        """Fresh private keys of ``suite`` from the operating system's randomness."""
+        if not isinstance(suite, Suite):
+            raise UsageError(f"suite must be a letterlock.Suite, not {suite!r}")
+        sig_private, kem_private = _crypto.generate_private(suite)
+        return cls._load(_join_identity(PRIVATE_MAGIC, suite, sig_private, kem_private))
+
+    @classmethod
+    def _load(cls, private_encoding: bytes) -> PrivateKeys:
+        suite, sig_private, kem_private = _split_identity(
+            bytes(private_encoding), PRIVATE_MAGIC, "private key"
+        )
+        try:
+            signer, decapsulator, sig_public, kem_public = _crypto.load_private(
+                suite, sig_private, kem_private
+            )
+        except ValueError as exc:
+            raise ParseError(f"not a valid {suite} private key: {exc}") from None
+        self = object.__new__(cls)
+        self.suite = suite
+        self._signer = signer
+        self._decapsulator = decapsulator
+        self.sign = signer.sign  # the capabilities, called without another frame
+        self.unwrap = decapsulator.unwrap
+        self._encoding = bytes(private_encoding)
+        self._public = PublicIdentity(_join_identity(PUBLIC_MAGIC, suite, sig_public, kem_public))
+        return self
+
+    @property
+    def public(self) -> PublicIdentity:
+        return self._public
+
+    def identity(self) -> Identity:
+        """The identity these keys sign and decrypt for."""
+        return Identity(self._public, signer=self, decapsulator=self)
+
+    def _private_encoding(self) -> bytes:
+        return self._encoding
+
+    def __repr__(self) -> str:
+        return f"<PrivateKeys {self.suite.label} {self._public.fingerprint_text}>"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("private keys cannot be pickled")
+
+    def __copy__(self) -> PrivateKeys:
+        return self
+
+    def __deepcopy__(self, memo: object) -> PrivateKeys:
         return self

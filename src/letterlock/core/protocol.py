@@ -11,7 +11,7 @@ import hmac
 import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Final, Literal
+from typing import Final, Literal, TypedDict
 
 from letterlock import _crypto
 from letterlock.core.cache import UnwrapCache
@@ -32,10 +32,20 @@ from letterlock.core.keys import SENDER_ID_SIZE, Identity, PublicIdentity
 from letterlock.core.replay import ReplayWindow
 from letterlock.core.suites import Suite
 from letterlock.core.topics import Topics
-from letterlock.core.trust import TrustContext, TrustPolicy, VerifiedSender
+from letterlock.core.trust import Refusal, TrustContext, TrustPolicy, VerifiedSender
 from letterlock.errors import Reason, Rejected, UsageError
 
-__all__ = ["Opened", "Padding", "WrappedKey", "open_envelope", "seal_envelope", "wrap_content_key"]
+__all__ = [
+    "Opened",
+    "Padding",
+    "Received",
+    "SealKeywords",
+    "SealOptions",
+    "WrappedKey",
+    "open_envelope",
+    "seal_envelope",
+    "wrap_content_key",
+]
 
 CONTENT_KEY_SIZE: Final = 32
 LABEL_WRAP: Final = b"letterlock/v1 content key"
@@ -56,10 +66,13 @@ Padding = int | Literal["padme"] | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Opened:
-    """A message that passed every check: its payload and who signed it."""
+class Received:
+    """A message that passed every check, its payload aside: who signed it, and what.
 
-    payload: bytes = field(repr=False)
+    What :meth:`letterlock.Opener.open_into` returns: the payload (``size`` bytes) is in the
+    caller's buffer.
+    """
+
     size: int
     sender: VerifiedSender
     topic: str
@@ -69,6 +82,13 @@ class Opened:
     content_type: str | None
     headers: Mapping[str, str]
     suite: Suite
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Opened(Received):
+    """A message that passed every check: its payload and who signed it."""
+
+    payload: bytes = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,8 +114,7 @@ _O = tuple(getattr(Opened, f.name).__set__ for f in fields(Opened))
 _C = tuple(getattr(TrustContext, f.name).__set__ for f in fields(TrustContext))
 
 
-def _opened(  # noqa: PLR0917 - Opened's fields, in order
-    payload: bytes,
+def _opened(  # noqa: PLR0917 - the fields of Received, then Opened's payload (None: none)
     size: int,
     sender: VerifiedSender,
     topic: str,
@@ -105,19 +124,21 @@ def _opened(  # noqa: PLR0917 - Opened's fields, in order
     content_type: str | None,
     headers: Mapping[str, str],
     suite: Suite,
-) -> Opened:
-    made = object.__new__(Opened)
+    payload: bytes | None,
+) -> Opened | Received:
+    made = object.__new__(Received if payload is None else Opened)
     s0, s1, s2, s3, s4, s5, s6, s7, s8, s9 = _O
-    s0(made, payload)
-    s1(made, size)
-    s2(made, sender)
-    s3(made, topic)
-    s4(made, message_id)
-    s5(made, created)
-    s6(made, expires)
-    s7(made, content_type)
-    s8(made, headers)
-    s9(made, suite)
+    s0(made, size)
+    s1(made, sender)
+    s2(made, topic)
+    s3(made, message_id)
+    s4(made, created)
+    s5(made, expires)
+    s6(made, content_type)
+    s7(made, headers)
+    s8(made, suite)
+    if payload is not None:
+        s9(made, payload)
     return made
 
 
@@ -278,19 +299,76 @@ def _padded_length(length: int, pad: Padding) -> int:
     raise UsageError(f"pad must be None, 'padme' or a positive block size, not {pad!r}")
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SealOptions:
+    """What a sender chooses for one message besides payload, sender and recipients.
+
+    One object carried from :func:`letterlock.seal` and :meth:`letterlock.Sealer.seal` (which
+    build it from their keywords, :class:`SealKeywords`) through :func:`seal_envelope`: a new
+    option is added here and in :class:`SealKeywords`, and read where the envelope is built.
+    ``topic`` and ``headers`` are signed and readable by relays; ``expires_in`` seconds after
+    the creation time the message is refused; ``hide_sender`` moves the sender's key id and
+    signature inside the ciphertext; ``pad`` ("padme" or a block size) hides the exact size.
+    Checked when sealing (a UsageError then).
+    """
+
+    topic: str
+    headers: Mapping[str, str] | None = None
+    content_type: str | None = None
+    expires_in: float | None = None
+    hide_sender: bool = False
+    pad: Padding = None
+
+
+class SealKeywords(TypedDict, total=False):
+    """:class:`SealOptions` as keywords (all but the topic), for the public sealing calls."""
+
+    headers: Mapping[str, str] | None
+    content_type: str | None
+    expires_in: float | None
+    hide_sender: bool
+    pad: Padding
+
+
+_S = tuple(getattr(SealOptions, f.name).__set__ for f in fields(SealOptions))
+_KEYWORDS: Final = frozenset(SealKeywords.__annotations__)
+
+
+def seal_options(topic: str, keywords: SealKeywords) -> SealOptions:
+    """``SealOptions(topic=topic, **keywords)``, built on the per-message path without the
+    dataclass ``__init__``; an unknown keyword is a UsageError."""
+    made = object.__new__(SealOptions)
+    set_topic, set_headers, set_ctype, set_expires, set_hide, set_pad = _S
+    set_topic(made, topic)
+    if keywords:
+        unknown = keywords.keys() - _KEYWORDS
+        if unknown:
+            raise UsageError(f"unknown sealing option(s): {', '.join(sorted(unknown))}")
+    set_headers(made, keywords.get("headers"))
+    set_ctype(made, keywords.get("content_type"))
+    set_expires(made, keywords.get("expires_in"))
+    set_hide(made, keywords.get("hide_sender", False))
+    set_pad(made, keywords.get("pad"))
+    return made
+
+
+def expiry(created: int, expires_in: float | None) -> int | None:
+    """The envelope's ``expires`` for a message created at ``created``."""
+    if expires_in is None:
+        return None
+    if not expires_in > 0:
+        raise UsageError("expires_in must be positive")
+    return created + max(1, int(expires_in))
+
+
 def seal_envelope(
     payload: BytesLike,
     *,
     sender: Identity,
     wrapped: WrappedKey,
-    topic: str,
+    options: SealOptions,
     message_id: bytes,
     created: int,
-    expires: int | None = None,
-    content_type: str | None = None,
-    headers: Mapping[str, str] | None = None,
-    hide_sender: bool = False,
-    pad: Padding = None,
     into: bytearray | None = None,
 ) -> bytes:
     """Seal ``payload`` from ``sender`` under an already wrapped content key.
@@ -303,8 +381,8 @@ def seal_envelope(
     if sender.suite is not wrapped.suite:
         raise UsageError(f"sender is {sender.suite}, recipients are {wrapped.suite}")
     return seal_as(
-        payload, sender.public.fingerprint, sender.sign, wrapped, topic, message_id, created,
-        expires, content_type, headers, hide_sender, pad, into,
+        payload, sender.public.fingerprint, sender.signer.sign, wrapped, options, message_id,
+        created, into,
     )  # fmt: skip
 
 
@@ -313,18 +391,16 @@ def seal_as(  # noqa: PLR0917 - the per-message path passes its arguments positi
     fingerprint: bytes,
     sign: Callable[[bytes], bytes],
     wrapped: WrappedKey,
-    topic: str,
+    options: SealOptions,
     message_id: bytes,
     created: int,
-    expires: int | None,
-    content_type: str | None,
-    headers: Mapping[str, str] | None,
-    hide_sender: bool,
-    pad: Padding,
     into: bytearray | None,
 ) -> bytes:
     """:func:`seal_envelope` for a sender whose key id and signing call are already at hand
     (a :class:`letterlock.Sealer` looks them up once); the signer's suite must be the key's."""
+    topic, headers, content_type = options.topic, options.headers, options.content_type
+    hide_sender, pad = options.hide_sender, options.pad
+    expires = None if options.expires_in is None else expiry(created, options.expires_in)
     suite = wrapped.suite
     front = encode_header_front(
         suite=suite,
@@ -420,8 +496,12 @@ def _admit(
         labels.topic, labels.suite, labels.content_type, labels.header_map, created, now
     )
     decision = trust.admit(candidate, context)
-    if isinstance(decision, str):
-        raise Rejected(Reason.UNTRUSTED, decision)
+    if type(decision) is not VerifiedSender:
+        if isinstance(decision, Refusal):
+            raise Rejected(decision.reason, decision.detail, transient=decision.transient)
+        raise UsageError(
+            f"a trust policy admits with a VerifiedSender or a Refusal, not {decision!r}"
+        )
     if decision.key_id != candidate.fingerprint:  # replay records and callers key on it
         raise UsageError("the trust policy admitted the sender under another key id")
     return candidate, decision
@@ -441,15 +521,15 @@ def open_envelope(
     labels_cache: LabelsLookup | None = None,
     into: bytearray | None = None,
     record: bool = True,
-) -> Opened:
+) -> Opened | Received:
     """Open an envelope, checking everything in the order of section 6. Raises Rejected.
 
     With ``unwrap_cache``, step 16 looks the receiver's exact recipient entry up before running
     HPKE; the entry is cached only once the whole envelope has opened. With ``labels_cache``,
     header labels already seen are not parsed field by field again (they must match byte for
-    byte). With ``into``, the payload is decrypted into that buffer (resized to the payload)
-    instead of a new bytes object, and ``Opened.payload`` is empty; if the message is refused,
-    at any step, the buffer is left zeroed.
+    byte). Without ``into`` the result is an :class:`Opened` with its payload; with ``into``
+    the payload is decrypted into that buffer (resized to the payload) and the result is a
+    :class:`Received`; if the message is refused, at any step, the buffer is left zeroed.
 
     ``topic`` is the receiver's own expectation (step 10): one topic, or :class:`Topics`.
     With ``record=False`` step 21 only checks that the id is still unrecorded; the caller
@@ -490,7 +570,7 @@ def _open(  # noqa: PLR0917 - the per-message path passes its arguments position
     labels_cache: LabelsLookup | None,
     into: bytearray | None,
     record: bool,
-) -> Opened:
+) -> Opened | Received:
     labels, message_id, created, expires, header_bytes, ciphertext, signature = parse_parts(
         data, suites=suites, limits=limits, labels=labels_cache
     )  # steps 1-7
@@ -526,17 +606,15 @@ def _open(  # noqa: PLR0917 - the per-message path passes its arguments position
         sender = _check_sender(trust, claimed, labels, created, now, signature, signed)
     cached = None if unwrap_cache is None else unwrap_cache.get(suite, wrapped)
     if cached is None:
-        content_key = identity.unwrap(wrapped, _info(suite, LABEL_WRAP, my_id))
+        content_key = identity.unwrap(wrapped, _WRAP_INFO[suite] + my_id)
         if content_key is None or len(content_key) != CONTENT_KEY_SIZE:  # step 16
             raise Rejected(Reason.DECRYPT_FAILED, "recipient entry")
         commitment, key = derive_keys(suite, content_key)
-        if not hmac.compare_digest(commitment, labels.commitment):  # step 17
-            raise Rejected(Reason.BAD_COMMITMENT)
         cipher = _crypto.PayloadCipher(suite, key)
     else:
-        commitment, cipher = cached  # what steps 16 and 17 derive from these exact entry bytes
-        if not hmac.compare_digest(commitment, labels.commitment):  # step 17
-            raise Rejected(Reason.BAD_COMMITMENT)
+        commitment, cipher = cached  # what step 16 derives from these exact entry bytes
+    if not hmac.compare_digest(commitment, labels.commitment):  # step 17, hit or miss
+        raise Rejected(Reason.BAD_COMMITMENT)
     nonce = nonce_of(suite, message_id)
     inner: bytes | bytearray
     decrypted: bytes | None = None
@@ -577,18 +655,19 @@ def _open(  # noqa: PLR0917 - the per-message path passes its arguments position
         )
     if cached is None and unwrap_cache is not None:
         unwrap_cache.put(suite, wrapped, commitment, cipher)  # only now: the envelope opened
+    payload: bytes | None
     if into is not None:
         del into[start + length :]
         del into[:start]  # bytearray drops a prefix in place
-        payload = b""
+        payload = None  # the caller's buffer holds it: a Received, not an Opened
     elif buffer is not None:
         payload = bytes(memoryview(buffer)[start : start + length])
     else:
         assert decrypted is not None
         payload = decrypted[start : start + length]
     return _opened(
-        payload, length, sender, labels.topic, message_id, created, expires,
-        labels.content_type, labels.header_map.copy(), suite,
+        length, sender, labels.topic, message_id, created, expires, labels.content_type,
+        labels.header_map.copy(), suite, payload,
     )  # fmt: skip
 
 

@@ -187,6 +187,7 @@ class ReplayWindow:
         self.skew = skew
         self._prune_every = prune_every
         self._since_prune = 0
+        self._prune_lock = threading.Lock()  # an Opener may record from several threads
 
     def check(
         self,
@@ -220,9 +221,12 @@ class ReplayWindow:
 
     def record(self, *, sender: bytes, message_id: bytes, created: int, now: int) -> None:
         """Step 21: atomically record the id of a message that passed everything else."""
-        self._since_prune += 1
-        if self._since_prune >= self._prune_every:
-            self._since_prune = 0
+        with self._prune_lock:
+            self._since_prune += 1
+            due = self._since_prune >= self._prune_every
+            if due:
+                self._since_prune = 0
+        if due:
             self.store.prune(now - self.max_age)
         result = self.store.add(sender, message_id, created, now=now)
         if result is AddResult.ADDED:

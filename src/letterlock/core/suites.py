@@ -8,6 +8,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from letterlock.errors import ParseError
+
 __all__ = ["Suite", "SuiteSizes"]
 
 
@@ -19,7 +21,6 @@ class SuiteSizes:
     kem_private: int
     enc: int
     signature: int
-    hash: int
     payload_key: int
 
     @property
@@ -55,7 +56,7 @@ class Suite(enum.Enum):
             return cls[label.upper()]
         except KeyError:
             names = ", ".join(s.label for s in cls)
-            raise ValueError(f"unknown suite {label!r} (choose from {names})") from None
+            raise ParseError(f"unknown suite {label!r} (choose from {names})") from None
 
     def __str__(self) -> str:
         return self.label
@@ -69,7 +70,6 @@ _SIZES = {
         kem_private=32,
         enc=65,
         signature=64,
-        hash=32,
         payload_key=16,
     ),
     Suite.P384: SuiteSizes(
@@ -79,7 +79,6 @@ _SIZES = {
         kem_private=48,
         enc=97,
         signature=96,
-        hash=48,
         payload_key=32,
     ),
     Suite.X25519: SuiteSizes(
@@ -89,7 +88,6 @@ _SIZES = {
         kem_private=32,
         enc=32,
         signature=64,
-        hash=32,
         payload_key=32,
     ),
     Suite.PQ: SuiteSizes(
@@ -99,7 +97,6 @@ _SIZES = {
         kem_private=64 + 48,
         enc=1665,
         signature=4627 + 96,
-        hash=48,
         payload_key=32,
     ),
 }

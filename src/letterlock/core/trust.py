@@ -1,23 +1,68 @@
-"""The trust hook: who may send what, decided by the receiver (deny by default).
+"""The trust interface: who may send what, decided by the receiver (deny by default).
 
 :func:`letterlock.open` asks a :class:`TrustPolicy` two questions, before it spends any time on
 the signature: which public identity owns this sender key id (:meth:`TrustPolicy.lookup`), and may
-that sender send this message (:meth:`TrustPolicy.admit`). The answer to the second is the
+that sender send this message (:meth:`TrustPolicy.admit`). The answer to the second is either the
 :class:`VerifiedSender` that :func:`letterlock.open` hands the application once the signature has
-verified. Pins (:mod:`letterlock.trust.pins`) implement it today; certificates, authorities and
-revocation plug into the same two calls.
+verified, or a typed :class:`Refusal`.
+
+The interface lives here, below the protocol that calls it; :mod:`letterlock.trust` holds the
+policies that implement it (pins today; certificates, authorities, a threshold-signed root,
+revocation and X.509 next) and combinators over them.
+
+**Policies never do I/O.** Both calls run on the per-message path, possibly under a consumer's
+lock, and must be pure functions of the policy's state and their arguments: no file, network,
+clock or environment access, and no blocking. Whatever a policy needs from outside (a pin file,
+certificates, a root of trust, a revocation snapshot fetched from the broker) is fetched out of
+band by a *source* that hands the policy an immutable snapshot; replacing the snapshot is how a
+policy learns something new. A decision that may change once a source has fetched more (a
+certificate not yet seen, an authority not yet known, a stale root) is a *transient*
+:class:`Refusal`: consumers retry such messages later instead of dead-lettering them.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from letterlock.core.keys import PublicIdentity
 from letterlock.core.suites import Suite
+from letterlock.errors import Reason, UsageError
 
-__all__ = ["TrustContext", "TrustPolicy", "VerifiedSender"]
+__all__ = ["Refusal", "TrustContext", "TrustPolicy", "VerifiedSender", "Via"]
+
+
+class Via(enum.StrEnum):
+    """How the receiver came to trust a sender's key."""
+
+    PIN = "pin"  #: pinned by the receiver (a known-senders file)
+    SELF = "self"  #: one of the receiver's own identities
+    AUTHORITY = "authority"  #: certified by an authority under the receiver's root of trust
+    X509 = "x509"  #: an X.509 certificate chained to a company CA
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refusal:
+    """A policy's "no" to a sender it knows (section 6, step 14), or to one it cannot place.
+
+    ``reason`` is ``untrusted`` (known, but not allowed to send this message) or
+    ``unknown_sender`` (its key cannot be placed yet, e.g. its certificate's authority is not
+    known); ``transient`` says the same message may be admitted later, once a source has
+    fetched more (a certificate, a fresher root), so it should be retried, not dead-lettered.
+    ``detail`` is for local logs.
+    """
+
+    reason: Reason = Reason.UNTRUSTED
+    detail: str = ""
+    transient: bool = False
+
+    def __post_init__(self) -> None:
+        if self.reason not in (Reason.UNTRUSTED, Reason.UNKNOWN_SENDER):
+            raise UsageError(
+                f"a trust policy refuses as untrusted or unknown_sender, not {self.reason}"
+            )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,19 +89,22 @@ class VerifiedSender:
     fingerprint: str
     key_id: bytes
     suite: Suite
-    via: str
+    via: Via
 
     def __str__(self) -> str:
         return f"{self.name} ({self.fingerprint}, {self.via})"
 
 
 class TrustPolicy(Protocol):
-    """The receiver's trust decisions. Both calls are pure and must not block."""
+    """The receiver's trust decisions. Both calls are pure, do no I/O and must not block."""
 
     def lookup(self, key_id: bytes) -> PublicIdentity | None:
         """The public identity whose fingerprint is ``key_id``, or None if unknown."""
         ...
 
-    def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | str:
-        """The verified sender if ``sender`` may send this message, else a refusal reason."""
+    def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | Refusal:
+        """The verified sender if ``sender`` may send this message, else a :class:`Refusal`.
+
+        The verified sender's ``key_id`` must be ``sender.fingerprint``.
+        """
         ...

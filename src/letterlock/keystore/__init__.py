@@ -1,5 +1,7 @@
-"""Where private keys live: encrypted key files (``docs/spec/keyfile-v1.md``)."""
+"""Where private keys live: the :class:`KeyStore` seam; encrypted key files
+(``docs/spec/keyfile-v1.md``) today, PKCS#11 tokens next."""
 
+from letterlock.keystore.base import KeyStore, Secret
 from letterlock.keystore.file import (
     DEFAULT_KDF,
     MAX_KDF,
@@ -18,6 +20,8 @@ __all__ = [
     "MAX_KDF_WORK",
     "MIN_KDF",
     "KdfParams",
+    "KeyStore",
+    "Secret",
     "decrypt_identity",
     "encrypt_identity",
     "load_identity",

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from letterlock.core.keys import PublicIdentity
-from letterlock.core.trust import TrustContext, VerifiedSender
-from letterlock.errors import UsageError
+from letterlock.core.trust import Refusal, TrustContext, VerifiedSender, Via
+from letterlock.errors import ParseError, UsageError
 
 __all__ = ["NAME_RULE", "Pin", "Pins", "check_name", "valid_name"]
 
@@ -40,7 +40,7 @@ class Pin:
             fingerprint=self.identity.fingerprint_text,
             key_id=self.identity.fingerprint,
             suite=self.identity.suite,
-            via="pin",
+            via=Via.PIN,
         )
         object.__setattr__(self, "sender", verified)
 
@@ -126,19 +126,19 @@ class Pins:
         pin = self._by_key.get(bytes(key_id))
         return pin.identity if pin is not None else None
 
-    def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | str:
+    def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | Refusal:
         pin = self._by_key.get(sender.fingerprint)
         if pin is None:
-            return "not pinned"
+            return Refusal(detail="not pinned")
         if pin.revoked:
-            return f"pin {pin.name!r} is revoked"
+            return Refusal(detail=f"pin {pin.name!r} is revoked")
         return pin.sender
 
     # text form ------------------------------------------------------------------------
 
     @classmethod
     def parse(cls, text: str) -> Pins:
-        """Read the known-senders text; raises ValueError naming the bad line."""
+        """Read the known-senders text; raises ParseError naming the bad line."""
         pins = cls()
         for number, raw in enumerate(text.splitlines(), start=1):
             line = raw.strip()
@@ -152,7 +152,7 @@ class Pins:
                 identity, _comment = PublicIdentity.from_text(key)
                 pins._insert(Pin(name=name, identity=identity, revoked=revoked))
             except ValueError as exc:
-                raise ValueError(f"line {number}: {exc}") from None
+                raise ParseError(f"line {number}: {exc}") from None
         return pins
 
     def to_text(self) -> str:

@@ -1,0 +1,71 @@
+"""Policies made of policies, like pyca's ``MultiFernet`` over ``Fernet``s. Pure.
+
+:class:`FirstKnown` asks its policies in order; the first that knows a sender's key decides
+for it, alone: a later policy cannot admit a key an earlier one refuses (a revoked pin stays
+revoked even if another policy would take the key). :class:`OwnIdentities` admits a receiver's
+own keys, as the CLI does for a message one of its identities sealed to itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from letterlock.core.keys import PublicIdentity
+from letterlock.core.trust import Refusal, TrustContext, TrustPolicy, VerifiedSender, Via
+from letterlock.errors import Reason, UsageError
+
+__all__ = ["FirstKnown", "OwnIdentities"]
+
+
+class FirstKnown:
+    """A :class:`~letterlock.core.trust.TrustPolicy` over others: the first that knows decides."""
+
+    def __init__(self, *policies: TrustPolicy) -> None:
+        if not policies:
+            raise UsageError("FirstKnown needs at least one policy")
+        self._policies = policies
+
+    def _deciding(self, key_id: bytes) -> tuple[TrustPolicy, PublicIdentity] | None:
+        for policy in self._policies:
+            found = policy.lookup(key_id)
+            if found is not None:
+                return policy, found
+        return None
+
+    def lookup(self, key_id: bytes) -> PublicIdentity | None:
+        deciding = self._deciding(key_id)
+        return None if deciding is None else deciding[1]
+
+    def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | Refusal:
+        deciding = self._deciding(sender.fingerprint)
+        if deciding is None or deciding[1] != sender:
+            return Refusal(reason=Reason.UNKNOWN_SENDER, detail="no policy knows this key")
+        return deciding[0].admit(sender, context)
+
+
+class OwnIdentities:
+    """Admits the receiver's own public identities, by name, as ``Via.SELF``.
+
+    Only the holder of the private keys can sign as one of them, so a message signed by one of
+    your own identities is yours (a note to self, a message between two of your services).
+    """
+
+    def __init__(self, named: Mapping[str, PublicIdentity]) -> None:
+        self._by_key = {
+            public.fingerprint: VerifiedSender(
+                name=name,
+                fingerprint=public.fingerprint_text,
+                key_id=public.fingerprint,
+                suite=public.suite,
+                via=Via.SELF,
+            )
+            for name, public in named.items()
+        }
+        self._publics = {public.fingerprint: public for public in named.values()}
+
+    def lookup(self, key_id: bytes) -> PublicIdentity | None:
+        return self._publics.get(bytes(key_id))
+
+    def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | Refusal:
+        verified = self._by_key.get(sender.fingerprint)
+        return verified if verified is not None else Refusal(detail="not one of your identities")
