@@ -88,21 +88,17 @@ class World:
     counts_attempts = True
     nack = True
 
-    def __init__(self) -> None:
+    def __init__(self, broker: Any) -> None:
+        self.broker = broker
+        self.broker.bind("bob", "payroll.#")
         self.told: list[Settlement] = []  # every settlement the broker was told, in order
-
-    @property
-    def broker(self) -> Any:
-        raise NotImplementedError
-
-    def _record_settlements(self) -> None:
-        original = self.broker.settle
+        original = broker.settle
 
         def settle(delivery: Delivery, settlement: Settlement, **kw: Any) -> None:
             self.told.append(settlement)
             original(delivery, settlement, **kw)
 
-        self.broker.settle = settle
+        broker.settle = settle
 
     def bind(self, queue: str, pattern: str) -> None:
         self.broker.bind(queue, pattern)
@@ -217,14 +213,8 @@ class WatchingSpool(Spool):
 
 class SpoolWorld(World):
     def __init__(self, path: Path) -> None:
-        super().__init__()
         self.spool = WatchingSpool(path)
-        self.spool.bind("bob", "payroll.#")
-        self._record_settlements()
-
-    @property
-    def broker(self) -> Any:
-        return self.spool
+        super().__init__(self.spool)
 
     def put(self, queue: str, reported_topic: str, body: bytes) -> int:
         db = sqlite3.connect(self.spool.path)
@@ -257,17 +247,11 @@ class SpoolWorld(World):
 
 class MemoryWorld(World):
     def __init__(self, *, push: bool, counts_attempts: bool = True, nack: bool = True) -> None:
-        super().__init__()
         self.push, self.counts_attempts, self.nack = push, counts_attempts, nack
         self.memory = MemoryBroker(
             push=push, counts_attempts=counts_attempts, nack=nack, lease_seconds=LEASE
         )
-        self.memory.bind("bob", "payroll.#")
-        self._record_settlements()
-
-    @property
-    def broker(self) -> Any:
-        return self.memory
+        super().__init__(self.memory)
 
     def put(self, queue: str, reported_topic: str, body: bytes) -> int:
         return self.memory.put(queue, reported_topic, body)

@@ -80,14 +80,6 @@ def test_each_row(row: Row, count: Count) -> None:
         assert got == EXPECTED[row, count], (outcome, count)
 
 
-def test_the_retried_reasons() -> None:
-    """What may be accepted later, and everything the trust policy or signature decides."""
-    assert set(RETRIED) == {
-        Reason.NOT_YET_VALID, Reason.UNKNOWN_SENDER, Reason.UNTRUSTED, Reason.BAD_SIGNATURE
-    }  # fmt: skip
-    assert set(SETTLEMENT) == set(Reason)
-
-
 def test_backoff_doubles_up_to_the_cap_and_never_overflows() -> None:
     policy = RetryPolicy(max_attempts=100, delay=5.0, max_delay=300.0)
     assert [policy.backoff(n) for n in range(1, 9)] == [5, 10, 20, 40, 80, 160, 300, 300]
