@@ -1,7 +1,15 @@
-"""The replay window's decision table (``letterlock.core.replay``), row by row, on both stores.
+"""The one shared test suite of every replay store, and the window's decision table, row by row.
 
-Every test runs on :class:`MemoryReplayStore` and on :class:`SQLiteReplayStore` (a fresh file).
+Every test that takes ``store``, ``window`` or ``make_store`` runs on every store in
+:data:`STORES`: :class:`MemoryReplayStore` and :class:`SQLiteReplayStore` (a fresh file) today.
 Times are small integers; ``now`` is 10_000 unless a row needs another.
+
+How a new store (Redis, PostgreSQL) joins: write a factory ``(capacity, name, tmp_path) ->
+store`` that builds a fresh, empty store (``name`` tells apart two records that must not share
+anything; the same name twice must give two handles on one shared record) and returns it with a
+way to close it, and add it to :data:`STORES`. Every test here must then pass unchanged; tests of
+one store's own guarantees (a file surviving a reopen) go at the end, named after the store.
+A store that needs a server gets it from a fixture that skips when no server is running.
 """
 
 from __future__ import annotations
@@ -22,10 +30,10 @@ from letterlock import (
     Rejected,
     ReplayStore,
     ReplayWindow,
-    TransportError,
+    StoreError,
     UsageError,
 )
-from letterlock.stores.sqlite import SQLiteReplayStore
+from letterlock.stores import SQLiteReplayStore
 
 NOW = 10_000
 A = b"\xa1" * 32  # alice's sender key id
@@ -36,23 +44,36 @@ SKEW = 300
 
 StoreFactory = Callable[..., ReplayStore]
 T = TypeVar("T")
+#: Builds one store: (capacity, name, tmp_path) -> (the store, how to close it).
+Opens = Callable[[int, str, Path], tuple[ReplayStore, Callable[[], None]]]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+def _memory(capacity: int, name: str, tmp_path: Path) -> tuple[ReplayStore, Callable[[], None]]:
+    return MemoryReplayStore(capacity=capacity), lambda: None
+
+
+def _sqlite(capacity: int, name: str, tmp_path: Path) -> tuple[ReplayStore, Callable[[], None]]:
+    store = SQLiteReplayStore(tmp_path / name, capacity=capacity)
+    return store, store.close
+
+
+#: Every store of ``letterlock.stores``; each test of the shared suite runs on each.
+STORES: dict[str, Opens] = {"memory": _memory, "sqlite": _sqlite}
+
+
+@pytest.fixture(params=sorted(STORES))
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
-    """Builds stores of one kind; SQLite stores share one file unless given another name."""
-    opened: list[SQLiteReplayStore] = []
+    """Builds stores of one kind; stores of a shared kind share one record unless named apart."""
+    closers: list[Callable[[], None]] = []
 
     def factory(*, capacity: int = 1000, name: str = "replay.sqlite3") -> ReplayStore:
-        if request.param == "memory":
-            return MemoryReplayStore(capacity=capacity)
-        store = SQLiteReplayStore(tmp_path / name, capacity=capacity)
-        opened.append(store)
+        store, close = STORES[request.param](capacity, name, tmp_path)
+        closers.append(close)
         return store
 
     yield factory
-    for store in opened:
-        store.close()
+    for close in closers:
+        close()
 
 
 @pytest.fixture
@@ -386,7 +407,7 @@ def test_sqlite_refuses_a_record_of_the_earlier_layout(tmp_path: Path) -> None:
             "CREATE TABLE meta (one INTEGER PRIMARY KEY, floor INTEGER, count INTEGER);"
         )
     db.close()
-    with pytest.raises(TransportError, match="earlier letterlock"):
+    with pytest.raises(StoreError, match="earlier letterlock"):
         SQLiteReplayStore(path)
 
 
@@ -395,7 +416,7 @@ def test_sqlite_refuses_a_foreign_database(tmp_path: Path) -> None:
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE accounts (name TEXT)")
     db.close()
-    with pytest.raises(TransportError, match="not a replay record"):
+    with pytest.raises(StoreError, match="not a replay record"):
         SQLiteReplayStore(path)
 
 
@@ -426,12 +447,12 @@ def test_length_follows_adds_evictions_and_prunes(make_store: StoreFactory) -> N
     assert len(store) == 1
 
 
-def test_sqlite_errors_become_transport_errors(tmp_path: Path) -> None:
-    """A sqlite3 error never escapes the store (or open()) untranslated."""
-    with pytest.raises(TransportError):
+def test_sqlite_errors_become_store_errors(tmp_path: Path) -> None:
+    """A sqlite3 error never escapes the store (or open()) untranslated; a store is no transport."""
+    with pytest.raises(StoreError):
         SQLiteReplayStore(tmp_path / "missing-directory" / "replay.sqlite3")
     store = SQLiteReplayStore(tmp_path / "replay.sqlite3")
     store.close()
-    with pytest.raises(TransportError) as caught:
+    with pytest.raises(StoreError) as caught:
         store.add(A, mid(1), NOW, now=NOW)
     assert isinstance(caught.value.__cause__, sqlite3.Error)

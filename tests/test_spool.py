@@ -18,13 +18,21 @@ from hypothesis import strategies as st
 
 from letterlock import TransportError, UsageError
 from letterlock.transports import (
+    Ack,
     Binding,
+    DeadLetter,
+    DeadLetterReason,
     LeaseLost,
+    PullBroker,
     QueueStats,
+    Retry,
     Spool,
     Unroutable,
     topic_matches,
 )
+
+REJECTED = DeadLetterReason.REJECTED
+HANDLER_ERROR = DeadLetterReason.HANDLER_ERROR
 
 T0 = 1_750_000_000.0
 
@@ -240,7 +248,7 @@ def test_settling_twice_raises(spool: Spool) -> None:
     with pytest.raises(LeaseLost):
         spool.ack(delivery.tag)
     with pytest.raises(LeaseLost):
-        spool.nack(delivery.tag, requeue=False, reason="x")
+        spool.nack(delivery.tag, requeue=False, reason=REJECTED)
     with pytest.raises(LeaseLost):
         spool.ack("not-a-tag")
 
@@ -278,25 +286,32 @@ def test_nack_without_requeue_keeps_bytes_and_reason(spool: Spool) -> None:
     seq = spool.publish("payroll.eu", body, now=T0)
     delivery = spool.get("bob", now=T0 + 1)
     assert delivery is not None
-    spool.nack(delivery.tag, requeue=False, reason="bad_signature", now=T0 + 2)
+    spool.nack(delivery.tag, requeue=False, reason=REJECTED, now=T0 + 2)
     assert spool.get("bob", now=T0 + 100) is None
     [dead] = spool.dead_letters("bob")
     assert (dead.queue, dead.seq, dead.topic, dead.body) == ("bob", seq, "payroll.eu", body)
     assert (dead.reason, dead.attempts, dead.published, dead.dead_at) == (
-        "bad_signature", 1, T0, T0 + 2
+        "rejected", 1, T0, T0 + 2
     )  # fmt: skip
     assert spool.stats("bob").dead == 1
     assert spool.dead_letters("carol") == []
     assert spool.get("carol", now=T0) is not None  # carol's copy is untouched
 
 
-def test_dead_letter_without_reason_is_marked(spool: Spool) -> None:
+def test_a_dead_letter_needs_a_reason_of_the_one_vocabulary(spool: Spool) -> None:
     spool.bind("bob", "#")
     spool.publish("a", b"x", now=T0)
     delivery = spool.get("bob", now=T0)
     assert delivery is not None
-    spool.nack(delivery.tag, requeue=False)
-    assert [d.reason for d in spool.dead_letters("bob")] == ["unspecified"]
+    with pytest.raises(UsageError, match="needs a reason"):
+        spool.nack(delivery.tag, requeue=False)
+    with pytest.raises(UsageError, match="rejected, handler_error, max_attempts"):
+        spool.nack(delivery.tag, requeue=False, reason="bad_signature")  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="no reason"):
+        spool.nack(delivery.tag, requeue=True, reason=REJECTED)
+    assert spool.stats("bob", now=T0).leased == 1  # none of that settled anything
+    spool.nack(delivery.tag, requeue=False, reason=DeadLetterReason.MAX_ATTEMPTS)
+    assert [d.reason for d in spool.dead_letters("bob")] == ["max_attempts"]
 
 
 def test_redrive_and_purge(spool: Spool, path: Path) -> None:
@@ -305,16 +320,41 @@ def test_redrive_and_purge(spool: Spool, path: Path) -> None:
         spool.publish("a", body, now=T0)
         delivery = spool.get("bob", now=T0)
         assert delivery is not None
-        spool.nack(delivery.tag, requeue=False, reason="unknown_sender")
+        spool.nack(delivery.tag, requeue=False, reason=REJECTED)
     assert [d.body for d in spool.dead_letters("bob", limit=1)] == [b"1"]
     assert spool.redrive("bob", now=T0) == 2
     assert spool.dead_letters("bob") == []
     again = spool.get("bob", now=T0)
     assert again is not None
     assert (again.body, again.attempts) == (b"1", 1)
-    spool.nack(again.tag, requeue=False, reason="still unknown")
+    spool.nack(again.tag, requeue=False, reason=HANDLER_ERROR)
     assert spool.purge_dead_letters("bob") == 1
     assert _count(path, "messages") == 1  # b"2" is still queued
+
+
+# the broker seam -----------------------------------------------------------------------
+
+
+def test_the_spool_on_the_broker_seam(spool: Spool) -> None:
+    """deliveries leases lazily; settle is ack or nack; extend_lease is touch."""
+    assert isinstance(spool, PullBroker)
+    spool.bind("bob", "#")
+    for body in (b"ack", b"retry", b"dead", b"slow"):
+        spool.publish("a", body, now=T0)
+    deliveries = spool.deliveries("bob", now=T0)
+    ack = next(deliveries)
+    assert spool.stats("bob", now=T0) == QueueStats(ready=3, leased=1, delayed=0, dead=0)
+    retry, dead, slow = next(deliveries), next(deliveries), next(deliveries)
+    assert next(deliveries, None) is None
+    assert (ack.attempts, ack.ref, ack.lease_expires) == (1, str(ack.seq), T0 + 30)
+    spool.settle(ack, Ack(), now=T0)
+    spool.settle(retry, Retry(delay=5), now=T0)
+    spool.settle(dead, DeadLetter(reason=HANDLER_ERROR), now=T0)
+    spool.extend_lease(slow, now=T0 + 20)  # leased until T0 + 50
+    assert spool.stats("bob", now=T0 + 40) == QueueStats(ready=1, leased=1, delayed=0, dead=1)
+    assert [d.reason for d in spool.dead_letters("bob")] == [HANDLER_ERROR]
+    with pytest.raises(LeaseLost):
+        spool.settle(ack, Ack(), now=T0)
 
 
 # several handles, several processes, reopening -----------------------------------------
@@ -388,7 +428,7 @@ def test_everything_survives_reopening(path: Path) -> None:
         leased = spool.get("bob", lease_seconds=60, now=T0)
         assert first is not None
         assert leased is not None
-        spool.nack(first.tag, requeue=False, reason="replayed", now=T0)
+        spool.nack(first.tag, requeue=False, reason=REJECTED, now=T0)
     with Spool(path) as spool:
         assert spool.bindings() == [Binding(queue="bob", pattern="payroll.#")]
         assert [d.body for d in spool.dead_letters("bob")] == [b"queued"]
@@ -448,6 +488,7 @@ def test_sqlite_errors_become_transport_errors(path: Path, tmp_path: Path) -> No
         (lambda s: s.get("q", lease_seconds=0), "lease"),
         (lambda s: s.touch("t", lease_seconds=-1), "lease"),
         (lambda s: s.nack("t", requeue=True, delay=-1), "delay"),
+        (lambda s: s.nack("t", requeue=False), "reason"),
     ],
 )
 def test_caller_mistakes_are_usage_errors(
@@ -455,6 +496,20 @@ def test_caller_mistakes_are_usage_errors(
 ) -> None:
     with pytest.raises(UsageError, match=match):
         call(spool)
+
+
+def test_the_spool_lease_is_its_own_configuration(path: Path) -> None:
+    with pytest.raises(UsageError, match="lease"):
+        Spool(path, lease_seconds=0)
+    with Spool(path, lease_seconds=10) as spool:
+        spool.bind("bob", "#")
+        spool.publish("a", b"sealed", now=T0)
+        delivery = spool.get("bob", now=T0)
+        assert delivery is not None
+        assert delivery.lease_expires == T0 + 10  # get() without a lease of its own
+        spool.touch(delivery.tag, now=T0 + 5)
+        assert spool.get("bob", now=T0 + 14) is None
+        assert spool.get("bob", now=T0 + 15) is not None
 
 
 def test_a_spool_refuses_to_cross_fork(spool: Spool, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,6 +1,7 @@
 """The SQLite files of the spool and the replay record: created private, checked before any write.
 
-Every test runs on both stores, which open their files the same way (``letterlock._sqlite``).
+Every test runs on both stores, which open their files the same way (``letterlock._sqlite``) and
+differ only in the error they raise: the spool a TransportError, the replay record a StoreError.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from letterlock import TransportError, UsageError
+from letterlock import LetterlockError, StoreError, TransportError, UsageError
 from letterlock.stores.sqlite import SQLiteReplayStore
 from letterlock.transports import Spool
 
@@ -41,6 +42,7 @@ def _open_replay(path: Path) -> object:
 
 STORES: dict[str, Opener] = {"spool": _open_spool, "replay": _open_replay}
 FOREIGN = {"spool": "not a spool", "replay": "not a replay record"}
+ERROR: dict[str, type[LetterlockError]] = {"spool": TransportError, "replay": StoreError}
 
 
 @pytest.fixture(params=sorted(STORES))
@@ -73,7 +75,7 @@ def test_a_symlink_is_not_followed_to_create_a_file(tmp_path: Path, kind: str) -
     target = tmp_path / "elsewhere.db"
     path = tmp_path / "link.db"
     path.symlink_to(target)
-    with pytest.raises(TransportError, match="symlink"):
+    with pytest.raises(ERROR[kind], match="symlink"):
         STORES[kind](path)
     assert not target.exists()
 
@@ -92,7 +94,7 @@ def test_an_existing_file_behind_a_symlink_is_used(tmp_path: Path, kind: str) ->
 def test_a_directory_is_refused(tmp_path: Path, kind: str) -> None:
     path = tmp_path / "a-directory"
     path.mkdir()
-    with pytest.raises(TransportError, match="not a regular file"):
+    with pytest.raises(ERROR[kind], match="not a regular file"):
         STORES[kind](path)
     assert list(path.iterdir()) == []
 
@@ -100,13 +102,13 @@ def test_a_directory_is_refused(tmp_path: Path, kind: str) -> None:
 _OPEN_IN_A_CHILD = """
 import sys
 from pathlib import Path
-from letterlock import TransportError
+from letterlock import StoreError, TransportError
 from letterlock.stores.sqlite import SQLiteReplayStore
 from letterlock.transports import Spool
 kind, path = sys.argv[1], Path(sys.argv[2])
 try:
     (Spool if kind == "spool" else SQLiteReplayStore)(path)
-except TransportError as exc:
+except (TransportError if kind == "spool" else StoreError) as exc:
     print("refused:", exc)
 else:
     print("opened")
@@ -144,7 +146,7 @@ def test_a_foreign_file_is_left_untouched(tmp_path: Path, kind: str) -> None:
     path = tmp_path / "theirs.db"
     _foreign(path)
     before = _files(path)
-    with pytest.raises(TransportError, match=FOREIGN[kind]):
+    with pytest.raises(ERROR[kind], match=FOREIGN[kind]):
         STORES[kind](path)
     assert _files(path) == before  # byte for byte, and no -wal or -shm beside it
     db = sqlite3.connect(path)
@@ -160,7 +162,7 @@ def test_the_other_stores_file_is_left_untouched(tmp_path: Path, kind: str) -> N
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
     before = _files(path)
-    with pytest.raises(TransportError):
+    with pytest.raises(ERROR[kind]):
         STORES[kind](path)
     assert _files(path) == before
 
@@ -173,7 +175,7 @@ def test_a_newer_version_is_left_untouched(tmp_path: Path, kind: str) -> None:
     db.execute("PRAGMA journal_mode=DELETE")
     db.close()
     before = _files(path)
-    with pytest.raises(TransportError, match="unsupported"):
+    with pytest.raises(ERROR[kind], match="unsupported"):
         STORES[kind](path)
     assert _files(path) == before
 

@@ -35,6 +35,7 @@ from letterlock.errors import (
     ParseError,
     Reason,
     Rejected,
+    StoreError,
     TransportError,
     UsageError,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "SealOptions",
     "Sealer",
     "Signer",
+    "StoreError",
     "Suite",
     "Topics",
     "TransportError",

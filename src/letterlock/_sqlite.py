@@ -23,7 +23,9 @@ One way to open such a file, so that every store gets the same guarantees:
 
 Afterwards every use runs under a thread lock, refuses to cross ``fork()`` (a connection must not
 be shared by two processes) and leaves through :meth:`Database.translated`, the one place where
-``sqlite3`` and ``OSError`` errors become :class:`~letterlock.errors.TransportError`.
+``sqlite3`` and ``OSError`` errors become the schema's own error (:attr:`Schema.error`: the spool's
+:class:`~letterlock.errors.TransportError`, the replay record's
+:class:`~letterlock.errors.StoreError`), through :func:`letterlock._edges.map_exceptions`.
 :meth:`Database.transaction` is ``BEGIN IMMEDIATE`` ... ``COMMIT``, with a ``ROLLBACK`` whenever
 the block or the ``COMMIT`` itself fails, so no failure leaves a transaction (and its write lock)
 behind.
@@ -46,7 +48,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, TypeVar
 
-from letterlock.errors import TransportError, UsageError
+from letterlock._edges import map_exceptions
+from letterlock.errors import LetterlockError, UsageError
 
 __all__ = ["Database", "Schema"]
 
@@ -64,6 +67,7 @@ class Schema:
     """One of letterlock's file formats, as :class:`Database` creates and recognises it."""
 
     name: str  #: what the file is, in messages: "spool", "replay record"
+    error: type[LetterlockError]  #: what every failure of such a file raises
     application_id: int
     version: int
     statements: tuple[str, ...]  #: run once, in the transaction that stamps a new file
@@ -91,9 +95,9 @@ class Database:
         self._lock = threading.Lock()
         self._pid = os.getpid()
         with self.translated("opening"):
-            if not _file_or_nothing(self.path):
+            if not _file_or_nothing(self.path, schema.error):
                 _build(self.path, schema)
-                _file_or_nothing(self.path)  # whatever is there now, it must be a file
+                _file_or_nothing(self.path, schema.error)  # whatever is there now: a file
             uri = "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?mode=rw"
             self._db = sqlite3.connect(
                 uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=False
@@ -106,17 +110,17 @@ class Database:
 
     # plumbing ---------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def translated(self, what: str = "") -> Iterator[None]:
-        """Turn ``sqlite3`` and ``OSError`` errors into TransportError (the one place)."""
-        doing = f"{what} failed: " if what else ""
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise TransportError(f"{self.schema.name} {self.path}: {doing}{exc}") from exc
-        except OSError as exc:
-            detail = exc.strerror or str(exc)
-            raise TransportError(f"{self.schema.name} {self.path}: {doing}{detail}") from exc
+    def translated(self, what: str = "") -> contextlib.AbstractContextManager[None]:
+        """Turn ``sqlite3`` and ``OSError`` errors into the schema's error (the one place)."""
+        where = f"{self.schema.name} {self.path}: " + (f"{what} failed: " if what else "")
+        error = self.schema.error
+        return map_exceptions(
+            {
+                sqlite3.Error: lambda exc: error(f"{where}{exc}"),
+                OSError: lambda exc: error(where + (getattr(exc, "strerror", None) or str(exc))),
+                _Busy: lambda exc: error(str(exc)),  # a set-up race lost until the deadline
+            }
+        )
 
     @contextlib.contextmanager
     def read(self, what: str = "") -> Iterator[sqlite3.Connection]:
@@ -153,20 +157,20 @@ class Database:
             return self._stamp(db)
 
     def _stamp(self, db: sqlite3.Connection) -> _Stamp:
-        """Which file this is; raises TransportError for any file that is not ours."""
+        """Which file this is; raises the schema's error for any file that is not ours."""
         (app_id,) = db.execute("PRAGMA application_id").fetchone()
         (version,) = db.execute("PRAGMA user_version").fetchone()
         schema = self.schema
         if (app_id, version) == (schema.application_id, schema.version):
             return _Stamp.OURS
         if app_id == schema.application_id:
-            raise TransportError(f"{self.path}: unsupported {schema.name} (schema {version})")
+            raise schema.error(f"{self.path}: unsupported {schema.name} (schema {version})")
         names = frozenset(row[0] for row in db.execute("SELECT name FROM sqlite_schema"))
         if (app_id, version, names) == (0, 0, frozenset()):
             return _Stamp.NEW
         if (app_id, version) == (0, 0) and schema.unstamped is not None:
-            raise TransportError(schema.unstamped(self.path, names))
-        raise TransportError(f"{self.path} is a SQLite file but not a {schema.name}")
+            raise schema.error(schema.unstamped(self.path, names))
+        raise schema.error(f"{self.path} is a SQLite file but not a {schema.name}")
 
     def _use_wal(self) -> None:
         (mode,) = self._db.execute("PRAGMA journal_mode").fetchone()
@@ -181,7 +185,7 @@ class Database:
                 _stamp_new(db, self.schema)
 
 
-def _file_or_nothing(path: Path) -> bool:
+def _file_or_nothing(path: Path, error: type[LetterlockError]) -> bool:
     """True if ``path`` is (or leads to) a regular file, False if nothing is there; else refuse."""
     try:
         path.lstat()
@@ -190,11 +194,9 @@ def _file_or_nothing(path: Path) -> bool:
     try:
         mode = path.stat().st_mode  # an existing symlink to a file is followed: it was put there
     except FileNotFoundError:
-        raise TransportError(
-            f"{path} is a symlink to nothing; no file is created through it"
-        ) from None
+        raise error(f"{path} is a symlink to nothing; no file is created through it") from None
     if not stat.S_ISREG(mode):
-        raise TransportError(f"{path} is not a regular file")
+        raise error(f"{path} is not a regular file")
     return True
 
 
@@ -298,9 +300,7 @@ def _retrying(deadline: float, step: Callable[[], T]) -> T:
         except (_Busy, sqlite3.OperationalError) as exc:
             busy = isinstance(exc, _Busy) or _lost_a_race(exc)
             if not busy or time.monotonic() + pause > deadline:
-                if isinstance(exc, _Busy):
-                    raise TransportError(str(exc)) from exc
-                raise
+                raise  # translated where the file is opened (Database.translated)
         time.sleep(pause * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not a secret
         pause = min(pause * 2, _LAST_PAUSE)
 

@@ -106,3 +106,8 @@ class KeyStoreError(LetterlockError):
 
 class TransportError(LetterlockError):
     """A broker or spool operation failed (the broker client's own error is the ``__cause__``)."""
+
+
+class StoreError(LetterlockError):
+    """A replay store could not be read or written (the store client's own error is the
+    ``__cause__``): a file that is not a replay record, a database that went away."""

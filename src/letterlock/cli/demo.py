@@ -2,8 +2,9 @@
 
 Alice (the billing service) seals payslips for bob and carol and publishes them on a local spool
 (:class:`letterlock.transports.Spool` in a temporary directory). Mallory has keys of her own and
-full access to the spool, but nobody pins her. Each consumer serves the topics of its own
-configuration (bob runs one for EU and one for US payroll), whatever the spool reports. The demo
+full access to the spool, but nobody pins her. Each person opens with one
+:class:`letterlock.Opener`; each of their consumers serves the topics of its own configuration
+(bob runs one for EU and one for US payroll), whatever the spool reports. The demo
 shows what the relay sees beside what each recipient opens, then runs mallory's attacks and shows
 each one refused with its reason code and kept as a dead letter. It checks every outcome itself:
 :func:`run` returns 0 only if each one happened as expected and no plaintext reached the spool
@@ -27,7 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 import letterlock
-from letterlock.transports import SealedConsumer, Spool
+from letterlock.transports import RetryPolicy, SealedConsumer, Spool
 
 __all__ = ["run"]
 
@@ -72,8 +73,7 @@ FORGERY = b"E-1042 June net EUR 99,999.00 to IBAN XX00 MALLORY"
 class Recipient:
     name: str
     identity: letterlock.Identity
-    trust: letterlock.Pins
-    window: letterlock.ReplayWindow
+    opener: letterlock.Opener  # one replay record per person, shared by their consumers
     consumers: list[SealedConsumer] = field(default_factory=list)
     opened: list[letterlock.Opened] = field(default_factory=list)
 
@@ -112,12 +112,9 @@ class World:
             consumer = SealedConsumer(
                 self.spool,
                 queue,
-                identity=owner.identity,
-                trust=owner.trust,
-                replay=owner.window,  # one replay record per person, shared by their consumers
+                opener=owner.opener,
                 topics=topics,  # what this consumer serves, never what the spool reports
-                max_attempts=3,
-                retry_delay=0.0,
+                retry=RetryPolicy(max_attempts=3, delay=0.0),
             )
             owner.consumers.append(consumer)
         self.spool.bind(TAP, "#")  # mallory copies everything: she runs the broker
@@ -126,12 +123,9 @@ class World:
         pins = letterlock.Pins()
         pins.pin("alice", self.alice.public)
         store = stack.enter_context(letterlock.SQLiteReplayStore(directory / f"{name}-replay.db"))
-        return Recipient(
-            name=name,
-            identity=letterlock.Identity.generate(SUITE),
-            trust=pins,
-            window=letterlock.ReplayWindow(store),
-        )
+        identity = letterlock.Identity.generate(SUITE)
+        opener = letterlock.Opener(identity, trust=pins, replay=letterlock.ReplayWindow(store))
+        return Recipient(name=name, identity=identity, opener=opener)
 
     def seal(self, letter: Letter) -> bytes:
         sealed = letterlock.seal(

@@ -10,8 +10,8 @@ Schema version 2 (``PRAGMA application_id`` "LLRP", ``user_version`` 2) keys ids
 id, message id). A file of the earlier layout (one floor and one id space for all senders) is
 refused with a message saying what to do: its ids name no sender, so no safe conversion exists.
 The file is opened as :mod:`letterlock._sqlite` opens all of letterlock's files (mode 0600, checked
-before anything is written, WAL, durable commits), which also translates every ``sqlite3`` error
-into :class:`~letterlock.errors.TransportError`.
+before anything is written, WAL, durable commits), which also translates every ``sqlite3`` and
+``OSError`` error into :class:`~letterlock.errors.StoreError`: a replay store is not a transport.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Final
 
 from letterlock._sqlite import Database, Schema
 from letterlock.core.replay import DEFAULT_CAPACITY, AddResult
-from letterlock.errors import UsageError
+from letterlock.errors import StoreError, UsageError
 
 __all__ = ["SQLiteReplayStore"]
 
@@ -49,6 +49,7 @@ def _unstamped(path: Path, tables: frozenset[str]) -> str:
 
 SCHEMA: Final = Schema(
     name="replay record",
+    error=StoreError,
     application_id=0x4C4C5250,  # "LLRP"
     version=2,
     statements=_TABLES,

@@ -1,45 +1,78 @@
 """letterlock.transports: move sealed bytes through brokers; consumers open, then ack.
 
-The local spool (:class:`Spool`, one SQLite file, no server) is the default transport and the
-model for the others: publish sealed bytes on a topic, consume with :class:`SealedConsumer`,
-which acks only what opened and was handled, and dead-letters what was refused (the broker reads
-one word, ``rejected``; the exact reason stays in the consumer's log and metrics).
+=================  ============================================================================
+module             what it holds
+=================  ============================================================================
+``decide``         the consumer core, pure: the decision table from (outcome, attempts, retry
+                   policy) to :class:`Ack`, :class:`Retry` or :class:`DeadLetter`
+``base``           the broker seam: :class:`Delivery`, the :class:`Broker` and
+                   :class:`PullBroker` protocols, :class:`LeaseLost`, :class:`Unroutable`, and
+                   how each broker (RabbitMQ, MQTT, NATS, Redis, ZeroMQ, kombu) maps onto them
+``consumer``       :class:`SealedConsumer`: opens with an :class:`~letterlock.Opener`, hands
+                   over, settles as ``decide`` says; push (``handle``) or pull (``poll``)
+``spool``          :class:`Spool`, the local broker in one SQLite file (no server) and the
+                   first adapter on the seam
+``memory``         :class:`MemoryBroker`, the seam's test double: in memory, push or pull, with
+                   or without attempt counts and nack
+=================  ============================================================================
+
+A consumer acks only what opened and was handled, and dead-letters what was refused (the broker
+reads one word, ``rejected``; the exact reason stays in the consumer's log and metrics).
 """
 
-from letterlock.transports.consumer import (
-    HANDLER_ERROR,
-    MAX_ATTEMPTS,
-    REJECTED,
-    SETTLEMENT,
-    Handler,
-    Refusal,
-    SealedConsumer,
-)
-from letterlock.transports.spool import (
-    Binding,
-    DeadLetter,
+from letterlock.transports.base import (
+    Broker,
+    DeadLetterRecord,
     Delivery,
     LeaseLost,
+    PullBroker,
     QueueStats,
-    Spool,
     Unroutable,
+)
+from letterlock.transports.consumer import Handler, SealedConsumer
+from letterlock.transports.decide import (
+    SETTLEMENT,
+    Ack,
+    DeadLetter,
+    DeadLetterReason,
+    Outcome,
+    Refusal,
+    Retry,
+    RetryPolicy,
+    Settlement,
+    decide,
+)
+from letterlock.transports.memory import MemoryBroker
+from letterlock.transports.spool import (
+    Binding,
+    Spool,
+    SpoolDelivery,
     topic_matches,
 )
 
 __all__ = [
-    "HANDLER_ERROR",
-    "MAX_ATTEMPTS",
-    "REJECTED",
     "SETTLEMENT",
+    "Ack",
     "Binding",
+    "Broker",
     "DeadLetter",
+    "DeadLetterReason",
+    "DeadLetterRecord",
     "Delivery",
     "Handler",
     "LeaseLost",
+    "MemoryBroker",
+    "Outcome",
+    "PullBroker",
     "QueueStats",
     "Refusal",
+    "Retry",
+    "RetryPolicy",
     "SealedConsumer",
+    "Settlement",
     "Spool",
+    "SpoolDelivery",
     "Unroutable",
+    "decide",
     "topic_matches",
 ]

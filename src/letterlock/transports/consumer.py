@@ -1,18 +1,28 @@
-"""The receiving end of a spool queue: open each sealed message, hand it over, then settle it.
+"""The receiving end of any broker: open each sealed message, hand it over, then settle it.
+
+:class:`SealedConsumer` is the I/O shell around the pure consumer core
+(:mod:`letterlock.transports.decide`): it opens each delivery with its
+:class:`~letterlock.Opener`, calls the handler, and settles the delivery on its
+:class:`~letterlock.transports.base.Broker` exactly as :func:`~letterlock.transports.decide.decide`
+says. It works for brokers that push (the adapter's callback calls :meth:`SealedConsumer.handle`
+with each delivery) and for brokers it pulls from (:meth:`SealedConsumer.poll` drains a queue of
+a :class:`~letterlock.transports.base.PullBroker`, such as the local spool).
 
 The consumer opens each message against the topics it was configured to serve (``topics=``),
 never against the topic the broker reports for a delivery: a broker can put any message into
 any queue and report any topic. ``delivery.topic`` only ever appears in local logs, marked as
 the broker's claim.
 
-:meth:`SealedConsumer.poll` settles every delivery in exactly one of these ways:
+Every delivery is settled in exactly one way (the full table, with attempt counts, is in
+:mod:`~letterlock.transports.decide`):
 
 =====================================  ============================================
-outcome of the delivery                what the queue does
+outcome of the delivery                what the broker is told
 =====================================  ============================================
-opened, handler returned               ``ack`` (the only path to an ack)
-Rejected, a reason that                requeued with backoff; at ``max_attempts``
-:data:`SETTLEMENT` retries             a dead letter ``rejected``
+opened, handler returned               ack (the only path to an ack)
+Rejected, a reason that                retry with backoff; at ``max_attempts`` (or
+:data:`~.decide.SETTLEMENT` retries    if the broker does not count) dead letter
+                                       ``rejected``
 Rejected, any other reason             dead letter ``rejected``
 opened, handler raised                 dead letter ``handler_error``, re-raised
 delivered more than ``max_attempts``   dead letter ``max_attempts`` (a crash loop)
@@ -30,16 +40,21 @@ are settled alike (retried with the same backoff, then dead-lettered), so a forg
 trusted sender's key id and one claiming an unknown key id look the same in the queue: same
 reason text, attempts, delays, order. The reasons settled otherwise are decided before the trust
 policy is consulted, or only after a trusted sender's signature verified (which a broker cannot
-make). The exact reason and its detail go to the local log and to :attr:`~SealedConsumer.metrics`
-only. Not hidden: the time between lease and settlement, which for an unknown sender lacks one
-signature verification.
+make). Nor does the time between delivery and settlement tell them apart: a sender that is
+unknown or refused by the policy costs one signature verification against a decoy key, as a bad
+signature does (``letterlock.core.protocol``). The exact reason and its detail go to the local
+log and to :attr:`~SealedConsumer.metrics` only.
 
-Why a handler error is not retried: :func:`letterlock.open` records the message id in the replay
-window before it returns (so that no copy of a message reaches a handler twice, even across
-consumers racing on a shared window). A requeued copy would therefore always come back as
+Why a handler error is not retried: :meth:`letterlock.Opener.open` records the message id in the
+replay window before it returns (so that no copy of a message reaches a handler twice, even
+across consumers racing on a shared window). A requeued copy would therefore always come back as
 ``replayed``. The dead letter keeps the bytes and the reason for an operator instead. For the
 same reason a process killed inside the handler finds the message refused as ``replayed`` when its
 lease runs out: at most one handler call per message id, never a silent drop.
+
+A handler that runs longer than the broker's lease calls :meth:`SealedConsumer.extend_lease` (a
+heartbeat) while it works; it raises :class:`~letterlock.transports.base.LeaseLost` if the broker
+has already given the message to someone else.
 
 Refusals are logged through :mod:`logging` (logger ``letterlock.transports.consumer``) with
 their exact reason at most once per reason code per ``log_interval`` seconds, with a count of the
@@ -48,78 +63,46 @@ ones held back. No payload byte is ever logged; a rejected message has none to l
 
 from __future__ import annotations
 
-import enum
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from types import MappingProxyType
 from typing import Final
 
-import letterlock
-from letterlock.core.envelope import DEFAULT_LIMITS, Limits
-from letterlock.core.keys import Identity
+from letterlock._api import Opener
 from letterlock.core.protocol import Opened
-from letterlock.core.replay import ReplayWindow
-from letterlock.core.suites import Suite
 from letterlock.core.topics import Topics
-from letterlock.core.trust import TrustPolicy
 from letterlock.errors import Reason, Rejected, UsageError
-from letterlock.transports.spool import Delivery, LeaseLost, Spool
-
-__all__ = [
-    "HANDLER_ERROR",
-    "MAX_ATTEMPTS",
-    "REJECTED",
-    "SETTLEMENT",
-    "Handler",
-    "Refusal",
-    "SealedConsumer",
-]
-
-#: The dead-letter reasons a broker can read: one word for every refused message, whatever the
-#: reason code (which stays local), and the two failures that are not the message's.
-REJECTED: Final = "rejected"
-HANDLER_ERROR: Final = "handler_error"
-MAX_ATTEMPTS: Final = "max_attempts"
-
-
-class Refusal(enum.Enum):
-    """How a consumer settles a message that failed to open."""
-
-    RETRY = "retry"  #: requeued with backoff; dead-lettered once delivered ``max_attempts`` times
-    DEAD_LETTER = "dead_letter"  #: dead-lettered at once
-
-
-#: The settlement of each reason. Retried: what may be accepted later (a sender's pin or
-#: certificate arriving, the clock catching up), and every reason the trust policy or the
-#: signature decides, alike, so the queue never tells whom the receiver trusts.
-SETTLEMENT: Final[Mapping[Reason, Refusal]] = MappingProxyType(
-    {
-        Reason.OVER_LIMIT: Refusal.DEAD_LETTER,
-        Reason.MALFORMED: Refusal.DEAD_LETTER,
-        Reason.UNSUPPORTED: Refusal.DEAD_LETTER,
-        Reason.SUITE_NOT_ALLOWED: Refusal.DEAD_LETTER,
-        Reason.NOT_YET_VALID: Refusal.RETRY,  # the clock may catch up
-        Reason.EXPIRED: Refusal.DEAD_LETTER,
-        Reason.WRONG_TOPIC: Refusal.DEAD_LETTER,
-        Reason.REPLAYED: Refusal.DEAD_LETTER,
-        Reason.NOT_FOR_ME: Refusal.DEAD_LETTER,
-        Reason.UNKNOWN_SENDER: Refusal.RETRY,  # its pin or certificate may arrive later
-        Reason.UNTRUSTED: Refusal.RETRY,  # a policy may admit it later; and as unknown_sender
-        Reason.BAD_SIGNATURE: Refusal.RETRY,  # as unknown_sender: a forgery's claim stays hidden
-        Reason.DECRYPT_FAILED: Refusal.DEAD_LETTER,
-        Reason.BAD_COMMITMENT: Refusal.DEAD_LETTER,
-    }
+from letterlock.transports.base import Broker, Delivery, LeaseLost, PullBroker
+from letterlock.transports.decide import (
+    Ack,
+    DeadLetter,
+    DeadLetterReason,
+    Outcome,
+    Retry,
+    RetryPolicy,
+    Settlement,
+    decide,
 )
+
+__all__ = ["Handler", "SealedConsumer"]
 
 ACKED: Final = "acked"
 LEASE_LOST: Final = "lease_lost"
+_MAX_ATTEMPTS: Final = DeadLetterReason.MAX_ATTEMPTS
+_HANDLER_ERROR: Final = DeadLetterReason.HANDLER_ERROR
 
 Handler = Callable[[Opened], object]
 
 _log = logging.getLogger(__name__)
 _log.addHandler(logging.NullHandler())
+
+#: The consumer and the delivery whose handler runs in this thread or task, for extend_lease.
+_handling: ContextVar[tuple[SealedConsumer, Delivery] | None] = ContextVar(
+    "letterlock_handling", default=None
+)
 
 
 class _RateLimiter:
@@ -143,51 +126,45 @@ class _RateLimiter:
 
 
 class SealedConsumer:
-    """Opens messages from one spool queue and acks only those its handler has taken."""
+    """Opens messages from one queue of a broker and acks only those its handler has taken."""
 
     def __init__(
         self,
-        spool: Spool,
+        broker: Broker,
         queue: str,
         *,
-        identity: Identity,
-        trust: TrustPolicy,
-        replay: ReplayWindow,
+        opener: Opener,
         topics: str | Iterable[str] | Topics,
-        suites: Iterable[Suite] | None = None,
-        limits: Limits = DEFAULT_LIMITS,
-        lease_seconds: float = 30.0,
-        max_attempts: int = 5,
-        retry_delay: float = 5.0,
-        max_retry_delay: float = 300.0,
+        retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen: one shared default is safe
         log_interval: float = 60.0,
         logger: logging.Logger | None = None,
     ) -> None:
-        """``topics`` are the topics this consumer serves, from its own configuration: one topic,
+        """``opener`` opens every delivery (one receiver: its identity, trust policy, replay
+        window, suites and limits, and its cache of decapsulations).
+
+        ``topics`` are the topics this consumer serves, from its own configuration: one topic,
         several, or :class:`letterlock.Topics` (exact topics and ``*``/``#`` patterns; ``"#"``
         serves every topic and must be said explicitly). A message signed for any other topic
         is refused as ``wrong_topic``, whatever topic the broker reports for it.
 
-        Refusals that :data:`SETTLEMENT` retries are retried after ``retry_delay *
-        2**(attempts - 1)`` seconds (at most ``max_retry_delay``) until a message has been
-        delivered ``max_attempts`` times.
+        ``retry`` bounds and spaces the retries of refusals that
+        :data:`~letterlock.transports.decide.SETTLEMENT` retries (where the broker counts
+        deliveries). ``queue`` is the queue :meth:`poll` drains; a pushing broker's deliveries
+        name their own.
         """
-        if max_attempts < 1 or lease_seconds <= 0 or log_interval < 0:
-            raise UsageError("max_attempts and lease_seconds must be positive")
-        if not 0 <= retry_delay <= max_retry_delay:
-            raise UsageError("retry delays must satisfy 0 <= retry_delay <= max_retry_delay")
-        self.spool = spool
-        self.queue = queue
-        self._opener = letterlock.Opener(  # caches decapsulations across deliveries
-            identity, trust=trust, replay=replay, suites=suites, limits=limits
-        )
+        if not isinstance(opener, Opener):
+            raise UsageError("opener must be a letterlock.Opener")
+        if not isinstance(retry, RetryPolicy):
+            raise UsageError("retry must be a RetryPolicy")
+        if log_interval < 0:
+            raise UsageError("log_interval must not be negative")
         if topics is None:  # deny by default: a consumer names what it serves
             raise UsageError("name the topics this consumer serves (topics='#' serves all)")
+        self.broker = broker
+        self.queue = queue
+        self.opener = opener
         self.topics = Topics.of(topics)
-        self._lease_seconds = lease_seconds
-        self._max_attempts = max_attempts
-        self._retry_delay = retry_delay
-        self._max_retry_delay = max_retry_delay
+        self.retry = retry
         self._log = logger if logger is not None else _log
         self._limiter = _RateLimiter(log_interval)
         self._counts: Counter[str] = Counter()
@@ -205,100 +182,113 @@ class SealedConsumer:
     def poll(
         self, handler: Handler, *, max_messages: int | None = None, now: float | None = None
     ) -> int:
-        """Process ready messages until the queue is empty (or ``max_messages`` were taken).
+        """Pull: process ready messages until the queue is empty (or ``max_messages`` were taken).
 
-        Returns how many messages reached ``handler`` and were acked. ``now`` (seconds since
-        the epoch) replaces the clock for the queue and for :func:`letterlock.open`.
+        Returns how many messages ``handler`` took (returned from). ``now`` (seconds since the
+        epoch) replaces the clock for the broker and for opening.
         """
+        if not isinstance(self.broker, PullBroker):
+            raise UsageError("this broker pushes: its adapter calls handle() for each delivery")
+        deliveries = self.broker.deliveries(self.queue, now=now)
         handled = taken = 0
         while max_messages is None or taken < max_messages:
-            delivery = self.spool.get(self.queue, lease_seconds=self._lease_seconds, now=now)
+            delivery = next(deliveries, None)
             if delivery is None:
                 break
             taken += 1
-            handled += self._process(delivery, handler, now)
+            handled += self.handle(delivery, handler, now=now)
         return handled
 
-    def _process(self, delivery: Delivery, handler: Handler, now: float | None) -> int:
-        if delivery.attempts > self._max_attempts:
-            self._dead_letter(
-                delivery, MAX_ATTEMPTS, "delivered too often (crash loop?)", now, shown=MAX_ATTEMPTS
-            )
-            return 0
+    def handle(self, delivery: Delivery, handler: Handler, *, now: float | None = None) -> bool:
+        """Push: open one delivery, hand it to ``handler`` and settle it; True if handled.
+
+        A push adapter's callback calls this for every delivery. True once the handler returned
+        (the delivery is then acked; a lease lost meanwhile is logged and counted, not raised).
+        An exception of the handler is re-raised once the delivery is dead-lettered
+        (``handler_error``).
+        """
+        attempts = delivery.attempts
+        early = decide(Outcome.DELIVERED, attempts=attempts, policy=self.retry)
+        if early is not None:  # delivered too often: not opened again
+            self._settle(delivery, early, now, _MAX_ATTEMPTS, "delivered too often (crash loop?)")
+            return False
         try:
-            opened = self._opener.open(delivery.body, topic=self.topics, now=now)
+            opened = self.opener.open(delivery.body, topic=self.topics, now=now)
         except Rejected as rejected:
-            self._refuse(delivery, rejected, now)
-            return 0
+            refusal = decide(rejected.reason, attempts=attempts, policy=self.retry)
+            assert refusal is not None  # a refusal is always settled
+            self._settle(delivery, refusal, now, rejected.reason, rejected.detail)
+            return False
+        token = _handling.set((self, delivery))
         try:
             handler(opened)
         except Exception as exc:
-            self._dead_letter(
-                delivery, HANDLER_ERROR, f"handler raised {type(exc).__name__}", now,
-                shown=HANDLER_ERROR,
-            )  # fmt: skip
+            failed = decide(Outcome.HANDLER_RAISED, attempts=attempts, policy=self.retry)
+            assert failed is not None
+            why = f"handler raised {type(exc).__name__}"
+            self._settle(delivery, failed, now, _HANDLER_ERROR, why)
             raise
-        self._ack(delivery)
-        return 1
+        finally:
+            _handling.reset(token)
+        done = decide(Outcome.HANDLED, attempts=attempts, policy=self.retry)
+        assert done is not None
+        self._settle(delivery, done, now)
+        return True
 
-    def _refuse(self, delivery: Delivery, rejected: Rejected, now: float | None) -> None:
-        code = rejected.reason.value
-        retry = SETTLEMENT[rejected.reason] is Refusal.RETRY
-        if not retry or delivery.attempts >= self._max_attempts:
-            self._dead_letter(delivery, code, rejected.detail, now, shown=REJECTED)
-            return
-        backoff = 2.0 ** min(delivery.attempts - 1, 62)  # no OverflowError at any attempt
-        delay = min(self._max_retry_delay, self._retry_delay * backoff)
-        if self._settle(delivery, requeue=True, delay=delay, now=now):
-            self._counts[f"retried:{code}"] += 1
-            self._note(
-                logging.INFO, f"retry:{code}", "queue %s: message %d refused (%s) on attempt %d, "
-                "retrying in %.0fs", self.queue, delivery.seq, code, delivery.attempts, delay,
-            )  # fmt: skip
+    def extend_lease(self, *, now: float | None = None) -> None:
+        """From inside a handler of this consumer: keep its delivery for another lease.
 
-    def _dead_letter(
-        self, delivery: Delivery, reason: str, detail: str, now: float | None, *, shown: str
-    ) -> None:
-        """Dead-letter as ``shown`` for the broker; ``reason`` goes to the local log and metrics."""
-        if self._settle(delivery, requeue=False, reason=shown, now=now):
-            self._counts[f"dead_lettered:{reason}"] += 1
-            self._note(
-                logging.WARNING, reason, "queue %s: message %d (topic per the broker: %r) "
-                "dead-lettered as %r: %s%s", self.queue, delivery.seq, delivery.topic, shown,
-                reason, f" ({detail})" if detail else "",
-            )  # fmt: skip
-
-    def _ack(self, delivery: Delivery) -> None:
-        try:
-            self.spool.ack(delivery.tag)
-        except LeaseLost:
-            self._lease_lost(delivery)
-            return
-        self._counts[ACKED] += 1
+        Raises :class:`~letterlock.transports.base.LeaseLost` if the broker has given the
+        delivery to someone else meanwhile; a no-op on brokers without leases.
+        """
+        current = _handling.get()
+        if current is None or current[0] is not self:
+            raise UsageError("extend_lease() is for this consumer's handler, while it runs")
+        self.broker.extend_lease(current[1], now=now)
 
     def _settle(
         self,
         delivery: Delivery,
-        *,
-        requeue: bool,
+        settlement: Settlement,
         now: float | None,
-        reason: str = "",
-        delay: float = 0.0,
-    ) -> bool:
-        """Nack; False (logged) if the lease ran out meanwhile and someone else has it now."""
+        cause: Reason | DeadLetterReason | None = None,
+        detail: str = "",
+    ) -> None:
+        """Tell the broker; count and log it under ``cause`` (unless the lease was lost).
+
+        ``cause`` is the refusal's reason code, or the dead letter's own reason: what the local
+        log and metrics say, never the broker.
+        """
         try:
-            self.spool.nack(delivery.tag, requeue=requeue, reason=reason, delay=delay, now=now)
+            self.broker.settle(delivery, settlement, now=now)
         except LeaseLost:
             self._lease_lost(delivery)
-            return False
-        return True
+            return
+        code = cause.value if cause is not None else ""
+        match settlement:
+            case Ack():
+                self._counts[ACKED] += 1
+            case Retry(delay=delay):
+                self._counts[f"retried:{code}"] += 1
+                self._note(
+                    logging.INFO, f"retry:{code}", "queue %s: message %s refused (%s) on attempt "
+                    "%s, retrying in %.0fs", delivery.queue, delivery.ref, code, delivery.attempts,
+                    delay,
+                )  # fmt: skip
+            case DeadLetter(reason=shown):
+                self._counts[f"dead_lettered:{code}"] += 1
+                self._note(
+                    logging.WARNING, code, "queue %s: message %s (topic per the broker: %r) "
+                    "dead-lettered as %r: %s%s", delivery.queue, delivery.ref, delivery.topic,
+                    shown.value, code, f" ({detail})" if detail else "",
+                )  # fmt: skip
 
     def _lease_lost(self, delivery: Delivery) -> None:
         self._counts[LEASE_LOST] += 1
         self._note(
-            logging.WARNING, "lease_lost", "queue %s: message %d outlived its lease (%.0fs) and "
-            "was delivered again; raise lease_seconds", self.queue, delivery.seq,
-            self._lease_seconds,
+            logging.WARNING, LEASE_LOST, "queue %s: message %s outlived its lease and was "
+            "delivered again; give the broker a longer lease, or extend it from the handler",
+            delivery.queue, delivery.ref,
         )  # fmt: skip
 
     def _note(self, level: int, key: str, message: str, *args: object) -> None:

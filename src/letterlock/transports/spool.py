@@ -13,16 +13,25 @@ lease runs out                  leased -> ready again (crash safety: at-least-on
 ``ack(tag)``                    leased -> gone
 ``nack(tag, requeue=True)``     leased -> ready at ``now + delay``
 ``nack(tag, requeue=False)``    leased -> dead letter, bytes and reason kept
+``touch(tag)``                  leased until ``now + lease_seconds`` (a heartbeat)
 ``redrive(queue)``              dead letter -> ready, attempts reset
 ==============================  =========================================================
 
 A tag is valid until its message is delivered again; settling a stale tag raises
-:class:`LeaseLost`. Every write is one ``BEGIN IMMEDIATE`` transaction in WAL mode with
-``synchronous=FULL``, so separate processes on one host can share a spool file and a committed
-call survives a crash. The file is opened as :mod:`letterlock._sqlite` opens all of letterlock's
-files: created with mode 0600, refused (and left untouched) unless it is a regular file holding a
-spool or nothing. Open one :class:`Spool` per process (it refuses to be used after ``fork``).
-Every ``sqlite3`` error leaves as :class:`letterlock.TransportError`.
+:class:`~letterlock.transports.base.LeaseLost`. A dead letter's reason is a
+:class:`~letterlock.transports.decide.DeadLetterReason`, the one word a broker is told.
+
+The spool is the first adapter on the broker seam (:mod:`letterlock.transports.base`): a
+:class:`~letterlock.transports.base.PullBroker` whose ``deliveries`` leases with ``get``,
+whose ``settle`` acks or nacks, and whose ``extend_lease`` touches, each for the spool's
+``lease_seconds``.
+
+Every write is one ``BEGIN IMMEDIATE`` transaction in WAL mode with ``synchronous=FULL``, so
+separate processes on one host can share a spool file and a committed call survives a crash.
+The file is opened as :mod:`letterlock._sqlite` opens all of letterlock's files: created with
+mode 0600, refused (and left untouched) unless it is a regular file holding a spool or nothing.
+Open one :class:`Spool` per process (it refuses to be used after ``fork``). Every ``sqlite3``
+error leaves as :class:`letterlock.TransportError`.
 """
 
 from __future__ import annotations
@@ -30,22 +39,28 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from letterlock._sqlite import Database, Schema
 from letterlock.core.topics import topic_matches
 from letterlock.errors import TransportError, UsageError
+from letterlock.transports.base import (
+    DeadLetterRecord,
+    Delivery,
+    LeaseLost,
+    QueueStats,
+    Unroutable,
+)
+from letterlock.transports.decide import Ack, DeadLetter, DeadLetterReason, Retry, Settlement
 
 __all__ = [
     "Binding",
-    "DeadLetter",
-    "Delivery",
-    "LeaseLost",
     "QueueStats",
     "Spool",
-    "Unroutable",
+    "SpoolDelivery",
     "topic_matches",
 ]
 
@@ -88,19 +103,12 @@ CREATE INDEX IF NOT EXISTS dead_letters_seq ON dead_letters (seq);
 
 SCHEMA: Final = Schema(
     name="spool",
+    error=TransportError,
     application_id=0x4C4C5350,  # "LLSP"
     version=1,
     statements=tuple(s.strip() for s in _TABLES.split(";") if s.strip()),
     pragmas=("foreign_keys=ON",),
 )
-
-
-class LeaseLost(TransportError):
-    """The tag no longer names a leased delivery: it was settled or delivered again."""
-
-
-class Unroutable(TransportError):
-    """No queue is bound to a pattern matching the topic, so nobody would ever read it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,39 +118,13 @@ class Binding:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Delivery:
+class SpoolDelivery(Delivery):
     """One leased copy of a message; settle it with its ``tag``."""
 
-    tag: str
-    queue: str
+    attempts: int  # the spool always counts
     seq: int
-    topic: str
-    body: bytes = field(repr=False)
-    attempts: int
     published: float
     lease_expires: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DeadLetter:
-    """A message a consumer refused, with the exact bytes it was given and why."""
-
-    queue: str
-    seq: int
-    topic: str
-    body: bytes = field(repr=False)
-    attempts: int
-    reason: str
-    published: float
-    dead_at: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class QueueStats:
-    ready: int
-    leased: int
-    delayed: int
-    dead: int
 
 
 def _check_queue(queue: str) -> None:
@@ -163,15 +145,38 @@ def _check_topic(topic: str, what: str = "topic") -> None:
         raise UsageError(f"{what} is longer than {MAX_TOPIC_BYTES} bytes")
 
 
+def _check_lease(lease_seconds: float) -> None:
+    if not lease_seconds > 0:
+        raise UsageError("lease_seconds must be positive")
+
+
 def _clock(now: float | None) -> float:
     return time.time() if now is None else float(now)
+
+
+def _dead_letter_reason(reason: str | None) -> DeadLetterReason:
+    if reason is None:
+        raise UsageError("a dead letter needs a reason (a DeadLetterReason)")
+    try:
+        return DeadLetterReason(reason)
+    except ValueError:
+        words = ", ".join(r.value for r in DeadLetterReason)
+        raise UsageError(f"a dead letter's reason is one of {words}, not {reason!r}") from None
 
 
 class Spool:
     """A broker in a SQLite file: topic bindings, leased deliveries, dead letters."""
 
-    def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
-        """Open (creating, mode 0600) the spool at ``path``; wait ``timeout`` s for locks."""
+    def __init__(
+        self, path: str | Path, *, timeout: float = 30.0, lease_seconds: float = 30.0
+    ) -> None:
+        """Open (creating, mode 0600) the spool at ``path``; wait ``timeout`` s for locks.
+
+        ``lease_seconds`` is how long a delivery stays a consumer's (``get`` without its own,
+        ``deliveries``, ``extend_lease``): a handler slower than that must extend its lease.
+        """
+        _check_lease(lease_seconds)
+        self.lease_seconds = lease_seconds
         self._database = Database(path, SCHEMA, timeout=timeout)
         self.path = self._database.path
 
@@ -242,11 +247,11 @@ class Spool:
     # consuming --------------------------------------------------------------------------
 
     def get(
-        self, queue: str, *, lease_seconds: float = 30.0, now: float | None = None
-    ) -> Delivery | None:
+        self, queue: str, *, lease_seconds: float | None = None, now: float | None = None
+    ) -> SpoolDelivery | None:
         """Lease the oldest ready message of ``queue``, or None if there is none."""
-        if not lease_seconds > 0:
-            raise UsageError("lease_seconds must be positive")
+        lease_seconds = self.lease_seconds if lease_seconds is None else lease_seconds
+        _check_lease(lease_seconds)
         at = _clock(now)
         with self._database.transaction() as db:
             row = db.execute(
@@ -264,9 +269,10 @@ class Spool:
                 "WHERE id = ?",
                 (tag, at + lease_seconds, delivery_id),
             )
-        return Delivery(
+        return SpoolDelivery(
             tag=tag,
             queue=queue,
+            ref=str(seq),
             seq=seq,
             topic=topic,
             body=body,
@@ -303,16 +309,21 @@ class Spool:
         tag: str,
         *,
         requeue: bool,
-        reason: str = "",
+        reason: DeadLetterReason | None = None,
         delay: float = 0.0,
         now: float | None = None,
     ) -> None:
         """Give the message back: ready again after ``delay`` s, or a dead letter with ``reason``.
 
-        A dead letter keeps the exact bytes; nothing a consumer refuses is dropped silently.
+        A dead letter keeps the exact bytes; nothing a consumer refuses is dropped silently,
+        and nothing is dead-lettered without a :class:`DeadLetterReason`.
         """
         if delay < 0:
             raise UsageError("delay must not be negative")
+        if requeue and reason is not None:
+            raise UsageError("a requeued delivery is no dead letter: it takes no reason")
+        if not requeue:
+            reason = _dead_letter_reason(reason)
         at = _clock(now)
         with self._database.transaction() as db:
             delivery_id, queue, seq, attempts = self._leased(db, tag)
@@ -325,14 +336,16 @@ class Spool:
             db.execute(
                 "INSERT INTO dead_letters (queue, seq, attempts, reason, dead_at) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (queue, seq, attempts, reason or "unspecified", at),
+                (queue, seq, attempts, reason, at),
             )
             db.execute("DELETE FROM deliveries WHERE id = ?", (delivery_id,))
 
-    def touch(self, tag: str, *, lease_seconds: float = 30.0, now: float | None = None) -> None:
+    def touch(
+        self, tag: str, *, lease_seconds: float | None = None, now: float | None = None
+    ) -> None:
         """Extend a lease for a slow handler (a heartbeat); raises LeaseLost if it is gone."""
-        if not lease_seconds > 0:
-            raise UsageError("lease_seconds must be positive")
+        lease_seconds = self.lease_seconds if lease_seconds is None else lease_seconds
+        _check_lease(lease_seconds)
         with self._database.transaction() as db:
             delivery_id, _queue, _seq, _attempts = self._leased(db, tag)
             db.execute(
@@ -340,9 +353,32 @@ class Spool:
                 (_clock(now) + lease_seconds, delivery_id),
             )
 
+    # the broker seam (letterlock.transports.base.PullBroker) ------------------------------
+
+    def deliveries(self, queue: str, *, now: float | None = None) -> Iterator[SpoolDelivery]:
+        """Lease the ready deliveries of ``queue`` one at a time (``get``), until none is ready."""
+        while (delivery := self.get(queue, now=now)) is not None:
+            yield delivery
+
+    def settle(
+        self, delivery: Delivery, settlement: Settlement, *, now: float | None = None
+    ) -> None:
+        """Ack, requeue after the retry's delay, or dead-letter with the dead letter's reason."""
+        match settlement:
+            case Ack():
+                self.ack(delivery.tag)
+            case Retry(delay=delay):
+                self.nack(delivery.tag, requeue=True, delay=delay, now=now)
+            case DeadLetter(reason=reason):
+                self.nack(delivery.tag, requeue=False, reason=reason, now=now)
+
+    def extend_lease(self, delivery: Delivery, *, now: float | None = None) -> None:
+        """``touch``: the delivery stays leased for another ``lease_seconds``."""
+        self.touch(delivery.tag, now=now)
+
     # dead letters and inspection --------------------------------------------------------
 
-    def dead_letters(self, queue: str, *, limit: int | None = None) -> list[DeadLetter]:
+    def dead_letters(self, queue: str, *, limit: int | None = None) -> list[DeadLetterRecord]:
         """The dead letters of ``queue``, oldest first."""
         with self._database.read() as db:
             rows = db.execute(
@@ -352,7 +388,7 @@ class Spool:
                 (queue, -1 if limit is None else limit),
             ).fetchall()
         return [
-            DeadLetter(
+            DeadLetterRecord(
                 queue=queue, seq=seq, topic=topic, body=body, attempts=attempts,
                 reason=reason, published=published, dead_at=dead_at,
             )

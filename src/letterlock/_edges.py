@@ -1,0 +1,47 @@
+"""Private: where third-party exceptions enter letterlock's family (httpcore's ``map_exceptions``).
+
+Every adapter (a broker client, a replay store's database driver, SQLite) wraps its calls into
+the library it adapts in :func:`map_exceptions`, naming which of that library's exceptions
+become which of ours::
+
+    with map_exceptions({pika.exceptions.AMQPError: TransportError}):
+        channel.basic_ack(delivery_tag)
+
+so a pika, paho, nats, redis, zmq, kombu, sqlite3 or ``OSError`` exception never leaves an
+adapter untranslated, and the original stays reachable as ``__cause__``. Two kinds of exception
+always pass through unchanged, whatever the mapping says: letterlock's own (a
+:class:`~letterlock.errors.UsageError` is also a ``ValueError``, and must stay a caller's
+mistake), and those that are not an :class:`Exception` at all (``KeyboardInterrupt``,
+``SystemExit``, ``GeneratorExit``, task cancellation).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
+
+from letterlock.errors import LetterlockError, UsageError
+
+__all__ = ["ExceptionMapping", "map_exceptions"]
+
+#: Their exception type -> how to build ours from an instance of it: one of our exception
+#: classes (built from the original, so its message is the original's) or a function that
+#: writes a message of its own. The first type the exception is an instance of wins.
+ExceptionMapping = Mapping[type[Exception], Callable[[Exception], LetterlockError]]
+
+
+@contextlib.contextmanager
+def map_exceptions(mapping: ExceptionMapping) -> Iterator[None]:
+    """Raise ours ``from`` theirs for every exception of a type listed in ``mapping``."""
+    for theirs in mapping:
+        if not (isinstance(theirs, type) and issubclass(theirs, Exception)):
+            raise UsageError(f"map_exceptions maps Exception types only, not {theirs!r}")
+    try:
+        yield
+    except LetterlockError:
+        raise  # already ours, whatever else it is
+    except Exception as exc:
+        for theirs, ours in mapping.items():
+            if isinstance(exc, theirs):
+                raise ours(exc) from exc
+        raise
