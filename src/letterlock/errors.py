@@ -25,6 +25,7 @@ __all__ = [
     "ParseError",
     "Reason",
     "Rejected",
+    "StoreError",
     "TransportError",
     "UsageError",
 ]
