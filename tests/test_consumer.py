@@ -40,8 +40,8 @@ from letterlock.transports import (
     Delivery,
     LeaseLost,
     MemoryBroker,
+    OnRefusal,
     QueueStats,
-    Refusal,
     Retry,
     RetryPolicy,
     SealedConsumer,
@@ -386,7 +386,7 @@ def test_rejected_is_dead_lettered_never_handled(
 
 def test_every_reason_has_a_settlement() -> None:
     assert set(SETTLEMENT) == set(Reason)
-    retried = {reason for reason, how in SETTLEMENT.items() if how is Refusal.RETRY}
+    retried = {reason for reason, how in SETTLEMENT.items() if how is OnRefusal.RETRY}
     assert retried == {
         Reason.UNKNOWN_SENDER, Reason.UNTRUSTED, Reason.BAD_SIGNATURE, Reason.NOT_YET_VALID
     }  # fmt: skip

@@ -16,8 +16,8 @@ from letterlock.transports.decide import (
     Count,
     DeadLetter,
     DeadLetterReason,
+    OnRefusal,
     Outcome,
-    Refusal,
     Retry,
     RetryPolicy,
     Row,
@@ -26,8 +26,8 @@ from letterlock.transports.decide import (
 )
 
 POLICY = RetryPolicy(max_attempts=3, delay=10.0, max_delay=300.0)
-RETRIED = sorted(r for r, how in SETTLEMENT.items() if how is Refusal.RETRY)
-OTHERS = sorted(r for r, how in SETTLEMENT.items() if how is Refusal.DEAD_LETTER)
+RETRIED = sorted(r for r, how in SETTLEMENT.items() if how is OnRefusal.RETRY)
+OTHERS = sorted(r for r, how in SETTLEMENT.items() if how is OnRefusal.DEAD_LETTER)
 REJECTED = DeadLetter(reason=DeadLetterReason.REJECTED)
 HANDLER_ERROR = DeadLetter(reason=DeadLetterReason.HANDLER_ERROR)
 MAX_ATTEMPTS = DeadLetter(reason=DeadLetterReason.MAX_ATTEMPTS)
@@ -133,7 +133,7 @@ def test_decide_is_total_and_keeps_its_promises(
         assert outcome is Outcome.HANDLED
     elif isinstance(got, Retry):  # bounded: only with a count, and attempts left
         assert isinstance(outcome, Reason)
-        assert SETTLEMENT[outcome] is Refusal.RETRY
+        assert SETTLEMENT[outcome] is OnRefusal.RETRY
         assert attempts is not None
         assert attempts < policy.max_attempts
         assert 0 <= got.delay <= policy.max_delay

@@ -57,8 +57,8 @@ __all__ = [
     "Count",
     "DeadLetter",
     "DeadLetterReason",
+    "OnRefusal",
     "Outcome",
-    "Refusal",
     "Retry",
     "RetryPolicy",
     "Row",
@@ -105,7 +105,7 @@ class Outcome(enum.Enum):
     HANDLER_RAISED = "handler_raised"  #: opened, and the handler raised
 
 
-class Refusal(enum.Enum):
+class OnRefusal(enum.Enum):
     """How a message that failed to open is settled."""
 
     RETRY = "retry"  #: retried with backoff; dead-lettered once delivered ``max_attempts`` times
@@ -117,22 +117,22 @@ class Refusal(enum.Enum):
 #: signature decides, alike, so the queue never tells whom the receiver trusts. The reasons
 #: dead-lettered at once are decided before the trust policy is consulted, or only after a
 #: trusted sender's signature verified (which a broker cannot make).
-SETTLEMENT: Final[Mapping[Reason, Refusal]] = MappingProxyType(
+SETTLEMENT: Final[Mapping[Reason, OnRefusal]] = MappingProxyType(
     {
-        Reason.OVER_LIMIT: Refusal.DEAD_LETTER,
-        Reason.MALFORMED: Refusal.DEAD_LETTER,
-        Reason.UNSUPPORTED: Refusal.DEAD_LETTER,
-        Reason.SUITE_NOT_ALLOWED: Refusal.DEAD_LETTER,
-        Reason.NOT_YET_VALID: Refusal.RETRY,  # the clock may catch up
-        Reason.EXPIRED: Refusal.DEAD_LETTER,
-        Reason.WRONG_TOPIC: Refusal.DEAD_LETTER,
-        Reason.REPLAYED: Refusal.DEAD_LETTER,
-        Reason.NOT_FOR_ME: Refusal.DEAD_LETTER,
-        Reason.UNKNOWN_SENDER: Refusal.RETRY,  # its pin or certificate may arrive later
-        Reason.UNTRUSTED: Refusal.RETRY,  # a policy may admit it later; and as unknown_sender
-        Reason.BAD_SIGNATURE: Refusal.RETRY,  # as unknown_sender: a forgery's claim stays hidden
-        Reason.DECRYPT_FAILED: Refusal.DEAD_LETTER,
-        Reason.BAD_COMMITMENT: Refusal.DEAD_LETTER,
+        Reason.OVER_LIMIT: OnRefusal.DEAD_LETTER,
+        Reason.MALFORMED: OnRefusal.DEAD_LETTER,
+        Reason.UNSUPPORTED: OnRefusal.DEAD_LETTER,
+        Reason.SUITE_NOT_ALLOWED: OnRefusal.DEAD_LETTER,
+        Reason.NOT_YET_VALID: OnRefusal.RETRY,  # the clock may catch up
+        Reason.EXPIRED: OnRefusal.DEAD_LETTER,
+        Reason.WRONG_TOPIC: OnRefusal.DEAD_LETTER,
+        Reason.REPLAYED: OnRefusal.DEAD_LETTER,
+        Reason.NOT_FOR_ME: OnRefusal.DEAD_LETTER,
+        Reason.UNKNOWN_SENDER: OnRefusal.RETRY,  # its pin or certificate may arrive later
+        Reason.UNTRUSTED: OnRefusal.RETRY,  # a policy may admit it later; and as unknown_sender
+        Reason.BAD_SIGNATURE: OnRefusal.RETRY,  # as unknown_sender: a forgery's claim stays hidden
+        Reason.DECRYPT_FAILED: OnRefusal.DEAD_LETTER,
+        Reason.BAD_COMMITMENT: OnRefusal.DEAD_LETTER,
     }
 )
 
@@ -238,7 +238,7 @@ def decide(
     """
     count = policy.count(attempts)
     if isinstance(outcome, Reason):
-        retried = SETTLEMENT[outcome] is Refusal.RETRY
+        retried = SETTLEMENT[outcome] is OnRefusal.RETRY
         row = Row.REFUSED_RETRIED if retried else Row.REFUSED_OTHER
     else:
         row = Row[outcome.name]
