@@ -73,7 +73,7 @@ def _shown(name: str, limit: int = 40) -> str:
 
 
 class Pins:
-    """A :class:`~letterlock.trust.policy.TrustPolicy` admitting exactly the pinned keys."""
+    """A :class:`~letterlock.core.trust.TrustPolicy` admitting exactly the pinned keys."""
 
     def __init__(self, pins: Iterable[Pin] = ()) -> None:
         self._by_name: dict[str, Pin] = {}
