@@ -273,6 +273,32 @@ BROKERS: dict[str, Callable[[Path], World]] = {
 }
 
 
+#: What each broker kind can do; tests for one capability run on exactly the kinds that have it.
+CAPABILITIES: dict[str, tuple[bool, bool]] = {  # name: (counts_attempts, nack)
+    "spool": (True, True),
+    "memory-pull": (True, True),
+    "memory-push": (True, True),
+    "memory-push-as-mqtt": (False, False),
+    "memory-pull-as-redis": (True, False),
+}
+
+
+def _brokers(*, counts_attempts: bool, nack: bool) -> list[str]:
+    names = [n for n, caps in sorted(CAPABILITIES.items()) if caps == (counts_attempts, nack)]
+    assert names, "no broker kind has this capability: the test would run nowhere"
+    return names
+
+
+def test_every_broker_kind_states_its_capabilities(tmp_path: Path) -> None:
+    assert sorted(CAPABILITIES) == sorted(BROKERS)
+    for name, make in BROKERS.items():
+        world = make(tmp_path)
+        try:
+            assert (world.counts_attempts, world.nack) == CAPABILITIES[name], name
+        finally:
+            world.close()
+
+
 @pytest.fixture(params=sorted(BROKERS))
 def make_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], World]]:
     """Builds fresh worlds of one broker kind (a test may want two)."""
@@ -540,11 +566,11 @@ def test_the_spool_is_told_retries_and_dead_letters_as_nacks(
     world.close()
 
 
+@pytest.mark.parametrize("make_world", _brokers(counts_attempts=True, nack=True), indirect=True)
 def test_transient_is_retried_with_backoff_then_dead_lettered(
     world: World, keys: Keys, pins: Pins
 ) -> None:
-    if not (world.counts_attempts and world.nack):
-        pytest.skip("needs attempt counts and a nack (delayed retries)")
+    assert (world.counts_attempts, world.nack) == (True, True)  # delayed retries need both
     forged = _seal(keys, b"pay mallory", sender=keys.mallory)
     world.publish(TOPIC, forged, now=T0)
     consumer = world.consumer(keys, pins, retry=RetryPolicy(max_attempts=3, delay=10))
@@ -563,9 +589,9 @@ def test_transient_is_retried_with_backoff_then_dead_lettered(
     assert consumer.metrics == {"retried:unknown_sender": 2, "dead_lettered:unknown_sender": 1}
 
 
+@pytest.mark.parametrize("make_world", _brokers(counts_attempts=True, nack=False), indirect=True)
 def test_a_retry_without_a_nack_waits_for_the_lease(world: World, keys: Keys, pins: Pins) -> None:
-    if world.nack or not world.counts_attempts:
-        pytest.skip("for brokers that count attempts but have no nack (Redis Streams)")
+    assert (world.counts_attempts, world.nack) == (True, False)  # as Redis Streams
     world.publish(TOPIC, _seal(keys, b"pay mallory", sender=keys.mallory), now=T0)
     consumer = world.consumer(keys, pins, retry=RetryPolicy(max_attempts=3, delay=1))
     handler = Recorder(world)
