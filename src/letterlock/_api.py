@@ -251,19 +251,7 @@ class Opener:
         record: bool = True,
     ) -> Opened:
         """As :func:`letterlock.open`."""
-        opened = open_envelope(
-            data,
-            identity=self.identity,
-            trust=self.trust,
-            replay=self.replay,
-            now=_seconds(now),
-            topic=topic,
-            suites=self.suites,
-            limits=self.limits,
-            unwrap_cache=self.cache,
-            labels_cache=self.labels,
-            record=record,
-        )
+        opened = self._open(data, None, topic=topic, now=now, record=record)
         assert isinstance(opened, Opened)
         return opened
 
@@ -281,6 +269,19 @@ class Opener:
         any step, the buffer is left zeroed."""
         if not isinstance(buffer, bytearray):
             raise UsageError("open_into decrypts into a bytearray")
+        received = self._open(data, buffer, topic=topic, now=now, record=record)
+        assert isinstance(received, Received)
+        return received
+
+    def _open(
+        self,
+        data: bytes | bytearray | memoryview,
+        into: bytearray | None,
+        *,
+        topic: str | Topics | None,
+        now: float | None,
+        record: bool,
+    ) -> Opened | Received:
         return open_envelope(
             data,
             identity=self.identity,
@@ -292,7 +293,7 @@ class Opener:
             limits=self.limits,
             unwrap_cache=self.cache,
             labels_cache=self.labels,
-            into=buffer,
+            into=into,
             record=record,
         )
 
