@@ -119,10 +119,10 @@ def test_each_contract_breaks_when_its_rule_is_broken(
 
 def test_a_new_transport_module_must_be_declared(copy: Path) -> None:
     """transports/ is exhaustive: an adapter nobody declared fails until it is added."""
-    (copy / "letterlock" / "transports" / "amqp.py").write_text('"""An adapter."""\n')
+    (copy / "letterlock" / "transports" / "kafka.py").write_text('"""An adapter."""\n')
     result = _lint(copy)
     assert result.returncode == 1, result.stdout
-    assert "letterlock.transports.amqp" in result.stdout
+    assert "letterlock.transports.kafka" in result.stdout
     assert _broken(result) == {ON_THE_SEAM}, result.stdout
 
 

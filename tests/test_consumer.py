@@ -2,8 +2,9 @@
 
 One shared suite (as httpcore runs one suite on every network backend): every test that takes
 ``world`` runs on every broker of :data:`BROKERS`: the local spool, and the memory broker pulled
-from, pushing, pushing with neither attempt count nor nack (as MQTT), and pulled from with
-attempt counts but no nack (as Redis Streams). :class:`World` hides only how a test drives a
+from, pushing, pushing with neither attempt count nor nack (as MQTT), pulled from with
+attempt counts but no nack (as Redis Streams), and pulled from and pushing through the asyncio
+seam (AsyncSealedConsumer). :class:`World` hides only how a test drives a
 broker (pull: ``poll``; push: the broker's event loop calls ``handle``) and how it looks inside;
 what a test asserts is the same for all, except where a broker's missing capability changes the
 outcome, which the test then states for that capability. A new adapter joins by adding a
@@ -12,6 +13,7 @@ outcome, which the test then states for that capability. A new adapter joins by 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -35,6 +37,7 @@ from letterlock import (
 )
 from letterlock.transports import (
     SETTLEMENT,
+    AsyncSealedConsumer,
     DeadLetter,
     DeadLetterReason,
     Delivery,
@@ -49,6 +52,7 @@ from letterlock.transports import (
     Spool,
     SpoolDelivery,
 )
+from letterlock.transports.memory import AsyncMemoryBroker
 
 T0 = 1_750_000_000.0
 TOPIC = "payroll.eu"
@@ -264,12 +268,91 @@ class MemoryWorld(World):
         return self.memory.dead_letters("bob")
 
 
+class BlockingView:
+    """An AsyncSealedConsumer driven as the sync tests drive a SealedConsumer: each call runs
+    the coroutine to completion (a handler's heartbeat calls the memory broker directly)."""
+
+    def __init__(self, inner: AsyncSealedConsumer, broker: AsyncMemoryBroker) -> None:
+        self.inner = inner
+        self.async_broker = broker
+
+    @property
+    def queue(self) -> str:
+        return self.inner.queue
+
+    @property
+    def topics(self) -> letterlock.Topics:
+        return self.inner.topics
+
+    @property
+    def metrics(self) -> Any:
+        return self.inner.metrics
+
+    @property
+    def _limiter(self) -> Any:
+        return self.inner._limiter
+
+    @_limiter.setter
+    def _limiter(self, value: Any) -> None:
+        self.inner._limiter = value
+
+    def poll(self, handler: Callable[[Opened], object], **kw: Any) -> int:
+        return asyncio.run(self.inner.poll(handler, **kw))
+
+    def extend_lease(self, *, now: float | None = None) -> None:
+        delivery = self.inner._current()  # refuses outside the handler, as the real one does
+        self.async_broker.sync.extend_lease(delivery, now=now)
+
+
+class AsyncMemoryWorld(MemoryWorld):
+    """The memory broker through the asyncio seam, driven by AsyncSealedConsumer."""
+
+    def __init__(self, *, push: bool) -> None:
+        super().__init__(push=push)
+        self.async_broker = AsyncMemoryBroker(self.memory)
+
+    def consumer(self, keys: Keys, pins: Pins, queue: str = "bob", **options: Any) -> Any:
+        opener = Opener(keys.bob, trust=pins, replay=ReplayWindow())
+        inner = AsyncSealedConsumer(
+            self.async_broker, queue, opener=opener, **{"topics": TOPIC, **options}
+        )
+        return BlockingView(inner, self.async_broker)
+
+    def run(
+        self,
+        consumer: Any,
+        handler: Callable[[Opened], object],
+        *,
+        now: float,
+        max_messages: int | None = None,
+    ) -> int:
+        if not self.push:
+            return int(consumer.poll(handler, now=now, max_messages=max_messages))
+        handled = 0
+
+        async def callback(delivery: Delivery) -> None:  # what an asyncio adapter's callback does
+            nonlocal handled
+            handled += await consumer.inner.handle(delivery, handler, now=now)
+
+        async def turn() -> None:
+            self.async_broker.subscribe(consumer.queue, callback)
+            try:
+                await self.async_broker.pump(now=now, max_messages=max_messages)
+            finally:
+                self.async_broker.unsubscribe(consumer.queue)
+
+        asyncio.run(turn())
+        return handled
+
+
 BROKERS: dict[str, Callable[[Path], World]] = {
     "spool": lambda tmp: SpoolWorld(tmp / f"spool-{len(list(tmp.iterdir()))}.db"),
     "memory-pull": lambda tmp: MemoryWorld(push=False),
     "memory-push": lambda tmp: MemoryWorld(push=True),
     "memory-push-as-mqtt": lambda tmp: MemoryWorld(push=True, counts_attempts=False, nack=False),
     "memory-pull-as-redis": lambda tmp: MemoryWorld(push=False, nack=False),
+    "memory-pull-asyncio": lambda tmp: AsyncMemoryWorld(push=False),
+    "memory-push-asyncio": lambda tmp: AsyncMemoryWorld(push=True),
 }
 
 
@@ -280,6 +363,8 @@ CAPABILITIES: dict[str, tuple[bool, bool]] = {  # name: (counts_attempts, nack)
     "memory-push": (True, True),
     "memory-push-as-mqtt": (False, False),
     "memory-pull-as-redis": (True, False),
+    "memory-pull-asyncio": (True, True),
+    "memory-push-asyncio": (True, True),
 }
 
 
@@ -792,3 +877,30 @@ def test_retry_delays_are_checked() -> None:
         RetryPolicy(delay=-1)
     with pytest.raises(UsageError):
         RetryPolicy(delay=float("nan"))
+
+
+def test_an_async_handler_is_awaited_and_its_heartbeat_reaches_the_broker(
+    keys: Keys, pins: Pins
+) -> None:
+    world = AsyncMemoryWorld(push=False)
+    world.publish(TOPIC, _seal(keys), now=T0)
+    consumer = world.consumer(keys, pins).inner
+    seen: list[bytes] = []
+
+    async def handler(opened: Opened) -> None:
+        await asyncio.sleep(0)
+        await consumer.extend_lease(now=T0 + 20)
+        seen.append(opened.payload)
+
+    assert asyncio.run(consumer.poll(handler, now=T0)) == 1
+    assert seen == [SECRET]
+    assert ("extend", "bob", 1, LEASE) in world.memory.journal
+    assert consumer.metrics == {"acked": 1}
+    with pytest.raises(UsageError, match="handler"):
+        asyncio.run(consumer.extend_lease(now=T0))
+
+
+def test_an_async_consumer_does_not_poll_a_pushing_broker(keys: Keys, pins: Pins) -> None:
+    consumer = AsyncMemoryWorld(push=True).consumer(keys, pins).inner
+    with pytest.raises(UsageError, match="pushes"):
+        asyncio.run(consumer.poll(Recorder(AsyncMemoryWorld(push=True)), now=T0))

@@ -9,11 +9,13 @@ module             what it holds
                    :class:`PullBroker` protocols, :class:`LeaseLost`, :class:`Unroutable`, and
                    how each broker (RabbitMQ, MQTT, NATS, Redis, ZeroMQ, kombu) maps onto them
 ``consumer``       :class:`SealedConsumer`: opens with an :class:`~letterlock.Opener`, hands
-                   over, settles as ``decide`` says; push (``handle``) or pull (``poll``)
+                   over, settles as ``decide`` says; push (``handle``) or pull (``poll``);
+                   :class:`AsyncSealedConsumer` for asyncio brokers
 ``spool``          :class:`Spool`, the local broker in one SQLite file (no server) and the
                    first adapter on the seam
 ``memory``         :class:`MemoryBroker`, the seam's test double: in memory, push or pull, with
-                   or without attempt counts and nack
+                   or without attempt counts and nack; :class:`AsyncMemoryBroker` shows it
+                   through the asyncio seam
 =================  ============================================================================
 
 A consumer acks only what opened and was handled, and dead-letters what was refused (the broker
@@ -21,15 +23,24 @@ reads one word, ``rejected``; the exact reason stays in the consumer's log and m
 """
 
 from letterlock.transports.base import (
+    AsyncBroker,
+    AsyncPullBroker,
     Broker,
     DeadLetterRecord,
     Delivery,
+    Endpoint,
     LeaseLost,
     PullBroker,
     QueueStats,
+    Subscription,
     Unroutable,
 )
-from letterlock.transports.consumer import Handler, SealedConsumer
+from letterlock.transports.consumer import (
+    AsyncHandler,
+    AsyncSealedConsumer,
+    Handler,
+    SealedConsumer,
+)
 from letterlock.transports.decide import (
     SETTLEMENT,
     Ack,
@@ -42,7 +53,7 @@ from letterlock.transports.decide import (
     Settlement,
     decide,
 )
-from letterlock.transports.memory import MemoryBroker
+from letterlock.transports.memory import AsyncMemoryBroker, MemoryBroker
 from letterlock.transports.spool import (
     Binding,
     Spool,
@@ -53,12 +64,18 @@ from letterlock.transports.spool import (
 __all__ = [
     "SETTLEMENT",
     "Ack",
+    "AsyncBroker",
+    "AsyncHandler",
+    "AsyncMemoryBroker",
+    "AsyncPullBroker",
+    "AsyncSealedConsumer",
     "Binding",
     "Broker",
     "DeadLetter",
     "DeadLetterReason",
     "DeadLetterRecord",
     "Delivery",
+    "Endpoint",
     "Handler",
     "LeaseLost",
     "MemoryBroker",
@@ -72,6 +89,7 @@ __all__ = [
     "Settlement",
     "Spool",
     "SpoolDelivery",
+    "Subscription",
     "Unroutable",
     "decide",
     "topic_matches",

@@ -29,10 +29,15 @@ each delivery as :class:`~letterlock.transports.SealedConsumer` tells it, by the
   a settlement or heartbeat that comes after the broker gave the delivery to someone else
   raises :class:`LeaseLost`; a publish that no queue would ever read raises :class:`Unroutable`
   where the broker can tell.
-* asyncio clients (aio-pika, nats-py) need the same calls as coroutines: an ``AsyncBroker``
-  mirroring :class:`Broker` (as httpcore's ``AsyncNetworkBackend`` mirrors ``NetworkBackend``),
-  driven by an async consumer shell over the same pure ``decide``; both come with the first
-  asyncio adapter.
+* asyncio clients (aio-pika, nats-py) answer the same calls as coroutines: :class:`AsyncBroker`
+  and :class:`AsyncPullBroker` mirror :class:`Broker` and :class:`PullBroker` (as httpcore's
+  ``AsyncNetworkBackend`` mirrors ``NetworkBackend``), and
+  :class:`~letterlock.transports.AsyncSealedConsumer` drives them by the same pure ``decide``.
+* By URL: an adapter that the command line (``letterlock send``, ``listen``, ``dlq``) can reach
+  is also an :class:`Endpoint`: a :class:`Broker` that declares a group's durable subscription
+  (:meth:`Endpoint.subscribe`, returning a :class:`Subscription` whose ``deliveries`` block
+  for the next one) and lists and redrives the group's dead letters. Its constructor is a
+  ``from_url`` class method, registered by scheme in :mod:`letterlock.transports.urls`.
 
 How each broker's primitives map onto the seam:
 
@@ -126,20 +131,25 @@ the same decision (``Reject(requeue=False)`` for a dead letter).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from letterlock.core.topics import Dialect, Topics
 from letterlock.errors import TransportError
 from letterlock.transports.decide import Settlement
 
 __all__ = [
+    "AsyncBroker",
+    "AsyncPullBroker",
     "Broker",
     "DeadLetterRecord",
     "Delivery",
+    "Endpoint",
     "LeaseLost",
     "PullBroker",
     "QueueStats",
+    "Subscription",
     "Unroutable",
 ]
 
@@ -226,4 +236,78 @@ class PullBroker(Broker, Protocol):
     def deliveries(self, queue: str, *, now: float | None = None) -> Iterator[Delivery]:
         """Lease the ready deliveries of ``queue`` one at a time, oldest first, until none is
         ready. The next one is leased only when asked for."""
+        ...
+
+
+class AsyncBroker(Protocol):
+    """:class:`Broker` for asyncio clients: the same calls, as coroutines."""
+
+    async def publish(self, topic: str, body: bytes, *, now: float | None = None) -> object:
+        """As :meth:`Broker.publish`."""
+        ...
+
+    async def settle(
+        self, delivery: Delivery, settlement: Settlement, *, now: float | None = None
+    ) -> None:
+        """As :meth:`Broker.settle`."""
+        ...
+
+    async def extend_lease(self, delivery: Delivery, *, now: float | None = None) -> None:
+        """As :meth:`Broker.extend_lease`."""
+        ...
+
+
+@runtime_checkable
+class AsyncPullBroker(AsyncBroker, Protocol):
+    """:class:`PullBroker` for asyncio clients."""
+
+    def deliveries(self, queue: str, *, now: float | None = None) -> AsyncIterator[Delivery]:
+        """As :meth:`PullBroker.deliveries`: lease the ready deliveries one at a time."""
+        ...
+
+
+class Subscription(Protocol):
+    """One consumer attached to a group's durable subscription (:meth:`Endpoint.subscribe`)."""
+
+    def deliveries(self, *, idle_timeout: float | None = None) -> Iterator[Delivery]:
+        """Wait for each next delivery; stop after ``idle_timeout`` seconds without one (None:
+        never). Settle each through the endpoint, from the thread that iterates; deliveries
+        not settled when the subscription closes come back to the group (at-least-once)."""
+        ...
+
+    def close(self) -> None:
+        """Detach this consumer; the group's subscription and what waits in it stay."""
+        ...
+
+
+class Endpoint(Broker, Protocol):
+    """A broker reached by URL: what the command line sends to, listens on and inspects.
+
+    A *group* is a durable subscription shared by the consumers that name it: a RabbitMQ
+    queue, a NATS durable consumer, a Redis consumer group, an MQTT persistent session, a spool
+    queue. Messages published after a group was first subscribed wait for it while no consumer
+    is attached; consumers of one group share its messages, each message going to one of them.
+    """
+
+    @property
+    def dialect(self) -> Dialect:
+        """How this broker writes topics and patterns (AMQP ``.``/``*``/``#``, MQTT
+        ``/``/``+``/``#``, NATS ``.``/``*``/``>``): ``listen --topic`` is read in it."""
+        ...
+
+    def subscribe(self, topics: Topics, *, group: str) -> Subscription:
+        """Declare ``group``'s durable subscription to ``topics`` (idempotent: an existing
+        group keeps what waits in it) and attach one consumer to it."""
+        ...
+
+    def dead_letters(self, group: str, /, *, limit: int | None = None) -> list[DeadLetterRecord]:
+        """The group's dead letters, oldest first, without consuming them."""
+        ...
+
+    def redrive(self, group: str, /) -> int:
+        """Put the group's dead letters back to be delivered again; how many."""
+        ...
+
+    def close(self) -> None:
+        """Close the connection; settle nothing more through it."""
         ...

@@ -14,6 +14,11 @@ it is None). It plays each kind of broker the seam has to serve:
   delivery leased, so it comes back only when its lease runs out (whatever delay was asked),
   and a dead letter is a republish to the dead letters plus an ack (which looks the same here).
 
+:class:`AsyncMemoryBroker` shows a memory broker through the asyncio seam
+(:class:`~letterlock.transports.base.AsyncPullBroker`), for
+:class:`~letterlock.transports.AsyncSealedConsumer`: each call yields to the event loop once,
+then does what the memory broker does.
+
 Everything it was told is kept for tests: :attr:`MemoryBroker.journal` lists each call on the
 seam with the broker's own reference of the message (never a lease tag), and
 :meth:`~MemoryBroker.dead_letters` and :meth:`~MemoryBroker.stats` show a queue as the spool's
@@ -22,9 +27,10 @@ namesakes do. Not thread-safe: one test, one thread.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 from letterlock.core.topics import topic_matches
@@ -38,9 +44,10 @@ from letterlock.transports.base import (
 )
 from letterlock.transports.decide import Ack, DeadLetter, DeadLetterReason, Retry, Settlement
 
-__all__ = ["MemoryBroker"]
+__all__ = ["AsyncMemoryBroker", "MemoryBroker"]
 
 Callback = Callable[[Delivery], object]
+AsyncCallback = Callable[[Delivery], Awaitable[object]]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -244,3 +251,52 @@ class MemoryBroker:
             delayed=sum(c.visible_at > at and c.lease is None for c in copies),
             dead=len(self._dead.get(queue, [])),
         )
+
+
+class AsyncMemoryBroker:
+    """A :class:`MemoryBroker` through the asyncio seam: the same queues, awaited calls."""
+
+    def __init__(self, broker: MemoryBroker) -> None:
+        self.sync = broker
+        self._subscribers: dict[str, AsyncCallback] = {}
+
+    async def publish(self, topic: str, body: bytes, *, now: float | None = None) -> int:
+        await asyncio.sleep(0)
+        return self.sync.publish(topic, body, now=now)
+
+    async def settle(
+        self, delivery: Delivery, settlement: Settlement, *, now: float | None = None
+    ) -> None:
+        await asyncio.sleep(0)
+        self.sync.settle(delivery, settlement, now=now)
+
+    async def extend_lease(self, delivery: Delivery, *, now: float | None = None) -> None:
+        await asyncio.sleep(0)
+        self.sync.extend_lease(delivery, now=now)
+
+    async def deliveries(self, queue: str, *, now: float | None = None) -> AsyncIterator[Delivery]:
+        """Lease the ready deliveries of ``queue`` one at a time (pull mode only)."""
+        for delivery in self.sync.deliveries(queue, now=now):
+            await asyncio.sleep(0)
+            yield delivery
+
+    def subscribe(self, queue: str, callback: AsyncCallback) -> None:
+        """Push mode: hand ``queue``'s deliveries to the coroutine ``callback`` on pump()."""
+        if not self.sync.push:
+            raise UsageError("this broker is pulled from: iterate deliveries()")
+        self._subscribers[queue] = callback
+
+    def unsubscribe(self, queue: str) -> None:
+        self._subscribers.pop(queue, None)
+
+    async def pump(self, *, now: float | None = None, max_messages: int | None = None) -> int:
+        """As :meth:`MemoryBroker.pump`, awaiting each callback."""
+        pushed = 0
+        for queue, callback in list(self._subscribers.items()):
+            while max_messages is None or pushed < max_messages:
+                delivery = self.sync.get(queue, now=now)
+                if delivery is None:
+                    break
+                pushed += 1
+                await callback(delivery)
+        return pushed

@@ -43,15 +43,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
+from urllib.parse import unquote, urlsplit
 
 from letterlock._sqlite import Database, Schema
-from letterlock.core.topics import topic_matches
+from letterlock.core.topics import Dialect, Topics, topic_matches
 from letterlock.errors import TransportError, UsageError
 from letterlock.transports.base import (
     DeadLetterRecord,
     Delivery,
     LeaseLost,
     QueueStats,
+    Subscription,
     Unroutable,
 )
 from letterlock.transports.decide import Ack, DeadLetter, DeadLetterReason, Retry, Settlement
@@ -66,6 +68,8 @@ __all__ = [
 
 MAX_TOPIC_BYTES: Final = 1024
 MAX_QUEUE_NAME: Final = 255
+_MIN_PAUSE: Final = 0.01  # a subscription's first wait on an empty queue, in seconds
+_MAX_PAUSE: Final = 0.2  # and its longest
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -411,6 +415,29 @@ class Spool:
             db.execute("DELETE FROM dead_letters WHERE queue = ?", (queue,))
             return cursor.rowcount
 
+    # by URL (letterlock.transports.base.Endpoint) ------------------------------------------
+
+    #: Spool bindings are AMQP topic patterns (``.``, ``*``, ``#``).
+    dialect: Final = Dialect.AMQP
+
+    @classmethod
+    def from_url(cls, url: str) -> Spool:
+        """``spool:///absolute/path.db`` or ``spool:relative/path.db``."""
+        parts = urlsplit(url)
+        if parts.scheme != "spool" or parts.netloc or parts.query or parts.fragment:
+            raise UsageError(f"a spool URL is spool:///path/to/file.db, not {url!r}")
+        if not parts.path:
+            raise UsageError("a spool URL names its file: spool:///path/to/file.db")
+        return cls(unquote(parts.path))
+
+    def subscribe(self, topics: Topics, *, group: str) -> Subscription:
+        """Bind the queue ``group`` to each of ``topics`` (AMQP patterns) and read from it."""
+        if topics.dialect is not Dialect.AMQP:
+            raise UsageError("spool patterns are AMQP patterns ('.', '*' and '#')")
+        for pattern in topics.patterns:
+            self.bind(group, pattern)
+        return _SpoolSubscription(self, group)
+
     def purge_dead_letters(self, queue: str) -> int:
         """Delete the dead letters of ``queue`` for good; return how many."""
         with self._database.transaction() as db:
@@ -435,3 +462,32 @@ class Spool:
                 "SELECT count(*) FROM dead_letters WHERE queue = ?", (queue,)
             ).fetchone()
         return QueueStats(ready=ready, leased=leased, delayed=delayed, dead=dead)
+
+
+class _SpoolSubscription:
+    """Polls a spool queue: the spool has no server to push, so a consumer asks, backing off
+    from 10 ms to 200 ms while the queue is empty."""
+
+    def __init__(self, spool: Spool, queue: str) -> None:
+        self._spool = spool
+        self._queue = queue
+
+    def deliveries(self, *, idle_timeout: float | None = None) -> Iterator[Delivery]:
+        pause = _MIN_PAUSE
+        idle_since = time.monotonic()
+        while True:
+            delivery = self._spool.get(self._queue)
+            if delivery is not None:
+                pause = _MIN_PAUSE
+                yield delivery
+                idle_since = time.monotonic()
+                continue
+            waited = time.monotonic() - idle_since
+            if idle_timeout is not None and waited >= idle_timeout:
+                return
+            left = None if idle_timeout is None else idle_timeout - waited
+            time.sleep(pause if left is None else min(pause, left))
+            pause = min(pause * 2, _MAX_PAUSE)
+
+    def close(self) -> None:
+        pass  # leases not settled run out, and their messages are delivered again
