@@ -14,7 +14,7 @@
     python3 tasks.py fuzz [N]  run the envelope fuzz target for N inputs (default 20000)
 
 The virtual environment is updated when pyproject.toml changes; the demo installs letterlock
-alone, every other task also the 'test' and 'bench' extras.
+alone, every other task also the 'test', 'bench' and 'all' extras.
 """
 
 from __future__ import annotations
@@ -94,9 +94,9 @@ def main(argv: list[str]) -> None:
     if task not in {"demo", "test", "bench", "compare", "vectors", "fuzz"}:
         print(__doc__)
         sys.exit(0 if task in {"help", "-h", "--help"} else 2)
-    # the demo needs letterlock alone; everything else the test suite (the benchmark harness
-    # tests check every peer contender, so the peers are installed too)
-    ensure_venv(frozenset() if task == "demo" else frozenset({"test", "bench"}))
+    # the demo needs letterlock alone; everything else the test suite: every broker's client
+    # (the broker tests run against real servers) and every benchmark peer
+    ensure_venv(frozenset() if task == "demo" else frozenset({"test", "bench", "all"}))
     if task == "demo":
         run(BIN / "letterlock", "demo")
     elif task == "test":
