@@ -14,12 +14,13 @@ outcome, which the test then states for that capability. A new adapter joins by 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -43,6 +44,7 @@ from letterlock.transports import (
     Delivery,
     LeaseLost,
     MemoryBroker,
+    OnHandlerError,
     OnRefusal,
     QueueStats,
     Retry,
@@ -61,6 +63,7 @@ LEASE = 30.0  # every broker's lease here
 REJECTED = DeadLetterReason.REJECTED
 HANDLER_ERROR = DeadLetterReason.HANDLER_ERROR
 MAX_ATTEMPTS = DeadLetterReason.MAX_ATTEMPTS
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,11 @@ class World:
         """What a hostile broker can do: put any bytes into any queue and report any topic."""
         raise NotImplementedError
 
+    def redrive(self, queue: str, *, now: float) -> int:
+        """An operator moves the queue's dead letters back."""
+        count: int = self.broker.redrive(queue, now=now)
+        return count
+
     def take(self, queue: str = "bob", *, lease_seconds: float = LEASE, now: float) -> Delivery:
         """Another consumer leases the next delivery (and may die holding it)."""
         delivery: Delivery | None = self.broker.get(queue, lease_seconds=lease_seconds, now=now)
@@ -138,9 +146,16 @@ class World:
         return [(d.seq, d.reason, d.body, d.attempts) for d in self.broker.dead_letters(queue)]
 
     def consumer(
-        self, keys: Keys, pins: Pins, queue: str = "bob", **options: Any
+        self,
+        keys: Keys,
+        pins: Pins,
+        queue: str = "bob",
+        *,
+        window: ReplayWindow | None = None,
+        **options: Any,
     ) -> SealedConsumer:
-        opener = Opener(keys.bob, trust=pins, replay=ReplayWindow())
+        """bob's consumer; consumers of one group share a ``window`` (their replay record)."""
+        opener = Opener(keys.bob, trust=pins, replay=window or ReplayWindow())
         return SealedConsumer(self.broker, queue, opener=opener, **{"topics": TOPIC, **options})
 
     def run(
@@ -268,6 +283,17 @@ class MemoryWorld(World):
         return self.memory.dead_letters("bob")
 
 
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` to completion; from inside a running event loop (a handler that drives
+    another consumer), on a loop of its own in another thread while this one waits."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 class BlockingView:
     """An AsyncSealedConsumer driven as the sync tests drive a SealedConsumer: each call runs
     the coroutine to completion (a handler's heartbeat calls the memory broker directly)."""
@@ -297,11 +323,12 @@ class BlockingView:
         self.inner._limiter = value
 
     def poll(self, handler: Callable[[Opened], object], **kw: Any) -> int:
-        return asyncio.run(self.inner.poll(handler, **kw))
+        return _run(self.inner.poll(handler, **kw))
 
     def extend_lease(self, *, now: float | None = None) -> None:
-        delivery = self.inner._current()  # refuses outside the handler, as the real one does
+        delivery, opened = self.inner._current()  # refuses outside the handler, as it should
         self.async_broker.sync.extend_lease(delivery, now=now)
+        self.inner._renew(opened, now)
 
 
 class AsyncMemoryWorld(MemoryWorld):
@@ -311,8 +338,16 @@ class AsyncMemoryWorld(MemoryWorld):
         super().__init__(push=push)
         self.async_broker = AsyncMemoryBroker(self.memory)
 
-    def consumer(self, keys: Keys, pins: Pins, queue: str = "bob", **options: Any) -> Any:
-        opener = Opener(keys.bob, trust=pins, replay=ReplayWindow())
+    def consumer(
+        self,
+        keys: Keys,
+        pins: Pins,
+        queue: str = "bob",
+        *,
+        window: ReplayWindow | None = None,
+        **options: Any,
+    ) -> Any:
+        opener = Opener(keys.bob, trust=pins, replay=window or ReplayWindow())
         inner = AsyncSealedConsumer(
             self.async_broker, queue, opener=opener, **{"topics": TOPIC, **options}
         )
@@ -341,7 +376,7 @@ class AsyncMemoryWorld(MemoryWorld):
             finally:
                 self.async_broker.unsubscribe(consumer.queue)
 
-        asyncio.run(turn())
+        _run(turn())
         return handled
 
 
@@ -904,3 +939,165 @@ def test_an_async_consumer_does_not_poll_a_pushing_broker(keys: Keys, pins: Pins
     consumer = AsyncMemoryWorld(push=True).consumer(keys, pins).inner
     with pytest.raises(UsageError, match="pushes"):
         asyncio.run(consumer.poll(Recorder(AsyncMemoryWorld(push=True)), now=T0))
+
+
+# claims: consumers of one group, crashes and handler errors ----------------------------
+
+CLAIM = 60.0  # the consumers' claim lease here (twice the broker's lease)
+
+
+class Killed(BaseException):
+    """What a handler's process dying looks like to the code around it: nothing after it runs
+    (no settlement, no release: only the broker's lease and the claim's lease run out)."""
+
+
+def _killer(opened: Opened) -> None:
+    raise Killed
+
+
+def test_a_consumer_killed_in_its_handler_hands_the_message_over_once_its_claim_lapses(
+    world: World, keys: Keys, pins: Pins
+) -> None:
+    """SIGKILL inside the handler: the broker delivers the message again when its lease runs
+    out; the next consumer waits for the dead one's claim to lapse, then handles it, once."""
+    window = ReplayWindow()
+    world.publish(TOPIC, _seal(keys), now=T0)
+    first = world.consumer(keys, pins, window=window, claim_lease=CLAIM)
+    with pytest.raises(Killed):
+        world.run(first, _killer, now=T0)
+    second = world.consumer(keys, pins, window=window, claim_lease=CLAIM)
+    handler = Recorder(world)
+    assert world.run(second, handler, now=T0 + LEASE) == 0  # redelivered: the claim still holds
+    assert world.told[-1] == Retry(delay=CLAIM)  # busy: not dead-lettered, not handled
+    assert world.dead_letters("bob") == []
+    lapsed = T0 + LEASE + world.retried_after(CLAIM)
+    assert lapsed >= T0 + CLAIM
+    assert world.run(second, handler, now=lapsed) == 1
+    assert [o.payload for o in handler.opened] == [SECRET]
+    assert second.metrics == {"retried:busy": 1, "taken_over": 1, "acked": 1}
+    assert world.run(second, handler, now=lapsed + 3600) == 0  # nothing left, nothing twice
+    assert world.dead_letters("bob") == []
+
+
+def test_a_copy_that_arrives_while_another_consumer_handles_it_waits_then_is_refused(
+    world: World, keys: Keys, pins: Pins
+) -> None:
+    """Two consumers of one group get copies of one message at once: one handles it, the
+    other's copy waits for the claim, then is refused as a replay: the application sees it
+    once, and no copy is dead-lettered while the first one is still in the handler."""
+    window = ReplayWindow()
+    sealed = _seal(keys)
+    world.publish(TOPIC, sealed, now=T0)
+    first = world.consumer(keys, pins, window=window, claim_lease=CLAIM)
+    second = world.consumer(keys, pins, window=window, claim_lease=CLAIM)
+    application = Recorder(world)
+
+    def handler(opened: Opened) -> None:
+        world.publish(TOPIC, sealed, now=T0)  # the broker hands a copy to the other consumer
+        assert world.run(second, application, now=T0) == 0  # busy: it waits
+        application(opened)
+
+    assert world.run(first, handler, now=T0, max_messages=1) == 1
+    assert second.metrics == {"retried:busy": 1}
+    assert world.dead_letters("bob") == []
+    world.run(second, application, now=T0 + world.retried_after(CLAIM))
+    assert [o.payload for o in application.opened] == [SECRET]
+    assert [d[1] for d in world.dead_letters("bob")] == [REJECTED]  # the copy: replayed
+    assert second.metrics == {"retried:busy": 1, "dead_lettered:replayed": 1}
+
+
+@pytest.mark.parametrize("make_world", _brokers(counts_attempts=True, nack=True), indirect=True)
+def test_a_handler_error_is_retried_when_the_user_chose_so(
+    world: World, keys: Keys, pins: Pins
+) -> None:
+    world.publish(TOPIC, _seal(keys), now=T0)
+    retry = RetryPolicy(max_attempts=3, delay=10, on_handler_error=OnHandlerError.RETRY)
+    consumer = world.consumer(keys, pins, retry=retry, claim_lease=CLAIM)
+    failing = Recorder(world, fail=True)
+    with pytest.raises(RuntimeError):
+        world.run(consumer, failing, now=T0)
+    assert world.told == [Retry(delay=10.0)]  # its claim released: not replayed next time
+    handler = Recorder(world)
+    assert world.run(consumer, handler, now=T0 + 10) == 1
+    assert [o.payload for o in handler.opened] == [SECRET]
+    assert world.dead_letters("bob") == []
+    assert consumer.metrics == {"retried:handler_error": 1, "acked": 1}
+
+
+def test_a_handler_error_without_attempt_counts_is_dead_lettered_even_if_retries_were_chosen(
+    keys: Keys, pins: Pins
+) -> None:
+    """Only a count bounds a retry: without one, a failing handler could loop forever."""
+    world = MemoryWorld(push=True, counts_attempts=False, nack=False)
+    world.publish(TOPIC, _seal(keys), now=T0)
+    retry = RetryPolicy(on_handler_error=OnHandlerError.RETRY)
+    with pytest.raises(RuntimeError):
+        world.run(world.consumer(keys, pins, retry=retry), Recorder(world, fail=True), now=T0)
+    assert [d[1] for d in world.dead_letters("bob")] == [HANDLER_ERROR]
+
+
+@pytest.mark.parametrize("make_world", ["memory-pull", "spool"], indirect=True)
+def test_a_dead_letter_of_a_failed_handler_is_handled_once_redriven(
+    world: World, keys: Keys, pins: Pins
+) -> None:
+    """The failed handler's claim is released, so the redriven message opens afresh."""
+    window = ReplayWindow()
+    world.publish(TOPIC, _seal(keys), now=T0)
+    consumer = world.consumer(keys, pins, window=window)
+    with pytest.raises(RuntimeError):
+        world.run(consumer, Recorder(world, fail=True), now=T0)
+    assert [d[1] for d in world.dead_letters("bob")] == [HANDLER_ERROR]
+    assert world.redrive("bob", now=T0 + 1) == 1
+    handler = Recorder(world)
+    assert world.run(consumer, handler, now=T0 + 1) == 1
+    assert [o.payload for o in handler.opened] == [SECRET]
+
+
+def test_extend_lease_renews_the_claim_too(world: World, keys: Keys, pins: Pins) -> None:
+    window = ReplayWindow()
+    sealed = _seal(keys)
+    world.publish(TOPIC, sealed, now=T0)
+    first = world.consumer(keys, pins, window=window, claim_lease=CLAIM)
+    second = world.consumer(keys, pins, window=window, claim_lease=CLAIM)
+    states: list[object] = []
+
+    def long_job(opened: Opened) -> None:
+        first.extend_lease(now=T0 + CLAIM - 1)  # a heartbeat just before the claim lapses
+        world.put("bob", TOPIC, sealed)  # a copy for the other consumer
+        states.append(world.run(second, Recorder(world), now=T0 + CLAIM + 10))
+        states.append(world.told[-1])
+
+    assert world.run(first, long_job, now=T0, max_messages=1) == 1
+    assert states == [0, Retry(delay=CLAIM)]  # still busy past the first claim's end
+    assert "taken_over" not in second.metrics
+
+
+def test_a_handler_that_outlived_its_claim_is_told_and_counted(
+    world: World, keys: Keys, pins: Pins
+) -> None:
+    window = ReplayWindow()
+    sealed = _seal(keys)
+    world.publish(TOPIC, sealed, now=T0)
+    first = world.consumer(keys, pins, window=window, claim_lease=CLAIM)
+    second = world.consumer(keys, pins, window=window, claim_lease=CLAIM)
+    later = T0 + CLAIM + 1
+    outcomes: list[object] = []
+
+    def slow(opened: Opened) -> None:  # forgot its heartbeat; another consumer took over
+        world.put("bob", TOPIC, sealed)
+        outcomes.append(world.run(second, Recorder(world), now=later, max_messages=1))
+        try:
+            first.extend_lease(now=later)
+        except LeaseLost:
+            outcomes.append("lease lost")
+
+    world.run(first, slow, now=T0, max_messages=1)
+    assert outcomes == [1, "lease lost"]
+    assert second.metrics == {"taken_over": 1, "acked": 1}
+    assert first.metrics.get("claim_lost") == 1
+
+
+def test_claim_lease_must_be_positive(keys: Keys, pins: Pins) -> None:
+    opener = Opener(keys.bob, trust=pins, replay=ReplayWindow())
+    with pytest.raises(UsageError, match="claim_lease"):
+        SealedConsumer(MemoryBroker(), "bob", opener=opener, topics="#", claim_lease=0)

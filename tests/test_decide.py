@@ -16,6 +16,7 @@ from letterlock.transports.decide import (
     Count,
     DeadLetter,
     DeadLetterReason,
+    OnHandlerError,
     OnRefusal,
     Outcome,
     Retry,
@@ -26,6 +27,10 @@ from letterlock.transports.decide import (
 )
 
 POLICY = RetryPolicy(max_attempts=3, delay=10.0, max_delay=300.0)
+RETRYING = RetryPolicy(
+    max_attempts=3, delay=10.0, max_delay=300.0, on_handler_error=OnHandlerError.RETRY
+)
+WAIT = 60.0  # a busy copy's wait (the consumer's claim lease)
 RETRIED = sorted(r for r, how in SETTLEMENT.items() if how is OnRefusal.RETRY)
 OTHERS = sorted(r for r, how in SETTLEMENT.items() if how is OnRefusal.DEAD_LETTER)
 REJECTED = DeadLetter(reason=DeadLetterReason.REJECTED)
@@ -41,6 +46,10 @@ EXPECTED: dict[tuple[Row, Count], Settlement | None] = {
     (Row.DELIVERED, Count.LEFT): None,
     (Row.DELIVERED, Count.LAST): None,
     (Row.DELIVERED, Count.OVER): MAX_ATTEMPTS,
+    (Row.BUSY, Count.UNKNOWN): Retry(delay=WAIT),  # a claim bounds it, not a count
+    (Row.BUSY, Count.LEFT): Retry(delay=WAIT),
+    (Row.BUSY, Count.LAST): Retry(delay=WAIT),
+    (Row.BUSY, Count.OVER): MAX_ATTEMPTS,
     (Row.HANDLED, Count.UNKNOWN): Ack(),
     (Row.HANDLED, Count.LEFT): Ack(),
     (Row.HANDLED, Count.LAST): Ack(),
@@ -49,6 +58,10 @@ EXPECTED: dict[tuple[Row, Count], Settlement | None] = {
     (Row.HANDLER_RAISED, Count.LEFT): HANDLER_ERROR,
     (Row.HANDLER_RAISED, Count.LAST): HANDLER_ERROR,
     (Row.HANDLER_RAISED, Count.OVER): HANDLER_ERROR,
+    (Row.HANDLER_RAISED_RETRIED, Count.UNKNOWN): HANDLER_ERROR,
+    (Row.HANDLER_RAISED_RETRIED, Count.LEFT): Retry(delay=20.0),
+    (Row.HANDLER_RAISED_RETRIED, Count.LAST): HANDLER_ERROR,
+    (Row.HANDLER_RAISED_RETRIED, Count.OVER): HANDLER_ERROR,
     (Row.REFUSED_RETRIED, Count.UNKNOWN): REJECTED,
     (Row.REFUSED_RETRIED, Count.LEFT): Retry(delay=20.0),  # after attempt 2: 10 * 2**1
     (Row.REFUSED_RETRIED, Count.LAST): REJECTED,
@@ -65,7 +78,14 @@ def _outcomes(row: Row) -> list[Outcome | Reason]:
         return list(RETRIED)
     if row is Row.REFUSED_OTHER:
         return list(OTHERS)
+    if row is Row.HANDLER_RAISED_RETRIED:
+        return [Outcome.HANDLER_RAISED]
     return [Outcome[row.name]]
+
+
+def _decide(outcome: Outcome | Reason, attempts: int | None, policy: RetryPolicy) -> object:
+    wait = WAIT if outcome is Outcome.BUSY else None
+    return decide(outcome, attempts=attempts, policy=policy, wait=wait)
 
 
 def test_the_table_lists_every_pair_once() -> None:
@@ -75,9 +95,19 @@ def test_the_table_lists_every_pair_once() -> None:
 
 @pytest.mark.parametrize(("row", "count"), list(itertools.product(Row, Count)))
 def test_each_row(row: Row, count: Count) -> None:
+    policy = RETRYING if row is Row.HANDLER_RAISED_RETRIED else POLICY
     for outcome in _outcomes(row):
-        got = decide(outcome, attempts=ATTEMPTS[count], policy=POLICY)
+        got = _decide(outcome, ATTEMPTS[count], policy)
         assert got == EXPECTED[row, count], (outcome, count)
+
+
+def test_a_wait_is_for_a_busy_copy_and_only_for_one() -> None:
+    with pytest.raises(UsageError, match="busy"):
+        decide(Outcome.BUSY, attempts=1, policy=POLICY)
+    with pytest.raises(UsageError, match="busy"):
+        decide(Outcome.HANDLED, attempts=1, policy=POLICY, wait=1.0)
+    with pytest.raises(UsageError, match="negative"):
+        decide(Outcome.BUSY, attempts=1, policy=POLICY, wait=-1.0)
 
 
 def test_backoff_doubles_up_to_the_cap_and_never_overflows() -> None:
@@ -101,6 +131,7 @@ def test_attempts_count_this_delivery() -> None:
         {"delay": -1.0},
         {"delay": 10.0, "max_delay": 1.0},
         {"delay": float("nan")},
+        {"on_handler_error": "retry"},
     ],
 )
 def test_nonsense_policies_are_usage_errors(bad: dict[str, float]) -> None:
@@ -113,10 +144,13 @@ def test_nonsense_policies_are_usage_errors(bad: dict[str, float]) -> None:
 outcomes = st.sampled_from([*Outcome, *Reason])
 attempts = st.one_of(st.none(), st.integers(min_value=1, max_value=10**6))
 policies = st.builds(
-    lambda n, d, extra: RetryPolicy(max_attempts=n, delay=d, max_delay=d + extra),
+    lambda n, d, extra, on_error: RetryPolicy(
+        max_attempts=n, delay=d, max_delay=d + extra, on_handler_error=on_error
+    ),
     st.integers(min_value=1, max_value=50),
     st.floats(min_value=0, max_value=1e6),
     st.floats(min_value=0, max_value=1e6),
+    st.sampled_from(OnHandlerError),
 )
 
 
@@ -124,16 +158,22 @@ policies = st.builds(
 def test_decide_is_total_and_keeps_its_promises(
     outcome: Outcome | Reason, attempts: int | None, policy: RetryPolicy
 ) -> None:
-    got = decide(outcome, attempts=attempts, policy=policy)
+    got = _decide(outcome, attempts, policy)
     over = attempts is not None and attempts > policy.max_attempts
     if got is None:  # only before opening, and only within the attempts allowed
         assert outcome is Outcome.DELIVERED
         assert not over
     elif isinstance(got, Ack):  # the only path to an ack: the handler returned
         assert outcome is Outcome.HANDLED
+    elif isinstance(got, Retry) and outcome is Outcome.BUSY:  # bounded by the claim's lease
+        assert got.delay == WAIT
+        assert not over
     elif isinstance(got, Retry):  # bounded: only with a count, and attempts left
-        assert isinstance(outcome, Reason)
-        assert SETTLEMENT[outcome] is OnRefusal.RETRY
+        if isinstance(outcome, Reason):
+            assert SETTLEMENT[outcome] is OnRefusal.RETRY
+        else:  # a handler error, retried only where the user chose so
+            assert outcome is Outcome.HANDLER_RAISED
+            assert policy.on_handler_error is OnHandlerError.RETRY
         assert attempts is not None
         assert attempts < policy.max_attempts
         assert 0 <= got.delay <= policy.max_delay
@@ -145,9 +185,8 @@ def test_decide_is_total_and_keeps_its_promises(
         elif outcome is Outcome.HANDLER_RAISED:
             assert got.reason is DeadLetterReason.HANDLER_ERROR
         else:
-            assert (outcome, got.reason, over) == (
-                Outcome.DELIVERED, DeadLetterReason.MAX_ATTEMPTS, True
-            )  # fmt: skip
+            assert outcome in {Outcome.DELIVERED, Outcome.BUSY}
+            assert (got.reason, over) == (DeadLetterReason.MAX_ATTEMPTS, True)
 
 
 @given(attempts=attempts, policy=policies)

@@ -25,6 +25,7 @@ import pytest
 
 from letterlock import (
     AddResult,
+    Claim,
     MemoryReplayStore,
     Reason,
     Rejected,
@@ -167,6 +168,141 @@ def test_first_matching_row_wins(window: ReplayWindow) -> None:
     assert reason_of(lambda: check(window, created=NOW - 10, expires=NOW)) is Reason.EXPIRED
     future_and_expired = partial(check, window, 9, created=NOW + SKEW + 1, expires=NOW)
     assert reason_of(future_and_expired) is Reason.NOT_YET_VALID
+
+
+# --------------------------------------------------------------------------- claims
+
+H1 = b"holder-one-16byt"  # one consumer's claim token
+H2 = b"holder-two-16byt"  # another consumer's
+LEASE = 60
+
+
+def claim(window: ReplayWindow, n: int = 1, *, holder: bytes = H1, now: float = NOW) -> Claim:
+    return window.claim(
+        sender=A, message_id=mid(n), created=NOW, now=now, holder=holder, until=now + LEASE
+    )
+
+
+def test_claim_then_finish_records_the_message_as_handled(
+    window: ReplayWindow, store: ReplayStore
+) -> None:
+    assert claim(window) is Claim.CLAIMED
+    assert not store.contains(A, mid(1))  # a claim is not a handled id: step 11 lets it pass
+    check(window)
+    assert window.finish(sender=A, message_id=mid(1), holder=H1)
+    assert store.contains(A, mid(1))
+    assert reason_of(lambda: claim(window, holder=H2)) is Reason.REPLAYED
+    assert reason_of(lambda: record(window)) is Reason.REPLAYED
+
+
+def test_a_live_claim_makes_another_copy_busy_never_replayed(window: ReplayWindow) -> None:
+    """A copy delivered to a second consumer while the first one handles it: try again later."""
+    assert claim(window) is Claim.CLAIMED
+    assert claim(window, holder=H2, now=NOW + LEASE - 1) is Claim.BUSY
+    assert claim(window, holder=H1, now=NOW + 1) is Claim.BUSY  # a redelivery to itself too
+    assert reason_of(lambda: record(window)) is Reason.REPLAYED  # a plain open never handles it
+
+
+def test_a_claim_whose_time_passed_is_taken_over(window: ReplayWindow, store: ReplayStore) -> None:
+    """Its consumer died in the handler: once the claim's time passes, another may handle it,
+    and the dead consumer's token no longer finishes, releases or extends anything."""
+    assert claim(window) is Claim.CLAIMED
+    assert claim(window, holder=H2, now=NOW + LEASE) is Claim.TAKEN_OVER
+    assert not window.finish(sender=A, message_id=mid(1), holder=H1)
+    assert not window.release(sender=A, message_id=mid(1), holder=H1)
+    assert not window.extend(sender=A, message_id=mid(1), holder=H1, until=NOW + 10 * LEASE)
+    assert claim(window, holder=H1, now=NOW + LEASE + 1) is Claim.BUSY  # H2's until holds
+    assert window.finish(sender=A, message_id=mid(1), holder=H2)
+    assert store.contains(A, mid(1))
+    assert len(store) == 1
+
+
+def test_release_lets_the_message_be_handled_again(
+    window: ReplayWindow, store: ReplayStore
+) -> None:
+    """The handler failed and the user chose a retry: the next copy is claimed afresh."""
+    assert claim(window) is Claim.CLAIMED
+    assert not window.release(sender=A, message_id=mid(1), holder=H2)  # not H2's to release
+    assert window.release(sender=A, message_id=mid(1), holder=H1)
+    assert not store.contains(A, mid(1))
+    assert len(store) == 0
+    assert claim(window, holder=H2, now=NOW + 1) is Claim.CLAIMED
+    assert len(store) == 1
+
+
+def test_extend_keeps_a_claim_alive_for_its_holder_only(window: ReplayWindow) -> None:
+    assert claim(window) is Claim.CLAIMED
+    assert not window.extend(sender=A, message_id=mid(1), holder=H2, until=NOW + 1)
+    assert window.extend(sender=A, message_id=mid(1), holder=H1, until=NOW + 3 * LEASE)
+    assert claim(window, holder=H2, now=NOW + 2 * LEASE) is Claim.BUSY  # past the first until
+    assert claim(window, holder=H2, now=NOW + 3 * LEASE) is Claim.TAKEN_OVER
+
+
+def test_claims_are_per_sender_and_one_sender_cannot_touch_anothers(
+    window: ReplayWindow, store: ReplayStore
+) -> None:
+    assert claim(window) is Claim.CLAIMED
+    assert store.add(M, mid(1), NOW, now=NOW, holder=H2, until=NOW + LEASE) is ADDED
+    assert not store.finish(M, mid(1), H1)
+    assert store.finish(A, mid(1), H1)
+    assert not store.contains(M, mid(1))
+
+
+def test_claims_are_evicted_and_pruned_like_handled_ids(make_store: StoreFactory) -> None:
+    store = make_store(capacity=2)
+    assert store.add(A, mid(1), NOW, now=NOW, holder=H1, until=NOW + LEASE) is ADDED
+    assert store.add(A, mid(2), NOW + 1, now=NOW + 1) is ADDED
+    assert store.add(A, mid(3), NOW + 2, now=NOW + 2) is ADDED  # evicts the claimed oldest
+    assert store.floor(A) == NOW
+    assert not store.finish(A, mid(1), H1)  # gone with its claim
+    assert store.add(A, mid(1), NOW, now=NOW, holder=H2, until=NOW + LEASE) is (
+        AddResult.BELOW_FLOOR
+    )
+    assert store.add(A, mid(4), NOW + 3, now=NOW + 3, holder=H1, until=NOW + LEASE) is ADDED
+    store.prune(NOW + 10)
+    assert len(store) == 0
+    assert not store.extend(A, mid(4), H1, NOW + 2 * LEASE)
+
+
+def test_concurrent_claims_of_one_message_give_it_to_one_consumer(
+    make_store: StoreFactory,
+) -> None:
+    store = make_store()
+    results = _race(
+        lambda i: store.add(A, mid(1), NOW, now=NOW, holder=bytes([i]) * 16, until=NOW + LEASE)
+    )
+    assert sorted(r.value for r in results) == ["added"] + ["busy"] * 15
+
+
+def test_a_claim_needs_a_holder(window: ReplayWindow) -> None:
+    with pytest.raises(UsageError, match="holder"):
+        claim(window, holder=b"")
+
+
+def test_sqlite_upgrades_a_record_without_claims(tmp_path: Path) -> None:
+    """A version 2 file (before claims) is upgraded in place; its ids stay handled."""
+    path = tmp_path / "v2.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "CREATE TABLE seen (sender BLOB NOT NULL, id BLOB NOT NULL, created INTEGER NOT NULL,"
+            " PRIMARY KEY (sender, id)) WITHOUT ROWID;"
+            "CREATE INDEX seen_by_time ON seen (sender, created);"
+            "CREATE TABLE senders (sender BLOB PRIMARY KEY, floor INTEGER NOT NULL,"
+            " count INTEGER NOT NULL) WITHOUT ROWID;"
+            "CREATE TABLE meta (one INTEGER PRIMARY KEY CHECK (one = 1), floor INTEGER NOT NULL);"
+            "INSERT INTO meta VALUES (1, -1);"
+            f"INSERT INTO seen VALUES (x'{A.hex()}', x'{mid(1).hex()}', {NOW});"
+            f"INSERT INTO senders VALUES (x'{A.hex()}', -1, 1);"
+            "PRAGMA application_id=1280070224; PRAGMA user_version=2;"
+        )
+    db.close()
+    with SQLiteReplayStore(path) as store:
+        assert store.contains(A, mid(1))
+        assert store.add(A, mid(1), NOW, now=NOW, holder=H1, until=NOW + LEASE) is (AddResult.SEEN)
+        assert store.add(A, mid(2), NOW, now=NOW, holder=H1, until=NOW + LEASE) is ADDED
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (3,)
+    db.close()
 
 
 # --------------------------------------------------------------------------- the floor

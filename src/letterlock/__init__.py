@@ -25,7 +25,13 @@ from letterlock.core.keys import (
     format_fingerprint,
 )
 from letterlock.core.protocol import Opened, Padding, Received, SealKeywords, SealOptions
-from letterlock.core.replay import AddResult, MemoryReplayStore, ReplayStore, ReplayWindow
+from letterlock.core.replay import (
+    AddResult,
+    Claim,
+    MemoryReplayStore,
+    ReplayStore,
+    ReplayWindow,
+)
 from letterlock.core.suites import Suite
 from letterlock.core.topics import Topics
 from letterlock.core.trust import Refusal, TrustContext, TrustPolicy, VerifiedSender, Via
@@ -49,6 +55,7 @@ _logging.getLogger("letterlock").addHandler(_logging.NullHandler())
 __all__ = [
     "DEFAULT_LIMITS",
     "AddResult",
+    "Claim",
     "Decapsulator",
     "Envelope",
     "FirstKnown",

@@ -17,7 +17,10 @@ One way to open such a file, so that every store gets the same guarantees:
    0600), and each step that can lose such a race is retried with backoff until ``timeout``.
 3. The stamp (``application_id``, ``user_version``) is read before anything is written: a file of
    another application, of the other store or of another version is refused and left byte for
-   byte as it was, not even switched to WAL. Then WAL (persistent in the file) and, on every
+   byte as it was, not even switched to WAL. A file of an earlier version that the schema knows
+   how to upgrade (:attr:`Schema.migrations`) is upgraded in one ``BEGIN IMMEDIATE``
+   transaction, steps and new stamp together, so a crash leaves it at the old version or the
+   new one. Then WAL (persistent in the file) and, on every
    connection, ``synchronous=FULL``: a committed call survives a crash, and processes on one
    host share the file.
 
@@ -75,11 +78,21 @@ class Schema:
     #: The refusal for an unstamped file that has tables (default: not a ``name``); a schema
     #: can recognise its own earlier, unstamped layout here and say what to do with it.
     unstamped: Callable[[Path, frozenset[str]], str] | None = None
+    #: Upgrades of earlier versions: ``(version, statements)`` turns that version into the
+    #: next; a file whose version starts an unbroken chain up to :attr:`version` is upgraded.
+    migrations: tuple[tuple[int, tuple[str, ...]], ...] = ()
+
+    def upgradable(self, version: int) -> bool:
+        steps = dict(self.migrations)
+        while version in steps:
+            version += 1
+        return version == self.version
 
 
 class _Stamp(enum.Enum):
     NEW = "new"  # no stamp and no tables: ours to set up
     OURS = "ours"
+    EARLIER = "earlier"  # ours, of a version the schema upgrades
 
 
 class _Busy(Exception):
@@ -151,6 +164,8 @@ class Database:
             self._db.execute(f"PRAGMA {pragma}")
         if stamp is _Stamp.NEW:
             _retrying(deadline, self._create)
+        elif stamp is _Stamp.EARLIER:
+            _retrying(deadline, self._upgrade)
 
     def _read_stamp(self) -> _Stamp:
         with _deferred(self._db) as db:
@@ -163,6 +178,8 @@ class Database:
         schema = self.schema
         if (app_id, version) == (schema.application_id, schema.version):
             return _Stamp.OURS
+        if app_id == schema.application_id and schema.upgradable(version):
+            return _Stamp.EARLIER
         if app_id == schema.application_id:
             raise schema.error(f"{self.path}: unsupported {schema.name} (schema {version})")
         names = frozenset(row[0] for row in db.execute("SELECT name FROM sqlite_schema"))
@@ -178,6 +195,18 @@ class Database:
             (mode,) = self._db.execute("PRAGMA journal_mode=WAL").fetchone()
         if mode != "wal":  # SQLite keeps the old mode when it cannot switch right now
             raise _Busy(f"{self.path}: cannot switch to WAL (journal mode {mode})")
+
+    def _upgrade(self) -> None:
+        with _immediate(self._db) as db:
+            if self._stamp(db) is not _Stamp.EARLIER:
+                return  # another connection upgraded it meanwhile
+            (version,) = db.execute("PRAGMA user_version").fetchone()
+            steps = dict(self.schema.migrations)
+            while version < self.schema.version:
+                for statement in steps[version]:
+                    db.execute(statement)
+                version += 1
+            db.execute(f"PRAGMA user_version={self.schema.version}")
 
     def _create(self) -> None:
         with _immediate(self._db) as db:

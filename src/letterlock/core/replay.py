@@ -33,10 +33,23 @@ verified sender. Recording a fresh message at a full record first forgets that s
 ids (all ids tied at the oldest creation time) and raises its floor to that time; a message
 created at or before that time is refused instead, leaving the record unchanged.
 
-Transitions of one (sender, id): ``fresh --record--> recorded --prune/evict--> forgotten``
-(at or below a floor). ``add`` is atomic in every store: of two concurrent copies exactly one
-wins, and only an envelope that passed every other check is recorded, so a forged copy cannot
-block the genuine message.
+Transitions of one (sender, id), where a *claim* is a consumer's hold on a message its handler
+is working on (``holder``, a random token of that consumer, until ``until`` on the receiver's
+clock)::
+
+    fresh --add--------------------------------------> handled --prune/evict--> forgotten
+    fresh --add(holder)--> claimed --finish(holder)--> handled
+                           claimed --release(holder)-> fresh      (the handler failed: retry)
+                           claimed --extend(holder)--> claimed    (a heartbeat: a later until)
+                           claimed, until passed --add(other holder)--> claimed by the other
+                                                                  (its holder died: taken over)
+
+``add`` is atomic in every store: of two concurrent copies exactly one wins (ADDED), and only an
+envelope that passed every other check is recorded, so a forged copy cannot block the genuine
+message. A copy meeting a live claim is BUSY (another consumer is handling it: try later); one
+meeting a handled id is SEEN (replayed). ``finish``, ``release`` and ``extend`` act only for the
+claim's own holder, so one consumer can never complete, drop or prolong another's claim.
+``contains`` (the early step 11) sees handled ids only: a claimed id is decided at step 21.
 
 The window is pure (time is an argument); stores implement :class:`ReplayStore`:
 :class:`MemoryReplayStore` here, :class:`letterlock.stores.sqlite.SQLiteReplayStore` on disk.
@@ -52,7 +65,14 @@ from typing import Final, Protocol
 
 from letterlock.errors import Reason, Rejected, UsageError
 
-__all__ = ["DEFAULT_CAPACITY", "AddResult", "MemoryReplayStore", "ReplayStore", "ReplayWindow"]
+__all__ = [
+    "DEFAULT_CAPACITY",
+    "AddResult",
+    "Claim",
+    "MemoryReplayStore",
+    "ReplayStore",
+    "ReplayWindow",
+]
 
 #: Ids kept per sender before the oldest are forgotten (and that sender's floor rises).
 DEFAULT_CAPACITY: Final = 1_000_000
@@ -61,10 +81,20 @@ DEFAULT_CAPACITY: Final = 1_000_000
 class AddResult(enum.Enum):
     """What :meth:`ReplayStore.add` did."""
 
-    ADDED = "added"  #: recorded now
+    ADDED = "added"  #: recorded now (handled, or claimed by the holder)
+    TAKEN_OVER = "taken_over"  #: a claim whose ``until`` had passed is now the holder's
     BELOW_FLOOR = "below_floor"  #: created at or before the sender's floor: refused, expired
-    SEEN = "seen"  #: this sender's id is already recorded: replayed
+    SEEN = "seen"  #: this sender's id is recorded as handled (or claimed, for a plain add)
+    BUSY = "busy"  #: claimed by another holder until a time not yet reached: try later
     FULL = "full"  #: the sender's record is full of ids created after now: over_limit
+
+
+class Claim(enum.Enum):
+    """What :meth:`ReplayWindow.claim` gave the consumer that asked."""
+
+    CLAIMED = "claimed"  #: the message is this consumer's to handle
+    TAKEN_OVER = "taken_over"  #: it was claimed by a consumer that stopped renewing: now ours
+    BUSY = "busy"  #: another consumer is handling it now: settle it to come back later
 
 
 class ReplayStore(Protocol):
@@ -77,16 +107,43 @@ class ReplayStore(Protocol):
         """
         ...
 
-    def contains(self, sender: bytes, message_id: bytes) -> bool: ...
+    def contains(self, sender: bytes, message_id: bytes) -> bool:
+        """Whether ``(sender, message_id)`` is recorded as handled (claims are not)."""
+        ...
 
-    def add(self, sender: bytes, message_id: bytes, created: int, *, now: int) -> AddResult:
+    def add(
+        self,
+        sender: bytes,
+        message_id: bytes,
+        created: int,
+        *,
+        now: float,
+        holder: bytes | None = None,
+        until: float = 0.0,
+    ) -> AddResult:
         """Record ``(sender, message_id)`` unless refused; atomic with pruning and eviction.
 
-        In order: BELOW_FLOOR if ``created <= floor(sender)``; SEEN if already recorded; at
-        the sender's capacity, FULL if its oldest id was created after ``now``, BELOW_FLOOR if
-        ``created`` is not after that oldest id, else forget the oldest ids (those tied at the
-        oldest time) and raise the sender's floor to their time; then record: ADDED.
+        Without ``holder`` the id is recorded as handled; with one, as claimed by ``holder``
+        until ``until``. In order: BELOW_FLOOR if ``created <= floor(sender)``; if the id is
+        recorded: SEEN if handled, or if claimed and this is a plain add; BUSY if claimed by
+        another holder (or this one) with ``until > now``; else (a claim whose time passed)
+        it becomes ``holder``'s until ``until``: TAKEN_OVER. At the sender's capacity, FULL if
+        its oldest id was created after ``now``, BELOW_FLOOR if ``created`` is not after that
+        oldest id, else forget the oldest ids (those tied at the oldest time, claimed or not)
+        and raise the sender's floor to their time; then record: ADDED.
         """
+        ...
+
+    def finish(self, sender: bytes, message_id: bytes, holder: bytes) -> bool:
+        """``holder``'s claim becomes handled; False (nothing changed) if it is not its claim."""
+        ...
+
+    def release(self, sender: bytes, message_id: bytes, holder: bytes) -> bool:
+        """Forget ``holder``'s claim (the id may be added again); False if not its claim."""
+        ...
+
+    def extend(self, sender: bytes, message_id: bytes, holder: bytes, until: float) -> bool:
+        """Move ``holder``'s claim to ``until``; False (nothing changed) if not its claim."""
         ...
 
     def prune(self, cutoff: int) -> None:
@@ -102,6 +159,7 @@ class ReplayStore(Protocol):
 class _SenderRecord:
     seen: dict[bytes, int] = field(default_factory=dict)
     by_time: list[tuple[int, bytes]] = field(default_factory=list)
+    claims: dict[bytes, tuple[bytes, float]] = field(default_factory=dict)  # id -> holder, until
     floor: int = -1
 
 
@@ -125,9 +183,18 @@ class MemoryReplayStore:
 
     def contains(self, sender: bytes, message_id: bytes) -> bool:
         record = self._senders.get(sender)
-        return record is not None and message_id in record.seen
+        return record is not None and message_id in record.seen and message_id not in record.claims
 
-    def add(self, sender: bytes, message_id: bytes, created: int, *, now: int) -> AddResult:
+    def add(
+        self,
+        sender: bytes,
+        message_id: bytes,
+        created: int,
+        *,
+        now: float,
+        holder: bytes | None = None,
+        until: float = 0.0,
+    ) -> AddResult:
         with self._lock:
             record = self._senders.get(sender)
             if record is None:
@@ -135,7 +202,13 @@ class MemoryReplayStore:
             if created <= self._floor or created <= record.floor:
                 return AddResult.BELOW_FLOOR
             if message_id in record.seen:
-                return AddResult.SEEN
+                claim = record.claims.get(message_id)
+                if claim is None or holder is None:
+                    return AddResult.SEEN
+                if claim[1] > now:
+                    return AddResult.BUSY
+                record.claims[message_id] = (holder, until)
+                return AddResult.TAKEN_OVER
             if len(record.seen) >= self._capacity:
                 oldest = record.by_time[0][0]
                 if oldest > now:
@@ -143,23 +216,60 @@ class MemoryReplayStore:
                 if created <= oldest:
                     return AddResult.BELOW_FLOOR
                 while record.by_time and record.by_time[0][0] == oldest:
-                    _, evicted = heapq.heappop(record.by_time)
-                    del record.seen[evicted]
-                    self._count -= 1
+                    self._forget(record, heapq.heappop(record.by_time)[1])
                 record.floor = oldest
             record.seen[message_id] = created
             heapq.heappush(record.by_time, (created, message_id))
+            if holder is not None:
+                record.claims[message_id] = (holder, until)
             self._count += 1
             return AddResult.ADDED
+
+    def _forget(self, record: _SenderRecord, message_id: bytes) -> None:
+        del record.seen[message_id]
+        record.claims.pop(message_id, None)
+        self._count -= 1
+
+    def _held(self, sender: bytes, message_id: bytes, holder: bytes) -> _SenderRecord | None:
+        record = self._senders.get(sender)
+        if record is None:
+            return None
+        claim = record.claims.get(message_id)
+        return record if claim is not None and claim[0] == holder else None
+
+    def finish(self, sender: bytes, message_id: bytes, holder: bytes) -> bool:
+        with self._lock:
+            record = self._held(sender, message_id, holder)
+            if record is None:
+                return False
+            del record.claims[message_id]
+            return True
+
+    def release(self, sender: bytes, message_id: bytes, holder: bytes) -> bool:
+        with self._lock:
+            record = self._held(sender, message_id, holder)
+            if record is None:
+                return False
+            created = record.seen[message_id]
+            record.by_time.remove((created, message_id))
+            heapq.heapify(record.by_time)
+            self._forget(record, message_id)
+            return True
+
+    def extend(self, sender: bytes, message_id: bytes, holder: bytes, until: float) -> bool:
+        with self._lock:
+            record = self._held(sender, message_id, holder)
+            if record is None:
+                return False
+            record.claims[message_id] = (holder, until)
+            return True
 
     def prune(self, cutoff: int) -> None:
         with self._lock:
             self._floor = max(self._floor, cutoff - 1)
             for sender, record in list(self._senders.items()):
                 while record.by_time and record.by_time[0][0] < cutoff:
-                    _, old = heapq.heappop(record.by_time)
-                    del record.seen[old]
-                    self._count -= 1
+                    self._forget(record, heapq.heappop(record.by_time)[1])
                 if not record.seen and record.floor <= self._floor:
                     del self._senders[sender]  # nothing left that the common floor does not say
 
@@ -219,20 +329,69 @@ class ReplayWindow:
         if self.store.contains(sender, message_id):
             raise Rejected(Reason.REPLAYED)
 
-    def record(self, *, sender: bytes, message_id: bytes, created: int, now: int) -> None:
+    def record(self, *, sender: bytes, message_id: bytes, created: int, now: float) -> None:
         """Step 21: atomically record the id of a message that passed everything else."""
+        result = self._add(sender, message_id, created, now=now, holder=None, until=0.0)
+        assert result is AddResult.ADDED  # a plain add is never BUSY nor TAKEN_OVER
+
+    def claim(
+        self,
+        *,
+        sender: bytes,
+        message_id: bytes,
+        created: int,
+        now: float,
+        holder: bytes,
+        until: float,
+    ) -> Claim:
+        """Step 21 for a consumer: claim the message for ``holder`` until ``until``.
+
+        The claim lasts while the handler works (:meth:`extend` it, as a heartbeat); then
+        :meth:`finish` records the message as handled, or :meth:`release` forgets it so that a
+        later copy can be handled. Raises Rejected as :meth:`record` does (a handled id is
+        ``replayed``); BUSY if another holder's claim is still live.
+        """
+        if not holder:
+            raise UsageError("a claim needs a holder")
+        result = self._add(sender, message_id, created, now=now, holder=holder, until=until)
+        if result is AddResult.BUSY:
+            return Claim.BUSY
+        return Claim.TAKEN_OVER if result is AddResult.TAKEN_OVER else Claim.CLAIMED
+
+    def finish(self, *, sender: bytes, message_id: bytes, holder: bytes) -> bool:
+        """The handler is done: the claim becomes a handled id. False if it was not ours."""
+        return self.store.finish(sender, message_id, holder)
+
+    def release(self, *, sender: bytes, message_id: bytes, holder: bytes) -> bool:
+        """The handler failed: forget the claim so the message can be handled again."""
+        return self.store.release(sender, message_id, holder)
+
+    def extend(self, *, sender: bytes, message_id: bytes, holder: bytes, until: float) -> bool:
+        """A heartbeat: the claim lasts until ``until``. False if it is no longer ours."""
+        return self.store.extend(sender, message_id, holder, until)
+
+    def _add(
+        self,
+        sender: bytes,
+        message_id: bytes,
+        created: int,
+        *,
+        now: float,
+        holder: bytes | None,
+        until: float,
+    ) -> AddResult:
         with self._prune_lock:
             self._since_prune += 1
             due = self._since_prune >= self._prune_every
             if due:
                 self._since_prune = 0
         if due:
-            self.store.prune(now - self.max_age)
-        result = self.store.add(sender, message_id, created, now=now)
-        if result is AddResult.ADDED:
-            return
+            self.store.prune(int(now) - self.max_age)
+        result = self.store.add(sender, message_id, created, now=now, holder=holder, until=until)
         if result is AddResult.BELOW_FLOOR:
             raise Rejected(Reason.EXPIRED, "older than the replay window")
         if result is AddResult.SEEN:
             raise Rejected(Reason.REPLAYED)
-        raise Rejected(Reason.OVER_LIMIT, "the sender's replay record is full of future ids")
+        if result is AddResult.FULL:
+            raise Rejected(Reason.OVER_LIMIT, "the sender's replay record is full of future ids")
+        return result

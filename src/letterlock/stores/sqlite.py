@@ -6,9 +6,12 @@ processes opening copies of one message exactly one records it, and an id forgot
 concurrent prune or eviction can never be recorded again. Floors and counts are kept per sender
 beside the ids, so no operation scans the table.
 
-Schema version 2 (``PRAGMA application_id`` "LLRP", ``user_version`` 2) keys ids on (sender key
-id, message id). A file of the earlier layout (one floor and one id space for all senders) is
-refused with a message saying what to do: its ids name no sender, so no safe conversion exists.
+Schema version 3 (``PRAGMA application_id`` "LLRP", ``user_version`` 3) keys ids on (sender key
+id, message id), and keeps a consumer's claim on an id beside it (``holder``, NULL once the
+message is handled, and ``until``). A version 2 file (the same, without claims) is upgraded in
+place on first open. A file of the earlier, unstamped layout (one floor and one id space for all
+senders) is refused with a message saying what to do: its ids name no sender, so no safe
+conversion exists.
 The file is opened as :mod:`letterlock._sqlite` opens all of letterlock's files (mode 0600, checked
 before anything is written, WAL, durable commits), which also translates every ``sqlite3`` and
 ``OSError`` error into :class:`~letterlock.errors.StoreError`: a replay store is not a transport.
@@ -16,6 +19,7 @@ before anything is written, WAL, durable commits), which also translates every `
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Final
 
@@ -27,7 +31,8 @@ __all__ = ["SQLiteReplayStore"]
 
 _TABLES = (
     "CREATE TABLE IF NOT EXISTS seen (sender BLOB NOT NULL, id BLOB NOT NULL, "
-    "created INTEGER NOT NULL, PRIMARY KEY (sender, id)) WITHOUT ROWID",
+    "created INTEGER NOT NULL, holder BLOB, until REAL NOT NULL DEFAULT 0, "
+    "PRIMARY KEY (sender, id)) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS seen_by_time ON seen (sender, created)",
     "CREATE TABLE IF NOT EXISTS senders (sender BLOB PRIMARY KEY, floor INTEGER NOT NULL, "
     "count INTEGER NOT NULL) WITHOUT ROWID",
@@ -51,10 +56,17 @@ SCHEMA: Final = Schema(
     name="replay record",
     error=StoreError,
     application_id=0x4C4C5250,  # "LLRP"
-    version=2,
+    version=3,
     statements=_TABLES,
     unstamped=_unstamped,
-)
+    migrations=(
+        # 2 -> 3: claims (a holder and its until); every id of a version 2 file is handled
+        (2, (
+            "ALTER TABLE seen ADD COLUMN holder BLOB",
+            "ALTER TABLE seen ADD COLUMN until REAL NOT NULL DEFAULT 0",
+        )),
+    ),
+)  # fmt: skip
 
 
 class SQLiteReplayStore:
@@ -91,11 +103,21 @@ class SQLiteReplayStore:
     def contains(self, sender: bytes, message_id: bytes) -> bool:
         with self._database.read("looking up an id") as db:
             row = db.execute(
-                "SELECT 1 FROM seen WHERE sender = ? AND id = ?", (sender, message_id)
+                "SELECT 1 FROM seen WHERE sender = ? AND id = ? AND holder IS NULL",
+                (sender, message_id),
             ).fetchone()
             return row is not None
 
-    def add(self, sender: bytes, message_id: bytes, created: int, *, now: int) -> AddResult:
+    def add(
+        self,
+        sender: bytes,
+        message_id: bytes,
+        created: int,
+        *,
+        now: float,
+        holder: bytes | None = None,
+        until: float = 0.0,
+    ) -> AddResult:
         with self._database.transaction("recording an id") as db:
             floor, count = db.execute(
                 "SELECT max(m.floor, coalesce(s.floor, -1)), coalesce(s.count, 0) "
@@ -105,10 +127,18 @@ class SQLiteReplayStore:
             if created <= floor:
                 return AddResult.BELOW_FLOOR
             seen = db.execute(
-                "SELECT 1 FROM seen WHERE sender = ? AND id = ?", (sender, message_id)
+                "SELECT holder, until FROM seen WHERE sender = ? AND id = ?", (sender, message_id)
             ).fetchone()
             if seen is not None:
-                return AddResult.SEEN
+                if seen[0] is None or holder is None:
+                    return AddResult.SEEN
+                if seen[1] > now:
+                    return AddResult.BUSY
+                db.execute(
+                    "UPDATE seen SET holder = ?, until = ? WHERE sender = ? AND id = ?",
+                    (holder, until, sender, message_id),
+                )
+                return AddResult.TAKEN_OVER
             if count >= self._capacity:
                 (oldest,) = db.execute(
                     "SELECT min(created) FROM seen WHERE sender = ?", (sender,)
@@ -125,8 +155,8 @@ class SQLiteReplayStore:
                     (oldest, removed, sender),
                 )
             db.execute(
-                "INSERT INTO seen (sender, id, created) VALUES (?, ?, ?)",
-                (sender, message_id, created),
+                "INSERT INTO seen (sender, id, created, holder, until) VALUES (?, ?, ?, ?, ?)",
+                (sender, message_id, created, holder, until if holder is not None else 0.0),
             )
             db.execute(
                 "INSERT INTO senders (sender, floor, count) VALUES (?, -1, 1) "
@@ -134,6 +164,31 @@ class SQLiteReplayStore:
                 (sender,),
             )
             return AddResult.ADDED
+
+    def finish(self, sender: bytes, message_id: bytes, holder: bytes) -> bool:
+        with self._database.transaction("finishing a claim") as db:
+            return _changed(db.execute(
+                "UPDATE seen SET holder = NULL, until = 0 WHERE sender = ? AND id = ? "
+                "AND holder = ?", (sender, message_id, holder),
+            ))  # fmt: skip
+
+    def release(self, sender: bytes, message_id: bytes, holder: bytes) -> bool:
+        with self._database.transaction("releasing a claim") as db:
+            cursor = db.execute(
+                "DELETE FROM seen WHERE sender = ? AND id = ? AND holder = ?",
+                (sender, message_id, holder),
+            )
+            if not _changed(cursor):
+                return False
+            db.execute("UPDATE senders SET count = count - 1 WHERE sender = ?", (sender,))
+            return True
+
+    def extend(self, sender: bytes, message_id: bytes, holder: bytes, until: float) -> bool:
+        with self._database.transaction("extending a claim") as db:
+            return _changed(db.execute(
+                "UPDATE seen SET until = ? WHERE sender = ? AND id = ? AND holder = ?",
+                (until, sender, message_id, holder),
+            ))  # fmt: skip
 
     def prune(self, cutoff: int) -> None:
         with self._database.transaction("pruning") as db:
@@ -153,3 +208,8 @@ class SQLiteReplayStore:
         with self._database.read("counting ids") as db:
             (count,) = db.execute("SELECT coalesce(sum(count), 0) FROM senders").fetchone()
             return int(count)
+
+
+def _changed(cursor: sqlite3.Cursor) -> bool:
+    """Whether the statement changed the one row it names (a claim of its holder)."""
+    return cursor.rowcount == 1

@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import secrets
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -77,8 +78,9 @@ from typing import Final
 
 from letterlock._api import Opener
 from letterlock.core.protocol import Opened
+from letterlock.core.replay import Claim
 from letterlock.core.topics import Topics
-from letterlock.errors import Reason, Rejected, UsageError
+from letterlock.errors import Rejected, UsageError
 from letterlock.transports.base import (
     AsyncBroker,
     AsyncPullBroker,
@@ -102,6 +104,9 @@ __all__ = ["AsyncHandler", "AsyncSealedConsumer", "Handler", "SealedConsumer"]
 
 ACKED: Final = "acked"
 LEASE_LOST: Final = "lease_lost"
+BUSY: Final = "busy"  #: the cause of a busy copy's retry (another consumer's live claim)
+TAKEN_OVER: Final = "taken_over"  #: a claim of a consumer that stopped renewing it, taken
+CLAIM_LOST: Final = "claim_lost"  #: this handler outlived its claim; another took it over
 _MAX_ATTEMPTS: Final = DeadLetterReason.MAX_ATTEMPTS
 _HANDLER_ERROR: Final = DeadLetterReason.HANDLER_ERROR
 
@@ -113,7 +118,7 @@ _log = logging.getLogger(__name__)
 _log.addHandler(logging.NullHandler())
 
 #: The consumer and the delivery whose handler runs in this thread or task, for extend_lease.
-_handling: ContextVar[tuple[_Core, Delivery] | None] = ContextVar(
+_handling: ContextVar[tuple[_Core, Delivery, Opened] | None] = ContextVar(
     "letterlock_handling", default=None
 )
 
@@ -148,6 +153,7 @@ class _Core:
         opener: Opener,
         topics: str | Iterable[str] | Topics,
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen: one shared default is safe
+        claim_lease: float = 60.0,
         log_interval: float = 60.0,
         logger: logging.Logger | None = None,
     ) -> None:
@@ -161,8 +167,13 @@ class _Core:
 
         ``retry`` bounds and spaces the retries of refusals that
         :data:`~letterlock.transports.decide.SETTLEMENT` retries (where the broker counts
-        deliveries). ``queue`` is the queue :meth:`poll` drains; a pushing broker's deliveries
-        name their own.
+        deliveries), and says whether a handler's exception is retried or dead-lettered.
+
+        ``claim_lease`` (seconds) is how long this consumer's claim on a message it is handling
+        holds in the opener's replay window before another consumer may take the message over
+        (its handler renews it with :meth:`extend_lease`). A copy delivered meanwhile is retried
+        after that long. ``queue`` is the queue :meth:`poll` drains; a pushing broker's
+        deliveries name their own.
         """
         if not isinstance(opener, Opener):
             raise UsageError("opener must be a letterlock.Opener")
@@ -170,12 +181,17 @@ class _Core:
             raise UsageError("retry must be a RetryPolicy")
         if log_interval < 0:
             raise UsageError("log_interval must not be negative")
+        if not claim_lease > 0:
+            raise UsageError("claim_lease must be positive")
         if topics is None:  # deny by default: a consumer names what it serves
             raise UsageError("name the topics this consumer serves (topics='#' serves all)")
         self.queue = queue
         self.opener = opener
         self.topics = Topics.of(topics)
         self.retry = retry
+        self.claim_lease = float(claim_lease)
+        #: This consumer's claim token: only it can finish, release or extend its claims.
+        self._holder = secrets.token_bytes(16)
         self._log = logger if logger is not None else _log
         self._limiter = _RateLimiter(log_interval)
         self._counts: Counter[str] = Counter()
@@ -191,31 +207,73 @@ class _Core:
         return MappingProxyType(dict(self._counts))
 
     def _open(self, delivery: Delivery, now: float | None) -> Opened | _Verdict:
-        """Open ``delivery``, or say how to settle it without handing it over."""
+        """Open and claim ``delivery``, or say how to settle it without handing it over."""
         attempts = delivery.attempts
         early = decide(Outcome.DELIVERED, attempts=attempts, policy=self.retry)
         if early is not None:  # delivered too often: not opened again
-            return _Verdict(early, _MAX_ATTEMPTS, "delivered too often (crash loop?)")
+            return _Verdict(early, _MAX_ATTEMPTS.value, "delivered too often (crash loop?)")
+        at = time.time() if now is None else float(now)
         try:
-            return self.opener.open(delivery.body, topic=self.topics, now=now)
+            opened = self.opener.open(delivery.body, topic=self.topics, now=at, record=False)
+            claim = self.opener.replay.claim(
+                sender=opened.sender.key_id, message_id=opened.message_id,
+                created=opened.created, now=at, holder=self._holder,
+                until=at + self.claim_lease,
+            )  # fmt: skip
         except Rejected as rejected:
             refusal = decide(rejected.reason, attempts=attempts, policy=self.retry)
             assert refusal is not None  # a refusal is always settled
-            return _Verdict(refusal, rejected.reason, rejected.detail)
+            return _Verdict(refusal, rejected.reason.value, rejected.detail)
+        if claim is Claim.BUSY:
+            busy = decide(Outcome.BUSY, attempts=attempts, policy=self.retry, wait=self.claim_lease)
+            assert busy is not None
+            return _Verdict(busy, BUSY, "another consumer is handling it")
+        if claim is Claim.TAKEN_OVER:
+            self._counts[TAKEN_OVER] += 1
+            self._note(
+                logging.WARNING, TAKEN_OVER, "queue %s: message %s was claimed by a consumer "
+                "that stopped renewing its claim (it died or outlived claim_lease in its "
+                "handler); handling it here", delivery.queue, delivery.ref,
+            )  # fmt: skip
+        return opened
 
-    def _handled(self, delivery: Delivery) -> _Verdict:
+    def _handled(self, delivery: Delivery, opened: Opened) -> _Verdict:
+        """The handler returned: the claim becomes a handled id, then the delivery is acked."""
+        if not self.opener.replay.finish(
+            sender=opened.sender.key_id, message_id=opened.message_id, holder=self._holder
+        ):
+            self._counts[CLAIM_LOST] += 1
+            self._note(
+                logging.WARNING, CLAIM_LOST, "queue %s: message %s was taken over by another "
+                "consumer while this handler ran past claim_lease; extend_lease() from long "
+                "handlers", delivery.queue, delivery.ref,
+            )  # fmt: skip
         done = decide(Outcome.HANDLED, attempts=delivery.attempts, policy=self.retry)
         assert done is not None
         return _Verdict(done)
 
-    def _failed(self, delivery: Delivery, exc: Exception) -> _Verdict:
+    def _failed(self, delivery: Delivery, opened: Opened, exc: Exception) -> _Verdict:
+        """The handler raised: the claim is released (a retry, or a redriven dead letter, is
+        handled afresh), and the delivery settled as the retry policy says."""
+        self.opener.replay.release(
+            sender=opened.sender.key_id, message_id=opened.message_id, holder=self._holder
+        )
         failed = decide(Outcome.HANDLER_RAISED, attempts=delivery.attempts, policy=self.retry)
         assert failed is not None
-        return _Verdict(failed, _HANDLER_ERROR, f"handler raised {type(exc).__name__}")
+        return _Verdict(failed, _HANDLER_ERROR.value, f"handler raised {type(exc).__name__}")
+
+    def _renew(self, opened: Opened, now: float | None) -> None:
+        """A heartbeat for the claim; LeaseLost if another consumer has taken it over."""
+        at = time.time() if now is None else float(now)
+        if not self.opener.replay.extend(
+            sender=opened.sender.key_id, message_id=opened.message_id, holder=self._holder,
+            until=at + self.claim_lease,
+        ):  # fmt: skip
+            raise LeaseLost("another consumer has taken this message over")
 
     def _settled(self, delivery: Delivery, verdict: _Verdict) -> None:
         """Count and log a settlement the broker took, under its cause (never the broker's)."""
-        code = verdict.cause.value if verdict.cause is not None else ""
+        code = verdict.cause
         match verdict.settlement:
             case Ack():
                 self._counts[ACKED] += 1
@@ -252,11 +310,11 @@ class _Core:
             args = (*args, held)
         self._log.log(level, message, *args)
 
-    def _current(self) -> Delivery:
+    def _current(self) -> tuple[Delivery, Opened]:
         current = _handling.get()
         if current is None or current[0] is not self:
             raise UsageError("extend_lease() is for this consumer's handler, while it runs")
-        return current[1]
+        return current[1], current[2]
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +322,7 @@ class _Verdict:
     """A settlement, and the cause the local log and metrics give for it."""
 
     settlement: Settlement
-    cause: Reason | DeadLetterReason | None = None
+    cause: str = ""  #: a reason code, a dead letter's reason, or busy
     detail: str = ""
 
 
@@ -279,12 +337,13 @@ class SealedConsumer(_Core):
         opener: Opener,
         topics: str | Iterable[str] | Topics,
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen: one shared default is safe
+        claim_lease: float = 60.0,
         log_interval: float = 60.0,
         logger: logging.Logger | None = None,
     ) -> None:
         super().__init__(
-            queue, opener=opener, topics=topics, retry=retry, log_interval=log_interval,
-            logger=logger,
+            queue, opener=opener, topics=topics, retry=retry, claim_lease=claim_lease,
+            log_interval=log_interval, logger=logger,
         )  # fmt: skip
         self.broker = broker
 
@@ -322,15 +381,15 @@ class SealedConsumer(_Core):
         if isinstance(opened, _Verdict):
             self._settle(delivery, opened, now)
             return False
-        token = _handling.set((self, delivery))
+        token = _handling.set((self, delivery, opened))
         try:
             handler(opened)
         except Exception as exc:
-            self._settle(delivery, self._failed(delivery, exc), now)
+            self._settle(delivery, self._failed(delivery, opened, exc), now)
             raise
         finally:
             _handling.reset(token)
-        self._settle(delivery, self._handled(delivery), now)
+        self._settle(delivery, self._handled(delivery, opened), now)
         return True
 
     def extend_lease(self, *, now: float | None = None) -> None:
@@ -339,7 +398,9 @@ class SealedConsumer(_Core):
         Raises :class:`~letterlock.transports.base.LeaseLost` if the broker has given the
         delivery to someone else meanwhile; a no-op on brokers without leases.
         """
-        self.broker.extend_lease(self._current(), now=now)
+        delivery, opened = self._current()
+        self.broker.extend_lease(delivery, now=now)
+        self._renew(opened, now)
 
     def _settle(self, delivery: Delivery, verdict: _Verdict, now: float | None) -> None:
         """Tell the broker; count and log it (unless the lease was lost)."""
@@ -367,12 +428,13 @@ class AsyncSealedConsumer(_Core):
         opener: Opener,
         topics: str | Iterable[str] | Topics,
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen: one shared default is safe
+        claim_lease: float = 60.0,
         log_interval: float = 60.0,
         logger: logging.Logger | None = None,
     ) -> None:
         super().__init__(
-            queue, opener=opener, topics=topics, retry=retry, log_interval=log_interval,
-            logger=logger,
+            queue, opener=opener, topics=topics, retry=retry, claim_lease=claim_lease,
+            log_interval=log_interval, logger=logger,
         )  # fmt: skip
         self.broker = broker
 
@@ -402,22 +464,24 @@ class AsyncSealedConsumer(_Core):
         if isinstance(opened, _Verdict):
             await self._settle(delivery, opened, now)
             return False
-        token = _handling.set((self, delivery))
+        token = _handling.set((self, delivery, opened))
         try:
             result = handler(opened)
             if inspect.isawaitable(result):
                 await result
         except Exception as exc:
-            await self._settle(delivery, self._failed(delivery, exc), now)
+            await self._settle(delivery, self._failed(delivery, opened, exc), now)
             raise
         finally:
             _handling.reset(token)
-        await self._settle(delivery, self._handled(delivery), now)
+        await self._settle(delivery, self._handled(delivery, opened), now)
         return True
 
     async def extend_lease(self, *, now: float | None = None) -> None:
         """As :meth:`SealedConsumer.extend_lease`."""
-        await self.broker.extend_lease(self._current(), now=now)
+        delivery, opened = self._current()
+        await self.broker.extend_lease(delivery, now=now)
+        self._renew(opened, now)
 
     async def _settle(self, delivery: Delivery, verdict: _Verdict, now: float | None) -> None:
         try:

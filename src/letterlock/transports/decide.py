@@ -5,27 +5,35 @@ settles by the same rules, and the rules are tested once, row by row. A consumer
 delivery: once before opening it (should it be opened at all?) and once with what happened.
 
 What happened (the *outcome*): :attr:`Outcome.DELIVERED` (taken from the broker, not opened
-yet), a :class:`~letterlock.errors.Reason` (``open()`` refused the message), or, once it opened,
-the handler's :attr:`Outcome.HANDLED` / :attr:`Outcome.HANDLER_RAISED`. Refusals split by
-:data:`SETTLEMENT` into those retried (what may be accepted later, and every reason the trust
-policy or the signature decides, alike) and those dead-lettered at once. Where the delivery's
-attempt count stands (:class:`Count`) against :attr:`RetryPolicy.max_attempts` picks the row:
+yet), a :class:`~letterlock.errors.Reason` (``open()`` refused the message),
+:attr:`Outcome.BUSY` (it opened, but another consumer holds the claim on it and is handling it
+now), or, once it opened and was claimed, the handler's :attr:`Outcome.HANDLED` /
+:attr:`Outcome.HANDLER_RAISED`. Refusals split by :data:`SETTLEMENT` into those retried (what may
+be accepted later, and every reason the trust policy or the signature decides, alike) and those
+dead-lettered at once; handler errors by :attr:`RetryPolicy.on_handler_error`. Where the
+delivery's attempt count stands (:class:`Count`) against :attr:`RetryPolicy.max_attempts` picks
+the column:
 
 ==================  ==================  =================  =================  =================
 outcome             attempts unknown    attempts < max     attempts == max    attempts > max
 ==================  ==================  =================  =================  =================
 delivered           open it             open it            open it            dead letter
                                                                               ``max_attempts``
+busy                retry after wait    retry after wait   retry after wait   ``max_attempts``
 handled             ack                 ack                ack                ack
 handler raised      ``handler_error``   ``handler_error``  ``handler_error``  ``handler_error``
+handler raised,     ``handler_error``   retry, backoff     ``handler_error``  ``handler_error``
+retried
 refused, retried    ``rejected``        retry, backoff     ``rejected``       ``rejected``
 refused, other      ``rejected``        ``rejected``       ``rejected``       ``rejected``
 ==================  ==================  =================  =================  =================
 
 (``rejected``, ``handler_error``, ``max_attempts``: a dead letter with that
 :class:`DeadLetterReason`.) The retry after attempt ``n`` waits ``delay * 2**(n - 1)`` seconds,
-at most ``max_delay`` (:meth:`RetryPolicy.backoff`). :data:`TABLE` is this table; :func:`decide`
-reads it.
+at most ``max_delay`` (:meth:`RetryPolicy.backoff`). A busy copy waits ``wait`` seconds (the
+consumer's claim lease: by then the claim is finished, or its holder stopped renewing it and the
+copy takes it over); it is retried whether or not the broker counts attempts, since a claim
+bounds the wait, not a count. :data:`TABLE` is this table; :func:`decide` reads it.
 
 Why one word for every refusal: the broker is hostile and must not learn whom the receiver
 trusts by sending forgeries. A forgery naming a trusted sender's key fails as ``bad_signature``,
@@ -57,6 +65,7 @@ __all__ = [
     "Count",
     "DeadLetter",
     "DeadLetterReason",
+    "OnHandlerError",
     "OnRefusal",
     "Outcome",
     "Retry",
@@ -101,8 +110,16 @@ class Outcome(enum.Enum):
     """What happened to a delivery, besides a refusal (which is its :class:`Reason`)."""
 
     DELIVERED = "delivered"  #: taken from the broker, not opened yet
+    BUSY = "busy"  #: opened, but another consumer's live claim holds it
     HANDLED = "handled"  #: opened, and the handler returned
     HANDLER_RAISED = "handler_raised"  #: opened, and the handler raised
+
+
+class OnHandlerError(enum.Enum):
+    """How a message whose handler raised is settled (the user's choice)."""
+
+    DEAD_LETTER = "dead_letter"  #: dead-lettered at once (``handler_error``), for an operator
+    RETRY = "retry"  #: retried with backoff while the broker counts attempts, then dead-lettered
 
 
 class OnRefusal(enum.Enum):
@@ -150,8 +167,10 @@ class Row(enum.Enum):
     """The rows of :data:`TABLE`: an outcome, with refusals split by :data:`SETTLEMENT`."""
 
     DELIVERED = "delivered"
+    BUSY = "busy"
     HANDLED = "handled"
     HANDLER_RAISED = "handler raised"
+    HANDLER_RAISED_RETRIED = "handler raised, retried"
     REFUSED_RETRIED = "refused, retried"
     REFUSED_OTHER = "refused, other"
 
@@ -159,6 +178,7 @@ class Row(enum.Enum):
 _OPEN: Final = None  # not settled yet: open the message
 _ACK: Final = Ack()
 _BACKOFF: Final = Retry(delay=-1.0)  # stands for the policy's backoff at this attempt
+_WAIT: Final = Retry(delay=-2.0)  # stands for the caller's wait (a busy copy)
 _REJECTED: Final = DeadLetter(reason=DeadLetterReason.REJECTED)
 _HANDLER_ERROR: Final = DeadLetter(reason=DeadLetterReason.HANDLER_ERROR)
 _MAX_ATTEMPTS: Final = DeadLetter(reason=DeadLetterReason.MAX_ATTEMPTS)
@@ -173,6 +193,10 @@ TABLE: Final[Mapping[tuple[Row, Count], Settlement | None]] = MappingProxyType(
         (Row.DELIVERED, _L): _OPEN,
         (Row.DELIVERED, _E): _OPEN,
         (Row.DELIVERED, _O): _MAX_ATTEMPTS,
+        (Row.BUSY, _U): _WAIT,  # a claim, not a count, bounds this wait
+        (Row.BUSY, _L): _WAIT,
+        (Row.BUSY, _E): _WAIT,
+        (Row.BUSY, _O): _MAX_ATTEMPTS,
         (Row.HANDLED, _U): _ACK,
         (Row.HANDLED, _L): _ACK,
         (Row.HANDLED, _E): _ACK,
@@ -181,6 +205,10 @@ TABLE: Final[Mapping[tuple[Row, Count], Settlement | None]] = MappingProxyType(
         (Row.HANDLER_RAISED, _L): _HANDLER_ERROR,
         (Row.HANDLER_RAISED, _E): _HANDLER_ERROR,
         (Row.HANDLER_RAISED, _O): _HANDLER_ERROR,
+        (Row.HANDLER_RAISED_RETRIED, _U): _HANDLER_ERROR,  # only a count bounds retries
+        (Row.HANDLER_RAISED_RETRIED, _L): _BACKOFF,
+        (Row.HANDLER_RAISED_RETRIED, _E): _HANDLER_ERROR,
+        (Row.HANDLER_RAISED_RETRIED, _O): _HANDLER_ERROR,
         (Row.REFUSED_RETRIED, _U): _REJECTED,  # only a count bounds retries
         (Row.REFUSED_RETRIED, _L): _BACKOFF,
         (Row.REFUSED_RETRIED, _E): _REJECTED,
@@ -199,11 +227,15 @@ class RetryPolicy:
 
     A message is delivered at most ``max_attempts`` times (where the broker counts); the retry
     after attempt ``n`` comes ``delay * 2**(n - 1)`` seconds later, at most ``max_delay``.
+    ``on_handler_error`` says what becomes of a message whose handler raised: a dead letter
+    (the default: an operator looks at it, and redrives it once the cause is fixed), or retries
+    on the same terms as retried refusals.
     """
 
     max_attempts: int = 5
     delay: float = 5.0
     max_delay: float = 300.0
+    on_handler_error: OnHandlerError = OnHandlerError.DEAD_LETTER
 
     def __post_init__(self) -> None:
         if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
@@ -212,6 +244,8 @@ class RetryPolicy:
             raise UsageError("max_attempts must be positive")
         if not 0 <= self.delay <= self.max_delay:
             raise UsageError("retry delays must satisfy 0 <= delay <= max_delay")
+        if not isinstance(self.on_handler_error, OnHandlerError):
+            raise UsageError("on_handler_error is an OnHandlerError (DEAD_LETTER or RETRY)")
 
     def backoff(self, attempts: int) -> float:
         """Seconds to wait before the delivery after attempt ``attempts`` (1 for the first)."""
@@ -229,21 +263,35 @@ class RetryPolicy:
 
 
 def decide(
-    outcome: Outcome | Reason, *, attempts: int | None, policy: RetryPolicy
+    outcome: Outcome | Reason,
+    *,
+    attempts: int | None,
+    policy: RetryPolicy,
+    wait: float | None = None,
 ) -> Settlement | None:
     """How to settle a delivery after ``outcome``; ``None``: not yet, open it (see the table).
 
     ``attempts`` is how often the broker has delivered the message, this time included, or
-    ``None`` if it does not count.
+    ``None`` if it does not count. ``wait`` (seconds, for :attr:`Outcome.BUSY` only) is how
+    long a busy copy waits before it comes back.
     """
     count = policy.count(attempts)
     if isinstance(outcome, Reason):
         retried = SETTLEMENT[outcome] is OnRefusal.RETRY
         row = Row.REFUSED_RETRIED if retried else Row.REFUSED_OTHER
+    elif outcome is Outcome.HANDLER_RAISED and policy.on_handler_error is OnHandlerError.RETRY:
+        row = Row.HANDLER_RAISED_RETRIED
     else:
         row = Row[outcome.name]
+    if (outcome is Outcome.BUSY) != (wait is not None):
+        raise UsageError("wait is given for a busy copy, and only for one")
     settlement = TABLE[row, count]
     if settlement is _BACKOFF:
         assert attempts is not None  # a count of LEFT
         return Retry(delay=policy.backoff(attempts))
+    if settlement is _WAIT:
+        assert wait is not None
+        if not wait >= 0:
+            raise UsageError("wait must not be negative")
+        return Retry(delay=wait)
     return settlement

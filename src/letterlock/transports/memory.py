@@ -242,6 +242,16 @@ class MemoryBroker:
         """The dead letters of ``queue``, oldest first."""
         return list(self._dead.get(queue, []))
 
+    def redrive(self, queue: str, *, now: float | None = None) -> int:
+        """Move the dead letters of ``queue`` back into it (attempts reset); how many."""
+        dead = self._dead.pop(queue, [])
+        for letter in dead:
+            copy = _Copy(seq=letter.seq, topic=letter.topic, body=letter.body,
+                         published=letter.published, visible_at=self._now(now))  # fmt: skip
+            self._queues.setdefault(queue, []).append(copy)
+            self.journal.append(("redrive", queue, letter.seq, None))
+        return len(dead)
+
     def stats(self, queue: str, *, now: float | None = None) -> QueueStats:
         at = self._now(now)
         copies = self._queues.get(queue, [])
