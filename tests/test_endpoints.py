@@ -15,15 +15,21 @@ adding its URL to :data:`ENDPOINTS`.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from conftest import cast_of
-from letterlock import Identity, Opened, Opener, Pins, ReplayWindow, Sealer, Suite, Topics
+from letterlock import Identity, Opened, Opener, Pins, ReplayWindow, Sealer, Suite, Topics, hazmat
 from letterlock.core.topics import Dialect
+from letterlock.stores.sqlite import SQLiteReplayStore
 from letterlock.transports import (
     DeadLetterReason,
     Endpoint,
@@ -44,9 +50,11 @@ class Bench:
     """One endpoint under test, with this test's own topics and group."""
 
     endpoint: Endpoint
+    url: str = ""  #: the endpoint's URL, for a consumer in another process
     prefix: str = field(default_factory=lambda: unique("t"))
     group: str = field(default_factory=lambda: unique("g"))
     handled: list[Opened] = field(default_factory=list)
+    closing: list[Callable[[], None]] = field(default_factory=list)  #: called after the test
 
     @property
     def separator(self) -> str:
@@ -67,12 +75,20 @@ class Bench:
         sealer = Sealer(sender or CAST.alice)
         return sealer.seal(payload, recipients=[CAST.bob.public], topic=self.topic(*words))
 
-    def consumer(self, topics: Topics, pins: Pins | None = None) -> SealedConsumer:
-        """bob's consumer; one attempt each, so refusals are dead-lettered at once."""
-        opener = Opener(CAST.bob, trust=pins or CAST.pins(), replay=ReplayWindow())
+    def consumer(
+        self,
+        topics: Topics,
+        pins: Pins | None = None,
+        *,
+        replay: ReplayWindow | None = None,
+        claim_lease: float = 60.0,
+        retry: RetryPolicy = RetryPolicy(max_attempts=1),  # noqa: B008
+    ) -> SealedConsumer:
+        """bob's consumer; by default one attempt each, so refusals are dead-lettered at once."""
+        opener = Opener(CAST.bob, trust=pins or CAST.pins(), replay=replay or ReplayWindow())
         return SealedConsumer(
             self.endpoint, self.group, opener=opener, topics=topics,
-            retry=RetryPolicy(max_attempts=1),
+            retry=retry, claim_lease=claim_lease,
         )  # fmt: skip
 
     def drain(self, subscription: Subscription, consumer: SealedConsumer) -> int:
@@ -88,7 +104,9 @@ class Kind:
     """A broker under test: the server it needs, its URL, and how a test removes its traces."""
 
     service: str | None  #: a key of services.SERVICES; None: no server (the spool)
-    url: Callable[[Path], str]  #: its URL, given the test's temporary directory
+    #: Its URL, given the test's temporary directory. Every URL takes ``lease=SECONDS``: how
+    #: long an unsettled delivery stays a consumer's before the group gets it back.
+    url: Callable[[Path], str]
     #: Called after each test with the bench: delete what the test declared on the server
     #: (queues, streams, consumer groups, sessions under ``bench.prefix`` / ``bench.group``).
     cleanup: Callable[[Bench], None] = lambda bench: None
@@ -105,12 +123,15 @@ def bench(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Bench]:
     kind = ENDPOINTS[request.param]
     if kind.service is not None:
         require(kind.service)
-    endpoint = connect(kind.url(tmp_path))
-    bench = Bench(endpoint)
+    url = kind.url(tmp_path)
+    endpoint = connect(url)
+    bench = Bench(endpoint, url=url)
     try:
         yield bench
     finally:
         try:
+            for close in bench.closing:
+                close()
             kind.cleanup(bench)
         finally:
             endpoint.close()
@@ -179,4 +200,84 @@ def test_a_group_keeps_what_arrives_while_nobody_listens(bench: Bench) -> None:
     subscription = bench.endpoint.subscribe(topics, group=bench.group)
     assert bench.drain(subscription, bench.consumer(topics)) == 3
     assert sorted(o.payload for o in bench.handled) == [b"job 0", b"job 1", b"job 2"]
+    subscription.close()
+
+
+#: A consumer of bob's in its own process: it claims the first message for ``claim_lease``
+#: seconds, says so on stdout and hangs in its handler until it is killed.
+_DOOMED = """
+import sys, time
+from letterlock import Opener, Pins, ReplayWindow, Topics, hazmat
+from letterlock.core.topics import Dialect
+from letterlock.stores.sqlite import SQLiteReplayStore
+from letterlock.transports import RetryPolicy, SealedConsumer
+from letterlock.transports.urls import connect
+
+url, group, pattern, dialect, store, bob, alice = sys.argv[1:]
+endpoint = connect(url)
+pins = Pins()
+pins.pin("alice", hazmat.public_identity_from_bytes(bytes.fromhex(alice)))
+opener = Opener(
+    hazmat.identity_from_private_bytes(bytes.fromhex(bob)), trust=pins,
+    replay=ReplayWindow(SQLiteReplayStore(store)),
+)
+topics = Topics(pattern, dialect=Dialect(dialect))
+consumer = SealedConsumer(endpoint, group, opener=opener, topics=topics,
+                          retry=RetryPolicy(max_attempts=5), claim_lease=2.0)
+
+def hang(opened):
+    print("handling", opened.payload.decode(), flush=True)
+    time.sleep(3600)
+
+for delivery in endpoint.subscribe(topics, group=group).deliveries():
+    consumer.handle(delivery, hang)
+"""
+
+
+def _with_lease(url: str, seconds: float) -> str:
+    joiner = "&" if urlsplit(url).query else "?"
+    return f"{url}{joiner}lease={seconds:g}"
+
+
+def test_a_consumer_killed_in_its_handler_hands_the_message_on_and_it_is_handled_once(
+    bench: Bench, tmp_path: Path
+) -> None:
+    """SIGKILL inside the handler, before the ack: the group gets the message back once the
+    broker's lease (or the connection) is gone, the dead consumer's claim in the shared replay
+    store runs out, and the next consumer handles it, once."""
+    topics = bench.topics("kill")
+    subscription = bench.endpoint.subscribe(topics, group=bench.group)
+    subscription.close()
+    bench.endpoint.publish(bench.topic("kill"), bench.seal(b"only once", "kill"))
+    store = tmp_path / "replay.db"
+    doomed = subprocess.Popen(
+        [
+            sys.executable, "-c", _DOOMED, _with_lease(bench.url, 1), bench.group,
+            bench.topic("kill"), bench.endpoint.dialect.value, str(store),
+            hazmat.identity_to_private_bytes(CAST.bob).hex(), CAST.alice.public.to_bytes().hex(),
+        ],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    with doomed:
+        try:
+            assert doomed.stdout is not None
+            assert doomed.stdout.readline().strip() == "handling only once"
+        finally:
+            doomed.send_signal(signal.SIGKILL)
+            doomed.wait()
+    killed_at = time.monotonic()
+    shared = SQLiteReplayStore(store)
+    bench.closing.append(shared.close)
+    window = ReplayWindow(shared)
+    consumer = bench.consumer(topics, replay=window, claim_lease=2.0, retry=RetryPolicy(delay=0.5))
+    subscription = bench.endpoint.subscribe(topics, group=bench.group)
+    while not bench.handled and time.monotonic() - killed_at < 20:
+        for delivery in subscription.deliveries(idle_timeout=IDLE):
+            consumer.handle(delivery, bench.handled.append)
+            break
+    assert [o.payload for o in bench.handled] == [b"only once"]
+    assert consumer.metrics["acked"] == 1
+    assert consumer.metrics["taken_over"] == 1  # the dead consumer's claim, taken once it ran out
+    assert bench.drain(subscription, consumer) == 0  # acked: nothing comes back
+    assert bench.endpoint.dead_letters(bench.group) == []
     subscription.close()

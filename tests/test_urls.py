@@ -62,7 +62,19 @@ def test_a_second_subscribe_keeps_what_waits(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["spool://host/x.db", "spool:", "spool:///x.db?mode=ro", "spool:///x.db#frag"]
+    "url",
+    [
+        "spool://host/x.db",
+        "spool:",
+        "spool:///x.db?mode=ro",
+        "spool:///x.db#frag",
+        "spool:///x.db?lease=abc",
+        "spool:///x.db?lease=0",
+        "spool:///x.db?lease=inf",
+        "spool:///x.db?lease=nan",
+        "spool:///x.db?lease=1&lease=2",
+        "spool:///x.db?lease",
+    ],
 )
 def test_malformed_spool_urls_are_refused(url: str) -> None:
     with pytest.raises(UsageError, match="spool"):
@@ -102,3 +114,12 @@ def test_a_missing_client_library_names_the_extra(
 )
 def test_urls_appear_without_their_password(url: str, shown: str) -> None:
     assert redact(url) == shown
+
+
+def test_a_spool_url_sets_the_lease(tmp_path: Path) -> None:
+    endpoint = connect(f"spool://{tmp_path}/spool.db?lease=2.5")
+    try:
+        assert isinstance(endpoint, Spool)
+        assert endpoint.lease_seconds == 2.5
+    finally:
+        endpoint.close()

@@ -21,19 +21,23 @@ Every delivery is settled in exactly one way (the full table, with attempt count
 =====================================  ============================================
 outcome of the delivery                what the broker is told
 =====================================  ============================================
-opened, handler returned               ack (the only path to an ack)
+opened, claimed, handler returned      ack (the only path to an ack)
 Rejected, a reason that                retry with backoff; at ``max_attempts`` (or
 :data:`~.decide.SETTLEMENT` retries    if the broker does not count) dead letter
                                        ``rejected``
 Rejected, any other reason             dead letter ``rejected``
-opened, handler raised                 dead letter ``handler_error``, re-raised
+opened, but another consumer's live    retry after ``claim_lease`` (``busy``), at any
+claim holds it                         attempt count below the crash-loop bound
+opened, handler raised                 per ``RetryPolicy.on_handler_error``: dead
+                                       letter ``handler_error`` (default), or retry
+                                       with backoff; the exception is re-raised
 delivered more than ``max_attempts``   dead letter ``max_attempts`` (a crash loop)
 =====================================  ============================================
 
 :attr:`SealedConsumer.metrics` counts each settlement locally: ``acked``, ``retried:<reason>``,
 ``dead_lettered:<reason>`` (the reason code, not the word the broker got; or ``handler_error``,
-``max_attempts``), and ``lease_lost`` when the lease ran out before the consumer settled (another
-delivery of the message has it now).
+``max_attempts``), ``retried:busy``, ``lease_lost`` when the lease ran out before the consumer
+settled (another delivery of the message has it now), ``taken_over`` and ``claim_lost``.
 
 What the broker learns of a refusal: the broker is hostile, so it must not be able to probe whom
 the receiver trusts by sending forgeries. Every refused message is dead-lettered with one word,
@@ -47,12 +51,30 @@ unknown or refused by the policy costs one signature verification against a deco
 signature does (``letterlock.core.protocol``). The exact reason and its detail go to the local
 log and to :attr:`~SealedConsumer.metrics` only.
 
-Why a handler error is not retried: :meth:`letterlock.Opener.open` records the message id in the
-replay window before it returns (so that no copy of a message reaches a handler twice, even
-across consumers racing on a shared window). A requeued copy would therefore always come back as
-``replayed``. The dead letter keeps the bytes and the reason for an operator instead. For the
-same reason a process killed inside the handler finds the message refused as ``replayed`` when its
-lease runs out: at most one handler call per message id, never a silent drop.
+Claims: handled once, and nothing used up by a crash. The consumer opens a message without
+recording it, then *claims* its id in the opener's replay window for ``claim_lease`` seconds
+(:meth:`letterlock.ReplayWindow.claim`, in a store that consumers of one group may share). Only
+when the handler has returned does the claim become a handled id (``finish``), and only then is
+the delivery acked. So:
+
+* a copy of a message already handled is refused as ``replayed`` and dead-lettered: no handler
+  sees a message twice, across consumers that share a store;
+* a copy delivered while another consumer's handler holds a live claim is retried after
+  ``claim_lease`` (``busy``), not dead-lettered: if that handler succeeds, the retried copy is
+  then a replay; if it raises, the copy is handled;
+* a handler that raised releases its claim, so a retry (``OnHandlerError.RETRY``) or a dead
+  letter redriven by an operator is handled afresh;
+* a process killed inside its handler (SIGKILL, power loss) leaves its claim to run out: the
+  broker redelivers the message (lease, reconnect or redelivery, as each broker does), the
+  copy is retried until ``claim_lease`` has passed, then taken over and handled (the
+  ``taken_over`` count);
+* a process killed after ``finish`` but before the broker took its ack leaves a handled id:
+  the redelivered copy is refused as ``replayed``, so the application saw the message once and
+  the dead letter keeps the bytes for an operator.
+
+Give long handlers a ``claim_lease`` above their running time, or renew it from the handler
+with :meth:`SealedConsumer.extend_lease`; a handler that outlived its claim while another
+consumer took the message over is counted as ``claim_lost``.
 
 A handler that runs longer than the broker's lease calls :meth:`SealedConsumer.extend_lease` (a
 heartbeat) while it works; it raises :class:`~letterlock.transports.base.LeaseLost` if the broker
@@ -200,9 +222,10 @@ class _Core:
     def metrics(self) -> Mapping[str, int]:
         """How many deliveries this consumer settled, by outcome (see the module's table).
 
-        A snapshot: ``acked``, ``retried:<reason>``, ``dead_lettered:<reason>`` (a reason code,
-        ``handler_error`` or ``max_attempts``) and ``lease_lost``. Local only: the exact
-        reasons, which the broker never sees.
+        A snapshot: ``acked``, ``retried:<reason>`` (a reason code, ``busy`` or
+        ``handler_error``), ``dead_lettered:<reason>`` (a reason code, ``handler_error`` or
+        ``max_attempts``), ``lease_lost``, ``taken_over`` and ``claim_lost``. Local only: the
+        exact reasons, which the broker never sees.
         """
         return MappingProxyType(dict(self._counts))
 
@@ -374,8 +397,8 @@ class SealedConsumer(_Core):
 
         A push adapter's callback calls this for every delivery. True once the handler returned
         (the delivery is then acked; a lease lost meanwhile is logged and counted, not raised).
-        An exception of the handler is re-raised once the delivery is dead-lettered
-        (``handler_error``).
+        An exception of the handler is re-raised once the delivery is settled as
+        ``retry.on_handler_error`` says (dead-lettered as ``handler_error``, or retried).
         """
         opened = self._open(delivery, now)
         if isinstance(opened, _Verdict):

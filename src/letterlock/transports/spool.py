@@ -36,6 +36,7 @@ error leaves as :class:`letterlock.TransportError`.
 
 from __future__ import annotations
 
+import math
 import secrets
 import sqlite3
 import time
@@ -43,7 +44,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from letterlock._sqlite import Database, Schema
 from letterlock.core.topics import Dialect, Topics, topic_matches
@@ -403,8 +404,8 @@ class Spool:
         """Move every dead letter of ``queue`` back into it (attempts reset); return how many.
 
         Useful after fixing a cause outside the message (a missing pin, a clock). A message
-        that was opened before it was dead-lettered (``handler_error``, or refused as a replay)
-        has its id in the consumer's replay window and will be refused as ``replayed`` again.
+        whose handler raised released its claim, so it is handled afresh; a message refused as
+        a replay (its id handled already) is refused as ``replayed`` again.
         """
         with self._database.transaction() as db:
             cursor = db.execute(
@@ -422,13 +423,26 @@ class Spool:
 
     @classmethod
     def from_url(cls, url: str) -> Spool:
-        """``spool:///absolute/path.db`` or ``spool:relative/path.db``."""
+        """``spool:///absolute/path.db`` or ``spool:relative/path.db``, optionally with
+        ``?lease=SECONDS`` (``lease_seconds``, as for every broker URL)."""
         parts = urlsplit(url)
-        if parts.scheme != "spool" or parts.netloc or parts.query or parts.fragment:
+        if parts.scheme != "spool" or parts.netloc or parts.fragment:
             raise UsageError(f"a spool URL is spool:///path/to/file.db, not {url!r}")
         if not parts.path:
             raise UsageError("a spool URL names its file: spool:///path/to/file.db")
-        return cls(unquote(parts.path))
+        options = parse_qs(parts.query, keep_blank_values=True)
+        unknown = sorted(set(options) - {"lease"})
+        if unknown or any(len(values) != 1 for values in options.values()):
+            raise UsageError(f"a spool URL takes one option, ?lease=SECONDS, not {parts.query!r}")
+        if "lease" not in options:
+            return cls(unquote(parts.path))
+        try:
+            lease = float(options["lease"][0])
+        except ValueError:
+            lease = math.nan
+        if not (math.isfinite(lease) and lease > 0):
+            raise UsageError("a spool URL's ?lease= is a positive number of seconds")
+        return cls(unquote(parts.path), lease_seconds=lease)
 
     def subscribe(self, topics: Topics, *, group: str) -> Subscription:
         """Bind the queue ``group`` to each of ``topics`` (AMQP patterns) and read from it."""
