@@ -11,7 +11,10 @@ fingerprint in ``id new`` is alice's fingerprint in ``inspect``).
 
 A ```` ```python NAME ```` block is written to the file NAME before the transcripts run (the
 README's library example is ``example.py``). A ```` ```console not-run ```` block is skipped:
-only the set-up block, whose ``python3 tasks.py test`` would run this test suite again.
+only the set-up block, whose ``python3 tasks.py test`` would run this test suite again. A
+```` ```console needs=rabbitmq ```` block talks to a server on this machine: it asks for it as
+every broker test does (:func:`services.require`: it fails in CI when the server is down, and
+is skipped elsewhere with the command that starts it).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from services import SERVICES, require
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 VARIABLE = re.compile(
@@ -46,6 +51,7 @@ class Command:
 class Transcript:
     line: int
     commands: list[Command] = field(default_factory=list)
+    needs: tuple[str, ...] = ()  #: servers of tests/services.py it talks to
 
 
 def parse(text: str) -> tuple[list[Transcript], dict[str, str]]:
@@ -67,8 +73,11 @@ def parse(text: str) -> tuple[list[Transcript], dict[str, str]]:
         start, index = index - len(body), index + 1
         if info[0] == "python" and len(info) == 2:
             files[info[1]] = "\n".join(body) + "\n"
-        elif info == ["console"]:
-            transcripts.append(_transcript(start, body))
+        elif info[0] == "console" and all(word.startswith("needs=") for word in info[1:]):
+            transcript = _transcript(start, body)
+            transcript.needs = tuple(word.removeprefix("needs=") for word in info[1:])
+            assert all(need in SERVICES for need in transcript.needs), opening
+            transcripts.append(transcript)
     return transcripts, files
 
 
@@ -145,6 +154,8 @@ class Bindings:
 
 @pytest.mark.parametrize("transcript", TRANSCRIPTS, ids=lambda t: f"README.md:{t.line}")
 def test_the_readme_transcript_runs_as_written(transcript: Transcript, tmp_path: Path) -> None:
+    for need in transcript.needs:
+        require(need)
     results = run(transcript, tmp_path)
     assert len(results) == len(transcript.commands), results
     bindings = Bindings()
