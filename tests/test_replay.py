@@ -14,6 +14,8 @@ A store that needs a server gets it from a fixture that skips when no server is 
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+import services
 
 from letterlock import (
     AddResult,
@@ -58,8 +61,68 @@ def _sqlite(capacity: int, name: str, tmp_path: Path) -> tuple[ReplayStore, Call
     return store, store.close
 
 
+_RUN = secrets.token_hex(4)  # this session's records on the shared servers, apart from others'
+
+
+def shared_name(name: str, tmp_path: Path) -> str:
+    """A record name on a shared server: the same for one test and ``name``, unique otherwise."""
+    digest = hashlib.sha256(f"{tmp_path}\0{name}".encode()).hexdigest()[:12]
+    return f"ll_test_{_RUN}_{digest}"
+
+
+def _redis(capacity: int, name: str, tmp_path: Path) -> tuple[ReplayStore, Callable[[], None]]:
+    from letterlock.stores.redis import RedisReplayStore
+
+    service = services.require("redis")
+    prefix = shared_name(name, tmp_path)
+    store = RedisReplayStore(service.url, prefix=prefix, capacity=capacity)
+
+    def close() -> None:
+        store.close()
+        drop_redis_prefix(prefix)
+
+    return store, close
+
+
+def drop_redis_prefix(prefix: str) -> None:
+    """Delete every key of one test's record (and nobody else's) from the shared server."""
+    import redis
+
+    with redis.Redis.from_url(services.SERVICES["redis"].url) as client:
+        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            client.delete(key)
+
+
+def _postgres(capacity: int, name: str, tmp_path: Path) -> tuple[ReplayStore, Callable[[], None]]:
+    from letterlock.stores.postgres import PostgresReplayStore
+
+    service = services.require("postgres")
+    schema = shared_name(name, tmp_path)
+    store = PostgresReplayStore(service.url, schema=schema, capacity=capacity)
+
+    def close() -> None:
+        store.close()
+        drop_postgres_schema(schema)
+
+    return store, close
+
+
+def drop_postgres_schema(schema: str) -> None:
+    """Drop one test's schema (and nobody else's) from the shared server."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(services.SERVICES["postgres"].url, autocommit=True) as db:
+        db.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
 #: Every store of ``letterlock.stores``; each test of the shared suite runs on each.
-STORES: dict[str, Opens] = {"memory": _memory, "sqlite": _sqlite}
+STORES: dict[str, Opens] = {
+    "memory": _memory,
+    "sqlite": _sqlite,
+    "redis": _redis,
+    "postgres": _postgres,
+}
 
 
 @pytest.fixture(params=sorted(STORES))
