@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-import services
 
 from letterlock import (
     AddResult,
@@ -38,6 +37,7 @@ from letterlock import (
     UsageError,
 )
 from letterlock.stores import SQLiteReplayStore
+from services import SERVICES, require
 
 NOW = 10_000
 A = b"\xa1" * 32  # alice's sender key id
@@ -73,7 +73,7 @@ def shared_name(name: str, tmp_path: Path) -> str:
 def _redis(capacity: int, name: str, tmp_path: Path) -> tuple[ReplayStore, Callable[[], None]]:
     from letterlock.stores.redis import RedisReplayStore
 
-    service = services.require("redis")
+    service = require("redis")
     prefix = shared_name(name, tmp_path)
     store = RedisReplayStore(service.url, prefix=prefix, capacity=capacity)
 
@@ -88,7 +88,7 @@ def drop_redis_prefix(prefix: str) -> None:
     """Delete every key of one test's record (and nobody else's) from the shared server."""
     import redis
 
-    with redis.Redis.from_url(services.SERVICES["redis"].url) as client:
+    with redis.Redis.from_url(SERVICES["redis"].url) as client:
         for key in client.scan_iter(match=f"{prefix}:*", count=1000):
             client.delete(key)
 
@@ -96,7 +96,7 @@ def drop_redis_prefix(prefix: str) -> None:
 def _postgres(capacity: int, name: str, tmp_path: Path) -> tuple[ReplayStore, Callable[[], None]]:
     from letterlock.stores.postgres import PostgresReplayStore
 
-    service = services.require("postgres")
+    service = require("postgres")
     schema = shared_name(name, tmp_path)
     store = PostgresReplayStore(service.url, schema=schema, capacity=capacity)
 
@@ -112,7 +112,7 @@ def drop_postgres_schema(schema: str) -> None:
     import psycopg
     from psycopg import sql
 
-    with psycopg.connect(services.SERVICES["postgres"].url, autocommit=True) as db:
+    with psycopg.connect(SERVICES["postgres"].url, autocommit=True) as db:
         db.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 

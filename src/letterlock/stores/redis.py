@@ -296,21 +296,21 @@ class RedisReplayStore:
         return AddResult(_text(result))
 
     def finish(self, sender: bytes, message_id: bytes, holder: bytes) -> bool:
-        return self._settle_claim("finishing a claim", "finish", sender, message_id, holder)
+        return self._settle_claim("finish", sender, message_id, holder)
 
     def release(self, sender: bytes, message_id: bytes, holder: bytes) -> bool:
-        return self._settle_claim("releasing a claim", "release", sender, message_id, holder)
+        return self._settle_claim("release", sender, message_id, holder)
 
     def extend(self, sender: bytes, message_id: bytes, holder: bytes, until: float) -> bool:
-        return self._settle_claim("extending a claim", "extend", sender, message_id, holder, until)
+        return self._settle_claim("extend", sender, message_id, holder, until)
 
     def _settle_claim(
-        self, what: str, how: str, sender: bytes, message_id: bytes, holder: bytes, until: float = 0
+        self, how: str, sender: bytes, message_id: bytes, holder: bytes, until: float = 0.0
     ) -> bool:
         if not holder:
             return False  # no claim has an empty holder
         changed = self._run(
-            what, self._settle, sender.hex(), message_id, holder, how, _number(until),
+            f"{how} a claim", self._settle, sender.hex(), message_id, holder, how, _number(until),
             str(self._ttl),
         )  # fmt: skip
         return changed == 1
