@@ -18,6 +18,7 @@ import hashlib
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -655,3 +656,232 @@ def test_sqlite_errors_become_store_errors(tmp_path: Path) -> None:
     with pytest.raises(StoreError) as caught:
         store.add(A, mid(1), NOW, now=NOW)
     assert isinstance(caught.value.__cause__, sqlite3.Error)
+
+
+# --------------------------------------------------------------------------- Redis specifics
+
+
+@pytest.fixture
+def redis_prefix(tmp_path: Path) -> Iterator[str]:
+    """A prefix of this test's own on the shared server, its keys deleted afterwards."""
+    require("redis")
+    prefix = shared_name("redis", tmp_path)
+    yield prefix
+    drop_redis_prefix(prefix)
+
+
+def test_redis_prefixes_keep_records_apart(redis_prefix: str) -> None:
+    from letterlock.stores.redis import RedisReplayStore
+
+    url = SERVICES["redis"].url
+    with (
+        RedisReplayStore(url, prefix=redis_prefix) as first,
+        RedisReplayStore(url, prefix=redis_prefix + "-other") as other,
+    ):
+        try:
+            assert first.add(A, mid(1), NOW, now=NOW) is ADDED
+            first.prune(NOW - 5)
+            assert not other.contains(A, mid(1))
+            assert other.floor() == -1
+            assert other.add(A, mid(1), NOW, now=NOW) is ADDED
+        finally:
+            drop_redis_prefix(redis_prefix + "-other")
+
+
+def test_redis_ttl_lets_a_quiet_senders_keys_expire(redis_prefix: str) -> None:
+    """With ttl, a sender's ids, claims and floor vanish ttl after its last write, without a
+    prune; the common floor stays."""
+    import redis
+
+    from letterlock.stores.redis import RedisReplayStore
+
+    with RedisReplayStore(SERVICES["redis"].url, prefix=redis_prefix, ttl=0.3, capacity=1) as store:
+        store.prune(NOW - 100)
+        assert store.add(A, mid(1), NOW, now=NOW, holder=H1, until=NOW + LEASE) is ADDED
+        assert store.add(A, mid(2), NOW + 1, now=NOW + 1) is ADDED  # evicts 1: A's floor is NOW
+        assert store.floor(A) == NOW
+        with redis.Redis.from_url(SERVICES["redis"].url) as client:
+            assert 0 < client.pttl(f"{redis_prefix}:{A.hex()}:ids") <= 300
+        time.sleep(0.4)
+        assert not store.contains(A, mid(2))
+        assert store.floor(A) == store.floor() == NOW - 101
+        assert len(store) == 0
+
+
+def test_redis_refuses_a_client_that_decodes_responses(redis_prefix: str) -> None:
+    import redis
+
+    from letterlock.stores.redis import RedisReplayStore
+
+    url = SERVICES["redis"].url
+    with (
+        redis.Redis.from_url(url, decode_responses=True) as client,
+        pytest.raises(UsageError, match="decode"),
+    ):
+        RedisReplayStore(client, prefix=redis_prefix)
+
+
+def test_redis_takes_a_client_and_leaves_it_open(redis_prefix: str) -> None:
+    import redis
+
+    from letterlock.stores.redis import RedisReplayStore
+
+    with redis.Redis.from_url(SERVICES["redis"].url) as client:
+        store = RedisReplayStore(client, prefix=redis_prefix)
+        assert store.add(A, mid(1), NOW, now=NOW) is ADDED
+        store.close()
+        assert client.ping()
+        with pytest.raises(StoreError, match="closed"):
+            store.contains(A, mid(1))
+
+
+def test_redis_errors_become_store_errors() -> None:
+    """Nothing listens on port 1: every redis-py error leaves the store as a StoreError."""
+    import redis
+
+    from letterlock.stores.redis import RedisReplayStore
+
+    store = RedisReplayStore("redis://127.0.0.1:1/0", prefix="ll-test-nowhere")
+    with pytest.raises(StoreError, match="recording an id") as caught:
+        store.add(A, mid(1), NOW, now=NOW)
+    assert isinstance(caught.value.__cause__, redis.RedisError)
+    store.close()
+
+
+@pytest.mark.parametrize("ttl", [0, -1, float("nan")])
+def test_redis_ttl_must_be_positive(ttl: float) -> None:
+    from letterlock.stores.redis import RedisReplayStore
+
+    with pytest.raises(UsageError, match="ttl"):
+        RedisReplayStore("redis://127.0.0.1:1/0", ttl=ttl)
+
+
+# --------------------------------------------------------------------------- PostgreSQL specifics
+
+
+@pytest.fixture
+def pg_schema(tmp_path: Path) -> Iterator[str]:
+    """A schema of this test's own on the shared server, dropped afterwards."""
+    require("postgres")
+    schema = shared_name("postgres", tmp_path)
+    yield schema
+    drop_postgres_schema(schema)
+
+
+def _psql(statement: str) -> list[tuple[object, ...]]:
+    import psycopg
+
+    with psycopg.connect(SERVICES["postgres"].url, autocommit=True) as db:
+        cursor = db.execute(statement.encode())
+        return cursor.fetchall() if cursor.description else []
+
+
+def test_postgres_survives_reopen_and_stamps_its_schema(pg_schema: str) -> None:
+    from letterlock.stores.postgres import VERSION, PostgresReplayStore
+
+    url = SERVICES["postgres"].url
+    with PostgresReplayStore(url, schema=pg_schema, capacity=3) as store:
+        for n in range(4):
+            assert store.add(A, mid(n), NOW + n, now=NOW + n) is ADDED
+        store.prune(NOW - 100)
+    with PostgresReplayStore(url, schema=pg_schema, capacity=3) as reopened:
+        assert reopened.floor(A) == NOW
+        assert reopened.floor() == NOW - 101
+        assert not reopened.contains(A, mid(0))
+        assert reopened.contains(A, mid(3))
+        assert len(reopened) == 3
+    assert _psql(f'SELECT application, version FROM "{pg_schema}".meta') == [
+        ("letterlock replay record", VERSION)
+    ]
+
+
+def test_postgres_refuses_a_schema_of_something_else(pg_schema: str) -> None:
+    """A schema holding other tables is refused, and left as it was."""
+    from letterlock.stores.postgres import PostgresReplayStore
+
+    _psql(f'CREATE SCHEMA "{pg_schema}"')
+    _psql(f'CREATE TABLE "{pg_schema}".meta (name text)')
+    _psql(f"INSERT INTO \"{pg_schema}\".meta VALUES ('theirs')")
+    with pytest.raises(StoreError, match="not a replay record"):
+        PostgresReplayStore(SERVICES["postgres"].url, schema=pg_schema)
+    assert _psql(
+        f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{pg_schema}'"
+    ) == [("meta",)]
+    assert _psql(f'SELECT * FROM "{pg_schema}".meta') == [("theirs",)]
+
+
+def test_postgres_refuses_a_record_of_a_later_version(pg_schema: str) -> None:
+    from letterlock.stores.postgres import VERSION, PostgresReplayStore
+
+    PostgresReplayStore(SERVICES["postgres"].url, schema=pg_schema).close()
+    _psql(f'UPDATE "{pg_schema}".meta SET version = {VERSION + 1}')
+    with pytest.raises(StoreError, match=f"unsupported schema version {VERSION + 1}"):
+        PostgresReplayStore(SERVICES["postgres"].url, schema=pg_schema)
+
+
+def test_postgres_upgrades_an_earlier_version_by_its_migrations(
+    pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The migration path: a record of version 1 opened by a module at version 2 (here with a
+    made-up step) is upgraded in place, its ids kept."""
+    from letterlock.stores import postgres
+
+    url = SERVICES["postgres"].url
+    with postgres.PostgresReplayStore(url, schema=pg_schema) as store:
+        assert store.add(A, mid(1), NOW, now=NOW) is ADDED
+    monkeypatch.setattr(postgres, "VERSION", 2)
+    monkeypatch.setattr(postgres, "MIGRATIONS", ((1, ("ALTER TABLE {s}.seen ADD note text",)),))
+    with postgres.PostgresReplayStore(url, schema=pg_schema) as upgraded:
+        assert upgraded.contains(A, mid(1))
+    assert _psql(f'SELECT version FROM "{pg_schema}".meta') == [(2,)]
+    assert _psql(f'SELECT note FROM "{pg_schema}".seen') == [(None,)]
+
+
+def test_postgres_concurrent_first_opens_set_the_schema_up_once(pg_schema: str) -> None:
+    from letterlock.stores.postgres import PostgresReplayStore
+
+    stores = _race(lambda _i: PostgresReplayStore(SERVICES["postgres"].url, schema=pg_schema), 6)
+    try:
+        assert stores[0].add(A, mid(1), NOW, now=NOW) is ADDED
+        assert all(store.contains(A, mid(1)) for store in stores)
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_postgres_takes_a_connection_in_autocommit_mode_and_leaves_it_open(pg_schema: str) -> None:
+    import psycopg
+
+    from letterlock.stores.postgres import PostgresReplayStore
+
+    with (
+        psycopg.connect(SERVICES["postgres"].url) as manual,
+        pytest.raises(UsageError, match="autocommit"),
+    ):
+        PostgresReplayStore(manual, schema=pg_schema)
+    with psycopg.connect(SERVICES["postgres"].url, autocommit=True) as db:
+        store = PostgresReplayStore(db, schema=pg_schema)
+        assert store.add(A, mid(1), NOW, now=NOW) is ADDED
+        store.close()
+        assert db.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_postgres_errors_become_store_errors(pg_schema: str) -> None:
+    import psycopg
+
+    from letterlock.stores.postgres import PostgresReplayStore
+
+    with pytest.raises(StoreError, match="connecting") as caught:
+        PostgresReplayStore("postgresql://postgres@127.0.0.1:1/test", schema=pg_schema)
+    assert isinstance(caught.value.__cause__, psycopg.Error)
+    store = PostgresReplayStore(SERVICES["postgres"].url, schema=pg_schema)
+    store.close()
+    with pytest.raises(StoreError, match="recording an id"):
+        store.add(A, mid(1), NOW, now=NOW)
+
+
+def test_postgres_capacity_must_be_positive() -> None:
+    from letterlock.stores.postgres import PostgresReplayStore
+
+    with pytest.raises(UsageError, match="capacity"):
+        PostgresReplayStore("postgresql://postgres@127.0.0.1:1/test", capacity=0)

@@ -88,11 +88,16 @@ class PostgresReplayStore:
         if not isinstance(connection, str) and not connection.autocommit:
             raise UsageError("the connection must be in autocommit mode (the store commits)")
         self._pid = os.getpid()
+        self._inherited: list[psycopg.Connection[tuple[object, ...]]] = []
         with self._translated("connecting"):
             self._db = self._connect() if isinstance(connection, str) else connection
         self._statements = _Statements(sql.Identifier(schema))
-        with self._translated("setting up"):
-            self._record_key = self._set_up()
+        try:
+            with self._translated("setting up"):
+                self._record_key = self._set_up()
+        except BaseException:
+            self.close()
+            raise
 
     # plumbing ---------------------------------------------------------------------------
 
@@ -119,7 +124,9 @@ class PostgresReplayStore:
                         "this replay store's connection was opened before fork(); "
                         "give the store a URL, or open it again in this process"
                     )
-                self._db = self._connect()  # the parent's stays the parent's: never closed here
+                # the parent's connection stays the parent's: kept, never used nor closed here
+                self._inherited.append(self._db)
+                self._db = self._connect()
                 self._pid = os.getpid()
             with self._db.transaction():
                 yield self._db

@@ -69,7 +69,7 @@ local function forget(ids, claims, members)
 end
 local function touch(ttl, ...)
   if ttl > 0 then
-    for _, key in ipairs({...}) do redis.call('EXPIRE', key, ttl) end
+    for _, key in ipairs({...}) do redis.call('PEXPIRE', key, ttl) end
   end
 end
 """
@@ -215,17 +215,17 @@ class RedisReplayStore:
         *,
         prefix: str = DEFAULT_PREFIX,
         capacity: int = DEFAULT_CAPACITY,
-        ttl: int | None = None,
+        ttl: float | None = None,
     ) -> None:
         if capacity < 1:
             raise UsageError("capacity must be positive")
-        if ttl is not None and ttl < 1:
-            raise UsageError("ttl must be positive (or None: no expiry)")
+        if ttl is not None and not ttl >= 0.001:  # "not >=" refuses NaN too
+            raise UsageError("ttl must be at least a millisecond (or None: no expiry)")
         if not prefix:
             raise UsageError("prefix must not be empty")
         self.prefix = prefix
         self._capacity = capacity
-        self._ttl = ttl or 0
+        self._ttl = round(ttl * 1000) if ttl is not None else 0  # ms
         self._owned = isinstance(client, str)
         with self._translated("connecting"):
             self._client = redis.Redis.from_url(client) if isinstance(client, str) else client
