@@ -885,3 +885,62 @@ def test_postgres_capacity_must_be_positive() -> None:
 
     with pytest.raises(UsageError, match="capacity"):
         PostgresReplayStore("postgresql://postgres@127.0.0.1:1/test", capacity=0)
+
+
+# --------------------------------------------------------------------------- stores by URL
+
+
+def test_replay_store_from_url_builds_each_shared_store(tmp_path: Path) -> None:
+    """Each scheme gives its store, tuned by the parameters taken out of the URL."""
+    from letterlock.stores import replay_store_from_url
+
+    with replay_store_from_url(f"sqlite://{tmp_path}/r.sqlite3?capacity=1") as store:
+        assert isinstance(store, SQLiteReplayStore)
+        assert store.path == tmp_path / "r.sqlite3"
+        assert store.add(A, mid(1), NOW, now=NOW) is ADDED
+        assert store.add(A, mid(2), NOW + 1, now=NOW + 1) is ADDED
+        assert len(store) == 1  # capacity 1
+
+
+def test_replay_store_from_url_redis(redis_prefix: str) -> None:
+    from letterlock.stores import replay_store_from_url
+    from letterlock.stores.redis import RedisReplayStore
+
+    url = f"{SERVICES['redis'].url}?prefix={redis_prefix}&ttl=30&capacity=1&socket_timeout=5"
+    with replay_store_from_url(url) as store:
+        assert isinstance(store, RedisReplayStore)
+        assert store.prefix == redis_prefix
+        assert store.add(A, mid(1), NOW, now=NOW) is ADDED
+        assert store.add(A, mid(2), NOW + 1, now=NOW + 1) is ADDED
+        assert len(store) == 1
+
+
+def test_replay_store_from_url_postgres(pg_schema: str) -> None:
+    from letterlock.stores import replay_store_from_url
+    from letterlock.stores.postgres import PostgresReplayStore
+
+    url = f"{SERVICES['postgres'].url}?schema={pg_schema}&capacity=1&connect_timeout=5"
+    with replay_store_from_url(url) as store:
+        assert isinstance(store, PostgresReplayStore)
+        assert store.schema == pg_schema
+        assert store.add(A, mid(1), NOW, now=NOW) is ADDED
+        assert store.add(A, mid(2), NOW + 1, now=NOW + 1) is ADDED
+        assert len(store) == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("memory:", "no replay store for URL scheme 'memory'"),
+        ("sqlite:///x.db?prefix=p", "takes no prefix"),
+        ("sqlite://host/x.db", "names a path"),
+        ("redis://127.0.0.1:1/0?capacity=many", "capacity must be an integer"),
+        ("redis://127.0.0.1:1/0?ttl=soon", "ttl must be a number"),
+        ("postgresql://127.0.0.1:1/x?ttl=5", "takes no ttl"),
+    ],
+)
+def test_replay_store_from_url_refuses_what_it_cannot_build(url: str, message: str) -> None:
+    from letterlock.stores import replay_store_from_url
+
+    with pytest.raises(UsageError, match=message):
+        replay_store_from_url(url)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from letterlock import AddResult, ReplayStore
+from letterlock import AddResult, ReplayStore, UsageError
 from letterlock.stores import SQLiteReplayStore
 from services import SERVICES, require
 from test_replay import drop_postgres_schema, drop_redis_prefix, shared_name
@@ -278,5 +278,37 @@ def test_an_id_below_a_concurrent_prunes_cutoff_is_pruned_or_refused_never_kept(
         assert not any(store.contains(A, mid(n)) for n in range(400))
         assert store.floor(A) == cutoff - 1
         assert len(store) == 0
+    finally:
+        _close(store)
+
+
+# --------------------------------------------------------------------------- fork
+
+
+def _use_inherited(store: ReplayStore) -> str:
+    try:
+        return store.add(A, mid(2), NOW, now=NOW).value
+    except UsageError as exc:
+        return f"refused: {exc}"
+
+
+def test_a_store_opened_before_fork(shared: Callable[..., Shared]) -> None:
+    """A child given the parent's handle: the SQLite store refuses (open it again there); the
+    Redis and PostgreSQL stores open a connection of the child's own, and the parent's keeps
+    working."""
+    record = shared()
+    store = record.open()
+    try:
+        assert store.add(A, mid(1), NOW, now=NOW) is AddResult.ADDED
+        (in_child,) = _in_processes((_use_inherited, (store,)))
+        if record.kind == "sqlite":
+            assert isinstance(in_child, str)
+            assert in_child.startswith("refused: ")
+            assert "fork" in in_child
+        else:
+            assert in_child == "added"
+            assert store.contains(A, mid(2))
+        assert store.add(A, mid(3), NOW, now=NOW) is AddResult.ADDED
+        assert len(store) == (2 if record.kind == "sqlite" else 3)
     finally:
         _close(store)
