@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from letterlock import (
     AddResult,
@@ -944,3 +946,102 @@ def test_replay_store_from_url_refuses_what_it_cannot_build(url: str, message: s
 
     with pytest.raises(UsageError, match=message):
         replay_store_from_url(url)
+
+
+# --------------------------------------------------------------------------- every store as memory
+
+_SENDERS = (A, M)
+_HOLDERS = (None, H1, H2)
+_times = st.integers(NOW - 2, NOW + 2)  # few values: ties, boundaries and passed claims
+_add = st.tuples(
+    st.just("add"),
+    st.sampled_from(_SENDERS),
+    st.integers(0, 4),  # message id
+    _times,  # created
+    _times,  # now
+    st.sampled_from(_HOLDERS),
+    _times,  # until
+)
+_settle = st.tuples(
+    st.sampled_from(["finish", "release", "extend"]),
+    st.sampled_from(_SENDERS),
+    st.integers(0, 4),
+    st.sampled_from(_HOLDERS[1:]),
+    _times,
+)
+_prune = st.tuples(st.just("prune"), st.integers(NOW - 4, NOW))
+_operations = st.lists(
+    st.one_of(_add, _add, _add, _settle, _settle, _prune), min_size=8, max_size=40
+)
+
+
+def _apply(store: ReplayStore, operation: tuple[object, ...]) -> object:
+    """Run one operation; what it returned, then what the store shows afterwards."""
+    name, *args = operation
+    if name == "add":
+        sender, n, created, now, holder, until = args
+        assert isinstance(sender, bytes)
+        assert isinstance(n, int)
+        assert isinstance(created, int)
+        assert isinstance(now, int)
+        assert holder is None or isinstance(holder, bytes)
+        assert isinstance(until, int)
+        result: object = store.add(sender, mid(n), created, now=now, holder=holder, until=until)
+    elif name == "prune":
+        (cutoff,) = args
+        assert isinstance(cutoff, int)
+        store.prune(cutoff)
+        result = None
+    else:
+        sender, n, holder, until = args
+        assert isinstance(sender, bytes)
+        assert isinstance(n, int)
+        assert isinstance(holder, bytes)
+        assert isinstance(until, int)
+        if name == "finish":
+            result = store.finish(sender, mid(n), holder)
+        elif name == "release":
+            result = store.release(sender, mid(n), holder)
+        else:
+            result = store.extend(sender, mid(n), holder, until)
+    shown = [(store.floor(s), [store.contains(s, mid(i)) for i in range(5)]) for s in _SENDERS]
+    return result, store.floor(), shown, len(store)
+
+
+@pytest.mark.parametrize("kind", sorted(set(STORES) - {"memory"}))
+def test_every_store_answers_as_the_memory_store_does(kind: str, tmp_path: Path) -> None:
+    """Differential: random sequences of adds, claims, settlements and prunes (capacity 2, ids
+    tied in time, claims passing their until) give the same answers and the same visible
+    record on every store as on :class:`MemoryReplayStore`, the reference of the protocol."""
+    store, close = STORES[kind](2, "differential", tmp_path)
+
+    @settings(max_examples=60, deadline=None, database=None)
+    @given(_operations)
+    def same_answers(operations: list[tuple[object, ...]]) -> None:
+        reference = MemoryReplayStore(capacity=2)
+        _empty(store)
+        for operation in operations:
+            assert _apply(store, operation) == _apply(reference, operation), operation
+
+    try:
+        same_answers()
+    finally:
+        close()
+
+
+def _empty(store: ReplayStore) -> None:
+    """Make a store as new again between examples (quicker than a new record each time)."""
+    from letterlock.stores.postgres import PostgresReplayStore
+    from letterlock.stores.redis import RedisReplayStore
+
+    if isinstance(store, SQLiteReplayStore):
+        with sqlite3.connect(store.path) as db:
+            db.executescript("DELETE FROM seen; DELETE FROM senders; UPDATE meta SET floor = -1;")
+        db.close()
+    elif isinstance(store, RedisReplayStore):
+        drop_redis_prefix(store.prefix)
+    elif isinstance(store, PostgresReplayStore):
+        _psql(
+            f'TRUNCATE "{store.schema}".seen, "{store.schema}".senders; '
+            f'UPDATE "{store.schema}".meta SET floor = -1'
+        )
