@@ -312,3 +312,52 @@ def test_a_store_opened_before_fork(shared: Callable[..., Shared]) -> None:
         assert len(store) == (2 if record.kind == "sqlite" else 3)
     finally:
         _close(store)
+
+
+# --------------------------------------------------------------------------- everything at once
+
+
+def _claims_settled(shared: Shared, ids: range) -> int:
+    """Claim each id; release the even ones (a failed handler), finish the odd ones."""
+    store = shared.open()
+    settled = 0
+    try:
+        for n in ids:
+            created = NOW + n % 300
+            result = store.add(A, mid(n), created, now=NOW + 1000, holder=b"h", until=NOW + 2000)
+            if result is AddResult.ADDED:
+                settle = store.release if n % 2 == 0 else store.finish
+                settled += settle(A, mid(n), b"h")
+    finally:
+        _close(store)
+    return settled
+
+
+def _prunes(shared: Shared, cutoffs: range) -> None:
+    store = shared.open()
+    try:
+        for cutoff in cutoffs:
+            store.prune(cutoff)
+    finally:
+        _close(store)
+
+
+def test_claims_settlements_evictions_and_prunes_at_once_keep_the_count(
+    shared: Callable[..., Shared],
+) -> None:
+    """Three processes on one record of capacity 50: claims released or finished, plain adds
+    that evict, prunes. None fails (no deadlock, no lost update), and afterwards the record's
+    count is the number of ids it holds, within the capacity."""
+    record = shared(capacity=50)
+    _in_processes(
+        (_claims_settled, (record, range(300))),
+        (_add_many, (record, A, range(1000, 1300), NOW, 1)),
+        (_prunes, (record, range(NOW - 50, NOW + 250, 10))),
+    )
+    store = record.open()
+    try:
+        held = sum(store.contains(A, mid(n)) for n in (*range(300), *range(1000, 1300)))
+        assert len(store) == held
+        assert 0 < held <= 50
+    finally:
+        _close(store)
