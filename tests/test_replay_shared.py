@@ -20,8 +20,19 @@ from pathlib import Path
 
 import pytest
 
-from letterlock import AddResult, ReplayStore, UsageError
+import letterlock
+from letterlock import (
+    AddResult,
+    Identity,
+    Opener,
+    Pins,
+    ReplayStore,
+    ReplayWindow,
+    Suite,
+    UsageError,
+)
 from letterlock.stores import SQLiteReplayStore
+from letterlock.transports import SealedConsumer, Spool
 from services import SERVICES, require
 from test_replay import drop_postgres_schema, drop_redis_prefix, shared_name
 
@@ -361,3 +372,56 @@ def test_claims_settlements_evictions_and_prunes_at_once_keep_the_count(
         assert 0 < held <= 50
     finally:
         _close(store)
+
+
+# --------------------------------------------------------------------------- consumers
+
+
+TOPIC = "payroll.eu"
+MESSAGES = 200
+
+
+def _consumer_process(spool_path: Path, shared: Shared, bob: Identity, pins: Pins) -> list[bytes]:
+    """One consumer of the group: its own spool handle, opener and store handle."""
+    store = shared.open()
+    handled: list[bytes] = []
+    try:
+        with Spool(spool_path) as spool:
+            opener = Opener(bob, trust=pins, replay=ReplayWindow(store))
+            consumer = SealedConsumer(spool, "bob", opener=opener, topics=TOPIC)
+            consumer.poll(lambda opened: handled.append(opened.payload))
+    finally:
+        _close(store)
+    return handled
+
+
+def test_two_consumers_on_a_duplicating_broker_handle_each_message_once(
+    shared: Callable[..., Shared], tmp_path: Path
+) -> None:
+    """The group property end to end: a broker delivers every message twice (as after a
+    redelivery); two consumer processes share one replay record, and each message reaches
+    exactly one handler once."""
+    alice, bob = Identity.generate(Suite.P256), Identity.generate(Suite.P256)
+    pins = Pins()
+    pins.pin("alice", alice.public)
+    spool_path = tmp_path / "spool.db"
+    with Spool(spool_path) as spool:
+        spool.bind("bob", "payroll.#")
+        for n in range(MESSAGES):
+            sealed = letterlock.seal(
+                b"payslip %d" % n, sender=alice, recipients=[bob.public], topic=TOPIC
+            )
+            spool.publish(TOPIC, sealed)
+            spool.publish(TOPIC, sealed)  # the duplicate
+    record = shared()
+    first, second = _in_processes(
+        (_consumer_process, (spool_path, record, bob, pins)),
+        (_consumer_process, (spool_path, record, bob, pins)),
+    )
+    assert isinstance(first, list)
+    assert isinstance(second, list)
+    assert sorted(first + second) == sorted(b"payslip %d" % n for n in range(MESSAGES))
+    with Spool(spool_path) as spool:
+        stats = spool.stats("bob")
+    assert (stats.ready, stats.leased) == (0, 0)
+    assert stats.dead + stats.delayed == MESSAGES  # each duplicate: replayed, or busy for later
