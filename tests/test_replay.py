@@ -1,15 +1,18 @@
 """The one shared test suite of every replay store, and the window's decision table, row by row.
 
 Every test that takes ``store``, ``window`` or ``make_store`` runs on every store in
-:data:`STORES`: :class:`MemoryReplayStore` and :class:`SQLiteReplayStore` (a fresh file) today.
-Times are small integers; ``now`` is 10_000 unless a row needs another.
+:data:`STORES`: :class:`MemoryReplayStore`, :class:`SQLiteReplayStore` (a fresh file),
+``RedisReplayStore`` (a fresh prefix) and ``PostgresReplayStore`` (a fresh schema) on the
+servers of this machine (:func:`services.require`: skipped without one, failed in CI), their
+keys and schemas removed afterwards. Beyond the rows, a differential property runs random
+operation sequences on every store against the memory store. Times are small integers; ``now``
+is 10_000 unless a row needs another. Processes sharing one record: ``test_replay_shared.py``.
 
-How a new store (Redis, PostgreSQL) joins: write a factory ``(capacity, name, tmp_path) ->
-store`` that builds a fresh, empty store (``name`` tells apart two records that must not share
-anything; the same name twice must give two handles on one shared record) and returns it with a
-way to close it, and add it to :data:`STORES`. Every test here must then pass unchanged; tests of
-one store's own guarantees (a file surviving a reopen) go at the end, named after the store.
-A store that needs a server gets it from a fixture that skips when no server is running.
+How a new store joins: write a factory ``(capacity, name, tmp_path) -> store`` that builds a
+fresh, empty store (``name`` tells apart two records that must not share anything; the same name
+twice must give two handles on one shared record) and returns it with a way to close it, and add
+it to :data:`STORES`. Every test here must then pass unchanged; tests of one store's own
+guarantees (a file surviving a reopen) go at the end, named after the store.
 """
 
 from __future__ import annotations
@@ -797,19 +800,30 @@ def test_postgres_survives_reopen_and_stamps_its_schema(pg_schema: str) -> None:
     ]
 
 
-def test_postgres_refuses_a_schema_of_something_else(pg_schema: str) -> None:
-    """A schema holding other tables is refused, and left as it was."""
+@pytest.mark.parametrize(
+    ("columns", "row"),
+    [
+        ("name text", "('theirs')"),
+        ("one int, floor bigint, application text, version int", "(1, -1, 'theirs', 1)"),
+    ],
+    ids=["other_tables", "other_application"],
+)
+def test_postgres_refuses_a_schema_of_something_else(
+    pg_schema: str, columns: str, row: str
+) -> None:
+    """A schema holding other tables (even a meta table like ours) is refused, left as it was."""
     from letterlock.stores.postgres import PostgresReplayStore
 
     _psql(f'CREATE SCHEMA "{pg_schema}"')
-    _psql(f'CREATE TABLE "{pg_schema}".meta (name text)')
-    _psql(f"INSERT INTO \"{pg_schema}\".meta VALUES ('theirs')")
+    _psql(f'CREATE TABLE "{pg_schema}".meta ({columns})')
+    _psql(f'INSERT INTO "{pg_schema}".meta VALUES {row}')
+    before = _psql(f'SELECT * FROM "{pg_schema}".meta')
     with pytest.raises(StoreError, match="not a replay record"):
         PostgresReplayStore(SERVICES["postgres"].url, schema=pg_schema)
     assert _psql(
         f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{pg_schema}'"
     ) == [("meta",)]
-    assert _psql(f'SELECT * FROM "{pg_schema}".meta') == [("theirs",)]
+    assert _psql(f'SELECT * FROM "{pg_schema}".meta') == before
 
 
 def test_postgres_refuses_a_record_of_a_later_version(pg_schema: str) -> None:

@@ -1,27 +1,31 @@
 """A replay store in Redis, shared by every consumer of a group on any host.
 
 Each operation of :class:`letterlock.core.replay.ReplayStore` is one Lua script (``EVALSHA``,
-loaded again if the server forgot it), so Redis runs it whole, alone: of two consumers adding
-copies of one message exactly one gets ADDED, and a sender's ids, floor and capacity are read
-and changed together. The keys, under ``prefix`` (``P``), with ``S`` the sender's key id in hex:
+through redis-py's ``Script``), which Redis runs whole and alone: of two consumers adding copies
+of one message exactly one gets ADDED, and a sender's ids, floor and capacity are read and
+changed together. The keys, under ``prefix`` (``P``), with ``S`` the sender's key id in hex:
 
 ==================  ======================================================================
 key                 holds
 ==================  ======================================================================
 ``P:floor``         the floor common to all senders (raised by ``prune`` only)
-``P:senders``       the set of every ``S`` that has keys (what ``prune`` and ``len`` visit)
+``P:senders``       the set of every ``S`` with keys (what ``prune`` and ``len`` visit)
 ``P:S:ids``         a sorted set: the sender's recorded ids, scored by their creation time
 ``P:S:claims``      a hash: id -> ``until:holder`` for each id that is claimed, not handled
 ``P:S:floor``       the sender's own floor (raised by eviction at capacity)
 ==================  ======================================================================
 
-An id is recorded if absent (``ZADD`` inside the script that checked everything else), so an
-id is set if absent and the sorted set's order is what eviction and pruning need. With ``ttl``
-every write gives the sender's three keys that many seconds (of the server's clock) to live:
-a sender that goes quiet vanishes whole after ``ttl`` without any ``prune``. A floor vanishing
-with its ids is safe only when ``ttl`` exceeds the window's ``max_age + skew``: every id it
-forgets is then older than the window, which refuses it by time. Without ``ttl`` (the default)
-ids go only by :meth:`prune` and eviction, as in the other stores.
+An id is set only if absent, by the script that checked everything else, into a sorted set
+whose order is what eviction (the oldest ids) and pruning (ids older than a cutoff) need.
+``prune`` and ``len`` visit every sender in one script, so Redis serves nobody else meanwhile:
+let the window prune often (its default, every 1024 records) rather than rarely.
+
+With ``ttl`` every write gives the sender's three keys that many seconds (of the server's
+clock) to live: a sender that goes quiet vanishes whole after ``ttl`` without any ``prune``. A
+floor vanishing with its ids is safe only when ``ttl`` exceeds the window's ``max_age + skew``:
+every id it forgets is then older than the window, which refuses it by time. Without ``ttl``
+(the default) ids go only by :meth:`~RedisReplayStore.prune` and eviction, as in the other
+stores. The common floor never expires.
 
 The scripts compute sender key names from ``prefix``, so on a Redis Cluster the prefix must be
 one hash tag (``{letterlock}``). Every ``redis`` exception (and ``OSError``) becomes
