@@ -117,6 +117,12 @@ class PostgresReplayStore:
     @contextlib.contextmanager
     def _transaction(self, what: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
         """One transaction on this process's connection, under the thread lock."""
+        with self._connection(what) as db, db.transaction():
+            yield db
+
+    @contextlib.contextmanager
+    def _connection(self, what: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+        """This process's connection, under the thread lock, for one autocommitted statement."""
         with self._lock, self._translated(what):
             if os.getpid() != self._pid:
                 if self._url is None:
@@ -128,8 +134,7 @@ class PostgresReplayStore:
                 self._inherited.append(self._db)
                 self._db = self._connect()
                 self._pid = os.getpid()
-            with self._db.transaction():
-                yield self._db
+            yield self._db
 
     def _set_up(self) -> int:
         """Create, check or upgrade the schema; the key of the record's advisory lock."""
@@ -206,11 +211,11 @@ class PostgresReplayStore:
     # the store --------------------------------------------------------------------------
 
     def floor(self, sender: bytes | None = None) -> int:
-        with self._transaction("reading the floor") as db:
+        with self._connection("reading the floor") as db:
             return _one_int(db.execute(self._statements.floor, (sender,)))
 
     def contains(self, sender: bytes, message_id: bytes) -> bool:
-        with self._transaction("looking up an id") as db:
+        with self._connection("looking up an id") as db:
             return (
                 db.execute(self._statements.contains, (sender, message_id)).fetchone() is not None
             )
@@ -260,7 +265,7 @@ class PostgresReplayStore:
             return AddResult.ADDED
 
     def finish(self, sender: bytes, message_id: bytes, holder: bytes) -> bool:
-        with self._transaction("finishing a claim") as db:
+        with self._connection("finishing a claim") as db:
             return db.execute(self._statements.finish, (sender, message_id, holder)).rowcount == 1
 
     def release(self, sender: bytes, message_id: bytes, holder: bytes) -> bool:
@@ -273,7 +278,7 @@ class PostgresReplayStore:
             return True
 
     def extend(self, sender: bytes, message_id: bytes, holder: bytes, until: float) -> bool:
-        with self._transaction("extending a claim") as db:
+        with self._connection("extending a claim") as db:
             changed = db.execute(self._statements.extend, (until, sender, message_id, holder))
             return changed.rowcount == 1
 
@@ -287,7 +292,7 @@ class PostgresReplayStore:
             db.execute(s.forget_senders)
 
     def __len__(self) -> int:
-        with self._transaction("counting ids") as db:
+        with self._connection("counting ids") as db:
             return _one_int(db.execute(self._statements.count))
 
 
