@@ -1059,3 +1059,21 @@ def _empty(store: ReplayStore) -> None:
             f'TRUNCATE "{store.schema}".seen, "{store.schema}".senders; '
             f'UPDATE "{store.schema}".meta SET floor = -1'
         )
+
+
+def test_postgres_uses_an_empty_schema_made_ready_by_an_administrator(pg_schema: str) -> None:
+    """The schema exists, made for a role that may not create schemas: the store sets its
+    tables up inside it, as that role."""
+    from letterlock.stores.postgres import PostgresReplayStore
+
+    role = pg_schema + "_role"
+    _psql(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        _psql(f'CREATE SCHEMA "{pg_schema}" AUTHORIZATION "{role}"')
+        url = SERVICES["postgres"].url.replace("postgres@", f"{role}@")
+        with PostgresReplayStore(url, schema=pg_schema) as store:
+            assert store.add(A, mid(1), NOW, now=NOW) is ADDED
+        assert _psql(f'SELECT count(*) FROM "{pg_schema}".seen') == [(1,)]
+    finally:
+        _psql(f'DROP SCHEMA IF EXISTS "{pg_schema}" CASCADE')
+        _psql(f'DROP ROLE "{role}"')

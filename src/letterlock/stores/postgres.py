@@ -1,13 +1,13 @@
 """A replay store in PostgreSQL, shared by every consumer of a group on any host.
 
-The record lives in a schema of its own (``schema``, created on first open), in three tables:
-``seen`` (one row per (sender, id): its creation time and, while a consumer handles it, the
-claim's ``holder`` and ``until``), ``senders`` (each sender's floor and count, so no operation
-counts rows) and ``meta`` (the common floor, and the stamp: application and schema version).
+The record lives in a schema of its own (``schema``), in three tables: ``seen`` (one row per
+(sender, id): its creation time and, while a consumer handles it, the claim's ``holder`` and
+``until``), ``senders`` (each sender's floor and count, so no operation counts rows) and
+``meta`` (the common floor, and the stamp: application and schema version).
 
-Each operation is one transaction (psycopg 3, the store's own connection in autocommit mode, so
-``BEGIN`` ... ``COMMIT`` are the store's alone) that applies the decision of
-:meth:`letterlock.core.replay.ReplayStore.add`:
+Each operation is one transaction on the store's own connection in autocommit mode (psycopg 3):
+a statement that stands alone commits by itself, and ``add``, ``release`` and ``prune`` are
+``BEGIN`` ... ``COMMIT`` that apply the decision of :meth:`letterlock.core.replay.ReplayStore.add`:
 
 * ``add`` takes a shared advisory lock of the record (``prune`` takes it exclusively, so an id a
   prune forgets can never be recorded by an add that read the old floor), then locks the
@@ -16,12 +16,18 @@ Each operation is one transaction (psycopg 3, the store's own connection in auto
 * Locks are always taken in one order (the record, then senders, then ids), so no two of the
   store's transactions deadlock.
 
+Each commit waits for the server's WAL flush (``synchronous_commit``, on by default): a recorded
+id survives a server crash, and a claim and its finish cost one flush each. A role or URL that
+sets ``synchronous_commit=off`` (``?options=-csynchronous_commit%3Doff``) trades the last
+moments of records before a crash (so a replay within them) for speed.
+
 Set-up is serialised by a transaction-level advisory lock too: the first open creates the schema
-and stamps it (``meta.version`` :data:`VERSION`); a record of an earlier version is upgraded by
-the steps in :data:`MIGRATIONS`, in that one transaction; a schema of anything else (tables
-without the stamp, another application, a later version) is refused, untouched. Every
-``psycopg`` exception (and ``OSError``) becomes :class:`~letterlock.errors.StoreError` at this
-module's edge, as the SQLite store's do.
+(or uses it empty, as an administrator made it) and stamps it (``meta.version``
+:data:`VERSION`); a record of an earlier version is upgraded by the steps in :data:`MIGRATIONS`,
+in that one transaction; a schema of anything else (tables without the stamp, another
+application, a later version) is refused, untouched. Every ``psycopg`` exception (and
+``OSError``) becomes :class:`~letterlock.errors.StoreError` at this module's edge, as the
+SQLite store's do.
 """
 
 from __future__ import annotations
@@ -140,16 +146,22 @@ class PostgresReplayStore:
         """Create, check or upgrade the schema; the key of the record's advisory lock."""
         with self._transaction("setting up") as db:
             db.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"set up {self.schema}",))
-            tables = {
+            exists = db.execute(
+                "SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)
+            ).fetchone()
+            tables = {  # every relation, whatever this role may see of it
                 str(row[0])
                 for row in db.execute(
-                    "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                    "SELECT c.relname FROM pg_class c JOIN pg_namespace n "
+                    "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind IN "
+                    "('r', 'p', 'v', 'm', 'f')",
                     (self.schema,),
                 )
             }
             name = sql.Identifier(self.schema)
             if not tables:
-                db.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(name))
+                if exists is None:  # a schema made ready by an administrator is used as it is
+                    db.execute(sql.SQL("CREATE SCHEMA {}").format(name))
                 for statement in _TABLES:
                     db.execute(sql.SQL(statement).format(s=name))
                 db.execute(
@@ -189,6 +201,8 @@ class PostgresReplayStore:
             raise StoreError(
                 f"PostgreSQL replay record {self.schema!r}: unsupported schema version {version}"
             )
+        if version == VERSION:
+            return
         while version < VERSION:
             for statement in steps[version]:
                 db.execute(sql.SQL(statement).format(s=name))
