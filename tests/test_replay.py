@@ -1077,3 +1077,14 @@ def test_postgres_uses_an_empty_schema_made_ready_by_an_administrator(pg_schema:
     finally:
         _psql(f'DROP SCHEMA IF EXISTS "{pg_schema}" CASCADE')
         _psql(f'DROP ROLE "{role}"')
+
+
+def test_postgres_url_options_reach_the_session(pg_schema: str) -> None:
+    """``options`` stays in the URL for libpq: the session runs with synchronous_commit off."""
+    from letterlock.stores import replay_store_from_url
+    from letterlock.stores.postgres import PostgresReplayStore
+
+    url = f"{SERVICES['postgres'].url}?schema={pg_schema}&options=-csynchronous_commit%3Doff"
+    with replay_store_from_url(url) as store:
+        assert isinstance(store, PostgresReplayStore)
+        assert store._db.execute("SHOW synchronous_commit").fetchone() == ("off",)
