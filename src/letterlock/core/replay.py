@@ -52,7 +52,9 @@ claim's own holder, so one consumer can never complete, drop or prolong another'
 ``contains`` (the early step 11) sees handled ids only: a claimed id is decided at step 21.
 
 The window is pure (time is an argument); stores implement :class:`ReplayStore`:
-:class:`MemoryReplayStore` here, :class:`letterlock.stores.sqlite.SQLiteReplayStore` on disk.
+:class:`MemoryReplayStore` here, :class:`letterlock.stores.sqlite.SQLiteReplayStore` on disk, and
+:class:`letterlock.stores.redis.RedisReplayStore` and
+:class:`letterlock.stores.postgres.PostgresReplayStore` shared by the consumers of a group.
 """
 
 from __future__ import annotations
