@@ -420,6 +420,7 @@ def _rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
 
 
+@pytest.mark.parametrize("rabbit", ["classic"], indirect=True)  # one restart is enough
 def test_a_broker_restart_loses_nothing_and_duplicates_nothing(
     rabbit: Rabbit, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -429,8 +430,6 @@ def test_a_broker_restart_loses_nothing_and_duplicates_nothing(
     with the connection) are refused as replays, dead-lettered, and counted."""
     if shutil.which("rabbitmqctl") is None or os.geteuid() != 0:
         pytest.skip("restarting RabbitMQ needs rabbitmqctl as root")
-    if rabbit.quorum:
-        pytest.skip("one restart run is enough: the classic durable queue")
     topic = rabbit.topic("orders")
     publisher = rabbit.endpoint()
     publisher.declare(Topics(topic), group=rabbit.group)

@@ -70,6 +70,7 @@ pika's ``UnroutableError``) as :class:`~.base.Unroutable`.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from collections import deque
@@ -117,6 +118,8 @@ _CONNECTION_LOST: Final = (
     pika.exceptions.ChannelWrongStateError,
     OSError,
 )
+#: What closing something already closed (by the broker, a restart) may raise.
+_CLOSING: Final = (pika.exceptions.AMQPError, OSError)
 _PERSISTENT: Final = 2
 _ids = itertools.count(1)  # AmqpChannel instances, so a stale delivery tag is told apart
 
@@ -416,7 +419,7 @@ class AmqpEndpoint:
         self._publisher = None
         self._channels.clear()
         if connection is not None and connection.is_open:
-            with map_exceptions(ERRORS):
+            with contextlib.suppress(*_CLOSING):  # gone already: nothing is left to settle
                 connection.close()
 
     def __enter__(self) -> AmqpEndpoint:
@@ -478,7 +481,7 @@ class AmqpEndpoint:
     def _discard(self, broker: AmqpChannel) -> None:
         self._channels.pop(broker._prefix, None)
         if broker.channel.is_open:
-            with map_exceptions(ERRORS):
+            with contextlib.suppress(*_CLOSING):  # its connection is gone: so are its deliveries
                 broker.channel.close()
 
     def dead_letters(self, group: str, /, *, limit: int | None = None) -> list[DeadLetterRecord]:
