@@ -9,6 +9,7 @@ them afterwards. The restart test stops and starts the RabbitMQ application
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -29,7 +30,6 @@ from letterlock import (
     Identity,
     Opened,
     Opener,
-    Pins,
     ReplayWindow,
     Sealer,
     SQLiteReplayStore,
@@ -40,7 +40,7 @@ from letterlock import (
 from letterlock.errors import TransportError, UsageError
 from letterlock.transports import (
     Ack,
-    DeadLetterReason,
+    Delivery,
     LeaseLost,
     Retry,
     RetryPolicy,
@@ -135,7 +135,9 @@ def consumer_of(broker: Any, rabbit: Rabbit, topics: str, **options: Any) -> Sea
     return SealedConsumer(broker, rabbit.group, opener=opener, topics=topics, **options)
 
 
-def drain(endpoint: AmqpEndpoint, topics: str, rabbit: Rabbit, consumer: SealedConsumer) -> list:
+def drain(
+    endpoint: AmqpEndpoint, topics: str, rabbit: Rabbit, consumer: SealedConsumer
+) -> list[Opened]:
     handled: list[Opened] = []
     subscription = endpoint.subscribe(Topics(topics), group=rabbit.group)
     for delivery in subscription.deliveries(idle_timeout=IDLE):
@@ -500,3 +502,82 @@ def test_a_broker_restart_loses_nothing_and_duplicates_nothing(
     refused = {k: v for k, v in consumer.metrics.items() if k.startswith("dead_lettered")}
     assert set(refused) <= {"dead_lettered:replayed"}  # only second copies refused
     assert len(dead) == sum(refused.values())
+
+
+# asyncio: aio-pika ------------------------------------------------------------------------
+
+
+def test_the_asyncio_adapter_round_trips_and_dead_letters(rabbit: Rabbit) -> None:
+    """aio-pika on the same topology: one genuine message handled, a forgery dead-lettered with
+    the one word, an unbound topic Unroutable, a settled delivery not settled twice."""
+    from letterlock.transports import AsyncSealedConsumer
+    from letterlock.transports.aio_amqp import AioAmqpBroker
+
+    topic = rabbit.topic("orders", "eu")
+    seen: list[bytes] = []
+
+    async def run() -> dict[str, int]:
+        broker = await AioAmqpBroker.connect(rabbit.url(prefetch="10", lease="1"))
+        try:
+            queue = await broker.declare(Topics(rabbit.topic("orders", "*")), group=rabbit.group)
+            opener = Opener(CAST.bob, trust=CAST.pins(), replay=ReplayWindow())
+            consumer = AsyncSealedConsumer(
+                broker, rabbit.group, opener=opener, topics=rabbit.topic("orders", "*"),
+                retry=RetryPolicy(max_attempts=1),
+            )  # fmt: skip
+            await broker.publish(topic, rabbit.seal(b"order 1", "orders", "eu"))
+            await broker.publish(topic, rabbit.seal(b"forged", "orders", "eu", sender=CAST.eve))
+            with pytest.raises(Unroutable):
+                await broker.publish(rabbit.topic("nobody"), b"x")
+
+            async def on_order(opened: Opened) -> None:
+                await asyncio.sleep(0)
+                seen.append(opened.payload)
+
+            assert await broker.consume(queue, consumer, on_order, idle_timeout=IDLE) == 1
+            stale = Delivery(tag="a0.1", queue=rabbit.group, topic=topic, body=b"", attempts=None)
+            with pytest.raises(LeaseLost):  # not held: settled already, or never ours
+                await broker.settle(stale, Ack())
+            return dict(consumer.metrics)
+        finally:
+            await broker.close()
+
+    metrics = asyncio.run(run())
+    assert seen == [b"order 1"]
+    assert metrics == {"acked": 1, "dead_lettered:unknown_sender": 1}
+    [(_, properties, body)] = rabbit.raw(rabbit.names.dead_letter_queue)
+    assert properties.headers[REASON_HEADER] == "rejected"
+    assert b"forged" not in body
+    assert rabbit.raw(rabbit.group) == []
+
+
+def test_the_asyncio_adapter_retries_later_through_the_delay_queue(rabbit: Rabbit) -> None:
+    from letterlock.transports import AsyncSealedConsumer, aio_amqp, amqp
+    from letterlock.transports.aio_amqp import AioAmqpBroker
+
+    for name in ("REASON_HEADER", "TOPIC_HEADER", "ATTEMPTS_HEADER", "DEFAULT_EXCHANGE"):
+        assert getattr(aio_amqp, name) == getattr(amqp, name)  # one topology, two clients
+    topic = rabbit.topic("pay")
+
+    async def run() -> dict[str, int]:
+        broker = await AioAmqpBroker.connect(rabbit.url())
+        try:
+            queue = await broker.declare(topic, group=rabbit.group)
+            opener = Opener(CAST.bob, trust=CAST.pins(), replay=ReplayWindow())
+            consumer = AsyncSealedConsumer(
+                broker, rabbit.group, opener=opener, topics=topic,
+                retry=RetryPolicy(max_attempts=2, delay=0.3, max_delay=0.3),
+            )  # fmt: skip
+            await broker.publish(topic, rabbit.seal(b"from eve", "pay", sender=CAST.eve))
+            assert await broker.consume(queue, consumer, print, idle_timeout=IDLE) == 0
+            return dict(consumer.metrics)
+        finally:
+            await broker.close()
+
+    metrics = asyncio.run(run())
+    if rabbit.quorum:  # counted: retried once after the delay, then a dead letter
+        assert metrics == {"retried:unknown_sender": 1, "dead_lettered:unknown_sender": 1}
+    else:  # not counted: a dead letter at once
+        assert metrics == {"dead_lettered:unknown_sender": 1}
+    [(_, properties, _)] = rabbit.raw(rabbit.names.dead_letter_queue)
+    assert properties.headers[REASON_HEADER] == "rejected"
