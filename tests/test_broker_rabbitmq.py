@@ -282,10 +282,10 @@ def test_a_retry_without_delay_is_requeued_and_a_stale_delivery_is_lease_lost(
 def test_from_url_takes_its_options_and_refuses_bad_ones() -> None:
     endpoint = AmqpEndpoint.from_url(
         "amqp://guest:guest@127.0.0.1:5672/%2F?exchange=e&queue_type=quorum&prefetch=7"
-        "&lease=5&reconnect=0&heartbeat=30"
+        "&lease=5&reconnect=0&heartbeat=30&ack_batch=3"
     )
     assert (endpoint.exchange, endpoint.quorum, endpoint.prefetch) == ("e", True, 7)
-    assert endpoint.reconnect == 0
+    assert (endpoint.reconnect, endpoint.ack_batch) == (0, 3)
     assert endpoint.parameters.heartbeat == 30
     assert endpoint.parameters.virtual_host == "/"
     for bad in ("amqp://h/?queue_type=stream", "amqp://h/?prefetch=x", "amqp://h/?prefetch=0"):
@@ -581,3 +581,24 @@ def test_the_asyncio_adapter_retries_later_through_the_delay_queue(rabbit: Rabbi
         assert metrics == {"dead_lettered:unknown_sender": 1}
     [(_, properties, _)] = rabbit.raw(rabbit.names.dead_letter_queue)
     assert properties.headers[REASON_HEADER] == "rejected"
+
+
+def test_a_subscription_sends_its_batched_acks_when_it_closes(rabbit: Rabbit) -> None:
+    """Acks wait in pika's buffer (one write per batch); closing sends them, so nothing that
+    was handled comes back."""
+    endpoint = rabbit.endpoint(prefetch="10")
+    topic = rabbit.topic("x")
+    subscription = endpoint.subscribe(Topics(topic), group=rabbit.group)
+    for n in range(5):
+        endpoint.publish(topic, b"%d" % n)
+    taken = []
+    for delivery in subscription.deliveries(idle_timeout=IDLE):
+        endpoint.settle(delivery, Ack())
+        taken.append(delivery.body)
+        if len(taken) == 5:
+            break  # no wait after the last ack: it is still queued
+    subscription.close()
+    assert sorted(taken) == [b"0", b"1", b"2", b"3", b"4"]
+    assert rabbit.raw(rabbit.group) == []
+    with pytest.raises(UsageError):
+        AmqpChannel(object(), ack_batch=0)

@@ -103,6 +103,7 @@ REASON_HEADER: Final = "letterlock-reason"  #: a dead letter's one word
 TOPIC_HEADER: Final = "letterlock-topic"  #: the routing key a copy was first published with
 ATTEMPTS_HEADER: Final = "letterlock-attempts"  #: deliveries before a delayed retry (quorum)
 DEFAULT_EXCHANGE: Final = "letterlock"
+ACK_BATCH: Final = 64  #: a subscription's acks per write (AmqpChannel's ``ack_batch``)
 
 #: pika's errors -> ours (UnroutableError is an AMQPError: it is listed first).
 ERRORS: Final[ExceptionMapping] = {
@@ -208,13 +209,31 @@ class AmqpChannel:
     """
 
     def __init__(
-        self, channel: Any, *, exchange: str = DEFAULT_EXCHANGE, quorum: bool = False
+        self,
+        channel: Any,
+        *,
+        exchange: str = DEFAULT_EXCHANGE,
+        quorum: bool = False,
+        ack_batch: int = 1,
     ) -> None:
         """``exchange`` and ``quorum`` as given to :func:`declare` for the groups consumed here
-        (``quorum``: attempts are counted)."""
+        (``quorum``: attempts are counted).
+
+        ``ack_batch`` above 1 queues each ack (in order, once its handler returned) and sends
+        the queued ones together, with one write: every ``ack_batch`` acks, and whenever pika
+        next reads or writes on the connection (``process_data_events``, another settlement,
+        closing). One system call per batch instead of per message; a consumer killed
+        meanwhile has those messages delivered again (at-least-once: the replay window
+        refuses them). For a loop that calls ``process_data_events`` between deliveries, as
+        :class:`AmqpSubscription` does.
+        """
+        if ack_batch < 1:
+            raise UsageError("ack_batch must be positive")
         self.channel = channel
         self.exchange = exchange
         self.quorum = quorum
+        self.ack_batch = ack_batch
+        self._queued = 0  # acks written to pika's buffer, not yet flushed
         self._prefix = f"{next(_ids)}."
         with map_exceptions(ERRORS):
             channel.confirm_delivery()
@@ -277,9 +296,14 @@ class AmqpChannel:
     ) -> None:
         """Ack, retry (now, or after a delay through the delay queue) or dead-letter."""
         tag = self._tag(delivery)
-        names = Topology.of(delivery.queue, exchange=self.exchange)
         with map_exceptions(ERRORS):
             match settlement:
+                case Ack() if self.ack_batch > 1:
+                    self.channel._impl.basic_ack(tag)  # pika's own buffer, not yet written
+                    self._queued += 1
+                    if self._queued >= self.ack_batch:
+                        self._queued = 0
+                        self.channel.connection.process_data_events(time_limit=0)
                 case Ack():
                     self.channel.basic_ack(tag)
                 case Retry(delay=delay) if delay <= 0:
@@ -288,13 +312,18 @@ class AmqpChannel:
                     headers: dict[str, object] = {TOPIC_HEADER: delivery.topic}
                     if delivery.attempts is not None:
                         headers[ATTEMPTS_HEADER] = delivery.attempts
-                    self._send("", names.delay_queue, delivery, headers, f"{delay * 1000:.0f}")
+                    later = f"{delay * 1000:.0f}"  # milliseconds
+                    self._send("", self._names(delivery).delay_queue, delivery, headers, later)
                     self.channel.basic_ack(tag)
                 case DeadLetter(reason=reason):
                     headers = {REASON_HEADER: DeadLetterReason(reason).value}
                     headers[TOPIC_HEADER] = delivery.topic
+                    names = self._names(delivery)
                     self._send(names.dead_letter_exchange, names.queue, delivery, headers)
                     self.channel.basic_ack(tag)
+
+    def _names(self, delivery: Delivery) -> Topology:
+        return Topology.of(delivery.queue, exchange=self.exchange)
 
     def _send(
         self, exchange: str, key: str, delivery: Delivery, headers: dict[str, object],
@@ -333,7 +362,8 @@ class AmqpEndpoint:
     Options (beside pika's own, such as ``heartbeat``): ``exchange`` (default ``letterlock``),
     ``queue_type`` (``classic`` or ``quorum``), ``prefetch`` (deliveries a subscription holds
     unacked, default 100), ``reconnect`` (seconds a subscription keeps reconnecting after the
-    connection is lost before it raises TransportError, default 30; 0: never) and ``lease``
+    connection is lost before it raises TransportError, default 30; 0: never), ``ack_batch``
+    (acks a subscription sends in one write, default 64; see :class:`AmqpChannel`) and ``lease``
     (accepted and ignored: RabbitMQ has no per-message lease, see the module).
     Dead letters are not timed by RabbitMQ: a record's ``attempts`` and ``dead_at`` are 0.
     """
@@ -348,16 +378,18 @@ class AmqpEndpoint:
         quorum: bool = False,
         prefetch: int = 100,
         reconnect: float = 30.0,
+        ack_batch: int = ACK_BATCH,
     ) -> None:
         """Connect lazily to pika ``parameters`` (a ``ConnectionParameters``)."""
-        if prefetch < 1 or reconnect < 0:
-            raise UsageError("prefetch must be positive and reconnect not negative")
+        if prefetch < 1 or reconnect < 0 or ack_batch < 1:
+            raise UsageError("prefetch and ack_batch must be positive, reconnect not negative")
         Topology.of("-", exchange=exchange)
         self.parameters = parameters
         self.exchange = exchange
         self.quorum = quorum
         self.prefetch = prefetch
         self.reconnect = reconnect
+        self.ack_batch = ack_batch
         self._connection: Any = None
         self._publisher: AmqpChannel | None = None
         self._channels: dict[str, AmqpChannel] = {}  # prefix -> live subscription channel
@@ -371,7 +403,7 @@ class AmqpEndpoint:
         ours: dict[str, str] = {}
         theirs: list[tuple[str, str]] = []
         for key, value in parse_qsl(parts.query, keep_blank_values=True):
-            if key in ("exchange", "queue_type", "prefetch", "reconnect", "lease"):
+            if key in ("exchange", "queue_type", "prefetch", "reconnect", "lease", "ack_batch"):
                 ours[key] = value
             else:
                 theirs.append((key, value))
@@ -380,11 +412,12 @@ class AmqpEndpoint:
             raise UsageError("queue_type is classic or quorum")
         try:
             prefetch = int(ours.get("prefetch", "100"))
+            ack_batch = int(ours.get("ack_batch", str(ACK_BATCH)))
             reconnect = float(ours.get("reconnect", "30"))
             float(ours.get("lease", "0"))
         except ValueError:
             raise UsageError(
-                "prefetch is a whole number; reconnect and lease are seconds"
+                "prefetch and ack_batch are whole numbers; reconnect and lease are seconds"
             ) from None
         rest = urlunsplit((*parts[:3], urlencode(theirs), parts.fragment))
         try:
@@ -394,6 +427,7 @@ class AmqpEndpoint:
         return cls(
             parameters, exchange=ours.get("exchange", DEFAULT_EXCHANGE),
             quorum=queue_type == "quorum", prefetch=prefetch, reconnect=reconnect,
+            ack_batch=ack_batch,
         )  # fmt: skip
 
     # the connection -------------------------------------------------------------------
@@ -407,11 +441,11 @@ class AmqpEndpoint:
                 self._connection = pika.BlockingConnection(self.parameters)
         return self._connection
 
-    def channel(self) -> AmqpChannel:
+    def channel(self, *, ack_batch: int = 1) -> AmqpChannel:
         """A new confirm channel on the connection, as a Broker."""
         with map_exceptions(ERRORS):
             channel = self.connection().channel()
-        return AmqpChannel(channel, exchange=self.exchange, quorum=self.quorum)
+        return AmqpChannel(channel, exchange=self.exchange, quorum=self.quorum, ack_batch=ack_batch)
 
     def close(self) -> None:
         """Close the connection: unsettled deliveries go back to their queues."""
@@ -534,9 +568,12 @@ class AmqpSubscription:
     """One consumer of a group: ``basic_consume`` on a channel of its own, driven by
     ``process_data_events`` while :meth:`deliveries` waits.
 
-    If the connection is lost (a broker restart), the deliveries not yet settled are gone back
-    to the queue (settling one raises LeaseLost), and :meth:`deliveries` reconnects, declares
-    the group again and consumes on, for up to the endpoint's ``reconnect`` seconds.
+    Acks go out in batches (:class:`AmqpChannel`'s ``ack_batch``, the endpoint's, or the
+    prefetch if lower): whenever :meth:`deliveries` waits for more, every batch, and on
+    :meth:`close`. If the connection is lost (a broker restart), the deliveries not yet settled
+    are gone back to the queue (settling one raises LeaseLost), and :meth:`deliveries`
+    reconnects, declares the group again and consumes on, for up to the endpoint's
+    ``reconnect`` seconds.
     """
 
     def __init__(self, endpoint: AmqpEndpoint, topics: Topics, group: str) -> None:
@@ -549,7 +586,7 @@ class AmqpSubscription:
 
     def _attach(self) -> None:
         endpoint = self._endpoint
-        broker = endpoint.channel()
+        broker = endpoint.channel(ack_batch=min(endpoint.ack_batch, endpoint.prefetch))
         self._pending.clear()
         with map_exceptions(ERRORS):
             declare(
@@ -611,7 +648,8 @@ class AmqpSubscription:
             raise TransportError("the channel closed")
 
     def close(self) -> None:
-        """Stop consuming; unsettled deliveries go back to the group's queue."""
+        """Send the queued acks and stop consuming; unsettled deliveries go back to the
+        group's queue."""
         broker, self._broker = self._broker, None
         self._pending.clear()
         if broker is not None:
