@@ -475,7 +475,7 @@ def test_a_broker_restart_loses_nothing_and_duplicates_nothing(
         thread = threading.Thread(target=publish)
         thread.start()
         subscription = consumer_endpoint.subscribe(Topics(topic), group=rabbit.group)
-        for delivery in subscription.deliveries(idle_timeout=5.0):
+        for delivery in subscription.deliveries(idle_timeout=2.0):  # < the restart's time
             consumer.handle(delivery, lambda opened: seen.update([opened.payload]))
             if len(seen) == RESTART_MESSAGES and published.is_set():
                 break
@@ -602,3 +602,32 @@ def test_a_subscription_sends_its_batched_acks_when_it_closes(rabbit: Rabbit) ->
     assert rabbit.raw(rabbit.group) == []
     with pytest.raises(UsageError):
         AmqpChannel(object(), ack_batch=0)
+
+
+def test_a_group_declared_again_as_another_queue_type_is_refused(rabbit: Rabbit) -> None:
+    endpoint = rabbit.endpoint()
+    endpoint.declare(Topics(rabbit.topic("x")), group=rabbit.group)
+    other = AmqpEndpoint(endpoint.parameters, exchange=rabbit.exchange, quorum=not rabbit.quorum)
+    rabbit.endpoints.append(other)
+    with pytest.raises(TransportError):
+        other.declare(Topics(rabbit.topic("x")), group=rabbit.group)
+
+
+def test_a_callback_lets_the_handlers_exception_out_after_dead_lettering(rabbit: Rabbit) -> None:
+    channel = rabbit.plain()
+    topic = rabbit.topic("x")
+    names = declare(channel, rabbit.group, topic, exchange=rabbit.exchange, quorum=rabbit.quorum)
+    broker = AmqpChannel(channel, exchange=rabbit.exchange, quorum=rabbit.quorum)
+    consumer = consumer_of(broker, rabbit, topic)
+
+    def fails(opened: Opened) -> None:
+        raise RuntimeError("the database is down")
+
+    channel.basic_consume(names.queue, on_message_callback=broker.callback(consumer, fails))
+    broker.publish(topic, rabbit.seal(b"job", "x"))
+    with pytest.raises(RuntimeError, match="database"):
+        channel.start_consuming()
+    channel.connection.close()
+    [(_, properties, _)] = rabbit.raw(names.dead_letter_queue)
+    assert properties.headers[REASON_HEADER] == "handler_error"
+    assert rabbit.raw(rabbit.group) == []

@@ -622,7 +622,8 @@ class AmqpSubscription:
                 return
 
     def deliveries(self, *, idle_timeout: float | None = None) -> Iterator[Delivery]:
-        """Each next delivery; stop after ``idle_timeout`` seconds without one (None: never)."""
+        """Each next delivery; stop after ``idle_timeout`` seconds without one (None: never).
+        Time spent reconnecting does not count: a broker restart is not an idle queue."""
         idle_since = time.monotonic()
         while True:
             if self._pending:
@@ -637,6 +638,7 @@ class AmqpSubscription:
                 self._wait(left)
             except TransportError as exc:
                 self._recover(exc)
+                idle_since = time.monotonic()  # time spent reconnecting is not idle time
 
     def _wait(self, seconds: float) -> None:
         """Let pika read and dispatch for up to ``seconds``; TransportError if consuming ended."""
