@@ -164,6 +164,8 @@ def test_the_broker_reads_no_payload_byte(rabbit: Rabbit) -> None:
 
 def test_a_topic_no_queue_is_bound_to_is_unroutable(rabbit: Rabbit) -> None:
     endpoint = rabbit.endpoint()
+    with pytest.raises(Unroutable):  # before anything was declared: no exchange either
+        endpoint.publish(rabbit.topic("a"), b"sealed bytes")
     endpoint.declare(Topics(rabbit.topic("a")), group=rabbit.group)
     with pytest.raises(Unroutable):
         endpoint.publish(rabbit.topic("b"), b"sealed bytes")
@@ -631,3 +633,27 @@ def test_a_callback_lets_the_handlers_exception_out_after_dead_lettering(rabbit:
     [(_, properties, _)] = rabbit.raw(names.dead_letter_queue)
     assert properties.headers[REASON_HEADER] == "handler_error"
     assert rabbit.raw(rabbit.group) == []
+
+
+def test_the_asyncio_adapter_cannot_settle_after_its_channel_closed(rabbit: Rabbit) -> None:
+    """RabbitMQ puts back what a closed channel held: settling it then is LeaseLost."""
+    from letterlock.transports.aio_amqp import AioAmqpBroker
+
+    topic = rabbit.topic("x")
+
+    async def run() -> None:
+        broker = await AioAmqpBroker.connect(rabbit.url())
+        try:
+            queue = await broker.declare(topic, group=rabbit.group)
+            await broker.publish(topic, b"bytes")
+            message = await queue.get(timeout=5, fail=True)
+            assert message is not None
+            delivery = broker.delivery(rabbit.group, message)
+            await broker.channel.close()
+            with pytest.raises(LeaseLost):
+                await broker.settle(delivery, Ack())
+        finally:
+            await broker.close()
+
+    asyncio.run(run())
+    assert [body for _, _, body in rabbit.raw(rabbit.group)] == [b"bytes"]

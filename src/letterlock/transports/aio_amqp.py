@@ -96,6 +96,7 @@ class AioAmqpBroker:
         self._connection = connection
         self._prefix = f"a{next(_ids)}."
         self._held: dict[str, AbstractIncomingMessage] = {}  # tag -> unsettled message
+        self._numbers = itertools.count(1)
 
     @classmethod
     async def connect(cls, url: str) -> AioAmqpBroker:
@@ -199,7 +200,7 @@ class AioAmqpBroker:
                 headers.get(ATTEMPTS_HEADER)
             ) + 1  # fmt: skip
         topic = headers.get(TOPIC_HEADER) if message.exchange == "" else None
-        tag = f"{self._prefix}{message.delivery_tag}"
+        tag = f"{self._prefix}{next(self._numbers)}"  # never reused, unlike delivery tags
         self._held[tag] = message
         return Delivery(
             tag=tag, queue=queue,

@@ -472,7 +472,10 @@ class AmqpEndpoint:
         as a replay by the consumer).
         """
         if self._publisher is None or not self._publisher.channel.is_open:
-            self._publisher = self.channel()
+            publisher = self.channel()
+            with map_exceptions(ERRORS):  # so that no queue bound yet is Unroutable, not 404
+                publisher.channel.exchange_declare(self.exchange, "topic", durable=True)
+            self._publisher = publisher
         try:
             self._publisher.publish(topic, body, now=now)
         except TransportError as exc:
