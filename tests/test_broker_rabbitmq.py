@@ -107,7 +107,13 @@ class Rabbit:
             if method is None:
                 break
             found.append((method, properties, body))
-        channel.connection.close()  # unacked: all back in the queue
+        channel.basic_nack(0, multiple=True, requeue=True)  # all back in the queue, and
+        deadline = time.monotonic() + 2.0  # counted there again (quorum queues: later)
+        while time.monotonic() < deadline and found:
+            if channel.queue_declare(queue, passive=True).method.message_count >= len(found):
+                break
+            time.sleep(0.01)
+        channel.connection.close()
         return found
 
 

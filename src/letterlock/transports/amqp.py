@@ -235,8 +235,9 @@ class AmqpChannel:
         self.ack_batch = ack_batch
         self._queued = 0  # acks written to pika's buffer, not yet flushed
         self._prefix = f"{next(_ids)}."
-        with map_exceptions(ERRORS):
-            channel.confirm_delivery()
+        if not getattr(channel, "_delivery_confirmation", False):  # pika logs an error if so
+            with map_exceptions(ERRORS):
+                channel.confirm_delivery()
 
     def publish(self, topic: str, body: bytes, *, now: float | None = None) -> None:
         """Publish persistent ``body`` on ``topic`` and wait for the confirm.
@@ -356,6 +357,18 @@ def _record(group: str, seq: int, properties: Any, body: bytes) -> DeadLetterRec
     )  # fmt: skip
 
 
+def _put_back(channel: Any, queue: str, count: int, *, wait: float = 2.0) -> None:
+    """Requeue every copy ``channel`` took from ``queue``, and wait (at most ``wait`` seconds)
+    until ``queue`` holds ``count`` again: a quorum queue takes copies back asynchronously, and
+    a redrive right after a listing must find them."""
+    channel.basic_nack(0, multiple=True, requeue=True)  # tag 0, multiple: all it holds
+    deadline = time.monotonic() + wait
+    while channel.queue_declare(queue, passive=True).method.message_count < count:
+        if time.monotonic() >= deadline:
+            return  # taken meanwhile by someone else: nothing to wait for
+        time.sleep(0.01)
+
+
 class AmqpEndpoint:
     """RabbitMQ by URL: ``amqp://user:password@host:port/vhost?options`` (``amqps://`` too).
 
@@ -366,6 +379,7 @@ class AmqpEndpoint:
     (acks a subscription sends in one write, default 64; see :class:`AmqpChannel`) and ``lease``
     (accepted and ignored: RabbitMQ has no per-message lease, see the module).
     Dead letters are not timed by RabbitMQ: a record's ``attempts`` and ``dead_at`` are 0.
+    An endpoint is one pika connection, which is not thread-safe: one endpoint per thread.
     """
 
     dialect: Final = Dialect.AMQP
@@ -396,7 +410,7 @@ class AmqpEndpoint:
 
     @classmethod
     def from_url(cls, url: str) -> AmqpEndpoint:
-        """Parse ``url``: ours options are taken out, the rest goes to ``pika.URLParameters``."""
+        """Parse ``url``: our options are taken out, the rest goes to ``pika.URLParameters``."""
         parts = urlsplit(url)
         if parts.scheme not in ("amqp", "amqps"):
             raise UsageError("a RabbitMQ URL starts amqp:// or amqps://")
@@ -523,7 +537,7 @@ class AmqpEndpoint:
 
     def dead_letters(self, group: str, /, *, limit: int | None = None) -> list[DeadLetterRecord]:
         """The group's dead letters, oldest first: read with ``basic_get`` and left in place
-        (the channel closes unacked, and RabbitMQ puts each back where it was)."""
+        (requeued unacked: RabbitMQ puts each back where it was)."""
         names = Topology.of(group, exchange=self.exchange)
         broker = self.channel()
         records: list[DeadLetterRecord] = []
@@ -536,6 +550,8 @@ class AmqpEndpoint:
                     if method is None:
                         break
                     records.append(_record(group, len(records) + 1, properties, body))
+                if records:
+                    _put_back(broker.channel, names.dead_letter_queue, count)
         finally:
             self._discard(broker)
         return records
