@@ -283,7 +283,8 @@ def test_a_retry_without_delay_is_requeued_and_a_stale_delivery_is_lease_lost(
     subscription.close()  # unsettled: back to the queue
     with pytest.raises(LeaseLost):
         endpoint.settle(again, Ack())
-    endpoint.extend_lease(again)  # no lease to extend: nothing happens
+    with pytest.raises(LeaseLost):
+        endpoint.extend_lease(again)
     assert len(rabbit.raw(rabbit.group)) == 1
 
 
@@ -663,3 +664,28 @@ def test_the_asyncio_adapter_cannot_settle_after_its_channel_closed(rabbit: Rabb
 
     asyncio.run(run())
     assert [body for _, _, body in rabbit.raw(rabbit.group)] == [b"bytes"]
+
+
+def test_a_long_handler_keeps_its_connection_by_extending_its_lease(rabbit: Rabbit) -> None:
+    """With heartbeats every second, a handler that works 4 s would lose its connection (and
+    its message, to a redelivery); extend_lease lets pika answer the heartbeats."""
+    endpoint = rabbit.endpoint(heartbeat="1")
+    topic = rabbit.topic("slow")
+    subscription = endpoint.subscribe(Topics(topic), group=rabbit.group)
+    endpoint.publish(topic, rabbit.seal(b"slow job", "slow"))
+    connection = endpoint.connection()
+    consumer = consumer_of(endpoint, rabbit, topic)
+
+    def slow(opened: Opened) -> None:
+        started = time.monotonic()
+        while time.monotonic() - started < 4.0:
+            time.sleep(0.25)
+            consumer.extend_lease()
+
+    [delivery] = subscription.deliveries(idle_timeout=IDLE)
+    assert consumer.handle(delivery, slow)
+    subscription.close()
+    assert consumer.metrics == {"acked": 1}
+    assert endpoint.connection() is connection  # never lost
+    assert rabbit.raw(rabbit.group) == []
+    assert endpoint.dead_letters(rabbit.group) == []

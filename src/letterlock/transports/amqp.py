@@ -53,10 +53,13 @@ is ``None`` there and refusals are dead-lettered at once (see :mod:`~.decide`).
 Leases: RabbitMQ has none per message. A delivery stays with its channel until it is settled,
 the channel or connection closes (the consumer died: the message goes back to the queue at once,
 ``redelivered``), or the broker's ``consumer_timeout`` (30 min by default) closes the channel.
-So ``extend_lease`` does nothing and the URL's ``lease=`` is accepted and ignored. Note that a
-``BlockingConnection`` answers heartbeats only while pika runs: a handler that blocks longer
-than two heartbeat intervals (60 s by default) loses its connection, and its message goes to
-another consumer (``?heartbeat=SECONDS`` on the URL; pika's own parameter).
+So the URL's ``lease=`` is accepted and ignored. What a long handler must keep alive is the
+connection: a ``BlockingConnection`` answers heartbeats only while pika runs, and one that
+misses two (60 s each by default; ``?heartbeat=SECONDS``, pika's own parameter) is closed by
+RabbitMQ, its messages going to other consumers. :meth:`AmqpEndpoint.extend_lease` (called by
+``SealedConsumer.extend_lease`` from the handler) lets pika run for that;
+:meth:`AmqpChannel.extend_lease` does nothing (your loop's callbacks would run inside your
+handler: call ``connection.process_data_events`` yourself where that is safe).
 
 Persistence: messages are published persistent (``delivery_mode=2``) to durable queues, so a
 broker restart keeps them. Quorum queues (``?queue_type=quorum``) replicate them; there the
@@ -337,7 +340,8 @@ class AmqpChannel:
         self.channel.basic_publish(exchange, key, delivery.body, properties, mandatory=True)
 
     def extend_lease(self, delivery: Delivery, *, now: float | None = None) -> None:
-        """Nothing: RabbitMQ keeps a delivery with its channel until it is settled or closed."""
+        """Nothing: RabbitMQ keeps a delivery with its channel until it is settled or closed
+        (and running pika here would run your consumer callbacks inside your handler)."""
 
 
 def _record(group: str, seq: int, properties: Any, body: bytes) -> DeadLetterRecord:
@@ -508,7 +512,17 @@ class AmqpEndpoint:
         channel.settle(delivery, settlement, now=now)
 
     def extend_lease(self, delivery: Delivery, *, now: float | None = None) -> None:
-        """Nothing: RabbitMQ has no per-message lease (see the module)."""
+        """Keep the connection alive for a handler that runs long: RabbitMQ has no
+        per-message lease, but pika answers heartbeats only while it runs, and a connection
+        that misses two is closed, its deliveries going to other consumers. So this lets
+        pika run once (``process_data_events(time_limit=0)``; what arrives meanwhile waits
+        in the subscription). LeaseLost if the delivery's channel has closed already."""
+        prefix, _, _ = delivery.tag.rpartition(".")
+        channel = self._channels.get(f"{prefix}.")
+        if channel is None or not channel.channel.is_open:
+            raise LeaseLost("the channel closed: RabbitMQ has put the message back")
+        with map_exceptions(ERRORS):
+            channel.channel.connection.process_data_events(time_limit=0)
 
     # the Endpoint -----------------------------------------------------------------------
 

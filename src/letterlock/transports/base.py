@@ -61,7 +61,9 @@ bytes to that exchange with the reason in a header, under publisher confirms, th
 a delayed retry is a confirmed publish to a delay queue (per-message ``expiration`` = the delay,
 dead-lettering back into the work queue, its ``x-death`` count giving the attempts) and then
 ``basic_ack``. No per-message lease (a delivery stays with the channel until it closes or
-``consumer_timeout``), so ``extend_lease`` does nothing. Publish is ``basic_publish(exchange,
+``consumer_timeout``); what a long handler keeps alive is the connection, whose heartbeats a
+pika ``BlockingConnection`` answers only while it runs: ``extend_lease`` lets it run
+(``process_data_events(time_limit=0)``; nothing on aio-pika, whose loop runs). Publish is ``basic_publish(exchange,
 topic, body, mandatory=True)`` on a channel in ``confirm_delivery()`` mode: pika's
 ``UnroutableError`` is Unroutable, ``NackError`` and every ``pika.exceptions.AMQPError`` (aio-pika:
 ``aio_pika.exceptions.AMQPException``) a TransportError.
