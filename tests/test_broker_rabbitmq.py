@@ -689,3 +689,11 @@ def test_a_long_handler_keeps_its_connection_by_extending_its_lease(rabbit: Rabb
     assert endpoint.connection() is connection  # never lost
     assert rabbit.raw(rabbit.group) == []
     assert endpoint.dead_letters(rabbit.group) == []
+
+
+def test_a_group_never_declared_has_no_dead_letters(rabbit: Rabbit) -> None:
+    endpoint = rabbit.endpoint()
+    assert endpoint.dead_letters(rabbit.group) == []
+    assert endpoint.redrive(rabbit.group) == 0
+    endpoint.declare(Topics(rabbit.topic("x")), group=rabbit.group)  # the endpoint still works
+    assert endpoint.dead_letters(rabbit.group) == []

@@ -361,6 +361,17 @@ def _record(group: str, seq: int, properties: Any, body: bytes) -> DeadLetterRec
     )  # fmt: skip
 
 
+def _waiting(channel: Any, queue: str) -> int:
+    """How many copies ``queue`` holds ready; 0 if it does not exist (a group never declared
+    has no dead letters), which closes ``channel``."""
+    try:
+        return int(channel.queue_declare(queue, passive=True).method.message_count)
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code == 404:  # NOT_FOUND
+            return 0
+        raise
+
+
 def _put_back(channel: Any, queue: str, count: int, *, wait: float = 2.0) -> None:
     """Requeue every copy ``channel`` took from ``queue``, and wait (at most ``wait`` seconds)
     until ``queue`` holds ``count`` again: a quorum queue takes copies back asynchronously, and
@@ -551,14 +562,14 @@ class AmqpEndpoint:
 
     def dead_letters(self, group: str, /, *, limit: int | None = None) -> list[DeadLetterRecord]:
         """The group's dead letters, oldest first: read with ``basic_get`` and left in place
-        (requeued unacked: RabbitMQ puts each back where it was)."""
+        (requeued unacked: RabbitMQ puts each back where it was); none for a group never
+        declared."""
         names = Topology.of(group, exchange=self.exchange)
         broker = self.channel()
         records: list[DeadLetterRecord] = []
         try:
             with map_exceptions(ERRORS):
-                waiting = broker.channel.queue_declare(names.dead_letter_queue, passive=True)
-                count = waiting.method.message_count
+                count = _waiting(broker.channel, names.dead_letter_queue)
                 while (limit is None or len(records) < limit) and len(records) < count:
                     method, properties, body = broker.channel.basic_get(names.dead_letter_queue)
                     if method is None:
@@ -579,8 +590,7 @@ class AmqpEndpoint:
         try:
             with map_exceptions(ERRORS):
                 channel = broker.channel
-                count = channel.queue_declare(names.dead_letter_queue, passive=True)
-                for _ in range(count.method.message_count):
+                for _ in range(_waiting(channel, names.dead_letter_queue)):
                     method, properties, body = channel.basic_get(names.dead_letter_queue)
                     if method is None:
                         break
