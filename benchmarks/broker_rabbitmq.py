@@ -23,7 +23,7 @@ with manual acks and the same prefetch:
 A row's rate is messages divided by the time from the publisher's first publish to the last
 ack: the consumer is the bottleneck, so this is its work per message. Rounds interleave the
 rows; the median is reported, with ``letterlock / (plain+floor)`` (target >= 0.85).
-:func:`run` returns the medians for a runner to import. Needs RabbitMQ on 127.0.0.1:5672
+:func:`run` is one round, for ``benchmarks/brokers.py`` to import. Needs RabbitMQ on 127.0.0.1:5672
 (guest/guest).
 """
 
@@ -40,6 +40,7 @@ from multiprocessing.connection import Connection
 from typing import Any, Final
 
 import pika
+import pika.exceptions
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -56,7 +57,10 @@ ROWS: Final = ("plain", "plain+floor", "letterlock")
 
 
 def _channel() -> Any:
-    return pika.BlockingConnection(pika.URLParameters(URL)).channel()
+    try:
+        return pika.BlockingConnection(pika.URLParameters(URL)).channel()
+    except pika.exceptions.AMQPConnectionError as exc:
+        raise ConnectionError(f"RabbitMQ does not answer at {URL}: {exc!r}") from exc
 
 
 def _publish(
@@ -95,7 +99,9 @@ class _Floor:
         self.aead.decrypt(self.nonce, self.ciphertext, None)
 
 
-def _consume_plain(group: str, count: int, work: Callable[[], None] | None) -> float:
+def _plain(group: str, count: int, work: Callable[[], None] | None) -> Callable[[], float]:
+    """A pika consumer of ``group``, ready: calling it consumes ``count`` messages and returns
+    the time of the last ack."""
     channel = _channel()
     channel.basic_qos(prefetch_count=PREFETCH)
     received = 0
@@ -110,16 +116,21 @@ def _consume_plain(group: str, count: int, work: Callable[[], None] | None) -> f
             ch.stop_consuming()
 
     channel.basic_consume(group, on_message_callback=on_message)
-    channel.start_consuming()
-    finished = time.time()
-    channel.connection.close()
-    return finished
+
+    def consume() -> float:
+        channel.start_consuming()
+        finished = time.time()
+        channel.connection.close()
+        return finished
+
+    return consume
 
 
-def _consume_letterlock(
+def _letterlock(
     exchange: str, group: str, count: int, reader: letterlock.Identity, sender: Any,
     *, ack_batch: int,
-) -> float:  # fmt: skip
+) -> Callable[[], float]:  # fmt: skip
+    """An AmqpEndpoint subscription and a SealedConsumer, ready (as :func:`_plain`)."""
     pins = letterlock.Pins()
     pins.pin("producer", sender)
     opener = letterlock.Opener(reader, trust=pins, replay=letterlock.ReplayWindow())
@@ -134,16 +145,19 @@ def _consume_letterlock(
         nonlocal handled
         handled += 1
 
-    for delivery in subscription.deliveries(idle_timeout=60):
-        consumer.handle(delivery, handler)
-        if handled == count:
-            break
-    finished = time.time()
-    if handled != count:
-        raise SystemExit(f"letterlock: {handled} of {count} handled; {dict(consumer.metrics)}")
-    subscription.close()
-    endpoint.close()
-    return finished
+    def consume() -> float:
+        for delivery in subscription.deliveries(idle_timeout=60):
+            consumer.handle(delivery, handler)
+            if handled == count:
+                break
+        finished = time.time()
+        if handled != count:
+            raise SystemExit(f"letterlock: {handled} of {count} handled; {consumer.metrics}")
+        subscription.close()
+        endpoint.close()
+        return finished
+
+    return consume
 
 
 def one_round(row: str, count: int, size: int, ack_batch: int = ACK_BATCH) -> float:
@@ -151,27 +165,25 @@ def one_round(row: str, count: int, size: int, ack_batch: int = ACK_BATCH) -> fl
     exchange, group = f"bench-{secrets.token_hex(4)}", f"bench-{secrets.token_hex(4)}"
     channel = _channel()
     declare(channel, group, TOPIC, exchange=exchange)
-    keys, reader, sender = None, None, None
-    if row == "letterlock":
-        producer = letterlock.Identity.generate(letterlock.Suite.P256)
-        reader = letterlock.Identity.generate(letterlock.Suite.P256)
-        sender = producer.public
-        keys = (hazmat.identity_to_private_bytes(producer), reader.public.to_bytes())
-    parent, child = multiprocessing.Pipe()
-    publisher = multiprocessing.Process(
-        target=_publish, args=(exchange, count, size, keys, child), daemon=True
-    )
-    publisher.start()
+    keys = None
     try:
-        parent.send("go")
-        started: float = parent.recv()
         if row == "letterlock":
-            assert reader is not None
-            finished = _consume_letterlock(
-                exchange, group, count, reader, sender, ack_batch=ack_batch
+            producer = letterlock.Identity.generate(letterlock.Suite.P256)
+            reader = letterlock.Identity.generate(letterlock.Suite.P256)
+            keys = (hazmat.identity_to_private_bytes(producer), reader.public.to_bytes())
+            consume = _letterlock(
+                exchange, group, count, reader, producer.public, ack_batch=ack_batch
             )
         else:
-            finished = _consume_plain(group, count, _Floor(size) if row == "plain+floor" else None)
+            consume = _plain(group, count, _Floor(size) if row == "plain+floor" else None)
+        parent, child = multiprocessing.Pipe()
+        publisher = multiprocessing.Process(
+            target=_publish, args=(exchange, count, size, keys, child), daemon=True
+        )
+        publisher.start()
+        parent.send("go")  # the publisher seals first, then publishes and sends the time
+        started: float = parent.recv()
+        finished = consume()
         publisher.join(timeout=60)
     finally:
         names = Topology.of(group, exchange=exchange)
@@ -183,27 +195,10 @@ def one_round(row: str, count: int, size: int, ack_batch: int = ACK_BATCH) -> fl
     return count / (finished - started)
 
 
-def measure(
-    messages: int, size: int, rounds: int, ack_batch: int = ACK_BATCH
-) -> dict[str, list[float]]:
-    """Each row's msgs/s in each of ``rounds`` rounds (the rows interleaved)."""
-    rates: dict[str, list[float]] = {row: [] for row in ROWS}
-    for _ in range(rounds):
-        for row in ROWS:
-            rates[row].append(one_round(row, messages, size, ack_batch))
-    return rates
-
-
-def summary(rates: dict[str, list[float]]) -> dict[str, float]:
-    result = {row: statistics.median(values) for row, values in rates.items()}
-    result["ratio"] = result["letterlock"] / result["plain+floor"]
-    return result
-
-
-def run(messages: int, size: int, rounds: int = 3) -> dict[str, float]:
-    """The median msgs/s of each row over ``rounds`` interleaved rounds, and the ratio
-    ``letterlock / (plain+floor)`` (key ``ratio``)."""
-    return summary(measure(messages, size, rounds))
+def run(messages: int, size: int, *, ack_batch: int = ACK_BATCH) -> dict[str, float]:
+    """One round: each row's msgs/s (the rows one after another), for a runner such as
+    ``benchmarks/brokers.py``. ConnectionError if RabbitMQ does not answer."""
+    return {row: one_round(row, messages, size, ack_batch) for row in ROWS}
 
 
 def main() -> None:
@@ -216,8 +211,12 @@ def main() -> None:
         help="acks letterlock's subscription sends per write (1: one write per ack, as plain)",
     )  # fmt: skip
     args = parser.parse_args()
-    rounds = measure(args.messages, args.size, args.rounds, args.ack_batch)
-    result = summary(rounds)
+    rounds: dict[str, list[float]] = {row: [] for row in ROWS}
+    for _ in range(args.rounds):
+        for row, rate in run(args.messages, args.size, ack_batch=args.ack_batch).items():
+            rounds[row].append(rate)
+    result = {row: statistics.median(rates) for row, rates in rounds.items()}
+    result["ratio"] = result["letterlock"] / result["plain+floor"]
     print(
         f"RabbitMQ {args.messages} messages of {args.size} B, one consumer (prefetch "
         f"{PREFETCH}, letterlock's acks {args.ack_batch} per write), median of {args.rounds} "
