@@ -8,8 +8,8 @@
     python3 tasks.py bench     seal/open rates per suite (benchmarks/rates.py)
     python3 tasks.py compare   letterlock vs the pyca floor, gpg, PyNaCl, Tink, jwcrypto and the
                                AWS Encryption SDK (~15 min, or add --quick for ~2 min); then
-                               benchmarks/rabbitmq.py and benchmarks/memory.py for the broker
-                               and memory figures
+                               benchmarks/broker_rabbitmq.py and benchmarks/memory.py for the
+                               broker and memory figures
     python3 tasks.py vectors   regenerate vectors/ (tools/make_vectors.py)
     python3 tasks.py fuzz [N]  run the envelope fuzz target for N inputs (default 20000)
 

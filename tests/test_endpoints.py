@@ -112,9 +112,37 @@ class Kind:
     cleanup: Callable[[Bench], None] = lambda bench: None
 
 
+def _amqp_url(queue_type: str) -> Callable[[Path], str]:
+    """A RabbitMQ URL with an exchange of the test's own, a short lease and no reconnecting."""
+    from services import SERVICES
+
+    def url(tmp: Path) -> str:
+        exchange = unique("ll-x")
+        return f"{SERVICES['rabbitmq'].url}?exchange={exchange}&queue_type={queue_type}&lease=1"
+
+    return url
+
+
+def _amqp_cleanup(bench: Bench) -> None:
+    """Delete the group's queues and the test's exchanges (RabbitMQ keeps them: durable)."""
+    from letterlock.transports.amqp import AmqpEndpoint, Topology
+
+    endpoint = bench.endpoint
+    assert isinstance(endpoint, AmqpEndpoint)
+    names = Topology.of(bench.group, exchange=endpoint.exchange)
+    channel = endpoint.connection().channel()
+    for queue in (names.queue, names.dead_letter_queue, names.delay_queue):
+        channel.queue_delete(queue)
+    channel.exchange_delete(names.exchange)
+    channel.exchange_delete(names.dead_letter_exchange)
+    channel.close()
+
+
 #: name -> kind; one per adapter.
 ENDPOINTS: dict[str, Kind] = {
     "spool": Kind(None, lambda tmp: f"spool://{tmp}/spool.db"),
+    "amqp": Kind("rabbitmq", _amqp_url("classic"), _amqp_cleanup),
+    "amqp-quorum": Kind("rabbitmq", _amqp_url("quorum"), _amqp_cleanup),
 }
 
 

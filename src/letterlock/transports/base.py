@@ -59,12 +59,14 @@ or, to keep the exact :class:`~letterlock.transports.decide.DeadLetterReason`, a
 bytes to that exchange with the reason in a header, under publisher confirms, then
 ``basic_ack``. Retry with no delay is ``basic_nack(requeue=True)``; AMQP cannot requeue later, so
 a delayed retry is a confirmed publish to a delay queue (per-message ``expiration`` = the delay,
-dead-lettering back into the work queue, its ``x-death`` count giving the attempts) and then
-``basic_ack``. No per-message lease (a delivery stays with the channel until it closes or
-``consumer_timeout``), so ``extend_lease`` does nothing. Publish is ``basic_publish(exchange,
-topic, body, mandatory=True)`` on a channel in ``confirm_delivery()`` mode: pika's
-``UnroutableError`` is Unroutable, ``NackError`` and every ``pika.exceptions.AMQPError`` (aio-pika:
-``aio_pika.exceptions.AMQPException``) a TransportError.
+dead-lettering back into the work queue, the attempts so far in a ``letterlock-attempts``
+header) and then ``basic_ack``. No per-message lease (a delivery stays with the channel until
+it closes or ``consumer_timeout``); what a long handler keeps alive is the connection, whose
+heartbeats a pika ``BlockingConnection`` answers only while it runs: ``extend_lease`` lets it
+run (``process_data_events(time_limit=0)``; nothing on aio-pika, whose loop runs). Publish is
+``basic_publish(exchange, topic, body, mandatory=True)`` on a channel in ``confirm_delivery()``
+mode: pika's ``UnroutableError`` is Unroutable, ``NackError`` and every
+``pika.exceptions.AMQPError`` (aio-pika: ``aio_pika.exceptions.AMQPException``) a TransportError.
 
 **MQTT** (paho-mqtt 2): push only: ``Client(CallbackAPIVersion.VERSION2, manual_ack=True)``
 (or ``manual_ack_set(True)``), ``on_message(client, userdata, message)``; the tag carries
