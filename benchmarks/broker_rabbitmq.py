@@ -8,7 +8,8 @@ and a durable group queue) and the same publisher, in a process of its own: pika
 ``basic_publish`` of persistent messages, without confirms. The consumer runs in this process
 with manual acks and the same prefetch:
 
-* ``plain``: a pika ``basic_consume`` callback acks each message;
+* ``plain``: a pika ``basic_consume`` callback acks the messages, ``--ack-batch`` per write
+  (``basic_ack(tag, multiple=True)``, and the rest at the end), as letterlock does;
 * ``plain+floor``: the same callback first does what any signed, encrypted message costs, on
   pre-made data: one pyca ECDSA P-256 verification and one AES-256-GCM decryption of
   ``--size`` bytes;
@@ -17,8 +18,9 @@ with manual acks and the same prefetch:
   either (on two cores, signing while publishing takes the consumer's CPU; the sender's cost is
   what ``benchmarks/rates.py`` measures). The consumer reads an ``AmqpEndpoint`` subscription
   and hands each delivery to a ``SealedConsumer`` (open, replay claim, handler, ack). Its acks
-  go out 64 per write (``AmqpEndpoint``'s ``ack_batch``); ``--ack-batch 1`` writes each one,
-  as the plain rows do.
+  go out 64 per write (``AmqpEndpoint``'s ``ack_batch``); ``--ack-batch 1`` writes each one.
+  Every row batches its acks alike, so the ratio compares the consumers' work, not their
+  writes.
 
 A row's rate is messages divided by the time from the publisher's first publish to the last
 ack: the consumer is the bottleneck, so this is its work per message. Rounds interleave the
@@ -99,9 +101,11 @@ class _Floor:
         self.aead.decrypt(self.nonce, self.ciphertext, None)
 
 
-def _plain(group: str, count: int, work: Callable[[], None] | None) -> Callable[[], float]:
+def _plain(
+    group: str, count: int, work: Callable[[], None] | None, ack_batch: int
+) -> Callable[[], float]:
     """A pika consumer of ``group``, ready: calling it consumes ``count`` messages and returns
-    the time of the last ack."""
+    the time of the last ack (acks ``ack_batch`` per write)."""
     channel = _channel()
     channel.basic_qos(prefetch_count=PREFETCH)
     received = 0
@@ -110,8 +114,9 @@ def _plain(group: str, count: int, work: Callable[[], None] | None) -> Callable[
         nonlocal received
         if work is not None:
             work()
-        ch.basic_ack(method.delivery_tag)
         received += 1
+        if received % ack_batch == 0 or received == count:
+            ch.basic_ack(method.delivery_tag, multiple=True)
         if received == count:
             ch.stop_consuming()
 
@@ -175,7 +180,9 @@ def one_round(row: str, count: int, size: int, ack_batch: int = ACK_BATCH) -> fl
                 exchange, group, count, reader, producer.public, ack_batch=ack_batch
             )
         else:
-            consume = _plain(group, count, _Floor(size) if row == "plain+floor" else None)
+            consume = _plain(
+                group, count, _Floor(size) if row == "plain+floor" else None, ack_batch
+            )
         parent, child = multiprocessing.Pipe()
         publisher = multiprocessing.Process(
             target=_publish, args=(exchange, count, size, keys, child), daemon=True
