@@ -1,0 +1,389 @@
+"""Celery tasks sealed by the sender and opened by the worker: the broker never sees arguments.
+
+Call :func:`setup` on both sides, after configuring the app; then use Celery as usual::
+
+    app = Celery("proj", broker="amqp://guest:guest@127.0.0.1:5672//")
+    setup(app, identity=me, recipients=[worker_key], trust=pins)
+    # what setup() sets, as you would write it yourself:
+    #   app.conf.task_serializer = "letterlock"; app.conf.accept_content = ["letterlock"]
+    #   app.conf.worker_consumer = "letterlock.integrations.celery:Consumer"
+
+**Sending.** :func:`setup` registers a kombu serializer, ``letterlock`` (content type
+``application/x-letterlock``), that seals what Celery would serialize (the body ``args, kwargs,
+embed``) for ``recipients``, together with the message's headers. A serializer sees only the
+body, so a ``before_task_publish`` hook hands it the rest, on the same thread, for the same
+body object: the envelope's topic is the routing key the message is published with, and the
+signed headers include the task name and id. In the headers the broker can read, ``argsrepr``
+and ``kwargsrepr`` (where Celery writes a repr of the arguments) become ``"<sealed>"``. The
+serializer refuses a body that did not come through the hook (``kombu.Producer.publish`` called
+with it directly: it would not know which destination to bind), and kombu raises that as its
+``EncodeError``.
+
+**Receiving.** The worker's consumer (:class:`Consumer`) puts a :class:`Gate` before Celery: every
+task message is opened before Celery looks at it, against the topics the worker serves (the
+names and routing keys of the queues it consumes when it starts, or ``topics=``), never against
+the routing key the broker reports. A message is refused if it is not sealed, does not open (a
+sender ``trust`` does not admit, a tampered or replayed message, one bound to another routing
+key), or if its ``task`` or ``id`` header is not the signed one (a broker re-labelling a task so
+that another one runs). The other signed headers replace the delivered ones, so the broker
+cannot change ``eta``, ``expires``, ``retries`` or ``timelimit`` either. An admitted body goes to
+Celery decoded, as Celery itself hands bodies to its pool, so a message is opened once.
+
+**Refusals.** A refused task never runs. The gate rejects it without requeue (``basic_reject``):
+RabbitMQ moves it to the queue's dead-letter exchange if the queue has one
+(``x-dead-letter-exchange``; its ``x-death`` reason is ``rejected``), else drops it. The
+worker's log (logger ``letterlock.integrations.celery``) gets the local reason, at most once
+per reason per ``log_interval`` seconds, and :attr:`Gate.metrics` counts
+``dead_lettered:<reason>``. Celery does not count deliveries, so by
+:mod:`letterlock.transports.decide` every refusal is dead-lettered at once, all alike: the
+dead-letter queue does not tell whom the worker trusts. The gate settles a refusal before
+Celery's acknowledgement policy applies, so it is the same with or without ``task_acks_late``.
+``acks_late`` matters for admitted tasks: without it Celery acks a task when it starts, and a
+worker killed while running it loses it; with it the broker delivers it again, and that copy is
+refused as ``replayed`` (the replay window recorded the message when it was admitted) and
+dead-lettered: at most once, never silently.
+
+**Not sealed.** Task results (the result backend writes them with ``result_serializer``) and the
+``task-sent`` events of ``task_send_sent_event`` (they carry the argument reprs: :func:`setup`
+refuses that setting). A task's retry is a new message with the same task id, so replays are
+told by the envelope's message id (the replay window), not by the task id.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import kombu.serialization
+import kombu.utils.json
+from celery import signals
+from celery.worker.consumer import Consumer as _CeleryConsumer
+
+from letterlock import (
+    Identity,
+    Opener,
+    PublicIdentity,
+    Reason,
+    Rejected,
+    ReplayWindow,
+    Sealer,
+    Topics,
+    TrustPolicy,
+    UsageError,
+)
+from letterlock.transports.decide import DeadLetter, RetryPolicy, decide
+
+__all__ = ["CONTENT_TYPE", "SEALED_REPR", "SERIALIZER", "Consumer", "Gate", "gate_of", "setup"]
+
+SERIALIZER: Final = "letterlock"  #: the serializer's name (``task_serializer``) by default
+CONTENT_TYPE: Final = "application/x-letterlock"  #: every sealed task message has it
+SEALED_REPR: Final = "<sealed>"  #: what ``argsrepr`` and ``kwargsrepr`` say instead
+_REPRS: Final = ("argsrepr", "kwargsrepr")
+_BOUND: Final = ("task", "id")  #: headers Celery routes by: refused if they differ
+_INNER_TYPE: Final = "application/json"  #: the sealed payload: kombu's JSON, as Celery's own
+
+log = logging.getLogger(__name__)
+
+_registry: Any = kombu.serialization.registry  # kombu's functions are untyped
+_json: Any = kombu.utils.json  # kombu's JSON: what Celery's own "json" serializer writes
+
+#: Celery reports no attempt count, so with any policy every refusal is a dead letter at once.
+_POLICY: Final = RetryPolicy()
+_GATES: weakref.WeakKeyDictionary[Any, Gate] = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Publishing:
+    """What ``before_task_publish`` saw of the task this thread is publishing."""
+
+    body: object
+    routing_key: str
+    headers: dict[str, Any]
+
+
+_publishing = threading.local()
+
+
+def _on_before_task_publish(
+    sender: object = None,
+    body: object = None,
+    routing_key: str | None = None,
+    headers: dict[str, Any] | None = None,
+    **_: object,
+) -> None:
+    """Keep the routing key and the (mutable) headers for the serializer, which sees neither."""
+    _publishing.value = (
+        None
+        if headers is None
+        else _Publishing(body=body, routing_key=routing_key or "", headers=headers)
+    )
+
+
+class _Sender:
+    """The serializer's encoder for one sending identity and its recipients."""
+
+    def __init__(self, identity: Identity, recipients: Iterable[PublicIdentity]) -> None:
+        self._sealer = Sealer(identity)
+        self._recipients = tuple(recipients)
+
+    def encode(self, body: object) -> bytes:
+        publishing: _Publishing | None = getattr(_publishing, "value", None)
+        _publishing.value = None
+        if publishing is None or publishing.body is not body:
+            raise UsageError(
+                "the letterlock serializer seals Celery task messages (apply_async, send_task), "
+                "whose routing key a before_task_publish hook binds; not other bodies"
+            )
+        headers = publishing.headers
+        if not isinstance(headers.get("task"), str) or not isinstance(headers.get("id"), str):
+            raise UsageError("letterlock seals Celery task messages of protocol 2 only")
+        for key in _REPRS:
+            if key in headers:
+                headers[key] = SEALED_REPR
+        inner = _json.dumps({"headers": headers, "body": body}).encode()
+        return self._sealer.seal(
+            inner,
+            recipients=self._recipients,
+            topic=publishing.routing_key,
+            content_type=_INNER_TYPE,
+        )
+
+
+def _never_decode(data: bytes) -> object:
+    """kombu's decoder for the content type: refuses. Only the worker's gate opens it."""
+    raise UsageError(
+        "a sealed task message is opened by the worker's gate (setup(app, trust=...) sets "
+        "worker_consumer), never by kombu's decoder"
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Admitted:
+    """A task message that opened: what Celery decodes, and who signed it."""
+
+    args: list[Any]
+    kwargs: dict[str, Any]
+    embed: dict[str, Any]
+    sender: str  #: the name the trust policy knows the sender by
+
+
+class Gate:
+    """The worker side: opens each task message and refuses what must not run.
+
+    Single-threaded, as a Celery worker's consumer is (its pool runs the tasks). ``replay`` is
+    the worker's replay window: share its store between workers (a
+    :class:`~letterlock.SQLiteReplayStore` on one host) so that a message one of them ran is
+    refused by the others.
+    """
+
+    def __init__(
+        self,
+        identity: Identity,
+        *,
+        trust: TrustPolicy,
+        replay: ReplayWindow | None = None,
+        topics: Topics | None = None,
+        log_interval: float = 60.0,
+    ) -> None:
+        if log_interval < 0:
+            raise UsageError("log_interval must not be negative")
+        self.opener = Opener(identity, trust=trust, replay=replay or ReplayWindow())
+        #: The topics this worker serves; None: the queues its consumer consumes.
+        self.topics = topics
+        #: ``admitted`` and ``dead_lettered:<reason>`` counts, for local metrics.
+        self.metrics: Counter[str] = Counter()
+        self._log_interval = log_interval
+        self._last_logged: dict[Reason, float] = {}
+        self._held: Counter[Reason] = Counter()
+
+    def admit(self, message: Any, topics: Topics, *, now: float | None = None) -> Admitted:
+        """Open a kombu ``message`` as a task for ``topics``; raise Rejected if it must not run.
+
+        On success the message's headers are replaced by the signed ones and its id is recorded
+        in the replay window (only then: a re-labelled copy does not use up the genuine one).
+        """
+        if message.content_type != CONTENT_TYPE:
+            raise Rejected(Reason.UNSUPPORTED, "not a sealed task message (its content type)")
+        when = time.time() if now is None else now
+        body = message.body
+        if not isinstance(body, bytes | bytearray | memoryview):
+            raise Rejected(Reason.MALFORMED, "the body is not bytes")
+        opened = self.opener.open(body, topic=topics, now=when, record=False)
+        signed, args, kwargs, embed = _task(opened.payload)
+        delivered = message.headers
+        if not isinstance(delivered, dict):
+            raise Rejected(Reason.MALFORMED, "no headers")
+        for key in _BOUND:
+            if delivered.get(key) != signed.get(key):
+                raise Rejected(Reason.WRONG_TOPIC, f"its {key!r} header is not the signed one")
+        self.opener.replay.record(
+            sender=opened.sender.key_id,
+            message_id=opened.message_id,
+            created=opened.created,
+            now=when,
+        )
+        delivered.update(signed)
+        self.metrics["admitted"] += 1
+        return Admitted(args=args, kwargs=kwargs, embed=embed, sender=opened.sender.name)
+
+    def refused(self, message: Any, refusal: Rejected, *, now: float | None = None) -> None:
+        """Count and log a refusal (the full reason stays local); the caller rejects it."""
+        settlement = decide(refusal.reason, attempts=None, policy=_POLICY)
+        assert isinstance(settlement, DeadLetter)  # attempts unknown: no retry, ever
+        self.metrics[f"dead_lettered:{refusal.reason.value}"] += 1
+        when = time.monotonic() if now is None else now
+        last = self._last_logged.get(refusal.reason)
+        if last is not None and when - last < self._log_interval:
+            self._held[refusal.reason] += 1
+            return
+        self._last_logged[refusal.reason] = when
+        held = self._held.pop(refusal.reason, 0)
+        headers = message.headers if isinstance(message.headers, dict) else {}
+        info = message.delivery_info if isinstance(message.delivery_info, dict) else {}
+        log.warning(
+            "refused a task message: %s%s; rejected without requeue (dead letter %s). "
+            "The broker's claims: task %r, id %r, routing key %r%s",
+            refusal.reason.value,
+            f" ({refusal.detail})" if refusal.detail else "",
+            settlement.reason.value,
+            headers.get("task"),
+            headers.get("id"),
+            info.get("routing_key"),
+            f"; {held} more held back" if held else "",
+        )
+
+
+def _task(payload: bytes) -> tuple[dict[str, Any], list[Any], dict[str, Any], dict[str, Any]]:
+    """The signed headers and body of a task payload (a trusted sender's: checked for shape)."""
+    try:
+        inner = _json.loads(payload.decode())
+        headers = inner["headers"]
+        args, kwargs, embed = inner["body"]
+    except (ValueError, KeyError, TypeError):
+        raise Rejected(Reason.MALFORMED, "not a letterlock task payload") from None
+    if not (
+        isinstance(headers, dict)
+        and isinstance(args, list)
+        and isinstance(kwargs, dict)
+        and isinstance(embed, dict)
+    ):
+        raise Rejected(Reason.MALFORMED, "not a letterlock task payload")
+    return headers, args, kwargs, embed
+
+
+def served_topics(queues: Iterable[Any]) -> Topics:
+    """The topics a worker consuming kombu ``queues`` serves: their names and routing keys.
+
+    Celery publishes a task to a queue of a direct exchange through the default exchange, with
+    the queue's name as routing key; to other exchanges with the routing key (a pattern, on a
+    topic exchange).
+    """
+    keys: set[str] = set()
+    for queue in queues:
+        keys.add(queue.name)
+        if queue.routing_key:
+            keys.add(queue.routing_key)
+        for binding in getattr(queue, "bindings", ()) or ():
+            if binding.routing_key:
+                keys.add(binding.routing_key)
+    keys.discard("")
+    if not keys:
+        raise UsageError("the worker consumes no queue to take topics from; pass topics=")
+    return Topics.amqp(*sorted(keys))
+
+
+class Consumer(_CeleryConsumer):  # type: ignore[misc]  # celery ships no types
+    """Celery's worker consumer with a :class:`Gate` before every task message
+    (``worker_consumer = "letterlock.integrations.celery:Consumer"``)."""
+
+    def create_task_handler(self, *args: Any, **kwargs: Any) -> Callable[[Any], None]:
+        on_task_received: Callable[[Any], None] = super().create_task_handler(*args, **kwargs)
+        gate = gate_of(self.app)
+        topics = gate.topics
+        if topics is None:
+            topics = served_topics(self.task_consumer.queues)
+        connection_errors = self.connection_errors
+
+        def on_sealed_task(message: Any) -> None:
+            try:
+                admitted = gate.admit(message, topics)
+            except Rejected as refusal:
+                gate.refused(message, refusal)
+                message.reject_log_error(log, connection_errors, requeue=False)
+                return
+            # Celery's own form of a decoded body (a Request built with decoded=True): no
+            # content type, so neither Celery here nor its pool decodes it again.
+            message.body = (admitted.args, admitted.kwargs, admitted.embed)
+            message.content_type, message.content_encoding = None, "binary"
+            on_task_received(message)
+
+        return on_sealed_task
+
+
+def gate_of(app: Any) -> Gate:
+    """The gate :func:`setup` gave ``app``'s workers (its metrics); UsageError if none."""
+    try:
+        return _GATES[app]
+    except KeyError:
+        raise UsageError(
+            "this app has no letterlock gate: call letterlock.integrations.celery.setup(app, "
+            "identity=..., trust=...) before starting a worker"
+        ) from None
+
+
+def setup(
+    app: Any,
+    *,
+    identity: Identity,
+    recipients: Iterable[PublicIdentity] = (),
+    trust: TrustPolicy | None = None,
+    replay: ReplayWindow | None = None,
+    topics: str | Iterable[str] | Topics | None = None,
+    serializer: str = SERIALIZER,
+    log_interval: float = 60.0,
+) -> Gate | None:
+    """Seal ``app``'s task messages as ``identity`` for ``recipients``; open them in its workers.
+
+    Registers the kombu serializer ``serializer`` and sets ``task_serializer``,
+    ``accept_content`` and ``worker_consumer``; call it after the app's configuration is loaded
+    (``config_from_object`` replaces what was set before it). A worker needs ``trust`` (whose
+    tasks it runs); it opens against ``topics`` (default: the queues it consumes) with
+    ``replay`` (default: a window of its own). Returns the worker's :class:`Gate`, None without
+    ``trust`` (a sender only). Several sending identities in one process take one serializer
+    name each.
+    """
+    if not isinstance(identity, Identity):
+        raise UsageError("identity must be a letterlock.Identity (a private identity)")
+    if app.conf.task_protocol != 2:
+        raise UsageError("letterlock seals Celery task messages of protocol 2 (task_protocol)")
+    if app.conf.task_send_sent_event:
+        raise UsageError("task_send_sent_event would publish the arguments' reprs unsealed")
+    sender = _Sender(identity, recipients)
+    _registry.register(
+        serializer, sender.encode, _never_decode, content_type=CONTENT_TYPE,
+        content_encoding="binary",
+    )  # fmt: skip
+    signals.before_task_publish.connect(
+        _on_before_task_publish, weak=False, dispatch_uid="letterlock.integrations.celery"
+    )
+    app.conf.task_serializer = serializer
+    app.conf.accept_content = [serializer]
+    app.conf.worker_consumer = f"{__name__}:Consumer"
+    if trust is None:
+        _GATES.pop(app, None)
+        return None
+    gate = Gate(
+        identity,
+        trust=trust,
+        replay=replay,
+        topics=None if topics is None else Topics.of(topics),
+        log_interval=log_interval,
+    )
+    _GATES[app] = gate
+    return gate

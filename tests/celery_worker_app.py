@@ -1,0 +1,72 @@
+"""The Celery app of tests/test_celery.py's worker (``celery -A celery_worker_app worker``).
+
+Configured by environment: ``LL_CELERY_BROKER`` (the RabbitMQ URL), ``LL_CELERY_QUEUE`` (the
+queue it serves, whose dead-letter exchange is ``<queue>.dlx``) and ``LL_CELERY_DIR``, which
+holds its key (``worker.key``, passphrase ``test``), the one sender it trusts (``alice.pub``)
+and ``out/``, where each task run appends a line to a file named by its task id.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from celery import Celery
+from kombu.entity import Exchange, Queue
+
+from letterlock import Pins, PublicIdentity
+from letterlock.integrations.celery import setup
+from letterlock.keystore.file import load_identity
+
+HERE = Path(os.environ["LL_CELERY_DIR"])
+QUEUE = os.environ["LL_CELERY_QUEUE"]
+
+
+def task_queue(name: str) -> Queue:
+    """The worker's queue, with its dead-letter exchange: as the test declares it too."""
+    return Queue(
+        name, Exchange(name, type="direct"), routing_key=name,
+        queue_arguments={"x-dead-letter-exchange": f"{name}.dlx"},
+    )  # fmt: skip
+
+
+app = Celery("ll_celery_worker", broker=os.environ["LL_CELERY_BROKER"])
+app.conf.update(
+    task_queues=[task_queue(QUEUE)],
+    task_default_queue=QUEUE,
+    worker_prefetch_multiplier=1,
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=True,
+)
+_alice, _ = PublicIdentity.from_text((HERE / "alice.pub").read_text())
+_pins = Pins()
+_pins.pin("alice", _alice)
+setup(
+    app,
+    identity=load_identity(HERE / "worker.key", b"test"),
+    trust=_pins,
+    log_interval=0,
+)
+
+
+def _ran(task_id: str, line: str) -> None:
+    with open(HERE / "out" / task_id, "a") as out:
+        out.write(line + "\n")
+
+
+@app.task(name="t.add", bind=True, acks_late=True)
+def add(self: object, x: int, y: int) -> int:
+    _ran(self.request.id, f"add {x + y}")  # type: ignore[attr-defined]
+    return x + y
+
+
+@app.task(name="t.mul", bind=True, acks_late=True)
+def mul(self: object, x: int, y: int) -> int:
+    _ran(self.request.id, f"mul {x * y}")  # type: ignore[attr-defined]
+    return x * y
+
+
+@app.task(name="t.add_early", bind=True, acks_late=False)
+def add_early(self: object, x: int, y: int) -> int:
+    _ran(self.request.id, f"add_early {x + y}")  # type: ignore[attr-defined]
+    return x + y

@@ -1,0 +1,288 @@
+"""letterlock.integrations.celery with a real Celery worker (prefork) over the real RabbitMQ.
+
+One worker process serves one queue of its own (``tests/celery_worker_app.py``); each task run
+appends a line to a file named by its task id, which is how a test sees what ran. Messages a
+test wants to alter are published to a holding queue instead (the client publishes them to an
+exchange of the test's, with the routing key it would use for the worker), read there with
+plain pika, changed, and published to the worker's queue. A refused task is rejected into the
+queue's dead-letter exchange: the test reads it from the dead-letter queue, and by then the
+worker has decided it will never run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pika
+import pytest
+from celery import Celery
+
+import services
+from letterlock import Identity, Pins, Suite, UsageError
+from letterlock.integrations.celery import CONTENT_TYPE, SEALED_REPR, Gate, setup
+from letterlock.keystore.file import MIN_KDF, save_identity
+
+TIMEOUT = 15.0  # seconds to wait for what a worker does in well under one
+
+
+@dataclass
+class World:
+    """The worker, its queue and what the tests reach it with."""
+
+    url: str
+    queue: str
+    here: Path
+    log: Path
+    worker: Identity
+    alice: Identity
+    channel: Any  # pika BlockingChannel
+    client: Celery  # seals as alice, who the worker trusts
+    mallory: Celery  # seals as mallory, who it does not know
+
+    @property
+    def held(self) -> str:
+        return f"{self.queue}.held"
+
+    @property
+    def dead(self) -> str:
+        return f"{self.queue}.dead"
+
+    def ran(self, task_id: str) -> list[str]:
+        path = self.here / "out" / task_id
+        return path.read_text().splitlines() if path.exists() else []
+
+    def wait_ran(self, task_id: str) -> list[str]:
+        deadline = time.monotonic() + TIMEOUT
+        while not (lines := self.ran(task_id)):
+            assert time.monotonic() < deadline, f"task {task_id} did not run"
+            time.sleep(0.05)
+        return lines
+
+    def get(self, queue: str) -> tuple[Any, bytes]:
+        """The next message of ``queue`` (waiting for it), as plain pika reads it: acked."""
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            method, properties, body = self.channel.basic_get(queue, auto_ack=True)
+            if method is not None:
+                return properties, body
+            assert time.monotonic() < deadline, f"nothing arrived in {queue}"
+            time.sleep(0.05)
+
+    def hold(self, task: str, args: tuple[Any, ...], *, kwargs: Any = None, key: str = "") -> Any:
+        """Publish a sealed task as the client would for the worker's queue (or ``key``), into
+        the holding queue; return it as pika reads it there."""
+        result = self.client.send_task(
+            task, args=args, kwargs=kwargs, exchange=f"{self.queue}.hold",
+            routing_key=key or self.queue,
+        )  # fmt: skip
+        properties, body = self.get(self.held)
+        assert properties.headers["id"] == result.id
+        return properties, body
+
+    def to_worker(self, properties: Any, body: bytes) -> None:
+        """Publish raw bytes to the worker's queue, as a broker could."""
+        self.channel.basic_publish("", self.queue, body, properties)
+
+    def dead_letter(self) -> tuple[Any, bytes]:
+        """The next dead letter: checked to be a rejection by the worker's queue."""
+        properties, body = self.get(self.dead)
+        (death,) = properties.headers["x-death"]
+        assert (death["reason"], death["queue"]) == ("rejected", self.queue)
+        return properties, body
+
+    def logged(self, text: str) -> None:
+        """Wait for ``text`` in the worker's log."""
+        deadline = time.monotonic() + TIMEOUT
+        while text not in self.log.read_text():
+            assert time.monotonic() < deadline, f"{text!r} not in the worker's log"
+            time.sleep(0.05)
+
+
+def _app(name: str, url: str, queue: str) -> Celery:
+    app = Celery(name, broker=url)
+    from celery_worker_app import task_queue
+
+    app.conf.update(task_queues=[task_queue(queue)], task_default_queue=queue)
+    return app
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    service = services.require("rabbitmq")
+    here = tmp_path_factory.mktemp("celery")
+    (here / "out").mkdir()
+    queue = services.unique("ll-celery")
+    worker, alice, mallory = (Identity.generate(Suite.P256) for _ in range(3))
+    save_identity(here / "worker.key", worker, b"test", kdf=MIN_KDF)
+    (here / "alice.pub").write_text(alice.public.to_text("alice"))
+    os.environ.setdefault("LL_CELERY_DIR", str(here))  # celery_worker_app, imported for its queue
+    os.environ.setdefault("LL_CELERY_QUEUE", queue)
+    os.environ.setdefault("LL_CELERY_BROKER", service.url)
+
+    connection = pika.BlockingConnection(pika.URLParameters(service.url))
+    channel = connection.channel()
+    channel.exchange_declare(f"{queue}.dlx", "fanout")
+    channel.queue_declare(f"{queue}.dead")
+    channel.queue_bind(f"{queue}.dead", f"{queue}.dlx")
+    channel.exchange_declare(f"{queue}.hold", "direct")
+    channel.queue_declare(f"{queue}.held")
+    other = f"{queue}-other"  # a routing key this worker does not serve
+    for key in (queue, other):
+        channel.queue_bind(f"{queue}.held", f"{queue}.hold", key)
+    channel.queue_declare(queue, durable=True, arguments={"x-dead-letter-exchange": f"{queue}.dlx"})
+
+    log = here / "worker.log"
+    env = dict(
+        os.environ, LL_CELERY_DIR=str(here), LL_CELERY_QUEUE=queue, LL_CELERY_BROKER=service.url,
+        PYTHONPATH=os.pathsep.join(["src", "tests"]),
+    )  # fmt: skip
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "celery_worker_app", "worker", "-P", "prefork",
+             "-c", "1", "-Q", queue, "-l", "info", "--without-gossip", "--without-mingle",
+             "--without-heartbeat", "-n", f"{queue}@localhost"],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    client = _app("ll-client", service.url, queue)
+    setup(client, identity=alice, recipients=[worker.public])
+    spy = _app("ll-mallory", service.url, queue)
+    setup(spy, identity=mallory, recipients=[worker.public], serializer="letterlock-mallory")
+    try:
+        deadline = time.monotonic() + 30
+        while channel.queue_declare(queue, passive=True).method.consumer_count < 1:
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        yield World(
+            url=service.url, queue=queue, here=here, log=log, worker=worker, alice=alice,
+            channel=channel, client=client, mallory=spy,
+        )  # fmt: skip
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if connection.is_open:
+            connection.close()
+        with pika.BlockingConnection(pika.URLParameters(service.url)) as cleanup:
+            channel = cleanup.channel()  # a new one: a test may have lost the first
+            for name in (queue, f"{queue}.held", f"{queue}.dead"):
+                channel.queue_delete(name)
+            for name in (queue, f"{queue}.hold", f"{queue}.dlx"):
+                channel.exchange_delete(name)
+
+
+def test_a_sealed_task_runs_in_the_worker(world: World) -> None:
+    result = world.client.send_task("t.add", args=(2, 3))
+    assert world.wait_ran(result.id) == ["add 5"]
+
+
+def test_the_broker_sees_no_argument_bytes(world: World) -> None:
+    properties, body = world.hold(
+        "t.add", ("attack at dawn", 1), kwargs={"s3cret_name": "s3cret-kw"}
+    )
+    assert properties.content_type == CONTENT_TYPE
+    everything = body + repr(properties).encode()
+    for secret in (b"attack at dawn", b"s3cret-kw", b"s3cret_name"):
+        assert secret not in everything
+    assert properties.headers["argsrepr"] == properties.headers["kwargsrepr"] == SEALED_REPR
+    assert properties.headers["task"] == "t.add"  # Celery routes by it: bound, not hidden
+    world.to_worker(properties, body)  # and the held message itself runs (a str + int fails)
+    world.logged(f"Task t.add[{properties.headers['id']}] raised unexpected")
+
+
+def test_a_task_from_a_sender_the_worker_does_not_trust_never_runs(world: World) -> None:
+    result = world.mallory.send_task("t.add", args=(1, 1))
+    properties, _ = world.dead_letter()
+    assert properties.headers["id"] == result.id
+    world.logged("refused a task message: unknown_sender")
+    assert world.ran(result.id) == []
+
+
+def test_an_unsealed_task_never_runs(world: World) -> None:
+    plain = _app("ll-plain", world.url, world.queue)
+    plain.conf.task_serializer = "json"
+    result = plain.send_task("t.add", args=(1, 2))
+    properties, _ = world.dead_letter()
+    assert properties.headers["id"] == result.id
+    world.logged("refused a task message: unsupported")
+    assert world.ran(result.id) == []
+
+
+@pytest.mark.parametrize("task", ["t.add", "t.add_early"])  # with and without acks_late
+def test_a_tampered_task_never_runs(world: World, task: str) -> None:
+    properties, body = world.hold(task, (4, 5))
+    tampered = bytearray(body)
+    tampered[-20] ^= 1
+    world.to_worker(properties, bytes(tampered))
+    dead, dead_body = world.dead_letter()
+    assert (dead.headers["id"], dead_body) == (properties.headers["id"], bytes(tampered))
+    world.logged("refused a task message: bad_signature")
+    assert world.ran(properties.headers["id"]) == []
+
+
+def test_a_replayed_task_runs_once(world: World) -> None:
+    properties, body = world.hold("t.add", (10, 1))
+    world.to_worker(properties, body)
+    world.to_worker(properties, body)
+    dead, _ = world.dead_letter()
+    assert dead.headers["id"] == properties.headers["id"]
+    world.logged("refused a task message: replayed")
+    assert world.wait_ran(properties.headers["id"]) == ["add 11"]
+
+
+@pytest.mark.parametrize(("header", "value"), [("task", "t.mul"), ("id", "another-task-id")])
+def test_a_task_relabelled_by_the_broker_never_runs(world: World, header: str, value: str) -> None:
+    properties, body = world.hold("t.add", (6, 7))
+    task_id = properties.headers["id"]
+    properties.headers[header] = value
+    world.to_worker(properties, body)
+    dead, _ = world.dead_letter()
+    assert dead.headers[header] == value
+    world.logged(f"refused a task message: wrong_topic (its {header!r} header is not the signed")
+    assert world.ran(task_id) == world.ran(value) == []
+    # the genuine message was not used up by the relabelled copy: it still runs
+    properties.headers[header] = {"task": "t.add", "id": task_id}[header]
+    world.to_worker(properties, body)
+    assert world.wait_ran(task_id) == ["add 13"]
+
+
+def test_a_task_routed_to_a_queue_it_was_not_sealed_for_never_runs(world: World) -> None:
+    properties, body = world.hold("t.add", (8, 8), key=f"{world.queue}-other")
+    world.to_worker(properties, body)  # the broker moves it to the worker's queue
+    dead, _ = world.dead_letter()
+    assert dead.headers["id"] == properties.headers["id"]
+    world.logged(f"refused a task message: wrong_topic (for '{world.queue}-other'")
+    assert world.ran(properties.headers["id"]) == []
+
+
+def test_the_serializer_refuses_a_body_not_published_as_a_task(world: World) -> None:
+    from kombu.exceptions import EncodeError
+    from kombu.serialization import dumps
+
+    with pytest.raises(EncodeError) as raised:
+        dumps(((1,), {}, {}), serializer="letterlock")
+    assert isinstance(raised.value.__cause__ or raised.value.args[0], UsageError)
+
+
+def test_setup_refuses_task_sent_events() -> None:
+    app = Celery("ll-events")
+    app.conf.task_send_sent_event = True
+    with pytest.raises(UsageError, match="task_send_sent_event"):
+        setup(app, identity=Identity.generate(Suite.P256))
+
+
+def test_a_worker_without_trust_has_no_gate() -> None:
+    app = Celery("ll-sender")
+    assert setup(app, identity=Identity.generate(Suite.P256)) is None
+    gate = setup(app, identity=Identity.generate(Suite.P256), trust=Pins())
+    assert isinstance(gate, Gate)
