@@ -3,18 +3,21 @@
 Configured by environment: ``LL_CELERY_BROKER`` (the RabbitMQ URL), ``LL_CELERY_QUEUE`` (the
 queue it serves, whose dead-letter exchange is ``<queue>.dlx``) and ``LL_CELERY_DIR``, which
 holds its key (``worker.key``, passphrase ``test``), the one sender it trusts (``alice.pub``)
-and ``out/``, where each task run appends a line to a file named by its task id.
+and ``out/``, where each task run appends a line to a file named by its task id. Optional:
+``LL_CELERY_REPLAY``, a SQLite replay store shared by the workers (default: the worker's own
+memory), ``LL_CELERY_LEASE``, the claim lease in seconds, and ``LL_CELERY_PREFETCH``.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from celery import Celery
 from kombu.entity import Exchange, Queue
 
-from letterlock import Pins, PublicIdentity
+from letterlock import Pins, PublicIdentity, ReplayWindow, SQLiteReplayStore
 from letterlock.integrations.celery import setup
 from letterlock.keystore.file import load_identity
 
@@ -34,7 +37,8 @@ app = Celery("ll_celery_worker", broker=os.environ["LL_CELERY_BROKER"])
 app.conf.update(
     task_queues=[task_queue(QUEUE)],
     task_default_queue=QUEUE,
-    worker_prefetch_multiplier=1,
+    # 2: a copy of a running task can reach the gate (acks_late tasks hold their prefetch slot)
+    worker_prefetch_multiplier=int(os.environ.get("LL_CELERY_PREFETCH", "1")),
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=True,
 )
@@ -45,6 +49,10 @@ setup(
     app,
     identity=load_identity(HERE / "worker.key", b"test"),
     trust=_pins,
+    replay=ReplayWindow(SQLiteReplayStore(os.environ["LL_CELERY_REPLAY"]))
+    if os.environ.get("LL_CELERY_REPLAY")
+    else None,
+    claim_lease=float(os.environ.get("LL_CELERY_LEASE", "30")),
     log_interval=0,
 )
 
@@ -70,3 +78,19 @@ def mul(self: object, x: int, y: int) -> int:
 def add_early(self: object, x: int, y: int) -> int:
     _ran(self.request.id, f"add_early {x + y}")  # type: ignore[attr-defined]
     return x + y
+
+
+@app.task(name="t.retries", bind=True, acks_late=True)
+def retries(self: object) -> None:
+    _ran(self.request.id, f"retries {self.request.retries}")  # type: ignore[attr-defined]
+
+
+@app.task(name="t.slow", bind=True, acks_late=True)
+def slow(self: object, seconds: float) -> None:
+    """Sleeps on its first run only (a test kills the worker then); 'start' and 'done' lines."""
+    task_id = self.request.id  # type: ignore[attr-defined]
+    first = not (HERE / "out" / task_id).exists()
+    _ran(task_id, "start")
+    if first:
+        time.sleep(seconds)
+    _ran(task_id, "done")

@@ -12,6 +12,7 @@ worker has decided it will never run.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -23,10 +24,11 @@ from typing import Any
 import pika
 import pytest
 from celery import Celery
+from kombu.entity import Exchange, Queue
 
 import services
 from letterlock import Identity, Pins, Suite, UsageError
-from letterlock.integrations.celery import CONTENT_TYPE, SEALED_REPR, Gate, setup
+from letterlock.integrations.celery import CONTENT_TYPE, SEALED_REPR, Gate, gate_of, setup
 from letterlock.keystore.file import MIN_KDF, save_identity
 
 TIMEOUT = 15.0  # seconds to wait for what a worker does in well under one
@@ -49,10 +51,6 @@ class World:
     @property
     def held(self) -> str:
         return f"{self.queue}.held"
-
-    @property
-    def dead(self) -> str:
-        return f"{self.queue}.dead"
 
     def ran(self, task_id: str) -> list[str]:
         path = self.here / "out" / task_id
@@ -86,31 +84,77 @@ class World:
         assert properties.headers["id"] == result.id
         return properties, body
 
-    def to_worker(self, properties: Any, body: bytes) -> None:
+    def to_worker(self, properties: Any, body: bytes, queue: str = "") -> None:
         """Publish raw bytes to the worker's queue, as a broker could."""
-        self.channel.basic_publish("", self.queue, body, properties)
+        self.channel.basic_publish("", queue or self.queue, body, properties)
 
-    def dead_letter(self) -> tuple[Any, bytes]:
+    def dead_letter(self, queue: str = "") -> tuple[Any, bytes]:
         """The next dead letter: checked to be a rejection by the worker's queue."""
-        properties, body = self.get(self.dead)
+        queue = queue or self.queue
+        properties, body = self.get(f"{queue}.dead")
         (death,) = properties.headers["x-death"]
-        assert (death["reason"], death["queue"]) == ("rejected", self.queue)
+        assert (death["reason"], death["queue"]) == ("rejected", queue)
         return properties, body
 
-    def logged(self, text: str) -> None:
+    def logged(self, text: str, log: Path | None = None) -> None:
         """Wait for ``text`` in the worker's log."""
+        log = log or self.log
         deadline = time.monotonic() + TIMEOUT
-        while text not in self.log.read_text():
+        while text not in log.read_text():
             assert time.monotonic() < deadline, f"{text!r} not in the worker's log"
             time.sleep(0.05)
 
 
 def _app(name: str, url: str, queue: str) -> Celery:
+    """A client of the worker's queue (declared as celery_worker_app.task_queue declares it)."""
     app = Celery(name, broker=url)
-    from celery_worker_app import task_queue
-
-    app.conf.update(task_queues=[task_queue(queue)], task_default_queue=queue)
+    declared = Queue(
+        queue, Exchange(queue, type="direct"), routing_key=queue,
+        queue_arguments={"x-dead-letter-exchange": f"{queue}.dlx"},
+    )  # fmt: skip
+    app.conf.update(task_queues=[declared], task_default_queue=queue)
     return app
+
+
+def _declare(channel: Any, queue: str) -> None:
+    """A worker's queue, as celery_worker_app declares it, and its dead-letter queue."""
+    channel.exchange_declare(f"{queue}.dlx", "fanout")
+    channel.queue_declare(f"{queue}.dead")
+    channel.queue_bind(f"{queue}.dead", f"{queue}.dlx")
+    channel.queue_declare(queue, durable=True, arguments={"x-dead-letter-exchange": f"{queue}.dlx"})
+
+
+def _worker(url: str, here: Path, queue: str, log: Path, **env: str) -> subprocess.Popen[bytes]:
+    """A Celery worker (prefork, one child) on ``queue``, in a process group of its own."""
+    environment = dict(
+        os.environ, LL_CELERY_DIR=str(here), LL_CELERY_QUEUE=queue, LL_CELERY_BROKER=url,
+        PYTHONPATH=os.pathsep.join(["src", "tests"]), **env,
+    )  # fmt: skip
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "celery_worker_app", "worker", "-P", "prefork",
+             "-c", "1", "-Q", queue, "-l", "info", "--without-gossip", "--without-mingle",
+             "--without-heartbeat", "-n", f"{queue}-{len(log.read_bytes())}@localhost"],
+            env=environment, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+
+def _consuming(channel: Any, queue: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until the worker consumes ``queue``."""
+    deadline = time.monotonic() + 30
+    while channel.queue_declare(queue, passive=True).method.consumer_count < 1:
+        assert process.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.1)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -122,63 +166,40 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     worker, alice, mallory = (Identity.generate(Suite.P256) for _ in range(3))
     save_identity(here / "worker.key", worker, b"test", kdf=MIN_KDF)
     (here / "alice.pub").write_text(alice.public.to_text("alice"))
-    os.environ.setdefault("LL_CELERY_DIR", str(here))  # celery_worker_app, imported for its queue
-    os.environ.setdefault("LL_CELERY_QUEUE", queue)
-    os.environ.setdefault("LL_CELERY_BROKER", service.url)
 
     connection = pika.BlockingConnection(pika.URLParameters(service.url))
     channel = connection.channel()
-    channel.exchange_declare(f"{queue}.dlx", "fanout")
-    channel.queue_declare(f"{queue}.dead")
-    channel.queue_bind(f"{queue}.dead", f"{queue}.dlx")
+    _declare(channel, queue)
     channel.exchange_declare(f"{queue}.hold", "direct")
     channel.queue_declare(f"{queue}.held")
-    other = f"{queue}-other"  # a routing key this worker does not serve
-    for key in (queue, other):
+    for key in (queue, f"{queue}-other", f"{queue}-kill"):  # -other: no worker serves it
         channel.queue_bind(f"{queue}.held", f"{queue}.hold", key)
-    channel.queue_declare(queue, durable=True, arguments={"x-dead-letter-exchange": f"{queue}.dlx"})
-
-    log = here / "worker.log"
-    env = dict(
-        os.environ, LL_CELERY_DIR=str(here), LL_CELERY_QUEUE=queue, LL_CELERY_BROKER=service.url,
-        PYTHONPATH=os.pathsep.join(["src", "tests"]),
-    )  # fmt: skip
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "celery_worker_app", "worker", "-P", "prefork",
-             "-c", "1", "-Q", queue, "-l", "info", "--without-gossip", "--without-mingle",
-             "--without-heartbeat", "-n", f"{queue}@localhost"],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
     client = _app("ll-client", service.url, queue)
     setup(client, identity=alice, recipients=[worker.public])
     spy = _app("ll-mallory", service.url, queue)
     setup(spy, identity=mallory, recipients=[worker.public], serializer="letterlock-mallory")
+    log = here / "worker.log"
+    log.touch()
+    process = _worker(service.url, here, queue, log, LL_CELERY_LEASE="2")
     try:
-        deadline = time.monotonic() + 30
-        while channel.queue_declare(queue, passive=True).method.consumer_count < 1:
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
+        _consuming(channel, queue, process, log)
         yield World(
             url=service.url, queue=queue, here=here, log=log, worker=worker, alice=alice,
             channel=channel, client=client, mallory=spy,
         )  # fmt: skip
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _stop(process)
         if connection.is_open:
             connection.close()
         with pika.BlockingConnection(pika.URLParameters(service.url)) as cleanup:
             channel = cleanup.channel()  # a new one: a test may have lost the first
             for name in (queue, f"{queue}.held", f"{queue}.dead"):
                 channel.queue_delete(name)
-            for name in (queue, f"{queue}.hold", f"{queue}.dlx"):
+            for name in (f"{queue}-kill", f"{queue}-kill.dead"):
+                channel.queue_delete(name)
+            for name in (queue, f"{queue}.hold", f"{queue}.dlx", f"{queue}-kill.dlx"):
                 channel.exchange_delete(name)
+            channel.exchange_delete(f"{queue}-kill")
 
 
 def test_a_sealed_task_runs_in_the_worker(world: World) -> None:
@@ -278,11 +299,71 @@ def test_setup_refuses_task_sent_events() -> None:
     app = Celery("ll-events")
     app.conf.task_send_sent_event = True
     with pytest.raises(UsageError, match="task_send_sent_event"):
-        setup(app, identity=Identity.generate(Suite.P256))
+        setup(app, identity=Identity.generate(Suite.P256), serializer="letterlock-test-events")
 
 
 def test_a_worker_without_trust_has_no_gate() -> None:
     app = Celery("ll-sender")
-    assert setup(app, identity=Identity.generate(Suite.P256)) is None
-    gate = setup(app, identity=Identity.generate(Suite.P256), trust=Pins())
+    me = Identity.generate(Suite.P256)
+    assert setup(app, identity=me, serializer="letterlock-test-sender") is None
+    with pytest.raises(UsageError, match="no letterlock gate"):
+        gate_of(app)
+    gate = setup(app, identity=me, trust=Pins(), serializer="letterlock-test-sender")
+    assert gate is gate_of(app)
     assert isinstance(gate, Gate)
+
+
+def test_a_serializer_name_seals_for_one_party() -> None:
+    one, two = Celery("ll-one"), Celery("ll-two")
+    me = Identity.generate(Suite.P256)
+    setup(one, identity=me, serializer="letterlock-test-one")
+    setup(one, identity=me, serializer="letterlock-test-one")  # the same parties again: fine
+    with pytest.raises(UsageError, match="serializer name of its own"):
+        setup(two, identity=Identity.generate(Suite.P256), serializer="letterlock-test-one")
+
+
+def test_the_signed_headers_replace_what_the_broker_says(world: World) -> None:
+    properties, body = world.hold("t.retries", ())
+    properties.headers["retries"] = 7
+    world.to_worker(properties, body)
+    assert world.wait_ran(properties.headers["id"]) == ["retries 0"]
+
+
+def test_a_worker_killed_in_a_task_hands_it_on_and_the_task_completes_once(world: World) -> None:
+    """acks_late, and a replay store the workers share: the copy of a running task waits (its
+    claim is renewed past the lease); the worker is SIGKILLed in the task; the next worker takes
+    the claim over once it runs out and runs the task; the copy is then refused as replayed."""
+    queue = f"{world.queue}-kill"
+    _declare(world.channel, queue)
+    log = world.here / "kill.log"
+    log.touch()
+    env = {"LL_CELERY_REPLAY": str(world.here / "replay.db"), "LL_CELERY_LEASE": "1.5",
+           "LL_CELERY_PREFETCH": "2"}  # fmt: skip
+    first = _worker(world.url, world.here, queue, log, **env)
+    try:
+        _consuming(world.channel, queue, first, log)
+        properties, body = world.hold("t.slow", (60,), key=queue)
+        task_id = properties.headers["id"]
+        world.to_worker(properties, body, queue)
+        deadline = time.monotonic() + TIMEOUT
+        while world.ran(task_id) != ["start"]:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        time.sleep(2)  # past the lease: only the heartbeat keeps the claim
+        world.to_worker(properties, body, queue)  # a copy, while the task runs
+        world.logged("is claimed, by this worker or another", log)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    second = _worker(world.url, world.here, queue, log, **env)
+    try:
+        deadline = time.monotonic() + 3 * TIMEOUT
+        while world.ran(task_id) != ["start", "start", "done"]:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        dead, _ = world.dead_letter(queue)  # the copy, once the task was done
+        assert dead.headers["id"] == task_id
+        world.logged("refused a task message: replayed", log)
+        assert world.ran(task_id) == ["start", "start", "done"]
+    finally:
+        _stop(second)

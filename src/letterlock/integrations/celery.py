@@ -52,12 +52,13 @@ told by the envelope's message id (the replay window), not by the task id.
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import kombu.serialization
@@ -66,6 +67,7 @@ from celery import signals
 from celery.worker.consumer import Consumer as _CeleryConsumer
 
 from letterlock import (
+    Claim,
     Identity,
     Opener,
     PublicIdentity,
@@ -77,7 +79,7 @@ from letterlock import (
     TrustPolicy,
     UsageError,
 )
-from letterlock.transports.decide import DeadLetter, RetryPolicy, decide
+from letterlock.transports.decide import DeadLetter, Outcome, Retry, RetryPolicy, decide
 
 __all__ = ["CONTENT_TYPE", "SEALED_REPR", "SERIALIZER", "Consumer", "Gate", "gate_of", "setup"]
 
@@ -96,6 +98,7 @@ _json: Any = kombu.utils.json  # kombu's JSON: what Celery's own "json" serializ
 #: Celery reports no attempt count, so with any policy every refusal is a dead letter at once.
 _POLICY: Final = RetryPolicy()
 _GATES: weakref.WeakKeyDictionary[Any, Gate] = weakref.WeakKeyDictionary()
+_SENDERS: dict[str, _Sender] = {}  # serializer name -> its encoder (kombu's registry is global)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -131,6 +134,11 @@ class _Sender:
     def __init__(self, identity: Identity, recipients: Iterable[PublicIdentity]) -> None:
         self._sealer = Sealer(identity)
         self._recipients = tuple(recipients)
+        #: Who seals for whom: a second setup() under the same name must say the same.
+        self.parties = (
+            identity.public.fingerprint,
+            frozenset(reader.fingerprint for reader in self._recipients),
+        )
 
     def encode(self, body: object) -> bytes:
         publishing: _Publishing | None = getattr(_publishing, "value", None)
@@ -165,21 +173,27 @@ def _never_decode(data: bytes) -> object:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Admitted:
-    """A task message that opened: what Celery decodes, and who signed it."""
+    """A task message that opened and is claimed: what Celery decodes, and who signed it."""
 
     args: list[Any]
     kwargs: dict[str, Any]
     embed: dict[str, Any]
     sender: str  #: the name the trust policy knows the sender by
+    sender_key: bytes = field(repr=False)
+    message_id: bytes
 
 
 class Gate:
     """The worker side: opens each task message and refuses what must not run.
 
-    Single-threaded, as a Celery worker's consumer is (its pool runs the tasks). ``replay`` is
-    the worker's replay window: share its store between workers (a
-    :class:`~letterlock.SQLiteReplayStore` on one host) so that a message one of them ran is
-    refused by the others.
+    Driven by the worker's consumer, on its event loop's thread. A message that opens is
+    claimed in ``replay`` for this worker until ``claim_lease`` seconds from now, renewed while
+    its task runs (:meth:`heartbeat`) and finished when Celery settles it (:meth:`settled`): a
+    later copy is then refused as ``replayed``. A copy that arrives while another worker's claim
+    is live waits ``claim_lease`` seconds and is delivered again; once the holder stops renewing
+    (it was killed), the claim is taken over and the task runs here. Share ``replay``'s store
+    between the workers (a :class:`~letterlock.SQLiteReplayStore` on one host, which outlives a
+    worker) for this to hold across them and across restarts.
     """
 
     def __init__(
@@ -189,24 +203,31 @@ class Gate:
         trust: TrustPolicy,
         replay: ReplayWindow | None = None,
         topics: Topics | None = None,
+        claim_lease: float = 30.0,
         log_interval: float = 60.0,
     ) -> None:
         if log_interval < 0:
             raise UsageError("log_interval must not be negative")
+        if claim_lease <= 0:
+            raise UsageError("claim_lease must be positive")
         self.opener = Opener(identity, trust=trust, replay=replay or ReplayWindow())
         #: The topics this worker serves; None: the queues its consumer consumes.
         self.topics = topics
-        #: ``admitted`` and ``dead_lettered:<reason>`` counts, for local metrics.
+        self.claim_lease = claim_lease
+        #: ``admitted``, ``busy``, ``lease_lost`` and ``dead_lettered:<reason>`` counts.
         self.metrics: Counter[str] = Counter()
+        self._holder = secrets.token_bytes(16)
+        self._claims: dict[tuple[bytes, bytes], None] = {}  # (sender, message id): live ones
         self._log_interval = log_interval
-        self._last_logged: dict[Reason, float] = {}
-        self._held: Counter[Reason] = Counter()
+        self._last_logged: dict[str, float] = {}
+        self._held: Counter[str] = Counter()
 
-    def admit(self, message: Any, topics: Topics, *, now: float | None = None) -> Admitted:
-        """Open a kombu ``message`` as a task for ``topics``; raise Rejected if it must not run.
+    def admit(self, message: Any, topics: Topics, *, now: float | None = None) -> Admitted | None:
+        """Open a kombu ``message`` as a task for ``topics`` and claim it; raise Rejected if it
+        must not run. None: another worker's live claim holds it (deliver it again later).
 
-        On success the message's headers are replaced by the signed ones and its id is recorded
-        in the replay window (only then: a re-labelled copy does not use up the genuine one).
+        Once claimed, the message's headers are replaced by the signed ones. A re-labelled copy
+        is refused before the claim, so it does not use up the genuine message.
         """
         if message.content_type != CONTENT_TYPE:
             raise Rejected(Reason.UNSUPPORTED, "not a sealed task message (its content type)")
@@ -222,41 +243,90 @@ class Gate:
         for key in _BOUND:
             if delivered.get(key) != signed.get(key):
                 raise Rejected(Reason.WRONG_TOPIC, f"its {key!r} header is not the signed one")
-        self.opener.replay.record(
+        claim = self.opener.replay.claim(
             sender=opened.sender.key_id,
             message_id=opened.message_id,
             created=opened.created,
             now=when,
+            holder=self._holder,
+            until=when + self.claim_lease,
         )
+        if claim is Claim.BUSY:
+            self.metrics["busy"] += 1
+            return None
+        self._claims[opened.sender.key_id, opened.message_id] = None
         delivered.update(signed)
         self.metrics["admitted"] += 1
-        return Admitted(args=args, kwargs=kwargs, embed=embed, sender=opened.sender.name)
+        return Admitted(
+            args=args, kwargs=kwargs, embed=embed, sender=opened.sender.name,
+            sender_key=opened.sender.key_id, message_id=opened.message_id,
+        )  # fmt: skip
 
-    def refused(self, message: Any, refusal: Rejected, *, now: float | None = None) -> None:
+    def settled(self, admitted: Admitted, *, again: bool) -> None:
+        """Celery settled the task's message: finish the claim (a later copy is ``replayed``),
+        or, ``again`` (requeued to run again), release it."""
+        key = (admitted.sender_key, admitted.message_id)
+        if key not in self._claims:
+            return  # settled already
+        del self._claims[key]
+        replay = self.opener.replay
+        done = replay.release if again else replay.finish
+        if not done(sender=key[0], message_id=key[1], holder=self._holder):
+            self.metrics["lease_lost"] += 1
+            self._warn("lease_lost", "a task's claim ran out before Celery settled it")
+
+    def heartbeat(self, *, now: float | None = None) -> None:
+        """Renew the claims of the tasks that have not been settled yet."""
+        when = time.time() if now is None else now
+        for sender, message_id in list(self._claims):
+            if not self.opener.replay.extend(
+                sender=sender, message_id=message_id, holder=self._holder,
+                until=when + self.claim_lease,
+            ):  # fmt: skip
+                del self._claims[sender, message_id]
+                self.metrics["lease_lost"] += 1
+                self._warn("lease_lost", "a running task's claim was taken over")
+
+    def busy(self, delay: float) -> None:
+        """Log that a copy of a claimed message waits (it is rejected with requeue later)."""
+        self._warn(
+            "busy",
+            "a copy of a task message that is claimed, by this worker or another, comes back "
+            "in %.1f s",
+            delay,
+        )
+
+    def refused(self, message: Any, refusal: Rejected) -> None:
         """Count and log a refusal (the full reason stays local); the caller rejects it."""
         settlement = decide(refusal.reason, attempts=None, policy=_POLICY)
         assert isinstance(settlement, DeadLetter)  # attempts unknown: no retry, ever
         self.metrics[f"dead_lettered:{refusal.reason.value}"] += 1
-        when = time.monotonic() if now is None else now
-        last = self._last_logged.get(refusal.reason)
-        if last is not None and when - last < self._log_interval:
-            self._held[refusal.reason] += 1
-            return
-        self._last_logged[refusal.reason] = when
-        held = self._held.pop(refusal.reason, 0)
         headers = message.headers if isinstance(message.headers, dict) else {}
         info = message.delivery_info if isinstance(message.delivery_info, dict) else {}
-        log.warning(
+        self._warn(
+            refusal.reason.value,
             "refused a task message: %s%s; rejected without requeue (dead letter %s). "
-            "The broker's claims: task %r, id %r, routing key %r%s",
+            "The broker's claims: task %r, id %r, routing key %r",
             refusal.reason.value,
             f" ({refusal.detail})" if refusal.detail else "",
             settlement.reason.value,
             headers.get("task"),
             headers.get("id"),
             info.get("routing_key"),
-            f"; {held} more held back" if held else "",
         )
+
+    def _warn(self, key: str, text: str, *args: object) -> None:
+        """Log at most once per ``key`` per ``log_interval``, counting what was held back."""
+        now = time.monotonic()
+        last = self._last_logged.get(key)
+        if last is not None and now - last < self._log_interval:
+            self._held[key] += 1
+            return
+        self._last_logged[key] = now
+        held = self._held.pop(key, 0)
+        if held:
+            text = f"{text} (and {held} more held back)"
+        log.warning(text, *args)
 
 
 def _task(payload: bytes) -> tuple[dict[str, Any], list[Any], dict[str, Any], dict[str, Any]]:
@@ -300,7 +370,13 @@ def served_topics(queues: Iterable[Any]) -> Topics:
 
 class Consumer(_CeleryConsumer):  # type: ignore[misc]  # celery ships no types
     """Celery's worker consumer with a :class:`Gate` before every task message
-    (``worker_consumer = "letterlock.integrations.celery:Consumer"``)."""
+    (``worker_consumer = "letterlock.integrations.celery:Consumer"``).
+
+    It uses the consumer's timer (the event loop's, on which Celery runs its ETA tasks) for the
+    claims' heartbeat and for delivering a busy copy again.
+    """
+
+    _letterlock_heartbeat: Any = None
 
     def create_task_handler(self, *args: Any, **kwargs: Any) -> Callable[[Any], None]:
         on_task_received: Callable[[Any], None] = super().create_task_handler(*args, **kwargs)
@@ -308,15 +384,26 @@ class Consumer(_CeleryConsumer):  # type: ignore[misc]  # celery ships no types
         topics = gate.topics
         if topics is None:
             topics = served_topics(self.task_consumer.queues)
-        connection_errors = self.connection_errors
+        errors = self.connection_errors
+        timer = self.timer
+        if self._letterlock_heartbeat is not None:  # a reconnection: one heartbeat is enough
+            self._letterlock_heartbeat.cancel()
+        self._letterlock_heartbeat = timer.call_repeatedly(gate.claim_lease / 3, gate.heartbeat)
+        wait = decide(Outcome.BUSY, attempts=None, policy=_POLICY, wait=gate.claim_lease)
+        assert isinstance(wait, Retry)
 
         def on_sealed_task(message: Any) -> None:
             try:
                 admitted = gate.admit(message, topics)
             except Rejected as refusal:
                 gate.refused(message, refusal)
-                message.reject_log_error(log, connection_errors, requeue=False)
+                message.reject_log_error(log, errors, requeue=False)
                 return
+            if admitted is None:  # a live claim holds it: ask again after a lease
+                gate.busy(wait.delay)
+                timer.call_after(wait.delay, message.reject_log_error, (log, errors, True))
+                return
+            _settle_through(gate, admitted, message)
             # Celery's own form of a decoded body (a Request built with decoded=True): no
             # content type, so neither Celery here nor its pool decodes it again.
             message.body = (admitted.args, admitted.kwargs, admitted.embed)
@@ -324,6 +411,22 @@ class Consumer(_CeleryConsumer):  # type: ignore[misc]  # celery ships no types
             on_task_received(message)
 
         return on_sealed_task
+
+
+def _settle_through(gate: Gate, admitted: Admitted, message: Any) -> None:
+    """Make Celery's settlement of ``message`` (its request's ack or reject, through kombu's
+    ``ack_log_error``/``reject_log_error``) finish or release the claim first."""
+    ack, reject = message.ack_log_error, message.reject_log_error
+
+    def ack_log_error(logger: Any, errors: Any) -> None:
+        gate.settled(admitted, again=False)
+        ack(logger, errors)
+
+    def reject_log_error(logger: Any, errors: Any, requeue: bool = False) -> None:
+        gate.settled(admitted, again=requeue)
+        reject(logger, errors, requeue=requeue)
+
+    message.ack_log_error, message.reject_log_error = ack_log_error, reject_log_error
 
 
 def gate_of(app: Any) -> Gate:
@@ -346,6 +449,7 @@ def setup(
     replay: ReplayWindow | None = None,
     topics: str | Iterable[str] | Topics | None = None,
     serializer: str = SERIALIZER,
+    claim_lease: float = 30.0,
     log_interval: float = 60.0,
 ) -> Gate | None:
     """Seal ``app``'s task messages as ``identity`` for ``recipients``; open them in its workers.
@@ -354,9 +458,11 @@ def setup(
     ``accept_content`` and ``worker_consumer``; call it after the app's configuration is loaded
     (``config_from_object`` replaces what was set before it). A worker needs ``trust`` (whose
     tasks it runs); it opens against ``topics`` (default: the queues it consumes) with
-    ``replay`` (default: a window of its own). Returns the worker's :class:`Gate`, None without
-    ``trust`` (a sender only). Several sending identities in one process take one serializer
-    name each.
+    ``replay`` (default: a window of its own), claiming each task for ``claim_lease`` seconds
+    at a time (see :class:`Gate`). Returns the worker's :class:`Gate`, None without ``trust``
+    (a sender only). kombu's serializers are global to the process, so a serializer name seals
+    as one identity for one set of recipients: apps that send otherwise take a name each
+    (UsageError if a name is reused for other parties).
     """
     if not isinstance(identity, Identity):
         raise UsageError("identity must be a letterlock.Identity (a private identity)")
@@ -365,6 +471,13 @@ def setup(
     if app.conf.task_send_sent_event:
         raise UsageError("task_send_sent_event would publish the arguments' reprs unsealed")
     sender = _Sender(identity, recipients)
+    known = _SENDERS.get(serializer)
+    if known is not None and known.parties != sender.parties:
+        raise UsageError(
+            f"the serializer {serializer!r} already seals as another identity or for other "
+            "recipients in this process; give this app a serializer name of its own"
+        )
+    _SENDERS[serializer] = sender
     _registry.register(
         serializer, sender.encode, _never_decode, content_type=CONTENT_TYPE,
         content_encoding="binary",
@@ -383,6 +496,7 @@ def setup(
         trust=trust,
         replay=replay,
         topics=None if topics is None else Topics.of(topics),
+        claim_lease=claim_lease,
         log_interval=log_interval,
     )
     _GATES[app] = gate
