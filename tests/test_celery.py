@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from celery import Celery
 from kombu.entity import Exchange, Queue
 
 import services
-from letterlock import Identity, Pins, Suite, UsageError
+from letterlock import Identity, Pins, Reason, Rejected, Suite, Topics, UsageError
 from letterlock.integrations.celery import CONTENT_TYPE, SEALED_REPR, Gate, gate_of, setup
 from letterlock.keystore.file import MIN_KDF, save_identity
 
@@ -367,3 +367,36 @@ def test_a_worker_killed_in_a_task_hands_it_on_and_the_task_completes_once(world
         assert world.ran(task_id) == ["start", "start", "done"]
     finally:
         _stop(second)
+
+
+@dataclass
+class _Delivered:
+    """A kombu message's fields, as the gate reads them (no broker: the gate's own rules)."""
+
+    body: bytes
+    headers: dict[str, Any]
+    content_type: str = CONTENT_TYPE
+    delivery_info: dict[str, Any] = field(default_factory=dict)
+
+
+def test_refusals_are_counted_and_logged_at_most_once_per_interval(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    worker = Identity.generate(Suite.P256)
+    gate = Gate(worker, trust=Pins(), log_interval=3600)
+    message = _Delivered(body=b"not an envelope", headers={"task": "t.add", "id": "1"})
+    topics = Topics.amqp("q")
+    for _ in range(3):
+        with pytest.raises(Rejected) as refused:
+            gate.admit(message, topics)
+        gate.refused(message, refused.value)
+    assert gate.metrics["dead_lettered:malformed"] == 3
+    assert [r.getMessage() for r in caplog.records].count(
+        "refused a task message: malformed (not a letterlock envelope); rejected without requeue"
+        " (dead letter rejected). "
+        "The broker's claims: task 't.add', id '1', routing key None"
+    ) == 1
+    gate = Gate(worker, trust=Pins(), log_interval=0)  # none held back: each is logged
+    for _ in range(2):
+        gate.refused(message, Rejected(Reason.MALFORMED))
+    assert len(caplog.records) == 3

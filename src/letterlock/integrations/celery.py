@@ -38,10 +38,15 @@ per reason per ``log_interval`` seconds, and :attr:`Gate.metrics` counts
 :mod:`letterlock.transports.decide` every refusal is dead-lettered at once, all alike: the
 dead-letter queue does not tell whom the worker trusts. The gate settles a refusal before
 Celery's acknowledgement policy applies, so it is the same with or without ``task_acks_late``.
-``acks_late`` matters for admitted tasks: without it Celery acks a task when it starts, and a
-worker killed while running it loses it; with it the broker delivers it again, and that copy is
-refused as ``replayed`` (the replay window recorded the message when it was admitted) and
-dead-lettered: at most once, never silently.
+
+**Once.** An admitted message is claimed in the replay window, renewed while its task runs, and
+finished when Celery acks it (a copy that comes later is refused as ``replayed``); see
+:class:`Gate`. ``task_acks_late`` decides what a worker killed in a task means: without it
+Celery acks the message as the task starts, so the task is lost (Celery's own rule); with it
+the message stays unacked, the broker delivers it again, and once the dead worker's claim has
+run out (its ``claim_lease``) the next worker takes it over and runs the task again, from the
+start. With a replay store that the workers share and that outlives them (a
+:class:`~letterlock.SQLiteReplayStore`), a task that completed is never run again.
 
 **Not sealed.** Task results (the result backend writes them with ``result_serializer``) and the
 ``task-sent`` events of ``task_send_sent_event`` (they carry the argument reprs: :func:`setup`
