@@ -130,11 +130,11 @@ def _worker(url: str, here: Path, queue: str, log: Path, **env: str) -> subproce
         os.environ, LL_CELERY_DIR=str(here), LL_CELERY_QUEUE=queue, LL_CELERY_BROKER=url,
         PYTHONPATH=os.pathsep.join(["src", "tests"]), **env,
     )  # fmt: skip
+    node = f"{queue}-{len(log.read_bytes())}@localhost"  # one name per worker of a test
     with open(log, "ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "celery_worker_app", "worker", "-P", "prefork",
-             "-c", "1", "-Q", queue, "-l", "info", "--without-gossip", "--without-mingle",
-             "--without-heartbeat", "-n", f"{queue}-{len(log.read_bytes())}@localhost"],
+             "-c", "1", "-Q", queue, "-l", "info", "-n", node],
             env=environment, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
 
@@ -205,6 +205,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 def test_a_sealed_task_runs_in_the_worker(world: World) -> None:
     result = world.client.send_task("t.add", args=(2, 3))
     assert world.wait_ran(result.id) == ["add 5"]
+
+
+def test_remote_control_still_works(world: World) -> None:
+    replies = world.client.control.ping(destination=[f"{world.queue}-0@localhost"], timeout=5)
+    assert replies == [{f"{world.queue}-0@localhost": {"ok": "pong"}}]
 
 
 def test_the_broker_sees_no_argument_bytes(world: World) -> None:

@@ -48,10 +48,14 @@ run out (its ``claim_lease``) the next worker takes it over and runs the task ag
 start. With a replay store that the workers share and that outlives them (a
 :class:`~letterlock.SQLiteReplayStore`), a task that completed is never run again.
 
-**Not sealed.** Task results (the result backend writes them with ``result_serializer``) and the
+**Not sealed.** Task results (the result backend writes them with ``result_serializer``), the
 ``task-sent`` events of ``task_send_sent_event`` (they carry the argument reprs: :func:`setup`
-refuses that setting). A task's retry is a new message with the same task id, so replays are
-told by the envelope's message id (the replay window), not by the task id.
+refuses that setting), and remote control messages (``ping``, ``revoke``, ``shutdown``, the
+workers' ``hello`` at start): those stay Celery's plain JSON, which Celery does not
+authenticate either; a worker that must not obey a hostile broker's ``shutdown`` or ``revoke``
+runs with ``worker_enable_remote_control = False``. A task's retry is a new message with the
+same task id, so replays are told by the envelope's message id (the replay window), not by the
+task id.
 """
 
 from __future__ import annotations
@@ -493,6 +497,10 @@ def setup(
     app.conf.task_serializer = serializer
     app.conf.accept_content = [serializer]
     app.conf.worker_consumer = f"{__name__}:Consumer"
+    # Remote control (mingle's hello, ping, revoke) takes task_serializer and accept_content:
+    # it stays Celery's plain JSON.
+    app.control.mailbox.serializer = "json"
+    app.control.mailbox.accept = ["json"]
     if trust is None:
         _GATES.pop(app, None)
         return None
