@@ -27,7 +27,7 @@ from celery import Celery
 from kombu.entity import Exchange, Queue
 
 import services
-from letterlock import Identity, Pins, Reason, Rejected, Suite, Topics, UsageError
+from letterlock import Identity, Pins, Reason, Rejected, ReplayWindow, Suite, Topics, UsageError
 from letterlock.integrations.celery import CONTENT_TYPE, SEALED_REPR, Gate, gate_of, setup
 from letterlock.keystore.file import MIN_KDF, save_identity
 
@@ -405,3 +405,54 @@ def test_refusals_are_counted_and_logged_at_most_once_per_interval(
     for _ in range(2):
         gate.refused(message, Rejected(Reason.MALFORMED))
     assert len(caplog.records) == 3
+
+
+def _sealed_task(serializer: str, task_id: str, *, key: str = "q") -> tuple[bytes, dict[str, Any]]:
+    """A task message as the serializer seals it on publish (the hook, then kombu's dumps)."""
+    from celery import signals
+    from kombu.serialization import dumps
+
+    body: tuple[Any, ...] = (
+        (2, 3),
+        {},
+        {"callbacks": None, "errbacks": None, "chain": None, "chord": None},
+    )
+    headers = {"task": "t.add", "id": task_id, "retries": 0, "argsrepr": "(2, 3)"}
+    signals.before_task_publish.send(sender="t.add", body=body, routing_key=key, headers=headers)
+    _, _, sealed = dumps(body, serializer=serializer)
+    return sealed, headers
+
+
+def test_a_claim_holds_a_copy_until_it_runs_out_or_is_finished() -> None:
+    worker, sender = Identity.generate(Suite.P256), Identity.generate(Suite.P256)
+    setup(Celery("ll-unit"), identity=sender, recipients=[worker.public],
+          serializer="letterlock-test-unit")  # fmt: skip
+    sealed, headers = _sealed_task("letterlock-test-unit", "task-1")
+    assert headers["argsrepr"] == SEALED_REPR
+    trust = Pins()
+    trust.pin("sender", sender.public)
+    replay = ReplayWindow()  # shared by two workers
+    one, two = (Gate(worker, trust=trust, replay=replay, claim_lease=10) for _ in range(2))
+    topics, now = Topics.amqp("q"), time.time()
+
+    def delivered() -> _Delivered:
+        return _Delivered(body=sealed, headers={"task": "t.add", "id": "task-1", "retries": 5})
+
+    copy = delivered()
+    admitted = one.admit(copy, topics, now=now)
+    assert admitted is not None
+    assert (admitted.args, admitted.kwargs, admitted.sender) == ([2, 3], {}, "sender")
+    assert copy.headers["retries"] == 0  # the signed value
+    one.heartbeat(now=now + 8)  # renewed until now + 18
+    assert two.admit(delivered(), topics, now=now + 12) is None  # busy
+    assert two.metrics["busy"] == 1
+    one.forget()  # a reconnection: no more renewals
+    one.heartbeat(now=now + 16)
+    taken = two.admit(delivered(), topics, now=now + 19)  # run out: taken over
+    assert taken is not None
+    one.settled(admitted, again=False)  # the first worker's settlement changes nothing now
+    assert one.metrics["lease_lost"] == 0
+    two.settled(taken, again=False)
+    with pytest.raises(Rejected) as refused:
+        one.admit(delivered(), topics, now=now + 20)
+    assert refused.value.reason is Reason.REPLAYED

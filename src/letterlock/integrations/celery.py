@@ -305,6 +305,11 @@ class Gate:
             delay,
         )
 
+    def forget(self) -> None:
+        """A new connection: the broker delivers again what was not settled on the old one, so
+        stop renewing those claims; each runs out after a lease and its copy takes it over."""
+        self._claims.clear()
+
     def refused(self, message: Any, refusal: Rejected) -> None:
         """Count and log a refusal (the full reason stays local); the caller rejects it."""
         settlement = decide(refusal.reason, attempts=None, policy=_POLICY)
@@ -395,8 +400,9 @@ class Consumer(_CeleryConsumer):  # type: ignore[misc]  # celery ships no types
             topics = served_topics(self.task_consumer.queues)
         errors = self.connection_errors
         timer = self.timer
-        if self._letterlock_heartbeat is not None:  # a reconnection: one heartbeat is enough
+        if self._letterlock_heartbeat is not None:  # a reconnection
             self._letterlock_heartbeat.cancel()
+            gate.forget()
         self._letterlock_heartbeat = timer.call_repeatedly(gate.claim_lease / 3, gate.heartbeat)
         wait = decide(Outcome.BUSY, attempts=None, policy=_POLICY, wait=gate.claim_lease)
         assert isinstance(wait, Retry)
