@@ -5,7 +5,8 @@ queue it serves, whose dead-letter exchange is ``<queue>.dlx``) and ``LL_CELERY_
 holds its key (``worker.key``, passphrase ``test``), the one sender it trusts (``alice.pub``)
 and ``out/``, where each task run appends a line to a file named by its task id. Optional:
 ``LL_CELERY_REPLAY``, a SQLite replay store shared by the workers (default: the worker's own
-memory), ``LL_CELERY_LEASE``, the claim lease in seconds, and ``LL_CELERY_PREFETCH``.
+memory), ``LL_CELERY_LEASE``, the claim lease in seconds, ``LL_CELERY_PREFETCH``, and
+``LL_CELERY_PLAIN=1``: Celery's own JSON, no letterlock (for benchmarks/celery_tasks.py).
 """
 
 from __future__ import annotations
@@ -45,16 +46,17 @@ app.conf.update(
 _alice, _ = PublicIdentity.from_text((HERE / "alice.pub").read_text())
 _pins = Pins()
 _pins.pin("alice", _alice)
-setup(
-    app,
-    identity=load_identity(HERE / "worker.key", b"test"),
-    trust=_pins,
-    replay=ReplayWindow(SQLiteReplayStore(os.environ["LL_CELERY_REPLAY"]))
-    if os.environ.get("LL_CELERY_REPLAY")
-    else None,
-    claim_lease=float(os.environ.get("LL_CELERY_LEASE", "30")),
-    log_interval=0,
-)
+if os.environ.get("LL_CELERY_PLAIN") != "1":
+    setup(
+        app,
+        identity=load_identity(HERE / "worker.key", b"test"),
+        trust=_pins,
+        replay=ReplayWindow(SQLiteReplayStore(os.environ["LL_CELERY_REPLAY"]))
+        if os.environ.get("LL_CELERY_REPLAY")
+        else None,
+        claim_lease=float(os.environ.get("LL_CELERY_LEASE", "30")),
+        log_interval=0,
+    )
 
 
 def _ran(task_id: str, line: str) -> None:
@@ -94,3 +96,13 @@ def slow(self: object, seconds: float) -> None:
     if first:
         time.sleep(seconds)
     _ran(task_id, "done")
+
+
+@app.task(name="t.noop", acks_late=True)
+def noop(number: int, text: str) -> None:
+    """A task that does nothing: for rates."""
+
+
+@app.task(name="t.mark", bind=True, acks_late=True)
+def mark(self: object) -> None:
+    _ran(self.request.id, "mark")  # type: ignore[attr-defined]
