@@ -18,7 +18,14 @@ from pathlib import Path
 from celery import Celery
 from kombu.entity import Exchange, Queue
 
-from letterlock import Pins, PublicIdentity, ReplayWindow, SQLiteReplayStore
+from letterlock import (
+    FirstKnown,
+    OwnIdentities,
+    Pins,
+    PublicIdentity,
+    ReplayWindow,
+    SQLiteReplayStore,
+)
 from letterlock.integrations.celery import setup
 from letterlock.keystore.file import load_identity
 
@@ -46,11 +53,13 @@ app.conf.update(
 _alice, _ = PublicIdentity.from_text((HERE / "alice.pub").read_text())
 _pins = Pins()
 _pins.pin("alice", _alice)
+_me = load_identity(HERE / "worker.key", b"test")
 if os.environ.get("LL_CELERY_PLAIN") != "1":
     setup(
         app,
-        identity=load_identity(HERE / "worker.key", b"test"),
-        trust=_pins,
+        identity=_me,
+        recipients=[_me.public],  # the tasks it sends (a chain's next step) are for itself
+        trust=FirstKnown(OwnIdentities({"worker": _me.public}), _pins),
         replay=ReplayWindow(SQLiteReplayStore(os.environ["LL_CELERY_REPLAY"]))
         if os.environ.get("LL_CELERY_REPLAY")
         else None,

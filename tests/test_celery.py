@@ -207,6 +207,16 @@ def test_a_sealed_task_runs_in_the_worker(world: World) -> None:
     assert world.wait_ran(result.id) == ["add 5"]
 
 
+def test_a_chain_runs_its_next_step_sealed_by_the_worker(world: World) -> None:
+    from celery import chain
+
+    result = chain(
+        world.client.signature("t.add", args=(1, 2)), world.client.signature("t.add", args=(10,))
+    ).apply_async()
+    assert world.wait_ran(result.parent.id) == ["add 3"]
+    assert world.wait_ran(result.id) == ["add 13"]  # sent by the worker, as the worker
+
+
 def test_remote_control_still_works(world: World) -> None:
     replies = world.client.control.ping(destination=[f"{world.queue}-0@localhost"], timeout=5)
     assert replies == [{f"{world.queue}-0@localhost": {"ok": "pong"}}]
@@ -456,3 +466,18 @@ def test_a_claim_holds_a_copy_until_it_runs_out_or_is_finished() -> None:
     with pytest.raises(Rejected) as refused:
         one.admit(delivered(), topics, now=now + 20)
     assert refused.value.reason is Reason.REPLAYED
+
+
+def test_a_worker_serves_the_names_and_routing_keys_of_its_queues() -> None:
+    from letterlock.integrations.celery import served_topics
+
+    queues = [
+        Queue("billing", Exchange("billing", type="direct"), routing_key="billing"),
+        Queue("orders-eu", Exchange("orders", type="topic"), routing_key="orders.eu.*"),
+    ]
+    topics = served_topics(queues)
+    assert topics == Topics.amqp("billing", "orders-eu", "orders.eu.*")
+    assert "orders.eu.new" in topics
+    assert "orders.us.new" not in topics
+    with pytest.raises(UsageError, match="no queue"):
+        served_topics([])

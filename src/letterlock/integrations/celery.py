@@ -90,7 +90,17 @@ from letterlock import (
 )
 from letterlock.transports.decide import DeadLetter, Outcome, Retry, RetryPolicy, decide
 
-__all__ = ["CONTENT_TYPE", "SEALED_REPR", "SERIALIZER", "Consumer", "Gate", "gate_of", "setup"]
+__all__ = [
+    "CONTENT_TYPE",
+    "SEALED_REPR",
+    "SERIALIZER",
+    "Admitted",
+    "Consumer",
+    "Gate",
+    "gate_of",
+    "served_topics",
+    "setup",
+]
 
 SERIALIZER: Final = "letterlock"  #: the serializer's name (``task_serializer``) by default
 CONTENT_TYPE: Final = "application/x-letterlock"  #: every sealed task message has it
@@ -476,9 +486,12 @@ def setup(
     (``config_from_object`` replaces what was set before it). A worker needs ``trust`` (whose
     tasks it runs); it opens against ``topics`` (default: the queues it consumes) with
     ``replay`` (default: a window of its own), claiming each task for ``claim_lease`` seconds
-    at a time (see :class:`Gate`). Returns the worker's :class:`Gate`, None without ``trust``
-    (a sender only). kombu's serializers are global to the process, so a serializer name seals
-    as one identity for one set of recipients: apps that send otherwise take a name each
+    at a time (see :class:`Gate`). A worker that sends tasks itself (a chain's next step, a task
+    sent from a task) seals them as ``identity`` for ``recipients``: name itself there, and
+    admit itself (``FirstKnown(OwnIdentities({"me": identity.public}), pins)``). Returns the
+    worker's :class:`Gate`, None without ``trust`` (a sender only). kombu's serializers are
+    global to the process, so a serializer name seals as one identity for one set of
+    recipients: apps that send otherwise take a name each
     (UsageError if a name is reused for other parties).
     """
     if not isinstance(identity, Identity):
