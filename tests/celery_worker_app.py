@@ -115,3 +115,9 @@ def noop(number: int, text: str) -> None:
 @app.task(name="t.mark", bind=True, acks_late=True)
 def mark(self: object) -> None:
     _ran(self.request.id, "mark")  # type: ignore[attr-defined]
+
+
+@app.task(name="t.echo", bind=True, acks_late=True)
+def echo(self: object, *args: object, **kwargs: object) -> None:
+    """Counts its arguments (returns nothing: a task's result is not sealed)."""
+    _ran(self.request.id, f"echo {len(args)} {len(kwargs)}")  # type: ignore[attr-defined]

@@ -46,16 +46,26 @@ Celery acks the message as the task starts, so the task is lost (Celery's own ru
 the message stays unacked, the broker delivers it again, and once the dead worker's claim has
 run out (its ``claim_lease``) the next worker takes it over and runs the task again, from the
 start. With a replay store that the workers share and that outlives them (a
-:class:`~letterlock.SQLiteReplayStore`), a task that completed is never run again.
+:class:`~letterlock.SQLiteReplayStore`), a task that completed is never run again. A task's
+retry is a new message with the same task id, so replays are told by the envelope's message id,
+not by the task id.
 
-**Not sealed.** Task results (the result backend writes them with ``result_serializer``), the
-``task-sent`` events of ``task_send_sent_event`` (they carry the argument reprs: :func:`setup`
-refuses that setting), and remote control messages (``ping``, ``revoke``, ``shutdown``, the
-workers' ``hello`` at start): those stay Celery's plain JSON, which Celery does not
-authenticate either; a worker that must not obey a hostile broker's ``shutdown`` or ``revoke``
-runs with ``worker_enable_remote_control = False``. A task's retry is a new message with the
-same task id, so replays are told by the envelope's message id (the replay window), not by the
-task id.
+**What the broker still reads.** The headers Celery needs or shows: the task name and id,
+``eta``, ``expires``, ``retries``, ``timelimit``, the ids of the root, parent and group, and
+``origin`` (the sender's host name and process id), all signed. The argument reprs say
+``"<sealed>"`` in the signed copy too, so a worker's own logs and events (``-E``, which go
+through the broker) show no arguments either.
+
+**Not sealed** (Celery's plain JSON, as without letterlock):
+
+* what a task returns or raises: the result backend (``result_serializer``) and the worker's
+  ``task-succeeded`` and ``task-failed`` events (``-E``), which carry the result's or the
+  exception's repr (an exception's text may quote an argument);
+* ``task-sent`` events (``task_send_sent_event``), which carry the argument reprs: :func:`setup`
+  refuses that setting;
+* remote control (``ping``, ``revoke``, ``shutdown``, the workers' ``hello`` at start), which
+  Celery does not authenticate either: a worker that must not obey a hostile broker's
+  ``shutdown`` or ``revoke`` runs with ``worker_enable_remote_control = False``.
 """
 
 from __future__ import annotations
