@@ -341,6 +341,12 @@ def test_a_worker_without_trust_has_no_gate() -> None:
     gate = setup(app, identity=me, trust=Pins(), serializer="letterlock-test-sender")
     assert gate is gate_of(app)
     assert isinstance(gate, Gate)
+    assert gate.topics is None  # the queues the worker consumes, when it starts
+    gate = setup(
+        app, identity=me, trust=Pins(), topics="orders.*", serializer="letterlock-test-sender"
+    )
+    assert gate is not None
+    assert gate.topics == Topics.amqp("orders.*")
 
 
 def test_a_serializer_name_seals_for_one_party() -> None:
@@ -367,7 +373,7 @@ def test_a_worker_killed_in_a_task_hands_it_on_and_the_task_completes_once(world
     _declare(world.channel, queue)
     log = world.here / "kill.log"
     log.touch()
-    env = {"LL_CELERY_REPLAY": str(world.here / "replay.db"), "LL_CELERY_LEASE": "1.5",
+    env = {"LL_CELERY_REPLAY": str(world.here / "replay.db"), "LL_CELERY_LEASE": "3",
            "LL_CELERY_PREFETCH": "2"}  # fmt: skip
     first = _worker(world.url, world.here, queue, log, **env)
     try:
@@ -379,7 +385,7 @@ def test_a_worker_killed_in_a_task_hands_it_on_and_the_task_completes_once(world
         while world.ran(task_id) != ["start"]:
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.05)
-        time.sleep(2)  # past the lease: only the heartbeat keeps the claim
+        time.sleep(3.5)  # past the lease: only the heartbeat keeps the claim
         world.to_worker(properties, body, queue)  # a copy, while the task runs
         world.logged("is claimed, by this worker or another", log)
     finally:
