@@ -6,16 +6,23 @@ holds its key (``worker.key``, passphrase ``test``), the one sender it trusts (`
 and ``out/``, where each task run appends a line to a file named by its task id. Optional:
 ``LL_CELERY_REPLAY``, a SQLite replay store shared by the workers (default: the worker's own
 memory), ``LL_CELERY_LEASE``, the claim lease in seconds, ``LL_CELERY_PREFETCH``, and
-``LL_CELERY_PLAIN=1``: Celery's own JSON, no letterlock (for benchmarks/celery_tasks.py).
+``LL_CELERY_MODE``: ``letterlock`` (the default), or, for benchmarks/broker_celery.py,
+``plain`` (Celery's own JSON) and ``floor`` (JSON, and per message the least cryptography a
+sealed one needs, where letterlock's gate would open it).
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from celery import Celery
+from celery.worker.consumer import Consumer
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from kombu.entity import Exchange, Queue
 
 from letterlock import (
@@ -54,7 +61,8 @@ _alice, _ = PublicIdentity.from_text((HERE / "alice.pub").read_text())
 _pins = Pins()
 _pins.pin("alice", _alice)
 _me = load_identity(HERE / "worker.key", b"test")
-if os.environ.get("LL_CELERY_PLAIN") != "1":
+MODE = os.environ.get("LL_CELERY_MODE", "letterlock")
+if MODE == "letterlock":
     setup(
         app,
         identity=_me,
@@ -66,6 +74,30 @@ if os.environ.get("LL_CELERY_PLAIN") != "1":
         claim_lease=float(os.environ.get("LL_CELERY_LEASE", "30")),
         log_interval=0,
     )
+
+
+class FloorConsumer(Consumer):  # type: ignore[misc]  # celery ships no types
+    """Celery's consumer, plus one ECDSA P-256 verification and one AES-256-GCM decryption of
+    pre-made data per task message (``LL_CELERY_SIZE`` bytes): the crypto floor."""
+
+    def create_task_handler(self, *args: object, **kwargs: object) -> Callable[[object], None]:
+        on_task_received: Callable[[object], None] = super().create_task_handler(*args, **kwargs)
+        key = ec.generate_private_key(ec.SECP256R1())
+        public, data = key.public_key(), os.urandom(int(os.environ.get("LL_CELERY_SIZE", "100")))
+        signature = key.sign(data, ec.ECDSA(hashes.SHA256()))
+        aead, nonce = AESGCM(AESGCM.generate_key(bit_length=256)), os.urandom(12)
+        sealed = aead.encrypt(nonce, data, None)
+
+        def on_message(message: object) -> None:
+            public.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+            aead.decrypt(nonce, sealed, None)
+            on_task_received(message)
+
+        return on_message
+
+
+if MODE == "floor":
+    app.conf.worker_consumer = f"{__name__}:FloorConsumer"
 
 
 def _ran(task_id: str, line: str) -> None:
