@@ -481,6 +481,7 @@ def test_a_claim_holds_a_copy_until_it_runs_out_or_is_finished() -> None:
     one.heartbeat(now=now + 16)
     taken = two.admit(delivered(), topics, now=now + 19)  # run out: taken over
     assert taken is not None
+    assert (two.metrics["admitted"], two.metrics["taken_over"]) == (1, 1)
     one.settled(admitted, again=False)  # the first worker's settlement changes nothing now
     assert one.metrics["lease_lost"] == 0
     two.settled(taken, again=False)

@@ -243,7 +243,8 @@ class Gate:
         #: The topics this worker serves; None: the queues its consumer consumes.
         self.topics = topics
         self.claim_lease = claim_lease
-        #: ``admitted``, ``busy``, ``lease_lost`` and ``dead_lettered:<reason>`` counts.
+        #: Counts: ``admitted`` (``taken_over`` among them), ``busy``, ``lease_lost``,
+        #: ``dead_lettered:<reason>``.
         self.metrics: Counter[str] = Counter()
         self._holder = secrets.token_bytes(16)
         self._claims: dict[tuple[bytes, bytes], None] = {}  # (sender, message id): live ones
@@ -286,6 +287,8 @@ class Gate:
         self._claims[opened.sender.key_id, opened.message_id] = None
         delivered.update(signed)
         self.metrics["admitted"] += 1
+        if claim is Claim.TAKEN_OVER:  # its holder stopped renewing: it runs again here
+            self.metrics["taken_over"] += 1
         return Admitted(
             args=args, kwargs=kwargs, embed=embed, sender=opened.sender.name,
             sender_key=opened.sender.key_id, message_id=opened.message_id,
