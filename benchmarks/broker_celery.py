@@ -127,7 +127,8 @@ def costs(tasks: int, size: int) -> tuple[float, float]:
         delivery_info: dict[str, Any] = field(default_factory=dict)
 
     worker, alice = Identity.generate(Suite.P256), Identity.generate(Suite.P256)
-    setup(Celery("bench-costs"), identity=alice, recipients=[worker.public], serializer="ll-c")
+    name = f"ll-costs-{time.monotonic_ns()}"  # a serializer name seals for one party
+    setup(Celery("bench-costs"), identity=alice, recipients=[worker.public], serializer=name)
     sealed = []
     start = time.perf_counter()
     for number in range(tasks):
@@ -140,7 +141,7 @@ def costs(tasks: int, size: int) -> tuple[float, float]:
         signals.before_task_publish.send(
             sender="t.noop", body=body, routing_key="q", headers=headers
         )
-        sealed.append(Delivered(body=dumps(body, serializer="ll-c")[2], headers=headers))
+        sealed.append(Delivered(body=dumps(body, serializer=name)[2], headers=headers))
     middle = time.perf_counter()
     trust = Pins()
     trust.pin("alice", alice.public)

@@ -117,7 +117,6 @@ CONTENT_TYPE: Final = "application/x-letterlock"  #: every sealed task message h
 SEALED_REPR: Final = "<sealed>"  #: what ``argsrepr`` and ``kwargsrepr`` say instead
 _REPRS: Final = ("argsrepr", "kwargsrepr")
 _BOUND: Final = ("task", "id")  #: headers Celery routes by: refused if they differ
-_INNER_TYPE: Final = "application/json"  #: the sealed payload: kombu's JSON, as Celery's own
 
 log = logging.getLogger(__name__)
 
@@ -184,12 +183,8 @@ class _Sender:
             if key in headers:
                 headers[key] = SEALED_REPR
         inner = _json.dumps({"headers": headers, "body": body}).encode()
-        return self._sealer.seal(
-            inner,
-            recipients=self._recipients,
-            topic=publishing.routing_key,
-            content_type=_INNER_TYPE,
-        )
+        # no seal options: the Sealer keeps one ready per topic (the content type is implied)
+        return self._sealer.seal(inner, recipients=self._recipients, topic=publishing.routing_key)
 
 
 def _never_decode(data: bytes) -> object:
