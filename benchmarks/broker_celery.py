@@ -20,6 +20,7 @@ Rounds alternate the rows; the medians are printed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -85,7 +86,7 @@ def one_round(here: Path, mode: str, messages: int, size: int, keys: tuple[Ident
     finally:
         worker_process.terminate()
         worker_process.wait()
-        if connection.is_open:
+        with contextlib.suppress(pika.exceptions.AMQPError):  # lost with a restarted server
             connection.close()
         with pika.BlockingConnection(pika.URLParameters(URL)) as cleanup:
             channel = cleanup.channel()  # a new one: the first may have been lost meanwhile
