@@ -71,7 +71,7 @@ if MODE == "letterlock":
         replay=ReplayWindow(SQLiteReplayStore(os.environ["LL_CELERY_REPLAY"]))
         if os.environ.get("LL_CELERY_REPLAY")
         else None,
-        claim_lease=float(os.environ.get("LL_CELERY_LEASE", "30")),
+        claim_lease=float(os.environ.get("LL_CELERY_LEASE", "60")),
         log_interval=0,
     )
 

@@ -227,7 +227,7 @@ class Gate:
         trust: TrustPolicy,
         replay: ReplayWindow | None = None,
         topics: Topics | None = None,
-        claim_lease: float = 30.0,
+        claim_lease: float = 60.0,
         log_interval: float = 60.0,
     ) -> None:
         if log_interval < 0:
@@ -484,7 +484,7 @@ def setup(
     replay: ReplayWindow | None = None,
     topics: str | Iterable[str] | Topics | None = None,
     serializer: str = SERIALIZER,
-    claim_lease: float = 30.0,
+    claim_lease: float = 60.0,
     log_interval: float = 60.0,
 ) -> Gate | None:
     """Seal ``app``'s task messages as ``identity`` for ``recipients``; open them in its workers.
