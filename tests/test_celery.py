@@ -96,6 +96,18 @@ class World:
         assert (death["reason"], death["queue"]) == ("rejected", queue)
         return properties, body
 
+    def refused(self, reason: str, task_id: str, log: Path | None = None) -> None:
+        """Wait for the worker's log line of a refusal of ``task_id`` for ``reason``."""
+        log = log or self.log
+        deadline = time.monotonic() + TIMEOUT
+        while not [
+            line
+            for line in log.read_text().splitlines()
+            if f"refused a task message: {reason}" in line and f"id '{task_id}'" in line
+        ]:
+            assert time.monotonic() < deadline, f"no refusal of {task_id} for {reason} logged"
+            time.sleep(0.05)
+
     def logged(self, text: str, log: Path | None = None) -> None:
         """Wait for ``text`` in the worker's log."""
         log = log or self.log
@@ -255,7 +267,7 @@ def test_a_task_from_a_sender_the_worker_does_not_trust_never_runs(world: World)
     result = world.mallory.send_task("t.add", args=(1, 1))
     properties, _ = world.dead_letter()
     assert properties.headers["id"] == result.id
-    world.logged("refused a task message: unknown_sender")
+    world.refused("unknown_sender", result.id)
     assert world.ran(result.id) == []
 
 
@@ -265,7 +277,7 @@ def test_an_unsealed_task_never_runs(world: World) -> None:
     result = plain.send_task("t.add", args=(1, 2))
     properties, _ = world.dead_letter()
     assert properties.headers["id"] == result.id
-    world.logged("refused a task message: unsupported")
+    world.refused("unsupported", result.id)
     assert world.ran(result.id) == []
 
 
@@ -277,7 +289,7 @@ def test_a_tampered_task_never_runs(world: World, task: str) -> None:
     world.to_worker(properties, bytes(tampered))
     dead, dead_body = world.dead_letter()
     assert (dead.headers["id"], dead_body) == (properties.headers["id"], bytes(tampered))
-    world.logged("refused a task message: bad_signature")
+    world.refused("bad_signature", properties.headers["id"])
     assert world.ran(properties.headers["id"]) == []
 
 
@@ -287,7 +299,7 @@ def test_a_replayed_task_runs_once(world: World) -> None:
     world.to_worker(properties, body)
     dead, _ = world.dead_letter()
     assert dead.headers["id"] == properties.headers["id"]
-    world.logged("refused a task message: replayed")
+    world.refused("replayed", properties.headers["id"])
     assert world.wait_ran(properties.headers["id"]) == ["add 11"]
 
 
@@ -299,7 +311,7 @@ def test_a_task_relabelled_by_the_broker_never_runs(world: World, header: str, v
     world.to_worker(properties, body)
     dead, _ = world.dead_letter()
     assert dead.headers[header] == value
-    world.logged(f"refused a task message: wrong_topic (its {header!r} header is not the signed")
+    world.refused(f"wrong_topic (its {header!r} header is not the signed", properties.headers["id"])
     assert world.ran(task_id) == world.ran(value) == []
     # the genuine message was not used up by the relabelled copy: it still runs
     properties.headers[header] = {"task": "t.add", "id": task_id}[header]
@@ -312,7 +324,7 @@ def test_a_task_routed_to_a_queue_it_was_not_sealed_for_never_runs(world: World)
     world.to_worker(properties, body)  # the broker moves it to the worker's queue
     dead, _ = world.dead_letter()
     assert dead.headers["id"] == properties.headers["id"]
-    world.logged(f"refused a task message: wrong_topic (for '{world.queue}-other'")
+    world.refused(f"wrong_topic (for '{world.queue}-other'", properties.headers["id"])
     assert world.ran(properties.headers["id"]) == []
 
 
@@ -399,7 +411,7 @@ def test_a_worker_killed_in_a_task_hands_it_on_and_the_task_completes_once(world
             time.sleep(0.05)
         dead, _ = world.dead_letter(queue)  # the copy, once the task was done
         assert dead.headers["id"] == task_id
-        world.logged("refused a task message: replayed", log)
+        world.refused("replayed", task_id, log)
         assert world.ran(task_id) == ["start", "start", "done"]
     finally:
         _stop(second)
