@@ -30,6 +30,7 @@ import services
 from letterlock import Identity, Pins, Reason, Rejected, ReplayWindow, Suite, Topics, UsageError
 from letterlock.integrations.celery import CONTENT_TYPE, SEALED_REPR, Gate, gate_of, setup
 from letterlock.keystore.file import MIN_KDF, save_identity
+from letterlock.transports.decide import Retry
 
 TIMEOUT = 15.0  # seconds to wait for what a worker does in well under one
 
@@ -399,7 +400,7 @@ def test_a_worker_killed_in_a_task_hands_it_on_and_the_task_completes_once(world
             time.sleep(0.05)
         time.sleep(3.5)  # past the lease: only the heartbeat keeps the claim
         world.to_worker(properties, body, queue)  # a copy, while the task runs
-        world.logged("is claimed, by this worker or another", log)
+        world.logged("claimed, by this worker or another; requeued in 3.0 s", log)
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
@@ -442,7 +443,7 @@ def test_refusals_are_counted_and_logged_at_most_once_per_interval(
     assert [r.getMessage() for r in caplog.records].count(
         "refused a task message: malformed (not a letterlock envelope); rejected without requeue"
         " (dead letter rejected). "
-        "The broker's claims: task 't.add', id '1', routing key None"
+        "The broker's claims: task 't.add', id '1', routing key None, delivery uncounted"
     ) == 1
     gate = Gate(worker, trust=Pins(), log_interval=0)  # none held back: each is logged
     for _ in range(2):
@@ -487,8 +488,10 @@ def test_a_claim_holds_a_copy_until_it_runs_out_or_is_finished() -> None:
     assert (admitted.args, admitted.kwargs, admitted.sender) == ([2, 3], {}, "sender")
     assert copy.headers["retries"] == 0  # the signed value
     one.heartbeat(now=now + 8)  # renewed until now + 18
-    assert two.admit(delivered(), topics, now=now + 12) is None  # busy
-    assert two.metrics["busy"] == 1
+    copy = delivered()
+    assert two.admit(copy, topics, now=now + 12) is None  # busy
+    assert two.busy(copy, attempts=None) == Retry(delay=10)  # after a lease
+    assert two.metrics["retried:busy"] == 1
     one.forget()  # a reconnection: no more renewals
     one.heartbeat(now=now + 16)
     taken = two.admit(delivered(), topics, now=now + 19)  # run out: taken over

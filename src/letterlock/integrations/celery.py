@@ -33,11 +33,16 @@ Celery decoded, as Celery itself hands bodies to its pool, so a message is opene
 RabbitMQ moves it to the queue's dead-letter exchange if the queue has one
 (``x-dead-letter-exchange``; its ``x-death`` reason is ``rejected``), else drops it. The
 worker's log (logger ``letterlock.integrations.celery``) gets the local reason, at most once
-per reason per ``log_interval`` seconds, and :attr:`Gate.metrics` counts
-``dead_lettered:<reason>``. Celery does not count deliveries, so by
-:mod:`letterlock.transports.decide` every refusal is dead-lettered at once, all alike: the
-dead-letter queue does not tell whom the worker trusts. The gate settles a refusal before
-Celery's acknowledgement policy applies, so it is the same with or without ``task_acks_late``.
+per reason per ``log_interval`` seconds, and :attr:`Gate.metrics` counts it. How a refusal is
+settled is :func:`letterlock.transports.decide.decide`'s table, by what the broker counts. A
+classic queue does not count deliveries, so every refusal is dead-lettered at once, all alike.
+A quorum queue does (``x-delivery-count``): a refusal that may pass later (``not_yet_valid``,
+and ``unknown_sender``, ``untrusted`` and ``bad_signature`` alike) is held for the ``retry``
+policy's backoff and rejected with requeue, up to ``max_attempts`` deliveries, then
+dead-lettered; a message delivered more often than that (a worker that dies in its task, again
+and again) is dead-lettered unopened (``max_attempts``). Either way the dead-letter queue does
+not tell whom the worker trusts. The gate settles a refusal before Celery's acknowledgement
+policy applies, so it is the same with or without ``task_acks_late``.
 
 **Once.** An admitted message is claimed in the replay window, renewed while its task runs, and
 finished when Celery acks it (a copy that comes later is refused as ``replayed``); see
@@ -123,8 +128,6 @@ log = logging.getLogger(__name__)
 _registry: Any = kombu.serialization.registry  # kombu's functions are untyped
 _json: Any = kombu.utils.json  # kombu's JSON: what Celery's own "json" serializer writes
 
-#: Celery reports no attempt count, so with any policy every refusal is a dead letter at once.
-_POLICY: Final = RetryPolicy()
 _GATES: weakref.WeakKeyDictionary[Any, Gate] = weakref.WeakKeyDictionary()
 _SENDERS: dict[str, _Sender] = {}  # serializer name -> its encoder (kombu's registry is global)
 
@@ -228,6 +231,7 @@ class Gate:
         replay: ReplayWindow | None = None,
         topics: Topics | None = None,
         claim_lease: float = 60.0,
+        retry: RetryPolicy | None = None,
         log_interval: float = 60.0,
     ) -> None:
         if log_interval < 0:
@@ -238,8 +242,12 @@ class Gate:
         #: The topics this worker serves; None: the queues its consumer consumes.
         self.topics = topics
         self.claim_lease = claim_lease
-        #: Counts: ``admitted`` (``taken_over`` among them), ``busy``, ``lease_lost``,
-        #: ``dead_lettered:<reason>``.
+        #: How often, and how late, refusals that may pass later are retried (where the broker
+        #: counts deliveries: RabbitMQ's quorum queues); the most deliveries of any message.
+        self.policy = retry or RetryPolicy()
+        #: Counts: ``admitted`` (``taken_over`` among them), ``lease_lost``, and
+        #: ``retried:<reason>`` / ``dead_lettered:<reason>`` (a reason code, ``busy`` or
+        #: ``max_attempts``).
         self.metrics: Counter[str] = Counter()
         self._holder = secrets.token_bytes(16)
         self._claims: dict[tuple[bytes, bytes], None] = {}  # (sender, message id): live ones
@@ -277,7 +285,6 @@ class Gate:
             until=when + self.claim_lease,
         )
         if claim is Claim.BUSY:
-            self.metrics["busy"] += 1
             return None
         self._claims[opened.sender.key_id, opened.message_id] = None
         delivered.update(signed)
@@ -314,37 +321,72 @@ class Gate:
                 self.metrics["lease_lost"] += 1
                 self._warn("lease_lost", "a running task's claim was taken over")
 
-    def busy(self, delay: float) -> None:
-        """Log that a copy of a claimed message waits (it is rejected with requeue later)."""
-        self._warn(
-            "busy",
-            "a copy of a task message that is claimed, by this worker or another, comes back "
-            "in %.1f s",
-            delay,
+    def delivered(self, message: Any, *, attempts: int | None) -> DeadLetter | None:
+        """Before opening: a dead letter (``max_attempts``) for a message delivered more often
+        than the policy allows (a worker that dies in its task, again and again), else None."""
+        settlement = decide(Outcome.DELIVERED, attempts=attempts, policy=self.policy)
+        if settlement is None:
+            return None
+        assert isinstance(settlement, DeadLetter)
+        self._settled(message, "max_attempts", "delivered too often", settlement, attempts)
+        return settlement
+
+    def busy(self, message: Any, *, attempts: int | None) -> Retry | DeadLetter:
+        """A copy of a claimed message: delivered again after a lease (or, delivered too often,
+        a dead letter)."""
+        settlement = decide(
+            Outcome.BUSY, attempts=attempts, policy=self.policy, wait=self.claim_lease
         )
+        assert isinstance(settlement, Retry | DeadLetter)
+        self._settled(message, "busy", "claimed, by this worker or another", settlement, attempts)
+        return settlement
 
     def forget(self) -> None:
         """A new connection: the broker delivers again what was not settled on the old one, so
         stop renewing those claims; each runs out after a lease and its copy takes it over."""
         self._claims.clear()
 
-    def refused(self, message: Any, refusal: Rejected) -> None:
-        """Count and log a refusal (the full reason stays local); the caller rejects it."""
-        settlement = decide(refusal.reason, attempts=None, policy=_POLICY)
-        assert isinstance(settlement, DeadLetter)  # attempts unknown: no retry, ever
-        self.metrics[f"dead_lettered:{refusal.reason.value}"] += 1
+    def refused(
+        self, message: Any, refusal: Rejected, *, attempts: int | None = None
+    ) -> Retry | DeadLetter:
+        """Count and log a refusal (the full reason stays local); say how to settle it.
+
+        ``attempts`` as the broker counts deliveries (None: it does not, and every refusal is a
+        dead letter at once); the decision is :func:`letterlock.transports.decide.decide`'s.
+        """
+        settlement = decide(refusal.reason, attempts=attempts, policy=self.policy)
+        assert isinstance(settlement, Retry | DeadLetter)
+        detail = f" ({refusal.detail})" if refusal.detail else ""
+        why = f"refused a task message: {refusal.reason.value}{detail}"
+        self._settled(message, refusal.reason.value, why, settlement, attempts)
+        return settlement
+
+    def _settled(
+        self,
+        message: Any,
+        key: str,
+        why: str,
+        settlement: Retry | DeadLetter,
+        attempts: int | None,
+    ) -> None:
+        """Count a settlement that is not an ack, and log it with the broker's claims."""
+        if isinstance(settlement, Retry):
+            self.metrics[f"retried:{key}"] += 1
+            how = f"requeued in {settlement.delay:.1f} s"
+        else:
+            self.metrics[f"dead_lettered:{key}"] += 1
+            how = f"rejected without requeue (dead letter {settlement.reason.value})"
         headers = message.headers if isinstance(message.headers, dict) else {}
         info = message.delivery_info if isinstance(message.delivery_info, dict) else {}
         self._warn(
-            refusal.reason.value,
-            "refused a task message: %s%s; rejected without requeue (dead letter %s). "
-            "The broker's claims: task %r, id %r, routing key %r",
-            refusal.reason.value,
-            f" ({refusal.detail})" if refusal.detail else "",
-            settlement.reason.value,
+            key,
+            "%s; %s. The broker's claims: task %r, id %r, routing key %r, delivery %s",
+            why,
+            how,
             headers.get("task"),
             headers.get("id"),
             info.get("routing_key"),
+            "uncounted" if attempts is None else attempts,
         )
 
     def _warn(self, key: str, text: str, *args: object) -> None:
@@ -424,19 +466,27 @@ class Consumer(_CeleryConsumer):  # type: ignore[misc]  # celery ships no types
             self._letterlock_heartbeat.cancel()
             gate.forget()
         self._letterlock_heartbeat = timer.call_repeatedly(gate.claim_lease / 3, gate.heartbeat)
-        wait = decide(Outcome.BUSY, attempts=None, policy=_POLICY, wait=gate.claim_lease)
-        assert isinstance(wait, Retry)
+        counted = all(_counts_deliveries(queue) for queue in self.task_consumer.queues)
+
+        def settle(message: Any, settlement: Retry | DeadLetter) -> None:
+            if isinstance(settlement, Retry):  # held, then requeued: AMQP cannot requeue later
+                timer.call_after(settlement.delay, message.reject_log_error, (log, errors, True))
+            else:
+                message.reject_log_error(log, errors, requeue=False)
 
         def on_sealed_task(message: Any) -> None:
+            attempts = _attempts(message, counted=counted)
+            too_often = gate.delivered(message, attempts=attempts)
+            if too_often is not None:
+                settle(message, too_often)
+                return
             try:
                 admitted = gate.admit(message, topics)
             except Rejected as refusal:
-                gate.refused(message, refusal)
-                message.reject_log_error(log, errors, requeue=False)
+                settle(message, gate.refused(message, refusal, attempts=attempts))
                 return
-            if admitted is None:  # a live claim holds it: ask again after a lease
-                gate.busy(wait.delay)
-                timer.call_after(wait.delay, message.reject_log_error, (log, errors, True))
+            if admitted is None:  # a live claim holds it
+                settle(message, gate.busy(message, attempts=attempts))
                 return
             _settle_through(gate, admitted, message)
             # Celery's own form of a decoded body (a Request built with decoded=True): no
@@ -446,6 +496,23 @@ class Consumer(_CeleryConsumer):  # type: ignore[misc]  # celery ships no types
             on_task_received(message)
 
         return on_sealed_task
+
+
+def _counts_deliveries(queue: Any) -> bool:
+    """Whether RabbitMQ counts the deliveries of ``queue``'s messages: a quorum queue does."""
+    arguments = getattr(queue, "queue_arguments", None) or {}
+    return bool(arguments.get("x-queue-type") == "quorum")
+
+
+def _attempts(message: Any, *, counted: bool) -> int | None:
+    """How often the broker says it delivered ``message``, this time included: a quorum queue's
+    ``x-delivery-count`` (the deliveries before this one; absent on the first), None where the
+    worker's queues do not count."""
+    headers = message.headers if isinstance(message.headers, dict) else {}
+    before = headers.get("x-delivery-count")
+    if isinstance(before, int) and not isinstance(before, bool) and before >= 0:
+        return before + 1
+    return 1 if counted else None
 
 
 def _settle_through(gate: Gate, admitted: Admitted, message: Any) -> None:
@@ -485,22 +552,27 @@ def setup(
     topics: str | Iterable[str] | Topics | None = None,
     serializer: str = SERIALIZER,
     claim_lease: float = 60.0,
+    retry: RetryPolicy | None = None,
     log_interval: float = 60.0,
 ) -> Gate | None:
     """Seal ``app``'s task messages as ``identity`` for ``recipients``; open them in its workers.
 
     Registers the kombu serializer ``serializer`` and sets ``task_serializer``,
     ``accept_content`` and ``worker_consumer``; call it after the app's configuration is loaded
-    (``config_from_object`` replaces what was set before it). A worker needs ``trust`` (whose
-    tasks it runs); it opens against ``topics`` (default: the queues it consumes) with
-    ``replay`` (default: a window of its own), claiming each task for ``claim_lease`` seconds
-    at a time (see :class:`Gate`). A worker that sends tasks itself (a chain's next step, a task
-    sent from a task) seals them as ``identity`` for ``recipients``: name itself there, and
-    admit itself (``FirstKnown(OwnIdentities({"me": identity.public}), pins)``). Returns the
-    worker's :class:`Gate`, None without ``trust`` (a sender only). kombu's serializers are
-    global to the process, so a serializer name seals as one identity for one set of
-    recipients: apps that send otherwise take a name each
-    (UsageError if a name is reused for other parties).
+    (``config_from_object`` replaces what was set before it).
+
+    A worker needs ``trust`` (whose tasks it runs). It opens against ``topics`` (default: the
+    queues it consumes) with ``replay`` (default: a window of its own), claims each task for
+    ``claim_lease`` seconds at a time, and retries refusals by ``retry`` where its queues count
+    deliveries (default :class:`~letterlock.transports.decide.RetryPolicy`); see
+    :class:`Gate`. A worker that sends tasks itself (a chain's next step, a task sent from a
+    task) seals them as ``identity`` for ``recipients``: name itself there, and admit itself
+    (``FirstKnown(OwnIdentities({"me": identity.public}), pins)``). Returns the worker's
+    :class:`Gate`, None without ``trust`` (a sender only).
+
+    kombu's serializers are global to the process, so a serializer name seals as one identity
+    for one set of recipients: apps that send otherwise take a name each (UsageError if a name
+    is reused for other parties).
     """
     if not isinstance(identity, Identity):
         raise UsageError("identity must be a letterlock.Identity (a private identity)")
@@ -539,6 +611,7 @@ def setup(
         replay=replay,
         topics=None if topics is None else Topics.of(topics),
         claim_lease=claim_lease,
+        retry=retry,
         log_interval=log_interval,
     )
     _GATES[app] = gate
