@@ -5,7 +5,8 @@ queue it serves, whose dead-letter exchange is ``<queue>.dlx``) and ``LL_CELERY_
 holds its key (``worker.key``, passphrase ``test``), the one sender it trusts (``alice.pub``)
 and ``out/``, where each task run appends a line to a file named by its task id. Optional:
 ``LL_CELERY_REPLAY``, a SQLite replay store shared by the workers (default: the worker's own
-memory), ``LL_CELERY_LEASE``, the claim lease in seconds, ``LL_CELERY_PREFETCH``, and
+memory), ``LL_CELERY_LEASE``, the claim lease in seconds, ``LL_CELERY_PREFETCH``,
+``LL_CELERY_QUORUM=1`` (a quorum queue, and retries of 0.2 s, at most 3 deliveries), and
 ``LL_CELERY_MODE``: ``letterlock`` (the default), or, for benchmarks/broker_celery.py,
 ``plain`` (Celery's own JSON) and ``floor`` (JSON, and per message the least cryptography a
 sealed one needs, where letterlock's gate would open it).
@@ -35,6 +36,7 @@ from letterlock import (
 )
 from letterlock.integrations.celery import setup
 from letterlock.keystore.file import load_identity
+from letterlock.transports.decide import RetryPolicy
 
 HERE = Path(os.environ["LL_CELERY_DIR"])
 QUEUE = os.environ["LL_CELERY_QUEUE"]
@@ -42,10 +44,10 @@ QUEUE = os.environ["LL_CELERY_QUEUE"]
 
 def task_queue(name: str) -> Queue:
     """The worker's queue, with its dead-letter exchange: as the test declares it too."""
-    return Queue(
-        name, Exchange(name, type="direct"), routing_key=name,
-        queue_arguments={"x-dead-letter-exchange": f"{name}.dlx"},
-    )  # fmt: skip
+    arguments = {"x-dead-letter-exchange": f"{name}.dlx"}
+    if os.environ.get("LL_CELERY_QUORUM") == "1":
+        arguments["x-queue-type"] = "quorum"
+    return Queue(name, Exchange(name, type="direct"), routing_key=name, queue_arguments=arguments)
 
 
 app = Celery("ll_celery_worker", broker=os.environ["LL_CELERY_BROKER"])
@@ -72,6 +74,9 @@ if MODE == "letterlock":
         if os.environ.get("LL_CELERY_REPLAY")
         else None,
         claim_lease=float(os.environ.get("LL_CELERY_LEASE", "60")),
+        retry=RetryPolicy(max_attempts=3, delay=0.2, max_delay=1)
+        if os.environ.get("LL_CELERY_QUORUM") == "1"
+        else None,
         log_interval=0,
     )
 

@@ -74,10 +74,18 @@ class World:
             assert time.monotonic() < deadline, f"nothing arrived in {queue}"
             time.sleep(0.05)
 
-    def hold(self, task: str, args: tuple[Any, ...], *, kwargs: Any = None, key: str = "") -> Any:
-        """Publish a sealed task as the client would for the worker's queue (or ``key``), into
-        the holding queue; return it as pika reads it there."""
-        result = self.client.send_task(
+    def hold(
+        self,
+        task: str,
+        args: tuple[Any, ...],
+        *,
+        kwargs: Any = None,
+        key: str = "",
+        sender: Celery | None = None,
+    ) -> Any:
+        """Publish a sealed task as the client (or ``sender``) would for the worker's queue (or
+        ``key``), into the holding queue; return it as pika reads it there."""
+        result = (sender or self.client).send_task(
             task, args=args, kwargs=kwargs, exchange=f"{self.queue}.hold",
             routing_key=key or self.queue,
         )  # fmt: skip
@@ -99,14 +107,16 @@ class World:
 
     def refused(self, reason: str, task_id: str, log: Path | None = None) -> None:
         """Wait for the worker's log line of a refusal of ``task_id`` for ``reason``."""
+        self.line(f"refused a task message: {reason}", f"id '{task_id}'", log=log)
+
+    def line(self, *parts: str, log: Path | None = None) -> None:
+        """Wait for a line of the worker's log that has every one of ``parts``."""
         log = log or self.log
         deadline = time.monotonic() + TIMEOUT
         while not [
-            line
-            for line in log.read_text().splitlines()
-            if f"refused a task message: {reason}" in line and f"id '{task_id}'" in line
+            line for line in log.read_text().splitlines() if all(part in line for part in parts)
         ]:
-            assert time.monotonic() < deadline, f"no refusal of {task_id} for {reason} logged"
+            assert time.monotonic() < deadline, f"no line with {parts} in the worker's log"
             time.sleep(0.05)
 
     def logged(self, text: str, log: Path | None = None) -> None:
@@ -129,12 +139,15 @@ def _app(name: str, url: str, queue: str) -> Celery:
     return app
 
 
-def _declare(channel: Any, queue: str) -> None:
+def _declare(channel: Any, queue: str, *, quorum: bool = False) -> None:
     """A worker's queue, as celery_worker_app declares it, and its dead-letter queue."""
     channel.exchange_declare(f"{queue}.dlx", "fanout")
     channel.queue_declare(f"{queue}.dead")
     channel.queue_bind(f"{queue}.dead", f"{queue}.dlx")
-    channel.queue_declare(queue, durable=True, arguments={"x-dead-letter-exchange": f"{queue}.dlx"})
+    arguments = {"x-dead-letter-exchange": f"{queue}.dlx"}
+    if quorum:
+        arguments["x-queue-type"] = "quorum"
+    channel.queue_declare(queue, durable=True, arguments=arguments)
 
 
 def _worker(url: str, here: Path, queue: str, log: Path, **env: str) -> subprocess.Popen[bytes]:
@@ -185,7 +198,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     _declare(channel, queue)
     channel.exchange_declare(f"{queue}.hold", "direct")
     channel.queue_declare(f"{queue}.held")
-    for key in (queue, f"{queue}-other", f"{queue}-kill"):  # -other: no worker serves it
+    for key in (queue, f"{queue}-other", f"{queue}-kill", f"{queue}-quorum"):  # -other: no one
         channel.queue_bind(f"{queue}.held", f"{queue}.hold", key)
     client = _app("ll-client", service.url, queue)
     setup(client, identity=alice, recipients=[worker.public])
@@ -208,11 +221,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             channel = cleanup.channel()  # a new one: a test may have lost the first
             for name in (queue, f"{queue}.held", f"{queue}.dead"):
                 channel.queue_delete(name)
-            for name in (f"{queue}-kill", f"{queue}-kill.dead"):
-                channel.queue_delete(name)
-            for name in (queue, f"{queue}.hold", f"{queue}.dlx", f"{queue}-kill.dlx"):
+            for other in (f"{queue}-kill", f"{queue}-quorum"):  # a test's own worker
+                for name in (other, f"{other}.dead"):
+                    channel.queue_delete(name)
+                for name in (other, f"{other}.dlx"):
+                    channel.exchange_delete(name)
+            for name in (queue, f"{queue}.hold", f"{queue}.dlx"):
                 channel.exchange_delete(name)
-            channel.exchange_delete(f"{queue}-kill")
 
 
 def test_a_sealed_task_runs_in_the_worker(world: World) -> None:
@@ -518,3 +533,39 @@ def test_a_worker_serves_the_names_and_routing_keys_of_its_queues() -> None:
     assert "orders.us.new" not in topics
     with pytest.raises(UsageError, match="no queue"):
         served_topics([])
+
+
+def test_on_a_quorum_queue_refusals_that_may_pass_later_are_retried(world: World) -> None:
+    """A quorum queue counts deliveries (x-delivery-count), so decide() retries what may pass
+    later (here unknown_sender) up to max_attempts (3) before the dead letter, and a message
+    delivered more often than that is dead-lettered unopened."""
+    queue = f"{world.queue}-quorum"
+    _declare(world.channel, queue, quorum=True)
+    log = world.here / "quorum.log"
+    log.touch()
+    process = _worker(world.url, world.here, queue, log, LL_CELERY_QUORUM="1")
+    try:
+        _consuming(world.channel, queue, process, log)
+        properties, body = world.hold("t.add", (1, 2), key=queue, sender=world.mallory)
+        task_id = properties.headers["id"]
+        world.to_worker(properties, body, queue)
+        dead, _ = world.dead_letter(queue)
+        assert dead.headers["id"] == task_id
+        for attempt in (1, 2):
+            world.refused("unknown_sender; requeued in", task_id, log)
+            world.line(f"id '{task_id}'", f"delivery {attempt}", "requeued in", log=log)
+        world.line(f"id '{task_id}'", "delivery 3", "(dead letter rejected)", log=log)
+
+        properties, body = world.hold("t.add", (2, 2), key=queue)  # from alice, trusted
+        properties.headers["x-delivery-count"] = 3  # the broker says: delivered 3 times before
+        world.to_worker(properties, body, queue)
+        dead, _ = world.dead_letter(queue)
+        assert dead.headers["id"] == properties.headers["id"]
+        world.line("delivered too often", "(dead letter max_attempts)", log=log)
+
+        properties, body = world.hold("t.add", (3, 3), key=queue)
+        world.to_worker(properties, body, queue)
+        assert world.wait_ran(properties.headers["id"]) == ["add 6"]
+        assert world.ran(task_id) == []
+    finally:
+        _stop(process)
