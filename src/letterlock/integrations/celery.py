@@ -447,9 +447,10 @@ class Consumer(_CeleryConsumer):  # type: ignore[misc]  # celery ships no types
     (``worker_consumer = "letterlock.integrations.celery:Consumer"``).
 
     It uses the consumer's timer (the event loop's, on which Celery runs its ETA tasks; a worker
-    on RabbitMQ runs one) for the claims' heartbeat and for delivering a busy copy again. It
-    wraps Celery's task handler (``create_task_handler``), which is not a documented API:
-    tested with Celery and kombu 5.7.
+    on RabbitMQ runs one) for the claims' heartbeat and to requeue a message later (a busy copy,
+    a retried refusal): AMQP cannot requeue later, so the message is held unacked until then,
+    taking a prefetch slot. It wraps Celery's task handler (``create_task_handler``), which is
+    not a documented API: tested with Celery and kombu 5.7.
     """
 
     _letterlock_heartbeat: Any = None
