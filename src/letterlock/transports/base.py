@@ -127,8 +127,9 @@ connection). Publish is ``Producer.publish(body, exchange=..., routing_key=topic
 ``mandatory=True`` and confirms where the transport has them. kombu names each transport's errors
 (``connection.connection_errors + connection.channel_errors``; ``kombu.exceptions.KombuError``):
 those are what the adapter maps to TransportError. A Celery worker runs its own consumer; there
-letterlock seals task arguments as a kombu serializer, and a task with ``acks_late`` settles by
-the same decision (``Reject(requeue=False)`` for a dead letter).
+letterlock seals task arguments as a kombu serializer and opens them in a gate before Celery
+(:mod:`letterlock.integrations.celery`), which settles a refusal by the same decision
+(``message.reject(requeue=False)``: a dead letter at once, attempts being unknown).
 """
 
 from __future__ import annotations
