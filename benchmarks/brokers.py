@@ -1,7 +1,7 @@
 """Messages per second end to end through every broker, in one run: the issue-8 table.
 
     .venv/bin/python benchmarks/brokers.py [--messages 5000] [--size 1024] [--rounds 3]
-                                          [--brokers rabbitmq mqtt nats redis zmq]
+                                          [--brokers rabbitmq mqtt nats redis zmq celery]
 
 For each broker, ``benchmarks/broker_<name>.py`` measures three consumers of the same stream of
 messages, its publisher in a process of its own:
@@ -32,7 +32,7 @@ from typing import cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-BROKERS = ("rabbitmq", "mqtt", "nats", "redis", "zmq")
+BROKERS = ("rabbitmq", "mqtt", "nats", "redis", "zmq", "celery")
 ROWS = ("plain", "plain+floor", "letterlock")
 TARGET = 0.85
 
