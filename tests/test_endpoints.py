@@ -94,9 +94,22 @@ class Kind:
     cleanup: Callable[[Bench], None] = lambda bench: None
 
 
+def _nats_cleanup(bench: Bench) -> None:
+    """Delete the test's stream (named after its prefix) and its own dead-letter stream."""
+    from test_broker_nats import delete_streams
+
+    broker = bench.endpoint.broker  # type: ignore[attr-defined]
+    delete_streams(bench.prefix, broker.dead)
+
+
 #: name -> kind; one per adapter.
 ENDPOINTS: dict[str, Kind] = {
     "spool": Kind(None, lambda tmp: f"spool://{tmp}/spool.db"),
+    "nats": Kind(
+        "nats",
+        lambda tmp: f"nats://127.0.0.1:4222?lease=5&fetch_timeout=0.2&dead={unique('dead')}",
+        _nats_cleanup,
+    ),
 }
 
 
