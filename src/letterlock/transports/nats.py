@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import re
 import threading
 import time
@@ -103,6 +104,7 @@ DEFAULT_DEAD: Final = "letterlock-dead"
 _NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _MIN_FETCH: Final = 0.05  # seconds: nats-py refuses a fetch that expires at once
 _T = TypeVar("_T")
+_log = logging.getLogger(__name__)
 
 #: nats-py's exceptions, and the transport's own, as letterlock's (first match wins).
 ERRORS: Final[ExceptionMapping] = {
@@ -219,19 +221,26 @@ class NatsBroker:
     async def subscribe(self, topics: Topics, *, group: str) -> JetStreamContext.PullSubscription:
         """Declare the stream, the dead-letter stream and ``group``'s durable consumer
         (idempotent), and bind a pull subscription to it for :meth:`deliveries`."""
-        stream, subjects = self.stream_for(topics)
+        stream = await self.declare(topics)
         name = consumer_name(group)
         config = ConsumerConfig(
             durable_name=name, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.NEW,
             filter_subject=topics.patterns[0], ack_wait=self.lease, max_deliver=self.max_deliver,
         )  # fmt: skip
         with map_exceptions(ERRORS):
-            await self._ensure_stream(stream, subjects, RetentionPolicy.INTEREST)
-            await self._ensure_dead()
             await self.js.add_consumer(stream, config, timeout=self.timeout)
             psub = await self.js.pull_subscribe_bind(name, stream)
         self._pulls[group] = psub
         return psub
+
+    async def declare(self, topics: Topics) -> str:
+        """Make sure the stream of ``topics`` and the dead-letter stream exist; the stream's
+        name (for a push consumer: ``js.subscribe(..., stream=name)``)."""
+        stream, subjects = self.stream_for(topics)
+        with map_exceptions(ERRORS):
+            await self._ensure_stream(stream, subjects, RetentionPolicy.INTEREST)
+            await self._ensure_dead()
+        return stream
 
     async def _ensure_stream(
         self, name: str, subjects: list[str], retention: RetentionPolicy
@@ -431,14 +440,15 @@ class _Loop:
 
 _OPTIONS: Final = {
     "stream": str, "dead": str, "replicas": int, "lease": float, "max_deliver": int,
-    "batch": int, "fetch_timeout": float, "timeout": float,
+    "batch": int, "fetch_timeout": float, "timeout": float, "connect_timeout": float,
 }  # fmt: skip
 
 
 def parse_url(url: str) -> tuple[list[str], dict[str, str | int | float]]:
     """``nats://[user:pass@]host[:port][,host:port...][/?option=value&...]``: the server URLs
     for nats-py and the :class:`NatsBroker` options (``stream``, ``dead``, ``replicas``,
-    ``lease``, ``max_deliver``, ``batch``, ``fetch_timeout``, ``timeout``)."""
+    ``lease``, ``max_deliver``, ``batch``, ``fetch_timeout``, ``timeout``), and
+    ``connect_timeout`` (seconds to reach a first server)."""
     parts = urlsplit(url)
     if parts.scheme not in ("nats", "tls") or not parts.netloc or parts.path not in ("", "/"):
         raise UsageError("a NATS URL is nats://host:port[,host:port...][?lease=SECONDS&...]")
@@ -464,10 +474,12 @@ class NatsEndpoint:
 
     dialect: Final = Dialect.NATS
 
-    def __init__(self, servers: Sequence[str], **options: str | int | float) -> None:
+    def __init__(
+        self, servers: Sequence[str], *, connect_timeout: float = 5.0, **options: str | int | float
+    ) -> None:
         self._loop = _Loop()
         try:
-            self._nc = self._loop.run(_connect(list(servers)))
+            self._nc = self._loop.run(_connect(list(servers), connect_timeout))
             self.broker = NatsBroker(self._nc.jetstream(), **options)  # type: ignore[arg-type]
         except BaseException:
             self._loop.stop()
@@ -476,7 +488,8 @@ class NatsEndpoint:
     @classmethod
     def from_url(cls, url: str) -> NatsEndpoint:
         servers, options = parse_url(url)
-        return cls(servers, **options)
+        connect_timeout = float(options.pop("connect_timeout", 5.0))
+        return cls(servers, connect_timeout=connect_timeout, **options)
 
     def publish(self, topic: str, body: bytes, *, now: float | None = None) -> int:
         return self._loop.run(self.broker.publish(topic, body))
@@ -507,9 +520,24 @@ class NatsEndpoint:
             self._loop.stop()
 
 
-async def _connect(servers: list[str]) -> Client:
-    with map_exceptions(ERRORS):
-        return await nats.connect(servers=servers, connect_timeout=5, max_reconnect_attempts=-1)
+async def _connect(servers: list[str], wait: float) -> Client:
+    """Connect to one of ``servers`` within ``wait`` seconds; once connected, reconnect for
+    ever (to any server of the cluster: each call has its own timeout meanwhile)."""
+
+    async def quiet(exc: Exception) -> None:  # nats-py would log a traceback per attempt
+        _log.debug("nats: %r", exc)
+
+    def unreachable(exc: Exception) -> TransportError:
+        return TransportError(f"no NATS server of {len(servers)} answered within {wait:g} s")
+
+    with map_exceptions({**ERRORS, TimeoutError: unreachable}):
+        return await asyncio.wait_for(
+            nats.connect(
+                servers=servers, connect_timeout=wait, error_cb=quiet, reconnect_time_wait=0.5,
+                max_reconnect_attempts=-1,
+            ),
+            wait,
+        )  # fmt: skip
 
 
 class _NatsSubscription:
