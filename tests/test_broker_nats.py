@@ -45,6 +45,7 @@ from letterlock.transports import (
     LeaseLost,
     RetryPolicy,
     SealedConsumer,
+    Subscription,
     Unroutable,
 )
 from letterlock.transports.nats import (
@@ -400,3 +401,99 @@ def test_client_errors_leave_as_transport_errors(names: Names) -> None:
         endpoint.close()
     with pytest.raises(TransportError, match=r"no NATS server of 1 answered within 0\.5 s"):
         NatsEndpoint.from_url("nats://127.0.0.1:1?connect_timeout=0.5")  # nobody on port 1
+
+
+def test_a_redrive_reaches_its_own_group_only_and_the_stream_empties(names: Names) -> None:
+    """Two groups of one subject: billing refuses eve (unknown) and audit, trusting her,
+    handles her message. billing's redrive reaches billing; audit acks that copy unseen. Once
+    both groups have settled everything, the interest stream holds nothing."""
+    subject = names.subject("pay")
+    topics = Topics.nats(subject)
+    endpoint = NatsEndpoint.from_url(names.url(fetch_timeout=0.2))
+    try:
+        billing = endpoint.subscribe(topics, group="billing")
+        audit = endpoint.subscribe(topics, group="audit")
+        endpoint.publish(subject, seal(b"from eve", subject, sender=CAST.eve))
+        with_eve = CAST.pins()
+        with_eve.pin("eve", CAST.eve.public)
+
+        def consumer(group: str, pins: Pins) -> SealedConsumer:
+            return SealedConsumer(
+                endpoint, group, opener=Opener(CAST.bob, trust=pins, replay=ReplayWindow()),
+                topics=topics, retry=RetryPolicy(max_attempts=1),
+            )  # fmt: skip
+
+        def drain(subscription: Subscription, consumer: SealedConsumer) -> list[bytes]:
+            handled: list[bytes] = []
+            for delivery in subscription.deliveries(idle_timeout=1):
+                consumer.handle(delivery, lambda o: handled.append(o.payload))
+            return handled
+
+        audit_consumer = consumer("audit", with_eve)
+        assert drain(billing, consumer("billing", CAST.pins())) == []
+        assert drain(audit, audit_consumer) == [b"from eve"]
+        assert endpoint.redrive("billing") == 1
+        assert drain(billing, consumer("billing", with_eve)) == [b"from eve"]
+        assert drain(audit, audit_consumer) == []  # the redriven copy: acked unseen
+        assert audit_consumer.metrics == {"acked": 1}
+        assert endpoint.dead_letters("billing") == []
+        billing.close()
+        audit.close()
+    finally:
+        endpoint.close()
+
+    async def left() -> int:
+        async with jetstream() as js:
+            return int((await js.stream_info(names.stream)).state.messages)
+
+    assert asyncio.run(left()) == 0
+
+
+def test_the_url_lease_is_the_ack_wait_of_a_durable_consumer_with_no_delivery_limit(
+    names: Names,
+) -> None:
+    endpoint = NatsEndpoint.from_url(names.url(lease=7.5))
+    try:
+        endpoint.subscribe(Topics.nats(names.subject(">")), group="bob orders").close()
+    finally:
+        endpoint.close()
+
+    async def config() -> ConsumerConfig:
+        async with jetstream() as js:
+            info = await js.consumer_info(names.stream, consumer_name("bob orders"))
+            found: ConsumerConfig = info.config
+            return found
+
+    found = asyncio.run(config())
+    assert found.durable_name == consumer_name("bob orders")
+    assert (found.ack_wait, found.max_deliver, found.deliver_policy) == (7.5, -1, "new")
+    assert found.filter_subject == names.subject(">")
+
+
+def test_closing_a_subscription_gives_back_what_it_fetched_and_did_not_hand_over(
+    names: Names,
+) -> None:
+    """Fetched in one batch of three, one taken: the other two come at once to the next
+    consumer of the group, not after the lease (60 s)."""
+    subject = names.subject("jobs")
+    endpoint = NatsEndpoint.from_url(names.url(lease=60, batch=3, fetch_timeout=0.2))
+    try:
+        first = endpoint.subscribe(Topics.nats(subject), group=names.group)
+        for n in range(3):
+            endpoint.publish(subject, b"%d" % n)
+        deliveries = first.deliveries(idle_timeout=1)
+        taken = next(deliveries)
+        endpoint.settle(taken, Ack())
+        first.close()
+        second = endpoint.subscribe(Topics.nats(subject), group=names.group)
+        started = time.monotonic()
+        rest = list(second.deliveries(idle_timeout=1))
+        for delivery in rest:
+            endpoint.settle(delivery, Ack())
+        second.close()
+        assert sorted(d.body for d in [taken, *rest]) == [b"0", b"1", b"2"]
+        assert time.monotonic() - started < 5
+    finally:
+        endpoint.close()
+    with pytest.raises(UsageError, match="closed"):
+        endpoint.publish(subject, b"late")

@@ -272,8 +272,7 @@ class NatsBroker:
 
     async def foreign(self, msg: Msg, group: str) -> bool:
         """True (and acked) if ``msg`` is a copy redriven for another group than ``group``."""
-        target = msg.headers.get(GROUP) if msg.headers else None
-        if target is None or target == consumer_name(group):
+        if not _redriven_elsewhere(msg, group):
             return False
         with map_exceptions(ERRORS):
             await msg.ack()
@@ -316,7 +315,7 @@ class NatsBroker:
             try:
                 while pending:
                     msg = pending.popleft()
-                    if not await self.foreign(msg, queue):
+                    if not (_redriven_elsewhere(msg, queue) and await self.foreign(msg, queue)):
                         yield self.delivery(msg, queue)
             finally:
                 await self.give_back(pending)
@@ -400,6 +399,11 @@ class NatsBroker:
         return len(dead)
 
 
+def _redriven_elsewhere(msg: Msg, group: str) -> bool:
+    target = msg.headers.get(GROUP) if msg.headers else None
+    return target is not None and target != consumer_name(group)
+
+
 def _msg(delivery: Delivery) -> Msg:
     if not isinstance(delivery, NatsDelivery):
         raise UsageError("a NATS broker settles the deliveries it made (NatsDelivery)")
@@ -430,6 +434,9 @@ class _Loop:
         self._thread.start()
 
     def run(self, coro: Coroutine[object, object, _T]) -> _T:
+        if not self._thread.is_alive():
+            coro.close()
+            raise UsageError("this NATS endpoint is closed")
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
     def stop(self) -> None:
@@ -566,7 +573,9 @@ class _NatsSubscription:
                 self._pending.extend(run(broker.fetch(self._psub, wait)))
                 continue
             msg = self._pending.popleft()
-            if not run(broker.foreign(msg, self._group)):
+            if not (
+                _redriven_elsewhere(msg, self._group) and run(broker.foreign(msg, self._group))
+            ):
                 yield broker.delivery(msg, self._group)
                 idle_since = time.monotonic()
 
