@@ -89,7 +89,8 @@ class _Floor:
         self.aead.decrypt(self.nonce, self.sealed, b"header")
 
 
-async def _round(row: str, count: int, size: int) -> float:
+async def _round(row: str, count: int, size: int) -> tuple[float, float]:
+    """(msgs/s, CPU seconds per message of this consuming process) of one row."""
     stream = f"bench-{secrets.token_hex(4)}"
     subject = f"{stream}.orders"
     group = "bench"
@@ -115,6 +116,7 @@ async def _round(row: str, count: int, size: int) -> float:
     worker.start()
     assert parent.recv() == "ready"
     received = 0
+    cpu = time.process_time()
     started = time.perf_counter()
     parent.send("go")
     try:
@@ -133,23 +135,31 @@ async def _round(row: str, count: int, size: int) -> float:
                     await msg.ack()
                     received += 1
         finished = time.perf_counter()
+        cpu = time.process_time() - cpu
     finally:
         worker.join()
         await nc.flush()
         for name in (stream, f"{stream}-dead"):
             await js.delete_stream(name)
         await nc.close()
-    return count / (finished - started)
+    return count / (finished - started), cpu / count
 
 
 def run(messages: int, size: int, rounds: int = 1) -> dict[str, float]:
-    """Median msgs/s of each row over ``rounds`` (alternating), and ``ratio`` letterlock/floor."""
+    """Median msgs/s of each row over ``rounds`` (alternating), ``ratio`` letterlock/floor, and
+    ``<row>_cpu_us``: the consumer's CPU microseconds per message (steadier than wall time on a
+    shared machine), with ``cpu_ratio``, floor's CPU per message over letterlock's."""
     rates: dict[str, list[float]] = {row: [] for row in ROWS}
+    cpus: dict[str, list[float]] = {row: [] for row in ROWS}
     for _ in range(rounds):
         for row in ROWS:
-            rates[row].append(asyncio.run(_round(row, messages, size)))
+            rate, cpu = asyncio.run(_round(row, messages, size))
+            rates[row].append(rate)
+            cpus[row].append(cpu * 1e6)
     result = {row: statistics.median(values) for row, values in rates.items()}
+    result |= {f"{row}_cpu_us": statistics.median(values) for row, values in cpus.items()}
     result["ratio"] = result["letterlock"] / result["floor"]
+    result["cpu_ratio"] = result["floor_cpu_us"] / result["letterlock_cpu_us"]
     return result
 
 
@@ -165,9 +175,13 @@ def main() -> None:
         f"median of {args.rounds} rounds, {os.cpu_count()} cores"
     )
     for row in ROWS:
-        print(f"{row:<11} {result[row]:>9,.0f} msg/s  ({result[row] / result['plain']:.2f}x plain)")
+        print(
+            f"{row:<11} {result[row]:>9,.0f} msg/s  ({result[row] / result['plain']:.2f}x plain)"
+            f"  consumer CPU {result[row + '_cpu_us']:>6,.0f} us/msg"
+        )
     verdict = "PASS" if result["ratio"] >= 0.85 else "MISS"
     print(f"letterlock / floor = {result['ratio']:.2f}  (target >= 0.85: {verdict})")
+    print(f"by consumer CPU per message, floor / letterlock = {result['cpu_ratio']:.2f}")
 
 
 if __name__ == "__main__":
