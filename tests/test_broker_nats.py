@@ -497,3 +497,35 @@ def test_closing_a_subscription_gives_back_what_it_fetched_and_did_not_hand_over
         endpoint.close()
     with pytest.raises(UsageError, match="closed"):
         endpoint.publish(subject, b"late")
+
+
+def test_a_stream_an_operator_declared_is_used_as_it_is(names: Names) -> None:
+    """``stream=NAME``: the group's consumer goes on that stream, whose configuration (here
+    limits retention, one subject tree) letterlock leaves alone."""
+
+    async def declare() -> None:
+        async with jetstream() as js:
+            await js.add_stream(name=names.stream, subjects=[names.subject(">")])
+
+    async def retention() -> str:
+        async with jetstream() as js:
+            info = await js.stream_info(names.stream)
+            return str(info.config.retention)
+
+    asyncio.run(declare())
+    subject = names.subject("eu", "orders")
+    endpoint = NatsEndpoint.from_url(names.url(stream=names.stream, fetch_timeout=0.2))
+    try:
+        subscription = endpoint.subscribe(Topics.nats(subject), group=names.group)
+        endpoint.publish(subject, seal(b"order", subject))
+        consumer = SealedConsumer(
+            endpoint, names.group, opener=opener(), topics=Topics.nats(subject)
+        )
+        handled: list[bytes] = []
+        for delivery in subscription.deliveries(idle_timeout=1):
+            consumer.handle(delivery, lambda o: handled.append(o.payload))
+        subscription.close()
+    finally:
+        endpoint.close()
+    assert handled == [b"order"]
+    assert asyncio.run(retention()) == "limits"
