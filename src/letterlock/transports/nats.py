@@ -3,17 +3,18 @@
 Two ways in. :class:`NatsBroker` is the asyncio adapter, driven by
 :class:`~letterlock.transports.AsyncSealedConsumer` the way nats-py users write code: pull
 (``await broker.subscribe(topics, group=...)``, then ``consumer.poll(handler)``, which fetches in
-batches with ``psub.fetch``) or push (``js.subscribe(subject, durable=..., cb=broker.callback(...),
-manual_ack=True)``). :class:`NatsEndpoint` is the same adapter for the command line: a sync
+batches with ``psub.fetch``) or push (``stream = await broker.declare(topics)``, then
+``js.subscribe(subject, durable=..., stream=stream, cb=broker.callback(...), manual_ack=True)``).
+:class:`NatsEndpoint` is the same adapter for the command line: a sync
 :class:`~letterlock.transports.base.Endpoint` for ``nats://`` and ``tls://`` URLs that runs the
 asyncio client on a private event-loop thread.
 
 How the seam maps (see :mod:`letterlock.transports.base`): a delivery's tag is its reply subject,
 its topic ``msg.subject`` (the broker's claim), attempts ``msg.metadata.num_delivered``. Ack is
-``msg.ack()`` (``ack_sync()`` with ``confirm_acks``), Retry ``msg.nak(delay=...)``; DeadLetter
-publishes the bytes to the dead-letter stream with the one opaque reason in a header, awaits the
-stream's ack, then ``msg.term()``, so nothing is terminated that is not kept. ``extend_lease`` is
-``msg.in_progress()``, which restarts ``ack_wait``. A second settlement of one delivery raises
+``msg.ack()``, Retry ``msg.nak(delay=...)``; DeadLetter publishes the bytes to the dead-letter
+stream with the one opaque reason in a header, awaits the stream's ack, then ``msg.term()``, so
+nothing is terminated that is not kept. ``extend_lease`` is ``msg.in_progress()``, which
+restarts ``ack_wait``. A second settlement of one delivery raises
 :class:`~letterlock.transports.base.LeaseLost`; the server itself accepts an ack of a delivery it
 has already handed to another consumer, so a lease lost to a slow handler is caught by the
 consumer's replay-store claim, not here. Publish is ``js.publish``, acknowledged by the stream;
@@ -150,7 +151,6 @@ class NatsBroker:
         max_deliver: int = -1,
         batch: int = 64,
         fetch_timeout: float = 1.0,
-        confirm_acks: bool = False,
         timeout: float = 5.0,
     ) -> None:
         """``stream``: the stream of every group (default: one per first token, see the module).
@@ -158,8 +158,8 @@ class NatsBroker:
         ``lease``: a group consumer's ``ack_wait``, seconds. ``max_deliver``: its delivery
         limit (-1: none; else set it above the consumer's ``max_attempts``). ``batch``: how
         many messages one fetch takes. ``fetch_timeout``: how long ``deliveries`` waits for
-        more before it stops. ``confirm_acks``: ack with ``ack_sync`` (a round trip each).
-        ``timeout``: for each request to the server (publish, stream and consumer calls)."""
+        more before it stops. ``timeout``: for each request to the server (publish, stream
+        and consumer calls)."""
         for name in (stream, dead):
             if name is not None and not _NAME.fullmatch(name):
                 raise UsageError(f"a stream name is letters, digits, '-' and '_', not {name!r}")
@@ -177,7 +177,6 @@ class NatsBroker:
         self.max_deliver = max_deliver
         self.batch = batch
         self.fetch_timeout = float(fetch_timeout)
-        self.confirm_acks = confirm_acks
         self.timeout = float(timeout)
         self._pulls: dict[str, JetStreamContext.PullSubscription] = {}
         self._dead_ready = False
@@ -336,7 +335,7 @@ class NatsBroker:
         with map_exceptions(ERRORS):
             match settlement:
                 case Ack():
-                    await (msg.ack_sync(timeout=self.timeout) if self.confirm_acks else msg.ack())
+                    await msg.ack()
                 case Retry(delay=delay):
                     await msg.nak(delay=delay)
                 case DeadLetter(reason=reason):
