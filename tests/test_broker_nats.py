@@ -529,3 +529,28 @@ def test_a_stream_an_operator_declared_is_used_as_it_is(names: Names) -> None:
         endpoint.close()
     assert handled == [b"order"]
     assert asyncio.run(retention()) == "limits"
+
+
+def test_a_refusal_is_terminated_only_once_its_dead_letter_is_kept(names: Names) -> None:
+    """The dead-letter stream is gone: the publish fails, the message is not ``term()``'ed,
+    and it comes back after ack_wait, when the adapter makes the stream again and keeps it."""
+    subject = names.subject("pay")
+
+    async def run() -> tuple[str, list[int]]:
+        async with jetstream() as js:
+            broker = NatsBroker(js, dead=names.dead, lease=1, fetch_timeout=0.3)
+            await broker.subscribe(Topics.nats(subject), group=names.group)
+            await js.delete_stream(names.dead)  # the dead-letter stream disappears
+            await broker.publish(subject, seal(b"pay mallory", subject, sender=CAST.mallory))
+            consumer = AsyncSealedConsumer(
+                broker, names.group, opener=opener(), topics=Topics.nats(subject),
+                retry=RetryPolicy(max_attempts=1),
+            )  # fmt: skip
+            with pytest.raises(Unroutable) as failed:
+                await consumer.poll(lambda o: None)
+            await asyncio.sleep(1.2)  # ack_wait: not terminated, so delivered again
+            assert await consumer.poll(lambda o: None) == 0
+            dead = await broker.dead_letters(names.group)
+            return type(failed.value).__name__, [d.attempts for d in dead]
+
+    assert asyncio.run(run()) == ("Unroutable", [2])

@@ -343,7 +343,8 @@ class NatsBroker:
                     await msg.term()
 
     async def _keep(self, delivery: Delivery, msg: Msg, reason: DeadLetterReason) -> None:
-        """Publish a dead letter and await the dead-letter stream's ack."""
+        """Publish a dead letter and await the dead-letter stream's ack (or raise: then the
+        message is not terminated, and comes back after ``ack_wait``)."""
         await self._ensure_dead()
         meta = msg.metadata
         headers = {
@@ -353,10 +354,14 @@ class NatsBroker:
             PUBLISHED: f"{meta.timestamp.timestamp():.6f}" if meta.timestamp else "0",
             MSG_ID: f"dead:{meta.stream}:{meta.sequence.stream}:{meta.num_delivered}",
         }
-        await self.js.publish(
-            f"{self.dead}.{consumer_name(delivery.queue)}", msg.data, timeout=self.timeout,
-            headers=headers,
-        )  # fmt: skip
+        try:
+            await self.js.publish(
+                f"{self.dead}.{consumer_name(delivery.queue)}", msg.data, timeout=self.timeout,
+                headers=headers,
+            )  # fmt: skip
+        except nats.js.errors.NoStreamResponseError:
+            self._dead_ready = False  # deleted meanwhile: made again for the next dead letter
+            raise
 
     async def extend_lease(self, delivery: Delivery, *, now: float | None = None) -> None:
         """``msg.in_progress()``: ``ack_wait`` starts again."""
