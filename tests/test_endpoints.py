@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 
@@ -138,11 +138,24 @@ def _amqp_cleanup(bench: Bench) -> None:
     channel.close()
 
 
+def _nats_cleanup(bench: Bench) -> None:
+    """Delete the test's stream (named after its prefix) and its own dead-letter stream."""
+    from test_broker_nats import delete_streams
+
+    broker = bench.endpoint.broker  # type: ignore[attr-defined]
+    delete_streams(bench.prefix, broker.dead)
+
+
 #: name -> kind; one per adapter.
 ENDPOINTS: dict[str, Kind] = {
     "spool": Kind(None, lambda tmp: f"spool://{tmp}/spool.db"),
     "amqp": Kind("rabbitmq", _amqp_url("classic"), _amqp_cleanup),
     "amqp-quorum": Kind("rabbitmq", _amqp_url("quorum"), _amqp_cleanup),
+    "nats": Kind(
+        "nats",
+        lambda tmp: f"nats://127.0.0.1:4222?lease=5&fetch_timeout=0.2&dead={unique('dead')}",
+        _nats_cleanup,
+    ),
 }
 
 
@@ -263,8 +276,11 @@ for delivery in endpoint.subscribe(topics, group=group).deliveries():
 
 
 def _with_lease(url: str, seconds: float) -> str:
-    joiner = "&" if urlsplit(url).query else "?"
-    return f"{url}{joiner}lease={seconds:g}"
+    """``url`` with ``lease=seconds`` in place of any lease it had."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "lease"]
+    query.append(("lease", f"{seconds:g}"))
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def test_a_consumer_killed_in_its_handler_hands_the_message_on_and_it_is_handled_once(
