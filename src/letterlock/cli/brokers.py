@@ -374,6 +374,8 @@ class Listening:
     count: int | None  #: stop after this many messages handled (None: never)
     timeout: float | None  #: stop after this many seconds without a delivery (None: never)
     log: logging.Logger
+    #: Called once the group's subscription is declared: what is sent from then on waits.
+    ready: Callable[[], None] = lambda: None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -404,6 +406,7 @@ def _listen(listening: Listening) -> Listened:
     with _Graceful() as graceful:
         subscription = listening.endpoint.subscribe(listening.topics, group=listening.group)
         try:
+            listening.ready()
             for delivery in subscription.deliveries(idle_timeout=listening.timeout):
                 with graceful.handling():
                     handled += consumer.handle(delivery, listening.handler)
@@ -417,6 +420,13 @@ def _listen(listening: Listening) -> Listened:
         finally:
             subscription.close()
     return Listened(handled=handled, metrics=consumer.metrics, stopped=stopped)
+
+
+def _ready(broker: str, name: str, group: str, quiet: bool) -> Callable[[], None]:
+    """The line that says a listener is subscribed: a script may send from then on."""
+    if quiet:
+        return lambda: None
+    return lambda: note(f"listening on {redact(broker)} as {name}, group {group}")
 
 
 def _check_workers(workers: int) -> None:
@@ -533,14 +543,12 @@ def listen_command(
             identity = home.load(
                 name, lambda: passphrase(passphrase_file, prompt=f"Passphrase for {name!r}: ")
             )
-            if not quiet:
-                note(f"listening on {redact(broker)} as {name}, group {group}")
             with home.listener_replay(name) as window:
                 opener = Opener(identity, trust=home.trust(own), replay=window)
                 listening = Listening(
                     endpoint=endpoint, group=group, topics=topics, opener=opener,
                     handler=Deliver(out, quiet), count=count, timeout=timeout,
-                    log=_consumer_log(quiet),
+                    log=_consumer_log(quiet), ready=_ready(broker, name, group, quiet),
                 )  # fmt: skip
                 listened = _run_listener(listening, workers=workers)
     if not quiet:
