@@ -203,9 +203,7 @@ def test_the_default_group_is_derived_from_the_key_and_the_pattern(homes: Homes)
     assert re.fullmatch(r"ll-a_b_c-[0-9a-f]{32}", default_group(bob, "a.b@c", PATTERN))
 
 
-def test_listeners_of_one_group_share_it_and_others_get_their_own(
-    homes: Homes, url: str
-) -> None:
+def test_listeners_of_one_group_share_it_and_others_get_their_own(homes: Homes, url: str) -> None:
     assert declare(homes, url) == default_group(_bob(homes), "bob", PATTERN)
     declare(homes, url, "--group", "audit")
     send(homes, url, b"to both groups\n")
@@ -234,7 +232,8 @@ def _read_until(process: subprocess.Popen[bytes], fragment: str, timeout: float 
         deadline = time.monotonic() + timeout
         while fragment.encode() not in seen:
             left = deadline - time.monotonic()
-            assert left > 0 and selector.select(left), seen.decode()
+            assert left > 0, seen.decode()
+            assert selector.select(left), seen.decode()
             chunk = os.read(process.stderr.fileno(), 65536)
             assert chunk, seen.decode()
             seen += chunk
@@ -429,8 +428,10 @@ def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str
 def test_a_round_trip_through_every_broker(homes: Homes, broker: tuple[str, Bench]) -> None:
     url, bench = broker
     topic = bench.topic("orders")
-    listener = spawn(homes.bob, "listen", "--broker", url, "--topic", topic, "--as", "bob",
-                     "--group", bench.group, "--count", "1", "--timeout", str(10 * IDLE))  # fmt: skip
+    listener = spawn(
+        homes.bob, "listen", "--broker", url, "--topic", topic, "--as", "bob",
+        "--group", bench.group, "--count", "1", "--timeout", str(10 * IDLE),
+    )  # fmt: skip
     try:
         started = _read_until(listener, "listening on")
         send(homes, url, PAYLOAD, topic=topic)

@@ -66,6 +66,7 @@ from letterlock.cli.render import (
     opened_fields,
     print_fields,
     print_table,
+    quoted,
     stderr_console,
     stdout_console,
     warn,
@@ -87,6 +88,7 @@ POOL_MODULE: Final = "letterlock.transports.pool"
 MAX_WORKERS: Final = 256
 MAX_COUNT: Final = 2**62
 MAX_TIMEOUT: Final = 10 * 365 * 86400.0
+_LONGEST_SHOWN: Final = 80  # characters of an argument quoted back in an error
 _GROUP_UNSAFE: Final = re.compile(r"[^A-Za-z0-9_-]")
 _IN = click.Path(exists=True, dir_okay=False, allow_dash=True)
 
@@ -109,27 +111,39 @@ def default_group(identity: PublicIdentity, name: str, pattern: str) -> str:
 
 
 @contextmanager
-def _scrubbed(url: str) -> Iterator[None]:
-    """Errors raised inside, with the URL's password (if any) replaced by ``***``.
+def _scrubbed(url: str, *values: str) -> Iterator[None]:
+    """Errors raised inside, with the URL's password (if any) replaced by ``***``, and the URL
+    and other long ``values`` the user gave cut short.
 
     An adapter or its client library may quote the URL it was given; the CLI's one-line error
-    must not print the password. (KeyboardInterrupt and signals pass untouched.)
+    must not print the password, nor echo a 10,000-character argument back. (KeyboardInterrupt
+    and signals pass untouched.)
     """
     try:
         password = urlsplit(url).password
     except ValueError:
         password = None
+    secrets = {s for s in (password, unquote(password or "")) if s}
     try:
         yield
     except Exception as exc:
-        secrets = {s for s in (password, unquote(password or "")) if s}
-        text = str(exc)
-        if not any(secret in text for secret in secrets):
-            raise
+        text = original = str(exc)
         for secret in secrets:
             text = text.replace(secret, "***")
+        for value in sorted({url, _redact(url), *values}, key=len, reverse=True):
+            if len(value) > _LONGEST_SHOWN:
+                text = text.replace(repr(value), quoted(value)).replace(value, quoted(value))
+        if text == original:
+            raise
         error = UsageError if isinstance(exc, UsageError) else TransportError
         raise error(text) from None
+
+
+def _redact(url: str) -> str:
+    try:
+        return redact(url)
+    except ValueError:  # not even a URL (an unclosed '[')
+        return "the broker URL"
 
 
 @contextmanager
@@ -247,7 +261,7 @@ def send_command(
     tell that nobody would ever read TOPIC (no queue bound to it) refuses it, and exit status
     is 2: start a listener first, which declares its group.
     """
-    with _scrubbed(broker):
+    with _scrubbed(broker, topic):
         sender = _sender(home, sender)
         headers = _headers(header)
         recipients = _recipients(home, to)
@@ -426,7 +440,7 @@ def _ready(broker: str, name: str, group: str, quiet: bool) -> Callable[[], None
     """The line that says a listener is subscribed: a script may send from then on."""
     if quiet:
         return lambda: None
-    return lambda: note(f"listening on {redact(broker)} as {name}, group {group}")
+    return lambda: note(f"listening on {_redact(broker)} as {name}, group {group}")
 
 
 def _check_workers(workers: int) -> None:
@@ -534,7 +548,7 @@ def listen_command(
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         make_private_dir(out)
-    with _scrubbed(broker):
+    with _scrubbed(broker, pattern):
         public = home.public(name)
         own = home.own_publics(warn=warn)
         group = group or default_group(public, name, pattern)
