@@ -393,14 +393,30 @@ def test_a_password_in_a_url_is_never_printed(homes: Homes, broker: str) -> None
     assert SECRET not in sent.stderr
 
 
-def test_workers_above_one_need_the_pool(homes: Homes, url: str) -> None:
+def _have_pool() -> bool:
     import importlib.util
 
+    return importlib.util.find_spec(POOL_MODULE) is not None
+
+
+@pytest.mark.skipif(_have_pool(), reason=f"{POOL_MODULE} is installed")
+def test_workers_above_one_need_the_pool(homes: Homes, url: str) -> None:
     result = listen(homes, url, "--workers", "2", "--timeout", "0.1")
-    if importlib.util.find_spec(POOL_MODULE) is None:
-        assert_one_line_error(result, 2, f"--workers 2 needs the consumer pool ({POOL_MODULE})")
-    else:
-        assert "needs the consumer pool" not in result.stderr
+    assert_one_line_error(result, 2, f"--workers 2 needs the consumer pool ({POOL_MODULE})")
+
+
+@pytest.mark.skipif(not _have_pool(), reason=f"{POOL_MODULE} is not there yet")
+def test_workers_share_the_group_and_handle_each_message_once(homes: Homes, url: str) -> None:
+    declare(homes, url)
+    sent = {send(homes, url, b"job %d" % n): b"job %d" % n for n in range(6)}
+    send(homes, url, b"not for bob", "--to", "alice")
+    out = homes.bob.parent / "inbox"
+    result = listen(homes, url, "--workers", "2", "--out", str(out), "--timeout", "1")
+    assert result.code == 0, result
+    assert {name: (out / name).read_bytes() for name in os.listdir(out)} == sent
+    assert result.stderr.count("letterlock: verified\n") == 6
+    assert "handled 6 messages" in result.stderr
+    assert "dead-lettered 1 (not_for_me 1)" in result.stderr
 
 
 # every broker ----------------------------------------------------------------------------

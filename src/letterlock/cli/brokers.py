@@ -37,7 +37,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any, Final
@@ -51,12 +51,13 @@ from letterlock import (
     Opener,
     PublicIdentity,
     Rejected,
+    ReplayWindow,
     Topics,
     TransportError,
     UsageError,
 )
 from letterlock._fs import make_private_dir
-from letterlock.cli.home import Home
+from letterlock.cli.home import REPLAY_RETENTION, Home
 from letterlock.cli.messages import _headers, _recipients
 from letterlock.cli.options import example, pass_home, passphrase_file_option, whole_number
 from letterlock.cli.passphrase import passphrase
@@ -77,6 +78,8 @@ from letterlock.transports.urls import connect, redact
 
 __all__ = [
     "POOL_MODULE",
+    "Deliver",
+    "ListenerOpener",
     "default_group",
     "dlq_group",
     "listen_command",
@@ -315,6 +318,24 @@ class Deliver:
                 print_fields(console, fields, title="letterlock: verified")
 
 
+@dataclass(frozen=True, slots=True)
+class ListenerOpener:
+    """Builds a listener's :class:`~letterlock.Opener` inside a pool worker: the identity is
+    decrypted there (a key is never pickled; its passphrase crosses the pipe to the worker),
+    with the home's trust and the identity's replay record, which all workers share."""
+
+    home: Path
+    name: str
+    secret: bytes = field(repr=False)
+
+    def __call__(self) -> Opener:
+        home = Home(self.home)
+        home.check()
+        identity = home.load(self.name, lambda: self.secret)
+        window = ReplayWindow(home.listener_store(self.name), max_age=REPLAY_RETENTION)
+        return Opener(identity, trust=home.trust(home.own_publics(warn=warn)), replay=window)
+
+
 class _Noted(logging.Handler):
     """The consumer's log (refusals, retries, lost leases) as ``letterlock: ...`` lines."""
 
@@ -324,12 +345,14 @@ class _Noted(logging.Handler):
 
 
 def _consumer_log(quiet: bool) -> logging.Logger:
-    log = logging.getLogger("letterlock.cli.listen")
-    log.propagate = False
-    if not any(isinstance(h, _Noted) for h in log.handlers):
-        log.addHandler(_Noted())
-    log.setLevel(logging.WARNING if quiet else logging.INFO)
-    return log
+    """Where the consumer logs: stderr. The whole ``letterlock`` tree, so that a pool's
+    workers' records (re-emitted in this process at that level) come out the same way."""
+    root = logging.getLogger("letterlock")
+    root.propagate = False
+    if not any(isinstance(h, _Noted) for h in root.handlers):
+        root.addHandler(_Noted())
+    root.setLevel(logging.WARNING if quiet else logging.INFO)
+    return logging.getLogger("letterlock.cli.listen")
 
 
 class _Stopped(Exception):
@@ -380,10 +403,13 @@ class _Graceful:
 class Listening:
     """What one listener run is: where, as whom, for what, and when it stops."""
 
+    url: str
     endpoint: Endpoint
     group: str
     topics: Topics
     opener: Opener
+    #: How a pool worker builds its own ``opener`` (keys are never pickled); None: no pool.
+    opener_factory: ListenerOpener | None
     handler: Deliver
     count: int | None  #: stop after this many messages handled (None: never)
     timeout: float | None  #: stop after this many seconds without a delivery (None: never)
@@ -402,11 +428,26 @@ class Listened:
 
 
 def _run_listener(listening: Listening, *, workers: int) -> Listened:
-    """Run the listener with ``workers`` consumers; the one place the pool is called from."""
+    """Run the listener with ``workers`` consumers; the one place the pool is called from.
+
+    Several workers are :class:`letterlock.transports.pool.ConsumerPool` processes, each
+    with its own subscription to the group and its own Opener, built by
+    ``listening.opener_factory``. The group is declared first, so that what is sent once
+    ``ready`` said so waits for the workers.
+    """
     if workers == 1:
         return _listen(listening)
-    # ``letterlock.transports.pool`` (checked importable by _check_workers) is wired here.
-    raise UsageError(f"--workers {workers}: {POOL_MODULE} cannot run this listener yet")
+    if listening.opener_factory is None:
+        raise UsageError("a pool of listeners needs an opener factory")
+    pool_module: Any = importlib.import_module(POOL_MODULE)  # checked by _check_workers
+    listening.endpoint.subscribe(listening.topics, group=listening.group).close()
+    pool = pool_module.ConsumerPool(
+        listening.url, listening.topics, group=listening.group,
+        opener=listening.opener_factory, handler=listening.handler, workers=workers,
+    )  # fmt: skip
+    listening.ready()
+    handled: int = pool.run(count=listening.count, idle_timeout=listening.timeout)
+    return Listened(handled=handled, metrics=dict(pool.metrics), stopped="pool")
 
 
 def _listen(listening: Listening) -> Listened:
@@ -554,15 +595,16 @@ def listen_command(
         group = group or default_group(public, name, pattern)
         with _endpoint(broker) as endpoint:
             topics = _topics(endpoint, pattern)
-            identity = home.load(
-                name, lambda: passphrase(passphrase_file, prompt=f"Passphrase for {name!r}: ")
-            )
+            secret = passphrase(passphrase_file, prompt=f"Passphrase for {name!r}: ")
+            identity = home.load(name, lambda: secret)  # a wrong passphrase fails here, once
+            factory = ListenerOpener(home.root, name, secret) if workers > 1 else None
             with home.listener_replay(name) as window:
                 opener = Opener(identity, trust=home.trust(own), replay=window)
                 listening = Listening(
-                    endpoint=endpoint, group=group, topics=topics, opener=opener,
-                    handler=Deliver(out, quiet), count=count, timeout=timeout,
-                    log=_consumer_log(quiet), ready=_ready(broker, name, group, quiet),
+                    url=broker, endpoint=endpoint, group=group, topics=topics, opener=opener,
+                    opener_factory=factory, handler=Deliver(out, quiet), count=count,
+                    timeout=timeout, log=_consumer_log(quiet),
+                    ready=_ready(broker, name, group, quiet),
                 )  # fmt: skip
                 listened = _run_listener(listening, workers=workers)
     if not quiet:

@@ -353,11 +353,19 @@ class Home:
         older than :data:`REPLAY_RETENTION` are refused (``expired``): the record forgets
         their ids then, so it could not tell a replay from a first delivery.
         """
+        store = self.listener_store(name)
+        try:
+            yield ReplayWindow(store, max_age=REPLAY_RETENTION)
+        finally:
+            store.close()
+
+    def listener_store(self, name: str) -> SQLiteReplayStore:
+        """The store under :meth:`listener_replay`, for a process that keeps it open for its
+        life (a pool worker); shared safely by every process of this host."""
         path = self.listen_dir / f"{check_identity_name(name)}.sqlite"
         self._make(self.listen_dir)
         check_file(path)  # a new one is made by the store (mode 0600)
-        with SQLiteReplayStore(path) as store:
-            yield ReplayWindow(store, max_age=REPLAY_RETENTION)
+        return SQLiteReplayStore(path)
 
 
 def _lock_exclusively(fd: int) -> None:
