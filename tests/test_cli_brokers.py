@@ -6,6 +6,7 @@ Everything runs on the spool (no server); the round trip also runs on every brok
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -15,6 +16,8 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -29,7 +32,7 @@ from cli_support import (
     spawn,
 )
 from letterlock import PublicIdentity
-from letterlock.cli.brokers import POOL_MODULE, default_group
+from letterlock.cli.brokers import POOL_MODULE, RETRY, default_group
 from letterlock.transports import Spool
 from letterlock.transports.urls import connect, redact
 from services import require
@@ -134,8 +137,8 @@ def test_out_writes_one_complete_private_file_per_message(homes: Homes, url: str
 
 
 def test_a_payload_that_cannot_be_written_is_never_acknowledged(homes: Homes, url: str) -> None:
-    """The handler raises before it returns; the message is dead-lettered, not acked (and so
-    not lost), and the listener stops with the error."""
+    """The handler raises before it returns: the message is not acked but retried later (the
+    output failed, not the message), and the listener stops with the error."""
     group = declare(homes, url)
     message_id = send(homes, url, b"keep me")
     out = homes.bob.parent / "inbox"
@@ -144,14 +147,11 @@ def test_a_payload_that_cannot_be_written_is_never_acknowledged(homes: Homes, ur
     assert result.code == 2, result
     assert "cannot write" in result.stderr
     with Spool(url.removeprefix("spool://")) as spool:
-        [dead] = spool.dead_letters(group)
-    assert dead.reason == "handler_error"
-    (out / message_id).rmdir()
-    assert dlq(homes, url, "redrive").code == 0
-    # it was recorded as handled only after the handler returned: a redrive delivers it again
-    again = listen(homes, url, "--out", str(out), "--count", "1")
-    assert again.code == 0, again
-    assert (out / message_id).read_bytes() == b"keep me"
+        stats = spool.stats(group)
+        assert (stats.ready, stats.leased, stats.delayed, stats.dead) == (0, 0, 1, 0)
+        later = spool.get(group, now=time.time() + RETRY.backoff(1) + 1)
+    assert later is not None
+    assert later.attempts == 2
 
 
 # --count and --timeout -------------------------------------------------------------------
@@ -428,9 +428,12 @@ def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str
     kind = ENDPOINTS[request.param]
     if kind.service is not None:
         require(kind.service)
-    url = kind.url(tmp_path)
+    url = kind.url(tmp_path)  # once: a URL may name a stream of its own, made up here
     endpoint = connect(url)
-    bench = Bench(endpoint)
+    # a Bench as test_endpoints makes it (its fields grow with the adapters' needs)
+    fields = {f.name for f in dataclasses.fields(Bench)}
+    extra: dict[str, Any] = {"kind": kind} if "kind" in fields else {}
+    bench = Bench(endpoint=endpoint, **extra)
     try:
         yield url, bench
     finally:
@@ -458,6 +461,6 @@ def test_a_round_trip_through_every_broker(homes: Homes, broker: tuple[str, Benc
     everything = started + result.stderr
     assert "signed by: alice" in everything
     assert f"listening on {redact(url)} as bob, group {bench.group}" in everything
-    password = url.partition("://")[2].partition("@")[0].partition(":")[2]
-    if "@" in url and password:
-        assert password not in everything
+    password = urlsplit(url).password
+    if password:  # (a user may be called as the password is: look for it where it stood)
+        assert f":{password}@" not in everything

@@ -9,7 +9,8 @@ even inside an error a client library raised.
 subscription (:meth:`~letterlock.transports.Endpoint.subscribe`). It opens every message
 against ``--topic``, the listener's own configuration, never against the topic the broker
 reports; a message is acknowledged only after its payload was delivered (written to stdout, or
-to its own file in ``--out DIR``, complete and synced under its final name). What it refuses is
+to its own file in ``--out DIR``, complete and synced under its final name); one whose payload
+could not be delivered is retried (:data:`RETRY`), not dead-lettered. What it refuses is
 dead-lettered with the one word ``rejected`` the broker may read; the exact reason goes to
 stderr, rate-limited. The ids of handled messages and the claims of running listeners live in
 the home, one record per identity (:meth:`~letterlock.cli.home.Home.listener_replay`), so a
@@ -73,11 +74,18 @@ from letterlock.cli.render import (
     warn,
 )
 from letterlock.cli.streams import read_input, write_output
-from letterlock.transports import DeadLetterRecord, Endpoint, SealedConsumer
+from letterlock.transports import (
+    DeadLetterRecord,
+    Endpoint,
+    OnHandlerError,
+    RetryPolicy,
+    SealedConsumer,
+)
 from letterlock.transports.urls import connect, redact
 
 __all__ = [
     "POOL_MODULE",
+    "RETRY",
     "Deliver",
     "ListenerOpener",
     "default_group",
@@ -91,6 +99,10 @@ POOL_MODULE: Final = "letterlock.transports.pool"
 MAX_WORKERS: Final = 256
 MAX_COUNT: Final = 2**62
 MAX_TIMEOUT: Final = 10 * 365 * 86400.0
+#: The library's retries, and one change: the handler only delivers the payload, so when it
+#: fails (a full disk, a closed pipe) the message is not at fault, and is retried (then
+#: dead-lettered, ``handler_error``, if it keeps failing) rather than dead-lettered at once.
+RETRY: Final = RetryPolicy(on_handler_error=OnHandlerError.RETRY)
 _LONGEST_SHOWN: Final = 80  # characters of an argument quoted back in an error
 _GROUP_UNSAFE: Final = re.compile(r"[^A-Za-z0-9_-]")
 _IN = click.Path(exists=True, dir_okay=False, allow_dash=True)
@@ -444,6 +456,7 @@ def _run_listener(listening: Listening, *, workers: int) -> Listened:
     pool = pool_module.ConsumerPool(
         listening.url, listening.topics, group=listening.group,
         opener=listening.opener_factory, handler=listening.handler, workers=workers,
+        retry=RETRY,
     )  # fmt: skip
     listening.ready()
     handled: int = pool.run(count=listening.count, idle_timeout=listening.timeout)
@@ -454,7 +467,7 @@ def _listen(listening: Listening) -> Listened:
     """One consumer on the group's subscription until --count, --timeout or a signal."""
     consumer = SealedConsumer(
         listening.endpoint, listening.group, opener=listening.opener, topics=listening.topics,
-        logger=listening.log,
+        retry=RETRY, logger=listening.log,
     )  # fmt: skip
     handled = 0
     stopped = "idle"
@@ -582,6 +595,8 @@ def listen_command(
     Each payload goes to stdout as it is (or to its own file in --out DIR), who signed it to
     stderr, and only then is the message acknowledged. Refused messages (unknown or untrusted
     senders, bad signatures, replays, other topics) are dead-lettered: see 'letterlock dlq'.
+    A payload that cannot be delivered (a full disk, a closed pipe) leaves its message
+    unacknowledged, to be delivered again later, and stops the listener (exit status 2).
     Runs until --count messages, --timeout idle seconds or SIGTERM (exit 0), or Ctrl-C (130).
     """
     _check_group(group)
