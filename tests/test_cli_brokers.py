@@ -294,6 +294,33 @@ def test_a_signal_stops_the_listener_between_messages(
         assert result.stderr.endswith("letterlock: interrupted\n")
 
 
+@posix_only
+def test_a_restarted_listener_refuses_what_it_handled_before(homes: Homes, url: str) -> None:
+    """The identity's replay record lives in the home: a new run still knows the message."""
+    group = declare(homes, url)
+    sealed = letterlock(homes.alice, "seal", "--from", "alice", "--to", "bob", "--topic", TOPIC,
+                        stdin=b"pay once\n").stdout  # fmt: skip
+    with Spool(url.removeprefix("spool://")) as spool:  # a hostile broker delivers it twice
+        spool.publish(TOPIC, sealed)
+        spool.publish(TOPIC, sealed)
+    first = listen(homes, url, "--timeout", "0.5")
+    assert (first.code, first.stdout) == (0, b"pay once\n"), first
+    assert "dead-lettered 1 (replayed 1)" in first.stderr
+    with Spool(url.removeprefix("spool://")) as spool:  # and again, to the next run
+        spool.publish(TOPIC, sealed)
+    second = listen(homes, url, "--timeout", "0.5")
+    assert (second.code, second.stdout) == (0, b""), second
+    assert "dead-lettered 1 (replayed 1)" in second.stderr
+    record = homes.bob / "listen" / "bob.sqlite"  # one per identity
+    assert record.stat().st_mode & 0o777 == 0o600
+    assert group in second.stderr
+
+
+def test_a_broker_url_nobody_serves_is_a_usage_error(homes: Homes) -> None:
+    result = listen(homes, "gopher://127.0.0.1/", "--timeout", "0.1")
+    assert_one_line_error(result, 2, "no broker adapter for 'gopher://127.0.0.1/'", "spool://")
+
+
 # dead letters ----------------------------------------------------------------------------
 
 
