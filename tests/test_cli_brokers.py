@@ -276,20 +276,42 @@ def test_a_killed_listener_resumes_its_group_and_handles_nothing_twice(
 
 @posix_only
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
-def test_a_signal_stops_the_listener_between_messages(
+def test_a_signal_waits_for_the_message_in_hand_to_be_acked(
     homes: Homes, url: str, signum: int, code: int
 ) -> None:
-    listener = spawn(homes.bob, "listen", "--broker", url, "--topic", PATTERN, "--as", "bob")
+    """The handler is held in the middle of its write (its file is a FIFO nobody reads yet)
+    when the signal comes; the listener finishes, acks, and only then stops."""
+    group = declare(homes, url)
+    message_id = send(homes, url, b"in hand\n")
+    out = homes.bob.parent / "inbox"
+    out.mkdir()
+    os.mkfifo(out / message_id)
+    listener = spawn(homes.bob, "listen", "--broker", url, "--topic", PATTERN, "--as", "bob",
+                     "--out", str(out))  # fmt: skip
+    spool = Spool(url.removeprefix("spool://"))
     try:
-        _read_until(listener, "listening on")
-        send(homes, url, b"one\n")
+        _wait_for(lambda: spool.stats(group).leased == 1)  # in its handler, writing
+        time.sleep(0.2)
         listener.send_signal(signum)
+        time.sleep(0.3)
+        assert listener.poll() is None  # still there: the message in hand comes first
+        reader = os.open(out / message_id, os.O_RDONLY)  # the write goes on
+        try:
+            received = b""
+            while chunk := os.read(reader, 4096):
+                received += chunk
+        finally:
+            os.close(reader)
     finally:
         result = finish(listener)
+    assert received == b"in hand\n"
     assert result.code == code, result
     assert "Traceback" not in result.stderr
+    stats = spool.stats(group)
+    spool.close()
+    assert (stats.ready, stats.leased, stats.delayed, stats.dead) == (0, 0, 0, 0)  # acked
     if signum == signal.SIGTERM:
-        assert "letterlock: handled" in result.stderr
+        assert "letterlock: handled 1 message" in result.stderr
     else:
         assert result.stderr.endswith("letterlock: interrupted\n")
 

@@ -432,11 +432,10 @@ class Listening:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Listened:
-    """How a listener run ended: messages handled, settlements by cause, why it stopped."""
+    """How a listener run ended: messages handled, and settlements by cause."""
 
     handled: int
     metrics: Mapping[str, int]
-    stopped: str
 
 
 def _run_listener(listening: Listening, *, workers: int) -> Listened:
@@ -460,7 +459,7 @@ def _run_listener(listening: Listening, *, workers: int) -> Listened:
     )  # fmt: skip
     listening.ready()
     handled: int = pool.run(count=listening.count, idle_timeout=listening.timeout)
-    return Listened(handled=handled, metrics=dict(pool.metrics), stopped="pool")
+    return Listened(handled=handled, metrics=dict(pool.metrics))
 
 
 def _listen(listening: Listening) -> Listened:
@@ -470,7 +469,6 @@ def _listen(listening: Listening) -> Listened:
         retry=RETRY, logger=listening.log,
     )  # fmt: skip
     handled = 0
-    stopped = "idle"
     with _Graceful() as graceful:
         subscription = listening.endpoint.subscribe(listening.topics, group=listening.group)
         try:
@@ -479,15 +477,13 @@ def _listen(listening: Listening) -> Listened:
                 with graceful.handling():
                     handled += consumer.handle(delivery, listening.handler)
                 if listening.count is not None and handled >= listening.count:
-                    stopped = "count"
                     break
         except _Stopped as stop:
             if stop.signum != signal.SIGTERM:
                 raise KeyboardInterrupt from None
-            stopped = "signal"
         finally:
             subscription.close()
-    return Listened(handled=handled, metrics=consumer.metrics, stopped=stopped)
+    return Listened(handled=handled, metrics=consumer.metrics)
 
 
 def _ready(broker: str, name: str, group: str, quiet: bool) -> Callable[[], None]:
