@@ -442,6 +442,22 @@ def test_a_password_in_a_url_is_never_printed(homes: Homes, broker: str) -> None
     assert SECRET not in sent.stderr
 
 
+@pytest.mark.parametrize(
+    "args",
+    [("listen", "--broker", "spool:///" + "x" * 10000, "--topic", PATTERN),
+     ("listen", "--broker", "z" * 10000, "--topic", PATTERN),
+     ("listen", "--broker", "spool:///tmp/never.db", "--topic", "t" * 10000),
+     ("listen", "--broker", "spool:///tmp/never.db", "--topic", PATTERN, "--group", "g" * 10000),
+     ("dlq", "list", "--broker", "y" * 10000, "--group", "g")],
+    ids=["spool-path", "broker", "topic", "group", "dlq-broker"],
+)  # fmt: skip
+def test_a_10000_character_value_is_not_echoed_back(homes: Homes, args: tuple[str, ...]) -> None:
+    extra = ("--as", "bob", "--timeout", "0.1") if args[0] == "listen" else ()
+    result = letterlock(homes.bob, *args, *extra)
+    assert_one_line_error(result, 2)
+    assert len(result.stderr) < 300, result.stderr
+
+
 def _have_pool() -> bool:
     import importlib.util
 

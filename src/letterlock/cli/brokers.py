@@ -127,17 +127,19 @@ def default_group(identity: PublicIdentity, name: str, pattern: str) -> str:
 
 @contextmanager
 def _scrubbed(url: str, *values: str) -> Iterator[None]:
-    """Errors raised inside, with the URL's password (if any) replaced by ``***``, and the URL
-    and other long ``values`` the user gave cut short.
+    """Errors raised inside, with the URL's password (if any) replaced by ``***``, and the URL,
+    its path (a spool's file) and other long ``values`` the user gave cut short.
 
     An adapter or its client library may quote the URL it was given; the CLI's one-line error
     must not print the password, nor echo a 10,000-character argument back. (KeyboardInterrupt
     and signals pass untouched.)
     """
+    paths: tuple[str, ...]
     try:
-        password = urlsplit(url).password
+        parts = urlsplit(url)
+        password, paths = parts.password, (parts.path, unquote(parts.path))
     except ValueError:
-        password = None
+        password, paths = None, ()
     secrets = {s for s in (password, unquote(password or "")) if s}
     try:
         yield
@@ -145,7 +147,7 @@ def _scrubbed(url: str, *values: str) -> Iterator[None]:
         text = original = str(exc)
         for secret in secrets:
             text = text.replace(secret, "***")
-        for value in sorted({url, _redact(url), *values}, key=len, reverse=True):
+        for value in sorted({url, _redact(url), *paths, *values}, key=len, reverse=True):
             if len(value) > _LONGEST_SHOWN:
                 text = text.replace(repr(value), quoted(value)).replace(value, quoted(value))
         if text == original:
