@@ -498,11 +498,13 @@ def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str
     # a Bench as test_endpoints makes it (its fields grow with the adapters' needs)
     fields = {f.name for f in dataclasses.fields(Bench)}
     extra: dict[str, Any] = {"kind": kind} if "kind" in fields else {}
-    bench = Bench(endpoint=endpoint, **extra)
+    bench = Bench(endpoint, url=url, **extra)
     try:
         yield url, bench
     finally:
         try:
+            for close in bench.closing:
+                close()
             kind.cleanup(bench)
         finally:
             endpoint.close()
