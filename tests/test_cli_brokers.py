@@ -343,6 +343,48 @@ def test_a_broker_url_nobody_serves_is_a_usage_error(homes: Homes) -> None:
     assert_one_line_error(result, 2, "no broker adapter for 'gopher://127.0.0.1/'", "spool://")
 
 
+@posix_only
+def test_on_a_terminal_a_status_line_counts_while_it_listens(homes: Homes, url: str) -> None:
+    """Progress for long work, as elsewhere in the CLI: only on a terminal, and only when the
+    payloads do not go to that same terminal."""
+    import pty
+
+    from cli_support import LETTERLOCK, cli_env
+
+    declare(homes, url)
+    send(homes, url, b"one")
+    send(homes, url, b"not for bob", "--to", "alice")
+    primary, secondary = pty.openpty()
+    env = {**cli_env(homes.bob), "TERM": "xterm", "COLUMNS": "100"}
+    listener = subprocess.Popen(
+        [*LETTERLOCK, "listen", "--broker", url, "--topic", PATTERN, "--as", "bob",
+         "--out", str(homes.bob.parent / "inbox"), "--timeout", "1"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=secondary, env=env,
+        start_new_session=True,
+    )  # fmt: skip
+    os.close(secondary)
+    shown = b""
+    try:
+        while chunk := _read_some(primary):
+            shown += chunk
+    finally:
+        os.close(primary)
+        code = listener.wait(30)
+        assert listener.stdout is not None
+        listener.stdout.close()
+    assert code == 0, shown
+    assert b"listening: 1 handled, 1 dead-lettered" in shown
+    assert b"letterlock: handled 1 message in group" in shown
+
+
+def _read_some(fd: int) -> bytes:
+    """What a terminal shows next; b"" once the other side is closed."""
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # EIO: the listener has exited and closed the terminal
+        return b""
+
+
 # dead letters ----------------------------------------------------------------------------
 
 

@@ -35,6 +35,7 @@ import logging
 import math
 import re
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -45,6 +46,8 @@ from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
 import click
+from rich.live import Live
+from rich.spinner import Spinner
 
 import letterlock
 from letterlock import (
@@ -471,13 +474,15 @@ def _listen(listening: Listening) -> Listened:
         retry=RETRY, logger=listening.log,
     )  # fmt: skip
     handled = 0
-    with _Graceful() as graceful:
+    shows = not listening.handler.quiet and (listening.handler.out is not None or _redirected())
+    with _Graceful() as graceful, _progress(shows) as progress:
         subscription = listening.endpoint.subscribe(listening.topics, group=listening.group)
         try:
             listening.ready()
             for delivery in subscription.deliveries(idle_timeout=listening.timeout):
                 with graceful.handling():
                     handled += consumer.handle(delivery, listening.handler)
+                progress(handled, consumer.metrics)
                 if listening.count is not None and handled >= listening.count:
                     break
         except _Stopped as stop:
@@ -486,6 +491,34 @@ def _listen(listening: Listening) -> Listened:
         finally:
             subscription.close()
     return Listened(handled=handled, metrics=consumer.metrics)
+
+
+def _redirected() -> bool:
+    """stdout is not a terminal (payloads written there do not cross a status line)."""
+    return sys.stdout is not None and not sys.stdout.isatty()
+
+
+Progress = Callable[[int, Mapping[str, int]], None]
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Progress]:
+    """On a terminal, a status line below the reports while the listener runs: how many
+    messages it handled and dead-lettered. Not when payloads go to the same terminal."""
+    console = stderr_console()
+    if not enabled or not console.is_terminal or console.is_dumb_terminal:
+        yield lambda handled, metrics: None
+        return
+
+    def text(handled: int, metrics: Mapping[str, int]) -> str:
+        dead = sum(n for key, n in metrics.items() if key.startswith("dead_lettered:"))
+        return f"listening: {handled} handled, {dead} dead-lettered"
+
+    spinner = Spinner("dots", text(0, {}))
+    live = Live(spinner, console=console, transient=True, redirect_stdout=False,
+                redirect_stderr=True, refresh_per_second=8)  # fmt: skip
+    with live:
+        yield lambda handled, metrics: spinner.update(text=text(handled, metrics))
 
 
 def _ready(broker: str, name: str, group: str, quiet: bool) -> Callable[[], None]:
