@@ -32,6 +32,7 @@ from cli_support import (
     spawn,
 )
 from letterlock import PublicIdentity
+from letterlock import inspect as letterlock_inspect
 from letterlock.cli.brokers import POOL_MODULE, RETRY, default_group
 from letterlock.transports import Spool
 from letterlock.transports.urls import connect, redact
@@ -116,6 +117,24 @@ def test_send_signs_with_the_homes_only_identity_or_asks(homes: Homes, url: str)
                         stdin=b"who?")  # fmt: skip
     assert_one_line_error(result, 2, "several identities (alice, alice2); choose with --from")
     send(homes, url, b"from alice2", "--from", "alice2", "--to", "bob")
+
+
+def test_send_seals_as_seal_does(homes: Homes, url: str) -> None:
+    """The sealing options of 'seal': a hidden sender, an expiry, padding, headers."""
+    group = declare(homes, url)
+    send(homes, url, b"quiet one\n", "--hide-sender", "--expires-in", "600", "--pad", "256",
+         "--header", "kind=test", "--content-type", "text/plain")  # fmt: skip
+    with Spool(url.removeprefix("spool://")) as spool:
+        [queued] = list(spool.deliveries(group))
+        spool.nack(queued.tag, requeue=True)
+    envelope = letterlock_inspect(queued.body)  # what the broker sees
+    assert envelope.header.hidden_sender
+    assert envelope.header.sender_key_id is None
+    assert (len(envelope.ciphertext) - 16) % 256 == 0  # padded to 256-byte blocks (+ the tag)
+    result = listen(homes, url, "--count", "1")
+    assert (result.code, result.stdout) == (0, b"quiet one\n"), result
+    for shown in ("signed by: alice", "expires: ", "content type: text/plain", "header kind: test"):
+        assert shown in result.stderr
 
 
 # --out DIR -------------------------------------------------------------------------------

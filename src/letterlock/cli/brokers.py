@@ -62,7 +62,7 @@ from letterlock import (
 )
 from letterlock._fs import make_private_dir
 from letterlock.cli.home import REPLAY_RETENTION, Home
-from letterlock.cli.messages import _headers, _recipients
+from letterlock.cli.messages import MAX_EXPIRES_IN, _headers, _pad, _recipients
 from letterlock.cli.options import example, pass_home, passphrase_file_option, whole_number
 from letterlock.cli.passphrase import passphrase
 from letterlock.cli.render import (
@@ -258,6 +258,18 @@ def _sender(home: Home, name: str | None) -> str:
     help="Signed application header, readable by brokers (repeatable).",
 )
 @click.option("--content-type", metavar="TYPE", help="Signed content type, e.g. application/json.")
+@click.option(
+    "--expires-in",
+    callback=whole_number("seconds", MAX_EXPIRES_IN),
+    metavar="SECONDS",
+    help="Receivers refuse the message this long after it was sealed.",
+)
+@click.option(
+    "--hide-sender", is_flag=True, help="Hide the sender's key id from brokers (inside the AEAD)."
+)
+@click.option(
+    "--pad", metavar="padme|N", callback=_pad, help="Pad the size: Padmé, or a block of N bytes."
+)
 @click.option("--in", "input_path", type=_IN, metavar="FILE", help="Payload (default: stdin).")
 @click.option("-q", "--quiet", is_flag=True, help="Do not report the message sent on stderr.")
 @passphrase_file_option
@@ -271,6 +283,9 @@ def send_command(
     sender: str | None,
     header: tuple[str, ...],
     content_type: str | None,
+    expires_in: int | None,
+    hide_sender: bool,
+    pad: letterlock.Padding,
     input_path: str | None,
     quiet: bool,
     passphrase_file: str | None,
@@ -299,7 +314,8 @@ def send_command(
             payload = read_input(input_path)
             sealed = letterlock.seal(
                 payload, sender=identity, recipients=recipients, topic=topic, headers=headers,
-                content_type=content_type,
+                content_type=content_type, expires_in=expires_in, hide_sender=hide_sender,
+                pad=pad,
             )  # fmt: skip
             endpoint.publish(topic, sealed)
     if not quiet:
