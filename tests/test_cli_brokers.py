@@ -137,6 +137,18 @@ def test_send_seals_as_seal_does(homes: Homes, url: str) -> None:
         assert shown in result.stderr
 
 
+def test_send_refuses_a_payload_listeners_would_refuse(homes: Homes, url: str) -> None:
+    declare(homes, url)
+    result = letterlock(homes.alice, "send", "--broker", url, "--topic", TOPIC, "--to", "bob",
+                        "--hide-sender", stdin=b"x" * (1024 * 1024 + 1))  # fmt: skip
+    assert_one_line_error(result, 2, "larger than 1048576 bytes", "hidden-sender")
+    result = letterlock(homes.alice, "send", "--broker", url, "--topic", TOPIC, "--to", "bob",
+                        "--hide-sender", stdin=b"x" * (1024 * 1024 - 10))  # fmt: skip
+    assert_one_line_error(result, 2, "but listeners accept 1048576 bytes")
+    with Spool(url.removeprefix("spool://")) as spool:
+        assert list(spool.deliveries(declare(homes, url))) == []  # nothing was published
+
+
 # --out DIR -------------------------------------------------------------------------------
 
 

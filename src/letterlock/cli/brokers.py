@@ -51,6 +51,7 @@ from rich.spinner import Spinner
 
 import letterlock
 from letterlock import (
+    DEFAULT_LIMITS,
     Opened,
     Opener,
     PublicIdentity,
@@ -231,6 +232,19 @@ def _sender(home: Home, name: str | None) -> str:
     raise UsageError(f"this home has several identities ({', '.join(names)}); choose with --from")
 
 
+def _payload(path: str | None, *, hide_sender: bool) -> bytes:
+    """The payload, unless its envelope is sure to be larger than listeners accept (their
+    default limits: a listener has no --max-size), which would make it a dead letter."""
+    limit = DEFAULT_LIMITS.max_hidden_size if hide_sender else DEFAULT_LIMITS.max_size
+    try:
+        return read_input(path, limit=limit)
+    except Rejected:
+        what = "a hidden-sender envelope" if hide_sender else "an envelope"
+        raise UsageError(
+            f"the payload is larger than {limit} bytes, and listeners refuse {what} that large"
+        ) from None
+
+
 @click.command(
     "send",
     short_help="Seal a payload and publish it to a broker.",
@@ -311,12 +325,16 @@ def send_command(
             identity = home.load(
                 sender, lambda: passphrase(passphrase_file, prompt=f"Passphrase for {sender!r}: ")
             )
-            payload = read_input(input_path)
+            payload = _payload(input_path, hide_sender=hide_sender)
             sealed = letterlock.seal(
                 payload, sender=identity, recipients=recipients, topic=topic, headers=headers,
                 content_type=content_type, expires_in=expires_in, hide_sender=hide_sender,
                 pad=pad,
             )  # fmt: skip
+            limit = DEFAULT_LIMITS.max_hidden_size if hide_sender else DEFAULT_LIMITS.max_size
+            if len(sealed) > limit:
+                raise UsageError(f"the envelope would have {len(sealed)} bytes, but listeners "
+                                 f"accept {limit} bytes")  # fmt: skip
             endpoint.publish(topic, sealed)
     if not quiet:
         message_id = letterlock.inspect(sealed).header.message_id.hex()
