@@ -636,7 +636,8 @@ def _summary(listened: Listened, group: str) -> str:
     default="1",
     show_default=True,
     metavar="N",
-    help="Consumers sharing the group in this process's pool.",
+    help="Worker processes sharing the group, each opening its own messages; with several, "
+    "prefer --out DIR (large payloads of two workers could interleave on stdout).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Report only problems on stderr.")
 @passphrase_file_option
