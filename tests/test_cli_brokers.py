@@ -11,6 +11,7 @@ import json
 import os
 import re
 import selectors
+import shutil
 import signal
 import subprocess
 import time
@@ -36,7 +37,7 @@ from letterlock import inspect as letterlock_inspect
 from letterlock.cli.brokers import POOL_MODULE, RETRY, default_group
 from letterlock.transports import Spool
 from letterlock.transports.urls import connect, redact
-from services import require
+from services import require, unique
 from test_endpoints import ENDPOINTS, IDLE, Bench
 
 TOPIC = "orders.eu"
@@ -61,9 +62,11 @@ def send(homes: Homes, url: str, payload: bytes, *extra: str, topic: str = TOPIC
     return found.group(1)
 
 
-def listen(homes: Homes, url: str, *extra: str, pattern: str = PATTERN) -> Result:
-    return letterlock(homes.bob, "listen", "--broker", url, "--topic", pattern, "--as", "bob",
-                      *extra)  # fmt: skip
+def listen(
+    homes: Homes, url: str, *extra: str, pattern: str = PATTERN, home: Path | None = None
+) -> Result:
+    return letterlock(home or homes.bob, "listen", "--broker", url, "--topic", pattern,
+                      "--as", "bob", *extra)  # fmt: skip
 
 
 def declare(homes: Homes, url: str, *extra: str) -> str:
@@ -269,6 +272,45 @@ def _read_until(process: subprocess.Popen[bytes], fragment: str, timeout: float 
             assert chunk, seen.decode()
             seen += chunk
     return seen.decode()
+
+
+@pytest.fixture(params=["sqlite", "redis", "postgres"])
+def replay_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A replay store by URL, of this test's own (a file, a Redis prefix, a schema)."""
+    if request.param == "sqlite":
+        yield f"sqlite://{tmp_path}/shared-replay.db"
+        return
+    from test_replay import drop_postgres_schema, drop_redis_prefix
+
+    service = require(request.param)
+    name = unique("ll_cli").replace("-", "_")
+    if request.param == "redis":
+        yield f"{service.url}?prefix={name}"
+        drop_redis_prefix(name)
+    else:
+        yield f"{service.url}?schema={name}"
+        drop_postgres_schema(name)
+
+
+def test_listeners_on_two_hosts_share_a_replay_store_by_url(
+    homes: Homes, url: str, replay_url: str
+) -> None:
+    """bob's identity in two homes (two hosts), listening in two groups: a message both groups
+    get is handled once with a shared --replay store, and twice with each home's own."""
+    other = homes.bob.parent / "bob-elsewhere"
+    shutil.copytree(homes.bob, other)
+    shared = replay_url
+    for home, group in ((homes.bob, "here"), (other, "there"), (other, "own-record")):
+        assert listen(homes, url, "--group", group, "--timeout", "0.1", home=home).code == 0
+    send(homes, url, b"once across hosts\n")
+    here = listen(homes, url, "--group", "here", "--replay", shared, "--count", "1")
+    assert (here.code, here.stdout) == (0, b"once across hosts\n"), here
+    there = listen(homes, url, "--group", "there", "--replay", shared, "--timeout", "0.5",
+                   home=other)  # fmt: skip
+    assert (there.code, there.stdout) == (0, b""), there
+    assert "dead-lettered 1 (replayed 1)" in there.stderr
+    own = listen(homes, url, "--group", "own-record", "--count", "1", home=other)
+    assert (own.code, own.stdout) == (0, b"once across hosts\n"), own  # its home's record
 
 
 @posix_only

@@ -13,8 +13,9 @@ to its own file in ``--out DIR``, complete and synced under its final name); one
 could not be delivered is retried (:data:`RETRY`), not dead-lettered. What it refuses is
 dead-lettered with the one word ``rejected`` the broker may read; the exact reason goes to
 stderr, rate-limited. The ids of handled messages and the claims of running listeners live in
-the home, one record per identity (:meth:`~letterlock.cli.home.Home.listener_replay`), so a
-listener started again refuses what it already handled.
+the home, one record per identity (:meth:`~letterlock.cli.home.Home.listener_store`), so a
+listener started again refuses what it already handled; ``--replay URL`` keeps them in a
+Redis or PostgreSQL store instead, shared with the group's listeners on other hosts.
 
 The default group (:func:`default_group`) is derived from the identity's key and the pattern,
 so a listener killed and started again with the same ``--as`` and ``--topic`` resumes the same
@@ -78,6 +79,7 @@ from letterlock.cli.render import (
     warn,
 )
 from letterlock.cli.streams import read_input, write_output
+from letterlock.stores import ClosingReplayStore, replay_store_from_url
 from letterlock.transports import (
     DeadLetterRecord,
     Endpoint,
@@ -131,27 +133,31 @@ def default_group(identity: PublicIdentity, name: str, pattern: str) -> str:
 
 @contextmanager
 def _scrubbed(url: str, *values: str) -> Iterator[None]:
-    """Errors raised inside, with the URL's password (if any) replaced by ``***``, and the URL,
-    its path (a spool's file) and other long ``values`` the user gave cut short.
+    """Errors raised inside, with the password of ``url`` and of any URL among ``values``
+    replaced by ``***``, and long arguments (the URL, its path: a spool's file, ``values``)
+    cut short.
 
     An adapter or its client library may quote the URL it was given; the CLI's one-line error
     must not print the password, nor echo a 10,000-character argument back. (KeyboardInterrupt
     and signals pass untouched.)
     """
-    paths: tuple[str, ...]
-    try:
-        parts = urlsplit(url)
-        password, paths = parts.password, (parts.path, unquote(parts.path))
-    except ValueError:
-        password, paths = None, ()
-    secrets = {s for s in (password, unquote(password or "")) if s}
+    secrets: set[str] = set()
+    shown = {url, _redact(url), *values}
+    for given in (url, *values):
+        try:
+            parts = urlsplit(given)
+        except ValueError:
+            continue
+        secrets.update(s for s in (parts.password, unquote(parts.password or "")) if s)
+        if given == url:
+            shown.update((parts.path, unquote(parts.path)))
     try:
         yield
     except Exception as exc:
         text = original = str(exc)
         for secret in secrets:
             text = text.replace(secret, "***")
-        for value in sorted({url, _redact(url), *paths, *values}, key=len, reverse=True):
+        for value in sorted(shown, key=len, reverse=True):
             if len(value) > _LONGEST_SHOWN:
                 text = text.replace(repr(value), quoted(value)).replace(value, quoted(value))
         if text == original:
@@ -378,13 +384,20 @@ class ListenerOpener:
     home: Path
     name: str
     secret: bytes = field(repr=False)
+    replay: str | None = None  #: ``--replay URL``; None: the identity's record in the home
 
     def __call__(self) -> Opener:
         home = Home(self.home)
         home.check()
         identity = home.load(self.name, lambda: self.secret)
-        window = ReplayWindow(home.listener_store(self.name), max_age=REPLAY_RETENTION)
+        window = ReplayWindow(_replay_store(home, self.name, self.replay), max_age=REPLAY_RETENTION)
         return Opener(identity, trust=home.trust(home.own_publics(warn=warn)), replay=window)
+
+
+def _replay_store(home: Home, name: str, url: str | None) -> ClosingReplayStore:
+    """Where a listener keeps the ids it handled and its claims: ``--replay URL``, or the
+    identity's record in the home (shared by the listeners of this host)."""
+    return home.listener_store(name) if url is None else replay_store_from_url(url)
 
 
 class _Noted(logging.Handler):
@@ -639,6 +652,13 @@ def _summary(listened: Listened, group: str) -> str:
     help="Worker processes sharing the group, each opening its own messages; with several, "
     "prefer --out DIR (large payloads of two workers could interleave on stdout).",
 )
+@click.option(
+    "--replay",
+    metavar="URL",
+    help="Where the ids of handled messages and the claims of running listeners are kept: "
+    "redis://... or postgresql://... to share them with listeners on other hosts, "
+    "sqlite:///path (default: a record per identity in the home).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Report only problems on stderr.")
 @passphrase_file_option
 @pass_home
@@ -653,6 +673,7 @@ def listen_command(
     timeout: float | None,
     out_dir: str | None,
     workers: int,
+    replay: str | None,
     quiet: bool,
     passphrase_file: str | None,
 ) -> None:
@@ -670,7 +691,7 @@ def listen_command(
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         make_private_dir(out)
-    with _scrubbed(broker, pattern):
+    with _scrubbed(broker, pattern, *([replay] if replay else [])):
         public = home.public(name)
         own = home.own_publics(warn=warn)
         group = group or default_group(public, name, pattern)
@@ -678,8 +699,10 @@ def listen_command(
             topics = _topics(endpoint, pattern)
             secret = passphrase(passphrase_file, prompt=f"Passphrase for {name!r}: ")
             identity = home.load(name, lambda: secret)  # a wrong passphrase fails here, once
-            factory = ListenerOpener(home.root, name, secret) if workers > 1 else None
-            with home.listener_replay(name) as window:
+            factory = ListenerOpener(home.root, name, secret, replay) if workers > 1 else None
+            with _replay_store(home, name, replay) as store:
+                # older messages are refused (expired): the record forgets their ids by then
+                window = ReplayWindow(store, max_age=REPLAY_RETENTION)
                 opener = Opener(identity, trust=home.trust(own), replay=window)
                 listening = Listening(
                     url=broker, endpoint=endpoint, group=group, topics=topics, opener=opener,

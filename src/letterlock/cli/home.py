@@ -7,7 +7,7 @@ Layout (directories 0700, private files 0600)::
     HOME/known_senders         pinned senders (letterlock.Pins text, like ssh's known_hosts)
     HOME/replay.sqlite         ids of opened messages (letterlock.stores.sqlite)
     HOME/listen/NAME.sqlite    ids of messages ``listen --as NAME`` handled, and the claims of
-                               its running listeners (one per identity: see listener_replay)
+                               its running listeners (one per identity: see listener_store)
     HOME/.lock                 held (flock) by a command that changes known_senders or
                                identities/, from reading them to the atomic rename
 
@@ -341,27 +341,16 @@ class Home:
             store.prune(now - REPLAY_RETENTION)
             yield ReplayWindow(store, max_age=max_age, prune_every=_NEVER)
 
-    @contextmanager
-    def listener_replay(self, name: str) -> Iterator[ReplayWindow]:
+    def listener_store(self, name: str) -> SQLiteReplayStore:
         """The replay record of the listeners of own identity ``name`` (``listen --as NAME``).
 
         Apart from ``open``'s record: every listener of ``name`` on this host, in any group,
         claims each message in it before its handler runs and records it after, so a copy
         delivered twice (two groups, a redelivery after a crash) is handled once, and a
         listener started again refuses what it already handled. One file per identity, so
-        one identity's long-running listeners never hold up another's or ``open``. Messages
-        older than :data:`REPLAY_RETENTION` are refused (``expired``): the record forgets
-        their ids then, so it could not tell a replay from a first delivery.
+        one identity's long-running listeners never hold up another's or ``open``; safe to
+        share between the processes of this host (a pool's workers).
         """
-        store = self.listener_store(name)
-        try:
-            yield ReplayWindow(store, max_age=REPLAY_RETENTION)
-        finally:
-            store.close()
-
-    def listener_store(self, name: str) -> SQLiteReplayStore:
-        """The store under :meth:`listener_replay`, for a process that keeps it open for its
-        life (a pool worker); shared safely by every process of this host."""
         path = self.listen_dir / f"{check_identity_name(name)}.sqlite"
         self._make(self.listen_dir)
         check_file(path)  # a new one is made by the store (mode 0600)
