@@ -6,6 +6,8 @@ Layout (directories 0700, private files 0600)::
     HOME/identities/NAME.pub   its public identity, one text line
     HOME/known_senders         pinned senders (letterlock.Pins text, like ssh's known_hosts)
     HOME/replay.sqlite         ids of opened messages (letterlock.stores.sqlite)
+    HOME/listen/NAME.sqlite    ids of messages ``listen --as NAME`` handled, and the claims of
+                               its running listeners (one per identity: see listener_store)
     HOME/.lock                 held (flock) by a command that changes known_senders or
                                identities/, from reading them to the atomic rename
 
@@ -110,6 +112,7 @@ class Home:
         self.identities = root / "identities"
         self.known_senders = root / "known_senders"
         self.replay_db = root / "replay.sqlite"
+        self.listen_dir = root / "listen"
         self.lock_path = root / ".lock"
         self._checked = False
 
@@ -337,6 +340,21 @@ class Home:
             # one process) never runs: prune here, or the record grows forever.
             store.prune(now - REPLAY_RETENTION)
             yield ReplayWindow(store, max_age=max_age, prune_every=_NEVER)
+
+    def listener_store(self, name: str) -> SQLiteReplayStore:
+        """The replay record of the listeners of own identity ``name`` (``listen --as NAME``).
+
+        Apart from ``open``'s record: every listener of ``name`` on this host, in any group,
+        claims each message in it before its handler runs and records it after, so a copy
+        delivered twice (two groups, a redelivery after a crash) is handled once, and a
+        listener started again refuses what it already handled. One file per identity, so
+        one identity's long-running listeners never hold up another's or ``open``; safe to
+        share between the processes of this host (a pool's workers).
+        """
+        path = self.listen_dir / f"{check_identity_name(name)}.sqlite"
+        self._make(self.listen_dir)
+        check_file(path)  # a new one is made by the store (mode 0600)
+        return SQLiteReplayStore(path)
 
 
 def _lock_exclusively(fd: int) -> None:

@@ -26,6 +26,7 @@ from rich.console import Console
 
 import letterlock
 from letterlock import LetterlockError, Rejected, UsageError
+from letterlock.cli.brokers import dlq_group, listen_command, send_command
 from letterlock.cli.home import HOME_ENV, Home
 from letterlock.cli.keys import id_group, trust_group
 from letterlock.cli.messages import inspect_command, open_command, seal_command
@@ -79,6 +80,9 @@ cli.add_command(trust_group)
 cli.add_command(seal_command)
 cli.add_command(open_command)
 cli.add_command(inspect_command)
+cli.add_command(send_command)
+cli.add_command(listen_command)
+cli.add_command(dlq_group)
 
 
 @cli.command(
