@@ -146,6 +146,12 @@ def _nats_cleanup(bench: Bench) -> None:
     delete_streams(bench.prefix, broker.dead)
 
 
+def _forget_mqtt_group(bench: Bench) -> None:
+    """End the group's persistent sessions (consumer and dead letters) on the shared broker."""
+    forget = getattr(bench.endpoint, "forget")  # noqa: B009 - MqttEndpoint's, not the seam's
+    forget(bench.group)
+
+
 #: name -> kind; one per adapter.
 ENDPOINTS: dict[str, Kind] = {
     "spool": Kind(None, lambda tmp: f"spool://{tmp}/spool.db"),
@@ -156,6 +162,8 @@ ENDPOINTS: dict[str, Kind] = {
         lambda tmp: f"nats://127.0.0.1:4222?lease=5&fetch_timeout=0.2&dead={unique('dead')}",
         _nats_cleanup,
     ),
+    "mqtt5": Kind("mqtt", lambda tmp: "mqtt://127.0.0.1:1883", _forget_mqtt_group),
+    "mqtt311": Kind("mqtt", lambda tmp: "mqtt://127.0.0.1:1883?version=3.1.1", _forget_mqtt_group),
 }
 
 

@@ -1,0 +1,556 @@
+"""MQTT (paho-mqtt 2, MQTT 5 or 3.1.1): the envelope is the payload, QoS 1, a session per group.
+
+``mqtt://[user:password@]host[:port][?query]`` (``mqtts://`` for TLS with the system's CA
+certificates). Query parameters:
+
+=======================  ======================================================================
+``version=5``            the protocol: ``5`` (the default) or ``3.1.1``
+``session_expiry=S``     MQTT 5: seconds a group's session outlives its last consumer
+                         (default 604800, a week); 3.1.1 sessions last as the broker keeps them
+``keepalive=S``          the MQTT keep-alive (default 60)
+``timeout=S``            how long a connect, SUBACK or PUBACK is waited for (default 10)
+``lease=S``              accepted for every URL's sake, and has no effect: MQTT has no per-message
+                         lease; an unacked message goes back only when its consumer disconnects
+=======================  ======================================================================
+
+What MQTT has, and what the adapter makes of it:
+
+* A **group** is a persistent session: client id ``letterlock/<group>``, connected with
+  ``clean_start=False`` and a session expiry (MQTT 5) or ``clean_session=False`` (3.1.1). The
+  broker queues for it what matches its subscriptions while no consumer is connected, and
+  resends every unacked message when one connects again: MQTT's only redelivery, which serves
+  crashes. One consumer per group at a time: a second one with the same group takes the session
+  over (MQTT 5 reports it, reason 142, and the consumer that lost it stops with a
+  TransportError; a 3.1.1 broker only closes the connection, and two such consumers would take
+  it from each other in turn).
+* **Ack** is ``client.ack(mid, qos)`` (paho's ``manual_ack=True``): nothing is acked before the
+  handler returned. paho's network loop runs in its own thread (``loop_start``) and hands each
+  message to a queue that :meth:`Subscription.deliveries` reads; ``ack`` only appends a PUBACK to
+  paho's outgoing deque (one atomic append) and wakes the loop, so settling from the iterating
+  thread is safe. A delivery from before a reconnect is not acked on the new connection (its
+  packet id may name the resent copy): settling it raises LeaseLost, and its resent copy comes.
+* **No nack, no delay, no attempt count** (``dup`` says only "maybe seen before"): attempts is
+  None, so a refusal is never retried (see :mod:`~letterlock.transports.decide`). A Retry (a copy
+  another consumer's live claim holds) keeps the message unacked in the session, where a crash
+  leaves it for the next consumer, and hands the same delivery out again after the delay.
+* **Dead letters**: MQTT keeps none, so the adapter publishes the exact bytes to
+  ``letterlock/dead/<group>`` (QoS 1) and acks the original only after the broker's PUBACK. With
+  MQTT 5 the reason, the topic the broker reported and the time travel as user properties
+  (``reason``, ``topic``, ``dead_at``); 3.1.1 has no properties, so the payload is framed:
+  ``b"LLDL\\x01"``, the reason (1 length byte), the topic (2 length bytes, big-endian, UTF-8),
+  ``dead_at`` (8 bytes, big-endian IEEE double), then the bytes. A group's dead letters wait in
+  a session of their own (``letterlock/dead/<group>``, subscribed when the group is), never as
+  retained messages. MQTT cannot list a topic without taking its messages:
+  :meth:`MqttEndpoint.dead_letters` takes them without acking (so they stay in that session and
+  come again) and stops at a marker it publishes after them, so it lists at most what the broker
+  sends unacked at once (MQTT 5: every one, up to 65535; a 3.1.1 broker its in-flight window,
+  ``max_inflight_messages``, 20 in Mosquitto). :meth:`MqttEndpoint.redrive` republishes each to
+  ``letterlock/redrive/<group>``, which only that group subscribes to, and acks it after the
+  PUBACK. One caller of ``dead_letters``/``redrive`` per group at a time (they share a session).
+* **Publish** is QoS 1 and waits for the PUBACK. An MQTT 5 broker says when no subscription
+  matches (reason 16, "no matching subscribers"): Unroutable; a 3.1.1 broker drops it unseen.
+* **Limits of the broker**, not of the adapter: Mosquitto keeps at most ``max_queued_messages``
+  (default 1000) per session beyond those in flight, and drops QoS 1 messages over it, for a
+  slow consumer as for an absent one; set ``max_queued_messages 0`` (no limit) where nothing
+  may be lost. The same holds for the dead-letter session.
+
+Every paho error, ``OSError``, and paho's ``ValueError``/``RuntimeError`` leave as
+:class:`~letterlock.errors.TransportError` (:func:`~letterlock._edges.map_exceptions`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import queue
+import ssl
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Final
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from letterlock._edges import ExceptionMapping, map_exceptions
+from letterlock.core.topics import Dialect, Topics
+from letterlock.errors import TransportError, UsageError
+from letterlock.transports.base import (
+    DeadLetterRecord,
+    Delivery,
+    LeaseLost,
+    Subscription,
+    Unroutable,
+)
+from letterlock.transports.decide import Ack, DeadLetter, Retry, Settlement
+
+__all__ = ["MqttEndpoint", "MqttSettings"]
+
+#: Where a group's dead letters go, and where its redriven ones come back (``/<group>``).
+DEAD_ROOT: Final = "letterlock/dead"
+REDRIVE_ROOT: Final = "letterlock/redrive"
+_SESSION_ROOT: Final = "letterlock"
+_DL_MAGIC: Final = b"LLDL\x01"
+_MARKER: Final = "letterlock-marker"
+_NO_MATCHING_SUBSCRIBERS: Final = 16
+_SESSION_TAKEN_OVER: Final = 142
+_ERRORS: Final[ExceptionMapping] = {
+    OSError: TransportError,
+    ValueError: TransportError,  # paho's refusals (a topic, a payload); never our UsageError
+    RuntimeError: TransportError,  # paho's wait_for_publish on a failed publish
+}
+_VERSIONS: Final = {"5": MQTTProtocolVersion.MQTTv5, "3.1.1": MQTTProtocolVersion.MQTTv311}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MqttSettings:
+    """Where the broker is and how to talk to it (what an ``mqtt://`` URL says)."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    tls: bool = False
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    version: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5
+    session_expiry: int = 604_800
+    keepalive: int = 60
+    timeout: float = 10.0
+    lease: float | None = None  #: accepted, no effect: MQTT has no per-message lease
+
+    @property
+    def v5(self) -> bool:
+        return self.version is MQTTProtocolVersion.MQTTv5
+
+    @classmethod
+    def from_url(cls, url: str) -> MqttSettings:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts") or parts.path not in ("", "/"):
+            raise UsageError("an MQTT URL is mqtt://[user:password@]host[:port][?version=3.1.1]")
+        tls = parts.scheme == "mqtts"
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise UsageError(f"bad port in MQTT URL: {exc}") from None
+        query = dict(parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False))
+        unknown = set(query) - {"version", "session_expiry", "keepalive", "timeout", "lease"}
+        if unknown:
+            raise UsageError(f"unknown MQTT URL parameters: {', '.join(sorted(unknown))}")
+        version = query.get("version", "5")
+        if version not in _VERSIONS:
+            raise UsageError("MQTT version is 5 or 3.1.1")
+        expiry, keepalive, timeout = (
+            _number(query, name, low=low) for name, low in
+            (("session_expiry", 0), ("keepalive", 1), ("timeout", 0.001))
+        )  # fmt: skip
+        return cls(
+            host=parts.hostname or "127.0.0.1",
+            port=port if port is not None else (8883 if tls else 1883),
+            tls=tls,
+            username=unquote(parts.username) if parts.username is not None else None,
+            password=unquote(parts.password) if parts.password is not None else None,
+            version=_VERSIONS[version],
+            session_expiry=604_800 if expiry is None else int(expiry),
+            keepalive=60 if keepalive is None else int(keepalive),
+            timeout=10.0 if timeout is None else timeout,
+            lease=_number(query, "lease", low=0.001),
+        )
+
+
+def _number(query: dict[str, str], name: str, *, low: float) -> float | None:
+    text = query.get(name)
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"MQTT URL parameter {name} must be a number, not {text!r}") from None
+    if not value >= low:
+        raise UsageError(f"MQTT URL parameter {name} must be at least {low}")
+    return value
+
+
+def _check_group(group: str) -> str:
+    if not isinstance(group, str) or not 0 < len(group) <= 200:
+        raise UsageError("an MQTT group is 1 to 200 characters")
+    if any(c in group for c in "/+#\0") or group.startswith("$") or not group.isprintable():
+        raise UsageError("an MQTT group is one printable topic level: no '/', '+', '#' or '$'")
+    return group
+
+
+def _failed(what: str, rc: MQTTErrorCode | ReasonCode | int) -> TransportError:
+    text = paho.error_string(rc) if isinstance(rc, MQTTErrorCode) else str(rc)
+    return TransportError(f"MQTT {what} failed: {text}")
+
+
+class _Connection:
+    """One paho client with its network loop in a thread, connected before it is returned."""
+
+    def __init__(self, settings: MqttSettings, client_id: str, *, persistent: bool) -> None:
+        self.settings = settings
+        self.inbox: queue.Queue[tuple[int, paho.MQTTMessage] | TransportError] = queue.Queue()
+        self.generation = 0  #: connections so far; a packet id is valid within one only
+        self.taken_over = False
+        self._connected = threading.Event()
+        self._refused: ReasonCode | None = None
+        self._acks: dict[int, ReasonCode] = {}
+        self._subacks: dict[int, list[ReasonCode]] = {}
+        self._done = threading.Condition()
+        v5 = settings.v5
+        with map_exceptions(_ERRORS):
+            client = paho.Client(
+                CallbackAPIVersion.VERSION2, client_id=client_id, protocol=settings.version,
+                clean_session=None if v5 else not persistent, manual_ack=True,
+            )  # fmt: skip
+            if settings.username is not None:
+                client.username_pw_set(settings.username, settings.password)
+            if settings.tls:
+                client.tls_set_context(ssl.create_default_context())
+            client.on_connect = self._on_connect
+            client.on_disconnect = self._on_disconnect
+            client.on_message = self._on_message
+            client.on_publish = self._on_publish
+            client.on_subscribe = self._on_subscribe
+            properties = None
+            if v5:
+                properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+                properties.SessionExpiryInterval = settings.session_expiry if persistent else 0
+            client.connect(
+                settings.host, settings.port, settings.keepalive,
+                clean_start=not persistent if v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
+                properties=properties,
+            )  # fmt: skip
+            client.loop_start()
+        self.client = client
+        if not self._connected.wait(settings.timeout) or self._refused is not None:
+            self.close()
+            raise _failed("connect", self._refused or MQTTErrorCode.MQTT_ERR_NO_CONN)
+
+    # paho's callbacks (its network thread) ----------------------------------------------
+
+    def _on_connect(self, client: paho.Client, userdata: object, flags: object,
+                    reason: ReasonCode, properties: object) -> None:  # fmt: skip
+        if reason.is_failure:
+            self._refused = reason
+        else:
+            self.generation += 1
+        self._connected.set()
+
+    def _on_disconnect(self, client: paho.Client, userdata: object, flags: object,
+                       reason: ReasonCode, properties: object) -> None:  # fmt: skip
+        if reason == _SESSION_TAKEN_OVER:
+            self.taken_over = True
+            self.inbox.put(TransportError("another consumer of this group took its session over"))
+            client.disconnect()  # and stop reconnecting: two would take it from each other
+
+    def _on_message(self, client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
+        self.inbox.put((self.generation, message))
+
+    def _on_publish(self, client: paho.Client, userdata: object, mid: int, reason: ReasonCode,
+                    properties: object) -> None:  # fmt: skip
+        with self._done:
+            self._acks[mid] = reason
+            self._done.notify_all()
+
+    def _on_subscribe(self, client: paho.Client, userdata: object, mid: int,
+                      reasons: list[ReasonCode], properties: object) -> None:  # fmt: skip
+        with self._done:
+            self._subacks[mid] = reasons
+            self._done.notify_all()
+
+    # calls from the caller's thread -----------------------------------------------------
+
+    def _wait(self, table: dict[int, object], mid: int, what: str) -> object:
+        with self._done:
+            if not self._done.wait_for(lambda: mid in table, self.settings.timeout):
+                raise TransportError(f"MQTT {what}: no answer within {self.settings.timeout} s")
+            return table.pop(mid)
+
+    def publish(self, topic: str, body: bytes, properties: Properties | None = None) -> int:
+        """Publish at QoS 1 and wait for the PUBACK; Unroutable if MQTT 5 says nobody listens."""
+        with map_exceptions(_ERRORS):
+            info = self.client.publish(topic, body, qos=1, properties=properties)
+            if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+                raise _failed("publish", info.rc)
+        reason = self._wait(self._acks, info.mid, "publish")  # type: ignore[arg-type]
+        assert isinstance(reason, ReasonCode)
+        if reason == _NO_MATCHING_SUBSCRIBERS:
+            raise Unroutable(f"no MQTT subscription matches {topic!r}")
+        if reason.is_failure:
+            raise _failed("publish", reason)
+        return info.mid
+
+    def subscribe(self, filters: list[str]) -> None:
+        """Subscribe at QoS 1 and wait for the SUBACK."""
+        with map_exceptions(_ERRORS):
+            rc, mid = self.client.subscribe([(f, 1) for f in filters])
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
+            raise _failed("subscribe", rc)
+        reasons = self._wait(self._subacks, mid, "subscribe")  # type: ignore[arg-type]
+        assert isinstance(reasons, list)
+        for reason in reasons:
+            if reason.is_failure:
+                raise _failed("subscribe", reason)
+
+    def ack(self, mid: int, qos: int) -> None:
+        with map_exceptions(_ERRORS):
+            rc = self.client.ack(mid, qos)
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise _failed("ack", rc)
+
+    def close(self) -> None:
+        """Disconnect; what was not acked stays with a persistent session."""
+        with map_exceptions(_ERRORS):
+            self.client.disconnect()
+            self.client.loop_stop()
+
+
+@dataclass(order=True)
+class _Held:
+    due: float
+    order: int
+    delivery: Delivery = field(compare=False)
+
+
+class _MqttSubscription:
+    """A consumer on a group's session: yields what paho's loop put in the inbox."""
+
+    def __init__(self, connection: _Connection, group: str) -> None:
+        self.connection = connection
+        self.group = group
+        self.closed = False
+        self._held: list[_Held] = []
+        self._order = itertools.count()
+
+    def deliveries(self, *, idle_timeout: float | None = None) -> Iterator[Delivery]:
+        idle_since = time.monotonic()
+        while not self.closed:
+            now = time.monotonic()
+            if self._held and self._held[0].due <= now:
+                yield heapq.heappop(self._held).delivery
+                idle_since = time.monotonic()
+                continue
+            waits = [] if idle_timeout is None else [idle_since + idle_timeout - now]
+            if self._held:
+                waits.append(self._held[0].due - now)
+            try:
+                item = self.connection.inbox.get(timeout=max(0.0, min(waits)) if waits else None)
+            except queue.Empty:
+                if idle_timeout is not None and time.monotonic() - idle_since >= idle_timeout:
+                    return
+                continue
+            if isinstance(item, TransportError):
+                raise item
+            generation, message = item
+            if generation != self.connection.generation:
+                continue  # from before a reconnect: the broker sends it again on this one
+            yield Delivery(
+                tag=f"{generation}:{message.mid}:{message.qos}", queue=self.group,
+                topic=message.topic, body=bytes(message.payload), attempts=None,
+                ref=f"mid {message.mid}",
+            )  # fmt: skip
+            idle_since = time.monotonic()
+
+    def hold(self, delivery: Delivery, delay: float) -> None:
+        """Hand ``delivery`` out again after ``delay`` s; unacked meanwhile (crash-safe)."""
+        heapq.heappush(self._held, _Held(time.monotonic() + delay, next(self._order), delivery))
+
+    def close(self) -> None:
+        self.closed = True
+        self.connection.close()
+
+
+class MqttEndpoint:
+    """An MQTT broker by URL (see the module): publish, subscribe a group, settle, dead letters."""
+
+    #: MQTT topic filters: ``/`` separates levels, ``+`` is one level, ``#`` the rest.
+    dialect: Final = Dialect.MQTT
+
+    def __init__(self, settings: MqttSettings) -> None:
+        self.settings = settings
+        self._publisher = _Connection(settings, "", persistent=False)
+        self._subscriptions: dict[str, _MqttSubscription] = {}
+
+    @classmethod
+    def from_url(cls, url: str) -> MqttEndpoint:
+        """``mqtt://host:port?version=3.1.1&session_expiry=S&lease=S`` (see the module)."""
+        return cls(MqttSettings.from_url(url))
+
+    # the broker seam ---------------------------------------------------------------------
+
+    def publish(self, topic: str, body: bytes, *, now: float | None = None) -> int:
+        """Publish at QoS 1 once the broker's PUBACK came; the packet id."""
+        return self._publisher.publish(topic, bytes(body))
+
+    def settle(
+        self, delivery: Delivery, settlement: Settlement, *, now: float | None = None
+    ) -> None:
+        """Ack; hold for a retry; or publish a dead-letter copy, wait for its PUBACK, then ack."""
+        subscription, mid, qos = self._owner(delivery)
+        match settlement:
+            case Ack():
+                subscription.connection.ack(mid, qos)
+            case Retry(delay=delay):
+                subscription.hold(delivery, delay)
+            case DeadLetter(reason=reason):
+                self._publisher.publish(
+                    f"{DEAD_ROOT}/{delivery.queue}",
+                    *_dead_letter(self.settings.v5, reason.value, delivery.topic, delivery.body),
+                )  # fmt: skip
+                self._owner(delivery)  # a reconnect while waiting: the resent copy settles
+                subscription.connection.ack(mid, qos)
+
+    def extend_lease(self, delivery: Delivery, *, now: float | None = None) -> None:
+        """Nothing to extend: MQTT has no lease (a delivery stays until its consumer leaves)."""
+
+    def _owner(self, delivery: Delivery) -> tuple[_MqttSubscription, int, int]:
+        subscription = self._subscriptions.get(delivery.queue)
+        generation, mid, qos = (int(part) for part in delivery.tag.split(":"))
+        if (
+            subscription is None
+            or subscription.closed
+            or subscription.connection.generation != generation
+        ):
+            raise LeaseLost("the connection that took this delivery is gone; it comes again")
+        return subscription, mid, qos
+
+    # by URL ------------------------------------------------------------------------------
+
+    def subscribe(self, topics: Topics, *, group: str) -> Subscription:
+        """Attach to ``group``'s persistent session, subscribed to ``topics`` (and its redrive
+        topic); its dead-letter session is subscribed too, so no dead letter is published to
+        nobody."""
+        if topics.dialect is not Dialect.MQTT:
+            raise UsageError("MQTT subscriptions are MQTT topic filters ('/', '+' and '#')")
+        _check_group(group)
+        old = self._subscriptions.get(group)
+        if old is not None and not old.closed:
+            raise UsageError(f"group {group!r} already has a consumer on this endpoint")
+        dead = _Connection(self.settings, f"{_SESSION_ROOT}/dead/{group}", persistent=True)
+        try:
+            dead.subscribe([f"{DEAD_ROOT}/{group}"])
+        finally:
+            dead.close()
+        connection = _Connection(self.settings, f"{_SESSION_ROOT}/{group}", persistent=True)
+        try:
+            connection.subscribe([*topics.patterns, f"{REDRIVE_ROOT}/{group}"])
+        except BaseException:
+            connection.close()
+            raise
+        subscription = _MqttSubscription(connection, group)
+        self._subscriptions[group] = subscription
+        return subscription
+
+    def dead_letters(self, group: str, /, *, limit: int | None = None) -> list[DeadLetterRecord]:
+        """The group's dead letters, oldest first, taken unacked so they stay (see the module)."""
+        records: list[DeadLetterRecord] = []
+        for _message, record in self._dead(group, redrive=False):
+            records.append(record)
+            if limit is not None and len(records) >= limit:
+                break
+        return records
+
+    def redrive(self, group: str, /) -> int:
+        """Republish each dead letter to the group's redrive topic, acking it after the PUBACK."""
+        return sum(1 for _ in self._dead(group, redrive=True))
+
+    def _dead(
+        self, group: str, *, redrive: bool
+    ) -> Iterator[tuple[paho.MQTTMessage, DeadLetterRecord]]:
+        _check_group(group)
+        connection = _Connection(self.settings, f"{_SESSION_ROOT}/dead/{group}", persistent=True)
+        try:
+            marker = f"{_MARKER}-{time.monotonic_ns()}".encode()
+            connection.publish(f"{DEAD_ROOT}/{group}", *_dead_letter(
+                self.settings.v5, _MARKER, "", marker))  # fmt: skip
+            seq = itertools.count(1)
+            while True:
+                try:
+                    item = connection.inbox.get(timeout=self.settings.timeout)
+                except queue.Empty:
+                    return  # the marker did not come: a full in-flight window (3.1.1)
+                if isinstance(item, TransportError):
+                    raise item
+                _generation, message = item
+                record = _read_dead_letter(message, group, next(seq))
+                if record.reason == _MARKER:
+                    if record.body == marker:
+                        connection.ack(message.mid, message.qos)
+                        return
+                    connection.ack(message.mid, message.qos)  # an earlier call's, left over
+                    continue
+                if redrive:
+                    connection.publish(f"{REDRIVE_ROOT}/{group}", record.body)
+                    connection.ack(message.mid, message.qos)
+                yield message, record
+        finally:
+            connection.close()
+
+    def forget(self, group: str, /) -> None:
+        """End ``group``'s sessions for good: what waits in them, dead letters included, is gone."""
+        _check_group(group)
+        subscription = self._subscriptions.pop(group, None)
+        if subscription is not None and not subscription.closed:
+            subscription.close()
+        for client_id in (f"{_SESSION_ROOT}/{group}", f"{_SESSION_ROOT}/dead/{group}"):
+            _Connection(self.settings, client_id, persistent=False).close()
+
+    def close(self) -> None:
+        """Disconnect the publisher and every consumer; sessions and what waits in them stay."""
+        for subscription in self._subscriptions.values():
+            if not subscription.closed:
+                subscription.close()
+        self._subscriptions.clear()
+        self._publisher.close()
+
+
+def _dead_letter(v5: bool, reason: str, topic: str, body: bytes) -> tuple[bytes, Properties | None]:
+    """The payload and properties of a dead-letter copy (module: user properties or framing)."""
+    dead_at = time.time()
+    if v5:
+        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        properties.UserProperty = [("reason", reason), ("topic", topic), ("dead_at", repr(dead_at))]
+        return body, properties
+    word, where = reason.encode(), topic.encode()
+    head = struct.pack(
+        f"!B{len(word)}sH{len(where)}sd", len(word), word, len(where), where, dead_at
+    )
+    return _DL_MAGIC + head + body, None
+
+
+def _read_dead_letter(message: paho.MQTTMessage, group: str, seq: int) -> DeadLetterRecord:
+    """A dead-letter copy as a record; TransportError for one this adapter did not write."""
+    payload = bytes(message.payload)
+    said = dict(getattr(message.properties, "UserProperty", None) or [])
+    try:
+        if "reason" in said:  # MQTT 5: the user properties say it, the payload is the bytes
+            reason, topic, body = said["reason"], said["topic"], payload
+            dead_at = float(said["dead_at"])
+        else:
+            reason, topic, dead_at, body = _unframe(payload)
+    except (KeyError, ValueError, struct.error) as exc:
+        raise TransportError(f"a message on {DEAD_ROOT}/{group} is no dead letter") from exc
+    return DeadLetterRecord(
+        queue=group, seq=seq, topic=topic, body=body, attempts=0, reason=reason,
+        published=0.0, dead_at=dead_at,
+    )  # fmt: skip
+
+
+def _unframe(payload: bytes) -> tuple[str, str, float, bytes]:
+    """The 3.1.1 framing of a dead letter (see the module): reason, topic, dead_at, bytes."""
+    if not payload.startswith(_DL_MAGIC):
+        raise ValueError("no dead-letter framing")
+    at = len(_DL_MAGIC)
+    (size,) = struct.unpack_from("!B", payload, at)
+    reason = payload[at + 1 : at + 1 + size].decode()
+    at += 1 + size
+    (size,) = struct.unpack_from("!H", payload, at)
+    topic = payload[at + 2 : at + 2 + size].decode()
+    at += 2 + size
+    (dead_at,) = struct.unpack_from("!d", payload, at)
+    return reason, topic, dead_at, payload[at + 8 :]
