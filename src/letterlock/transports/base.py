@@ -68,19 +68,23 @@ run (``process_data_events(time_limit=0)``; nothing on aio-pika, whose loop runs
 mode: pika's ``UnroutableError`` is Unroutable, ``NackError`` and every
 ``pika.exceptions.AMQPError`` (aio-pika: ``aio_pika.exceptions.AMQPException``) a TransportError.
 
-**MQTT** (paho-mqtt 2): push only: ``Client(CallbackAPIVersion.VERSION2, manual_ack=True)``
-(or ``manual_ack_set(True)``), ``on_message(client, userdata, message)``; the tag carries
-``message.mid`` and ``message.qos``, the topic is ``message.topic``. MQTT has no nack, no
-attempt count (``message.dup`` says only "maybe seen before") and no delay, so attempts is None
-and the consumer never asks for a retry. Ack is ``client.ack(mid, qos)``; DeadLetter publishes
-the bytes to the adapter's dead-letter topic (say ``letterlock/dead/<queue>``, QoS 1, the reason
-as an MQTT 5 user property), waits for its PUBACK (``MQTTMessageInfo.wait_for_publish()``), then
-acks. A message never acked stays with the persistent session and comes back on reconnect:
-MQTT's only redelivery, which serves crashes. No lease: ``extend_lease`` does nothing. Publish
-is ``client.publish(topic, body, qos=1)`` and ``wait_for_publish``; an error code other than
-``MQTT_ERR_SUCCESS``, ``OSError`` and paho's exceptions become TransportError (``ValueError``
-too: :func:`~letterlock._edges.map_exceptions` never turns our UsageError, also a ValueError,
-into one). A topic nobody subscribes to is dropped by the broker unseen: no Unroutable.
+**MQTT** (paho-mqtt 2, :mod:`letterlock.transports.mqtt`): push:
+``Client(CallbackAPIVersion.VERSION2, manual_ack=True)``, ``on_message(client, userdata,
+message)`` feeding a queue that the subscription's ``deliveries`` reads; the tag carries the
+connection, ``message.mid`` and ``message.qos``, the topic is ``message.topic``. MQTT has no
+nack, no attempt count (``message.dup`` says only "maybe seen before") and no delay, so attempts
+is None and no refusal is retried. Ack is ``client.ack(mid, qos)``, on the connection the
+delivery came on only (LeaseLost otherwise). Retry (a busy copy only, since attempts is None)
+keeps the delivery unacked and hands it out again after the delay: the broker cannot. DeadLetter
+publishes the bytes to ``letterlock/dead/<group>`` (QoS 1, the reason as an MQTT 5 user
+property, a small framing in 3.1.1), waits for its PUBACK, then acks. A message never acked
+stays with the group's persistent session and comes back when a consumer connects again: MQTT's
+only redelivery, which serves crashes. No lease: ``extend_lease`` does nothing. Publish is
+``client.publish(topic, body, qos=1)`` and its PUBACK; an MQTT 5 PUBACK "no matching
+subscribers" is Unroutable (3.1.1 brokers drop such a message unseen); an error code other than
+``MQTT_ERR_SUCCESS``, ``OSError`` and paho's ``ValueError``/``RuntimeError`` become
+TransportError (:func:`~letterlock._edges.map_exceptions` never turns our UsageError, a
+ValueError, into one).
 
 **NATS JetStream** (nats-py, asyncio): push with ``js.subscribe(subject, durable=...,
 cb=..., manual_ack=True)``, pull with ``js.pull_subscribe(subject, durable)`` and

@@ -19,16 +19,18 @@ What MQTT has, and what the adapter makes of it:
   ``clean_start=False`` and a session expiry (MQTT 5) or ``clean_session=False`` (3.1.1). The
   broker queues for it what matches its subscriptions while no consumer is connected, and
   resends every unacked message when one connects again: MQTT's only redelivery, which serves
-  crashes. One consumer per group at a time: a second one with the same group takes the session
-  over (MQTT 5 reports it, reason 142, and the consumer that lost it stops with a
-  TransportError; a 3.1.1 broker only closes the connection, and two such consumers would take
-  it from each other in turn).
+  crashes. A consumer does not reconnect by itself: when its connection drops,
+  :meth:`Subscription.deliveries` raises TransportError, and subscribing again resumes (so a
+  message is never settled on a connection other than the one it came on). One consumer per
+  group at a time: a second one with the same group takes the session over, and the first one
+  stops so (an MQTT 5 broker may say so, reason 142; Mosquitto 2.0 only closes the connection).
 * **Ack** is ``client.ack(mid, qos)`` (paho's ``manual_ack=True``): nothing is acked before the
   handler returned. paho's network loop runs in its own thread (``loop_start``) and hands each
   message to a queue that :meth:`Subscription.deliveries` reads; ``ack`` only appends a PUBACK to
   paho's outgoing deque (one atomic append) and wakes the loop, so settling from the iterating
-  thread is safe. A delivery from before a reconnect is not acked on the new connection (its
-  packet id may name the resent copy): settling it raises LeaseLost, and its resent copy comes.
+  thread is safe. A delivery is settled only on the connection it came on (a packet id names a
+  message on one connection only); settling one whose connection is gone raises LeaseLost, and
+  the broker sends it again to the next consumer.
 * **No nack, no delay, no attempt count** (``dup`` says only "maybe seen before"): attempts is
   None, so a refusal is never retried (see :mod:`~letterlock.transports.decide`). A Retry (a copy
   another consumer's live claim holds) keeps the message unacked in the session, where a crash
@@ -105,6 +107,8 @@ _ERRORS: Final[ExceptionMapping] = {
     ValueError: TransportError,  # paho's refusals (a topic, a payload); never our UsageError
     RuntimeError: TransportError,  # paho's wait_for_publish on a failed publish
 }
+#: Numbers every connection of this process, so a packet id names a message on one only.
+_CONNECTIONS: Final = itertools.count(1)
 _VERSIONS: Final = {"5": MQTTProtocolVersion.MQTTv5, "3.1.1": MQTTProtocolVersion.MQTTv311}
 
 
@@ -194,8 +198,8 @@ class _Connection:
     def __init__(self, settings: MqttSettings, client_id: str, *, persistent: bool) -> None:
         self.settings = settings
         self.inbox: queue.Queue[tuple[int, paho.MQTTMessage] | TransportError] = queue.Queue()
-        self.generation = 0  #: connections so far; a packet id is valid within one only
-        self.taken_over = False
+        self.generation = 0  #: this connection's number (_CONNECTIONS); 0 before it is up
+        self._closing = False
         self._connected = threading.Event()
         self._refused: ReasonCode | None = None
         self._acks: dict[int, ReasonCode] = {}
@@ -206,6 +210,7 @@ class _Connection:
             client = paho.Client(
                 CallbackAPIVersion.VERSION2, client_id=client_id, protocol=settings.version,
                 clean_session=None if v5 else not persistent, manual_ack=True,
+                reconnect_on_failure=not persistent,  # a session's consumer stops instead
             )  # fmt: skip
             if settings.username is not None:
                 client.username_pw_set(settings.username, settings.password)
@@ -238,15 +243,20 @@ class _Connection:
         if reason.is_failure:
             self._refused = reason
         else:
-            self.generation += 1
+            self.generation = next(_CONNECTIONS)
         self._connected.set()
 
     def _on_disconnect(self, client: paho.Client, userdata: object, flags: object,
                        reason: ReasonCode, properties: object) -> None:  # fmt: skip
-        if reason == _SESSION_TAKEN_OVER:
-            self.taken_over = True
-            self.inbox.put(TransportError("another consumer of this group took its session over"))
-            client.disconnect()  # and stop reconnecting: two would take it from each other
+        if self._closing:
+            return
+        why = (
+            "another consumer of this group took its session over"
+            if reason == _SESSION_TAKEN_OVER
+            else f"the connection to the broker was lost ({reason}; or another consumer of "
+            "this group took its session over)"
+        )
+        self.inbox.put(TransportError(f"{why}: subscribe again to resume"))
 
     def _on_message(self, client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
         self.inbox.put((self.generation, message))
@@ -305,6 +315,7 @@ class _Connection:
 
     def close(self) -> None:
         """Disconnect; what was not acked stays with a persistent session."""
+        self._closing = True
         with map_exceptions(_ERRORS):
             self.client.disconnect()
             self.client.loop_stop()

@@ -1,0 +1,400 @@
+"""MQTT beyond the generic suite (tests/test_endpoints.py), on the real Mosquitto: what plain
+paho sees on the wire and in dead letters, crashes, restarts, and the adapter's own claims.
+
+Every test runs on MQTT 5 and 3.1.1 where both apply, with topics and groups of its own, and
+ends the persistent sessions it made (:meth:`MqttEndpoint.forget`).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from conftest import cast_of
+from letterlock import (
+    Opened,
+    Opener,
+    ReplayWindow,
+    Sealer,
+    SQLiteReplayStore,
+    Suite,
+    Topics,
+    hazmat,
+)
+from letterlock.errors import TransportError, UsageError
+from letterlock.transports import (
+    Ack,
+    DeadLetterReason,
+    LeaseLost,
+    Retry,
+    RetryPolicy,
+    SealedConsumer,
+    Unroutable,
+)
+from letterlock.transports.mqtt import DEAD_ROOT, MqttEndpoint, MqttSettings
+from services import require, unique
+
+IDLE = float(os.environ.get("LETTERLOCK_TEST_IDLE", "1.0"))
+CAST = cast_of(Suite.P256)
+URLS = {"mqtt5": "mqtt://127.0.0.1:1883", "mqtt311": "mqtt://127.0.0.1:1883?version=3.1.1"}
+SECRET = b"salary of the CEO: 1,234,567"
+
+
+@dataclass
+class Mqtt:
+    """This test's endpoint, prefix and group; ends the sessions it made."""
+
+    url: str
+    prefix: str = field(default_factory=lambda: unique("t"))
+    group: str = field(default_factory=lambda: unique("g"))
+    endpoints: list[MqttEndpoint] = field(default_factory=list)
+
+    @property
+    def v5(self) -> bool:
+        return "3.1.1" not in self.url
+
+    def endpoint(self) -> MqttEndpoint:
+        endpoint = MqttEndpoint.from_url(self.url)
+        self.endpoints.append(endpoint)
+        return endpoint
+
+    def topic(self, *levels: str) -> str:
+        return "/".join((self.prefix, *levels))
+
+    def seal(self, payload: bytes, topic: str, sender: object = None) -> bytes:
+        sealer = Sealer(CAST.alice if sender is None else sender)  # type: ignore[arg-type]
+        return sealer.seal(payload, recipients=[CAST.bob.public], topic=topic)
+
+    def consumer(self, endpoint: MqttEndpoint, topics: Topics, **options: object) -> SealedConsumer:
+        replay = options.pop("replay", None) or ReplayWindow()
+        opener = Opener(CAST.bob, trust=CAST.pins(), replay=replay)  # type: ignore[arg-type]
+        return SealedConsumer(
+            endpoint, self.group, opener=opener, topics=topics,
+            retry=RetryPolicy(max_attempts=1), **options,  # type: ignore[arg-type]
+        )  # fmt: skip
+
+
+@pytest.fixture(params=sorted(URLS))
+def mqtt(request: pytest.FixtureRequest) -> Iterator[Mqtt]:
+    require("mqtt")
+    bench = Mqtt(URLS[request.param])
+    try:
+        yield bench
+    finally:
+        for endpoint in bench.endpoints:
+            endpoint.close()
+        cleaner = MqttEndpoint.from_url(bench.url)
+        cleaner.forget(bench.group)
+        cleaner.close()
+
+
+class RawReader:
+    """A plain paho subscriber (clean session, its own client id): what anyone on the broker
+    with read access sees."""
+
+    def __init__(self, url: str, topic_filter: str) -> None:
+        v5 = "3.1.1" not in url
+        version = MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311
+        self.messages: queue.Queue[paho.MQTTMessage] = queue.Queue()
+        subscribed = threading.Event()
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=version)
+        self.client.on_message = lambda client, userdata, message: self.messages.put(message)
+        self.client.on_subscribe = lambda *args: subscribed.set()
+        self.client.on_connect = lambda client, *args: client.subscribe(topic_filter, qos=1)
+        self.client.connect("127.0.0.1", 1883)
+        self.client.loop_start()
+        assert subscribed.wait(5)
+
+    def take(self, count: int) -> list[paho.MQTTMessage]:
+        taken = [self.messages.get(timeout=5) for _ in range(count)]
+        time.sleep(0.1)
+        assert self.messages.empty()
+        return taken
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def drain(subscription: object, consumer: SealedConsumer, handled: list[Opened]) -> int:
+    taken = 0
+    for delivery in subscription.deliveries(idle_timeout=IDLE):  # type: ignore[attr-defined]
+        taken += consumer.handle(delivery, handled.append)
+    return taken
+
+
+# on the wire ----------------------------------------------------------------------------
+
+
+def test_what_plain_paho_reads_on_the_topic_holds_no_payload_byte(mqtt: Mqtt) -> None:
+    raw = RawReader(mqtt.url, mqtt.topic("#"))
+    endpoint = mqtt.endpoint()
+    sealed = mqtt.seal(SECRET, mqtt.topic("pay"))
+    endpoint.publish(mqtt.topic("pay"), sealed)
+    [message] = raw.take(1)
+    raw.close()
+    assert message.payload == sealed  # the envelope is the payload, nothing beside it
+    assert SECRET not in message.payload
+    assert all(SECRET[i : i + 8] not in message.payload for i in range(len(SECRET) - 8))
+    assert message.qos == 1
+
+
+def test_refused_messages_are_dead_lettered_and_the_copy_says_only_rejected(mqtt: Mqtt) -> None:
+    """Forged, tampered, replayed and re-routed (published on a topic the subscription and the
+    consumer serve, signed for another): none reaches the handler; the dead-letter copy that
+    anyone reading the broker sees carries the exact bytes and one word, never the reason."""
+    endpoint = mqtt.endpoint()
+    topics = Topics.mqtt(mqtt.topic("pay", "+"))
+    subscription = endpoint.subscribe(topics, group=mqtt.group)
+    raw = RawReader(mqtt.url, f"{DEAD_ROOT}/{mqtt.group}")
+    on = mqtt.topic("pay", "eu")
+    genuine = mqtt.seal(b"pay 10", on)
+    tampered = bytearray(mqtt.seal(b"pay 20", on))
+    tampered[-40] ^= 1
+    forged = mqtt.seal(b"pay mallory", on, sender=CAST.mallory)
+    rerouted = mqtt.seal(b"admin: pay all", mqtt.topic("admin", "x"))  # signed elsewhere
+    refused = [bytes(tampered), forged, genuine, rerouted]
+    for body in (genuine, *refused):
+        endpoint.publish(on, body)
+    handled: list[Opened] = []
+    consumer = mqtt.consumer(endpoint, topics)
+    assert drain(subscription, consumer, handled) == 1
+    assert [o.payload for o in handled] == [b"pay 10"]
+    assert consumer.metrics == {
+        "acked": 1, "dead_lettered:bad_signature": 1, "dead_lettered:unknown_sender": 1,
+        "dead_lettered:replayed": 1, "dead_lettered:wrong_topic": 1,
+    }  # fmt: skip
+    copies = raw.take(len(refused))
+    raw.close()
+    codes = [b"bad_signature", b"unknown_sender", b"replayed", b"wrong_topic", b"signature"]
+    for copy in copies:
+        said = dict(copy.properties.UserProperty) if mqtt.v5 else {}  # type: ignore[union-attr]
+        seen = copy.payload + repr(said).encode()
+        assert not any(code in seen for code in codes)
+        if mqtt.v5:
+            assert copy.payload in refused  # the exact bytes
+            assert (sorted(said), said["reason"]) == (["dead_at", "reason", "topic"], "rejected")
+        else:
+            assert copy.payload.startswith(b"LLDL\x01\x08rejected")
+    dead = endpoint.dead_letters(mqtt.group)
+    assert [d.body for d in dead] == refused  # oldest first
+    assert {d.reason for d in dead} == {DeadLetterReason.REJECTED.value}
+    assert {d.topic for d in dead} == {on}  # the topic the broker reported
+
+
+def test_listing_dead_letters_keeps_them(mqtt: Mqtt) -> None:
+    endpoint = mqtt.endpoint()
+    topics = Topics.mqtt(mqtt.topic("x"))
+    subscription = endpoint.subscribe(topics, group=mqtt.group)
+    for n in range(3):
+        endpoint.publish(mqtt.topic("x"), b"not an envelope %d" % n)
+    assert drain(subscription, mqtt.consumer(endpoint, topics), []) == 0
+    first = endpoint.dead_letters(mqtt.group)
+    assert [d.body for d in first] == [b"not an envelope %d" % n for n in range(3)]
+    assert [d.body for d in endpoint.dead_letters(mqtt.group, limit=2)] == [
+        d.body for d in first[:2]
+    ]
+    assert [d.body for d in endpoint.dead_letters(mqtt.group)] == [d.body for d in first]
+    assert endpoint.redrive(mqtt.group) == 3
+    assert endpoint.dead_letters(mqtt.group) == []
+
+
+# crashes and restarts -------------------------------------------------------------------
+
+CHILD = """
+import sys, time
+from pathlib import Path
+from letterlock import Opener, Pins, ReplayWindow, SQLiteReplayStore, Topics, hazmat
+from letterlock.transports import RetryPolicy, SealedConsumer
+from letterlock.transports.mqtt import MqttEndpoint
+
+url, topic, group, store, keys, ready, started = sys.argv[1:]
+bob = hazmat.identity_from_private_bytes(Path(keys, "bob").read_bytes())
+pins = Pins()
+pins.pin("alice", hazmat.public_identity_from_bytes(Path(keys, "alice").read_bytes()))
+endpoint = MqttEndpoint.from_url(url)
+subscription = endpoint.subscribe(Topics.mqtt(topic), group=group)
+consumer = SealedConsumer(
+    endpoint, group, opener=Opener(bob, trust=pins, replay=ReplayWindow(SQLiteReplayStore(store))),
+    topics=Topics.mqtt(topic), retry=RetryPolicy(max_attempts=1), claim_lease=%(claim)r,
+)
+
+def handler(opened):
+    Path(started).write_bytes(opened.payload)
+    time.sleep(60)  # killed here, before the handler returns
+
+Path(ready).touch()
+for delivery in subscription.deliveries(idle_timeout=30):
+    consumer.handle(delivery, handler)
+"""
+CLAIM = 0.5
+
+
+def _wait_for(path: Path, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 20
+    while not path.exists():
+        assert process.poll() is None, process.stderr.read().decode()  # type: ignore[union-attr]
+        assert time.monotonic() < deadline, f"no {path.name} from the child"
+        time.sleep(0.02)
+
+
+def test_a_consumer_killed_in_its_handler_gets_the_message_again_and_it_is_handled_once(
+    mqtt: Mqtt, tmp_path: Path
+) -> None:
+    (tmp_path / "bob").write_bytes(hazmat.identity_to_private_bytes(CAST.bob))
+    (tmp_path / "alice").write_bytes(CAST.alice.public.to_bytes())
+    store, ready, started = tmp_path / "replay.db", tmp_path / "ready", tmp_path / "started"
+    topic = mqtt.topic("jobs")
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD % {"claim": CLAIM}, mqtt.url, topic, mqtt.group,
+         str(store), str(tmp_path), str(ready), str(started)],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        _wait_for(ready, child)
+        endpoint = mqtt.endpoint()
+        endpoint.publish(topic, mqtt.seal(SECRET, topic))
+        _wait_for(started, child)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        child.stderr.close()  # type: ignore[union-attr]
+    assert started.read_bytes() == SECRET  # it was in the handler when it died, unacked
+    subscription = endpoint.subscribe(Topics.mqtt(topic), group=mqtt.group)
+    handled: list[Opened] = []
+    with SQLiteReplayStore(store) as replay:
+        consumer = mqtt.consumer(
+            endpoint, Topics.mqtt(topic), replay=ReplayWindow(replay), claim_lease=CLAIM
+        )
+        assert drain(subscription, consumer, handled) == 1  # MQTT's redelivery, on reconnect
+    assert [o.payload for o in handled] == [SECRET]  # once
+    assert consumer.metrics.get("taken_over") == 1  # the dead consumer's claim, taken over
+    assert consumer.metrics.get("acked") == 1
+    assert set(consumer.metrics) <= {"taken_over", "acked", "retried:busy"}  # busy: held
+    assert endpoint.dead_letters(mqtt.group) == []
+    subscription.close()
+    assert drain(endpoint.subscribe(Topics.mqtt(topic), group=mqtt.group), consumer, handled) == 0
+
+
+def test_a_restarted_listener_gets_what_was_published_while_it_was_away(mqtt: Mqtt) -> None:
+    topics = Topics.mqtt(mqtt.topic("feed", "#"))
+    publisher = mqtt.endpoint()
+    listener = mqtt.endpoint()
+    subscription = listener.subscribe(topics, group=mqtt.group)
+    publisher.publish(mqtt.topic("feed", "a"), mqtt.seal(b"before", mqtt.topic("feed", "a")))
+    handled: list[Opened] = []
+    assert drain(subscription, mqtt.consumer(listener, topics), handled) == 1
+    listener.close()  # the listener stops
+    for n in range(3):
+        topic = mqtt.topic("feed", "b", str(n))
+        publisher.publish(topic, mqtt.seal(b"away %d" % n, topic))
+    restarted = mqtt.endpoint()  # a new process would do the same: same URL, same group
+    subscription = restarted.subscribe(topics, group=mqtt.group)
+    assert drain(subscription, mqtt.consumer(restarted, topics), handled) == 3
+    assert [o.payload for o in handled] == [b"before", b"away 0", b"away 1", b"away 2"]
+
+
+def test_an_unacked_delivery_comes_back_on_reconnect_and_its_old_tag_is_stale(mqtt: Mqtt) -> None:
+    endpoint = mqtt.endpoint()
+    topics = Topics.mqtt(mqtt.topic("x"))
+    subscription = endpoint.subscribe(topics, group=mqtt.group)
+    sealed = mqtt.seal(b"once", mqtt.topic("x"))
+    endpoint.publish(mqtt.topic("x"), sealed)
+    first = next(iter(subscription.deliveries(idle_timeout=5)))
+    assert (first.body, first.attempts) == (sealed, None)
+    subscription.close()  # not acked: it stays with the group's session
+    again = endpoint.subscribe(topics, group=mqtt.group)
+    with pytest.raises(LeaseLost):
+        endpoint.settle(first, Ack())
+    handled: list[Opened] = []
+    assert drain(again, mqtt.consumer(endpoint, topics), handled) == 1
+    assert [o.payload for o in handled] == [b"once"]
+
+
+def test_a_busy_copy_is_held_unacked_and_handed_out_again_after_the_delay(mqtt: Mqtt) -> None:
+    endpoint = mqtt.endpoint()
+    topics = Topics.mqtt(mqtt.topic("x"))
+    subscription = endpoint.subscribe(topics, group=mqtt.group)
+    endpoint.publish(mqtt.topic("x"), b"held")
+    deliveries = subscription.deliveries(idle_timeout=IDLE)
+    delivery = next(deliveries)
+    endpoint.settle(delivery, Retry(delay=0.2))
+    started = time.monotonic()
+    assert next(deliveries) is delivery  # the same one, still unacked at the broker
+    assert time.monotonic() - started >= 0.2
+    endpoint.settle(delivery, Ack())
+    assert list(deliveries) == []
+
+
+# what MQTT says, and the adapter's edges -------------------------------------------------
+
+
+def test_mqtt5_says_when_nobody_subscribes_and_311_cannot(mqtt: Mqtt) -> None:
+    endpoint = mqtt.endpoint()
+    if mqtt.v5:
+        with pytest.raises(Unroutable):
+            endpoint.publish(mqtt.topic("nobody"), b"x")
+    else:
+        endpoint.publish(mqtt.topic("nobody"), b"x")  # dropped by the broker, unseen
+
+
+def test_a_second_consumer_of_a_group_takes_its_session_and_the_first_stops(mqtt: Mqtt) -> None:
+    """Not two consumers taking the session from each other in turn: the first one stops."""
+    topics = Topics.mqtt(mqtt.topic("x"))
+    first = mqtt.endpoint().subscribe(topics, group=mqtt.group)
+    second = mqtt.endpoint()
+    later = second.subscribe(topics, group=mqtt.group)
+    with pytest.raises(TransportError, match="took its session over"):
+        list(first.deliveries(idle_timeout=5))
+    second.publish(mqtt.topic("x"), b"to the second")
+    assert [d.body for d in later.deliveries(idle_timeout=IDLE)] == [b"to the second"]
+
+
+def test_client_library_errors_leave_as_transport_errors(mqtt: Mqtt) -> None:
+    with pytest.raises(TransportError) as refused:
+        MqttEndpoint.from_url("mqtt://127.0.0.1:1")  # nothing listens there
+    assert isinstance(refused.value.__cause__, OSError)
+    endpoint = mqtt.endpoint()
+    with pytest.raises(TransportError) as invalid:
+        endpoint.publish(mqtt.topic("#"), b"x")  # paho: no wildcards in a topic
+    assert isinstance(invalid.value.__cause__, ValueError)
+
+
+def test_urls() -> None:
+    settings = MqttSettings.from_url("mqtts://u:p%40ss@broker:1884?version=3.1.1&lease=0.5")
+    assert (settings.host, settings.port, settings.tls) == ("broker", 1884, True)
+    assert (settings.username, settings.password) == ("u", "p@ss")
+    assert settings.version is MQTTProtocolVersion.MQTTv311
+    assert settings.lease == 0.5  # accepted: MQTT has no lease to set
+    assert "p@ss" not in repr(settings)
+    defaults = MqttSettings.from_url("mqtt://127.0.0.1")
+    assert (defaults.port, defaults.version, defaults.session_expiry) == (
+        1883, MQTTProtocolVersion.MQTTv5, 604_800,
+    )  # fmt: skip
+    assert MqttSettings.from_url("mqtt://h?session_expiry=0").session_expiry == 0
+    assert MqttSettings.from_url("mqtts://h").port == 8883
+    for bad in ("mqtt://h?version=4", "mqtt://h?colour=red", "mqtt://h?lease=x",
+                "mqtt://h?lease=0", "mqtt://h/path", "amqp://h"):  # fmt: skip
+        with pytest.raises(UsageError):
+            MqttSettings.from_url(bad)
+
+
+def test_a_group_is_one_topic_level(mqtt: Mqtt) -> None:
+    endpoint = mqtt.endpoint()
+    for bad in ("a/b", "a+", "#", "$sys", ""):
+        with pytest.raises(UsageError):
+            endpoint.subscribe(Topics.mqtt(mqtt.topic("x")), group=bad)
+    with pytest.raises(UsageError, match="MQTT topic filters"):
+        endpoint.subscribe(Topics.amqp("a.*"), group=mqtt.group)
