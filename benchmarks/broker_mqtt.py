@@ -1,0 +1,256 @@
+"""End-to-end messages per second through Mosquitto: plain paho, plain + crypto floor, letterlock.
+
+    PYTHONPATH=src .venv/bin/python benchmarks/broker_mqtt.py [--messages 5000] [--size 1024]
+        [--rounds 3] [--version 5|3.1.1]
+
+Three rows per round, interleaved, one consumer each (in this process), a publisher in its own
+process (spawned) that publishes at QoS 1 while the consumer drains:
+
+* ``plain``: paho with ``manual_ack=True``; ``on_message`` acks each message (``client.ack``).
+* ``plain+floor``: the same consumer code, plus per message one pyca ECDSA P-256 verify and one
+  AES-256-GCM decrypt of pre-made data (a ciphertext of ``--size`` bytes and its signature):
+  the least cryptography a signed, encrypted message needs.
+* ``letterlock``: the publisher seals with a warm :class:`letterlock.Sealer` (suite p256, one
+  recipient) before its clock starts; the consumer is :class:`MqttEndpoint` +
+  :class:`SealedConsumer` (a warm :class:`letterlock.Opener`, an in-memory replay window):
+  ``subscription.deliveries()`` and ``consumer.handle`` per message, acked after the handler.
+
+The rate is messages over the time from the publisher's first publish to the consumer's last
+ack. The publisher keeps at most ``WINDOW`` messages ahead of the consumer, so Mosquitto's
+per-session queue limit (``max_queued_messages``, 1000 by default) never drops one. Needs
+Mosquitto on 127.0.0.1:1883. ``run(messages, size)`` returns the three rates and the ratio
+``letterlock / plain+floor`` (target >= 0.85).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import secrets
+import statistics
+import threading
+import time
+from dataclasses import dataclass
+from multiprocessing.sharedctypes import Synchronized
+from typing import Any
+
+import paho.mqtt.client as paho
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+import letterlock
+from letterlock import hazmat
+from letterlock.transports import SealedConsumer
+from letterlock.transports.mqtt import MqttEndpoint
+
+HOST, PORT = "127.0.0.1", 1883
+WINDOW = 500  #: messages the publisher may be ahead of the consumer
+ROWS = ("plain", "plain+floor", "letterlock")
+VERSIONS = {"5": MQTTProtocolVersion.MQTTv5, "3.1.1": MQTTProtocolVersion.MQTTv311}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Job:
+    """What the publisher is to send: ``count`` payloads of ``size`` bytes on ``topic``."""
+
+    topic: str
+    count: int
+    size: int
+    version: str
+    keys: tuple[bytes, bytes] | None  #: sealed by this sender for this recipient, if given
+
+
+def _publisher(
+    job: _Job, consumed: Synchronized[int], report: multiprocessing.connection.Connection
+) -> None:
+    """Publish ``count`` messages at QoS 1 (sealed first, off the clock, if ``keys``)."""
+    topic, count, keys, version = job.topic, job.count, job.keys, job.version
+    payload = os.urandom(job.size)
+    if keys is None:
+        bodies = [payload] * count
+    else:
+        sealer = letterlock.Sealer(hazmat.identity_from_private_bytes(keys[0]))
+        recipient = hazmat.public_identity_from_bytes(keys[1])
+        bodies = [sealer.seal(payload, recipients=[recipient], topic=topic) for _ in range(count)]
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=VERSIONS[version])
+    client.max_inflight_messages_set(100)
+    client.connect(HOST, PORT)
+    client.loop_start()
+    report.send("ready")
+    report.recv()  # go
+    started = time.time()
+    info = None
+    for sent, body in enumerate(bodies):
+        while sent - consumed.value >= WINDOW:
+            time.sleep(0.0005)
+        info = client.publish(topic, body, qos=1)
+    if info is not None:
+        info.wait_for_publish(60)
+    report.send(started)
+    client.disconnect()
+    client.loop_stop()
+
+
+class _FloorCrypto:
+    """One ECDSA P-256 verify and one AES-256-GCM decrypt of pre-made data, per call."""
+
+    def __init__(self, size: int) -> None:
+        key = ec.generate_private_key(ec.SECP256R1())
+        self.public = key.public_key()
+        self.aead = AESGCM(AESGCM.generate_key(bit_length=256))
+        self.nonce = os.urandom(12)
+        self.ciphertext = self.aead.encrypt(self.nonce, os.urandom(size), b"header")
+        self.signature = key.sign(self.ciphertext, ec.ECDSA(hashes.SHA256()))
+
+    def __call__(self) -> bytes:
+        try:
+            self.public.verify(self.signature, self.ciphertext, ec.ECDSA(hashes.SHA256()))
+        except InvalidSignature:  # pragma: no cover - pre-made data verifies
+            raise SystemExit("floor: signature did not verify") from None
+        return self.aead.decrypt(self.nonce, self.ciphertext, b"header")
+
+
+def _plain_consumer(
+    topic: str, count: int, version: str, consumed: Synchronized[int], floor: _FloorCrypto | None
+) -> tuple[paho.Client, threading.Event, list[float]]:
+    """A plain paho consumer: on_message (does the floor's work and) acks, in paho's thread."""
+    done, finished = threading.Event(), [0.0]
+    seen = 0
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"bench-{secrets.token_hex(4)}",
+        protocol=VERSIONS[version], manual_ack=True,
+    )  # fmt: skip
+
+    def on_message(client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
+        nonlocal seen
+        if floor is not None:
+            floor()
+        client.ack(message.mid, message.qos)
+        seen += 1
+        if seen % 100 == 0 or seen == count:
+            consumed.value = seen
+        if seen == count:
+            finished[0] = time.time()
+            done.set()
+
+    subscribed = threading.Event()
+    client.on_message = on_message
+    client.on_subscribe = lambda *args: subscribed.set()
+    client.connect(HOST, PORT)
+    client.loop_start()
+    client.subscribe(topic, qos=1)
+    if not subscribed.wait(10):
+        raise SystemExit("plain consumer: no SUBACK")
+    return client, done, finished
+
+
+def _one(row: str, count: int, size: int, version: str) -> float:
+    """One row: messages per second end to end."""
+    topic = f"bench/{secrets.token_hex(4)}/orders"
+    context = multiprocessing.get_context("spawn")
+    consumed: Synchronized[int] = context.Value("q", 0, lock=False)
+    keys = None
+    if row == "letterlock":
+        sender = letterlock.Identity.generate(letterlock.Suite.P256)
+        reader = letterlock.Identity.generate(letterlock.Suite.P256)
+        keys = (hazmat.identity_to_private_bytes(sender), reader.public.to_bytes())
+    here, there = context.Pipe()
+    job = _Job(topic=topic, count=count, size=size, version=version, keys=keys)
+    publisher = context.Process(target=_publisher, args=(job, consumed, there))
+    publisher.start()
+    if here.recv() != "ready":
+        raise SystemExit("publisher did not start")
+    if row == "letterlock":
+        assert keys is not None
+        finished = _letterlock_consumer(job, consumed, here, sender=sender, reader=reader)
+    else:
+        floor = _FloorCrypto(size) if row == "plain+floor" else None
+        client, done, ends = _plain_consumer(topic, count, version, consumed, floor)
+        here.send("go")
+        if not done.wait(600):
+            raise SystemExit(f"{row}: the consumer did not get every message")
+        client.disconnect()
+        client.loop_stop()
+        finished = ends[0]
+    started: float = here.recv()
+    publisher.join()
+    return count / (finished - started)
+
+
+def _letterlock_consumer(
+    job: _Job,
+    consumed: Synchronized[int],
+    go: multiprocessing.connection.Connection,
+    *,
+    sender: letterlock.Identity,
+    reader: letterlock.Identity,
+) -> float:
+    """MqttEndpoint + SealedConsumer; the time of the last ack."""
+    topic, count, version = job.topic, job.count, job.version
+    pins = letterlock.Pins()
+    pins.pin("producer", sender.public)
+    opener = letterlock.Opener(reader, trust=pins, replay=letterlock.ReplayWindow())
+    endpoint = MqttEndpoint.from_url(f"mqtt://{HOST}:{PORT}?version={version}")
+    group = f"bench-{secrets.token_hex(4)}"
+    topics = letterlock.Topics.mqtt(topic)
+    try:
+        subscription = endpoint.subscribe(topics, group=group)
+        consumer = SealedConsumer(endpoint, group, opener=opener, topics=topics)
+        go.send("go")
+        seen = 0
+        ignore: Any = None
+
+        def handler(opened: letterlock.Opened) -> None:
+            nonlocal ignore
+            ignore = opened.payload
+
+        for delivery in subscription.deliveries(idle_timeout=60):
+            seen += consumer.handle(delivery, handler)
+            if seen % 100 == 0 or seen == count:
+                consumed.value = seen
+            if seen == count:
+                break
+        finished = time.time()
+        if seen != count or consumer.metrics != {"acked": count}:
+            raise SystemExit(f"letterlock: {seen} of {count}, {dict(consumer.metrics)}")
+        subscription.close()
+    finally:
+        endpoint.forget(group)
+        endpoint.close()
+    return finished
+
+
+def run(messages: int, size: int, *, version: str = "5") -> dict[str, float]:
+    """One round: each row's messages per second, and ``ratio`` = letterlock / plain+floor."""
+    rates = {row: _one(row, messages, size, version) for row in ROWS}
+    rates["ratio"] = rates["letterlock"] / rates["plain+floor"]
+    return rates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--version", default="5", choices=sorted(VERSIONS))
+    args = parser.parse_args()
+    rounds = [run(args.messages, args.size, version=args.version) for _ in range(args.rounds)]
+    print(
+        f"Mosquitto via paho (MQTT {args.version}, QoS 1), {args.messages} messages of "
+        f"{args.size} B, p256, median of {args.rounds} rounds, {os.cpu_count()} cores"
+    )
+    for row in ROWS:
+        values = [r[row] for r in rounds]
+        shown = ", ".join(f"{v:,.0f}" for v in values)
+        print(f"{row:<12} {statistics.median(values):>9,.0f} msg/s   (rounds: {shown})")
+    ratio = statistics.median(r["ratio"] for r in rounds)
+    verdict = "PASS" if ratio >= 0.85 else "MISS"
+    print(f"letterlock / (plain+floor) = {ratio:.2f}  (target >= 0.85: {verdict})")
+
+
+if __name__ == "__main__":
+    main()
