@@ -162,8 +162,9 @@ def _one(row: str, count: int, size: int, version: str) -> float:
     job = _Job(topic=topic, count=count, size=size, version=version, keys=keys)
     publisher = context.Process(target=_publisher, args=(job, consumed, there))
     publisher.start()
-    if here.recv() != "ready":
-        raise SystemExit("publisher did not start")
+    if not here.poll(60) or here.recv() != "ready":
+        publisher.kill()
+        raise SystemExit("the publisher did not start")
     if row == "letterlock":
         assert keys is not None
         finished = _letterlock_consumer(job, consumed, here, sender=sender, reader=reader)
@@ -176,6 +177,9 @@ def _one(row: str, count: int, size: int, version: str) -> float:
         client.disconnect()
         client.loop_stop()
         finished = ends[0]
+    if not here.poll(60):
+        publisher.kill()
+        raise SystemExit("the publisher did not finish")
     started: float = here.recv()
     publisher.join()
     return count / (finished - started)

@@ -398,3 +398,79 @@ def test_a_group_is_one_topic_level(mqtt: Mqtt) -> None:
             endpoint.subscribe(Topics.mqtt(mqtt.topic("x")), group=bad)
     with pytest.raises(UsageError, match="MQTT topic filters"):
         endpoint.subscribe(Topics.amqp("a.*"), group=mqtt.group)
+
+
+def test_forget_ends_a_groups_sessions_with_what_waits_in_them(mqtt: Mqtt) -> None:
+    endpoint = mqtt.endpoint()
+    topics = Topics.mqtt(mqtt.topic("x"))
+    subscription = endpoint.subscribe(topics, group=mqtt.group)
+    with pytest.raises(UsageError, match="already has a consumer"):
+        endpoint.subscribe(topics, group=mqtt.group)
+    endpoint.publish(mqtt.topic("x"), b"refused")
+    assert drain(subscription, mqtt.consumer(endpoint, topics), []) == 0  # dead-lettered
+    endpoint.publish(mqtt.topic("x"), b"waits")
+    endpoint.forget(mqtt.group)
+    assert endpoint.dead_letters(mqtt.group) == []
+    if mqtt.v5:  # nothing subscribes any more, and MQTT 5 says so
+        with pytest.raises(Unroutable):
+            endpoint.publish(mqtt.topic("x"), b"to nobody")
+    again = endpoint.subscribe(topics, group=mqtt.group)
+    assert list(again.deliveries(idle_timeout=IDLE)) == []
+
+
+def test_a_connected_mqtt5_consumer_gets_a_backlog_beyond_the_brokers_queue() -> None:
+    """Mosquitto queues 1000 messages per session (max_queued_messages) and drops the rest;
+    an MQTT 5 consumer's in-flight window (Receive Maximum 65535) takes the backlog instead."""
+    require("mqtt")
+    mqtt = Mqtt(URLS["mqtt5"])
+    try:
+        endpoint = mqtt.endpoint()
+        subscription = endpoint.subscribe(Topics.mqtt(mqtt.topic("x")), group=mqtt.group)
+        count = 1200
+        for n in range(count):  # while the consumer takes nothing
+            endpoint.publish(mqtt.topic("x"), b"%d" % n)
+        bodies = []
+        for delivery in subscription.deliveries(idle_timeout=IDLE):
+            bodies.append(delivery.body)
+            endpoint.settle(delivery, Ack())
+        assert bodies == [b"%d" % n for n in range(count)]  # all, in order
+    finally:
+        for endpoint in mqtt.endpoints:
+            endpoint.close()
+        MqttEndpoint.from_url(mqtt.url).forget(mqtt.group)
+
+
+def test_a_311_listing_shows_the_brokers_in_flight_window_and_redrive_takes_all() -> None:
+    """3.1.1 cannot ask for a window: Mosquitto sends 20 unacked (max_inflight_messages)."""
+    require("mqtt")
+    mqtt = Mqtt(URLS["mqtt311"])
+    try:
+        endpoint = mqtt.endpoint()
+        topics = Topics.mqtt(mqtt.topic("x"))
+        subscription = endpoint.subscribe(topics, group=mqtt.group)
+        for n in range(25):
+            endpoint.publish(mqtt.topic("x"), b"garbage %d" % n)
+        assert drain(subscription, mqtt.consumer(endpoint, topics), []) == 0
+        listed = endpoint.dead_letters(mqtt.group)
+        assert [d.body for d in listed] == [b"garbage %d" % n for n in range(20)]
+        assert endpoint.redrive(mqtt.group) == 25
+        redriven = []
+        for delivery in subscription.deliveries(idle_timeout=IDLE):
+            redriven.append(delivery.body)
+            endpoint.settle(delivery, Ack())  # 20 unacked at a time, here too
+        assert redriven == [b"garbage %d" % n for n in range(25)]
+    finally:
+        for endpoint in mqtt.endpoints:
+            endpoint.close()
+        MqttEndpoint.from_url(mqtt.url).forget(mqtt.group)
+
+
+def test_the_benchmark_runs_its_three_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    require("mqtt")
+    folder = str(Path(__file__).parent.parent / "benchmarks")
+    monkeypatch.syspath_prepend(folder)  # for its spawned publisher too
+    import broker_mqtt  # the benchmark script, from its own folder
+
+    rates = broker_mqtt.run(40, 64)
+    assert set(rates) == {"plain", "plain+floor", "letterlock", "ratio"}
+    assert all(rate > 0 for rate in rates.values())

@@ -45,16 +45,20 @@ What MQTT has, and what the adapter makes of it:
   retained messages. MQTT cannot list a topic without taking its messages:
   :meth:`MqttEndpoint.dead_letters` takes them without acking (so they stay in that session and
   come again) and stops at a marker it publishes after them, so it lists at most what the broker
-  sends unacked at once (MQTT 5: every one, up to 65535; a 3.1.1 broker its in-flight window,
+  sends unacked at once (MQTT 5: up to 65535, as it asks; a 3.1.1 broker its in-flight window,
   ``max_inflight_messages``, 20 in Mosquitto). :meth:`MqttEndpoint.redrive` republishes each to
   ``letterlock/redrive/<group>``, which only that group subscribes to, and acks it after the
   PUBACK. One caller of ``dead_letters``/``redrive`` per group at a time (they share a session).
 * **Publish** is QoS 1 and waits for the PUBACK. An MQTT 5 broker says when no subscription
   matches (reason 16, "no matching subscribers"): Unroutable; a 3.1.1 broker drops it unseen.
 * **Limits of the broker**, not of the adapter: Mosquitto keeps at most ``max_queued_messages``
-  (default 1000) per session beyond those in flight, and drops QoS 1 messages over it, for a
-  slow consumer as for an absent one; set ``max_queued_messages 0`` (no limit) where nothing
-  may be lost. The same holds for the dead-letter session.
+  (default 1000) per session beyond those in flight, and drops QoS 1 messages over it, for an
+  absent consumer (and for the dead-letter session, which nobody reads between listings); set
+  ``max_queued_messages 0`` (no limit) where nothing may be lost. A connected MQTT 5 consumer
+  asks for the largest in-flight window (Receive Maximum 65535; unasked, Mosquitto sends 20), so
+  its backlog travels to it unacked instead of waiting in that queue; a 3.1.1 one gets the
+  broker's window (``max_inflight_messages``, 20 in Mosquitto), and a backlog beyond the queue
+  is dropped.
 
 Every paho error, ``OSError``, and paho's ``ValueError``/``RuntimeError`` leave as
 :class:`~letterlock.errors.TransportError` (:func:`~letterlock._edges.map_exceptions`).
@@ -100,6 +104,8 @@ REDRIVE_ROOT: Final = "letterlock/redrive"
 _SESSION_ROOT: Final = "letterlock"
 _DL_MAGIC: Final = b"LLDL\x01"
 _MARKER: Final = "letterlock-marker"
+_RECEIVE_MAXIMUM: Final = 65_535  #: MQTT 5: unacked messages the broker may send at once
+_QUIET: Final = 1.0  #: seconds without a dead letter after which a listing ends
 _NO_MATCHING_SUBSCRIBERS: Final = 16
 _SESSION_TAKEN_OVER: Final = 142
 _ERRORS: Final[ExceptionMapping] = {
@@ -225,6 +231,7 @@ class _Connection:
             if v5:
                 properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
                 properties.SessionExpiryInterval = settings.session_expiry if persistent else 0
+                properties.ReceiveMaximum = _RECEIVE_MAXIMUM  # unset, Mosquitto sends 20
             client.connect(
                 settings.host, settings.port, settings.keepalive,
                 clean_start=not persistent if v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
@@ -477,14 +484,17 @@ class MqttEndpoint:
         connection = _Connection(self.settings, f"{_SESSION_ROOT}/dead/{group}", persistent=True)
         try:
             marker = f"{_MARKER}-{time.monotonic_ns()}".encode()
-            connection.publish(f"{DEAD_ROOT}/{group}", *_dead_letter(
-                self.settings.v5, _MARKER, "", marker))  # fmt: skip
+            try:
+                connection.publish(f"{DEAD_ROOT}/{group}", *_dead_letter(
+                    self.settings.v5, _MARKER, "", marker))  # fmt: skip
+            except Unroutable:
+                return  # the group was never subscribed: it keeps no dead letters
             seq = itertools.count(1)
             while True:
                 try:
-                    item = connection.inbox.get(timeout=self.settings.timeout)
+                    item = connection.inbox.get(timeout=min(_QUIET, self.settings.timeout))
                 except queue.Empty:
-                    return  # the marker did not come: a full in-flight window (3.1.1)
+                    return  # no marker: the in-flight window is full (3.1.1), or none was kept
                 if isinstance(item, TransportError):
                     raise item
                 _generation, message = item
