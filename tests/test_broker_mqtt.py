@@ -194,6 +194,34 @@ def test_refused_messages_are_dead_lettered_and_the_copy_says_only_rejected(mqtt
     assert {d.topic for d in dead} == {on}  # the topic the broker reported
 
 
+def test_a_dead_letter_nobody_would_keep_is_not_acked_and_comes_again() -> None:
+    """The original is acked only after the dead-letter copy's PUBACK said someone keeps it."""
+    require("mqtt")
+    mqtt = Mqtt(URLS["mqtt5"])
+    try:
+        endpoint = mqtt.endpoint()
+        topics = Topics.mqtt(mqtt.topic("x"))
+        subscription = endpoint.subscribe(topics, group=mqtt.group)
+        lost = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"letterlock/dead/{mqtt.group}",
+                           protocol=MQTTProtocolVersion.MQTTv5)  # fmt: skip
+        lost.connect("127.0.0.1", 1883, clean_start=True)  # the dead-letter session is gone
+        lost.loop_start()
+        lost.disconnect()
+        lost.loop_stop()
+        endpoint.publish(mqtt.topic("x"), b"not an envelope")
+        consumer = mqtt.consumer(endpoint, topics)
+        with pytest.raises(Unroutable):
+            drain(subscription, consumer, [])
+        subscription.close()
+        again = endpoint.subscribe(topics, group=mqtt.group)  # subscribes the dead letters too
+        assert drain(again, consumer, []) == 0
+        assert [d.body for d in endpoint.dead_letters(mqtt.group)] == [b"not an envelope"]
+    finally:
+        for endpoint in mqtt.endpoints:
+            endpoint.close()
+        MqttEndpoint.from_url(mqtt.url).forget(mqtt.group)
+
+
 def test_listing_dead_letters_keeps_them(mqtt: Mqtt) -> None:
     endpoint = mqtt.endpoint()
     topics = Topics.mqtt(mqtt.topic("x"))

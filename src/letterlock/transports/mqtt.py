@@ -60,7 +60,8 @@ What MQTT has, and what the adapter makes of it:
   broker's window (``max_inflight_messages``, 20 in Mosquitto), and a backlog beyond the queue
   is dropped.
 
-Every paho error, ``OSError``, and paho's ``ValueError``/``RuntimeError`` leave as
+What paho raises (``OSError``, its ``WebsocketConnectionError`` among them, and ``ValueError``
+or ``RuntimeError`` for what it refuses) and every error code it returns leave as
 :class:`~letterlock.errors.TransportError` (:func:`~letterlock._edges.map_exceptions`).
 """
 
