@@ -24,6 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from conftest import cast_of
 from letterlock import (
+    Identity,
     Opened,
     Opener,
     ReplayWindow,
@@ -41,6 +42,7 @@ from letterlock.transports import (
     Retry,
     RetryPolicy,
     SealedConsumer,
+    Subscription,
     Unroutable,
 )
 from letterlock.transports.mqtt import DEAD_ROOT, MqttEndpoint, MqttSettings
@@ -73,16 +75,23 @@ class Mqtt:
     def topic(self, *levels: str) -> str:
         return "/".join((self.prefix, *levels))
 
-    def seal(self, payload: bytes, topic: str, sender: object = None) -> bytes:
-        sealer = Sealer(CAST.alice if sender is None else sender)  # type: ignore[arg-type]
+    def seal(self, payload: bytes, topic: str, sender: Identity | None = None) -> bytes:
+        sealer = Sealer(CAST.alice if sender is None else sender)
         return sealer.seal(payload, recipients=[CAST.bob.public], topic=topic)
 
-    def consumer(self, endpoint: MqttEndpoint, topics: Topics, **options: object) -> SealedConsumer:
-        replay = options.pop("replay", None) or ReplayWindow()
-        opener = Opener(CAST.bob, trust=CAST.pins(), replay=replay)  # type: ignore[arg-type]
+    def consumer(
+        self,
+        endpoint: MqttEndpoint,
+        topics: Topics,
+        *,
+        replay: ReplayWindow | None = None,
+        claim_lease: float = 60.0,
+    ) -> SealedConsumer:
+        """bob's consumer; one attempt each, so refusals are dead-lettered at once."""
+        opener = Opener(CAST.bob, trust=CAST.pins(), replay=replay or ReplayWindow())
         return SealedConsumer(
             endpoint, self.group, opener=opener, topics=topics,
-            retry=RetryPolicy(max_attempts=1), **options,  # type: ignore[arg-type]
+            retry=RetryPolicy(max_attempts=1), claim_lease=claim_lease,
         )  # fmt: skip
 
 
@@ -128,9 +137,10 @@ class RawReader:
         self.client.loop_stop()
 
 
-def drain(subscription: object, consumer: SealedConsumer, handled: list[Opened]) -> int:
+def drain(subscription: Subscription, consumer: SealedConsumer, handled: list[Opened]) -> int:
+    """Hand everything that arrives to ``consumer`` until the broker goes quiet."""
     taken = 0
-    for delivery in subscription.deliveries(idle_timeout=IDLE):  # type: ignore[attr-defined]
+    for delivery in subscription.deliveries(idle_timeout=IDLE):
         taken += consumer.handle(delivery, handled.append)
     return taken
 
