@@ -429,13 +429,33 @@ def test_urls() -> None:
             MqttSettings.from_url(bad)
 
 
-def test_a_group_is_one_topic_level(mqtt: Mqtt) -> None:
+def test_any_printable_group_is_one_level_of_its_own(mqtt: Mqtt) -> None:
+    """A group such as a command line derives ("bob/payroll/+") is escaped, never a filter: its
+    dead letters go to one topic level that no other group's name can reach."""
     endpoint = mqtt.endpoint()
-    for bad in ("a/b", "a+", "#", "$sys", ""):
+    topics = Topics.mqtt(mqtt.topic("x"))
+    for bad in ("", "tab\t", "x" * 201):
         with pytest.raises(UsageError):
-            endpoint.subscribe(Topics.mqtt(mqtt.topic("x")), group=bad)
+            endpoint.subscribe(topics, group=bad)
     with pytest.raises(UsageError, match="MQTT topic filters"):
         endpoint.subscribe(Topics.amqp("a.*"), group=mqtt.group)
+    group = f"{mqtt.group}/+/#"
+    raw = RawReader(mqtt.url, f"{DEAD_ROOT}/{mqtt.group}%2F%2B%2F%23")
+    try:
+        subscription = endpoint.subscribe(topics, group=group)
+        endpoint.publish(mqtt.topic("x"), b"not an envelope")
+        consumer = SealedConsumer(
+            endpoint, group, opener=Opener(CAST.bob, trust=CAST.pins(), replay=ReplayWindow()),
+            topics=topics,
+        )  # fmt: skip
+        assert drain(subscription, consumer, []) == 0
+        [copy] = raw.take(1)  # on the escaped level, as anyone reading the broker sees it
+        assert copy.payload.endswith(b"not an envelope")
+        assert [d.body for d in endpoint.dead_letters(group)] == [b"not an envelope"]
+        assert endpoint.dead_letters(mqtt.group) == []  # the plain name is another group
+    finally:
+        raw.close()
+        endpoint.forget(group)
 
 
 def test_forget_ends_a_groups_sessions_with_what_waits_in_them(mqtt: Mqtt) -> None:

@@ -15,7 +15,8 @@ certificates). Query parameters:
 
 What MQTT has, and what the adapter makes of it:
 
-* A **group** is a persistent session: client id ``letterlock/<group>``, connected with
+* A **group** is a persistent session: client id ``letterlock/<group>`` (the group's name
+  percent-encoded wherever it names a session or a topic, so it is one level), connected with
   ``clean_start=False`` and a session expiry (MQTT 5) or ``clean_session=False`` (3.1.1). The
   broker queues for it what matches its subscriptions while no consumer is connected, and
   resends every unacked message when one connects again: MQTT's only redelivery, which serves
@@ -77,7 +78,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Final
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
@@ -186,12 +187,12 @@ def _number(query: dict[str, str], name: str, *, low: float) -> float | None:
     return value
 
 
-def _check_group(group: str) -> str:
-    if not isinstance(group, str) or not 0 < len(group) <= 200:
-        raise UsageError("an MQTT group is 1 to 200 characters")
-    if any(c in group for c in "/+#\0") or group.startswith("$") or not group.isprintable():
-        raise UsageError("an MQTT group is one printable topic level: no '/', '+', '#' or '$'")
-    return group
+def _level(group: str) -> str:
+    """``group`` as one topic level and client-id part: percent-encoded, so that any printable
+    name is one level and two names never meet (``/``, ``+``, ``#`` and ``$`` are escaped)."""
+    if not isinstance(group, str) or not 0 < len(group) <= 200 or not group.isprintable():
+        raise UsageError("an MQTT group is 1 to 200 printable characters")
+    return quote(group, safe="")
 
 
 def _failed(what: str, rc: MQTTErrorCode | ReasonCode | int) -> TransportError:
@@ -418,7 +419,7 @@ class MqttEndpoint:
                 subscription.hold(delivery, delay)
             case DeadLetter(reason=reason):
                 self._publisher.publish(
-                    f"{DEAD_ROOT}/{delivery.queue}",
+                    f"{DEAD_ROOT}/{_level(delivery.queue)}",
                     *_dead_letter(self.settings.v5, reason.value, delivery.topic, delivery.body),
                 )  # fmt: skip
                 self._owner(delivery)  # a reconnect while waiting: the resent copy settles
@@ -446,18 +447,18 @@ class MqttEndpoint:
         nobody."""
         if topics.dialect is not Dialect.MQTT:
             raise UsageError("MQTT subscriptions are MQTT topic filters ('/', '+' and '#')")
-        _check_group(group)
+        level = _level(group)
         old = self._subscriptions.get(group)
         if old is not None and not old.closed:
             raise UsageError(f"group {group!r} already has a consumer on this endpoint")
-        dead = _Connection(self.settings, f"{_SESSION_ROOT}/dead/{group}", persistent=True)
+        dead = _Connection(self.settings, f"{_SESSION_ROOT}/dead/{level}", persistent=True)
         try:
-            dead.subscribe([f"{DEAD_ROOT}/{group}"])
+            dead.subscribe([f"{DEAD_ROOT}/{level}"])
         finally:
             dead.close()
-        connection = _Connection(self.settings, f"{_SESSION_ROOT}/{group}", persistent=True)
+        connection = _Connection(self.settings, f"{_SESSION_ROOT}/{level}", persistent=True)
         try:
-            connection.subscribe([*topics.patterns, f"{REDRIVE_ROOT}/{group}"])
+            connection.subscribe([*topics.patterns, f"{REDRIVE_ROOT}/{level}"])
         except BaseException:
             connection.close()
             raise
@@ -481,12 +482,12 @@ class MqttEndpoint:
     def _dead(
         self, group: str, *, redrive: bool
     ) -> Iterator[tuple[paho.MQTTMessage, DeadLetterRecord]]:
-        _check_group(group)
-        connection = _Connection(self.settings, f"{_SESSION_ROOT}/dead/{group}", persistent=True)
+        level = _level(group)
+        connection = _Connection(self.settings, f"{_SESSION_ROOT}/dead/{level}", persistent=True)
         try:
             marker = f"{_MARKER}-{time.monotonic_ns()}".encode()
             try:
-                connection.publish(f"{DEAD_ROOT}/{group}", *_dead_letter(
+                connection.publish(f"{DEAD_ROOT}/{level}", *_dead_letter(
                     self.settings.v5, _MARKER, "", marker))  # fmt: skip
             except Unroutable:
                 return  # the group was never subscribed: it keeps no dead letters
@@ -507,7 +508,7 @@ class MqttEndpoint:
                     connection.ack(message.mid, message.qos)  # an earlier call's, left over
                     continue
                 if redrive:
-                    connection.publish(f"{REDRIVE_ROOT}/{group}", record.body)
+                    connection.publish(f"{REDRIVE_ROOT}/{level}", record.body)
                     connection.ack(message.mid, message.qos)
                 yield message, record
         finally:
@@ -515,11 +516,11 @@ class MqttEndpoint:
 
     def forget(self, group: str, /) -> None:
         """End ``group``'s sessions for good: what waits in them, dead letters included, is gone."""
-        _check_group(group)
+        level = _level(group)
         subscription = self._subscriptions.pop(group, None)
         if subscription is not None and not subscription.closed:
             subscription.close()
-        for client_id in (f"{_SESSION_ROOT}/{group}", f"{_SESSION_ROOT}/dead/{group}"):
+        for client_id in (f"{_SESSION_ROOT}/{level}", f"{_SESSION_ROOT}/dead/{level}"):
             _Connection(self.settings, client_id, persistent=False).close()
 
     def close(self) -> None:
@@ -556,7 +557,7 @@ def _read_dead_letter(message: paho.MQTTMessage, group: str, seq: int) -> DeadLe
         else:
             reason, topic, dead_at, body = _unframe(payload)
     except (KeyError, ValueError, struct.error) as exc:
-        raise TransportError(f"a message on {DEAD_ROOT}/{group} is no dead letter") from exc
+        raise TransportError(f"a dead letter of {group!r} is not in letterlock's form") from exc
     return DeadLetterRecord(
         queue=group, seq=seq, topic=topic, body=body, attempts=0, reason=reason,
         published=0.0, dead_at=dead_at,
