@@ -45,7 +45,7 @@ from letterlock.transports import (
     Subscription,
     Unroutable,
 )
-from letterlock.transports.mqtt import DEAD_ROOT, MqttEndpoint, MqttSettings, _MqttSubscription
+from letterlock.transports.mqtt import DEAD_ROOT, MqttEndpoint, MqttSettings
 from services import require, unique
 
 IDLE = float(os.environ.get("LETTERLOCK_TEST_IDLE", "1.0"))
@@ -532,40 +532,3 @@ def test_the_benchmark_runs_its_three_rows(monkeypatch: pytest.MonkeyPatch) -> N
     rates = broker_mqtt.run(40, 64)
     assert set(rates) == {"plain", "plain+floor", "letterlock", "ratio"}
     assert all(rate > 0 for rate in rates.values())
-
-
-def test_extend_lease_services_the_consumers_connection_while_a_handler_runs() -> None:
-    """Nothing else runs a consumer's network loop while its handler runs (keep-alive pings,
-    reads): extend_lease does, so a handler past 1.5 keep-alives keeps its connection."""
-    require("mqtt")
-    mqtt = Mqtt(URLS["mqtt5"] + "?keepalive=1")
-    try:
-        endpoint = mqtt.endpoint()
-        topics = Topics.mqtt(mqtt.topic("x"))
-        subscription = endpoint.subscribe(topics, group=mqtt.group)
-        assert isinstance(subscription, _MqttSubscription)
-        endpoint.publish(mqtt.topic("x"), mqtt.seal(b"slow", mqtt.topic("x")))
-        consumer = mqtt.consumer(endpoint, topics)
-        read_meanwhile = []
-
-        def handler(opened: Opened) -> None:
-            if opened.payload != b"slow":
-                return
-            endpoint.publish(mqtt.topic("x"), mqtt.seal(b"next", mqtt.topic("x")))
-            for _ in range(12):  # 3 s: twice 1.5 keep-alives
-                time.sleep(0.25)
-                consumer.extend_lease()
-            read_meanwhile.append(subscription.connection.inbox.qsize())
-
-        handled: list[Opened] = []
-        deliveries = subscription.deliveries(idle_timeout=IDLE)
-        assert consumer.handle(next(deliveries), handler)
-        assert read_meanwhile == [1]  # "next" was read while the handler ran
-        for delivery in deliveries:
-            consumer.handle(delivery, handled.append)
-        assert [o.payload for o in handled] == [b"next"]
-        assert consumer.metrics == {"acked": 2}
-    finally:
-        for endpoint in mqtt.endpoints:
-            endpoint.close()
-        MqttEndpoint.from_url(mqtt.url).forget(mqtt.group)

@@ -7,8 +7,7 @@ certificates). Query parameters:
 ``version=5``            the protocol: ``5`` (the default) or ``3.1.1``
 ``session_expiry=S``     MQTT 5: seconds a group's session outlives its last consumer
                          (default 604800, a week); 3.1.1 sessions last as the broker keeps them
-``keepalive=S``          the MQTT keep-alive (default 60); a handler running longer than 1.5 times
-                         that calls ``extend_lease`` (see Ack below), or the broker may drop it
+``keepalive=S``          the MQTT keep-alive (default 60)
 ``timeout=S``            how long a connect, SUBACK or PUBACK is waited for (default 10)
 ``lease=S``              accepted for every URL's sake, and has no effect: MQTT has no per-message
                          lease; an unacked message goes back only when its consumer disconnects
@@ -27,20 +26,15 @@ What MQTT has, and what the adapter makes of it:
   group at a time: a second one with the same group takes the session over, and the first one
   stops so (an MQTT 5 broker may say so, reason 142; Mosquitto 2.0 only closes the connection).
 * **Ack** is ``client.ack(mid, qos)`` (paho's ``manual_ack=True``): nothing is acked before the
-  handler returned. A consumer's paho network loop runs in the thread that iterates
-  :meth:`Subscription.deliveries`, whenever it waits for the next delivery (paho's ``loop()``;
-  ``on_message`` appends to the subscription's queue), so ``ack`` writes the PUBACK to the
-  socket at once, from that thread, which paho allows when no loop thread exists. A loop thread
-  (``loop_start``) would make every ack a hand-over between two threads, through paho's wake-up
-  socket and the GIL; that cost about 0.7 ms per message on two busy cores, more than opening
-  the message. Settle from the iterating thread. Since nothing services the connection while a
-  handler runs, a handler that may run longer than the keep-alive calls
-  :meth:`~letterlock.transports.SealedConsumer.extend_lease`: :meth:`MqttEndpoint.extend_lease`
-  runs the loop once (keep-alive ping, reads). The publisher's connection (publish, dead-letter
-  copies) keeps paho's loop thread, so it may be used from any thread. A delivery is settled
-  only on the connection it came on (a packet id names a message on one connection only);
-  settling one whose connection is gone raises LeaseLost, and the broker sends it again to the
-  next consumer.
+  handler returned. paho's network loop runs in its own thread (``loop_start``) and hands each
+  message to a queue that :meth:`Subscription.deliveries` reads; ``ack`` only appends a PUBACK
+  to paho's outgoing deque (one atomic append) and wakes the loop, so settling from the
+  iterating thread is safe. That wake-up hands each ack to another thread (about 0.7 ms on two
+  busy cores); running paho's loop in the iterating thread instead (``client.loop()``) saves it
+  but was slower end to end, since reading the network then no longer overlaps opening messages.
+  A delivery is settled only on the connection it came on (a packet id names a message on one
+  connection only); settling one whose connection is gone raises LeaseLost, and the broker sends
+  it again to the next consumer.
 * **No nack, no delay, no attempt count** (``dup`` says only "maybe seen before"): attempts is
   None, so a refusal is never retried (see :mod:`~letterlock.transports.decide`). A Retry (a copy
   another consumer's live claim holds) keeps the message unacked in the session, where a crash
@@ -84,7 +78,7 @@ import ssl
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
@@ -210,20 +204,13 @@ def _failed(what: str, rc: MQTTErrorCode | ReasonCode | int) -> TransportError:
 
 
 class _Connection:
-    """One paho client, connected before it is returned. Its network loop runs in a thread of
-    its own (``threaded``: paho's ``loop_start``), or in the one thread that uses it, whenever
-    that thread waits (:meth:`pump`, paho's ``loop``): a consumer's connection, whose acks are
-    then written to the socket at once, with no hand-over to another thread."""
+    """One paho client with its network loop in a thread, connected before it is returned."""
 
-    def __init__(
-        self, settings: MqttSettings, client_id: str, *, persistent: bool, threaded: bool = True
-    ) -> None:
+    def __init__(self, settings: MqttSettings, client_id: str, *, persistent: bool) -> None:
         self.settings = settings
-        self.threaded = threaded
         self.inbox: queue.Queue[tuple[int, paho.MQTTMessage] | TransportError] = queue.Queue()
         self.generation = 0  #: this connection's number (_CONNECTIONS); 0 before it is up
         self._closing = False
-        self.lost: TransportError | None = None  #: why the connection is gone, once it is
         self._connected = threading.Event()
         self._refused: ReasonCode | None = None
         self._acks: dict[int, ReasonCode] = {}
@@ -255,11 +242,9 @@ class _Connection:
                 clean_start=not persistent if v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
                 properties=properties,
             )  # fmt: skip
+            client.loop_start()
         self.client = client
-        if threaded:
-            with map_exceptions(_ERRORS):
-                client.loop_start()
-        if not self._until(self._connected.is_set) or self._refused is not None:
+        if not self._connected.wait(settings.timeout) or self._refused is not None:
             self.close()
             raise _failed("connect", self._refused or MQTTErrorCode.MQTT_ERR_NO_CONN)
 
@@ -271,13 +256,11 @@ class _Connection:
             self._refused = reason
         else:
             self.generation = next(_CONNECTIONS)
-        with self._done:
-            self._connected.set()
-            self._done.notify_all()
+        self._connected.set()
 
     def _on_disconnect(self, client: paho.Client, userdata: object, flags: object,
                        reason: ReasonCode, properties: object) -> None:  # fmt: skip
-        if self._closing or self.lost is not None:
+        if self._closing:
             return
         why = (
             "another consumer of this group took its session over"
@@ -285,12 +268,7 @@ class _Connection:
             else f"the connection to the broker was lost ({reason}; or another consumer of "
             "this group took its session over)"
         )
-        self._lose(TransportError(f"{why}: subscribe again to resume"))
-
-    def _lose(self, error: TransportError) -> None:
-        """The connection is gone: the iterating thread raises ``error`` when it comes to it."""
-        self.lost = error
-        self.inbox.put(error)
+        self.inbox.put(TransportError(f"{why}: subscribe again to resume"))
 
     def _on_message(self, client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
         self.inbox.put((self.generation, message))
@@ -309,36 +287,10 @@ class _Connection:
 
     # calls from the caller's thread -----------------------------------------------------
 
-    def pump(self, timeout: float) -> None:
-        """Run paho's network loop in this thread for up to ``timeout`` s (not ``threaded``):
-        read what came (on_message fills the inbox), write what waits, send keep-alives."""
-        if self.threaded:
-            time.sleep(timeout)
-            return
-        with map_exceptions(_ERRORS):
-            rc = self.client.loop(timeout)
-        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS and self.lost is None and not self._closing:
-            self._lose(_failed("network loop", rc))
-
-    def _until(self, done: Callable[[], bool]) -> bool:
-        """Wait until ``done()``, at most the settings' timeout; whether it is."""
-        deadline = time.monotonic() + self.settings.timeout
-        if self.threaded:
-            with self._done:
-                return self._done.wait_for(done, self.settings.timeout)
-        while not done():
-            left = deadline - time.monotonic()
-            if self.lost is not None:
-                raise self.lost
-            if left <= 0:
-                return False
-            self.pump(min(left, 0.05))
-        return True
-
     def _wait(self, table: dict[int, object], mid: int, what: str) -> object:
-        if not self._until(lambda: mid in table):
-            raise TransportError(f"MQTT {what}: no answer within {self.settings.timeout} s")
         with self._done:
+            if not self._done.wait_for(lambda: mid in table, self.settings.timeout):
+                raise TransportError(f"MQTT {what}: no answer within {self.settings.timeout} s")
             return table.pop(mid)
 
     def publish(self, topic: str, body: bytes, properties: Properties | None = None) -> int:
@@ -378,8 +330,7 @@ class _Connection:
         self._closing = True
         with map_exceptions(_ERRORS):
             self.client.disconnect()
-            if self.threaded:
-                self.client.loop_stop()
+            self.client.loop_stop()
 
 
 @dataclass(order=True)
@@ -411,11 +362,10 @@ class _MqttSubscription:
             if self._held:
                 waits.append(self._held[0].due - now)
             try:
-                item = self.connection.inbox.get_nowait()
+                item = self.connection.inbox.get(timeout=max(0.0, min(waits)) if waits else None)
             except queue.Empty:
                 if idle_timeout is not None and time.monotonic() - idle_since >= idle_timeout:
                     return
-                self.connection.pump(max(0.0, min(waits, default=1.0)))
                 continue
             if isinstance(item, TransportError):
                 raise item
@@ -479,13 +429,7 @@ class MqttEndpoint:
                 subscription.connection.ack(mid, qos)
 
     def extend_lease(self, delivery: Delivery, *, now: float | None = None) -> None:
-        """No lease to extend (a delivery stays until its consumer leaves), but a heartbeat all
-        the same: the consumer's connection is serviced (keep-alive ping, reads), which nothing
-        else does while a handler runs. LeaseLost if that connection is gone."""
-        subscription, _mid, _qos = self._owner(delivery)
-        subscription.connection.pump(0.0)
-        if subscription.connection.lost is not None:
-            raise LeaseLost(str(subscription.connection.lost))
+        """Nothing to extend: MQTT has no lease (a delivery stays until its consumer leaves)."""
 
     def _owner(self, delivery: Delivery) -> tuple[_MqttSubscription, int, int]:
         subscription = self._subscriptions.get(delivery.queue)
@@ -515,9 +459,7 @@ class MqttEndpoint:
             dead.subscribe([f"{DEAD_ROOT}/{level}"])
         finally:
             dead.close()
-        connection = _Connection(
-            self.settings, f"{_SESSION_ROOT}/{level}", persistent=True, threaded=False
-        )
+        connection = _Connection(self.settings, f"{_SESSION_ROOT}/{level}", persistent=True)
         try:
             connection.subscribe([*topics.patterns, f"{REDRIVE_ROOT}/{level}"])
         except BaseException:
