@@ -34,6 +34,7 @@ import multiprocessing
 import os
 import queue
 import secrets
+import socket
 import statistics
 import threading
 import time
@@ -256,7 +257,9 @@ def _letterlock_consumer(
 def run(
     messages: int, size: int, *, version: str = "5", threaded_floor: bool = False
 ) -> dict[str, float]:
-    """One round: each row's messages per second, and ``ratio`` = letterlock / plain+floor."""
+    """One round: each row's messages per second, and ``ratio`` = letterlock / plain+floor.
+    ConnectionError if Mosquitto does not answer (``benchmarks/brokers.py`` reports it so)."""
+    socket.create_connection((HOST, PORT), timeout=2).close()
     rows = (*ROWS, THREADED) if threaded_floor else ROWS
     rates = {row: _one(row, messages, size, version) for row in rows}
     rates["ratio"] = rates["letterlock"] / rates["plain+floor"]
