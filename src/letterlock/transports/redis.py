@@ -69,7 +69,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import redis
 import redis.exceptions
 
-from letterlock._edges import map_exceptions
+from letterlock._edges import ExceptionMapping, map_exceptions
 from letterlock.core.topics import Dialect, Topics
 from letterlock.errors import TransportError, UsageError
 from letterlock.transports.base import DeadLetterRecord, Delivery, LeaseLost, Subscription
@@ -81,7 +81,9 @@ DEFAULT_STREAM: Final = "letterlock"
 DEFAULT_LEASE: Final = 30.0
 DEFAULT_BATCH: Final = 16
 _MAX_BLOCK: Final = 1.0  # seconds an XREADGROUP blocks at most before due entries are reclaimed
-_MAPPING: Final = {redis.exceptions.RedisError: TransportError}
+_MAPPING: Final[ExceptionMapping] = {redis.exceptions.RedisError: TransportError}
+#: redis-py refuses a malformed URL or an unknown parameter with ValueError or TypeError.
+_URL_MAPPING: Final[ExceptionMapping] = {**_MAPPING, ValueError: UsageError, TypeError: UsageError}
 
 #: Settle one pending entry if it is still this consumer's: 1, else 0 (it is someone else's, or
 #: settled). KEYS: stream, dead stream. ARGV: group, consumer, id, action, then per action:
@@ -224,7 +226,7 @@ class RedisEndpoint:
         if batch != int(batch) or (maxlen is not None and not maxlen.isdigit()):
             raise UsageError("the Redis URL's batch and maxlen are whole numbers")
         rest = urlunsplit((*parts[:3], urlencode(query), parts.fragment))
-        with map_exceptions({**_MAPPING, ValueError: UsageError, TypeError: UsageError}):
+        with map_exceptions(_URL_MAPPING):
             client = redis.Redis.from_url(rest)
         return cls(
             client, stream=stream, lease=lease, batch=int(batch),
@@ -243,9 +245,7 @@ class RedisEndpoint:
             raise UsageError("topic must be a non-empty string")
         fields: dict[Any, Any] = {"topic": topic, "body": bytes(body)}
         with map_exceptions(_MAPPING):
-            entry_id = self.client.xadd(
-                self.stream, fields, maxlen=self.maxlen, approximate=True
-            )
+            entry_id = self.client.xadd(self.stream, fields, maxlen=self.maxlen, approximate=True)
         return _text(entry_id)
 
     def settle(
@@ -312,11 +312,15 @@ class RedisEndpoint:
             attempts = _text(fields.get(b"attempts", b"1"))
             records.append(
                 DeadLetterRecord(
-                    queue=group, seq=_seq(original), topic=_text(fields.get(b"topic", b"")),
-                    body=fields.get(b"body", b""), reason=_text(fields.get(b"reason", b"")),
+                    queue=group,
+                    seq=_seq(original),
+                    topic=_text(fields.get(b"topic", b"")),
+                    body=fields.get(b"body", b""),
+                    reason=_text(fields.get(b"reason", b"")),
                     attempts=int(attempts) if attempts.isdigit() else 1,
-                    published=_millis(original), dead_at=_millis(dead_id),
-                )  # fmt: skip
+                    published=_millis(original),
+                    dead_at=_millis(dead_id),
+                )
             )
         return records
 
@@ -434,10 +438,15 @@ class _RedisSubscription:
             return
         self._buffer.append(
             RedisDelivery(
-                tag=_text(entry_id), queue=self._group, topic=topic,
-                body=fields.get(b"body", b""), attempts=attempts, ref=_text(entry_id),
-                consumer=self.consumer, read_at=now,
-            )  # fmt: skip
+                tag=_text(entry_id),
+                queue=self._group,
+                topic=topic,
+                body=fields.get(b"body", b""),
+                attempts=attempts,
+                ref=_text(entry_id),
+                consumer=self.consumer,
+                read_at=now,
+            )
         )
 
     def close(self) -> None:
