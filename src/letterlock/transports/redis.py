@@ -228,6 +228,8 @@ class RedisEndpoint:
         rest = urlunsplit((*parts[:3], urlencode(query), parts.fragment))
         with map_exceptions(_URL_MAPPING):
             client = redis.Redis.from_url(rest)
+            pool = client.connection_pool  # an unknown parameter fails here, not at first use
+            pool.connection_class(**pool.connection_kwargs)
         return cls(
             client, stream=stream, lease=lease, batch=int(batch),
             maxlen=None if maxlen is None else int(maxlen),
@@ -402,7 +404,11 @@ class _RedisSubscription:
         self.skipped = 0
 
     def deliveries(self, *, idle_timeout: float | None = None) -> Iterator[Delivery]:
-        """Each next entry of the group, as the module says; stop after ``idle_timeout`` s."""
+        """Each next entry of the group, as the module says; stop after ``idle_timeout`` s.
+
+        An entry handed over and never settled stays pending with this consumer: once idle
+        for the lease it is reclaimed, by this subscription as by any other of the group.
+        """
         endpoint = self._endpoint
         every = min(_MAX_BLOCK, endpoint.lease / 4)
         idle_since = time.monotonic()
