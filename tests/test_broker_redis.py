@@ -370,6 +370,21 @@ def test_the_url_takes_tuning_and_refuses_what_it_does_not_know() -> None:
         RedisEndpoint.from_url("http://127.0.0.1:6379/0")
 
 
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_both_protocols_of_redis_py(stream: str, protocol: int) -> None:
+    endpoint = endpoint_of(stream, protocol=protocol)
+    topics = Topics("jobs")
+    subscription = endpoint.subscribe(topics, group="g")
+    endpoint.publish("jobs", seal(b"job", "jobs"))
+    handled: list[Opened] = []
+    reader = consumer(endpoint, "g", topics)
+    for delivery in subscription.deliveries(idle_timeout=IDLE):
+        reader.handle(delivery, handled.append)
+    assert [o.payload for o in handled] == [b"job"]
+    subscription.close()
+    endpoint.close()
+
+
 def test_a_redis_error_leaves_as_a_transport_error() -> None:
     endpoint = RedisEndpoint.from_url("redis://127.0.0.1:1/0?socket_connect_timeout=1")
     with pytest.raises(TransportError) as caught:

@@ -369,7 +369,10 @@ class RedisEndpoint:
             )  # fmt: skip
         if not got:
             return []
-        return list(cast(list[Any], got)[0][1])
+        if isinstance(got, dict):  # RESP3 (protocol=3): {stream: [[entries]]}
+            [entries] = got.values()
+            return list(entries[0] if entries and isinstance(entries[0], list) else entries)
+        return list(cast(list[Any], got)[0][1])  # RESP2: [[stream, [entries]]]
 
     def _skip(self, group: str, entry_id: bytes) -> None:
         with map_exceptions(_MAPPING):
