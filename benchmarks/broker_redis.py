@@ -9,7 +9,9 @@ process (``XADD`` one entry at a time) while this process consumes:
 * ``plain``: ``XREADGROUP`` (``COUNT 16``, as the endpoint reads) and one ``XACK`` per entry;
 * ``floor``: the same consumer code, plus per entry one pyca ECDSA P-256 verification and one
   AES-256-GCM decryption of pre-made data: the least any signed, encrypted message costs;
-* ``letterlock``: a warm :class:`letterlock.Sealer` seals each payload (P-256, one recipient)
+* ``letterlock``: a warm :class:`letterlock.Sealer` seals each payload (P-256, one recipient;
+  before the clock starts, as the floor row adds the consumer's crypto only: a publisher
+  sealing live would take CPU from the consumer on a small machine, which no other row pays)
   and publishes through :class:`~letterlock.transports.redis.RedisEndpoint`; this process
   consumes through its subscription and a :class:`~letterlock.transports.SealedConsumer`
   (open, claim in a memory replay window, handler, checked ``XACK`` by script).
@@ -62,19 +64,30 @@ def _floor() -> Callable[[], None]:
 
 
 def _publish(
-    *, stream: str, row: str, messages: int, size: int, keys: tuple[Any, Any], go: Event
+    *,
+    stream: str,
+    row: str,
+    messages: int,
+    size: int,
+    keys: tuple[Any, Any],
+    ready: Event,
+    go: Event,
 ) -> None:
     """The publisher process: ``messages`` entries, sealed for the letterlock row."""
     payload = os.urandom(size)
-    go.wait()
     if row == "letterlock":
         sender, reader = keys
         sealer = letterlock.Sealer(sender)
+        bodies = [sealer.seal(payload, recipients=[reader], topic=TOPIC) for _ in range(messages)]
         endpoint = RedisEndpoint.from_url(f"{URL}?stream={stream}")
-        for _ in range(messages):
-            endpoint.publish(TOPIC, sealer.seal(payload, recipients=[reader], topic=TOPIC))
+        ready.set()
+        go.wait()
+        for body in bodies:
+            endpoint.publish(TOPIC, body)
         endpoint.close()
         return
+    ready.set()
+    go.wait()
     client = redis.Redis.from_url(URL)
     for _ in range(messages):
         client.xadd(stream, {"topic": TOPIC, "body": payload})
@@ -121,15 +134,16 @@ def one_row(row: str, messages: int, size: int) -> float:
     endpoint = RedisEndpoint.from_url(f"{URL}?stream={stream}")
     subscription = endpoint.subscribe(letterlock.Topics(TOPIC), group="g")
     context = multiprocessing.get_context("fork")
-    go = context.Event()
+    ready, go = context.Event(), context.Event()
     keys = (sender, reader.public)
     publisher = context.Process(
         target=_publish,
         kwargs={"stream": stream, "row": row, "messages": messages, "size": size, "keys": keys,
-                "go": go},
+                "ready": ready, "go": go},
     )  # fmt: skip
     publisher.start()
-    time.sleep(0.2)  # the child is up
+    if not ready.wait(600):  # the child is up, and has sealed what it sends
+        raise SystemExit("publisher: not ready in 600 s")
     started = time.time()
     go.set()
     try:
