@@ -6,8 +6,10 @@ would be. What a test sends with a plain pyzmq socket is what anyone on the netw
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -49,16 +51,42 @@ def drain(subscription: Subscription, reader: SealedConsumer) -> list[bytes]:
     return handled
 
 
-@pytest.mark.parametrize("pattern", ["pubsub", "pushpull"])
-def test_round_trip(tmp_path: Path, pattern: str) -> None:
-    url = f"zmq+ipc://{tmp_path}/s.sock?pattern={pattern}&wait=2"
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.mark.parametrize(
+    ("pattern", "bind"),
+    [("pubsub", "publisher"), ("pubsub", "consumer"), ("pushpull", "consumer"),
+     ("pushpull", "publisher")],
+)  # fmt: skip
+@pytest.mark.parametrize("transport", ["ipc", "tcp"])
+def test_round_trip(tmp_path: Path, pattern: str, bind: str, transport: str) -> None:
+    """The listener waits in ``deliveries`` (in a thread, as it would in its own process)
+    while the sender publishes: a bound SUB takes a publisher's connection only then."""
+    where = f"ipc://{tmp_path}/s.sock" if transport == "ipc" else f"tcp://127.0.0.1:{_free_port()}"
+    url = f"zmq+{where}?pattern={pattern}&bind={bind}&wait=2"
     listener, sender = ZmqEndpoint.from_url(url), ZmqEndpoint.from_url(url)
     topics = Topics("orders.*")
     subscription = listener.subscribe(topics, group="g")
-    for n in range(3):
-        sender.publish("orders.eu", seal(b"order %d" % n, "orders.eu"))
     reader = consumer(listener, topics)
-    assert drain(subscription, reader) == [b"order 0", b"order 1", b"order 2"]
+    handled: list[bytes] = []
+
+    def listen() -> None:
+        for delivery in subscription.deliveries(idle_timeout=5):
+            reader.handle(delivery, lambda opened: handled.append(opened.payload))
+            if len(handled) == 3:
+                return
+
+    with ThreadPoolExecutor(1) as pool:
+        listening = pool.submit(listen)
+        for n in range(3):
+            sender.publish("orders.eu", seal(b"order %d" % n, "orders.eu"))
+        listening.result()
+    assert handled == [b"order 0", b"order 1", b"order 2"]
     assert reader.metrics == {"acked": 3}
     sender.close()
     listener.close()

@@ -15,7 +15,10 @@ Two frames per message: the topic (UTF-8), then the sealed bytes.
 (the default)          subscribes), consumers ``SUB`` sockets subscribed to the literal
                        prefix of each pattern; every subscriber gets every message (a
                        group name means nothing). ``bind=publisher`` (the default): the
-                       publisher binds, subscribers connect.
+                       publisher binds, subscribers connect; ``bind=consumer``: one
+                       subscriber binds and publishers connect (it takes a publisher in,
+                       and sends it its subscriptions, only while it waits in
+                       ``deliveries``).
 ``pattern=pushpull``   the publisher is a ``PUSH`` socket, consumers ``PULL`` sockets;
                        each message goes to one consumer. ``bind=consumer`` (the
                        default): one consumer binds and any number of publishers
