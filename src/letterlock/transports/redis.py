@@ -181,6 +181,103 @@ def _text(value: object) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
+def _parse_url(url: str) -> tuple[str, dict[str, Any]]:
+    """redis-py's URL (our parameters taken out), and the endpoint's options."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        raise UsageError("a Redis URL starts with redis:// or rediss://")
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    stream = query.pop("stream", DEFAULT_STREAM)
+    lease = _positive(query, "lease", DEFAULT_LEASE)
+    batch = _positive(query, "batch", DEFAULT_BATCH)
+    maxlen = query.pop("maxlen", None)
+    if batch != int(batch) or (maxlen is not None and not maxlen.isdigit()):
+        raise UsageError("the Redis URL's batch and maxlen are whole numbers")
+    rest = urlunsplit((*parts[:3], urlencode(query), parts.fragment))
+    maximum = None if maxlen is None else int(maxlen)
+    return rest, {"stream": stream, "lease": lease, "batch": int(batch), "maxlen": maximum}
+
+
+def _held(delivery: Delivery) -> RedisDelivery:
+    if not isinstance(delivery, RedisDelivery):
+        raise UsageError("settle deliveries of this Redis endpoint's subscriptions only")
+    return delivery
+
+
+def _settle_args(delivery: RedisDelivery, settlement: Settlement, lease: float) -> list[Any]:
+    """The settle script's action and its arguments."""
+    match settlement:
+        case Ack():
+            return ["ack"]
+        case Retry(delay=delay):
+            idle = max(0.0, lease - delay)  # due once idle for the lease
+            return ["retry", int(idle * 1000)]
+        case DeadLetter(reason=reason):
+            return [
+                "dead", delivery.topic, delivery.body, DeadLetterReason(reason).value,
+                delivery.attempts or 1,
+            ]  # fmt: skip
+
+
+def _entries(got: object) -> list[tuple[bytes, Any]]:
+    """The entries of an ``XREADGROUP`` reply on one stream."""
+    if not got:
+        return []
+    if isinstance(got, dict):  # RESP3 (protocol=3): {stream: [[entries]]}
+        [entries] = got.values()
+        return list(entries[0] if entries and isinstance(entries[0], list) else entries)
+    return list(cast(list[Any], got)[0][1])  # RESP2: [[stream, [entries]]]
+
+
+def _fields(raw: object) -> Mapping[bytes, bytes]:
+    """An entry's fields as a mapping, from redis-py's dict or a script's flat list."""
+    if isinstance(raw, dict):
+        return raw
+    items = list(cast(list[bytes], raw))
+    return dict(zip(items[::2], items[1::2], strict=False))
+
+
+def _delivery(
+    entry_id: bytes, raw: object, attempts: int, now: float, *, topics: Topics, group: str,
+    consumer: str,
+) -> RedisDelivery | None:  # fmt: skip
+    """The entry as a delivery; None if the group skips it (its topic matches none of the
+    group's patterns, or it was redriven for another group)."""
+    fields = _fields(raw)
+    topic = _text(fields.get(b"topic", b""))
+    addressed = fields.get(b"for")
+    if (addressed is not None and addressed != group.encode()) or topic not in topics:
+        return None
+    return RedisDelivery(
+        tag=_text(entry_id), queue=group, topic=topic, body=fields.get(b"body", b""),
+        attempts=attempts, ref=_text(entry_id), consumer=consumer, read_at=now,
+    )  # fmt: skip
+
+
+def _dead_records(group: str, entries: object) -> list[DeadLetterRecord]:
+    records = []
+    for dead_id, fields in cast(list[tuple[bytes, dict[bytes, bytes]]], entries):
+        original = _text(fields.get(b"id", b"0-0"))
+        attempts = _text(fields.get(b"attempts", b"1"))
+        records.append(
+            DeadLetterRecord(
+                queue=group,
+                seq=_seq(original),
+                topic=_text(fields.get(b"topic", b"")),
+                body=fields.get(b"body", b""),
+                reason=_text(fields.get(b"reason", b"")),
+                attempts=int(attempts) if attempts.isdigit() else 1,
+                published=_millis(original),
+                dead_at=_millis(dead_id),
+            )
+        )
+    return records
+
+
+def _consumer_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
 class RedisEndpoint:
     """A Redis stream reached by URL: publish, consumer groups, dead letters (see the module)."""
 
@@ -215,25 +312,12 @@ class RedisEndpoint:
     def from_url(cls, url: str) -> RedisEndpoint:
         """``redis://[user:password@]host[:port][/db]?stream=NAME&lease=S&batch=N&maxlen=N``
         (``rediss://`` for TLS); other parameters go to redis-py."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("redis", "rediss"):
-            raise UsageError("a Redis URL starts with redis:// or rediss://")
-        query = dict(parse_qsl(parts.query, keep_blank_values=True))
-        stream = query.pop("stream", DEFAULT_STREAM)
-        lease = _positive(query, "lease", DEFAULT_LEASE)
-        batch = _positive(query, "batch", DEFAULT_BATCH)
-        maxlen = query.pop("maxlen", None)
-        if batch != int(batch) or (maxlen is not None and not maxlen.isdigit()):
-            raise UsageError("the Redis URL's batch and maxlen are whole numbers")
-        rest = urlunsplit((*parts[:3], urlencode(query), parts.fragment))
+        rest, options = _parse_url(url)
         with map_exceptions(_URL_MAPPING):
             client = redis.Redis.from_url(rest)
             pool = client.connection_pool  # an unknown parameter fails here, not at first use
             pool.connection_class(**pool.connection_kwargs)
-        return cls(
-            client, stream=stream, lease=lease, batch=int(batch),
-            maxlen=None if maxlen is None else int(maxlen),
-        )  # fmt: skip
+        return cls(client, **options)
 
     def dead_stream(self, group: str) -> str:
         """The key of ``group``'s dead letters."""
@@ -254,28 +338,12 @@ class RedisEndpoint:
         self, delivery: Delivery, settlement: Settlement, *, now: float | None = None
     ) -> None:
         """Ack, retry after ``min(delay, lease)``, or dead-letter; LeaseLost if reclaimed."""
-        held = self._held(delivery)
-        match settlement:
-            case Ack():
-                args: list[Any] = ["ack"]
-            case Retry(delay=delay):
-                idle = max(0.0, self.lease - delay)  # due once idle for the lease
-                args = ["retry", int(idle * 1000)]
-            case DeadLetter(reason=reason):
-                args = [
-                    "dead", delivery.topic, delivery.body, DeadLetterReason(reason).value,
-                    delivery.attempts or 1,
-                ]  # fmt: skip
-        self._run_settle(held, delivery.queue, args)
+        held = _held(delivery)
+        self._run_settle(held, delivery.queue, _settle_args(held, settlement, self.lease))
 
     def extend_lease(self, delivery: Delivery, *, now: float | None = None) -> None:
         """``XCLAIM ... 0 <id> JUSTID``: the entry's idle clock restarts (another lease)."""
-        self._run_settle(self._held(delivery), delivery.queue, ["extend"])
-
-    def _held(self, delivery: Delivery) -> RedisDelivery:
-        if not isinstance(delivery, RedisDelivery):
-            raise UsageError("settle deliveries of this Redis endpoint's subscriptions only")
-        return delivery
+        self._run_settle(_held(delivery), delivery.queue, ["extend"])
 
     def _run_settle(self, delivery: RedisDelivery, group: str, args: Sequence[Any]) -> None:
         with map_exceptions(_MAPPING):
@@ -301,30 +369,13 @@ class RedisEndpoint:
             except redis.exceptions.ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
-        consumer = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-        return _RedisSubscription(self, topics, group, consumer)
+        return _RedisSubscription(self, topics, group, _consumer_name())
 
     def dead_letters(self, group: str, /, *, limit: int | None = None) -> list[DeadLetterRecord]:
         """``group``'s dead letters, oldest first (``XRANGE``), without consuming them."""
         with map_exceptions(_MAPPING):
             entries = self.client.xrange(self.dead_stream(group), count=limit)
-        records = []
-        for dead_id, fields in cast(list[tuple[bytes, dict[bytes, bytes]]], entries):
-            original = _text(fields.get(b"id", b"0-0"))
-            attempts = _text(fields.get(b"attempts", b"1"))
-            records.append(
-                DeadLetterRecord(
-                    queue=group,
-                    seq=_seq(original),
-                    topic=_text(fields.get(b"topic", b"")),
-                    body=fields.get(b"body", b""),
-                    reason=_text(fields.get(b"reason", b"")),
-                    attempts=int(attempts) if attempts.isdigit() else 1,
-                    published=_millis(original),
-                    dead_at=_millis(dead_id),
-                )
-            )
-        return records
+        return _dead_records(group, entries)
 
     def redrive(self, group: str, /) -> int:
         """Put ``group``'s dead letters back on the stream for ``group`` only; how many."""
@@ -367,12 +418,7 @@ class RedisEndpoint:
                 group, consumer, {self.stream: ">"}, count=self.batch,
                 block=None if block is None else max(1, int(block * 1000)),
             )  # fmt: skip
-        if not got:
-            return []
-        if isinstance(got, dict):  # RESP3 (protocol=3): {stream: [[entries]]}
-            [entries] = got.values()
-            return list(entries[0] if entries and isinstance(entries[0], list) else entries)
-        return list(cast(list[Any], got)[0][1])  # RESP2: [[stream, [entries]]]
+        return _entries(got)
 
     def _skip(self, group: str, entry_id: bytes) -> None:
         with map_exceptions(_MAPPING):
@@ -383,14 +429,6 @@ class RedisEndpoint:
             self._forget_script(keys=[self.stream], args=[group, consumer])
 
 
-def _fields(raw: object) -> Mapping[bytes, bytes]:
-    """An entry's fields as a mapping, from redis-py's dict or a script's flat list."""
-    if isinstance(raw, dict):
-        return raw
-    items = list(cast(list[bytes], raw))
-    return dict(zip(items[::2], items[1::2], strict=False))
-
-
 class _RedisSubscription:
     """One consumer of a group: reclaims due entries first, then reads new ones."""
 
@@ -398,7 +436,6 @@ class _RedisSubscription:
         self._endpoint = endpoint
         self._topics = topics
         self._group = group
-        self._for = group.encode()
         self.consumer = consumer
         self._buffer: deque[RedisDelivery] = deque()
         self._reclaimed_at = float("-inf")
@@ -438,25 +475,15 @@ class _RedisSubscription:
                 self._take(entry_id, raw, 1, now)
 
     def _take(self, entry_id: bytes, raw: object, attempts: int, now: float) -> None:
-        fields = _fields(raw)
-        topic = _text(fields.get(b"topic", b""))
-        addressed = fields.get(b"for")
-        if (addressed is not None and addressed != self._for) or topic not in self._topics:
+        delivery = _delivery(
+            entry_id, raw, attempts, now, topics=self._topics, group=self._group,
+            consumer=self.consumer,
+        )  # fmt: skip
+        if delivery is None:
             self._endpoint._skip(self._group, entry_id)
             self.skipped += 1
-            return
-        self._buffer.append(
-            RedisDelivery(
-                tag=_text(entry_id),
-                queue=self._group,
-                topic=topic,
-                body=fields.get(b"body", b""),
-                attempts=attempts,
-                ref=_text(entry_id),
-                consumer=self.consumer,
-                read_at=now,
-            )
-        )
+        else:
+            self._buffer.append(delivery)
 
     def close(self) -> None:
         """Detach: entries read but not handed over stay pending, to be reclaimed after the
