@@ -7,6 +7,7 @@ streams, afterwards. What a test writes with the plain redis-py client is what a
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import os
 import signal
@@ -30,8 +31,16 @@ from letterlock import (
     Topics,
 )
 from letterlock.errors import TransportError, UsageError
-from letterlock.transports import Ack, Delivery, LeaseLost, Retry, RetryPolicy, SealedConsumer
-from letterlock.transports.redis import RedisEndpoint
+from letterlock.transports import (
+    Ack,
+    AsyncSealedConsumer,
+    Delivery,
+    LeaseLost,
+    Retry,
+    RetryPolicy,
+    SealedConsumer,
+)
+from letterlock.transports.redis import AsyncRedisEndpoint, RedisEndpoint
 from services import SERVICES, require, unique
 
 CAST = cast_of(Suite.P256)
@@ -350,6 +359,73 @@ def test_a_consumer_killed_in_its_handler_hands_its_entry_over_and_it_is_handled
     assert endpoint.dead_letters("g") == []
     subscription.close()
     endpoint.close()
+
+
+# asyncio ------------------------------------------------------------------------------
+
+
+def async_endpoint_of(stream: str) -> AsyncRedisEndpoint:
+    return AsyncRedisEndpoint.from_url(f"{SERVICES['redis'].url}?stream={stream}&lease={LEASE}")
+
+
+def test_asyncio_round_trip_refusals_and_redrive(stream: str) -> None:
+    async def scenario() -> None:
+        endpoint = async_endpoint_of(stream)
+        topics = Topics("pay")
+        subscription = await endpoint.subscribe(topics, group="g")
+        await endpoint.publish("pay", seal(b"pay 10", "pay"))
+        await endpoint.publish("pay", seal(b"from eve", "pay", sender=CAST.eve))
+        opener = Opener(CAST.bob, trust=CAST.pins(), replay=ReplayWindow())
+        reader = AsyncSealedConsumer(
+            endpoint, "g", opener=opener, topics=topics, retry=RetryPolicy(max_attempts=1)
+        )
+        handled: list[bytes] = []
+
+        async def handler(opened: Opened) -> None:
+            handled.append(opened.payload)
+
+        async for delivery in subscription.deliveries(idle_timeout=IDLE):
+            await reader.handle(delivery, handler)
+        assert handled == [b"pay 10"]
+        assert reader.metrics == {"acked": 1, "dead_lettered:unknown_sender": 1}
+        [dead] = await endpoint.dead_letters("g")
+        assert dead.reason == "rejected"
+        assert await endpoint.redrive("g") == 1
+        redriven = await anext(subscription.deliveries(idle_timeout=IDLE))
+        assert redriven.body == dead.body
+        await endpoint.settle(redriven, Ack())
+        with pytest.raises(LeaseLost):
+            await endpoint.settle(redriven, Ack())  # settled once only
+        await subscription.close()
+        await endpoint.close()
+
+    asyncio.run(scenario())
+
+
+def test_asyncio_a_quiet_consumers_entry_is_reclaimed_and_its_lease_extended(
+    stream: str,
+) -> None:
+    async def scenario() -> None:
+        endpoint = async_endpoint_of(stream)
+        topics = Topics("jobs")
+        quiet = await endpoint.subscribe(topics, group="g")
+        other = await endpoint.subscribe(topics, group="g")
+        await endpoint.publish("jobs", seal(b"job", "jobs"))
+        held = await anext(quiet.deliveries(idle_timeout=IDLE))
+        for _ in range(3):  # heartbeats: the other consumer gets nothing
+            await asyncio.sleep(LEASE / 2)
+            await endpoint.extend_lease(held)
+            assert [d async for d in other.deliveries(idle_timeout=0.01)] == []
+        again = await anext(other.deliveries(idle_timeout=LEASE * 3))  # quiet now
+        assert (again.tag, again.attempts) == (held.tag, 2)
+        with pytest.raises(LeaseLost):
+            await endpoint.extend_lease(held)
+        await endpoint.settle(again, Ack())
+        await quiet.close()
+        await other.close()
+        await endpoint.close()
+
+    asyncio.run(scenario())
 
 
 # the URL and the edge ------------------------------------------------------------------

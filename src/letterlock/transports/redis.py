@@ -49,6 +49,9 @@ about that many entries on publish (``MAXLEN ~``; default none: a trimmed entry 
 group has not read yet is lost, and Redis never removes acked entries by itself). Every other
 query parameter is redis-py's own (``socket_timeout``, ...). ``rediss://`` is TLS.
 
+:class:`AsyncRedisEndpoint` is the same on ``redis.asyncio``, for
+:class:`~letterlock.transports.AsyncSealedConsumer`.
+
 Every ``redis.exceptions.RedisError`` (``ConnectionError`` and ``TimeoutError`` included)
 leaves as :class:`~letterlock.errors.TransportError`. One client is one connection pool:
 open one endpoint per process.
@@ -61,12 +64,13 @@ import secrets
 import socket
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
+import redis.asyncio
 import redis.exceptions
 
 from letterlock._edges import ExceptionMapping, map_exceptions
@@ -75,7 +79,7 @@ from letterlock.errors import TransportError, UsageError
 from letterlock.transports.base import DeadLetterRecord, Delivery, LeaseLost, Subscription
 from letterlock.transports.decide import Ack, DeadLetter, DeadLetterReason, Retry, Settlement
 
-__all__ = ["RedisDelivery", "RedisEndpoint"]
+__all__ = ["AsyncRedisEndpoint", "AsyncRedisSubscription", "RedisDelivery", "RedisEndpoint"]
 
 DEFAULT_STREAM: Final = "letterlock"
 DEFAULT_LEASE: Final = 30.0
@@ -490,3 +494,197 @@ class _RedisSubscription:
         lease; the consumer name is removed from the group once nothing is pending with it."""
         self._buffer.clear()
         self._endpoint._forget(self._group, self.consumer)
+
+
+class AsyncRedisEndpoint:
+    """:class:`RedisEndpoint` on ``redis.asyncio``: the same stream, groups, scripts and rules,
+    for :class:`~letterlock.transports.AsyncSealedConsumer` (an
+    :class:`~letterlock.transports.base.AsyncBroker`); ``subscribe``, ``dead_letters``,
+    ``redrive`` and ``close`` are coroutines, and a subscription's ``deliveries`` an async
+    iterator."""
+
+    dialect: Final = Dialect.AMQP
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        *,
+        stream: str = DEFAULT_STREAM,
+        lease: float = DEFAULT_LEASE,
+        batch: int = DEFAULT_BATCH,
+        maxlen: int | None = None,
+    ) -> None:
+        """As :class:`RedisEndpoint`, with an asyncio client."""
+        if not isinstance(stream, str) or not stream:
+            raise UsageError("a Redis stream is named by a non-empty string")
+        if not lease > 0 or not batch >= 1 or (maxlen is not None and maxlen < 1):
+            raise UsageError("lease must be positive, batch and maxlen at least 1")
+        self.client = client
+        self.stream = stream
+        self.lease = float(lease)
+        self.batch = int(batch)
+        self.maxlen = maxlen
+        self._settle_script = client.register_script(_SETTLE)
+        self._reclaim_script = client.register_script(_RECLAIM)
+        self._redrive_script = client.register_script(_REDRIVE)
+        self._forget_script = client.register_script(_FORGET)
+
+    @classmethod
+    def from_url(cls, url: str) -> AsyncRedisEndpoint:
+        """As :meth:`RedisEndpoint.from_url`."""
+        rest, options = _parse_url(url)
+        with map_exceptions(_URL_MAPPING):
+            client = redis.asyncio.Redis.from_url(rest)
+            pool = client.connection_pool  # an unknown parameter fails here, not at first use
+            pool.connection_class(**pool.connection_kwargs)
+        return cls(client, **options)
+
+    def dead_stream(self, group: str) -> str:
+        """The key of ``group``'s dead letters."""
+        return f"{self.stream}:dead:{group}"
+
+    async def publish(self, topic: str, body: bytes, *, now: float | None = None) -> str:
+        """As :meth:`RedisEndpoint.publish`."""
+        if not isinstance(topic, str) or not topic:
+            raise UsageError("topic must be a non-empty string")
+        fields: dict[Any, Any] = {"topic": topic, "body": bytes(body)}
+        with map_exceptions(_MAPPING):
+            entry_id = await self.client.xadd(
+                self.stream, fields, maxlen=self.maxlen, approximate=True
+            )
+        return _text(entry_id)
+
+    async def settle(
+        self, delivery: Delivery, settlement: Settlement, *, now: float | None = None
+    ) -> None:
+        """As :meth:`RedisEndpoint.settle`."""
+        held = _held(delivery)
+        await self._run_settle(held, _settle_args(held, settlement, self.lease))
+
+    async def extend_lease(self, delivery: Delivery, *, now: float | None = None) -> None:
+        """As :meth:`RedisEndpoint.extend_lease`."""
+        await self._run_settle(_held(delivery), ["extend"])
+
+    async def _run_settle(self, delivery: RedisDelivery, args: Sequence[Any]) -> None:
+        group = delivery.queue
+        with map_exceptions(_MAPPING):
+            done = await self._settle_script(
+                keys=[self.stream, self.dead_stream(group)],
+                args=[group, delivery.consumer, delivery.tag, *args],
+            )
+        if done != 1:
+            raise LeaseLost("another consumer of the group has claimed this entry since")
+
+    async def subscribe(self, topics: Topics, *, group: str) -> AsyncRedisSubscription:
+        """As :meth:`RedisEndpoint.subscribe`."""
+        if not isinstance(topics, Topics) or topics.dialect is not Dialect.AMQP:
+            raise UsageError("Redis groups take AMQP patterns ('.', '*' and '#')")
+        if not isinstance(group, str) or not group:
+            raise UsageError("a consumer group is named by a non-empty string")
+        with map_exceptions(_MAPPING):
+            try:
+                await self.client.xgroup_create(self.stream, group, id="$", mkstream=True)
+            except redis.exceptions.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+        return AsyncRedisSubscription(self, topics, group, _consumer_name())
+
+    async def dead_letters(
+        self, group: str, /, *, limit: int | None = None
+    ) -> list[DeadLetterRecord]:
+        """As :meth:`RedisEndpoint.dead_letters`."""
+        with map_exceptions(_MAPPING):
+            entries = await self.client.xrange(self.dead_stream(group), count=limit)
+        return _dead_records(group, entries)
+
+    async def redrive(self, group: str, /) -> int:
+        """As :meth:`RedisEndpoint.redrive`."""
+        moved = 0
+        keys = [self.stream, self.dead_stream(group)]
+        with map_exceptions(_MAPPING):
+            while count := int(await self._redrive_script(keys=keys, args=[group, 100])):
+                moved += count
+        return moved
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        with map_exceptions(_MAPPING):
+            await self.client.aclose()
+
+    async def __aenter__(self) -> AsyncRedisEndpoint:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class AsyncRedisSubscription:
+    """:class:`_RedisSubscription` for asyncio: one consumer of a group."""
+
+    def __init__(
+        self, endpoint: AsyncRedisEndpoint, topics: Topics, group: str, consumer: str
+    ) -> None:
+        self._endpoint = endpoint
+        self._topics = topics
+        self._group = group
+        self.consumer = consumer
+        self._buffer: deque[RedisDelivery] = deque()
+        self._reclaimed_at = float("-inf")
+        #: As :attr:`_RedisSubscription.skipped`.
+        self.skipped = 0
+
+    async def deliveries(self, *, idle_timeout: float | None = None) -> AsyncIterator[Delivery]:
+        """As :meth:`_RedisSubscription.deliveries`."""
+        endpoint, group, consumer = self._endpoint, self._group, self.consumer
+        every = min(_MAX_BLOCK, endpoint.lease / 4)
+        idle_since = time.monotonic()
+        while True:
+            now = time.monotonic()
+            while self._buffer:
+                delivery = self._buffer.popleft()
+                if now - delivery.read_at < endpoint.lease:  # else it may be another's now
+                    yield delivery
+                    idle_since = now = time.monotonic()
+            if now - self._reclaimed_at >= every:
+                self._reclaimed_at = now
+                with map_exceptions(_MAPPING):
+                    got = await endpoint._reclaim_script(
+                        keys=[endpoint.stream],
+                        args=[group, consumer, int(endpoint.lease * 1000), endpoint.batch],
+                    )
+                for entry_id, raw, count in got:
+                    await self._take(entry_id, raw, int(count), now)
+                if self._buffer:
+                    continue
+            left = None if idle_timeout is None else idle_timeout - (now - idle_since)
+            if left is not None and left <= 0:
+                return
+            block = every if left is None else min(every, left)
+            with map_exceptions(_MAPPING):
+                read = await endpoint.client.xreadgroup(
+                    group, consumer, {endpoint.stream: ">"}, count=endpoint.batch,
+                    block=max(1, int(block * 1000)),
+                )  # fmt: skip
+            now = time.monotonic()
+            for entry_id, raw in _entries(read):
+                await self._take(entry_id, raw, 1, now)
+
+    async def _take(self, entry_id: bytes, raw: object, attempts: int, now: float) -> None:
+        delivery = _delivery(
+            entry_id, raw, attempts, now, topics=self._topics, group=self._group,
+            consumer=self.consumer,
+        )  # fmt: skip
+        if delivery is not None:
+            self._buffer.append(delivery)
+            return
+        with map_exceptions(_MAPPING):
+            await self._endpoint.client.xack(self._endpoint.stream, self._group, entry_id)
+        self.skipped += 1
+
+    async def close(self) -> None:
+        """As :meth:`_RedisSubscription.close`."""
+        self._buffer.clear()
+        with map_exceptions(_MAPPING):
+            await self._endpoint._forget_script(
+                keys=[self._endpoint.stream], args=[self._group, self.consumer]
+            )
