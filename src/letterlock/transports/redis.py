@@ -140,9 +140,11 @@ return #e
 """
 
 #: Forget consumer ARGV[2] of group ARGV[1] if nothing is pending with it (a consumer deleted
-#: with pending entries would take them out of the group: they would never be reclaimed).
+#: with pending entries would take them out of the group: they would never be reclaimed); -1
+#: if the group is gone (the stream was deleted), which leaves nothing to forget.
 _FORGET: Final = """
-local p = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+local p = redis.pcall('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+if p['err'] then return -1 end
 if #p == 0 then redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2]) end
 return #p
 """
