@@ -40,8 +40,11 @@ together or not at all.
 Leases. ``lease=SECONDS`` (default 30) is how long an entry may stay pending with a consumer
 that neither settles it nor extends its lease before another consumer of the group reclaims it.
 Redis can set an idle time but not one in the future, so a Retry comes back after
-``min(delay, lease)``: choose a lease at least as long as the retry delays you want (a busy copy
-waits the consumer's ``claim_lease``). Redis keeps time itself: the seam's ``now`` is ignored.
+``min(delay, lease)``: choose a lease at least as long as the retry delays you want. A busy
+copy (another consumer's claim holds it, for up to the consumer's ``claim_lease``) may so come
+back busy more than once, each time counted against ``max_attempts``: keep ``lease`` x
+``max_attempts`` above ``claim_lease`` (the defaults, 30 s x 5 and 60 s, do). Redis keeps time
+itself: the seam's ``now`` is ignored.
 
 Other parameters: ``batch`` (default 16): entries read per ``XREADGROUP``; an entry read but
 not handed over within its lease is left for ``XAUTOCLAIM``. ``maxlen``: trim the stream to
