@@ -18,7 +18,7 @@ import zmq
 from conftest import cast_of
 from letterlock import Identity, Opener, ReplayWindow, Sealer, Suite, Topics
 from letterlock.errors import TransportError, UsageError
-from letterlock.transports import RetryPolicy, SealedConsumer, Subscription
+from letterlock.transports import Retry, RetryPolicy, SealedConsumer, Subscription
 from letterlock.transports.zmq import ZmqEndpoint
 
 CAST = cast_of(Suite.P256)
@@ -243,3 +243,33 @@ def test_closing_the_endpoint_closes_subscriptions_left_open(tmp_path: Path) -> 
     endpoint = ZmqEndpoint.from_url(f"zmq+ipc://{tmp_path}/s.sock")
     endpoint.subscribe(Topics("#"), group="g")  # never closed by its user
     endpoint.close()  # would block forever in zmq_ctx_term otherwise
+
+
+def test_a_connected_pusher_queues_until_its_consumer_binds_and_closing_is_bounded(
+    tmp_path: Path,
+) -> None:
+    url = f"zmq+ipc://{tmp_path}/s.sock?pattern=pushpull&wait=0.2"
+    sender = ZmqEndpoint.from_url(url)
+    sender.publish("jobs", seal(b"early", "jobs"))  # nobody bound yet: queued by the PUSH
+    listener = ZmqEndpoint.from_url(url)
+    subscription = listener.subscribe(Topics("jobs"), group="g")
+    assert drain(subscription, consumer(listener, Topics("jobs"))) == [b"early"]
+    listener.close()
+    sender.publish("jobs", seal(b"lost", "jobs"))  # its consumer is gone: at most once
+    started = time.monotonic()
+    sender.close()  # lingers wait + 1 s for a consumer, then gives up
+    assert 1.0 <= time.monotonic() - started < 3.0
+
+
+def test_a_retry_cannot_bring_anything_back(tmp_path: Path) -> None:
+    url = f"zmq+ipc://{tmp_path}/s.sock?wait=2"
+    listener, sender = ZmqEndpoint.from_url(url), ZmqEndpoint.from_url(url)
+    subscription = listener.subscribe(Topics("jobs"), group="g")
+    sender.publish("jobs", seal(b"job", "jobs"))
+    [delivery] = list(subscription.deliveries(idle_timeout=IDLE))
+    listener.settle(delivery, Retry(delay=0))  # a busy copy: the other consumer handles it
+    listener.extend_lease(delivery)
+    assert list(subscription.deliveries(idle_timeout=IDLE)) == []
+    assert listener.dead_letters_dropped == 0
+    sender.close()
+    listener.close()
