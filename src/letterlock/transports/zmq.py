@@ -287,13 +287,20 @@ class _ZmqSubscription:
         """Each message that arrives; stop after ``idle_timeout`` s without one."""
         idle_since = time.monotonic()
         while True:
-            left = None if idle_timeout is None else idle_timeout - (time.monotonic() - idle_since)
-            if left is not None and left <= 0:
-                return
             with map_exceptions(_MAPPING):
-                if not self._socket.poll(None if left is None else int(left * 1000) + 1):
-                    continue
-                frames = self._socket.recv_multipart(zmq.NOBLOCK)
+                try:  # what is queued already needs no poll
+                    frames = self._socket.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    frames = None
+            if frames is None:
+                left = (
+                    None if idle_timeout is None else idle_timeout - (time.monotonic() - idle_since)
+                )
+                if left is not None and left <= 0:
+                    return
+                with map_exceptions(_MAPPING):
+                    self._socket.poll(None if left is None else int(left * 1000) + 1)
+                continue
             topic = frames[0].decode("utf-8", "replace")
             if topic not in self._topics:
                 self.skipped += 1
