@@ -323,7 +323,8 @@ def _doomed_consumer(stream: str, replay: str, started: str) -> None:
     reader = consumer(endpoint, "g", topics, replay=window, claim_lease=2.0, max_attempts=5)
 
     def handler(opened: Opened) -> None:
-        Path(started).write_bytes(opened.payload)
+        Path(f"{started}.part").write_bytes(opened.payload)
+        Path(f"{started}.part").rename(started)  # whole, or not there
         time.sleep(600)  # killed here
 
     for delivery in subscription.deliveries(idle_timeout=30):
@@ -356,6 +357,9 @@ def test_a_consumer_killed_in_its_handler_hands_its_entry_over_and_it_is_handled
     handled: list[bytes] = []
     for delivery in subscription.deliveries(idle_timeout=4):
         survivor.handle(delivery, lambda opened: handled.append(opened.payload))
+        if handled:
+            break
+    assert list(subscription.deliveries(idle_timeout=LEASE * 1.5)) == []  # nothing more
     assert handled == [b"job 1"]  # once, after the dead one's lease and claim ran out
     assert survivor.metrics["acked"] == 1
     assert survivor.metrics["taken_over"] == 1
