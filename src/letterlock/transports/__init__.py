@@ -16,6 +16,11 @@ module             what it holds
 ``memory``         :class:`MemoryBroker`, the seam's test double: in memory, push or pull, with
                    or without attempt counts and nack; :class:`AsyncMemoryBroker` shows it
                    through the asyncio seam
+``redis``          :class:`~letterlock.transports.redis.RedisEndpoint`: Redis Streams consumer
+                   groups, pending entries reclaimed, a dead-letter stream per group (imported
+                   on its own: it needs the ``redis`` extra)
+``zmq``            :class:`~letterlock.transports.zmq.ZmqEndpoint`: ZeroMQ PUB/SUB and PUSH/PULL,
+                   at most once (imported on its own: it needs the ``zmq`` extra)
 =================  ============================================================================
 
 A consumer acks only what opened and was handled, and dead-letters what was refused (the broker

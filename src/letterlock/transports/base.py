@@ -98,25 +98,34 @@ dead-letter stream (``js.publish``, which waits for the stream's ack) and then `
 by the stream: ``NoStreamResponseError`` (no stream for the subject) is Unroutable, every
 ``nats.errors.Error`` and timeout a TransportError.
 
-**Redis Streams** (redis-py): pull: ``XREADGROUP GROUP g c COUNT 1 STREAMS key >`` for new
-entries and ``XAUTOCLAIM key g c <lease ms> 0-0 COUNT 1`` for entries whose holder went quiet for
-a lease. The tag is the entry id; attempts is the entry's delivery count (``XPENDING`` with the
-id; ``XAUTOCLAIM``/``XCLAIM`` raise it). Ack is ``XACK``. No nack: Retry leaves the entry pending,
-to be claimed again once idle for the lease (a longer delay: ``XCLAIM ... IDLE`` with an idle
-time that makes it due then, ``JUSTID`` so that nothing is counted); DeadLetter is ``MULTI``,
-``XADD <key>:dead`` with the bytes and the reason, ``XACK``, ``EXEC``: atomic. ``extend_lease``
-is ``XCLAIM key g c 0 <id> JUSTID``, which restarts the entry's idle clock. Publish is ``XADD``;
-there is no Unroutable (a stream exists once written). ``redis.exceptions.RedisError`` (its
-``ConnectionError`` and ``TimeoutError`` included) becomes TransportError.
+**Redis Streams** (redis-py; :mod:`letterlock.transports.redis`): pull: ``XAUTOCLAIM key g c
+<lease ms> 0-0 COUNT n`` for entries whose holder went quiet for a lease, then ``XREADGROUP
+GROUP g c COUNT n STREAMS key >`` for new ones. Redis has no pattern subscription: one stream
+per endpoint, each entry's topic in a field; a group acks and skips the entries its patterns do
+not match (the broker dropping them, which it always can). The tag is the entry id; attempts
+is the entry's delivery count (``XPENDING`` with the id; ``XAUTOCLAIM`` raises it). Ack is
+``XACK``. No nack: Retry leaves the entry pending, to be claimed again once idle for the lease
+(a shorter delay: ``XCLAIM ... IDLE`` with an idle time that makes it due then, ``JUSTID`` so
+that nothing is counted; Redis cannot set an idle time in the future, so a delay is at most the
+lease); DeadLetter is ``XADD <key>:dead:<group>`` (per group, so that ``dead_letters`` and
+``redrive`` read one group's) with the bytes and the reason, and ``XACK``. ``extend_lease`` is
+``XCLAIM key g c 0 <id> JUSTID``, which restarts the entry's idle clock. ``XACK`` and ``XCLAIM``
+do not ask who holds an entry, so each settlement and heartbeat is one Lua script that checks
+with ``XPENDING`` that the entry is still this consumer's (else LeaseLost) before it acts:
+atomic, dead letter and ack together. Publish is ``XADD``; there is no Unroutable (a stream
+exists once written). ``redis.exceptions.RedisError`` (its ``ConnectionError`` and
+``TimeoutError`` included) becomes TransportError.
 
-**ZeroMQ** (pyzmq): no broker at all, at most once. The adapter pulls from a ``PULL`` or ``SUB``
-socket (``recv_multipart()``; with ``zmq.NOBLOCK``, ``zmq.Again`` ends ``deliveries``); the
-topic is the first frame, the tag empty. No ack, no nack, no attempts, no lease: Ack and
-``extend_lease`` do nothing, Retry is never asked for (attempts is None), and DeadLetter sends
+**ZeroMQ** (pyzmq; :mod:`letterlock.transports.zmq`): no broker at all, at most once. The
+adapter pulls from a ``PULL`` or ``SUB`` socket (``poll``, then ``recv_multipart()``); the topic
+is the first frame, the tag empty. No ack, no nack, no attempts, no lease: Ack and
+``extend_lease`` do nothing; a Retry (asked for only for a busy copy, since attempts is None,
+which another consumer is handling) is dropped, as nothing can come back; DeadLetter sends
 ``[topic, reason, body]`` on the adapter's dead-letter ``PUSH`` socket if it has one, and
 otherwise drops the message (the consumer's warning and its ``dead_lettered:<reason>`` count
-are the report). Publish is ``send_multipart([topic, body])`` on a ``PUB`` or ``PUSH`` socket; a
-``PUB`` socket drops what nobody subscribes to, unseen. ``zmq.ZMQError`` becomes TransportError.
+are the report). Publish is ``send_multipart([topic, body])`` on an ``XPUB`` (a ``PUB`` that
+sees subscriptions, so a new publisher can wait for its subscribers) or ``PUSH`` socket; a
+``PUB`` drops what nobody subscribes to, unseen. ``zmq.ZMQError`` becomes TransportError.
 
 **Celery / kombu**: push with ``kombu.Consumer(channel, queues, callbacks=[on_message])``
 (``on_message(body, message)``, driven by ``connection.drain_events()``), pull with

@@ -1,0 +1,695 @@
+"""Redis Streams (redis-py): consumer groups, pending entries reclaimed, a dead-letter stream.
+
+``RedisEndpoint.from_url("redis://127.0.0.1:6379/0?stream=letterlock&lease=30")``. Pull, with
+the Redis Streams mapping of :mod:`letterlock.transports.base`:
+
+==================  =========================================================================
+seam                Redis
+==================  =========================================================================
+publish             ``XADD <stream> * topic <topic> body <bytes>`` (no Unroutable: a stream
+                    exists once written)
+subscribe           ``XGROUP CREATE <stream> <group> $ MKSTREAM`` (an existing group keeps
+                    its place); one consumer name per subscription
+deliveries          ``XAUTOCLAIM`` for entries idle longer than the lease (their holder went
+                    quiet or died), else ``XREADGROUP ... >`` for new ones; attempts is the
+                    entry's delivery count
+Ack                 ``XACK``
+Retry               the entry stays pending; ``XCLAIM ... IDLE`` sets its idle time so that
+                    ``XAUTOCLAIM`` finds it due after the delay (``JUSTID``: not counted)
+DeadLetter          ``XADD <stream>:dead:<group>`` (bytes, topic, the one word) and ``XACK``
+extend_lease        ``XCLAIM <stream> <group> <consumer> 0 <id> JUSTID``: its idle clock restarts
+dead_letters        ``XRANGE <stream>:dead:<group>``
+redrive             each dead entry back onto the stream, addressed to its group (``for``)
+==================  =========================================================================
+
+Topics and streams. Redis has no pattern subscription, so one endpoint is one stream (the URL's
+``stream``, default ``letterlock``) whose entries carry their topic in a field. A group reads
+every entry of the stream; its subscription acks and skips, unseen by the consumer, the entries
+whose topic matches none of the group's patterns (AMQP patterns: ``.``, ``*``, ``#``), as a
+topic exchange would never have routed them. That is the broker dropping them, which a broker
+always can; the consumer still opens what it is given against its own configured topics, never
+against the ``topic`` field. Consumers of one group name the same patterns. A redriven entry
+names its group in a ``for`` field, and the other groups of the stream skip it.
+
+Settlement is atomic and checked: Ack, Retry, DeadLetter and ``extend_lease`` each run as one
+Lua script that first asks ``XPENDING`` whether the entry is still this consumer's, and raises
+:class:`~letterlock.transports.base.LeaseLost` if another consumer claimed it since (a plain
+``XACK`` would settle it under that consumer's feet). The dead letter and its ``XACK`` happen
+together or not at all.
+
+Leases. ``lease=SECONDS`` (default 30) is how long an entry may stay pending with a consumer
+that neither settles it nor extends its lease before another consumer of the group reclaims it.
+Redis can set an idle time but not one in the future, so a Retry comes back after
+``min(delay, lease)``: choose a lease at least as long as the retry delays you want. A busy
+copy (another consumer's claim holds it, for up to the consumer's ``claim_lease``) may so come
+back busy more than once, each time counted against ``max_attempts``: keep ``lease`` x
+``max_attempts`` above ``claim_lease`` (the defaults, 30 s x 5 and 60 s, do). Redis keeps time
+itself: the seam's ``now`` is ignored.
+
+Other parameters: ``batch`` (default 16): entries read per ``XREADGROUP``; an entry read but
+not handed over within its lease is left for ``XAUTOCLAIM``. ``maxlen``: trim the stream to
+about that many entries on publish (``MAXLEN ~``; default none: a trimmed entry that a slow
+group has not read yet is lost, and Redis never removes acked entries by itself). Every other
+query parameter is redis-py's own (``socket_timeout``, ...). ``rediss://`` is TLS.
+
+:class:`AsyncRedisEndpoint` is the same on ``redis.asyncio``, for
+:class:`~letterlock.transports.AsyncSealedConsumer`.
+
+Every ``redis.exceptions.RedisError`` (``ConnectionError`` and ``TimeoutError`` included)
+leaves as :class:`~letterlock.errors.TransportError`. One client is one connection pool:
+open one endpoint per process.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis
+import redis.asyncio
+import redis.exceptions
+
+from letterlock._edges import ExceptionMapping, map_exceptions
+from letterlock.core.topics import Dialect, Topics
+from letterlock.errors import TransportError, UsageError
+from letterlock.transports.base import DeadLetterRecord, Delivery, LeaseLost, Subscription
+from letterlock.transports.decide import Ack, DeadLetter, DeadLetterReason, Retry, Settlement
+
+__all__ = ["AsyncRedisEndpoint", "AsyncRedisSubscription", "RedisDelivery", "RedisEndpoint"]
+
+DEFAULT_STREAM: Final = "letterlock"
+DEFAULT_LEASE: Final = 30.0
+DEFAULT_BATCH: Final = 16
+_MAX_BLOCK: Final = 1.0  # seconds an XREADGROUP blocks at most before due entries are reclaimed
+_MAPPING: Final[ExceptionMapping] = {redis.exceptions.RedisError: TransportError}
+#: redis-py refuses a malformed URL or an unknown parameter with ValueError or TypeError.
+_URL_MAPPING: Final[ExceptionMapping] = {**_MAPPING, ValueError: UsageError, TypeError: UsageError}
+
+#: Settle one pending entry if it is still this consumer's: 1, else 0 (it is someone else's, or
+#: settled). KEYS: stream, dead stream. ARGV: group, consumer, id, action, then per action:
+#: ``dead``: topic, body, reason, attempts; ``retry``: idle milliseconds.
+_SETTLE: Final = """
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+if #p == 0 or p[1][2] ~= ARGV[2] then return 0 end
+local action = ARGV[4]
+if action == 'ack' then
+  redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+elseif action == 'dead' then
+  redis.call('XADD', KEYS[2], '*', 'topic', ARGV[5], 'body', ARGV[6], 'reason', ARGV[7],
+             'attempts', ARGV[8], 'id', ARGV[3])
+  redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+elseif action == 'retry' then
+  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'IDLE', ARGV[5], 'JUSTID')
+else
+  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
+end
+return 1
+"""
+
+#: Claim up to ARGV[4] entries idle for ARGV[3] ms for consumer ARGV[2] of group ARGV[1], each
+#: with its delivery count (XAUTOCLAIM raised it). Entries deleted from the stream are acked.
+_RECLAIM: Final = """
+local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], '0-0', 'COUNT', ARGV[4])
+local out = {}
+for _, e in ipairs(r[2]) do
+  if e[2] then
+    local p = redis.call('XPENDING', KEYS[1], ARGV[1], e[1], e[1], 1)
+    out[#out + 1] = {e[1], e[2], p[1][4]}
+  else
+    redis.call('XACK', KEYS[1], ARGV[1], e[1])
+  end
+end
+return out
+"""
+
+#: Move up to ARGV[2] dead letters (KEYS[2]) back onto the stream (KEYS[1]) for group ARGV[1].
+_REDRIVE: Final = """
+local e = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', ARGV[2])
+for _, x in ipairs(e) do
+  local f, t = x[2], {}
+  for j = 1, #f, 2 do t[f[j]] = f[j + 1] end
+  redis.call('XADD', KEYS[1], '*', 'topic', t['topic'] or '', 'body', t['body'] or '',
+             'for', ARGV[1])
+  redis.call('XDEL', KEYS[2], x[1])
+end
+return #e
+"""
+
+#: Forget consumer ARGV[2] of group ARGV[1] if nothing is pending with it (a consumer deleted
+#: with pending entries would take them out of the group: they would never be reclaimed); -1
+#: if the group is gone (the stream was deleted), which leaves nothing to forget.
+_FORGET: Final = """
+local p = redis.pcall('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+if p['err'] then return -1 end
+if #p == 0 then redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2]) end
+return #p
+"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RedisDelivery(Delivery):
+    """One pending stream entry, held by one consumer of the group (``tag`` is its id)."""
+
+    consumer: str  #: the consumer name it is pending with
+    read_at: float  #: when it was read (monotonic), to hand over only entries still leased
+
+
+def _positive(query: dict[str, str], name: str, default: float) -> float:
+    text = query.pop(name, None)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise UsageError(f"the Redis URL's {name} must be a positive number, not {text!r}")
+    return value
+
+
+def _millis(entry_id: bytes | str) -> float:
+    """The time in an entry id (``<ms>-<n>``), in seconds."""
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return int(text.partition("-")[0]) / 1000.0
+
+
+def _seq(entry_id: str) -> int:
+    """An entry id as one increasing number: milliseconds x 10^6 + its sequence."""
+    ms, _, n = entry_id.partition("-")
+    return int(ms) * 1_000_000 + int(n or 0)
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _parse_url(url: str) -> tuple[str, dict[str, Any]]:
+    """redis-py's URL (our parameters taken out), and the endpoint's options."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        raise UsageError("a Redis URL starts with redis:// or rediss://")
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    stream = query.pop("stream", DEFAULT_STREAM)
+    lease = _positive(query, "lease", DEFAULT_LEASE)
+    batch = _positive(query, "batch", DEFAULT_BATCH)
+    maxlen = query.pop("maxlen", None)
+    if batch != int(batch) or (maxlen is not None and not maxlen.isdigit()):
+        raise UsageError("the Redis URL's batch and maxlen are whole numbers")
+    rest = urlunsplit((*parts[:3], urlencode(query), parts.fragment))
+    maximum = None if maxlen is None else int(maxlen)
+    return rest, {"stream": stream, "lease": lease, "batch": int(batch), "maxlen": maximum}
+
+
+def _held(delivery: Delivery) -> RedisDelivery:
+    if not isinstance(delivery, RedisDelivery):
+        raise UsageError("settle deliveries of this Redis endpoint's subscriptions only")
+    return delivery
+
+
+def _settle_args(delivery: RedisDelivery, settlement: Settlement, lease: float) -> list[Any]:
+    """The settle script's action and its arguments."""
+    match settlement:
+        case Ack():
+            return ["ack"]
+        case Retry(delay=delay):
+            idle = max(0.0, lease - delay)  # due once idle for the lease
+            return ["retry", int(idle * 1000)]
+        case DeadLetter(reason=reason):
+            return [
+                "dead", delivery.topic, delivery.body, DeadLetterReason(reason).value,
+                delivery.attempts or 1,
+            ]  # fmt: skip
+
+
+def _entries(got: object) -> list[tuple[bytes, Any]]:
+    """The entries of an ``XREADGROUP`` reply on one stream."""
+    if not got:
+        return []
+    if isinstance(got, dict):  # RESP3 (protocol=3): {stream: [[entries]]}
+        [entries] = got.values()
+        return list(entries[0] if entries and isinstance(entries[0], list) else entries)
+    return list(cast(list[Any], got)[0][1])  # RESP2: [[stream, [entries]]]
+
+
+def _fields(raw: object) -> Mapping[bytes, bytes]:
+    """An entry's fields as a mapping, from redis-py's dict or a script's flat list."""
+    if isinstance(raw, dict):
+        return raw
+    items = list(cast(list[bytes], raw))
+    return dict(zip(items[::2], items[1::2], strict=False))
+
+
+def _delivery(
+    entry_id: bytes, raw: object, attempts: int, now: float, *, topics: Topics, group: str,
+    consumer: str,
+) -> RedisDelivery | None:  # fmt: skip
+    """The entry as a delivery; None if the group skips it (its topic matches none of the
+    group's patterns, or it was redriven for another group)."""
+    fields = _fields(raw)
+    topic = _text(fields.get(b"topic", b""))
+    addressed = fields.get(b"for")
+    if (addressed is not None and addressed != group.encode()) or topic not in topics:
+        return None
+    return RedisDelivery(
+        tag=_text(entry_id), queue=group, topic=topic, body=fields.get(b"body", b""),
+        attempts=attempts, ref=_text(entry_id), consumer=consumer, read_at=now,
+    )  # fmt: skip
+
+
+def _dead_records(group: str, entries: object) -> list[DeadLetterRecord]:
+    records = []
+    for dead_id, fields in cast(list[tuple[bytes, dict[bytes, bytes]]], entries):
+        original = _text(fields.get(b"id", b"0-0"))
+        attempts = _text(fields.get(b"attempts", b"1"))
+        records.append(
+            DeadLetterRecord(
+                queue=group,
+                seq=_seq(original),
+                topic=_text(fields.get(b"topic", b"")),
+                body=fields.get(b"body", b""),
+                reason=_text(fields.get(b"reason", b"")),
+                attempts=int(attempts) if attempts.isdigit() else 1,
+                published=_millis(original),
+                dead_at=_millis(dead_id),
+            )
+        )
+    return records
+
+
+def _consumer_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+class RedisEndpoint:
+    """A Redis stream reached by URL: publish, consumer groups, dead letters (see the module)."""
+
+    #: Groups filter topics with AMQP patterns (``.``, ``*``, ``#``).
+    dialect: Final = Dialect.AMQP
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        stream: str = DEFAULT_STREAM,
+        lease: float = DEFAULT_LEASE,
+        batch: int = DEFAULT_BATCH,
+        maxlen: int | None = None,
+    ) -> None:
+        """Use ``client`` (bytes responses: ``decode_responses=False``) and ``stream``."""
+        if not isinstance(stream, str) or not stream:
+            raise UsageError("a Redis stream is named by a non-empty string")
+        if not lease > 0 or not batch >= 1 or (maxlen is not None and maxlen < 1):
+            raise UsageError("lease must be positive, batch and maxlen at least 1")
+        self.client = client
+        self.stream = stream
+        self.lease = float(lease)
+        self.batch = int(batch)
+        self.maxlen = maxlen
+        self._settle_script = client.register_script(_SETTLE)
+        self._reclaim_script = client.register_script(_RECLAIM)
+        self._redrive_script = client.register_script(_REDRIVE)
+        self._forget_script = client.register_script(_FORGET)
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisEndpoint:
+        """``redis://[user:password@]host[:port][/db]?stream=NAME&lease=S&batch=N&maxlen=N``
+        (``rediss://`` for TLS); other parameters go to redis-py."""
+        rest, options = _parse_url(url)
+        with map_exceptions(_URL_MAPPING):
+            client = redis.Redis.from_url(rest)
+            pool = client.connection_pool  # an unknown parameter fails here, not at first use
+            pool.connection_class(**pool.connection_kwargs)
+        return cls(client, **options)
+
+    def dead_stream(self, group: str) -> str:
+        """The key of ``group``'s dead letters."""
+        return f"{self.stream}:dead:{group}"
+
+    # the broker seam ------------------------------------------------------------------------
+
+    def publish(self, topic: str, body: bytes, *, now: float | None = None) -> str:
+        """``XADD`` the sealed bytes with their topic; the entry id. ``now`` is not used."""
+        if not isinstance(topic, str) or not topic:
+            raise UsageError("topic must be a non-empty string")
+        fields: dict[Any, Any] = {"topic": topic, "body": bytes(body)}
+        with map_exceptions(_MAPPING):
+            entry_id = self.client.xadd(self.stream, fields, maxlen=self.maxlen, approximate=True)
+        return _text(entry_id)
+
+    def settle(
+        self, delivery: Delivery, settlement: Settlement, *, now: float | None = None
+    ) -> None:
+        """Ack, retry after ``min(delay, lease)``, or dead-letter; LeaseLost if reclaimed."""
+        held = _held(delivery)
+        self._run_settle(held, delivery.queue, _settle_args(held, settlement, self.lease))
+
+    def extend_lease(self, delivery: Delivery, *, now: float | None = None) -> None:
+        """``XCLAIM ... 0 <id> JUSTID``: the entry's idle clock restarts (another lease)."""
+        self._run_settle(_held(delivery), delivery.queue, ["extend"])
+
+    def _run_settle(self, delivery: RedisDelivery, group: str, args: Sequence[Any]) -> None:
+        with map_exceptions(_MAPPING):
+            done = self._settle_script(
+                keys=[self.stream, self.dead_stream(group)],
+                args=[group, delivery.consumer, delivery.tag, *args],
+            )
+        if done != 1:
+            raise LeaseLost("another consumer of the group has claimed this entry since")
+
+    # groups -----------------------------------------------------------------------------
+
+    def subscribe(self, topics: Topics, *, group: str) -> Subscription:
+        """Create ``group`` on the stream (from its end; an existing group keeps its place)
+        and attach a new consumer that hands over the entries matching ``topics``."""
+        if not isinstance(topics, Topics) or topics.dialect is not Dialect.AMQP:
+            raise UsageError("Redis groups take AMQP patterns ('.', '*' and '#')")
+        if not isinstance(group, str) or not group:
+            raise UsageError("a consumer group is named by a non-empty string")
+        with map_exceptions(_MAPPING):
+            try:
+                self.client.xgroup_create(self.stream, group, id="$", mkstream=True)
+            except redis.exceptions.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+        return _RedisSubscription(self, topics, group, _consumer_name())
+
+    def dead_letters(self, group: str, /, *, limit: int | None = None) -> list[DeadLetterRecord]:
+        """``group``'s dead letters, oldest first (``XRANGE``), without consuming them."""
+        with map_exceptions(_MAPPING):
+            entries = self.client.xrange(self.dead_stream(group), count=limit)
+        return _dead_records(group, entries)
+
+    def redrive(self, group: str, /) -> int:
+        """Put ``group``'s dead letters back on the stream for ``group`` only; how many."""
+        moved = 0
+        with map_exceptions(_MAPPING):
+            while True:
+                count = int(
+                    self._redrive_script(
+                        keys=[self.stream, self.dead_stream(group)], args=[group, 100]
+                    )
+                )
+                moved += count
+                if count == 0:
+                    return moved
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        with map_exceptions(_MAPPING):
+            self.client.close()
+
+    def __enter__(self) -> RedisEndpoint:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # what subscriptions call ------------------------------------------------------------
+
+    def _reclaim(self, group: str, consumer: str) -> list[tuple[bytes, Any, int]]:
+        with map_exceptions(_MAPPING):
+            got = self._reclaim_script(
+                keys=[self.stream],
+                args=[group, consumer, int(self.lease * 1000), self.batch],
+            )
+        return [(entry_id, fields, int(count)) for entry_id, fields, count in got]
+
+    def _read(self, group: str, consumer: str, block: float | None) -> list[tuple[bytes, Any]]:
+        with map_exceptions(_MAPPING):
+            got = self.client.xreadgroup(
+                group, consumer, {self.stream: ">"}, count=self.batch,
+                block=None if block is None else max(1, int(block * 1000)),
+            )  # fmt: skip
+        return _entries(got)
+
+    def _skip(self, group: str, entry_id: bytes) -> None:
+        with map_exceptions(_MAPPING):
+            self.client.xack(self.stream, group, entry_id)
+
+    def _forget(self, group: str, consumer: str) -> None:
+        with map_exceptions(_MAPPING):
+            self._forget_script(keys=[self.stream], args=[group, consumer])
+
+
+class _RedisSubscription:
+    """One consumer of a group: reclaims due entries first, then reads new ones."""
+
+    def __init__(self, endpoint: RedisEndpoint, topics: Topics, group: str, consumer: str) -> None:
+        self._endpoint = endpoint
+        self._topics = topics
+        self._group = group
+        self.consumer = consumer
+        self._buffer: deque[RedisDelivery] = deque()
+        self._reclaimed_at = float("-inf")
+        #: Entries acked unseen: their topic matched none of the group's patterns, or they
+        #: were redriven for another group.
+        self.skipped = 0
+
+    def deliveries(self, *, idle_timeout: float | None = None) -> Iterator[Delivery]:
+        """Each next entry of the group, as the module says; stop after ``idle_timeout`` s.
+
+        An entry handed over and never settled stays pending with this consumer: once idle
+        for the lease it is reclaimed, by this subscription as by any other of the group.
+        """
+        endpoint = self._endpoint
+        every = min(_MAX_BLOCK, endpoint.lease / 4)
+        idle_since = time.monotonic()
+        while True:
+            now = time.monotonic()
+            while self._buffer:
+                delivery = self._buffer.popleft()
+                if now - delivery.read_at < endpoint.lease:  # else it may be another's now
+                    yield delivery
+                    idle_since = now = time.monotonic()
+            if now - self._reclaimed_at >= every:
+                self._reclaimed_at = now
+                for entry_id, raw, count in endpoint._reclaim(self._group, self.consumer):
+                    self._take(entry_id, raw, count, now)
+                if self._buffer:
+                    continue
+            left = None if idle_timeout is None else idle_timeout - (now - idle_since)
+            if left is not None and left <= 0:
+                return
+            block = every if left is None else min(every, left)
+            read = endpoint._read(self._group, self.consumer, block)
+            now = time.monotonic()
+            for entry_id, raw in read:
+                self._take(entry_id, raw, 1, now)
+
+    def _take(self, entry_id: bytes, raw: object, attempts: int, now: float) -> None:
+        delivery = _delivery(
+            entry_id, raw, attempts, now, topics=self._topics, group=self._group,
+            consumer=self.consumer,
+        )  # fmt: skip
+        if delivery is None:
+            self._endpoint._skip(self._group, entry_id)
+            self.skipped += 1
+        else:
+            self._buffer.append(delivery)
+
+    def close(self) -> None:
+        """Detach: entries read but not handed over stay pending, to be reclaimed after the
+        lease; the consumer name is removed from the group once nothing is pending with it."""
+        self._buffer.clear()
+        self._endpoint._forget(self._group, self.consumer)
+
+
+class AsyncRedisEndpoint:
+    """:class:`RedisEndpoint` on ``redis.asyncio``: the same stream, groups, scripts and rules,
+    for :class:`~letterlock.transports.AsyncSealedConsumer` (an
+    :class:`~letterlock.transports.base.AsyncBroker`); ``subscribe``, ``dead_letters``,
+    ``redrive`` and ``close`` are coroutines, and a subscription's ``deliveries`` an async
+    iterator."""
+
+    dialect: Final = Dialect.AMQP
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        *,
+        stream: str = DEFAULT_STREAM,
+        lease: float = DEFAULT_LEASE,
+        batch: int = DEFAULT_BATCH,
+        maxlen: int | None = None,
+    ) -> None:
+        """As :class:`RedisEndpoint`, with an asyncio client."""
+        if not isinstance(stream, str) or not stream:
+            raise UsageError("a Redis stream is named by a non-empty string")
+        if not lease > 0 or not batch >= 1 or (maxlen is not None and maxlen < 1):
+            raise UsageError("lease must be positive, batch and maxlen at least 1")
+        self.client = client
+        self.stream = stream
+        self.lease = float(lease)
+        self.batch = int(batch)
+        self.maxlen = maxlen
+        self._settle_script = client.register_script(_SETTLE)
+        self._reclaim_script = client.register_script(_RECLAIM)
+        self._redrive_script = client.register_script(_REDRIVE)
+        self._forget_script = client.register_script(_FORGET)
+
+    @classmethod
+    def from_url(cls, url: str) -> AsyncRedisEndpoint:
+        """As :meth:`RedisEndpoint.from_url`."""
+        rest, options = _parse_url(url)
+        with map_exceptions(_URL_MAPPING):
+            client = redis.asyncio.Redis.from_url(rest)
+            pool = client.connection_pool  # an unknown parameter fails here, not at first use
+            pool.connection_class(**pool.connection_kwargs)
+        return cls(client, **options)
+
+    def dead_stream(self, group: str) -> str:
+        """The key of ``group``'s dead letters."""
+        return f"{self.stream}:dead:{group}"
+
+    async def publish(self, topic: str, body: bytes, *, now: float | None = None) -> str:
+        """As :meth:`RedisEndpoint.publish`."""
+        if not isinstance(topic, str) or not topic:
+            raise UsageError("topic must be a non-empty string")
+        fields: dict[Any, Any] = {"topic": topic, "body": bytes(body)}
+        with map_exceptions(_MAPPING):
+            entry_id = await self.client.xadd(
+                self.stream, fields, maxlen=self.maxlen, approximate=True
+            )
+        return _text(entry_id)
+
+    async def settle(
+        self, delivery: Delivery, settlement: Settlement, *, now: float | None = None
+    ) -> None:
+        """As :meth:`RedisEndpoint.settle`."""
+        held = _held(delivery)
+        await self._run_settle(held, _settle_args(held, settlement, self.lease))
+
+    async def extend_lease(self, delivery: Delivery, *, now: float | None = None) -> None:
+        """As :meth:`RedisEndpoint.extend_lease`."""
+        await self._run_settle(_held(delivery), ["extend"])
+
+    async def _run_settle(self, delivery: RedisDelivery, args: Sequence[Any]) -> None:
+        group = delivery.queue
+        with map_exceptions(_MAPPING):
+            done = await self._settle_script(
+                keys=[self.stream, self.dead_stream(group)],
+                args=[group, delivery.consumer, delivery.tag, *args],
+            )
+        if done != 1:
+            raise LeaseLost("another consumer of the group has claimed this entry since")
+
+    async def subscribe(self, topics: Topics, *, group: str) -> AsyncRedisSubscription:
+        """As :meth:`RedisEndpoint.subscribe`."""
+        if not isinstance(topics, Topics) or topics.dialect is not Dialect.AMQP:
+            raise UsageError("Redis groups take AMQP patterns ('.', '*' and '#')")
+        if not isinstance(group, str) or not group:
+            raise UsageError("a consumer group is named by a non-empty string")
+        with map_exceptions(_MAPPING):
+            try:
+                await self.client.xgroup_create(self.stream, group, id="$", mkstream=True)
+            except redis.exceptions.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+        return AsyncRedisSubscription(self, topics, group, _consumer_name())
+
+    async def dead_letters(
+        self, group: str, /, *, limit: int | None = None
+    ) -> list[DeadLetterRecord]:
+        """As :meth:`RedisEndpoint.dead_letters`."""
+        with map_exceptions(_MAPPING):
+            entries = await self.client.xrange(self.dead_stream(group), count=limit)
+        return _dead_records(group, entries)
+
+    async def redrive(self, group: str, /) -> int:
+        """As :meth:`RedisEndpoint.redrive`."""
+        moved = 0
+        keys = [self.stream, self.dead_stream(group)]
+        with map_exceptions(_MAPPING):
+            while count := int(await self._redrive_script(keys=keys, args=[group, 100])):
+                moved += count
+        return moved
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        with map_exceptions(_MAPPING):
+            await self.client.aclose()
+
+    async def __aenter__(self) -> AsyncRedisEndpoint:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class AsyncRedisSubscription:
+    """:class:`_RedisSubscription` for asyncio: one consumer of a group."""
+
+    def __init__(
+        self, endpoint: AsyncRedisEndpoint, topics: Topics, group: str, consumer: str
+    ) -> None:
+        self._endpoint = endpoint
+        self._topics = topics
+        self._group = group
+        self.consumer = consumer
+        self._buffer: deque[RedisDelivery] = deque()
+        self._reclaimed_at = float("-inf")
+        #: As :attr:`_RedisSubscription.skipped`.
+        self.skipped = 0
+
+    async def deliveries(self, *, idle_timeout: float | None = None) -> AsyncIterator[Delivery]:
+        """As :meth:`_RedisSubscription.deliveries`."""
+        endpoint, group, consumer = self._endpoint, self._group, self.consumer
+        every = min(_MAX_BLOCK, endpoint.lease / 4)
+        idle_since = time.monotonic()
+        while True:
+            now = time.monotonic()
+            while self._buffer:
+                delivery = self._buffer.popleft()
+                if now - delivery.read_at < endpoint.lease:  # else it may be another's now
+                    yield delivery
+                    idle_since = now = time.monotonic()
+            if now - self._reclaimed_at >= every:
+                self._reclaimed_at = now
+                with map_exceptions(_MAPPING):
+                    got = await endpoint._reclaim_script(
+                        keys=[endpoint.stream],
+                        args=[group, consumer, int(endpoint.lease * 1000), endpoint.batch],
+                    )
+                for entry_id, raw, count in got:
+                    await self._take(entry_id, raw, int(count), now)
+                if self._buffer:
+                    continue
+            left = None if idle_timeout is None else idle_timeout - (now - idle_since)
+            if left is not None and left <= 0:
+                return
+            block = every if left is None else min(every, left)
+            with map_exceptions(_MAPPING):
+                read = await endpoint.client.xreadgroup(
+                    group, consumer, {endpoint.stream: ">"}, count=endpoint.batch,
+                    block=max(1, int(block * 1000)),
+                )  # fmt: skip
+            now = time.monotonic()
+            for entry_id, raw in _entries(read):
+                await self._take(entry_id, raw, 1, now)
+
+    async def _take(self, entry_id: bytes, raw: object, attempts: int, now: float) -> None:
+        delivery = _delivery(
+            entry_id, raw, attempts, now, topics=self._topics, group=self._group,
+            consumer=self.consumer,
+        )  # fmt: skip
+        if delivery is not None:
+            self._buffer.append(delivery)
+            return
+        with map_exceptions(_MAPPING):
+            await self._endpoint.client.xack(self._endpoint.stream, self._group, entry_id)
+        self.skipped += 1
+
+    async def close(self) -> None:
+        """As :meth:`_RedisSubscription.close`."""
+        self._buffer.clear()
+        with map_exceptions(_MAPPING):
+            await self._endpoint._forget_script(
+                keys=[self._endpoint.stream], args=[self._group, self.consumer]
+            )

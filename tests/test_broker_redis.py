@@ -1,0 +1,489 @@
+"""Redis Streams beyond the generic suite (tests/test_endpoints.py), on the real server.
+
+Each test uses a stream of its own (:func:`services.unique`) and deletes it, with its dead
+streams, afterwards. What a test writes with the plain redis-py client is what a hostile broker
+(or anyone with access to Redis) can do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import cast
+
+import pytest
+import redis
+
+from conftest import cast_of
+from letterlock import (
+    Identity,
+    Opened,
+    Opener,
+    ReplayWindow,
+    Sealer,
+    SQLiteReplayStore,
+    Suite,
+    Topics,
+)
+from letterlock.errors import TransportError, UsageError
+from letterlock.transports import (
+    Ack,
+    AsyncSealedConsumer,
+    Delivery,
+    LeaseLost,
+    Retry,
+    RetryPolicy,
+    SealedConsumer,
+)
+from letterlock.transports.redis import AsyncRedisEndpoint, RedisEndpoint
+from services import SERVICES, require, unique
+
+CAST = cast_of(Suite.P256)
+LEASE = 1.0  # seconds before a quiet consumer's entry goes to another consumer
+IDLE = 1.0
+PAYLOAD = b"the payload: 4111 1111 1111 1111"
+
+
+@pytest.fixture
+def stream() -> Iterator[str]:
+    require("redis")
+    name = unique("ll-stream")
+    yield name
+    plain = redis.Redis.from_url(SERVICES["redis"].url)
+    plain.delete(name, *plain.keys(f"{name}:dead:*"))
+    plain.close()
+
+
+@pytest.fixture
+def plain() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(SERVICES["redis"].url)
+    yield client
+    client.close()
+
+
+def endpoint_of(stream: str, **params: object) -> RedisEndpoint:
+    query = "&".join(f"{k}={v}" for k, v in {"stream": stream, "lease": LEASE, **params}.items())
+    return RedisEndpoint.from_url(f"{SERVICES['redis'].url}?{query}")
+
+
+def seal(payload: bytes, topic: str, sender: Identity | None = None) -> bytes:
+    return Sealer(sender or CAST.alice).seal(payload, recipients=[CAST.bob.public], topic=topic)
+
+
+def consumer(
+    endpoint: RedisEndpoint,
+    group: str,
+    topics: Topics,
+    *,
+    replay: ReplayWindow | None = None,
+    claim_lease: float = 60.0,
+    max_attempts: int = 1,
+) -> SealedConsumer:
+    opener = Opener(CAST.bob, trust=CAST.pins(), replay=replay or ReplayWindow())
+    return SealedConsumer(
+        endpoint, group, opener=opener, topics=topics, claim_lease=claim_lease,
+        retry=RetryPolicy(max_attempts=max_attempts),
+    )  # fmt: skip
+
+
+def entries(plain: redis.Redis, key: str) -> list[dict[bytes, bytes]]:
+    return [
+        fields for _id, fields in cast(list[tuple[bytes, dict[bytes, bytes]]], plain.xrange(key))
+    ]
+
+
+def test_what_redis_holds_contains_no_payload_byte(stream: str, plain: redis.Redis) -> None:
+    endpoint = endpoint_of(stream)
+    topics = Topics("orders.eu")
+    subscription = endpoint.subscribe(topics, group="g")
+    endpoint.publish("orders.eu", seal(PAYLOAD, "orders.eu"))
+    endpoint.publish("orders.eu", seal(PAYLOAD, "orders.eu", sender=CAST.mallory))
+    handled: list[Opened] = []
+    reader = consumer(endpoint, "g", topics)
+    for delivery in subscription.deliveries(idle_timeout=IDLE):
+        reader.handle(delivery, handled.append)
+    assert [o.payload for o in handled] == [PAYLOAD]
+    raw = entries(plain, stream) + entries(plain, endpoint.dead_stream("g"))
+    assert len(raw) == 3  # two on the stream, one dead letter
+    for fields in raw:
+        for value in fields.values():
+            assert PAYLOAD not in value
+            assert PAYLOAD[:8] not in value
+    subscription.close()
+    endpoint.close()
+
+
+def test_refusals_reach_the_dead_stream_with_one_opaque_word(
+    stream: str, plain: redis.Redis
+) -> None:
+    endpoint = endpoint_of(stream)
+    topics = Topics("pay")
+    subscription = endpoint.subscribe(topics, group="g")
+    genuine = seal(b"pay 10", "pay")
+    tampered = bytearray(seal(b"pay 20", "pay"))
+    tampered[-40] ^= 1
+    forged = seal(b"pay mallory", "pay", sender=CAST.mallory)
+    rerouted = seal(b"pay elsewhere", "refunds")  # signed for another topic...
+    for body in (genuine, bytes(tampered), forged, genuine):  # the last one replayed
+        endpoint.publish("pay", body)
+    plain.xadd(stream, {"topic": "pay", "body": rerouted})  # ...which Redis says is "pay"
+    handled: list[Opened] = []
+    reader = consumer(endpoint, "g", topics)
+    for delivery in subscription.deliveries(idle_timeout=IDLE):
+        reader.handle(delivery, handled.append)
+    assert [o.payload for o in handled] == [b"pay 10"]
+    dead = entries(plain, endpoint.dead_stream("g"))
+    assert sorted(f[b"body"] for f in dead) == sorted([bytes(tampered), forged, genuine, rerouted])
+    assert {f[b"reason"] for f in dead} == {b"rejected"}  # whatever the cause
+    assert set(dead[0]) == {b"topic", b"body", b"reason", b"attempts", b"id"}  # nothing else
+    assert plain.xpending(stream, "g")["pending"] == 0  # each one acked with its dead letter
+    assert reader.metrics == {
+        "acked": 1,
+        "dead_lettered:bad_signature": 1,
+        "dead_lettered:unknown_sender": 1,
+        "dead_lettered:replayed": 1,
+        "dead_lettered:wrong_topic": 1,
+    }
+    subscription.close()
+    endpoint.close()
+
+
+def test_entries_on_topics_outside_the_groups_patterns_are_skipped_unseen(
+    stream: str, plain: redis.Redis
+) -> None:
+    """Redis has no pattern routing: a group skips (acks) what its patterns do not match,
+    as an exchange would not have routed it. A genuine message sealed for such a topic but
+    claimed to be on the group's topic still reaches the consumer, which refuses it."""
+    endpoint = endpoint_of(stream)
+    topics = Topics("pay.*")
+    subscription = endpoint.subscribe(topics, group="g")
+    endpoint.publish("refunds.eu", seal(b"not ours", "refunds.eu"))
+    endpoint.publish("pay.eu", seal(b"ours", "pay.eu"))
+    plain.xadd(stream, {"body": b"no topic at all"})
+    handled: list[Opened] = []
+    reader = consumer(endpoint, "g", topics)
+    for delivery in subscription.deliveries(idle_timeout=IDLE):
+        reader.handle(delivery, handled.append)
+    assert [o.payload for o in handled] == [b"ours"]
+    assert subscription.skipped == 2  # type: ignore[attr-defined]
+    assert plain.xpending(stream, "g")["pending"] == 0
+    assert endpoint.dead_letters("g") == []
+    subscription.close()
+    endpoint.close()
+
+
+def test_a_quiet_consumers_entry_is_reclaimed_by_another_of_the_group(stream: str) -> None:
+    endpoint = endpoint_of(stream)
+    topics = Topics("jobs")
+    quiet = endpoint.subscribe(topics, group="g")
+    endpoint.publish("jobs", seal(b"job", "jobs"))
+    held = next(quiet.deliveries(idle_timeout=IDLE))  # taken, then nothing: it went quiet
+    assert held.attempts == 1
+    other = endpoint_of(stream).subscribe(topics, group="g")
+    started = time.monotonic()
+    again = next(other.deliveries(idle_timeout=LEASE * 3))
+    assert time.monotonic() - started >= LEASE * 0.5  # not before it was idle for the lease
+    assert (again.tag, again.attempts) == (held.tag, 2)  # the same entry, counted twice
+    with pytest.raises(LeaseLost):
+        endpoint.settle(held, Ack())  # too late: it is the other consumer's now
+    with pytest.raises(LeaseLost):
+        endpoint.extend_lease(held)
+    endpoint.settle(again, Ack())
+    assert list(other.deliveries(idle_timeout=LEASE * 2)) == []
+    quiet.close()
+    other.close()
+    endpoint.close()
+
+
+def test_extend_lease_keeps_an_entry_from_other_consumers(stream: str) -> None:
+    endpoint = endpoint_of(stream)
+    topics = Topics("jobs")
+    busy = endpoint.subscribe(topics, group="g")
+    endpoint.publish("jobs", seal(b"job", "jobs"))
+    held = next(busy.deliveries(idle_timeout=IDLE))
+    other = endpoint_of(stream).subscribe(topics, group="g")
+    for _ in range(4):  # 2 leases' worth of heartbeats
+        time.sleep(LEASE / 2)
+        endpoint.extend_lease(held)
+        assert list(other.deliveries(idle_timeout=0.01)) == []
+    endpoint.settle(held, Ack())
+    busy.close()
+    other.close()
+    endpoint.close()
+
+
+def test_a_retry_stays_pending_and_comes_back_counted_after_its_delay(stream: str) -> None:
+    endpoint = endpoint_of(stream, lease=5)
+    topics = Topics("jobs")
+    subscription = endpoint.subscribe(topics, group="g")
+    endpoint.publish("jobs", seal(b"job", "jobs"))
+    deliveries = subscription.deliveries(idle_timeout=3)
+    first = next(deliveries)
+    endpoint.settle(first, Retry(delay=0.5))
+    started = time.monotonic()
+    second = next(deliveries)
+    waited = time.monotonic() - started
+    assert (second.tag, second.attempts) == (first.tag, 2)
+    assert 0.4 <= waited < 3  # its delay, not the 5 s lease
+    endpoint.settle(second, Ack())
+    subscription.close()
+    endpoint.close()
+
+
+def test_a_redriven_dead_letter_goes_to_its_group_only(stream: str) -> None:
+    endpoint = endpoint_of(stream)
+    topics = Topics("pay")
+    mine = endpoint.subscribe(topics, group="mine")
+    theirs = endpoint.subscribe(topics, group="theirs")
+    endpoint.publish("pay", seal(b"from eve", "pay", sender=CAST.eve))
+    delivery = next(mine.deliveries(idle_timeout=IDLE))
+    endpoint.settle(delivery, Ack())
+    copy = next(theirs.deliveries(idle_timeout=IDLE))
+    endpoint.settle(copy, Ack())
+    with pytest.raises(LeaseLost):  # acked already: settled once, and only once
+        endpoint.settle(delivery, Ack())
+    reader = consumer(endpoint, "mine", topics)
+    endpoint.publish("pay", seal(b"from eve again", "pay", sender=CAST.eve))
+    for delivery in mine.deliveries(idle_timeout=IDLE):
+        reader.handle(delivery, lambda opened: None)
+    assert [d.reason for d in endpoint.dead_letters("mine")] == ["rejected"]
+    assert endpoint.redrive("mine") == 1
+    assert endpoint.dead_letters("mine") == []
+    redriven = next(mine.deliveries(idle_timeout=IDLE))
+    assert redriven.attempts == 1  # counted afresh
+    endpoint.settle(redriven, Ack())
+    own = next(theirs.deliveries(idle_timeout=IDLE))  # its own copy, not the redriven one
+    endpoint.settle(own, Ack())
+    assert list(theirs.deliveries(idle_timeout=IDLE)) == []
+    assert theirs.skipped == 1  # type: ignore[attr-defined]
+    mine.close()
+    theirs.close()
+    endpoint.close()
+
+
+def test_an_entry_read_in_a_batch_but_not_handed_over_within_its_lease_is_reclaimed(
+    stream: str,
+) -> None:
+    endpoint = endpoint_of(stream, batch=2)
+    subscription = endpoint.subscribe(Topics("jobs"), group="g")
+    endpoint.publish("jobs", seal(b"job 1", "jobs"))
+    endpoint.publish("jobs", seal(b"job 2", "jobs"))
+    deliveries = subscription.deliveries(idle_timeout=IDLE * 3)
+    first = next(deliveries)  # both read by one XREADGROUP
+    endpoint.settle(first, Ack())
+    time.sleep(LEASE * 1.2)  # a slow handler: the second one may be another consumer's now
+    second = next(deliveries)
+    assert second.attempts == 2  # not handed over from the batch: reclaimed, and counted
+    endpoint.settle(second, Ack())
+    subscription.close()
+    endpoint.close()
+
+
+def test_a_closed_subscription_leaves_the_group_once_nothing_is_pending_with_it(
+    stream: str, plain: redis.Redis
+) -> None:
+    endpoint = endpoint_of(stream)
+    done = endpoint.subscribe(Topics("jobs"), group="g")
+    holding = endpoint.subscribe(Topics("jobs"), group="g")
+    endpoint.publish("jobs", seal(b"job", "jobs"))
+    next(holding.deliveries(idle_timeout=IDLE))  # pending with it, never settled
+    done.close()
+    holding.close()
+    consumers = plain.xinfo_consumers(stream, "g")
+    assert [c["name"].decode() for c in consumers] == [holding.consumer]  # type: ignore[attr-defined]
+    assert consumers[0]["pending"] == 1  # kept: deleting it would lose the entry
+    gone = endpoint.subscribe(Topics("jobs"), group="g")
+    plain.delete(stream)
+    gone.close()  # the group went with its stream: nothing to forget, no error
+    endpoint.close()
+
+
+def test_maxlen_trims_the_stream_on_publish(stream: str, plain: redis.Redis) -> None:
+    endpoint = endpoint_of(stream, maxlen=10)
+    for n in range(250):
+        endpoint.publish("jobs", b"%d" % n)
+    assert plain.xlen(stream) < 250  # about maxlen: Redis trims whole nodes (MAXLEN ~)
+    endpoint.close()
+
+
+# a consumer killed in its handler ----------------------------------------------------------
+
+
+def _doomed_consumer(stream: str, replay: str, started: str) -> None:
+    """Runs in a child process: takes the entry, claims it, and hangs in the handler."""
+    endpoint = endpoint_of(stream)
+    topics = Topics("jobs")
+    subscription = endpoint.subscribe(topics, group="g")
+    window = ReplayWindow(SQLiteReplayStore(replay))
+    reader = consumer(endpoint, "g", topics, replay=window, claim_lease=2.0, max_attempts=5)
+
+    def handler(opened: Opened) -> None:
+        Path(f"{started}.part").write_bytes(opened.payload)
+        Path(f"{started}.part").rename(started)  # whole, or not there
+        time.sleep(600)  # killed here
+
+    for delivery in subscription.deliveries(idle_timeout=30):
+        reader.handle(delivery, handler)
+
+
+def test_a_consumer_killed_in_its_handler_hands_its_entry_over_and_it_is_handled_once(
+    stream: str, tmp_path: Path
+) -> None:
+    endpoint = endpoint_of(stream)
+    topics = Topics("jobs")
+    endpoint.subscribe(topics, group="g").close()  # the group exists before the publish
+    endpoint.publish("jobs", seal(b"job 1", "jobs"))
+    replay, started = tmp_path / "replay.db", tmp_path / "started"
+    SQLiteReplayStore(replay).close()  # created before two processes open it
+    child = multiprocessing.get_context("fork").Process(
+        target=_doomed_consumer, args=(stream, str(replay), str(started))
+    )
+    child.start()
+    deadline = time.monotonic() + 10
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert started.read_bytes() == b"job 1"
+    assert child.pid is not None
+    os.kill(child.pid, signal.SIGKILL)
+    child.join()
+    window = ReplayWindow(SQLiteReplayStore(replay))
+    survivor = consumer(endpoint, "g", topics, replay=window, claim_lease=2.0, max_attempts=5)
+    subscription = endpoint.subscribe(topics, group="g")
+    handled: list[bytes] = []
+    for delivery in subscription.deliveries(idle_timeout=4):
+        survivor.handle(delivery, lambda opened: handled.append(opened.payload))
+        if handled:
+            break
+    assert list(subscription.deliveries(idle_timeout=LEASE * 1.5)) == []  # nothing more
+    assert handled == [b"job 1"]  # once, after the dead one's lease and claim ran out
+    assert survivor.metrics["acked"] == 1
+    assert survivor.metrics["taken_over"] == 1
+    assert endpoint.dead_letters("g") == []
+    subscription.close()
+    endpoint.close()
+
+
+# asyncio ------------------------------------------------------------------------------
+
+
+def async_endpoint_of(stream: str) -> AsyncRedisEndpoint:
+    return AsyncRedisEndpoint.from_url(f"{SERVICES['redis'].url}?stream={stream}&lease={LEASE}")
+
+
+def test_asyncio_round_trip_refusals_and_redrive(stream: str) -> None:
+    async def scenario() -> None:
+        endpoint = async_endpoint_of(stream)
+        topics = Topics("pay")
+        subscription = await endpoint.subscribe(topics, group="g")
+        await endpoint.publish("pay", seal(b"pay 10", "pay"))
+        await endpoint.publish("pay", seal(b"from eve", "pay", sender=CAST.eve))
+        opener = Opener(CAST.bob, trust=CAST.pins(), replay=ReplayWindow())
+        reader = AsyncSealedConsumer(
+            endpoint, "g", opener=opener, topics=topics, retry=RetryPolicy(max_attempts=1)
+        )
+        handled: list[bytes] = []
+
+        async def handler(opened: Opened) -> None:
+            handled.append(opened.payload)
+
+        async for delivery in subscription.deliveries(idle_timeout=IDLE):
+            await reader.handle(delivery, handler)
+        assert handled == [b"pay 10"]
+        assert reader.metrics == {"acked": 1, "dead_lettered:unknown_sender": 1}
+        [dead] = await endpoint.dead_letters("g")
+        assert dead.reason == "rejected"
+        assert await endpoint.redrive("g") == 1
+        redriven = await anext(subscription.deliveries(idle_timeout=IDLE))
+        assert redriven.body == dead.body
+        await endpoint.settle(redriven, Ack())
+        with pytest.raises(LeaseLost):
+            await endpoint.settle(redriven, Ack())  # settled once only
+        await subscription.close()
+        await endpoint.close()
+
+    asyncio.run(scenario())
+
+
+def test_asyncio_a_quiet_consumers_entry_is_reclaimed_and_its_lease_extended(
+    stream: str,
+) -> None:
+    async def scenario() -> None:
+        endpoint = async_endpoint_of(stream)
+        topics = Topics("jobs")
+        quiet = await endpoint.subscribe(topics, group="g")
+        other = await endpoint.subscribe(topics, group="g")
+        await endpoint.publish("jobs", seal(b"job", "jobs"))
+        held = await anext(quiet.deliveries(idle_timeout=IDLE))
+        for _ in range(3):  # heartbeats: the other consumer gets nothing
+            await asyncio.sleep(LEASE / 2)
+            await endpoint.extend_lease(held)
+            assert [d async for d in other.deliveries(idle_timeout=0.01)] == []
+        again = await anext(other.deliveries(idle_timeout=LEASE * 3))  # quiet now
+        assert (again.tag, again.attempts) == (held.tag, 2)
+        with pytest.raises(LeaseLost):
+            await endpoint.extend_lease(held)
+        await endpoint.settle(again, Ack())
+        await quiet.close()
+        await other.close()
+        await endpoint.close()
+
+    asyncio.run(scenario())
+
+
+# the URL and the edge ------------------------------------------------------------------
+
+
+def test_the_url_takes_tuning_and_refuses_what_it_does_not_know() -> None:
+    endpoint = RedisEndpoint.from_url(
+        "redis://127.0.0.1:6379/0?stream=s&lease=2.5&batch=4&maxlen=1000&socket_timeout=3"
+    )
+    assert (endpoint.stream, endpoint.lease, endpoint.batch, endpoint.maxlen) == (
+        "s", 2.5, 4, 1000,
+    )  # fmt: skip
+    endpoint.close()
+    for bad in ("lease=0", "lease=x", "batch=1.5", "maxlen=-1", "no_such_option=1"):
+        with pytest.raises(UsageError):
+            RedisEndpoint.from_url(f"redis://127.0.0.1:6379/0?{bad}")
+    with pytest.raises(UsageError):
+        RedisEndpoint.from_url("http://127.0.0.1:6379/0")
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_both_protocols_of_redis_py(stream: str, protocol: int) -> None:
+    endpoint = endpoint_of(stream, protocol=protocol)
+    topics = Topics("jobs")
+    subscription = endpoint.subscribe(topics, group="g")
+    endpoint.publish("jobs", seal(b"job", "jobs"))
+    handled: list[Opened] = []
+    reader = consumer(endpoint, "g", topics)
+    for delivery in subscription.deliveries(idle_timeout=IDLE):
+        reader.handle(delivery, handled.append)
+    assert [o.payload for o in handled] == [b"job"]
+    subscription.close()
+    endpoint.close()
+
+
+def test_a_redis_error_leaves_as_a_transport_error() -> None:
+    endpoint = RedisEndpoint.from_url("redis://127.0.0.1:1/0?socket_connect_timeout=1")
+    with pytest.raises(TransportError) as caught:
+        endpoint.publish("t", b"x")
+    assert isinstance(caught.value.__cause__, redis.exceptions.ConnectionError)
+    with pytest.raises(TransportError):
+        endpoint.subscribe(Topics("t"), group="g")
+    endpoint.close()
+
+
+def test_only_amqp_patterns_and_own_deliveries(stream: str) -> None:
+    endpoint = endpoint_of(stream)
+    with pytest.raises(UsageError):
+        endpoint.subscribe(Topics.mqtt("a/+"), group="g")
+    with pytest.raises(UsageError):
+        endpoint.subscribe(Topics("a"), group="")
+    with pytest.raises(UsageError):
+        endpoint.settle(Delivery(tag="1-0", queue="g", topic="t", body=b"", attempts=1), Ack())
+    endpoint.close()
