@@ -65,7 +65,9 @@ def _split(text: object, what: str, *, namespace: bool) -> tuple[str, str, tuple
             raise ParseError(f"{what} {text[:80]!r} must end with '/'")
         if path and not path.endswith("/"):
             raise ParseError(f"{what} {text[:80]!r} must end with '/'")
-        path = path[:-1] if path else path
+        if path == "/":
+            raise ParseError(f"{what} {text[:80]!r} has an empty path segment")
+        path = path[:-1]
     elif slash and not path:
         raise ParseError(f"{what} {text[:80]!r} must not end with '/'")
     segments = tuple(path.split("/")) if path else ()
