@@ -138,6 +138,8 @@ def _text(value: str, what: str) -> bytes:
 
 
 def _pattern_bytes(pattern: ScopePattern) -> bytes:
+    if len(pattern.segments) > 255:
+        raise UsageError(f"a credential's pattern has at most 255 segments: {pattern}")
     out = [pattern.separator.encode("ascii"), bytes([len(pattern.segments)])]
     for segment in pattern.segments:
         if segment is ONE:
@@ -146,6 +148,8 @@ def _pattern_bytes(pattern: ScopePattern) -> bytes:
             out.append(bytes([_SEGMENT_ANY]))
         else:
             word = _text(str(segment), "a topic word")
+            if len(word) > 255:
+                raise UsageError(f"a credential's topic word is at most 255 bytes: {pattern}")
             out.append(bytes([_SEGMENT_LITERAL, len(word)]) + word)
     return b"".join(out)
 
