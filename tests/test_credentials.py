@@ -15,7 +15,15 @@ from hypothesis import strategies as st
 
 import letterlock
 from conftest import NOW
-from letterlock import Identity, Reason, Rejected, ReplayWindow, Suite, TrustContext
+from letterlock import (
+    Identity,
+    PublicIdentity,
+    Reason,
+    Rejected,
+    ReplayWindow,
+    Suite,
+    TrustContext,
+)
 from letterlock.core.principal import Namespace, Principal
 from letterlock.core.topics import Dialect, amqp_topic_matches
 from letterlock.core.trust import Refusal, VerifiedSender, Via
@@ -28,6 +36,7 @@ from letterlock.trust.credentials import (
     Credential,
     Kind,
     Scope,
+    VerifiedSignatures,
     Why,
     issue,
     verify_chain,
@@ -618,3 +627,38 @@ def test_one_failing_chain_does_not_hide_a_valid_one() -> None:
         [anchor(root)], [expired, current, leaf(payments, billing, "ll://acme/x/y", scope())]
     )
     assert isinstance(policy.check(billing.public, "t", now=NOW), Chain)
+
+
+def test_a_remembered_chain_is_checked_again_outside_its_lifetimes() -> None:
+    """The policy remembers a verified chain only between its latest not_before and its
+    earliest not_after: before or after, it is verified again and refused."""
+    root, payments, billing = keys()[:3]
+    chain = [
+        authority(root, payments, "payments", scope(), not_before=NOW - 5, not_after=NOW + 5),
+        leaf(payments, billing, "ll://acme/x/y", scope(), not_before=NOW - 2),
+    ]
+    policy = Authorities([anchor(root)], chain)
+    assert isinstance(policy.check(billing.public, "t", now=NOW), Chain)
+    assert why(policy.check(billing.public, "t", now=NOW - 3)) is Why.NOT_YET_VALID
+    assert isinstance(policy.check(billing.public, "t", now=NOW + 4), Chain)
+    assert why(policy.check(billing.public, "t", now=NOW + 5)) is Why.EXPIRED
+
+
+def test_verified_signatures_are_not_checked_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    trusted, chain, _ = two_deep()
+    calls = []
+    real = PublicIdentity.verify
+
+    def counting(self: PublicIdentity, signature: bytes, message: bytes) -> bool:
+        calls.append(signature)
+        return real(self, signature, message)
+
+    monkeypatch.setattr(PublicIdentity, "verify", counting)
+    seen = VerifiedSignatures()
+    for _ in range(3):
+        assert isinstance(verify_chain(trusted, chain, now=NOW, verified=seen), Chain)
+    assert len(calls) == 2  # once per credential
+    assert len(seen) == 2
+    small = VerifiedSignatures(limit=1)  # full: starts again empty
+    verify_chain(trusted, chain, now=NOW, verified=small)
+    assert len(small) == 1

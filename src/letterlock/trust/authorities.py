@@ -10,6 +10,13 @@ search for long), verifies each at the message's ``now`` with
 publish scope matches the signed topic. A credential's word for its own scope is never taken:
 the scope is the intersection along the chain.
 
+Cost: a chain that verified is remembered with the times between which every link is valid
+(nothing else in a verification depends on time), so the next message from the same sender
+costs a dictionary look-up, a comparison of ``now`` with those times and one topic match per
+link; outside them the chain is verified again, with the signatures remembered by the
+credentials' bytes (:class:`~letterlock.trust.credentials.VerifiedSignatures`). Both memos are
+functions of the snapshot, so they are bounded by it.
+
 Refusals: no chain to an anchor is ``unknown_sender``, transient (its authority's credential
 may arrive later); a chain that is not valid yet is ``untrusted``, transient; every other
 failure (signature, expiry, depth, namespace, topic) is ``untrusted``. The detail starts with
@@ -34,6 +41,7 @@ from letterlock.trust.credentials import (
     ChainRefusal,
     Credential,
     Kind,
+    VerifiedSignatures,
     Why,
     verify_chain,
 )
@@ -50,7 +58,7 @@ class Authorities:
     ``Authorities(anchors, credentials)``; replacing the snapshot means building a new one.
     """
 
-    __slots__ = ("_anchors", "_by_subject", "_leaves")
+    __slots__ = ("_anchors", "_by_subject", "_chains", "_leaves", "_paths", "_verified")
 
     def __init__(self, anchors: Iterable[Anchor], credentials: Iterable[Credential]) -> None:
         self._anchors: dict[bytes, tuple[Anchor, ...]] = {}
@@ -58,6 +66,11 @@ class Authorities:
             key = anchor.identity.fingerprint
             self._anchors[key] = (*self._anchors.get(key, ()), anchor)
         self._leaves: dict[bytes, tuple[Credential, ...]] = {}
+        self._verified = VerifiedSignatures()
+        # Memos of pure functions of the snapshot (so bounded by it): the candidate chains of
+        # a key, and each candidate that verified with the times between which it stays valid.
+        self._paths: dict[bytes, tuple[tuple[Anchor, tuple[Credential, ...]], ...]] = {}
+        self._chains: dict[tuple[bytes, int], tuple[Chain, VerifiedSender, int, int]] = {}
         self._by_subject: dict[bytes, tuple[Credential, ...]] = {}
         for credential in sorted(set(credentials), key=lambda c: c.encoded):
             index = self._leaves if credential.kind is Kind.PRINCIPAL else self._by_subject
@@ -86,16 +99,56 @@ class Authorities:
     def check(self, sender: PublicIdentity, topic: str, *, now: int) -> Chain | ChainRefusal:
         """The first chain under which ``sender`` may publish on ``topic`` at ``now``, or
         the refusal of the first candidate (``NO_CHAIN`` if there is none)."""
+        verdict = self._check(sender, topic, now)
+        return verdict[0] if isinstance(verdict, tuple) else verdict
+
+    def _verified_chain(
+        self,
+        sender: PublicIdentity,
+        index: int,
+        anchor: Anchor,
+        path: tuple[Credential, ...],
+        now: int,
+    ) -> tuple[Chain, VerifiedSender] | ChainRefusal:
+        """Candidate ``index`` of ``sender`` verified at ``now``: the memo while every
+        lifetime on it still holds (nothing else in a verification depends on time)."""
+        memo = self._chains.get((sender.fingerprint, index))
+        if memo is not None and memo[2] <= now < memo[3]:
+            return memo[0], memo[1]
+        verdict = verify_chain(anchor, path, now=now, verified=self._verified)
+        if not isinstance(verdict, Chain):
+            return verdict
+        if verdict.sender != sender:
+            return ChainRefusal(why=Why.NOT_A_CHAIN, detail="another key of this id")
+        verified = VerifiedSender(
+            name=str(verdict.principal),
+            fingerprint=sender.fingerprint_text,
+            key_id=sender.fingerprint,
+            suite=sender.suite,
+            via=Via.AUTHORITY,
+            principal=str(verdict.principal),
+            authorities=verdict.authorities,
+            roles=verdict.roles,
+        )
+        valid_from = max(c.not_before for c in path)
+        self._chains[sender.fingerprint, index] = (verdict, verified, valid_from, verdict.not_after)
+        return verdict, verified
+
+    def _check(
+        self, sender: PublicIdentity, topic: str, now: int
+    ) -> tuple[Chain, VerifiedSender] | ChainRefusal:
+        paths = self._paths.get(sender.fingerprint)
+        if paths is None:
+            paths = self._paths[sender.fingerprint] = tuple(self.candidates(sender.fingerprint))
         first: ChainRefusal | None = None
-        for anchor, credentials in self.candidates(sender.fingerprint):
-            verdict = verify_chain(anchor, credentials, now=now)
-            if isinstance(verdict, Chain) and verdict.sender != sender:
-                verdict = ChainRefusal(why=Why.NOT_A_CHAIN, detail="another key of this id")
-            if isinstance(verdict, Chain):
-                link = verdict.first_refusing_link(topic)
+        for index, (anchor, path) in enumerate(paths):
+            verdict = self._verified_chain(sender, index, anchor, path, now)
+            if isinstance(verdict, tuple):
+                chain = verdict[0]
+                link = chain.first_refusing_link(topic)
                 if link is None:
                     return verdict
-                issuer = verdict.authorities[min(link, len(verdict.authorities) - 1)]
+                issuer = chain.authorities[min(link, len(chain.authorities) - 1)]
                 verdict = ChainRefusal(
                     why=Why.TOPIC_OUTSIDE_SCOPE,
                     link=link - 1 if link else None,
@@ -111,22 +164,13 @@ class Authorities:
         return leaves[0].subject_identity if leaves else None
 
     def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | Refusal:
-        verdict = self.check(sender, context.topic, now=context.now)
-        if isinstance(verdict, ChainRefusal):
-            reason = Reason.UNKNOWN_SENDER if verdict.why is Why.NO_CHAIN else Reason.UNTRUSTED
-            where = "" if verdict.link is None else f" (link {verdict.link})"
-            return Refusal(
-                reason=reason,
-                detail=f"{verdict.why}{where}: {verdict.detail}",
-                transient=verdict.why.transient,
-            )
-        return VerifiedSender(
-            name=str(verdict.principal),
-            fingerprint=sender.fingerprint_text,
-            key_id=sender.fingerprint,
-            suite=sender.suite,
-            via=Via.AUTHORITY,
-            principal=str(verdict.principal),
-            authorities=verdict.authorities,
-            roles=verdict.roles,
+        verdict = self._check(sender, context.topic, context.now)
+        if isinstance(verdict, tuple):
+            return verdict[1]
+        reason = Reason.UNKNOWN_SENDER if verdict.why is Why.NO_CHAIN else Reason.UNTRUSTED
+        where = "" if verdict.link is None else f" (link {verdict.link})"
+        return Refusal(
+            reason=reason,
+            detail=f"{verdict.why}{where}: {verdict.detail}",
+            transient=verdict.why.transient,
         )

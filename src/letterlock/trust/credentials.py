@@ -54,6 +54,7 @@ __all__ = [
     "Credential",
     "Kind",
     "Scope",
+    "VerifiedSignatures",
     "Why",
     "issue",
     "verify_chain",
@@ -104,15 +105,13 @@ class Credential:
     scope: Scope
     signature: bytes
     encoded: bytes = field(repr=False)
+    #: The subject as a parsed principal (kind PRINCIPAL), else None; derived from ``subject``.
+    principal: Principal | None = field(default=None, repr=False, compare=False)
 
     @property
     def signed(self) -> bytes:
         """What the issuer signed: the label and every byte before the signature."""
         return SIGNING_LABEL + self.encoded[: -len(self.signature)]
-
-    @property
-    def principal(self) -> Principal | None:
-        return Principal.parse(self.subject) if self.kind is Kind.PRINCIPAL else None
 
     @property
     def fingerprint(self) -> bytes:
@@ -366,6 +365,7 @@ def _parse(data: bytes) -> Credential:
         scope=Scope(namespace=namespace, roles=frozenset(roles), publish=publish, consume=consume),
         signature=signature,
         encoded=data,
+        principal=Principal.parse(subject) if kind is Kind.PRINCIPAL else None,
     )
 
 
@@ -453,14 +453,48 @@ class Chain:
         return None
 
 
+class VerifiedSignatures:
+    """Credentials whose signature has verified, by their bytes: a chain seen before costs no
+    signature check, while everything that depends on time or on the chain (the issuer,
+    lifetimes, depth, namespace, scope) is checked again on every verification.
+
+    Sound because a credential names its issuer's fingerprint and suite, which
+    :func:`verify_chain` compares with the issuer key before it looks here: the same bytes
+    under the same key verify the same way every time. Holds at most ``limit`` credentials
+    (then starts again empty); only :func:`verify_chain` adds to it.
+    """
+
+    __slots__ = ("_good", "_limit")
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._good: set[bytes] = set()
+        self._limit = limit
+
+    def __contains__(self, credential: Credential) -> bool:
+        return credential.encoded in self._good
+
+    def __len__(self) -> int:
+        return len(self._good)
+
+    def _add(self, credential: Credential) -> None:
+        if len(self._good) >= self._limit:
+            self._good = set()
+        self._good.add(credential.encoded)
+
+
 def verify_chain(
-    anchor: Anchor, credentials: Sequence[Credential], *, now: int
+    anchor: Anchor,
+    credentials: Sequence[Credential],
+    *,
+    now: int,
+    verified: VerifiedSignatures | None = None,
 ) -> Chain | ChainRefusal:
     """Verify ``credentials`` (top down: the anchor's first, the sender's last) at ``now``.
 
     Checks, in this order (spec section 4): the shape (authorities, then one principal, at
-    most :data:`MAX_CHAIN`); per link, top down, that the key above issued it, its signature,
-    and its lifetime at ``now``; then the depth, the namespace and the effective roles.
+    most :data:`MAX_CHAIN`); per link, top down, that the key above issued it, its signature
+    (skipped for a credential in ``verified``, added there once it verifies), and its lifetime
+    at ``now``; then the depth, the namespace and the effective roles.
     """
     n = len(credentials)
     if not 1 <= n <= MAX_CHAIN:
@@ -475,8 +509,11 @@ def verify_chain(
             issuer.fingerprint,
         ):
             return ChainRefusal(why=Why.WRONG_ISSUER, link=index)
-        if not issuer.verify(credential.signature, credential.signed):
-            return ChainRefusal(why=Why.BAD_SIGNATURE, link=index)
+        if verified is None or credential not in verified:
+            if not issuer.verify(credential.signature, credential.signed):
+                return ChainRefusal(why=Why.BAD_SIGNATURE, link=index)
+            if verified is not None:
+                verified._add(credential)
         if now < credential.not_before:
             return ChainRefusal(
                 why=Why.NOT_YET_VALID, link=index, detail=f"from {credential.not_before}"
@@ -495,7 +532,8 @@ def verify_chain(
                 detail=f"{below} authorities below one that allows {allowed}",
             )
     leaf = credentials[-1]
-    principal = Principal.parse(leaf.subject)
+    principal = leaf.principal
+    assert principal is not None  # a PRINCIPAL credential always has one (parsed with it)
     namespaces = [anchor.namespace] + [c.scope.namespace for c in credentials]
     for position, namespace in enumerate(namespaces):
         if not namespace.contains(principal):

@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, TypeAlias
 
-from letterlock.core.topics import Dialect, Wildcard, parse_pattern
+from letterlock.core.topics import Dialect, TopicPattern, Wildcard, parse_pattern
 from letterlock.errors import UsageError
 
 __all__ = ["ANY", "ONE", "ScopePattern", "Slot", "covers"]
@@ -53,6 +53,7 @@ ANY: Final = Slot.ANY
 SEPARATORS: Final = (".", "/")
 MAX_SCOPE_PATTERN: Final = 1024  # bytes of the written form, as a topic pattern
 _TEXT: Final = {ONE: "*", ANY: "#"}
+_WILDCARD: Final[dict[Slot, Wildcard]] = {ONE: Wildcard.ONE, ANY: Wildcard.ZERO_OR_MORE}
 
 
 def _canonical(segments: Iterable[str | Slot]) -> tuple[str | Slot, ...]:
@@ -88,6 +89,17 @@ class ScopePattern:
 
     separator: str
     segments: tuple[str | Slot, ...]
+    #: The same pattern in :mod:`letterlock.core.topics`' model, whose matcher is the fast one.
+    _topic: TopicPattern = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        topic = TopicPattern(
+            dialect=Dialect.AMQP,
+            text=str(self),
+            separator=self.separator,
+            segments=tuple(s if isinstance(s, str) else _WILDCARD[s] for s in self.segments),
+        )
+        object.__setattr__(self, "_topic", topic)
 
     @classmethod
     def of(cls, separator: str, segments: Sequence[str | Slot]) -> ScopePattern:
@@ -136,7 +148,7 @@ class ScopePattern:
 
     def matches(self, topic: str) -> bool:
         """Whether ``topic`` (split on the separator into words) is in this pattern."""
-        return _accepts(self.segments, topic.split(self.separator))
+        return self._topic.matches(topic)
 
     def __str__(self) -> str:
         return self.separator.join(
@@ -168,15 +180,6 @@ def _step(segments: Sequence[str | Slot], states: frozenset[int], word: object) 
         elif segment is ONE or segment == word:
             after.add(state + 1)
     return _closure(segments, after)
-
-
-def _accepts(segments: Sequence[str | Slot], words: Sequence[str]) -> bool:
-    states = _closure(segments, (0,))
-    for word in words:
-        states = _step(segments, states, word)
-        if not states:
-            return False
-    return len(segments) in states
 
 
 #: Where the inclusion search stands: inner's states, and each outer pattern's.
