@@ -28,6 +28,7 @@ from letterlock.core.principal import Namespace, Principal
 from letterlock.core.topics import Dialect, amqp_topic_matches
 from letterlock.core.trust import Refusal, VerifiedSender, Via
 from letterlock.errors import ParseError, UsageError
+from letterlock.trust import authorities as authorities_module
 from letterlock.trust.authorities import Authorities
 from letterlock.trust.credentials import (
     Anchor,
@@ -662,3 +663,19 @@ def test_verified_signatures_are_not_checked_again(monkeypatch: pytest.MonkeyPat
     small = VerifiedSignatures(limit=1)  # full: starts again empty
     verify_chain(trusted, chain, now=NOW, verified=small)
     assert len(small) == 1
+
+
+def test_topic_decisions_are_remembered_per_chain_and_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(authorities_module, "MAX_TOPICS", 4)
+    trusted, chain, billing = two_deep(bottom=scope("ll://acme/payments/", ["orders.*"]))
+    policy = Authorities([trusted], chain)
+    for round_ in range(2):  # the second round answers from the memo
+        for n in range(10):
+            verdict = policy.check(billing.public, f"orders.{n}", now=NOW)
+            assert isinstance(verdict, Chain), (round_, n)
+            assert why(policy.check(billing.public, f"orders.{n}.x", now=NOW)) is (
+                Why.TOPIC_OUTSIDE_SCOPE
+            )
+    assert all(len(seen) <= 4 for seen in policy._topics.values())

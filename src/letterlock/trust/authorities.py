@@ -12,10 +12,11 @@ the scope is the intersection along the chain.
 
 Cost: a chain that verified is remembered with the times between which every link is valid
 (nothing else in a verification depends on time), so the next message from the same sender
-costs a dictionary look-up, a comparison of ``now`` with those times and one topic match per
-link; outside them the chain is verified again, with the signatures remembered by the
-credentials' bytes (:class:`~letterlock.trust.credentials.VerifiedSignatures`). Both memos are
-functions of the snapshot, so they are bounded by it.
+costs a dictionary look-up and a comparison of ``now`` with those times; the decision on each
+topic is remembered per chain too (at most :data:`MAX_TOPICS` of them). Outside those times the
+chain is verified again, with the signatures remembered by the credentials' bytes
+(:class:`~letterlock.trust.credentials.VerifiedSignatures`). The memos are functions of the
+snapshot, so they are bounded by it.
 
 Refusals: no chain to an anchor is ``unknown_sender``, transient (its authority's credential
 may arrive later); a chain that is not valid yet is ``untrusted``, transient; every other
@@ -50,6 +51,8 @@ __all__ = ["MAX_CANDIDATES", "Authorities"]
 
 #: The most candidate chains tried for one sender key.
 MAX_CANDIDATES: Final = 16
+#: The most topic decisions remembered per chain (then it starts again empty).
+MAX_TOPICS: Final = 1024
 
 
 class Authorities:
@@ -58,7 +61,7 @@ class Authorities:
     ``Authorities(anchors, credentials)``; replacing the snapshot means building a new one.
     """
 
-    __slots__ = ("_anchors", "_by_subject", "_chains", "_leaves", "_paths", "_verified")
+    __slots__ = ("_anchors", "_by_subject", "_chains", "_leaves", "_paths", "_topics", "_verified")
 
     def __init__(self, anchors: Iterable[Anchor], credentials: Iterable[Credential]) -> None:
         self._anchors: dict[bytes, tuple[Anchor, ...]] = {}
@@ -71,6 +74,8 @@ class Authorities:
         # a key, and each candidate that verified with the times between which it stays valid.
         self._paths: dict[bytes, tuple[tuple[Anchor, tuple[Credential, ...]], ...]] = {}
         self._chains: dict[tuple[bytes, int], tuple[Chain, VerifiedSender, int, int]] = {}
+        # ... and for each, the first link refusing a topic (None: all allow it), per topic seen
+        self._topics: dict[tuple[bytes, int], dict[str, int | None]] = {}
         self._by_subject: dict[bytes, tuple[Credential, ...]] = {}
         for credential in sorted(set(credentials), key=lambda c: c.encoded):
             index = self._leaves if credential.kind is Kind.PRINCIPAL else self._by_subject
@@ -145,7 +150,14 @@ class Authorities:
             verdict = self._verified_chain(sender, index, anchor, path, now)
             if isinstance(verdict, tuple):
                 chain = verdict[0]
-                link = chain.first_refusing_link(topic)
+                seen = self._topics.setdefault((sender.fingerprint, index), {})
+                if topic in seen:
+                    link = seen[topic]
+                else:
+                    link = chain.first_refusing_link(topic)
+                    if len(seen) >= MAX_TOPICS:
+                        seen.clear()
+                    seen[topic] = link
                 if link is None:
                     return verdict
                 issuer = chain.authorities[min(link, len(chain.authorities) - 1)]
