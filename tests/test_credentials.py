@@ -679,3 +679,35 @@ def test_topic_decisions_are_remembered_per_chain_and_bounded(
                 Why.TOPIC_OUTSIDE_SCOPE
             )
     assert all(len(seen) <= 4 for seen in policy._topics.values())
+
+
+def test_surplus_shows_what_narrowing_removed() -> None:
+    trusted, chain, _ = two_deep(bottom=scope("ll://acme/", ["#", "orders.eu"], ["writer"]))
+    verdict = verify_chain(trusted, chain, now=NOW)
+    assert isinstance(verdict, Chain)
+    # link 1 (payments, orders.#) is within the anchor's '#'; the leaf's '#' is not in orders.#
+    assert verdict.surplus() == ((2, ScopePattern.parse("#")),)
+
+
+@pytest.mark.parametrize(
+    ("listen", "dialect", "refusing"),
+    [  # links: 0 the anchor ('#'), 1 payments ('orders.#'), 2 the leaf ('orders.eu')
+        ("orders.eu", Dialect.AMQP, None),
+        ("orders.*", Dialect.AMQP, 2),
+        ("orders.#", Dialect.AMQP, 2),
+        ("orders.>", Dialect.NATS, 2),
+        ("#", Dialect.AMQP, 1),
+        ("payroll.*", Dialect.AMQP, 1),
+        ("orders/eu", Dialect.MQTT, 1),  # another separator: one word, which orders.# lacks
+    ],
+)
+def test_a_listen_pattern_is_checked_against_every_link(
+    listen: str, dialect: Dialect, refusing: int | None
+) -> None:
+    trusted, chain, _ = two_deep(
+        middle=scope("ll://acme/payments/", ["orders.#"]),
+        bottom=scope("ll://acme/payments/", ["orders.eu"]),
+    )
+    verdict = verify_chain(trusted, chain, now=NOW)
+    assert isinstance(verdict, Chain)
+    assert verdict.first_link_not_covering(ScopePattern.parse(listen, dialect)) == refusing

@@ -20,8 +20,9 @@ effective scope. A child that claims more than its parent is therefore *narrowed
 its surplus grants nothing. We chose narrowing over refusing because refusing needs a
 containment test (:func:`~letterlock.trust.scope.covers`) run on hostile bytes on every chain,
 and a wrong answer there would admit; intersection is one match per link and cannot widen
-(X.509 name constraints intersect the same way, RFC 5280 section 4.2.1.10). ``letterlock trust
-check`` can still show a credential's surplus with ``covers``.
+(X.509 name constraints intersect the same way, RFC 5280 section 4.2.1.10). A verified chain
+still shows what a credential claimed beyond its issuer (:meth:`Chain.surplus`, with
+:func:`~letterlock.trust.scope.covers`), for ``letterlock trust check``.
 
 Lifetimes are checked at verification time (``now`` is an argument), not when a credential is
 loaded: a chain cached while valid is refused once any link expires.
@@ -44,7 +45,7 @@ from letterlock.core.principal import Namespace, Principal
 from letterlock.core.suites import Suite
 from letterlock.errors import ParseError, UsageError
 from letterlock.trust.pins import valid_name
-from letterlock.trust.scope import ANY, ONE, ScopePattern, Slot
+from letterlock.trust.scope import ANY, ONE, ScopePattern, Slot, covers
 
 __all__ = [
     "MAGIC",
@@ -451,6 +452,27 @@ class Chain:
             if not any(p.matches(topic) for p in link):
                 return index
         return None
+
+    def first_link_not_covering(
+        self, pattern: ScopePattern, *, consume: bool = False
+    ) -> int | None:
+        """The first link (0: the anchor) whose publish (or consume) patterns do not cover
+        every topic of ``pattern`` (:func:`~letterlock.trust.scope.covers`), else None: for
+        "may this sender publish on everything a listener of ``pattern`` receives?"."""
+        for index, link in enumerate(self.consume if consume else self.publish):
+            if not covers(link, pattern):
+                return index
+        return None
+
+    def surplus(self) -> tuple[tuple[int, ScopePattern], ...]:
+        """Each (link, publish pattern) a credential claims beyond its issuer's patterns
+        (link 1 is the first credential; its issuer is the anchor): what narrowing removed."""
+        return tuple(
+            (index, pattern)
+            for index in range(1, len(self.publish))
+            for pattern in self.publish[index]
+            if not covers(self.publish[index - 1], pattern)
+        )
 
 
 class VerifiedSignatures:
