@@ -711,3 +711,13 @@ def test_a_listen_pattern_is_checked_against_every_link(
     verdict = verify_chain(trusted, chain, now=NOW)
     assert isinstance(verdict, Chain)
     assert verdict.first_link_not_covering(ScopePattern.parse(listen, dialect)) == refusing
+
+
+def test_text_form_round_trips_and_refuses_other_lines() -> None:
+    _, chain, _ = two_deep()
+    line = chain[1].to_text()
+    assert line.startswith("letterlock-credential ")
+    assert Credential.from_text(line + " billing's, from payments") == chain[1]
+    for bad in ("letterlock-credential", "letterlock-p256 AAAA", "letterlock-credential !!!!"):
+        with pytest.raises(ParseError):
+            Credential.from_text(bad)

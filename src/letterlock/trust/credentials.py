@@ -32,6 +32,8 @@ Pure: bytes and time in, decisions out.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
 import hashlib
 import struct
@@ -63,6 +65,7 @@ __all__ = [
 
 MAGIC: Final = b"LLC\x01"
 SIGNING_LABEL: Final = b"letterlock/v1 credential\x00"
+TEXT_PREFIX: Final = "letterlock-credential"
 KEY_ID_SIZE: Final = 32
 MAX_ROLES: Final = 64
 MAX_PATTERNS: Final = 64
@@ -121,8 +124,24 @@ class Credential:
 
     @classmethod
     def parse(cls, data: bytes) -> Credential:
-        """Strictly parse a credential (spec section 2); ParseError for any departure."""
+        """Strictly parse a credential (spec section 3); ParseError for any departure."""
         return _parse(bytes(data))
+
+    def to_text(self) -> str:
+        """One line: ``letterlock-credential <standard base64>`` (spec section 3)."""
+        return f"{TEXT_PREFIX} {base64.b64encode(self.encoded).decode('ascii')}"
+
+    @classmethod
+    def from_text(cls, line: str) -> Credential:
+        """Parse :meth:`to_text` output (a comment after the base64 is ignored)."""
+        parts = line.strip().split(maxsplit=2)
+        if len(parts) < 2 or parts[0] != TEXT_PREFIX:
+            raise ParseError(f"not a {TEXT_PREFIX} line")
+        try:
+            encoded = base64.b64decode(parts[1], validate=True)
+        except binascii.Error:
+            raise ParseError("credential is not valid base64") from None
+        return cls.parse(encoded)
 
 
 # ------------------------------------------------------------------------------ encoding
