@@ -5,6 +5,7 @@ Each test names the rule it guards; removing the rule from the code makes the te
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 from collections.abc import Sequence
@@ -721,3 +722,10 @@ def test_text_form_round_trips_and_refuses_other_lines() -> None:
     for bad in ("letterlock-credential", "letterlock-p256 AAAA", "letterlock-credential !!!!"):
         with pytest.raises(ParseError):
             Credential.from_text(bad)
+
+
+def test_a_credential_is_only_made_from_its_bytes() -> None:
+    """Fields that differ from the signed bytes cannot be put together by hand."""
+    _, chain, _ = two_deep()
+    with pytest.raises(UsageError, match="issue"):
+        dataclasses.replace(chain[1], scope=scope("ll://acme/", ["#"]))

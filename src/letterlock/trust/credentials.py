@@ -91,11 +91,16 @@ class Scope:
     consume: tuple[ScopePattern, ...] = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+_PARSED: Final = object()  # only the parser makes Credentials: their fields are their bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class Credential:
     """A signed credential. Build with :func:`issue`, read with :meth:`parse`.
 
-    ``encoded`` is the whole credential; ``issuer_key_id`` the issuer's fingerprint.
+    ``encoded`` is the whole credential; ``issuer_key_id`` the issuer's fingerprint. Every
+    field is read from ``encoded`` by the parser (nothing else may construct one), so the
+    signature over the bytes covers the fields; equality and hashing are on the bytes.
     """
 
     issuer_suite: Suite
@@ -111,6 +116,20 @@ class Credential:
     encoded: bytes = field(repr=False)
     #: The subject as a parsed principal (kind PRINCIPAL), else None; derived from ``subject``.
     principal: Principal | None = field(default=None, repr=False, compare=False)
+    _made_by: object = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self._made_by is not _PARSED:
+            raise UsageError("make a Credential with issue() or Credential.parse()")
+        object.__setattr__(self, "_made_by", None)  # so that dataclasses.replace() fails too
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Credential):
+            return NotImplemented
+        return self.encoded == other.encoded
+
+    def __hash__(self) -> int:
+        return hash(self.encoded)
 
     @property
     def signed(self) -> bytes:
@@ -386,6 +405,7 @@ def _parse(data: bytes) -> Credential:
         signature=signature,
         encoded=data,
         principal=Principal.parse(subject) if kind is Kind.PRINCIPAL else None,
+        _made_by=_PARSED,
     )
 
 
