@@ -10,7 +10,8 @@
                                AWS Encryption SDK (~15 min, or add --quick for ~2 min); then
                                benchmarks/rabbitmq.py and benchmarks/memory.py for the broker
                                and memory figures
-    python3 tasks.py vectors   regenerate vectors/ (tools/make_vectors.py)
+    python3 tasks.py vectors   regenerate vectors/ (tools/make_vectors.py and
+                               tools/make_credential_vectors.py)
     python3 tasks.py fuzz [N]  run the envelope fuzz target for N inputs (default 20000)
 
 The virtual environment is updated when pyproject.toml changes; the demo installs letterlock
@@ -112,6 +113,7 @@ def main(argv: list[str]) -> None:
         run(BIN / "python", "benchmarks/run.py", *argv[1:])
     elif task == "vectors":
         run(BIN / "python", "tools/make_vectors.py", "vectors")
+        run(BIN / "python", "tools/make_credential_vectors.py", "vectors")
     elif task == "fuzz":
         fuzz(int(argv[1]) if len(argv) > 1 else 20_000)
 

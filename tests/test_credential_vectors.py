@@ -88,13 +88,13 @@ def test_generator_reproduces_the_committed_vectors(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["success-two-deep", "success-mqtt-pattern"])
 def test_library_and_independent_verifier_agree_on_every_flipped_bit(name: str) -> None:
     """Differential: each credential of a success vector with one bit flipped, at every byte
-    and three bit positions; the library and the spec's second implementation reach the same
+    and two bit positions; the library and the spec's second implementation reach the same
     outcome (parse failure, refusal code, or success with the same fields)."""
     vector = json.loads((FOLDER / f"{name}.json").read_text(encoding="utf-8"))
     for index, credential in enumerate(vector["chain"]):
         data = bytes.fromhex(credential)
         for position in range(len(data)):
-            for bit in (0x01, 0x10, 0x80):
+            for bit in (0x01, 0x80):
                 flipped = bytearray(data)
                 flipped[position] ^= bit
                 chain = list(vector["chain"])
