@@ -729,3 +729,56 @@ def test_a_credential_is_only_made_from_its_bytes() -> None:
     _, chain, _ = two_deep()
     with pytest.raises(UsageError, match="issue"):
         dataclasses.replace(chain[1], scope=scope("ll://acme/", ["#"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=40),
+        st.builds(
+            lambda scheme, domain, path: f"{scheme}://{domain}{path}",
+            st.sampled_from(["ll", "LL", "spiffe", "Spiffe", "http"]),
+            st.text(alphabet="aZ0.-_/:@%?#", max_size=8),
+            st.text(alphabet="aZ0.-_/:@%?# \u00e9", max_size=12),
+        ),
+    )
+)
+def test_principal_parsing_is_strict_and_normalises_once(text: str) -> None:
+    try:
+        principal = Principal.parse(text)
+    except ParseError:
+        return
+    written = str(principal)
+    assert Principal.parse(written) == principal  # the written form is its own normal form
+    assert written.lower() == text.lower()  # only letters' case changed...
+    rest = written.split("://", 1)[1]
+    assert rest.partition("/")[2] == text.split("://", 1)[1].partition("/")[2]  # ...not the path's
+    assert not set(rest) & set("?#%@ :")
+    assert "//" not in rest
+    assert not rest.endswith("/")
+
+
+@pytest.mark.parametrize(
+    ("inner", "outer", "within"),
+    [
+        ("ll://acme/payments/eu/", "ll://acme/payments/", True),
+        ("ll://acme/payments/", "ll://acme/payments/", True),
+        ("ll://acme/", "ll://acme/payments/", False),
+        ("ll://acme/paymentsx/", "ll://acme/payments/", False),
+        ("spiffe://acme/payments/", "ll://acme/", False),
+    ],
+)
+def test_namespace_within(inner: str, outer: str, within: bool) -> None:
+    assert Namespace.parse(inner).within(Namespace.parse(outer)) is within
+
+
+def test_consume_patterns_intersect_along_the_chain() -> None:
+    trusted, chain, _ = two_deep(
+        middle=scope("ll://acme/payments/", ["#"], consume=["replies.#"]),
+        bottom=scope("ll://acme/payments/", ["#"], consume=["replies.billing.*", "audit"]),
+    )
+    verdict = verify_chain(trusted, chain, now=NOW)
+    assert isinstance(verdict, Chain)
+    assert verdict.may_consume("replies.billing.eu")
+    assert not verdict.may_consume("audit")  # the leaf claims it; payments never had it
+    assert not verdict.may_consume("replies.other")

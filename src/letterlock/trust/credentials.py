@@ -35,7 +35,6 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
-import hashlib
 import struct
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -135,11 +134,6 @@ class Credential:
     def signed(self) -> bytes:
         """What the issuer signed: the label and every byte before the signature."""
         return SIGNING_LABEL + self.encoded[: -len(self.signature)]
-
-    @property
-    def fingerprint(self) -> bytes:
-        """SHA-256 of the encoding: names this credential (for caches and logs)."""
-        return hashlib.sha256(self.encoded).digest()
 
     @classmethod
     def parse(cls, data: bytes) -> Credential:
