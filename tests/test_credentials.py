@@ -41,6 +41,7 @@ from letterlock.trust.credentials import (
     VerifiedSignatures,
     Why,
     issue,
+    parse_credentials,
     verify_chain,
 )
 from letterlock.trust.scope import ANY, ONE, ScopePattern, Slot, covers
@@ -782,3 +783,11 @@ def test_consume_patterns_intersect_along_the_chain() -> None:
     assert verdict.may_consume("replies.billing.eu")
     assert not verdict.may_consume("audit")  # the leaf claims it; payments never had it
     assert not verdict.may_consume("replies.other")
+
+
+def test_a_credentials_file_is_read_line_by_line() -> None:
+    _, chain, _ = two_deep()
+    text = "# payments and billing\n\n" + "".join(c.to_text() + "\n" for c in chain)
+    assert parse_credentials(text) == tuple(chain)
+    with pytest.raises(ParseError, match="line 5"):
+        parse_credentials(text + "letterlock-credential AAAA\n")

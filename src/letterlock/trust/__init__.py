@@ -16,6 +16,7 @@ from letterlock.trust.credentials import (
     Scope,
     Why,
     issue,
+    parse_credentials,
     verify_chain,
 )
 from letterlock.trust.pins import Pin, Pins
@@ -37,5 +38,6 @@ __all__ = [
     "Why",
     "covers",
     "issue",
+    "parse_credentials",
     "verify_chain",
 ]

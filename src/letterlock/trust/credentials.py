@@ -59,6 +59,7 @@ __all__ = [
     "VerifiedSignatures",
     "Why",
     "issue",
+    "parse_credentials",
     "verify_chain",
 ]
 
@@ -155,6 +156,21 @@ class Credential:
         except binascii.Error:
             raise ParseError("credential is not valid base64") from None
         return cls.parse(encoded)
+
+
+def parse_credentials(text: str) -> tuple[Credential, ...]:
+    """Credentials in their text form, one a line (blank lines and ``#`` comments skipped);
+    ParseError naming the first bad line."""
+    found = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            found.append(Credential.from_text(line))
+        except ParseError as exc:
+            raise ParseError(f"line {number}: {exc}") from None
+    return tuple(found)
 
 
 # ------------------------------------------------------------------------------ encoding
