@@ -10,8 +10,7 @@
                                AWS Encryption SDK (~15 min, or add --quick for ~2 min); then
                                benchmarks/rabbitmq.py and benchmarks/memory.py for the broker
                                and memory figures
-    python3 tasks.py vectors   regenerate vectors/ (tools/make_vectors.py and
-                               tools/make_credential_vectors.py)
+    python3 tasks.py vectors   regenerate vectors/ (tools/make_vectors.py)
     python3 tasks.py fuzz [N]  run the envelope fuzz target for N inputs (default 20000)
 
 The virtual environment is updated when pyproject.toml changes; the demo installs letterlock
