@@ -19,9 +19,10 @@ reads as a wildcard (an MQTT level ``*``, a NATS token ``#``) cannot be expresse
 ``letterlock trust check`` on a listen pattern. It is exact for patterns of one separator: the
 patterns only tell words apart by the literals they name, so a word named by neither stands
 for all the others, and the question becomes inclusion of two finite automata over those
-literals and one fresh word (subset construction, explored from the start). It costs at most
-(2^|outer| x |inner|) steps in theory; scopes have a few segments, and it is never run on the
-open path (chain verification checks concrete topics, one match per link).
+literals and one fresh word (subset construction, explored from the start). Its worst case is
+exponential in the number of segments; scopes have a few, patterns are the receiver's own
+configuration, and it is never run on the open path (chain verification checks concrete
+topics, one match per link).
 
 Pure: no I/O.
 """
