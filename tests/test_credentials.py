@@ -534,13 +534,14 @@ def random_chain(links: Sequence[tuple[list[str], set[str]]]) -> tuple[Anchor, l
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(link_scope, min_size=0, max_size=3), link_scope)
+@given(st.lists(link_scope, min_size=0, max_size=3), link_scope, st.integers(0, 3))
 def test_narrowing_never_widens(
-    links: list[tuple[list[str], set[str]]], extra: tuple[list[str], set[str]]
+    links: list[tuple[list[str], set[str]]], extra: tuple[list[str], set[str]], where: int
 ) -> None:
-    """Adding an authority link to a chain never adds a topic or a role the chain grants."""
+    """Adding an authority link anywhere in a chain never adds a topic or a role it grants."""
     shorter = verify_chain(*random_chain(links), now=NOW)
-    longer = verify_chain(*random_chain([*links, extra]), now=NOW)
+    at = min(where, len(links))
+    longer = verify_chain(*random_chain([*links[:at], extra, *links[at:]]), now=NOW)
     assert isinstance(shorter, Chain)
     assert isinstance(longer, Chain)
     assert {t for t in SAMPLE_TOPICS if longer.may_publish(t)} <= {
