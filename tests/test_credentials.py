@@ -792,3 +792,17 @@ def test_a_credentials_file_is_read_line_by_line() -> None:
     assert parse_credentials(text) == tuple(chain)
     with pytest.raises(ParseError, match="line 5"):
         parse_credentials(text + "letterlock-credential AAAA\n")
+
+
+def test_a_chain_may_mix_suites() -> None:
+    """Each link is signed in its issuer's suite (the signature length follows it)."""
+    root, payments, billing = (Identity.generate(s) for s in (Suite.P384, Suite.P256, Suite.PQ))
+    chain = [
+        authority(root, payments, "payments", scope()),
+        leaf(payments, billing, "ll://acme/payments/billing", scope()),
+    ]
+    assert [len(c.signature) for c in chain] == [96, 64]
+    assert [Credential.parse(c.encoded) for c in chain] == chain
+    verdict = verify_chain(anchor(root), chain, now=NOW)
+    assert isinstance(verdict, Chain)
+    assert verdict.sender == billing.public
