@@ -112,6 +112,7 @@ def main(argv: list[str]) -> None:
         run(BIN / "python", "benchmarks/run.py", *argv[1:])
     elif task == "vectors":
         run(BIN / "python", "tools/make_vectors.py", "vectors")
+        run(BIN / "python", "tools/make_credential_vectors.py", "vectors")
     elif task == "fuzz":
         fuzz(int(argv[1]) if len(argv) > 1 else 20_000)
 

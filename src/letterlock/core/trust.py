@@ -83,6 +83,9 @@ class VerifiedSender:
 
     ``name`` is the receiver's name for the sender (the pinned name today, a principal such as
     ``ll://acme/svc/billing`` with certificates); ``via`` says how trust was established.
+    Senders certified by an authority also carry their ``principal``, the ``authorities`` of
+    the chain (the receiver's anchor first) and the ``roles`` the chain grants them (the
+    intersection along it); other senders leave the defaults.
     """
 
     name: str
@@ -90,6 +93,9 @@ class VerifiedSender:
     key_id: bytes
     suite: Suite
     via: Via
+    principal: str | None = None
+    authorities: tuple[str, ...] = ()
+    roles: frozenset[str] = frozenset()
 
     def __str__(self) -> str:
         return f"{self.name} ({self.fingerprint}, {self.via})"

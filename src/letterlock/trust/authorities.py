@@ -1,0 +1,188 @@
+"""The :class:`Authorities` trust policy: senders certified by a chain from an anchor.
+
+The policy holds an immutable snapshot: the anchors (root authorities the receiver trusts, each
+with the scope the receiver gives it) and the credentials a source has fetched. For a sender
+key it finds the candidate chains in the snapshot (the key's principal credentials, then
+authority credentials up to an anchor; at most :data:`MAX_CANDIDATES` chains, each at most
+:data:`~letterlock.trust.credentials.MAX_CHAIN` long, so a crafted snapshot cannot make it
+search for long), verifies each at the message's ``now`` with
+:func:`~letterlock.trust.credentials.verify_chain`, and admits the first whose effective
+publish scope matches the signed topic. A credential's word for its own scope is never taken:
+the scope is the intersection along the chain.
+
+Cost: a chain that verified is remembered with the times between which every link is valid
+(nothing else in a verification depends on time), so the next message from the same sender
+costs a dictionary look-up and a comparison of ``now`` with those times; the decision on each
+topic is remembered per chain too (at most :data:`MAX_TOPICS` of them). Outside those times the
+chain is verified again, with the signatures remembered by the credentials' bytes
+(:class:`~letterlock.trust.credentials.VerifiedSignatures`). The memos are functions of the
+snapshot, so they are bounded by it.
+
+Refusals: no chain to an anchor is ``unknown_sender``, transient (its authority's credential
+may arrive later); a chain that is not valid yet is ``untrusted``, transient; every other
+failure (signature, expiry, depth, namespace, topic) is ``untrusted``. The detail starts with
+the :class:`~letterlock.trust.credentials.Why` code; :meth:`Authorities.check` returns the
+typed verdict itself.
+
+Pure: no I/O, and ``now`` comes from the message's :class:`~letterlock.core.trust.TrustContext`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Final
+
+from letterlock.core.keys import PublicIdentity
+from letterlock.core.trust import Refusal, TrustContext, VerifiedSender, Via
+from letterlock.errors import Reason
+from letterlock.trust.credentials import (
+    MAX_CHAIN,
+    Anchor,
+    Chain,
+    ChainRefusal,
+    Credential,
+    Kind,
+    VerifiedSignatures,
+    Why,
+    verify_chain,
+)
+
+__all__ = ["MAX_CANDIDATES", "Authorities"]
+
+#: The most candidate chains tried for one sender key.
+MAX_CANDIDATES: Final = 16
+#: The most topic decisions remembered per chain (then it starts again empty).
+MAX_TOPICS: Final = 1024
+
+
+class Authorities:
+    """A :class:`~letterlock.core.trust.TrustPolicy` over anchors and credentials (a snapshot).
+
+    ``Authorities(anchors, credentials)``; replacing the snapshot means building a new one.
+    """
+
+    __slots__ = ("_anchors", "_by_subject", "_chains", "_leaves", "_paths", "_topics", "_verified")
+
+    def __init__(self, anchors: Iterable[Anchor], credentials: Iterable[Credential]) -> None:
+        self._anchors: dict[bytes, tuple[Anchor, ...]] = {}
+        for anchor in sorted(anchors, key=lambda a: a.name):
+            key = anchor.identity.fingerprint
+            self._anchors[key] = (*self._anchors.get(key, ()), anchor)
+        self._leaves: dict[bytes, tuple[Credential, ...]] = {}
+        self._verified = VerifiedSignatures()
+        # Memos of pure functions of the snapshot (so bounded by it): the candidate chains of
+        # a key, and each candidate that verified with the times between which it stays valid.
+        self._paths: dict[bytes, tuple[tuple[Anchor, tuple[Credential, ...]], ...]] = {}
+        self._chains: dict[tuple[bytes, int], tuple[Chain, VerifiedSender, int, int]] = {}
+        # ... and for each, the first link refusing a topic (None: all allow it), per topic seen
+        self._topics: dict[tuple[bytes, int], dict[str, int | None]] = {}
+        self._by_subject: dict[bytes, tuple[Credential, ...]] = {}
+        for credential in sorted(set(credentials), key=lambda c: c.encoded):
+            index = self._leaves if credential.kind is Kind.PRINCIPAL else self._by_subject
+            key = credential.subject_identity.fingerprint
+            index[key] = (*index.get(key, ()), credential)
+
+    def candidates(self, key_id: bytes) -> Iterator[tuple[Anchor, tuple[Credential, ...]]]:
+        """Chains in the snapshot from an anchor to ``key_id`` (top down), not yet verified."""
+        found = 0
+        stack: list[tuple[Credential, ...]] = [
+            (leaf,) for leaf in reversed(self._leaves.get(bytes(key_id), ()))
+        ]
+        while stack and found < MAX_CANDIDATES:
+            path = stack.pop()  # bottom up
+            issuer = path[-1].issuer_key_id
+            for anchor in self._anchors.get(issuer, ()):
+                found += 1
+                yield anchor, tuple(reversed(path))
+                if found >= MAX_CANDIDATES:
+                    return
+            if len(path) < MAX_CHAIN:
+                for parent in reversed(self._by_subject.get(issuer, ())):
+                    if parent not in path:
+                        stack.append((*path, parent))
+
+    def check(self, sender: PublicIdentity, topic: str, *, now: int) -> Chain | ChainRefusal:
+        """The first chain under which ``sender`` may publish on ``topic`` at ``now``, or
+        the refusal of the first candidate (``NO_CHAIN`` if there is none)."""
+        verdict = self._check(sender, topic, now)
+        return verdict[0] if isinstance(verdict, tuple) else verdict
+
+    def _verified_chain(
+        self,
+        sender: PublicIdentity,
+        index: int,
+        anchor: Anchor,
+        path: tuple[Credential, ...],
+        now: int,
+    ) -> tuple[Chain, VerifiedSender] | ChainRefusal:
+        """Candidate ``index`` of ``sender`` verified at ``now``: the memo while every
+        lifetime on it still holds (nothing else in a verification depends on time)."""
+        memo = self._chains.get((sender.fingerprint, index))
+        if memo is not None and memo[2] <= now < memo[3]:
+            return memo[0], memo[1]
+        verdict = verify_chain(anchor, path, now=now, verified=self._verified)
+        if not isinstance(verdict, Chain):
+            return verdict
+        if verdict.sender != sender:
+            return ChainRefusal(why=Why.NOT_A_CHAIN, detail="another key of this id")
+        verified = VerifiedSender(
+            name=str(verdict.principal),
+            fingerprint=sender.fingerprint_text,
+            key_id=sender.fingerprint,
+            suite=sender.suite,
+            via=Via.AUTHORITY,
+            principal=str(verdict.principal),
+            authorities=verdict.authorities,
+            roles=verdict.roles,
+        )
+        valid_from = max(c.not_before for c in path)
+        self._chains[sender.fingerprint, index] = (verdict, verified, valid_from, verdict.not_after)
+        return verdict, verified
+
+    def _check(
+        self, sender: PublicIdentity, topic: str, now: int
+    ) -> tuple[Chain, VerifiedSender] | ChainRefusal:
+        paths = self._paths.get(sender.fingerprint)
+        if paths is None:
+            paths = self._paths[sender.fingerprint] = tuple(self.candidates(sender.fingerprint))
+        first: ChainRefusal | None = None
+        for index, (anchor, path) in enumerate(paths):
+            verdict = self._verified_chain(sender, index, anchor, path, now)
+            if isinstance(verdict, tuple):
+                chain = verdict[0]
+                seen = self._topics.setdefault((sender.fingerprint, index), {})
+                if topic in seen:
+                    link = seen[topic]
+                else:
+                    link = chain.first_refusing_link(topic)
+                    if len(seen) >= MAX_TOPICS:
+                        seen.clear()
+                    seen[topic] = link
+                if link is None:
+                    return verdict
+                issuer = chain.authorities[min(link, len(chain.authorities) - 1)]
+                verdict = ChainRefusal(
+                    why=Why.TOPIC_OUTSIDE_SCOPE,
+                    link=link - 1 if link else None,
+                    detail=f"{topic!r} is outside the scope of link {link} (under {issuer})",
+                )
+            first = first or verdict
+        return first or ChainRefusal(why=Why.NO_CHAIN, detail="no credential chain to an anchor")
+
+    # TrustPolicy ----------------------------------------------------------------------
+
+    def lookup(self, key_id: bytes) -> PublicIdentity | None:
+        leaves = self._leaves.get(bytes(key_id))
+        return leaves[0].subject_identity if leaves else None
+
+    def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | Refusal:
+        verdict = self._check(sender, context.topic, context.now)
+        if isinstance(verdict, tuple):
+            return verdict[1]
+        reason = Reason.UNKNOWN_SENDER if verdict.why is Why.NO_CHAIN else Reason.UNTRUSTED
+        where = "" if verdict.link is None else f" (link {verdict.link})"
+        return Refusal(
+            reason=reason,
+            detail=f"{verdict.why}{where}: {verdict.detail}",
+            transient=verdict.why.transient,
+        )
