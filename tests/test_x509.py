@@ -1,0 +1,631 @@
+"""X.509 sender chains (``letterlock.trust.x509``, ``docs/spec/x509.md``).
+
+The certificates are made by the ``openssl`` command line (``req``, ``x509 -req``, ``ca``) from
+configuration files written here, not by letterlock or pyca: what a company CA's tooling emits
+is what the verifier must accept or refuse. The hypothesis property builds its chains with pyca
+(thousands of openssl runs would be too slow) and checks that adding a link never widens what
+is accepted.
+"""
+
+from __future__ import annotations
+
+import datetime
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from cryptography import x509 as pyca_x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import NameOID
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from letterlock import PublicIdentity, Suite
+from letterlock.core.keys import PrivateKeys
+from letterlock.trust import x509
+from letterlock.trust.x509 import (
+    Anchor,
+    AnchorSet,
+    Refused,
+    Scope,
+    X509Refusal,
+    X509Sender,
+    verify_chain,
+    verify_sender,
+)
+
+pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl command")
+
+DAY = 86400
+PRINCIPAL = "ll://acme/payments/billing"
+EKU = x509.LETTERLOCK_EKU
+CA_EXT = """basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+"""
+
+
+def _now() -> int:
+    return int(datetime.datetime.now(datetime.UTC).timestamp())
+
+
+def _sig_private_pem(keys: PrivateKeys) -> bytes:
+    """The identity's signing key as PKCS#8 PEM, for openssl (envelope-v1 section 3.2)."""
+    encoded = keys._private_encoding()
+    length = int.from_bytes(encoded[5:7], "big")
+    raw = encoded[7 : 7 + length]
+    key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+    if keys.suite is Suite.X25519:
+        key = ed25519.Ed25519PrivateKey.from_private_bytes(raw)
+    else:
+        curve = ec.SECP256R1() if keys.suite is Suite.P256 else ec.SECP384R1()
+        key = ec.derive_private_key(int.from_bytes(raw, "big"), curve)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _der_octets(data: bytes) -> bytes:
+    n = len(data)
+    if n < 0x80:
+        return bytes([0x04, n]) + data
+    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x04, 0x80 | len(size)]) + size + data
+
+
+@dataclass
+class Openssl:
+    """A scratch CA workshop in ``tmp_path``: every certificate made by the openssl CLI."""
+
+    root: Path
+    serial: int = 1
+    made: dict[str, Path] = field(default_factory=dict)
+
+    def run(self, *args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=self.root, check=True, capture_output=True)
+
+    def _config(self, name: str, extensions: str, sections: str = "") -> Path:
+        path = self.root / f"{name}.cnf"
+        path.write_text(
+            "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = unused\n"
+            f"[ext]\n{extensions}\n{sections}",
+            encoding="utf-8",
+        )
+        return path
+
+    def key(self, name: str) -> Path:
+        path = self.root / f"{name}.key"
+        self.run("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                 "-out", str(path))  # fmt: skip
+        return path
+
+    def root_ca(self, name: str, *, extra: str = "", sections: str = "", days: int = 3650) -> Path:
+        key = self.key(name)
+        cfg = self._config(name, CA_EXT + extra, sections)
+        out = self.root / f"{name}.pem"
+        self.run("req", "-x509", "-new", "-key", str(key), "-subj", f"/O=Acme/CN={name}",
+                 "-days", str(days), "-config", str(cfg), "-extensions", "ext",
+                 "-set_serial", str(self._next()), "-out", str(out))  # fmt: skip
+        self.made[name] = out
+        return out
+
+    def _next(self) -> int:
+        self.serial += 1
+        return self.serial
+
+    def issue(
+        self,
+        name: str,
+        issuer: str,
+        *,
+        extensions: str,
+        sections: str = "",
+        key: Path | None = None,
+        days: int = 365,
+        dates: tuple[str, str] | None = None,
+    ) -> Path:
+        """A certificate for ``name`` signed by ``issuer``: ``x509 -req``, or ``ca`` with dates."""
+        key = key or self.key(name)
+        cfg = self._config(name, extensions + "authorityKeyIdentifier = keyid:always\n", sections)
+        csr = self.root / f"{name}.csr"
+        out = self.root / f"{name}.pem"
+        self.run("req", "-new", "-key", str(key), "-subj", f"/O=Acme/CN={name}",
+                 "-config", str(cfg), "-out", str(csr))  # fmt: skip
+        ca_cert, ca_key = self.made[issuer], self.root / f"{issuer}.key"
+        if dates is None:
+            self.run("x509", "-req", "-in", str(csr), "-CA", str(ca_cert), "-CAkey", str(ca_key),
+                     "-set_serial", str(self._next()), "-days", str(days), "-sha256",
+                     "-extfile", str(cfg), "-extensions", "ext", "-out", str(out))  # fmt: skip
+        else:
+            db = self.root / f"{name}.db"
+            db.mkdir()
+            (db / "index.txt").write_text("", encoding="utf-8")
+            (db / "serial").write_text(f"{self._next():04X}\n", encoding="utf-8")
+            ca_cfg = self.root / f"{name}.ca.cnf"
+            ca_cfg.write_text(
+                cfg.read_text(encoding="utf-8")
+                + f"[ca]\ndefault_ca = x\n[x]\ndatabase = {db}/index.txt\nserial = {db}/serial\n"
+                f"new_certs_dir = {db}\ndefault_md = sha256\npolicy = any\n"
+                "unique_subject = no\n[any]\nCN = supplied\nO = optional\n",
+                encoding="utf-8",
+            )
+            self.run("ca", "-batch", "-config", str(ca_cfg), "-extensions", "ext",
+                     "-cert", str(ca_cert), "-keyfile", str(ca_key), "-in", str(csr),
+                     "-startdate", dates[0], "-enddate", dates[1], "-notext",
+                     "-out", str(out))  # fmt: skip
+        self.made[name] = out
+        return out
+
+    def intermediate(self, name: str, issuer: str, *, extra: str = "", sections: str = "") -> Path:
+        return self.issue(name, issuer, extensions=CA_EXT + extra, sections=sections)
+
+    def leaf(
+        self,
+        name: str,
+        issuer: str,
+        keys: PrivateKeys,
+        *,
+        san: str = f"URI:{PRINCIPAL}",
+        eku: str | None = EKU,
+        publish: tuple[str, ...] = ("orders.#",),
+        consume: tuple[str, ...] = ("replies.#",),
+        identity: PublicIdentity | None = None,
+        dates: tuple[str, str] | None = None,
+    ) -> Path:
+        """A letterlock sender certificate for ``keys``' signing key (spec section 6)."""
+        key = self.root / f"{name}.key"
+        key.write_bytes(_sig_private_pem(keys))
+        bound = _der_octets((identity or keys.public).to_bytes()).hex()
+        extensions = (
+            "basicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\n"
+            f"subjectKeyIdentifier = hash\nsubjectAltName = {san}\n"
+            f"{x509.IDENTITY_OID} = DER:{bound}\n{x509.SCOPE_OID} = ASN1:SEQUENCE:{name}_scope\n"
+        )
+        if eku is not None:
+            extensions += f"extendedKeyUsage = {eku}\n"
+        return self.issue(
+            name, issuer, extensions=extensions, sections=scope_sections(name, publish, consume),
+            key=key, dates=dates,
+        )  # fmt: skip
+
+    def der(self, name: str) -> bytes:
+        cert = pyca_x509.load_pem_x509_certificate(self.made[name].read_bytes())
+        return cert.public_bytes(serialization.Encoding.DER)
+
+
+def scope_sections(name: str, publish: tuple[str, ...], consume: tuple[str, ...]) -> str:
+    """openssl ASN1 generator sections for the scope extension (spec section 5)."""
+    text = f"[{name}_scope]\npublish = SEQUENCE:{name}_pub\nconsume = SEQUENCE:{name}_con\n"
+    for part, patterns in (("pub", publish), ("con", consume)):
+        text += f"[{name}_{part}]\n"
+        text += "".join(f'p{i} = UTF8:"{p}"\n' for i, p in enumerate(patterns))  # '#' comments
+    return text
+
+
+def scope_ext(name: str, publish: tuple[str, ...], consume: tuple[str, ...]) -> tuple[str, str]:
+    return f"{x509.SCOPE_OID} = ASN1:SEQUENCE:{name}_scope\n", scope_sections(
+        name, publish, consume
+    )
+
+
+@pytest.fixture(scope="module")
+def keys() -> PrivateKeys:
+    return PrivateKeys.generate(Suite.P256)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory, keys: PrivateKeys) -> Openssl:
+    """Acme Root -> Acme Issuing -> billing (the accepted chain), made once."""
+    ssl = Openssl(tmp_path_factory.mktemp("pki"))
+    ssl.root_ca("Acme Root")
+    ssl.intermediate("Acme Issuing", "Acme Root")
+    ssl.leaf("billing", "Acme Issuing", keys)
+    return ssl
+
+
+def anchors(ssl: Openssl, name: str = "Acme Root", namespace: str = "ll://acme/") -> AnchorSet:
+    return AnchorSet([Anchor(name="acme", certificate=ssl.der(name), namespace=namespace)])
+
+
+def refused(result: X509Sender | Refused) -> X509Refusal:
+    assert isinstance(result, Refused), result
+    return result.reason
+
+
+def test_openssl_chain_accepted(pki: Openssl, keys: PrivateKeys) -> None:
+    sender = verify_sender(
+        anchors(pki), pki.der("billing"), [pki.der("Acme Issuing")],
+        at=_now(), key_id=keys.public.fingerprint, topic="orders.eu.new",
+    )  # fmt: skip
+    assert isinstance(sender, X509Sender), sender
+    assert sender.principal == PRINCIPAL
+    assert sender.anchor == "acme"
+    assert sender.identity == keys.public
+    assert [link.subject for link in sender.chain] == [
+        "CN=billing,O=Acme", "CN=Acme Issuing,O=Acme", "CN=Acme Root,O=Acme",
+    ]  # fmt: skip
+    leaf = pyca_x509.load_der_x509_certificate(pki.der("billing"))
+    assert sender.chain[0].fingerprint == leaf.fingerprint(hashes.SHA256()).hex()
+    assert sender.not_after == int(leaf.not_valid_after_utc.timestamp())
+    assert sender.may_consume("replies.x") and not sender.may_consume("orders.x")
+
+
+@pytest.mark.parametrize("suite", [Suite.P384, Suite.X25519])
+def test_other_suites_bind_their_signing_key(tmp_path: Path, suite: Suite) -> None:
+    ssl = Openssl(tmp_path)
+    ssl.root_ca("Root")
+    other = PrivateKeys.generate(suite)
+    ssl.leaf("leaf", "Root", other)
+    sender = verify_chain(anchors(ssl, "Root"), ssl.der("leaf"), [], at=_now())
+    assert isinstance(sender, X509Sender), sender
+    assert sender.key_id == other.public.fingerprint
+
+
+def test_the_envelope_key_id_must_be_the_leafs(pki: Openssl) -> None:
+    stranger = PrivateKeys.generate(Suite.P256).public
+    result = verify_sender(
+        anchors(pki), pki.der("billing"), [pki.der("Acme Issuing")],
+        at=_now(), key_id=stranger.fingerprint, topic="orders.eu.new",
+    )  # fmt: skip
+    assert refused(result) is X509Refusal.WRONG_KEY
+
+
+def test_identity_extension_must_name_the_leafs_key(tmp_path: Path, keys: PrivateKeys) -> None:
+    """A CA that certified key K cannot be made to vouch for identity J: J's signing key must be
+    the leaf's SubjectPublicKeyInfo."""
+    ssl = Openssl(tmp_path)
+    ssl.root_ca("Root")
+    ssl.leaf("leaf", "Root", keys, identity=PrivateKeys.generate(Suite.P256).public)
+    assert refused(verify_chain(anchors(ssl, "Root"), ssl.der("leaf"), [], at=_now())) is (
+        X509Refusal.WRONG_KEY
+    )
+
+
+@pytest.mark.parametrize(
+    ("eku", "why"),
+    [
+        ("clientAuth", "clientAuth only: a TLS client certificate is no sender certificate"),
+        ("emailProtection", "wrong EKU"),
+        (None, "no EKU at all"),
+    ],
+)
+def test_leaf_without_letterlocks_eku_refused(
+    tmp_path: Path, keys: PrivateKeys, eku: str | None, why: str
+) -> None:
+    ssl = Openssl(tmp_path)
+    ssl.root_ca("Root")
+    ssl.leaf("leaf", "Root", keys, eku=eku)
+    assert refused(verify_chain(anchors(ssl, "Root"), ssl.der("leaf"), [], at=_now())) is (
+        X509Refusal.WRONG_EKU
+    ), why
+    # pyca's own path validation refuses it too, under letterlock's extension policies
+    path = x509.validate_path([ssl.der("Root")], ssl.der("leaf"), [], at=_now())
+    assert isinstance(path, Refused), why
+
+
+def test_pyca_policy_accepts_a_letterlock_eku_only_leaf(pki: Openssl) -> None:
+    """pyca's default client policy refuses a leaf whose only EKU is letterlock's: the override
+    is what lets it through (and refuses clientAuth-only leaves, above)."""
+    root, leaf, issuing = pki.der("Acme Root"), pki.der("billing"), pki.der("Acme Issuing")
+    assert not isinstance(x509.validate_path([root], leaf, [issuing], at=_now()), Refused)
+    default = x509.validate_path(
+        [root], leaf, [issuing], at=_now(), eku="1.3.6.1.5.5.7.3.2"  # clientAuth
+    )
+    assert isinstance(default, Refused)
+
+
+def test_ca_restricting_ekus_must_allow_letterlocks(tmp_path: Path, keys: PrivateKeys) -> None:
+    ssl = Openssl(tmp_path)
+    ssl.root_ca("Root")
+    ssl.intermediate("TLS only", "Root", extra="extendedKeyUsage = clientAuth\n")
+    ssl.leaf("leaf", "TLS only", keys)
+    ssl.intermediate("Ours", "Root", extra=f"extendedKeyUsage = clientAuth, {EKU}\n")
+    ssl.leaf("leaf2", "Ours", keys)
+    roots = anchors(ssl, "Root")
+    bad = verify_chain(roots, ssl.der("leaf"), [ssl.der("TLS only")], at=_now())
+    assert refused(bad) is X509Refusal.INVALID_CHAIN
+    good = verify_chain(roots, ssl.der("leaf2"), [ssl.der("Ours")], at=_now())
+    assert isinstance(good, X509Sender), good
+
+
+def test_expired_and_not_yet_valid_leaves_refused(tmp_path: Path, keys: PrivateKeys) -> None:
+    ssl = Openssl(tmp_path)
+    ssl.root_ca("Root")
+    ssl.leaf("old", "Root", keys, dates=("20200101000000Z", "20210101000000Z"))
+    ssl.leaf("future", "Root", keys, dates=("20990101000000Z", "20991231000000Z"))
+    roots = anchors(ssl, "Root")
+    assert refused(verify_chain(roots, ssl.der("old"), [], at=_now())) is X509Refusal.EXPIRED
+    assert refused(verify_chain(roots, ssl.der("future"), [], at=_now())) is (
+        X509Refusal.NOT_YET_VALID
+    )
+    # time is an argument: the same certificate verifies at a time inside its validity
+    leaf = pyca_x509.load_der_x509_certificate(ssl.der("old"))
+    root = pyca_x509.load_der_x509_certificate(ssl.der("Root"))
+    assert leaf.not_valid_before_utc < root.not_valid_before_utc  # the root is younger: refused
+    assert isinstance(verify_chain(roots, ssl.der("old"), [], at=1_590_000_000), Refused)
+
+
+def test_expired_intermediate_refused(tmp_path: Path, keys: PrivateKeys) -> None:
+    ssl = Openssl(tmp_path)
+    ssl.root_ca("Root")
+    ssl.issue("Issuing", "Root", extensions=CA_EXT, days=1)
+    ssl.leaf("leaf", "Issuing", keys)
+    result = verify_chain(anchors(ssl, "Root"), ssl.der("leaf"), [ssl.der("Issuing")],
+                          at=_now() + 3 * DAY)  # fmt: skip
+    assert refused(result) is X509Refusal.EXPIRED
+
+
+def test_unknown_ca_refused(pki: Openssl, tmp_path: Path, keys: PrivateKeys) -> None:
+    other = Openssl(tmp_path)
+    other.root_ca("Acme Root")  # same name, another key: the name is no credential
+    assert refused(
+        verify_chain(anchors(other), pki.der("billing"), [pki.der("Acme Issuing")], at=_now())
+    ) is X509Refusal.INVALID_CHAIN
+    stranger = Openssl(tmp_path / "s")
+    stranger.root.mkdir()
+    stranger.root_ca("Evil Root")
+    assert refused(
+        verify_chain(anchors(stranger, "Evil Root"), pki.der("billing"), [pki.der("Acme Issuing")],
+                     at=_now())
+    ) is X509Refusal.UNKNOWN_CA  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("namespace", "principal", "expected"),
+    [
+        ("ll://acme/payments/", "ll://acme/payments/billing", None),
+        ("ll://acme/hr/", "ll://acme/payments/billing", X509Refusal.OUT_OF_NAMESPACE),
+        ("ll://acme/pay/", "ll://acme/payroll/x", X509Refusal.OUT_OF_NAMESPACE),
+        ("ll://other/", "ll://acme/payments/billing", X509Refusal.OUT_OF_NAMESPACE),
+        ("ll://acme/", "spiffe://acme/payments/billing", X509Refusal.OUT_OF_NAMESPACE),
+        ("spiffe://acme.example/", "spiffe://acme.example/ns/prod/sa/billing", None),
+        ("ll://acme/", "ll://acme/payments/../hr/x", X509Refusal.NO_PRINCIPAL),
+        ("ll://acme/", "ll://ACME/payments", X509Refusal.NO_PRINCIPAL),
+        ("ll://acme/", "https://acme/payments", X509Refusal.NO_PRINCIPAL),
+    ],
+)
+def test_principal_must_lie_in_the_anchors_namespace(
+    tmp_path: Path, keys: PrivateKeys, namespace: str, principal: str,
+    expected: X509Refusal | None,
+) -> None:  # fmt: skip
+    ssl = Openssl(tmp_path)
+    ssl.root_ca("Root")
+    ssl.leaf("leaf", "Root", keys, san=f"URI:{principal}")
+    result = verify_chain(anchors(ssl, "Root", namespace), ssl.der("leaf"), [], at=_now())
+    if expected is None:
+        assert isinstance(result, X509Sender), result
+        assert result.principal == principal
+    else:
+        assert refused(result) is expected
+
+
+@pytest.mark.parametrize(
+    "san",
+    [
+        f"URI:{PRINCIPAL}, URI:ll://acme/payments/other",
+        f"URI:{PRINCIPAL}, DNS:billing.acme.example",
+        "DNS:billing.acme.example",
+    ],
+)
+def test_san_must_be_exactly_one_uri(tmp_path: Path, keys: PrivateKeys, san: str) -> None:
+    ssl = Openssl(tmp_path)
+    ssl.root_ca("Root")
+    ssl.leaf("leaf", "Root", keys, san=san)
+    assert refused(verify_chain(anchors(ssl, "Root"), ssl.der("leaf"), [], at=_now())) is (
+        X509Refusal.NO_PRINCIPAL
+    )
+
+
+def test_anchor_namespaces_are_checked() -> None:
+    with pytest.raises(ValueError, match="namespace"):
+        AnchorSet([Anchor(name="a", certificate=b"", namespace="ll://acme")])
+
+
+def _ladder(ssl: Openssl, depth: int) -> list[bytes]:
+    issuer = "Root"
+    for i in range(depth):
+        ssl.intermediate(f"I{i}", issuer)
+        issuer = f"I{i}"
+    return [ssl.der(f"I{i}") for i in reversed(range(depth))]
+
+
+def test_four_intermediates_accepted_five_refused(tmp_path: Path, keys: PrivateKeys) -> None:
+    ssl = Openssl(tmp_path)
+    ssl.root_ca("Root")
+    chain = _ladder(ssl, 5)
+    ssl.leaf("deep", "I4", keys)
+    ssl.leaf("ok", "I3", keys)
+    roots = anchors(ssl, "Root")
+    assert isinstance(verify_chain(roots, ssl.der("ok"), chain[1:], at=_now()), X509Sender)
+    assert refused(verify_chain(roots, ssl.der("deep"), chain, at=_now())) is X509Refusal.TOO_DEEP
+    # depth is counted on the path, not only on what was sent: pyca's max_chain_depth is 4
+    sent = chain[:4]  # I4..I1, the path still needs I0
+    assert isinstance(verify_chain(roots, ssl.der("deep"), sent, at=_now()), Refused)
+    path = x509.validate_path([ssl.der("Root")], ssl.der("deep"), chain, at=_now(), max_depth=5)
+    assert isinstance(path, tuple) and len(path) == 7
+    assert refused(
+        x509.validate_path([ssl.der("Root")], ssl.der("deep"), chain, at=_now())
+    ) is X509Refusal.INVALID_CHAIN
+
+
+def test_malformed_certificates_refused(pki: Openssl) -> None:
+    roots = anchors(pki)
+    assert refused(verify_chain(roots, b"\x30\x03junk", [], at=_now())) is X509Refusal.MALFORMED
+    big = b"\x30" + bytes(x509.MAX_CERT_BYTES)
+    assert refused(verify_chain(roots, pki.der("billing"), [big], at=_now())) is (
+        X509Refusal.MALFORMED
+    )
+
+
+def test_scope_narrowing_intermediate_wins(tmp_path: Path, keys: PrivateKeys) -> None:
+    """The leaf says orders.#; its issuing CA allows only orders.eu.*: the intersection holds."""
+    ssl = Openssl(tmp_path)
+    ssl.root_ca("Root")
+    ext, sections = scope_ext("eu", ("orders.eu.*",), ("replies.#",))
+    ssl.intermediate("EU", "Root", extra=ext, sections=sections)
+    ssl.leaf("leaf", "EU", keys, publish=("orders.#",))
+    args = (anchors(ssl, "Root"), ssl.der("leaf"), [ssl.der("EU")])
+    ok = verify_sender(*args, at=_now(), key_id=keys.public.fingerprint, topic="orders.eu.new")
+    assert isinstance(ok, X509Sender), ok
+    assert len(ok.scopes) == 2
+    wide = verify_sender(*args, at=_now(), key_id=keys.public.fingerprint, topic="orders.us.new")
+    assert refused(wide) is X509Refusal.SCOPE
+    outside = verify_sender(*args, at=_now(), key_id=keys.public.fingerprint, topic="billing.x")
+    assert refused(outside) is X509Refusal.SCOPE
+
+
+def test_leaf_without_scope_may_send_nothing(tmp_path: Path, keys: PrivateKeys) -> None:
+    ssl = Openssl(tmp_path)
+    ssl.root_ca("Root")
+    key = ssl.root / "leaf.key"
+    key.write_bytes(_sig_private_pem(keys))
+    bound = _der_octets(keys.public.to_bytes()).hex()
+    ssl.issue("leaf", "Root", key=key, extensions=(
+        "basicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\n"
+        f"subjectKeyIdentifier = hash\nsubjectAltName = URI:{PRINCIPAL}\n"
+        f"extendedKeyUsage = {EKU}\n{x509.IDENTITY_OID} = DER:{bound}\n"
+    ))  # fmt: skip
+    assert refused(verify_chain(anchors(ssl, "Root"), ssl.der("leaf"), [], at=_now())) is (
+        X509Refusal.SCOPE
+    )
+
+
+def test_scope_der_round_trip_and_strictness() -> None:
+    scope = Scope.of(publish=["orders.#", "a.*.b"], consume=[])
+    encoded = x509.encode_scope(scope)
+    assert encoded.hex() == "3015" "3011" "0c086f72646572732e23" "0c05612e2a2e62" "3000"
+    assert x509.decode_scope(encoded) == scope
+    for bad in (encoded + b"\x00", encoded[:-1], b"\x30\x81\x02\x30\x00\x30\x00",
+                b"\x30\x04\x30\x00\x30\x00\x30\x00", b"\x30\x04\x30\x02\x0c\x00"[:6]):  # fmt: skip
+        with pytest.raises(ValueError):  # noqa: PT011 - ParseError, or a malformed pattern
+            x509.decode_scope(bad)
+
+
+def test_scope_der_matches_openssls_encoder(tmp_path: Path) -> None:
+    """Our encoder and openssl's ASN1 generator (what the tests' CAs use) agree byte for byte."""
+    publish, consume = ("orders.#", "a.*.b"), ("replies.#",)
+    cfg = tmp_path / "scope.cnf"
+    cfg.write_text(scope_sections("s", publish, consume), encoding="utf-8")
+    out = tmp_path / "scope.der"
+    subprocess.run(["openssl", "asn1parse", "-genconf", str(cfg), "-genstr", "SEQUENCE:s_scope",
+                    "-noout", "-out", str(out)], check=True, capture_output=True)  # fmt: skip
+    assert out.read_bytes() == x509.encode_scope(Scope.of(publish=publish, consume=consume))
+
+
+# ------------------------------------------------------------------------ property
+
+_PATTERNS = ["#", "orders.#", "orders.*", "orders.eu.*", "orders.eu.new", "*.eu.*", "billing.#"]
+_TOPICS = ["orders", "orders.eu", "orders.eu.new", "orders.us.new", "billing.eu.x", "x.eu.y"]
+_START = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
+_AT = int((_START + datetime.timedelta(days=1)).timestamp())
+
+
+class _Mint:
+    """Chains built with pyca, for the property (openssl per example would take minutes)."""
+
+    def __init__(self) -> None:
+        self.keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(6)]
+        self.sender = PrivateKeys.generate(Suite.P256)
+        self.serial = 1
+
+    def cert(self, i: int, issuer: int, scope: tuple[str, ...] | None, *, leaf: bool) -> bytes:
+        self.serial += 1
+        public = _signing_public(self.sender) if leaf else self.keys[i].public_key()
+        builder = (
+            pyca_x509.CertificateBuilder()
+            .subject_name(_name(f"n{i}"))
+            .issuer_name(_name(f"n{issuer}"))
+            .public_key(public)
+            .serial_number(self.serial)
+            .not_valid_before(_START)
+            .not_valid_after(_START + datetime.timedelta(days=10))
+            .add_extension(pyca_x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+            .add_extension(
+                pyca_x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                    self.keys[issuer].public_key()
+                ),
+                critical=False,
+            )
+        )
+        if leaf:
+            identity = _der_octets(self.sender.public.to_bytes())
+            builder = (
+                builder.add_extension(pyca_x509.BasicConstraints(ca=False, path_length=None), True)
+                .add_extension(pyca_x509.ExtendedKeyUsage([pyca_x509.ObjectIdentifier(EKU)]), False)
+                .add_extension(
+                    pyca_x509.SubjectAlternativeName(
+                        [pyca_x509.UniformResourceIdentifier(PRINCIPAL)]
+                    ),
+                    False,
+                )
+                .add_extension(_unrecognized(x509.IDENTITY_OID, identity), False)
+            )
+        else:
+            builder = builder.add_extension(
+                pyca_x509.BasicConstraints(ca=True, path_length=None), True
+            ).add_extension(_CA_USAGE, True)
+        if scope is not None:
+            value = x509.encode_scope(Scope.of(publish=scope, consume=()))
+            builder = builder.add_extension(_unrecognized(x509.SCOPE_OID, value), False)
+        cert = builder.sign(self.keys[issuer], hashes.SHA256())
+        return cert.public_bytes(serialization.Encoding.DER)
+
+    def accepted(self, scopes: list[tuple[str, ...] | None], leaf: tuple[str, ...]) -> set[str]:
+        """The topics a chain root(0) -> 1 -> ... -> leaf admits, CA scopes as given."""
+        root = self.cert(0, 0, scopes[0], leaf=False)
+        intermediates = [self.cert(i, i - 1, scopes[i], leaf=False) for i in range(1, len(scopes))]
+        leaf_der = self.cert(5, len(scopes) - 1, leaf, leaf=True)
+        roots = AnchorSet([Anchor(name="r", certificate=root, namespace="ll://acme/")])
+        sender = verify_chain(roots, leaf_der, intermediates[::-1], at=_AT)
+        assert isinstance(sender, X509Sender), sender
+        return {topic for topic in _TOPICS if sender.may_publish(topic)}
+
+
+def _name(common_name: str) -> pyca_x509.Name:
+    return pyca_x509.Name([pyca_x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _unrecognized(oid: str, value: bytes) -> pyca_x509.UnrecognizedExtension:
+    return pyca_x509.UnrecognizedExtension(pyca_x509.ObjectIdentifier(oid), value)
+
+
+_CA_USAGE = pyca_x509.KeyUsage(
+    digital_signature=False, content_commitment=False, key_encipherment=False,
+    data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+    encipher_only=False, decipher_only=False,
+)  # fmt: skip
+
+
+def _signing_public(keys: PrivateKeys) -> ec.EllipticCurvePublicKey:
+    encoded = keys.public.to_bytes()
+    length = int.from_bytes(encoded[5:7], "big")
+    return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), encoded[7 : 7 + length])
+
+
+_MINT = _Mint()
+_scope = st.one_of(st.none(), st.lists(st.sampled_from(_PATTERNS), max_size=2).map(tuple))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    chain=st.lists(_scope, min_size=1, max_size=4),
+    leaf=st.lists(st.sampled_from(_PATTERNS), min_size=1, max_size=2).map(tuple),
+    link=_scope,
+    where=st.integers(min_value=1, max_value=4),
+)
+def test_adding_a_link_never_widens(
+    chain: list[tuple[str, ...] | None], leaf: tuple[str, ...], link: tuple[str, ...] | None,
+    where: int,
+) -> None:  # fmt: skip
+    """Inserting a CA (with any scope, or none) anywhere below the root admits no new topic."""
+    before = _MINT.accepted(chain, leaf)
+    longer = [*chain[:where], link, *chain[where:]]
+    after = _MINT.accepted(longer, leaf)
+    assert after <= before
+    if link is not None:
+        assert after <= {t for t in _TOPICS if Scope.of(publish=link).allows_publish(t)}
