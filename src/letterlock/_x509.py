@@ -16,7 +16,10 @@ allow it. Every other rule is pyca's WebPKI default, unchanged.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -44,6 +47,7 @@ __all__ = [
 ANY_EKU: Final = ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE.dotted_string
 CLIENT_AUTH: Final = ExtendedKeyUsageOID.CLIENT_AUTH.dotted_string
 SERVER_AUTH: Final = ExtendedKeyUsageOID.SERVER_AUTH.dotted_string
+_PEM: Final = re.compile(rb"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)
 _EPOCH: Final = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 _SHA256: Final = hashes.SHA256()
 _P384_POINT: Final = 97  # the EC half of the pq suite's dual signing key (uncompressed P-384)
@@ -125,9 +129,45 @@ def _from_pyca(cert: x509.Certificate) -> Certificate:
     )
 
 
+def _tlv(data: bytes, at: int) -> tuple[int, int, int]:
+    """(tag, start of contents, end) of the DER element at ``at``; ValueError if truncated."""
+    if at + 2 > len(data):
+        raise ValueError("truncated DER")
+    tag, first = data[at], data[at + 1]
+    at += 2
+    if first >= 0x80:
+        count = first & 0x7F
+        if not 0 < count <= 4 or at + count > len(data):
+            raise ValueError("bad DER length")
+        length, at = int.from_bytes(data[at : at + count], "big"), at + count
+    else:
+        length = first
+    if at + length > len(data):
+        raise ValueError("truncated DER")
+    return tag, at, at + length
+
+
+def _check_serial(data: bytes) -> None:
+    """Refuse a serial number that is not positive (RFC 5280 4.1.2.2).
+
+    pyca still parses one with a deprecation warning (and will refuse it later); letterlock
+    refuses it now, before pyca sees it, so no warning filter (process-global state) is needed.
+    """
+    _, tbs_at, _ = _tlv(data, 0)  # Certificate
+    _, at, _ = _tlv(data, tbs_at)  # TBSCertificate
+    tag, start, end = _tlv(data, at)
+    if tag == 0xA0:  # [0] version
+        tag, start, end = _tlv(data, end)
+    if tag != 0x02 or start == end:
+        raise ValueError("no serial number")
+    if data[start] & 0x80 or not any(data[start:end]):
+        raise ValueError("serial number is not positive")
+
+
 def load_der(data: bytes) -> Certificate:
     """Parse one DER certificate. Raises ValueError when it is not one pyca accepts."""
     try:
+        _check_serial(bytes(data))
         cert = x509.load_der_x509_certificate(bytes(data))
     except ValueError as exc:
         raise ValueError(f"not a DER certificate: {exc}") from None
@@ -136,11 +176,14 @@ def load_der(data: bytes) -> Certificate:
 
 def load_pem(data: bytes) -> list[Certificate]:
     """Every certificate in PEM text, in order. ValueError when there is none or one is bad."""
+    blocks = _PEM.findall(bytes(data))
+    if not blocks:
+        raise ValueError("no PEM certificate")
     try:
-        certs = x509.load_pem_x509_certificates(bytes(data))
-    except ValueError as exc:
-        raise ValueError(f"not PEM certificates: {exc}") from None
-    return [_from_pyca(cert) for cert in certs]
+        ders = [base64.b64decode(b"".join(block.split()), validate=True) for block in blocks]
+    except binascii.Error:
+        raise ValueError("PEM certificate is not valid base64") from None
+    return [load_der(der) for der in ders]
 
 
 def signing_key_spki(suite: Suite, sig_public: bytes) -> bytes | None:
