@@ -296,6 +296,7 @@ def test_identity_extension_must_name_the_leafs_key(tmp_path: Path, keys: Privat
     [
         ("clientAuth", "clientAuth only: a TLS client certificate is no sender certificate"),
         ("emailProtection", "wrong EKU"),
+        ("anyExtendedKeyUsage", "anyExtendedKeyUsage is no letterlock purpose in a leaf"),
         (None, "no EKU at all"),
     ],
 )
@@ -334,12 +335,16 @@ def test_ca_restricting_ekus_must_allow_letterlocks(tmp_path: Path, keys: Privat
     ssl.intermediate("TLS only", "Root", extra="extendedKeyUsage = clientAuth\n")
     ssl.leaf("leaf", "TLS only", keys)
     ssl.intermediate("Ours", "Root", extra=f"extendedKeyUsage = clientAuth, {EKU}\n")
-    ssl.leaf("leaf2", "Ours", keys)
+    ssl.leaf("leaf2", "Ours", keys, eku=f"clientAuth, {EKU}")  # other purposes beside ours
+    ssl.intermediate("Any", "Root", extra="extendedKeyUsage = anyExtendedKeyUsage\n")
+    ssl.leaf("leaf3", "Any", keys)
     roots = anchors(ssl, "Root")
     bad = verify_chain(roots, ssl.der("leaf"), [ssl.der("TLS only")], at=_now())
     assert refused(bad) is X509Refusal.INVALID_CHAIN
     good = verify_chain(roots, ssl.der("leaf2"), [ssl.der("Ours")], at=_now())
     assert isinstance(good, X509Sender), good
+    any_purpose = verify_chain(roots, ssl.der("leaf3"), [ssl.der("Any")], at=_now())
+    assert isinstance(any_purpose, X509Sender), any_purpose
 
 
 def test_expired_and_not_yet_valid_leaves_refused(tmp_path: Path, keys: PrivateKeys) -> None:
@@ -433,9 +438,15 @@ def test_san_must_be_exactly_one_uri(tmp_path: Path, keys: PrivateKeys, san: str
     )
 
 
-def test_anchor_namespaces_are_checked() -> None:
-    with pytest.raises(ValueError, match="namespace"):
-        AnchorSet([Anchor(name="a", certificate=b"", namespace="ll://acme")])
+def test_anchors_are_checked(pki: Openssl) -> None:
+    root = pki.der("Acme Root")
+    for namespace in ("ll://acme", "ll://acme/payments", "https://acme/", "ll://Acme/", "ll:///"):
+        with pytest.raises(ValueError, match="namespace"):
+            AnchorSet([Anchor(name="a", certificate=root, namespace=namespace)])
+    with pytest.raises(ValueError, match="already an anchor"):
+        AnchorSet([Anchor(name=n, certificate=root, namespace="ll://acme/") for n in "ab"])
+    with pytest.raises(ValueError, match="not a DER certificate"):
+        AnchorSet([Anchor(name="a", certificate=root[:-1], namespace="ll://acme/")])
 
 
 def _ladder(ssl: Openssl, depth: int) -> list[bytes]:
