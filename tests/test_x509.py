@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -23,9 +23,11 @@ from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from letterlock import PublicIdentity, Suite
+import letterlock
+from letterlock import Identity, PublicIdentity, Rejected, ReplayWindow, Suite
 from letterlock.core.keys import PrivateKeys
-from letterlock.errors import ParseError
+from letterlock.core.trust import Refusal, TrustContext, Via
+from letterlock.errors import ParseError, Reason
 from letterlock.trust import x509
 from letterlock.trust.x509 import (
     Anchor,
@@ -37,6 +39,7 @@ from letterlock.trust.x509 import (
     verify_chain,
     verify_sender,
 )
+from letterlock.trust.x509_senders import X509Senders
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl command")
 
@@ -663,3 +666,66 @@ def test_adding_a_link_never_widens(
     assert after <= before
     if link is not None:
         assert after <= {t for t in _TOPICS if Scope.of(publish=link).allows_publish(t)}
+
+
+# ------------------------------------------------------------------------ the trust policy
+
+
+def test_open_admits_an_x509_sender_and_refuses_outside_its_scope(
+    pki: Openssl, keys: PrivateKeys
+) -> None:
+    """seal/open end to end: the receiver holds the chain and the CA, nothing else."""
+    bob = Identity.generate(Suite.P256)
+    chain = (pki.der("billing"), pki.der("Acme Issuing"))
+    trust = X509Senders(anchors(pki), [chain, (b"junk",)])
+    now = _now()
+    sealed = letterlock.seal(b"hi", sender=keys.identity(), recipients=[bob.public],
+                             topic="orders.eu.new", now=now)  # fmt: skip
+    opened = letterlock.open(sealed, identity=bob, trust=trust, replay=ReplayWindow(), now=now)
+    assert opened.payload == b"hi"
+    assert opened.sender.name == PRINCIPAL
+    assert opened.sender.via is Via.X509
+    assert opened.sender.key_id == keys.public.fingerprint
+    wide = letterlock.seal(b"hi", sender=keys.identity(), recipients=[bob.public],
+                           topic="payroll.run", now=now)  # fmt: skip
+    with pytest.raises(Rejected) as caught:
+        letterlock.open(wide, identity=bob, trust=trust, replay=ReplayWindow(), now=now)
+    assert caught.value.reason is Reason.UNTRUSTED
+    assert "scope" in caught.value.detail
+    stranger = Identity.generate(Suite.P256)
+    unknown = letterlock.seal(b"hi", sender=stranger, recipients=[bob.public],
+                              topic="orders.eu.new", now=now)  # fmt: skip
+    with pytest.raises(Rejected) as caught:
+        letterlock.open(unknown, identity=bob, trust=trust, replay=ReplayWindow(), now=now)
+    assert caught.value.reason is Reason.UNKNOWN_SENDER
+
+
+def test_policy_caches_a_verified_chain_within_its_validity(pki: Openssl) -> None:
+    chain = (pki.der("billing"), pki.der("Acme Issuing"))
+    trust = X509Senders(anchors(pki), [chain])
+    now = _now()
+    first = trust.verified(chain, now)
+    assert isinstance(first, X509Sender)
+    assert trust.verified(chain, now + 60) is first  # cached: no new path validation
+    assert trust.verified(chain, now - 60) is not first  # the clock went back: verified again
+    late = trust.verified(chain, first.not_after + 1)  # past the earliest expiry: refused
+    assert isinstance(late, Refused)
+    assert late.reason is X509Refusal.EXPIRED
+
+
+def test_policy_refusals(pki: Openssl, keys: PrivateKeys, tmp_path: Path) -> None:
+    chain = (pki.der("billing"), pki.der("Acme Issuing"))
+    context = TrustContext(topic="orders.x", suite=Suite.P256, content_type=None, headers={},
+                           created=_now(), now=_now())  # fmt: skip
+    other_ca = Openssl(tmp_path)
+    other_ca.root_ca("Other")
+    unanchored = X509Senders(anchors(other_ca, "Other"), [chain])
+    assert unanchored.lookup(keys.public.fingerprint) == keys.public
+    refusal = unanchored.admit(keys.public, context)
+    assert isinstance(refusal, Refusal)
+    assert refusal.reason is Reason.UNTRUSTED
+    assert not refusal.transient
+    early = replace(context, now=_now() - 10 * DAY)  # before the certificates: retry later
+    refusal = X509Senders(anchors(pki), [chain]).admit(keys.public, early)
+    assert isinstance(refusal, Refusal)
+    assert refusal.transient

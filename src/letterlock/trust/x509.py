@@ -52,6 +52,7 @@ __all__ = [
     "check_principal",
     "decode_scope",
     "encode_scope",
+    "leaf_identity",
     "validate_path",
     "verify_chain",
     "verify_sender",
@@ -387,6 +388,18 @@ def _bind(leaf: _x509.Certificate) -> PublicIdentity | Refused:
             detail="the leaf's public key is not the identity's signing key",
         )
     return identity
+
+
+def leaf_identity(leaf: bytes) -> PublicIdentity | None:
+    """The identity a leaf binds (section 6), unverified: for indexing chains by key id."""
+    if len(leaf) > MAX_CERT_BYTES:
+        return None
+    try:
+        cert = _x509.load_der(leaf)
+    except ValueError:
+        return None
+    identity = _bind(cert)
+    return None if isinstance(identity, Refused) else identity
 
 
 def _scopes(path: Sequence[_x509.Certificate]) -> tuple[Scope, ...] | Refused:

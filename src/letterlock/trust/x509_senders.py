@@ -1,0 +1,94 @@
+"""A trust policy over X.509 sender chains the receiver already holds. Pure.
+
+:class:`X509Senders` is a :class:`~letterlock.core.trust.TrustPolicy` over an immutable snapshot:
+company CAs (an :class:`~letterlock.trust.x509.AnchorSet`) and sender chains fetched out of band
+by a source (a chain directory beside the status documents: ``docs/spec/x509.md`` section 9,
+the way that needs no change to the envelope). ``lookup`` places a key id by the identity its
+leaf binds; ``admit`` verifies the chain at the message's ``now`` and checks the topic against
+the path's scopes, answering as ``Via.X509`` with the principal as the sender's name.
+
+Verified chains are cached: a chain verified at time ``t0`` stays valid for every ``now`` from
+``t0`` to the earliest notAfter of its path (each certificate was valid at ``t0`` and stays so
+until its notAfter), so later messages cost a comparison, not a path validation. A clock that
+moves backwards before ``t0`` verifies again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from letterlock.core.keys import PublicIdentity
+from letterlock.core.trust import Refusal, TrustContext, VerifiedSender, Via
+from letterlock.errors import Reason
+from letterlock.trust.x509 import (
+    AnchorSet,
+    Refused,
+    X509Refusal,
+    X509Sender,
+    leaf_identity,
+    verify_chain,
+)
+
+__all__ = ["X509Senders"]
+
+Chain = tuple[bytes, ...]
+
+
+class X509Senders:
+    """Senders certified by company CAs, from chains (leaf DER first) the receiver holds.
+
+    A chain whose leaf binds no identity is ignored (it can name no sender key). Several
+    chains may bind one identity (a renewed certificate): the first that verifies decides.
+    """
+
+    __slots__ = ("_anchors", "_by_key", "_verified")
+
+    def __init__(self, anchors: AnchorSet, chains: Iterable[Sequence[bytes]]) -> None:
+        self._anchors = anchors
+        self._by_key: dict[bytes, tuple[PublicIdentity, list[Chain]]] = {}
+        for given in chains:
+            chain = tuple(bytes(der) for der in given)
+            identity = leaf_identity(chain[0]) if chain else None
+            if identity is not None:
+                self._by_key.setdefault(identity.fingerprint, (identity, []))[1].append(chain)
+        #: chain -> (the time it verified at, the sender it certifies)
+        self._verified: dict[Chain, tuple[int, X509Sender]] = {}
+
+    def lookup(self, key_id: bytes) -> PublicIdentity | None:
+        found = self._by_key.get(key_id)
+        return None if found is None else found[0]
+
+    def verified(self, chain: Chain, now: int) -> X509Sender | Refused:
+        """The verified sender of one chain at ``now`` (cached; see the module docstring)."""
+        cached = self._verified.get(chain)
+        if cached is not None and cached[0] <= now <= cached[1].not_after:
+            return cached[1]
+        result = verify_chain(self._anchors, chain[0], chain[1:], at=now)
+        if isinstance(result, X509Sender):
+            self._verified[chain] = (now, result)  # one entry per chain of the snapshot
+        return result
+
+    def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | Refusal:
+        found = self._by_key.get(sender.fingerprint)
+        if found is None or found[0] != sender:
+            return Refusal(reason=Reason.UNKNOWN_SENDER, detail="no X.509 chain for this key")
+        refusals: list[Refused] = []
+        for chain in found[1]:
+            result = self.verified(chain, context.now)
+            if isinstance(result, Refused):
+                refusals.append(result)
+                continue
+            if not result.may_publish(context.topic):
+                refusals.append(Refused(reason=X509Refusal.SCOPE, detail=context.topic))
+                continue
+            return VerifiedSender(
+                name=result.principal,
+                fingerprint=sender.fingerprint_text,
+                key_id=sender.fingerprint,
+                suite=sender.suite,
+                via=Via.X509,
+            )
+        detail = "; ".join(f"x509 {r.reason.value}: {r.detail}" for r in refusals)
+        # a certificate not yet valid becomes valid: retry, do not dead-letter
+        transient = all(r.reason is X509Refusal.NOT_YET_VALID for r in refusals)
+        return Refusal(reason=Reason.UNTRUSTED, detail=detail, transient=transient)
