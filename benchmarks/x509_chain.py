@@ -2,11 +2,13 @@
 
     .venv/bin/python benchmarks/x509_chain.py [--runs 200]
 
-Mints with pyca a root, 0 to 4 intermediates and a letterlock leaf (``docs/spec/x509.md``), then
-times :func:`letterlock.trust.x509.verify_chain` (the median of ``--runs`` calls) per depth, and
-prints the DER sizes of a p256 and a pq leaf (what carrying the chain in an envelope would
-cost). With ``../shared/conformance/x509-limbo`` present it also times each pathological case
-through pyca alone and through ``verify_chain``'s bounds.
+Mints with pyca a root, 0 to 4 intermediates and a letterlock leaf (``docs/spec/x509.md``),
+then times :func:`letterlock.trust.x509.verify_chain` (the median of ``--runs`` calls) per
+depth; compares opening a message from a pinned sender with one from a sender certified
+through 3 intermediates whose chain was already seen; prints the DER sizes of a p256 and a pq
+leaf (what carrying the chain in an envelope would cost). With
+``../shared/conformance/x509-limbo`` present it also times each pathological case through pyca
+alone, through ``validate_path`` and through ``verify_chain``'s bounds.
 """
 
 from __future__ import annotations
@@ -26,9 +28,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+import letterlock
 from letterlock import Suite, _x509
 from letterlock.core.keys import PrivateKeys
+from letterlock.core.trust import TrustPolicy
 from letterlock.trust import x509
+from letterlock.trust.x509_senders import X509Senders
 
 START = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
 AT = int((START + datetime.timedelta(days=1)).timestamp())
@@ -137,6 +142,32 @@ def pathological() -> None:
         )
 
 
+def open_ratio(sender: PrivateKeys, runs: int) -> None:
+    """Opening a 1 KiB message: a pinned sender vs one certified through 3 intermediates,
+    its chain already seen (X509Senders' cache), interleaved, medians."""
+    root, leaf, chain = mint(3, sender)
+    anchors = x509.AnchorSet([x509.Anchor(name="r", certificate=root, namespace="ll://acme/")])
+    bob = letterlock.Identity.generate(Suite.P256)
+    pins = letterlock.Pins()
+    pins.pin("billing", sender.public)
+    certified = X509Senders(anchors, [(leaf, *chain)])
+    sealed = letterlock.seal(bytes(1024), sender=sender.identity(), recipients=[bob.public],
+                             topic="orders.eu", now=AT)  # fmt: skip
+    policies: dict[str, TrustPolicy] = {"pinned": pins, "x509, chain seen": certified}
+    times: dict[str, list[float]] = {name: [] for name in policies}
+    window = letterlock.ReplayWindow()
+    for _ in range(runs):
+        for name, trust in policies.items():
+            start = time.perf_counter()
+            letterlock.open(sealed, identity=bob, trust=trust, replay=window, now=AT, record=False)
+            times[name].append(time.perf_counter() - start)
+    pinned, seen = (statistics.median(times[name]) for name in policies)
+    print(
+        f"\nopen 1 KiB (median of {runs}): pinned {pinned * 1e6:.0f} us, "
+        f"x509 3 intermediates seen {seen * 1e6:.0f} us, ratio {seen / pinned:.3f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200)
@@ -153,6 +184,7 @@ def main() -> None:
             x509.verify_chain(anchors, leaf, chain, at=AT)
             times.append(time.perf_counter() - start)
         print(f"{depth:>13}  {statistics.median(times) * 1e6:>8.0f} us")
+    open_ratio(sender, args.runs)
     root, leaf, chain = mint(1, sender)
     pq_leaf = mint(0, PrivateKeys.generate(Suite.PQ))[1]
     print(f"\nDER bytes: p256 leaf {len(leaf)}, intermediate {len(chain[0])}, "

@@ -51,8 +51,8 @@ class X509Senders:
             identity = leaf_identity(chain[0]) if chain else None
             if identity is not None:
                 self._by_key.setdefault(identity.fingerprint, (identity, []))[1].append(chain)
-        #: chain -> (the time it verified at, the sender it certifies)
-        self._verified: dict[Chain, tuple[int, X509Sender]] = {}
+        #: chain -> (the time it verified at, the sender it certifies, as open reports it)
+        self._verified: dict[Chain, tuple[int, X509Sender, VerifiedSender]] = {}
 
     def lookup(self, key_id: bytes) -> PublicIdentity | None:
         found = self._by_key.get(key_id)
@@ -60,13 +60,26 @@ class X509Senders:
 
     def verified(self, chain: Chain, now: int) -> X509Sender | Refused:
         """The verified sender of one chain at ``now`` (cached; see the module docstring)."""
+        found = self._verify(chain, now)
+        return found if isinstance(found, Refused) else found[0]
+
+    def _verify(self, chain: Chain, now: int) -> tuple[X509Sender, VerifiedSender] | Refused:
         cached = self._verified.get(chain)
         if cached is not None and cached[0] <= now <= cached[1].not_after:
-            return cached[1]
+            return cached[1], cached[2]
         result = verify_chain(self._anchors, chain[0], chain[1:], at=now)
-        if isinstance(result, X509Sender):
-            self._verified[chain] = (now, result)  # one entry per chain of the snapshot
-        return result
+        if isinstance(result, Refused):
+            return result
+        identity = result.identity
+        reported = VerifiedSender(
+            name=result.principal,
+            fingerprint=identity.fingerprint_text,
+            key_id=identity.fingerprint,
+            suite=identity.suite,
+            via=Via.X509,
+        )
+        self._verified[chain] = (now, result, reported)  # one entry per chain of the snapshot
+        return result, reported
 
     def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | Refusal:
         found = self._by_key.get(sender.fingerprint)
@@ -74,20 +87,13 @@ class X509Senders:
             return Refusal(reason=Reason.UNKNOWN_SENDER, detail="no X.509 chain for this key")
         refusals: list[Refused] = []
         for chain in found[1]:
-            result = self.verified(chain, context.now)
+            result = self._verify(chain, context.now)
             if isinstance(result, Refused):
                 refusals.append(result)
-                continue
-            if not result.may_publish(context.topic):
+            elif not result[0].may_publish(context.topic):
                 refusals.append(Refused(reason=X509Refusal.SCOPE, detail=context.topic))
-                continue
-            return VerifiedSender(
-                name=result.principal,
-                fingerprint=sender.fingerprint_text,
-                key_id=sender.fingerprint,
-                suite=sender.suite,
-                via=Via.X509,
-            )
+            else:
+                return result[1]
         detail = "; ".join(f"x509 {r.reason.value}: {r.detail}" for r in refusals)
         # a certificate not yet valid becomes valid: retry, do not dead-letter
         transient = all(r.reason is X509Refusal.NOT_YET_VALID for r in refusals)
