@@ -150,7 +150,7 @@ def open_ratio(sender: PrivateKeys, runs: int) -> None:
     bob = letterlock.Identity.generate(Suite.P256)
     pins = letterlock.Pins()
     pins.pin("billing", sender.public)
-    certified = X509Senders(anchors, [(leaf, *chain)])
+    certified = X509Senders(anchors, [(leaf, *chain)], now=AT)
     sealed = letterlock.seal(bytes(1024), sender=sender.identity(), recipients=[bob.public],
                              topic="orders.eu", now=AT)  # fmt: skip
     policies: dict[str, TrustPolicy] = {"pinned": pins, "x509, chain seen": certified}

@@ -677,8 +677,9 @@ def test_open_admits_an_x509_sender_and_refuses_outside_its_scope(
     """seal/open end to end: the receiver holds the chain and the CA, nothing else."""
     bob = Identity.generate(Suite.P256)
     chain = (pki.der("billing"), pki.der("Acme Issuing"))
-    trust = X509Senders(anchors(pki), [chain, (b"junk",)])
     now = _now()
+    trust = X509Senders(anchors(pki), [chain, (b"junk",)], now=now)
+    assert [refused.reason for _, refused in trust.refused] == [X509Refusal.MALFORMED]
     sealed = letterlock.seal(b"hi", sender=keys.identity(), recipients=[bob.public],
                              topic="orders.eu.new", now=now)  # fmt: skip
     opened = letterlock.open(sealed, identity=bob, trust=trust, replay=ReplayWindow(), now=now)
@@ -702,8 +703,8 @@ def test_open_admits_an_x509_sender_and_refuses_outside_its_scope(
 
 def test_policy_caches_a_verified_chain_within_its_validity(pki: Openssl) -> None:
     chain = (pki.der("billing"), pki.der("Acme Issuing"))
-    trust = X509Senders(anchors(pki), [chain])
     now = _now()
+    trust = X509Senders(anchors(pki), [chain], now=now)
     first = trust.verified(chain, now)
     assert isinstance(first, X509Sender)
     assert trust.verified(chain, now + 60) is first  # cached: no new path validation
@@ -719,13 +720,23 @@ def test_policy_refusals(pki: Openssl, keys: PrivateKeys, tmp_path: Path) -> Non
                            created=_now(), now=_now())  # fmt: skip
     other_ca = Openssl(tmp_path)
     other_ca.root_ca("Other")
-    unanchored = X509Senders(anchors(other_ca, "Other"), [chain])
-    assert unanchored.lookup(keys.public.fingerprint) == keys.public
+    # a chain no anchor vouches for makes its key not even known (it cannot shadow a pin)
+    unanchored = X509Senders(anchors(other_ca, "Other"), [chain], now=_now())
+    assert unanchored.lookup(keys.public.fingerprint) is None
+    assert [r.reason for _, r in unanchored.refused] == [X509Refusal.UNKNOWN_CA]
     refusal = unanchored.admit(keys.public, context)
     assert isinstance(refusal, Refusal)
-    assert refusal.reason is Reason.UNTRUSTED
-    assert not refusal.transient
+    assert refusal.reason is Reason.UNKNOWN_SENDER
+    trust = X509Senders(anchors(pki), [chain], now=_now())
+    assert trust.lookup(keys.public.fingerprint) == keys.public
+    assert trust.admit(keys.public, context) == trust.admit(keys.public, context)
     early = replace(context, now=_now() - 10 * DAY)  # before the certificates: retry later
-    refusal = X509Senders(anchors(pki), [chain]).admit(keys.public, early)
+    refusal = trust.admit(keys.public, early)
     assert isinstance(refusal, Refusal)
+    assert refusal.reason is Reason.UNTRUSTED
     assert refusal.transient
+    late = replace(context, now=_now() + 400 * DAY)  # after them: dead-letter
+    refusal = trust.admit(keys.public, late)
+    assert isinstance(refusal, Refusal)
+    assert not refusal.transient
+    assert "expired" in refusal.detail

@@ -52,7 +52,6 @@ __all__ = [
     "check_principal",
     "decode_scope",
     "encode_scope",
-    "leaf_identity",
     "validate_path",
     "verify_chain",
     "verify_sender",
@@ -70,8 +69,9 @@ MAX_INTERMEDIATES: Final = 4
 MAX_CERT_BYTES: Final = 16384  # a pq identity extension is about 4.4 KB
 
 _SEGMENT: Final = r"[A-Za-z0-9._-]+"
-_PRINCIPAL: Final = re.compile(rf"(?:ll|spiffe)://[a-z0-9._-]+(?:/{_SEGMENT})+")
-_NAMESPACE: Final = re.compile(rf"(?:ll|spiffe)://[a-z0-9._-]+/(?:{_SEGMENT}/)*")
+_TRUST_DOMAIN: Final = r"[a-z0-9][a-z0-9._-]*"
+_PRINCIPAL: Final = re.compile(rf"(?:ll|spiffe)://{_TRUST_DOMAIN}(?:/{_SEGMENT})+")
+_NAMESPACE: Final = re.compile(rf"(?:ll|spiffe)://{_TRUST_DOMAIN}/(?:{_SEGMENT}/)*")
 
 
 class X509Refusal(enum.Enum):
@@ -101,7 +101,8 @@ class Refused:
 def check_principal(principal: str) -> bool:
     """True if ``principal`` is ``ll://`` or ``spiffe://``, a trust domain and a path.
 
-    The trust domain is lower case ``a-z 0-9 . _ -``; path segments are ``A-Z a-z 0-9 . _ -``,
+    The trust domain is lower case ``a-z 0-9 . _ -``, starting with a letter or digit; path
+    segments are ``A-Z a-z 0-9 . _ -``,
     never empty, ``.`` or ``..``; no query, fragment, port, user or percent-encoding.
     """
     if _PRINCIPAL.fullmatch(principal) is None:
@@ -388,18 +389,6 @@ def _bind(leaf: _x509.Certificate) -> PublicIdentity | Refused:
             detail="the leaf's public key is not the identity's signing key",
         )
     return identity
-
-
-def leaf_identity(leaf: bytes) -> PublicIdentity | None:
-    """The identity a leaf binds (section 6), unverified: for indexing chains by key id."""
-    if len(leaf) > MAX_CERT_BYTES:
-        return None
-    try:
-        cert = _x509.load_der(leaf)
-    except ValueError:
-        return None
-    identity = _bind(cert)
-    return None if isinstance(identity, Refused) else identity
 
 
 def _scopes(path: Sequence[_x509.Certificate]) -> tuple[Scope, ...] | Refused:

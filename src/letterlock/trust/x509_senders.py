@@ -7,10 +7,11 @@ the way that needs no change to the envelope). ``lookup`` places a key id by the
 leaf binds; ``admit`` verifies the chain at the message's ``now`` and checks the topic against
 the path's scopes, answering as ``Via.X509`` with the principal as the sender's name.
 
-Verified chains are cached: a chain verified at time ``t0`` stays valid for every ``now`` from
-``t0`` to the earliest notAfter of its path (each certificate was valid at ``t0`` and stays so
-until its notAfter), so later messages cost a comparison, not a path validation. A clock that
-moves backwards before ``t0`` verifies again.
+The snapshot keeps only chains that verified when it was made. Verified chains are cached: a
+chain verified at time ``t0`` stays valid for every ``now`` from ``t0`` to the earliest
+notAfter of its path (each certificate was valid at ``t0`` and stays so until its notAfter),
+so later messages cost a comparison, not a path validation. A clock that moves backwards
+before ``t0`` verifies again.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from letterlock.trust.x509 import (
     Refused,
     X509Refusal,
     X509Sender,
-    leaf_identity,
     verify_chain,
 )
 
@@ -37,22 +37,34 @@ Chain = tuple[bytes, ...]
 class X509Senders:
     """Senders certified by company CAs, from chains (leaf DER first) the receiver holds.
 
-    A chain whose leaf binds no identity is ignored (it can name no sender key). Several
-    chains may bind one identity (a renewed certificate): the first that verifies decides.
+    ``now`` is when the snapshot is made: only chains that verify then are kept, so a chain
+    planted in the directory by someone without a trusted CA's signature never makes a key
+    "known" (which, under :class:`~letterlock.trust.FirstKnown`, would let it shadow a pin).
+    The others are listed in :attr:`refused` for the source's logs. Several chains may bind
+    one identity (a renewed certificate): the first that verifies at a message's time decides.
     """
 
-    __slots__ = ("_anchors", "_by_key", "_verified")
+    __slots__ = ("_anchors", "_by_key", "_verified", "refused")
 
-    def __init__(self, anchors: AnchorSet, chains: Iterable[Sequence[bytes]]) -> None:
+    def __init__(self, anchors: AnchorSet, chains: Iterable[Sequence[bytes]], *, now: int) -> None:
         self._anchors = anchors
         self._by_key: dict[bytes, tuple[PublicIdentity, list[Chain]]] = {}
-        for given in chains:
-            chain = tuple(bytes(der) for der in given)
-            identity = leaf_identity(chain[0]) if chain else None
-            if identity is not None:
-                self._by_key.setdefault(identity.fingerprint, (identity, []))[1].append(chain)
         #: chain -> (the time it verified at, the sender it certifies, as open reports it)
         self._verified: dict[Chain, tuple[int, X509Sender, VerifiedSender]] = {}
+        #: the chains left out, each with why
+        self.refused: list[tuple[Chain, Refused]] = []
+        for given in chains:
+            chain = tuple(bytes(der) for der in given)
+            result = (
+                self._verify(chain, now)
+                if chain
+                else Refused(reason=X509Refusal.MALFORMED, detail="empty chain")
+            )
+            if isinstance(result, Refused):
+                self.refused.append((chain, result))
+                continue
+            identity = result[0].identity
+            self._by_key.setdefault(identity.fingerprint, (identity, []))[1].append(chain)
 
     def lookup(self, key_id: bytes) -> PublicIdentity | None:
         found = self._by_key.get(key_id)
