@@ -740,3 +740,22 @@ def test_policy_refusals(pki: Openssl, keys: PrivateKeys, tmp_path: Path) -> Non
     assert isinstance(refusal, Refusal)
     assert not refusal.transient
     assert "expired" in refusal.detail
+
+
+def test_a_scope_on_the_anchor_narrows_too() -> None:
+    assert _MINT.accepted([("billing.#",)], ("#",)) == {"billing.eu.x"}
+    assert _MINT.accepted([("billing.#",)], ("orders.#",)) == set()
+    assert _MINT.accepted([None, None], ("orders.*",)) == {"orders.eu"}
+
+
+def test_a_critical_scope_extension_is_refused(tmp_path: Path, keys: PrivateKeys) -> None:
+    """The scope extension is non-critical (spec section 5): pyca refuses an unknown critical
+    extension, so a CA that marks it critical issues chains nobody accepts."""
+    ssl = Openssl(tmp_path)
+    ssl.root_ca("Root")
+    ext, sections = scope_ext("ca", ("orders.#",), ())
+    ssl.intermediate("Critical", "Root", extra=ext.replace("= ASN1", "= critical, ASN1"),
+                     sections=sections)  # fmt: skip
+    ssl.leaf("leaf", "Critical", keys)
+    result = verify_chain(anchors(ssl, "Root"), ssl.der("leaf"), [ssl.der("Critical")], at=_now())
+    assert refused(result) is X509Refusal.INVALID_CHAIN
