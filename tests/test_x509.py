@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 import letterlock
 from letterlock import Identity, Rejected, ReplayWindow, Suite
 from letterlock.core.keys import PrivateKeys
-from letterlock.core.trust import Refusal, TrustContext, Via
+from letterlock.core.trust import Refusal, TrustContext, VerifiedSender, Via
 from letterlock.errors import ParseError, Reason
 from letterlock.trust import x509
 from letterlock.trust.x509 import (
@@ -600,3 +600,15 @@ def test_a_critical_scope_extension_is_refused(tmp_path: Path, keys: PrivateKeys
     ssl.leaf("leaf", "Critical", keys)
     result = verify_chain(anchors(ssl, "Root"), ssl.der("leaf"), [ssl.der("Critical")], at=_now())
     assert refused(result) is X509Refusal.INVALID_CHAIN
+
+
+def test_policy_remembers_topic_decisions_within_a_bound(pki: Openssl, keys: PrivateKeys) -> None:
+    chain = (pki.der("billing"), pki.der("Acme Issuing"))
+    trust = X509Senders(anchors(pki), [chain], now=_now())
+    context = TrustContext(topic="", suite=Suite.P256, content_type=None, headers={},
+                           created=_now(), now=_now())  # fmt: skip
+    for i in range(3000):  # topics a forger may claim before its signature is checked
+        topic = f"orders.{i}" if i % 2 else f"payroll.{i}"
+        decision = trust.admit(keys.public, replace(context, topic=topic))
+        assert isinstance(decision, VerifiedSender) is bool(i % 2)
+        assert len(trust._topics[chain]) <= 1024

@@ -17,6 +17,7 @@ before ``t0`` verifies again.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Final
 
 from letterlock.core.keys import PublicIdentity
 from letterlock.core.trust import Refusal, TrustContext, VerifiedSender, Via
@@ -32,6 +33,7 @@ from letterlock.trust.x509 import (
 __all__ = ["X509Senders"]
 
 Chain = tuple[bytes, ...]
+_TOPICS: Final = 1024
 
 
 class X509Senders:
@@ -44,13 +46,15 @@ class X509Senders:
     one identity (a renewed certificate): the first that verifies at a message's time decides.
     """
 
-    __slots__ = ("_anchors", "_by_key", "_verified", "refused")
+    __slots__ = ("_anchors", "_by_key", "_topics", "_verified", "refused")
 
     def __init__(self, anchors: AnchorSet, chains: Iterable[Sequence[bytes]], *, now: int) -> None:
         self._anchors = anchors
         self._by_key: dict[bytes, tuple[PublicIdentity, list[Chain]]] = {}
         #: chain -> (the time it verified at, the sender it certifies, as open reports it)
         self._verified: dict[Chain, tuple[int, X509Sender, VerifiedSender]] = {}
+        #: chain -> topic -> allowed (the scopes do not change while the snapshot lives)
+        self._topics: dict[Chain, dict[str, bool]] = {}
         #: the chains left out, each with why
         self.refused: list[tuple[Chain, Refused]] = []
         for given in chains:
@@ -93,16 +97,26 @@ class X509Senders:
         self._verified[chain] = (now, result, reported)  # one entry per chain of the snapshot
         return result, reported
 
+    def _may_publish(self, chain: Chain, sender: X509Sender, topic: str) -> bool:
+        """:meth:`X509Sender.may_publish`, remembered per chain for up to _TOPICS topics."""
+        known = self._topics.setdefault(chain, {})
+        allowed = known.get(topic)
+        if allowed is None:
+            if len(known) >= _TOPICS:  # the topic is the sender's claim: bound what it fills
+                known.clear()
+            allowed = known[topic] = sender.may_publish(topic)
+        return allowed
+
     def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | Refusal:
         found = self._by_key.get(sender.fingerprint)
-        if found is None or found[0] != sender:
+        if found is None or (found[0] is not sender and found[0] != sender):
             return Refusal(reason=Reason.UNKNOWN_SENDER, detail="no X.509 chain for this key")
         refusals: list[Refused] = []
         for chain in found[1]:
             result = self._verify(chain, context.now)
             if isinstance(result, Refused):
                 refusals.append(result)
-            elif not result[0].may_publish(context.topic):
+            elif not self._may_publish(chain, result[0], context.topic):
                 refusals.append(Refused(reason=X509Refusal.SCOPE, detail=context.topic))
             else:
                 return result[1]
