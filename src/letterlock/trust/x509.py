@@ -2,18 +2,22 @@
 
 Pure: certificate bytes and a time in, a decision out. Path validation is pyca/cryptography's
 (through :mod:`letterlock._x509`, which overrides its EKU rules deliberately); everything else is
-letterlock's own and decided here, in the order of the spec's section 7:
+letterlock's own and decided here, in the order of the spec's section 7 (the code marks each
+step):
 
-1. shape: at most :data:`MAX_INTERMEDIATES` intermediates of at most :data:`MAX_CERT_BYTES` each
-   (``too_deep`` / ``malformed``), each a certificate pyca parses (``malformed``);
-2. principal: the leaf's subjectAltName is exactly one URI, a principal (``no_principal``);
-3. namespace: only anchors whose namespace holds that principal may end the path
-   (``out_of_namespace``);
-4. EKU and validity of the leaf (``wrong_eku``, ``not_yet_valid``, ``expired``), then pyca's
-   path validation (``expired``, ``unknown_ca``, ``invalid_chain``);
-5. binding: the leaf's letterlock-identity extension is a public identity whose signing key is
-   the leaf's SubjectPublicKeyInfo (``wrong_key``);
-6. scopes: the leaf's scope, and every scope a CA of the path carries (``scope``, ``malformed``).
+1. at most :data:`MAX_INTERMEDIATES` intermediates (``too_deep``);
+2. each certificate at most :data:`MAX_CERT_BYTES`, parsed by pyca, serial positive
+   (``malformed``);
+3. the leaf's subjectAltName is exactly one URI, a principal (``no_principal``);
+4. only anchors whose namespace holds that principal may end the path (``out_of_namespace``);
+5. and 6. the leaf's EKU and validity (``wrong_eku``, ``not_yet_valid``, ``expired``);
+7. pyca's path validation (``unknown_ca``, ``expired``, ``invalid_chain``);
+8. the leaf's letterlock-identity extension is a public identity whose signing key is the
+   leaf's SubjectPublicKeyInfo (``wrong_key``);
+9. the leaf's scope and every scope a CA of the path carries are well formed (``scope``,
+   ``malformed``);
+10. and 11. (:func:`verify_sender`) the envelope's sender key id is the identity's
+    (``wrong_key``) and the topic lies within every scope (``scope``).
 
 Work is bounded by construction, not by a timer (a Rust call cannot be interrupted): with at
 most four intermediates and pyca's ``max_chain_depth`` of four, path building has at most
@@ -346,7 +350,7 @@ def validate_path(
     eku: str = LETTERLOCK_EKU,
     max_depth: int = MAX_INTERMEDIATES,
 ) -> tuple[bytes, ...] | Refused:
-    """Steps 1 and 4 alone: parse and validate a path with pyca, for any EKU (conformance).
+    """Steps 2 and 7 alone: parse and validate a path with pyca, for any EKU (conformance).
 
     Returns the validated path's DER, leaf first. No letterlock rule beyond the EKU applies:
     :func:`verify_chain` is what a receiver calls.
@@ -415,41 +419,41 @@ def verify_chain(
     (or :func:`verify_sender`), so a verified chain can be cached by its bytes and re-checked
     for expiry (``not_after``) without being verified again.
     """
-    if len(intermediates) > MAX_INTERMEDIATES:
+    if len(intermediates) > MAX_INTERMEDIATES:  # step 1
         return Refused(
             reason=X509Refusal.TOO_DEEP,
             detail=f"{len(intermediates)} intermediates; at most {MAX_INTERMEDIATES}",
         )
-    parsed = _parse_all(leaf, intermediates)
+    parsed = _parse_all(leaf, intermediates)  # step 2
     if isinstance(parsed, Refused):
         return parsed
     cert, chain = parsed
-    if cert.other_names or len(cert.uris) != 1 or not check_principal(cert.uris[0]):
+    if cert.other_names or len(cert.uris) != 1 or not check_principal(cert.uris[0]):  # step 3
         return Refused(
             reason=X509Refusal.NO_PRINCIPAL,
             detail=f"SAN must be exactly one URI principal, not {cert.uris} (+{cert.other_names})",
         )
     principal = cert.uris[0]
     trusted = anchors._for(principal)
-    if not trusted:
+    if not trusted:  # step 4
         return Refused(reason=X509Refusal.OUT_OF_NAMESPACE, detail=principal)
-    if cert.eku is None or LETTERLOCK_EKU not in cert.eku:
+    if cert.eku is None or LETTERLOCK_EKU not in cert.eku:  # step 5
         return Refused(reason=X509Refusal.WRONG_EKU, detail=f"leaf EKU {cert.eku}")
-    if at < cert.not_before:
+    if at < cert.not_before:  # step 6
         return Refused(reason=X509Refusal.NOT_YET_VALID, detail=f"leaf from {cert.not_before}")
     if at > cert.not_after:
         return Refused(reason=X509Refusal.EXPIRED, detail=f"leaf until {cert.not_after}")
     roots = [root for _, root in trusted]
-    try:
+    try:  # step 7
         path = _x509.verify_chain(
             roots, cert, chain, at=at, eku=LETTERLOCK_EKU, max_depth=MAX_INTERMEDIATES
         )
     except _x509.ChainError as exc:
         return _diagnose(str(exc), cert, chain, roots, at)
-    identity = _bind(cert)
+    identity = _bind(cert)  # step 8
     if isinstance(identity, Refused):
         return identity
-    scopes = _scopes(path)
+    scopes = _scopes(path)  # step 9
     if isinstance(scopes, Refused):
         return scopes
     anchor = next(a for a, root in trusted if root.der == path[-1].der)
@@ -477,8 +481,8 @@ def verify_sender(
     sender = verify_chain(anchors, leaf, intermediates, at=at)
     if isinstance(sender, Refused):
         return sender
-    if sender.key_id != key_id:
+    if sender.key_id != key_id:  # step 10
         return Refused(reason=X509Refusal.WRONG_KEY, detail="sender key id is not the leaf's")
-    if not sender.may_publish(topic):
+    if not sender.may_publish(topic):  # step 11
         return Refused(reason=X509Refusal.SCOPE, detail=f"{topic!r} outside the path's scopes")
     return sender
