@@ -35,7 +35,7 @@ import pytest
 from letterlock import _x509
 from letterlock._x509 import CLIENT_AUTH, SERVER_AUTH
 from letterlock.trust import x509
-from letterlock.trust.x509 import Anchor, AnchorSet, Refused
+from letterlock.trust.x509 import Anchor, AnchorSet, Refused, X509Refusal
 
 LIMBO = Path(__file__).resolve().parents[1].parent / "shared" / "conformance" / "x509-limbo"
 pytestmark = pytest.mark.skipif(
@@ -208,3 +208,30 @@ def test_limbo_counts() -> None:
     for case_id, reason in sorted(DEPARTURES.items()):
         print(f"  {case_id}: {reason}")
     assert (run, len(DEPARTURES)) == (90, 10)
+
+
+def test_every_limbo_certificate_is_decided_without_an_exception() -> None:
+    """Hostile input fails in one shape: each certificate of the data set (a few hundred odd
+    ones: bad keys, explicit curves, duplicate extensions, DSA, ...), as a leaf and as an
+    intermediate, gets an X509Sender or a Refused, never an exception."""
+    certificates = {
+        der
+        for name in ("limbo-subset.json", "limbo-pathological.json")
+        for case in _cases(name)
+        for field in ("trusted_certs", "untrusted_intermediates", "peer_certificate")
+        for der in _der(case[field])
+    }
+    assert len(certificates) > 300
+    anchor = _der(
+        _case("limbo-subset.json", "pathlen::ee-with-intermediate-pathlen-0")["trusted_certs"]
+    )
+    anchors = AnchorSet([Anchor(name="limbo", certificate=anchor[0], namespace="ll://acme/")])
+    now = int(datetime.datetime.now(datetime.UTC).timestamp())
+    outcomes = set()
+    for der in sorted(certificates):
+        for leaf, intermediates in ((der, []), (der, [der]), (der, [der] * 4)):
+            result = x509.verify_chain(anchors, leaf, intermediates, at=now)
+            assert isinstance(result, Refused)
+            outcomes.add(result.reason)
+        assert isinstance(x509.validate_path([der], der, [der], at=now), tuple | Refused)
+    assert X509Refusal.MALFORMED in outcomes

@@ -612,3 +612,24 @@ def test_policy_remembers_topic_decisions_within_a_bound(pki: Openssl, keys: Pri
         decision = trust.admit(keys.public, replace(context, topic=topic))
         assert isinstance(decision, VerifiedSender) is bool(i % 2)
         assert len(trust._topics[chain]) <= 1024
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_damaged_chains_fail_in_one_shape(pki: Openssl, data: st.DataObject) -> None:
+    """Flipped, cut or extended bytes anywhere in the chain: an X509Sender or a Refused (the
+    one hostile-input outcome), never an exception."""
+    chain = [pki.der("billing"), pki.der("Acme Issuing")]
+    which = data.draw(st.integers(0, 1))
+    der = bytearray(chain[which])
+    how = data.draw(st.sampled_from(["flip", "cut", "extend"]))
+    at = data.draw(st.integers(0, len(der) - 1))
+    if how == "flip":
+        der[at] ^= data.draw(st.integers(1, 255))
+    elif how == "cut":
+        del der[at:]
+    else:
+        der[at:at] = data.draw(st.binary(min_size=1, max_size=8))
+    chain[which] = bytes(der)
+    result = verify_chain(anchors(pki), chain[0], chain[1:], at=_now())
+    assert isinstance(result, X509Sender | Refused)

@@ -19,13 +19,15 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
+import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -49,7 +51,6 @@ CLIENT_AUTH: Final = ExtendedKeyUsageOID.CLIENT_AUTH.dotted_string
 SERVER_AUTH: Final = ExtendedKeyUsageOID.SERVER_AUTH.dotted_string
 _PEM: Final = re.compile(rb"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)
 _EPOCH: Final = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
-_SHA256: Final = hashes.SHA256()
 _P384_POINT: Final = 97  # the EC half of the pq suite's dual signing key (uncompressed P-384)
 
 
@@ -87,20 +88,38 @@ def _seconds(moment: datetime.datetime) -> int:
     return int((moment - _EPOCH).total_seconds())
 
 
-def _from_pyca(cert: x509.Certificate) -> Certificate:
+#: What pyca raises on certificates it cannot read, beyond ValueError (none is a ValueError).
+_UNREADABLE: Final = (
+    ValueError,
+    TypeError,
+    NotImplementedError,
+    UnsupportedAlgorithm,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+    x509.InvalidVersion,
+)
+
+
+def _from_pyca(cert: x509.Certificate, der: bytes) -> Certificate:
+    """The plain values of ``cert`` (parsed from ``der``). ValueError for anything pyca cannot
+    read: pyca parses extensions lazily, and raises other types for some inputs."""
     try:
-        extensions = cert.extensions
-    except (ValueError, x509.DuplicateExtension) as exc:  # pyca parses extensions lazily
-        raise ValueError(f"malformed extensions: {exc}") from None
+        return _values(cert, der)
+    except _UNREADABLE as exc:
+        raise ValueError(f"malformed certificate: {exc}") from None
+
+
+def _values(cert: x509.Certificate, der: bytes) -> Certificate:
     uris: list[str] = []
     others = 0
     eku: tuple[str, ...] | None = None
     is_ca = False
     raw: list[tuple[str, bool, bytes]] = []
-    for ext in extensions:
+    for ext in cert.extensions:
         value = ext.value
-        raw.append((ext.oid.dotted_string, ext.critical, value.public_bytes()))
-        if isinstance(value, x509.SubjectAlternativeName):
+        if isinstance(value, x509.UnrecognizedExtension):  # letterlock's own are unknown to pyca
+            raw.append((ext.oid.dotted_string, ext.critical, value.value))
+        elif isinstance(value, x509.SubjectAlternativeName):
             for name in value:
                 if isinstance(name, x509.UniformResourceIdentifier):
                     uris.append(name.value)
@@ -111,8 +130,8 @@ def _from_pyca(cert: x509.Certificate) -> Certificate:
         elif isinstance(value, x509.BasicConstraints):
             is_ca = value.ca
     return Certificate(
-        der=cert.public_bytes(serialization.Encoding.DER),
-        fingerprint=cert.fingerprint(_SHA256),
+        der=der,
+        fingerprint=hashlib.sha256(der).digest(),
         subject=cert.subject.rfc4514_string(),
         issuer=cert.issuer.rfc4514_string(),
         not_before=_seconds(cert.not_valid_before_utc),
@@ -121,9 +140,7 @@ def _from_pyca(cert: x509.Certificate) -> Certificate:
         uris=tuple(uris),
         other_names=others,
         eku=eku,
-        spki=cert.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        ),
+        spki=_spki(der),
         extensions=tuple(raw),
         _parsed=cert,
     )
@@ -164,14 +181,30 @@ def _check_serial(data: bytes) -> None:
         raise ValueError("serial number is not positive")
 
 
+def _spki(data: bytes) -> bytes:
+    """The SubjectPublicKeyInfo exactly as the certificate encodes it (RFC 5280 4.1)."""
+    _, tbs_at, _ = _tlv(data, 0)
+    _, at, _ = _tlv(data, tbs_at)
+    tag, _, end = _tlv(data, at)
+    if tag == 0xA0:  # [0] version
+        _, _, end = _tlv(data, end)  # serialNumber
+    for _field in ("signature", "issuer", "validity", "subject"):
+        _, _, end = _tlv(data, end)
+    tag, _, spki_end = _tlv(data, end)
+    if tag != 0x30:
+        raise ValueError("no SubjectPublicKeyInfo")
+    return data[end:spki_end]
+
+
 def load_der(data: bytes) -> Certificate:
     """Parse one DER certificate. Raises ValueError when it is not one pyca accepts."""
+    der = bytes(data)
     try:
-        _check_serial(bytes(data))
-        cert = x509.load_der_x509_certificate(bytes(data))
-    except ValueError as exc:
+        _check_serial(der)
+        cert = x509.load_der_x509_certificate(der)
+    except _UNREADABLE as exc:
         raise ValueError(f"not a DER certificate: {exc}") from None
-    return _from_pyca(cert)
+    return _from_pyca(cert, der)
 
 
 def load_pem(data: bytes) -> list[Certificate]:
@@ -282,10 +315,8 @@ def verify_chain(
     )
     try:
         verified = verifier.verify(leaf._parsed, [cert._parsed for cert in intermediates])
-    except verification.VerificationError as exc:
-        raise ChainError(str(exc)) from None
+    except (verification.VerificationError, *_UNREADABLE) as exc:
+        raise ChainError(str(exc)) from None  # hostile input fails in one shape
     by_der = {cert.der: cert for cert in (leaf, *intermediates, *anchors)}
-    return [
-        by_der.get(cert.public_bytes(serialization.Encoding.DER)) or _from_pyca(cert)
-        for cert in verified.chain
-    ]
+    path = [(cert, cert.public_bytes(serialization.Encoding.DER)) for cert in verified.chain]
+    return [by_der.get(der) or _from_pyca(cert, der) for cert, der in path]
