@@ -329,7 +329,7 @@ def test_status_signed_by_the_status_role_is_read(
 ) -> None:
     body = {ALICE_FP: {"reason": "compromised", "since": NOW - DAY}}
     data = signed(status_md(3, keys=body), keys["p256"])
-    status = accept_status(status_root, None, data)
+    status = accept_status(status_root, None, data, now=NOW)
     assert (status.version, status.issued, status.expires) == (3, NOW - HOUR, NOW + DAY)
     assert list(status.keys.values()) == [
         Revocation(reason=RevocationReason.COMPROMISED, since=NOW - DAY)
@@ -340,27 +340,29 @@ def test_status_signed_by_other_keys_is_refused(
     keys: dict[str, Signer], status_root: TrustedRoot
 ) -> None:
     with refused(Rule.THRESHOLD):  # root keys are not status keys
-        accept_status(status_root, None, signed(status_md(1), keys["e0"], keys["e1"]))
+        accept_status(status_root, None, signed(status_md(1), keys["e0"], keys["e1"]), now=NOW)
     with refused(Rule.THRESHOLD):
-        accept_status(status_root, None, signed(status_md(1)))
+        accept_status(status_root, None, signed(status_md(1)), now=NOW)
 
 
 def test_status_rollback_is_refused(keys: dict[str, Signer], status_root: TrustedRoot) -> None:
-    held = accept_status(status_root, None, signed(status_md(5), keys["p256"]))
+    held = accept_status(status_root, None, signed(status_md(5), keys["p256"]), now=NOW)
     with refused(Rule.ROLLBACK):
-        accept_status(status_root, held, signed(status_md(4), keys["p256"]))
+        accept_status(status_root, held, signed(status_md(4), keys["p256"]), now=NOW)
     again = signed(status_md(5), keys["ed25519"])  # the same document, signed by another key
-    assert accept_status(status_root, held, again) is held
+    assert accept_status(status_root, held, again, now=NOW) is held
     with refused(Rule.EQUIVOCATION):
-        accept_status(status_root, held, signed(status_md(5, issued=NOW), keys["p256"]))
-    assert accept_status(status_root, held, signed(status_md(6), keys["p256"])).version == 6
+        accept_status(status_root, held, signed(status_md(5, issued=NOW), keys["p256"]), now=NOW)
+    assert (
+        accept_status(status_root, held, signed(status_md(6), keys["p256"]), now=NOW).version == 6
+    )
 
 
 def test_stale_status_fails_closed_unless_allowed(
     keys: dict[str, Signer], status_root: TrustedRoot
 ) -> None:
     status = accept_status(
-        status_root, None, signed(status_md(1, issued=NOW - 2 * HOUR), keys["p256"])
+        status_root, None, signed(status_md(1, issued=NOW - 2 * HOUR), keys["p256"]), now=NOW
     )
     Freshness(max_age=2 * HOUR).check(status, NOW)
     with refused(Rule.STALE):
@@ -375,7 +377,7 @@ def test_stale_status_fails_closed_unless_allowed(
 
 
 def _status(status_root: TrustedRoot, signer: Signer, **lists: Any) -> Status:
-    return accept_status(status_root, None, signed(status_md(1, **lists), signer))
+    return accept_status(status_root, None, signed(status_md(1, **lists), signer), now=NOW)
 
 
 @pytest.mark.parametrize("reason", ["compromised", "superseded"])
@@ -481,7 +483,7 @@ def test_folder_source_walks_the_root_chain_and_reads_the_status(
     _publish(tmp_path, "3.root.json", signed(root_md(3, [e1], 1, [s1]), e1))
     _publish(tmp_path, "timestamp.json", signed(status_md(7), s1))
     source = FolderSource(tmp_path)
-    snapshot = source.refresh(Snapshot(root=TrustedRoot.pin(v1)))
+    snapshot = source.refresh(Snapshot(root=TrustedRoot.pin(v1)), now=NOW)
     assert snapshot.root.version == 3
     assert snapshot.status is not None
     assert snapshot.status.version == 7
@@ -489,12 +491,12 @@ def test_folder_source_walks_the_root_chain_and_reads_the_status(
     # a status rolled back in the folder is refused; the receiver keeps what it had
     _publish(tmp_path, "timestamp.json", signed(status_md(6), s1))
     with refused(Rule.ROLLBACK):
-        source.refresh(snapshot)
+        source.refresh(snapshot, now=NOW)
 
     # a root that rotates the status keys resets the status version floor (TUF 5.3.11)
     _publish(tmp_path, "4.root.json", signed(root_md(4, [e1], 1, [s2]), e1))
     _publish(tmp_path, "timestamp.json", signed(status_md(1), s2))
-    rotated = source.refresh(snapshot)
+    rotated = source.refresh(snapshot, now=NOW)
     assert (rotated.root.version, rotated.status.version if rotated.status else None) == (4, 1)
 
 
@@ -505,8 +507,18 @@ def test_folder_source_keeps_the_status_floor_when_status_keys_stay(
     v1 = signed(root_md(1, [e0], 1, [s1]), e0)
     _publish(tmp_path, "timestamp.json", signed(status_md(7), s1))
     source = FolderSource(tmp_path)
-    snapshot = source.refresh(Snapshot(root=TrustedRoot.pin(v1)))
+    snapshot = source.refresh(Snapshot(root=TrustedRoot.pin(v1)), now=NOW)
     _publish(tmp_path, "2.root.json", signed(root_md(2, [e0], 1, [s1]), e0))
     _publish(tmp_path, "timestamp.json", signed(status_md(6), s1))
     with refused(Rule.ROLLBACK):
-        source.refresh(snapshot)
+        source.refresh(snapshot, now=NOW)
+
+
+def test_an_expired_root_vouches_for_no_status(keys: dict[str, Signer]) -> None:
+    root_keys, status_keys = [keys["e0"]], [keys["p256"]]
+    data = signed(root_md(1, root_keys, 1, status_keys, expires=NOW + DAY), *root_keys)
+    root = TrustedRoot.pin(data)
+    status = signed(status_md(1), keys["p256"])
+    assert accept_status(root, None, status, now=NOW).version == 1
+    with refused(Rule.EXPIRED):
+        accept_status(root, None, status, now=NOW + DAY)

@@ -15,6 +15,7 @@ which letterlock has no use for. ``docs/spec/root.md`` section 5 has the details
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -48,8 +49,11 @@ class FolderSource:
     def __init__(self, folder: str | os.PathLike[str]) -> None:
         self._folder = Path(folder)
 
-    def refresh(self, held: Snapshot) -> Snapshot:
+    def refresh(self, held: Snapshot, *, now: int | None = None) -> Snapshot:
         """``held`` moved forward to the newest root and status the folder has.
+
+        ``now`` (seconds since the epoch; the clock's if None) is when the root is used to
+        verify the status: an expired newest root refuses it (``expired``).
 
         Raises :class:`~letterlock.trust.root.MetadataRefused` when a file breaks a rule (the
         snapshot held stays as it was), :class:`SourceError` when a file cannot be read.
@@ -63,7 +67,7 @@ class FolderSource:
         status = held.status if root is held.root else rebase_status(root, held.status)
         data = self._read(STATUS_FILE, MAX_STATUS_BYTES)
         if data is not None:
-            status = accept_status(root, status, data)
+            status = accept_status(root, status, data, now=int(time.time()) if now is None else now)
         return Snapshot(root=root, status=status)
 
     def _read(self, name: str, limit: int) -> bytes | None:

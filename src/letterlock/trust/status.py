@@ -116,12 +116,15 @@ class Status:
         return None
 
 
-def accept_status(root: TrustedRoot, held: Status | None, data: bytes) -> Status:
-    """The status to keep after receiving ``data``: never a lower version than ``held``.
+def accept_status(root: TrustedRoot, held: Status | None, data: bytes, *, now: int) -> Status:
+    """The status to keep after receiving ``data`` at ``now``: never a lower version than ``held``.
+
+    ``root`` must not be expired at ``now``: an expired root vouches for no status keys.
 
     The same version with the same signed content returns ``held`` (a re-sent copy); with
     other content it is an equivocation by the timestamp keys, refused like a rollback.
     """
+    root.check_current(now)
     new = Status.verify(root, data)
     if held is None or new.version > held.version:
         return new
