@@ -30,7 +30,7 @@ rules are here, because python-tuf's ``Updater`` reads the clock itself and coun
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from securesystemslib.exceptions import UnverifiedSignatureError, VerificationError
@@ -147,6 +147,8 @@ class TrustedRoot:
     data: bytes
     version: int
     expires: int
+    #: The parsed root, kept for verifying; never handed out (python-tuf's objects are mutable).
+    _signed: Root = field(repr=False, compare=False)
 
     @property
     def metadata(self) -> Metadata[Root]:
@@ -158,7 +160,8 @@ class TrustedRoot:
         """Trust ``data`` as the first root, given out of band; it must meet its own threshold."""
         metadata = parse_metadata(data, Root, limit=MAX_ROOT_BYTES)
         require_threshold(metadata.signed, Root.type, metadata, Rule.SELF_THRESHOLD)
-        return cls(data=data, version=metadata.signed.version, expires=expires_at(metadata.signed))
+        signed = metadata.signed
+        return cls(data=data, version=signed.version, expires=expires_at(signed), _signed=signed)
 
     def update(self, data: bytes) -> TrustedRoot:
         """The next root, if ``data`` is version N+1 signed by N's threshold and its own."""
@@ -170,9 +173,15 @@ class TrustedRoot:
             raise MetadataRefused(
                 Rule.SKIPPED_VERSION, f"version {version} after {self.version}, not the next"
             )
-        require_threshold(self.metadata.signed, Root.type, new, Rule.THRESHOLD)
+        require_threshold(self._signed, Root.type, new, Rule.THRESHOLD)
         require_threshold(new.signed, Root.type, new, Rule.SELF_THRESHOLD)
-        return TrustedRoot(data=data, version=version, expires=expires_at(new.signed))
+        return TrustedRoot(
+            data=data, version=version, expires=expires_at(new.signed), _signed=new.signed
+        )
+
+    def verify_delegate(self, role: str, metadata: Metadata[Any], rule: Rule) -> None:
+        """Refuse ``metadata`` with ``rule`` unless a threshold of ``role``'s keys signed it."""
+        require_threshold(self._signed, role, metadata, rule)
 
     def check_current(self, now: int) -> None:
         """Refuse to use this root at ``now`` if it has expired (TUF: expired at ``expires``)."""

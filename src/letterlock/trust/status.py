@@ -38,7 +38,6 @@ from letterlock.trust.root import (
     TrustedRoot,
     expires_at,
     parse_metadata,
-    require_threshold,
 )
 
 __all__ = [
@@ -100,7 +99,7 @@ class Status:
     def verify(cls, root: TrustedRoot, data: bytes) -> Status:
         """The status in ``data`` if a threshold of the root's timestamp keys signed it."""
         metadata = parse_metadata(data, Timestamp, limit=MAX_STATUS_BYTES)
-        require_threshold(root.metadata.signed, Timestamp.type, metadata, Rule.THRESHOLD)
+        root.verify_delegate(Timestamp.type, metadata, Rule.THRESHOLD)
         return _status_of(data, metadata)
 
     def revocation(
