@@ -111,8 +111,8 @@ def main() -> None:
         )
     )
     status_md.sign(signer)
-    status = accept_status(trusted, None, status_md.to_bytes(), now=NOW)
-    policy = Revocations(pins, status, Freshness(max_age=3600))
+    held = accept_status(trusted, None, status_md.to_bytes(), now=NOW)
+    policy = Revocations(pins, held, Freshness(max_age=3600))
     context = TrustContext(
         topic="t", suite=Suite.X25519, content_type=None, headers={}, created=NOW, now=NOW + 1
     )
