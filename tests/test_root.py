@@ -17,7 +17,7 @@ from securesystemslib.signer import CryptoSigner, Signature, Signer, SSlibKey
 from tuf.api.metadata import Metadata, Root, Timestamp
 
 from letterlock import Identity, Pins, Refusal, Suite, TrustContext, VerifiedSender
-from letterlock.sources import FolderSource
+from letterlock.sources import FolderSource, SnapshotCache
 from letterlock.sources.folder import Snapshot
 from letterlock.trust.root import MetadataRefused, Rule, TrustedRoot
 from letterlock.trust.status import (
@@ -522,3 +522,47 @@ def test_an_expired_root_vouches_for_no_status(keys: dict[str, Signer]) -> None:
     assert accept_status(root, None, status, now=NOW).version == 1
     with refused(Rule.EXPIRED):
         accept_status(root, None, status, now=NOW + DAY)
+
+
+def test_snapshot_cache_keeps_versions_across_restarts(
+    keys: dict[str, Signer], tmp_path: Path
+) -> None:
+    e0, s1 = keys["e0"], keys["p256"]
+    v1 = signed(root_md(1, [e0], 1, [s1]), e0)
+    published, cache_dir = tmp_path / "published", tmp_path / "cache"
+    published.mkdir()
+    _publish(published, "2.root.json", signed(root_md(2, [e0], 1, [s1]), e0))
+    _publish(published, "timestamp.json", signed(status_md(7), s1))
+    pinned = TrustedRoot.pin(v1)
+    cache = SnapshotCache(cache_dir)
+    assert cache.load(pinned) == Snapshot(root=pinned)
+    cache.save(FolderSource(published).refresh(cache.load(pinned), now=NOW))
+    assert oct((cache_dir / "root.json").stat().st_mode & 0o777) == "0o600"
+
+    # a restart: the receiver still holds root 2 and status 7, so status 6 is a rollback
+    restarted = cache.load(pinned)
+    assert restarted.root.version == 2
+    assert restarted.status is not None
+    assert restarted.status.version == 7
+    _publish(published, "timestamp.json", signed(status_md(6), s1))
+    with refused(Rule.ROLLBACK):
+        FolderSource(published).refresh(restarted, now=NOW)
+
+    # a newer pinned root (a reinstall) wins over an older cache; the same version must agree
+    v3 = signed(root_md(3, [e0], 1, [s1]), e0)
+    assert cache.load(TrustedRoot.pin(v3)).root.version == 3
+    other_v2 = signed(root_md(2, [e0], 1, [s1], expires=NOW + 2 * YEAR), e0)
+    with refused(Rule.EQUIVOCATION):
+        cache.load(TrustedRoot.pin(other_v2))
+
+
+def test_snapshot_cache_drops_a_status_its_root_does_not_vouch_for(
+    keys: dict[str, Signer], tmp_path: Path
+) -> None:
+    """A crash between saving a status and the root it came with leaves the status unverifiable
+    under the saved root: it is dropped, not trusted."""
+    e0, s1, s2 = keys["e0"], keys["p256"], keys["ed25519"]
+    pinned = TrustedRoot.pin(signed(root_md(1, [e0], 1, [s1]), e0))
+    _publish(tmp_path, "root.json", pinned.data)
+    _publish(tmp_path, "timestamp.json", signed(status_md(9), s2))
+    assert SnapshotCache(tmp_path).load(pinned) == Snapshot(root=pinned)

@@ -4,6 +4,6 @@ A source does the I/O (files today; the broker later) and hands over immutable s
 rule about what to accept stays in :mod:`letterlock.trust`.
 """
 
-from letterlock.sources.folder import FolderSource, SourceError
+from letterlock.sources.folder import FolderSource, Snapshot, SnapshotCache, SourceError
 
-__all__ = ["FolderSource", "SourceError"]
+__all__ = ["FolderSource", "Snapshot", "SnapshotCache", "SourceError"]
