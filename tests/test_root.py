@@ -566,3 +566,28 @@ def test_snapshot_cache_drops_a_status_its_root_does_not_vouch_for(
     _publish(tmp_path, "root.json", pinned.data)
     _publish(tmp_path, "timestamp.json", signed(status_md(9), s2))
     assert SnapshotCache(tmp_path).load(pinned) == Snapshot(root=pinned)
+
+
+@settings(max_examples=30, deadline=None)
+@given(versions=st.lists(st.integers(1, 6), min_size=1, max_size=6))
+def test_the_held_status_version_never_goes_down(versions: list[int]) -> None:
+    """Whatever order status versions arrive in, the receiver holds the highest one it saw, and
+    exactly the lower ones are refused as rollbacks."""
+    status_key = STATUS_PROPERTY_KEY
+    held: Status | None = None
+    highest = 0
+    for version in versions:
+        data = signed(status_md(version), status_key)
+        if version < highest:
+            with refused(Rule.ROLLBACK):
+                accept_status(STATUS_PROPERTY_ROOT, held, data, now=NOW)
+            continue
+        held = accept_status(STATUS_PROPERTY_ROOT, held, data, now=NOW)
+        highest = version
+        assert held.version == highest
+
+
+STATUS_PROPERTY_KEY = CryptoSigner.generate_ed25519()
+STATUS_PROPERTY_ROOT = TrustedRoot.pin(
+    signed(root_md(1, [STATUS_PROPERTY_KEY], 1, [STATUS_PROPERTY_KEY]), STATUS_PROPERTY_KEY)
+)
