@@ -591,3 +591,58 @@ STATUS_PROPERTY_KEY = CryptoSigner.generate_ed25519()
 STATUS_PROPERTY_ROOT = TrustedRoot.pin(
     signed(root_md(1, [STATUS_PROPERTY_KEY], 1, [STATUS_PROPERTY_KEY]), STATUS_PROPERTY_KEY)
 )
+
+
+def test_dual_signatures_are_bound_to_tuf_metadata() -> None:
+    """A dual key signs ``DUAL_CONTEXT || payload``: its signature is no pq envelope signature
+    over the payload itself, and the signer has no secret in its repr and cannot be pickled."""
+    import pickle
+
+    from letterlock import _crypto
+    from letterlock.trust.tufkeys import DUAL_CONTEXT
+
+    signer = DualSigner.generate()
+    payload = b'{"_type":"root"}'
+    signature = bytes.fromhex(signer.sign(payload).signature)
+    verifier = _crypto.pq_public(bytes.fromhex(signer.public_key.keyval["public"]))[0]
+    assert verifier.verify(signature, DUAL_CONTEXT + payload)
+    assert not verifier.verify(signature, payload)
+    assert repr(signer) == "<DualSigner>"
+    with pytest.raises(TypeError):
+        pickle.dumps(signer)
+
+
+def test_oversized_metadata_is_refused_unread(keys: dict[str, Signer]) -> None:
+    from letterlock.trust.root import MAX_ROOT_BYTES
+
+    data = signed(root_md(1, [keys["e0"]], 1), keys["e0"])
+    with refused(Rule.MALFORMED):
+        TrustedRoot.pin(data + b" " * (MAX_ROOT_BYTES + 1 - len(data)))
+    assert TrustedRoot.pin(data + b" " * (MAX_ROOT_BYTES - len(data))).version == 1
+
+
+def test_folder_source_walks_a_bounded_number_of_roots_per_refresh(
+    keys: dict[str, Signer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from letterlock.sources import folder
+
+    monkeypatch.setattr(folder, "MAX_ROOT_STEPS", 2)
+    e0 = keys["e0"]
+    v1 = signed(root_md(1, [e0], 1), e0)
+    for version in (2, 3, 4):
+        _publish(tmp_path, f"{version}.root.json", signed(root_md(version, [e0], 1), e0))
+    source = FolderSource(tmp_path)
+    first = source.refresh(Snapshot(root=TrustedRoot.pin(v1)), now=NOW)
+    assert first.root.version == 3
+    assert source.refresh(first, now=NOW).root.version == 4
+
+
+def test_unreadable_trust_data_is_a_source_error(keys: dict[str, Signer], tmp_path: Path) -> None:
+    from letterlock.sources import SourceError
+
+    e0 = keys["e0"]
+    (tmp_path / "2.root.json").mkdir()
+    with pytest.raises(SourceError, match=r"cannot read 2\.root\.json"):
+        FolderSource(tmp_path).refresh(
+            Snapshot(root=TrustedRoot.pin(signed(root_md(1, [e0], 1), e0)))
+        )
