@@ -646,3 +646,44 @@ def test_unreadable_trust_data_is_a_source_error(keys: dict[str, Signer], tmp_pa
         FolderSource(tmp_path).refresh(
             Snapshot(root=TrustedRoot.pin(signed(root_md(1, [e0], 1), e0)))
         )
+
+
+def test_open_refuses_a_revoked_sender_and_retries_on_a_stale_status(
+    keys: dict[str, Signer], status_root: TrustedRoot
+) -> None:
+    """End to end through letterlock.open: Revocations in front of Pins."""
+    import letterlock
+    from letterlock import Reason, Rejected, ReplayWindow
+
+    alice, bob, carol = (Identity.generate(Suite.X25519) for _ in range(3))
+    pins = Pins()
+    pins.pin("alice", alice.public)
+    pins.pin("carol", carol.public)
+    since = NOW - HOUR
+    status = _status(
+        status_root,
+        keys["p256"],
+        keys={alice.public.fingerprint_text: {"reason": "compromised", "since": since}},
+    )
+    trust = Revocations(pins, status, Freshness(max_age=2 * HOUR))
+
+    def open_sealed(created: int, now: int, sender: Identity = alice) -> letterlock.Opened:
+        sealed = letterlock.seal(
+            b"order", sender=sender, recipients=[bob.public], topic="orders", now=created
+        )
+        return letterlock.open(
+            sealed, identity=bob, trust=trust, replay=ReplayWindow(), topic="orders", now=now
+        )
+
+    assert open_sealed(created=since - 60, now=since - 30).payload == b"order"
+    with pytest.raises(Rejected) as revoked:
+        open_sealed(created=since, now=since + 30)
+    assert (revoked.value.reason, revoked.value.transient) == (Reason.UNTRUSTED, False)
+    assert open_sealed(created=NOW, now=NOW, sender=carol).payload == b"order"
+    later = NOW + 2 * HOUR  # the status (issued an hour before NOW) is now 3 hours old: stale
+    with pytest.raises(Rejected) as stale:
+        open_sealed(created=later, now=later, sender=carol)
+    assert (stale.value.reason, stale.value.transient) == (Reason.UNTRUSTED, True)
+    with pytest.raises(Rejected) as still_revoked:  # a stale status still revokes for good
+        open_sealed(created=later, now=later)
+    assert still_revoked.value.transient is False

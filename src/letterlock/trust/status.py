@@ -179,9 +179,10 @@ class Freshness:
 class Revocations:
     """A :class:`~letterlock.core.trust.TrustPolicy`: another policy's answer, then the status.
 
-    A sender the inner policy admits is refused when the status is stale (transient: a fresher
-    status may arrive) or revokes its key or principal (its :attr:`VerifiedSender.name`) for the
-    message's date.
+    A sender the inner policy admits is refused when the status held revokes its key or
+    principal (its :attr:`VerifiedSender.name`) for the message's date, even if that status is
+    stale (revocations are never taken back); otherwise when the status is stale, as a transient
+    refusal (a fresher status may arrive).
     """
 
     def __init__(self, inner: TrustPolicy, status: Status | None, freshness: Freshness) -> None:
@@ -196,17 +197,16 @@ class Revocations:
         verdict = self._inner.admit(sender, context)
         if isinstance(verdict, Refusal):
             return verdict
+        if self._status is not None:
+            found = self._status.revocation(
+                key=sender.fingerprint, principal=verdict.name, dated=context.created
+            )
+            if found is not None:
+                return Refusal(detail=f"revoked ({found.reason}) since {found.since}")
         try:
             self._freshness.check(self._status, context.now)
         except MetadataRefused as exc:
             return Refusal(detail=str(exc), transient=True)
-        if self._status is None:
-            return verdict
-        found = self._status.revocation(
-            key=sender.fingerprint, principal=verdict.name, dated=context.created
-        )
-        if found is not None:
-            return Refusal(detail=f"revoked ({found.reason}) since {found.since}")
         return verdict
 
 
