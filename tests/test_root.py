@@ -687,3 +687,42 @@ def test_open_refuses_a_revoked_sender_and_retries_on_a_stale_status(
     with pytest.raises(Rejected) as still_revoked:  # a stale status still revokes for good
         open_sealed(created=later, now=later)
     assert still_revoked.value.transient is False
+
+
+def test_revocations_policy_refuses_a_revoked_principal(
+    keys: dict[str, Signer], status_root: TrustedRoot
+) -> None:
+    """The principal an inner policy reports (an authority-certified sender's) is checked."""
+    from dataclasses import replace
+
+    from letterlock.core.keys import PublicIdentity
+
+    alice = Identity.generate(Suite.X25519)
+    pins = Pins()
+    pins.pin("alice", alice.public)
+
+    class Certified:
+        """Pins, reporting the sender as the principal ll://acme/svc/billing."""
+
+        def lookup(self, key_id: bytes) -> PublicIdentity | None:
+            return pins.lookup(key_id)
+
+        def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | Refusal:
+            verdict = pins.admit(sender, context)
+            if isinstance(verdict, Refusal):
+                return verdict
+            return replace(verdict, principal="ll://acme/svc/billing")
+
+    status = _status(
+        status_root,
+        keys["p256"],
+        principals={"ll://acme/svc/billing": {"reason": "superseded", "since": NOW - DAY}},
+    )
+    context = TrustContext(
+        topic="t", suite=Suite.X25519, content_type=None, headers={}, created=NOW, now=NOW
+    )
+    fresh = Freshness(max_age=2 * HOUR)
+    assert isinstance(Revocations(pins, status, fresh).admit(alice.public, context), VerifiedSender)
+    refusal = Revocations(Certified(), status, fresh).admit(alice.public, context)
+    assert isinstance(refusal, Refusal)
+    assert "superseded" in refusal.detail

@@ -180,9 +180,9 @@ class Revocations:
     """A :class:`~letterlock.core.trust.TrustPolicy`: another policy's answer, then the status.
 
     A sender the inner policy admits is refused when the status held revokes its key or
-    principal (its :attr:`VerifiedSender.name`) for the message's date, even if that status is
-    stale (revocations are never taken back); otherwise when the status is stale, as a transient
-    refusal (a fresher status may arrive).
+    principal (:attr:`VerifiedSender.principal`, else its ``name``) for the message's date,
+    even if that status is stale (revocations are never taken back); otherwise when the status
+    is stale, as a transient refusal (a fresher status may arrive).
     """
 
     def __init__(self, inner: TrustPolicy, status: Status | None, freshness: Freshness) -> None:
@@ -199,7 +199,9 @@ class Revocations:
             return verdict
         if self._status is not None:
             found = self._status.revocation(
-                key=sender.fingerprint, principal=verdict.name, dated=context.created
+                key=sender.fingerprint,
+                principal=verdict.principal if verdict.principal is not None else verdict.name,
+                dated=context.created,
             )
             if found is not None:
                 return Refusal(detail=f"revoked ({found.reason}) since {found.since}")
