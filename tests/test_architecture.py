@@ -24,6 +24,7 @@ CRYPTO = "Only letterlock._crypto imports cryptography"
 SEAM = "Transport adapters import only the seam"
 ROOT_PACKAGE = "Transport adapters do not import the package root"
 ON_THE_SEAM = "Adapters and the consumer stand on the seam, not on each other"
+TUF = "Only the root of trust and its sources import python-tuf"
 
 #: (what is broken, module to change, line appended to it, the contracts that must break)
 VIOLATIONS = [
@@ -46,6 +47,8 @@ VIOLATIONS = [
     ),
     ("core-imports-cryptography", "core/keys.py", "import cryptography.x509", {CRYPTO}),
     ("trust-imports-cryptography", "trust/x509.py", "import cryptography.x509", {CRYPTO}),
+    ("pins-import-tuf", "trust/pins.py", "import tuf.api.metadata", {TUF}),
+    ("trust-imports-a-source", "trust/root.py", "import letterlock.sources", {LAYERS}),
     (
         "adapter-imports-protocol",
         "transports/spool.py",

@@ -43,9 +43,12 @@ __all__ = [
     "hkdf",
     "load_private",
     "load_public",
+    "pq_public",
+    "pq_signer",
     "random_bytes",
     "sealed_box_decrypt",
     "sealed_box_encrypt",
+    "spki_identity",
 ]
 
 MLDSA_CONTEXT: Final = b"letterlock/v1"
@@ -521,3 +524,52 @@ def load_public(
         EcdsaVerifier(suite, ec.EllipticCurvePublicKey.from_encoded_point(curve, sig_public)),
         Encapsulator(suite, ec.EllipticCurvePublicKey.from_encoded_point(curve, kem_public)),
     )
+
+
+# --------------------------------------------------------------------------- TUF root keys
+
+
+def spki_identity(keytype: str, public: str) -> bytes:
+    """The DER SubjectPublicKeyInfo of a TUF key's public value, re-encoded by pyca.
+
+    ``public`` is hex for ``ed25519`` and PEM otherwise, as securesystemslib writes them. The
+    re-encoding is canonical (named curve, uncompressed point), so one key written two ways
+    (compressed, explicit curve parameters, other PEM line breaks) has one identity; the
+    threshold counts keys by it (``docs/spec/root.md``). Raises ValueError on anything else.
+    """
+    if keytype == "ed25519":
+        key: ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | mldsa.MLDSA87PublicKey = (
+            ed25519.Ed25519PublicKey.from_public_bytes(bytes.fromhex(public))
+        )
+    else:
+        loaded = serialization.load_pem_public_key(public.encode("ascii"))
+        if not isinstance(
+            loaded, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | mldsa.MLDSA87PublicKey
+        ):
+            raise ValueError("not an ECDSA, Ed25519 or ML-DSA-87 public key")
+        key = loaded
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def pq_public(sig_public: bytes) -> tuple[PqVerifier, bytes, bytes]:
+    """The pq suite's signature key (ML-DSA-87 then a P-384 point, section 2) as a verifier
+    and the DER SubjectPublicKeyInfo of each half, for :func:`spki_identity` comparisons.
+    Raises ValueError when the bytes are not such a key."""
+    if len(sig_public) != Suite.PQ.sizes.sig_public or sig_public[_MLDSA87_PUB] != 0x04:
+        raise ValueError("not a pq signature public key (ML-DSA-87 || uncompressed P-384)")
+    ml = mldsa.MLDSA87PublicKey.from_public_bytes(sig_public[:_MLDSA87_PUB])
+    point = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP384R1(), sig_public[_MLDSA87_PUB:])
+    der, spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    return PqVerifier(ml, point), ml.public_bytes(der, spki), point.public_bytes(der, spki)
+
+
+def pq_signer(sig_private: bytes) -> tuple[PqSigner, bytes]:
+    """A pq signer from its private bytes (ML-DSA-87 seed || P-384 scalar) and its public key."""
+    if len(sig_private) != Suite.PQ.sizes.sig_private:
+        raise ValueError("not a pq signature private key")
+    ml = mldsa.MLDSA87PrivateKey.from_seed_bytes(sig_private[:_MLDSA_SEED])
+    sig_ec = _ec_private(sig_private[_MLDSA_SEED:], ec.SECP384R1())
+    public = ml.public_key().public_bytes_raw() + _ec_point(sig_ec.public_key())
+    return PqSigner(ml, sig_ec), public
