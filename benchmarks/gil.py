@@ -94,7 +94,7 @@ def _spin(operation: Operation, start: threading.Barrier, seconds: float, out: l
 def threads_rate(make: Callable[[], Operation], workers: int, seconds: float) -> float:
     """Operations per second of ``workers`` threads together (each with its own operation)."""
     operations = [make() for _ in range(workers)]
-    start, counts = threading.Barrier(workers + 1), []
+    start, counts = threading.Barrier(workers + 1), list[int]()
     threads = [
         threading.Thread(target=_spin, args=(op, start, seconds, counts)) for op in operations
     ]
@@ -133,7 +133,9 @@ def sealed_messages(count: int) -> tuple[tuple[bytes, bytes], list[bytes]]:
     suite = letterlock.Suite.P256
     sender, reader = letterlock.Identity.generate(suite), letterlock.Identity.generate(suite)
     sealer, payload = letterlock.Sealer(sender), os.urandom(1024)
-    envelopes = [sealer.seal(payload, recipients=[reader.public], topic="bench") for _ in range(count)]
+    envelopes = [
+        sealer.seal(payload, recipients=[reader.public], topic="bench") for _ in range(count)
+    ]
     return (sender.public.to_bytes(), hazmat.identity_to_private_bytes(reader)), envelopes
 
 
@@ -167,7 +169,7 @@ def processes_rate(
         assert pipe.recv() == "ready"
     for pipe in pipes:
         pipe.send("go")
-    total = sum(pipe.recv() for pipe in pipes)
+    total: int = sum(pipe.recv() for pipe in pipes)
     for process in processes:
         process.join()
     return total / seconds
@@ -183,7 +185,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    import cryptography  # noqa: PLC0415 - only for its version
+    import cryptography
 
     print(
         f"pyca/cryptography {cryptography.__version__}, {os.cpu_count()} cores, "

@@ -1,0 +1,638 @@
+"""A pool of consumer processes: opening and handling spread over the cores, for one group.
+
+Why processes and not threads: pyca/cryptography holds the GIL while it verifies and decrypts.
+``benchmarks/gil.py`` (pyca/cryptography 50.0.2, CPython 3.11, 2 cores, total rate of 2 threads
+over 1 thread) measured ECDSA P-256 verify 1.16x, Ed25519 verify 1.07x, ECDH P-256 0.55x,
+AES-128-GCM decrypt 1.02x (1 KiB) and 0.98x (1 MiB); only ML-DSA-87 verify ran outside the GIL
+(1.96x). :meth:`letterlock.Opener.open` of a 1 KiB p256 message went 0.47x to 0.79x with 2
+threads (they take turns, and pay for switching), and 1.28x to 1.53x with 2 processes (on a
+machine shared with other work: the second core was not all ours). Threads would therefore add
+nothing but contention, and every worker here is a process.
+
+Each worker is a ``spawn``-ed process with everything of its own: its connection (it connects
+the pool's URL itself: a connection, or a spool handle, never crosses a fork), its
+:class:`~letterlock.transports.SealedConsumer`, its own subscription to the group (so the
+broker spreads the group's messages over the workers, each to one), and its
+:class:`~letterlock.Opener`, built in the worker by the ``opener`` factory (keys are never
+pickled). What goes to a worker is pickled, so ``opener`` and ``handler`` are each a
+``"module:function"`` string or a picklable callable (a module-level function, or a
+:func:`functools.partial` of one over picklable arguments); the pool refuses others at once.
+
+The workers' openers must share one replay store (an :class:`~letterlock.SQLiteReplayStore`
+file, which is safe across processes, or a store on a server): a broker may deliver a message
+to two workers (a lease ran out, a worker died), and the claims in the shared store let one of
+them handle it. A pool of several workers whose opener keeps its replay window in memory is
+refused.
+
+Stopping. :meth:`ConsumerPool.run` returns after ``count`` messages were handled (exactly:
+each worker reserves a slot before it takes a delivery, and gives it back if the delivery was
+refused), once the whole pool was idle for ``idle_timeout`` seconds, or on :meth:`stop`,
+SIGTERM or SIGINT (the first drains: each worker finishes and settles the message in its
+handler, takes no other, and exits; the second, or ``drain_timeout`` running out, kills the
+workers, whose unsettled messages the broker delivers again). A delivery taken while stopping
+is given back unopened (a retry without delay; where the broker cannot, it is left unsettled
+and comes back). Workers ignore SIGINT (a terminal sends it to them too: the pool decides); a
+SIGTERM sent to one worker drains that worker alone, and the pool replaces it.
+
+A worker that dies (killed, or a broker error it cannot get past) is reported (a warning on
+this module's logger, ``worker_crashed`` in :attr:`~ConsumerPool.metrics`) and replaced; the
+broker delivers its unsettled message again, and the claim it held in the replay store is
+taken over after the consumer's ``claim_lease``. More than ``max_restarts`` deaths within a
+minute mean something is wrong that a new process will not fix: the pool then stops and raises
+:class:`PoolFailed`, as it does at once when a worker cannot start (a bad URL, a factory or a
+handler that fails).
+
+:attr:`~ConsumerPool.metrics` adds up the workers' consumer metrics (``acked``,
+``dead_lettered:<reason>``...), reported by each at most every 0.2 s and when it exits (a
+killed worker's last fraction of a second is not counted), and the pool's own counts. Workers'
+log records (at the level the ``letterlock`` logger has in the parent) are re-emitted in the
+parent process.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import importlib
+import logging
+import multiprocessing
+import os
+import pickle
+import signal
+import threading
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from types import FrameType, MappingProxyType
+from typing import Any, Final
+
+from letterlock._api import Opener
+from letterlock.core.replay import MemoryReplayStore
+from letterlock.core.topics import Topics
+from letterlock.errors import LetterlockError, UsageError
+from letterlock.transports.base import Delivery, Endpoint, Subscription
+from letterlock.transports.consumer import Handler, SealedConsumer
+from letterlock.transports.decide import Retry, RetryPolicy
+from letterlock.transports.urls import connect
+
+__all__ = ["ConsumerPool", "PoolFailed"]
+
+_log = logging.getLogger(__name__)
+_log.addHandler(logging.NullHandler())
+
+WORKER_CRASHED: Final = "worker_crashed"  #: workers that died and were replaced
+GIVEN_BACK: Final = "given_back"  #: deliveries taken while stopping and given back unopened
+_TICK: Final = 0.25  #: how often an idle worker looks at the stop flag (seconds)
+_REPORT_EVERY: Final = 0.2  #: how often a busy worker reports its metrics (seconds)
+_RESTART_WINDOW: Final = 60.0  #: ``max_restarts`` counts deaths within this many seconds
+_SETUP_FAILED: Final = 3  #: a worker's exit code when it could not start
+
+
+class PoolFailed(LetterlockError):
+    """The pool stopped because a worker could not start, or its workers kept dying."""
+
+
+#: How a pool is told to build a worker's Opener: a picklable factory, or "module:function".
+OpenerFactory = Callable[[], Opener]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Spec:
+    """Everything a worker needs, pickled into it."""
+
+    url: str
+    topics: Topics | tuple[str, ...]  #: a tuple: patterns in the endpoint's own dialect
+    group: str
+    opener: OpenerFactory | str
+    handler: Handler | str
+    retry: RetryPolicy
+    claim_lease: float
+    shared_replay: bool  #: refuse an opener whose replay window is in memory
+    log_level: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Shared:
+    """State the parent and its workers share. Each worker writes its own slot of ``busy``
+    and ``last``; ``remaining`` and ``reserved`` change under ``lock`` only."""
+
+    stop: Any  #: multiprocessing Event: drain and exit
+    go: Any  #: multiprocessing Event: every first worker is ready, start consuming
+    lock: Any
+    remaining: Any  #: Value('q'): messages still to handle; -1 for no limit
+    reserved: Any  #: Array('b'): worker i holds one of ``remaining``'s slots
+    busy: Any  #: Array('b'): worker i is handling a delivery
+    last: Any  #: Array('d'): time.monotonic() of worker i's last delivery
+
+
+def _resolve(target: Callable[..., Any] | str, what: str) -> Callable[..., Any]:
+    """``"package.module:function"`` imported (in the worker), or the callable itself."""
+    if not isinstance(target, str):
+        return target
+    module_name, _, attribute = target.partition(":")
+    try:
+        found: Any = importlib.import_module(module_name)
+        for name in attribute.split("."):
+            found = getattr(found, name)
+    except (ImportError, AttributeError) as exc:
+        raise UsageError(f"cannot import the {what} {target!r}: {exc}") from None
+    if not callable(found):
+        raise UsageError(f"the {what} {target!r} is not callable")
+    return found  # type: ignore[no-any-return]
+
+
+def _check_target(target: object, what: str) -> None:
+    if isinstance(target, str):
+        module_name, colon, attribute = target.partition(":")
+        if not (module_name and colon and attribute):
+            raise UsageError(f"a {what} named by a string is 'module:function', not {target!r}")
+    elif not callable(target):
+        raise UsageError(f"the {what} is a callable or a 'module:function' string")
+
+
+class ConsumerPool:
+    """Consumes one group of one broker in ``workers`` processes (see the module)."""
+
+    def __init__(
+        self,
+        url: str,
+        topics: str | Iterable[str] | Topics,
+        *,
+        group: str,
+        opener: OpenerFactory | str,
+        handler: Handler | str,
+        workers: int | None = None,
+        retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - frozen: one shared default is safe
+        claim_lease: float = 60.0,
+        max_restarts: int = 5,
+        drain_timeout: float = 30.0,
+    ) -> None:
+        """A pool for ``group`` at ``url`` (see :func:`letterlock.transports.urls.connect`).
+
+        ``topics`` are what the consumers serve, as for
+        :class:`~letterlock.transports.SealedConsumer`: a :class:`~letterlock.Topics`, or
+        patterns read in the broker's own dialect. ``opener`` builds each worker's Opener and
+        ``handler`` takes each opened message: picklable, or ``"module:function"`` (see the
+        module). ``workers`` defaults to the number of cores.
+        """
+        workers = (os.cpu_count() or 1) if workers is None else workers
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise UsageError("workers must be a positive whole number")
+        if max_restarts < 0 or not drain_timeout > 0:
+            raise UsageError("max_restarts must not be negative, drain_timeout must be positive")
+        _check_target(opener, "opener factory")
+        _check_target(handler, "handler")
+        patterns: Topics | tuple[str, ...]
+        if isinstance(topics, Topics):
+            patterns = topics
+        else:
+            patterns = (topics,) if isinstance(topics, str) else tuple(topics)
+            if not patterns or not all(isinstance(p, str) for p in patterns):
+                raise UsageError("name the topics the pool serves (topics='#' serves all)")
+        self.url = url
+        self.workers = workers
+        self.max_restarts = max_restarts
+        self.drain_timeout = drain_timeout
+        self._spec = _Spec(
+            url=url, topics=patterns, group=group, opener=opener, handler=handler, retry=retry,
+            claim_lease=claim_lease, shared_replay=workers > 1,
+            log_level=logging.getLogger("letterlock").getEffectiveLevel(),
+        )  # fmt: skip
+        try:
+            pickle.dumps(self._spec)
+        except Exception as exc:
+            raise UsageError(
+                "a pool's opener factory and handler go to worker processes: give each as "
+                f"'module:function' or a module-level function (or a partial of one): {exc}"
+            ) from None
+        self._context = multiprocessing.get_context("spawn")
+        self._stopping = False
+        self._killing = False
+        self._counts: Counter[str] = Counter()
+        self._reports: dict[int, Mapping[str, int]] = {}  #: pid -> its last report
+        self.elapsed = 0.0  #: seconds from the start signal to the decision to stop
+
+    @property
+    def metrics(self) -> Mapping[str, int]:
+        """The workers' consumer metrics added up, and the pool's own counts (a snapshot)."""
+        total: Counter[str] = Counter(self._counts)
+        for report in self._reports.values():
+            total.update(report)
+        total.pop("handled", None)
+        return MappingProxyType(dict(total))
+
+    def stop(self) -> None:
+        """Drain and return from :meth:`run` (from a signal handler or another thread)."""
+        self._stopping = True
+
+    def run(self, *, count: int | None = None, idle_timeout: float | None = None) -> int:
+        """Consume until ``count`` messages were handled, the pool was idle ``idle_timeout``
+        seconds, or :meth:`stop` / SIGTERM / SIGINT; return how many were handled.
+
+        Raises :class:`PoolFailed` if a worker could not start or workers kept dying.
+        """
+        if count is not None and (isinstance(count, bool) or count < 0):
+            raise UsageError("count must not be negative")
+        if idle_timeout is not None and idle_timeout < 0:
+            raise UsageError("idle_timeout must not be negative")
+        run = _Run(self, count, idle_timeout)
+        with self._signals():
+            try:
+                run.start()
+                run.watch()
+            finally:
+                run.finish()
+        return run.handled()
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        """SIGTERM and SIGINT drain (the second kills), while :meth:`run` runs in the main
+        thread; elsewhere the caller stops the pool with :meth:`stop`."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            if self._stopping:
+                self._killing = True
+            self._stopping = True
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+
+@dataclass
+class _Child:
+    """A worker process, as the pool sees it."""
+
+    slot: int
+    process: BaseProcess
+    pipe: Connection
+    ready: bool = False
+
+
+class _Run:
+    """One :meth:`ConsumerPool.run`: starts, watches, replaces and stops the workers."""
+
+    def __init__(self, pool: ConsumerPool, count: int | None, idle_timeout: float | None) -> None:
+        self.pool = pool
+        self.count = count
+        self.idle_timeout = idle_timeout
+        context = pool._context
+        n = pool.workers
+        self.shared = _Shared(
+            stop=context.Event(), go=context.Event(), lock=context.Lock(),
+            remaining=context.Value("q", -1 if count is None else count, lock=False),
+            reserved=context.Array("b", n, lock=False), busy=context.Array("b", n, lock=False),
+            last=context.Array("d", n, lock=False),
+        )  # fmt: skip
+        self.workers: dict[int, _Child] = {}
+        self.deaths: collections.deque[float] = collections.deque()
+        self.failure: PoolFailed | None = None
+        self.started = 0.0
+
+    def start(self) -> None:
+        for slot in range(self.pool.workers):
+            self._spawn(slot)
+
+    def _spawn(self, slot: int) -> None:
+        context = self.pool._context
+        mine, theirs = context.Pipe(duplex=False)
+        process = context.Process(
+            target=_work, args=(self.pool._spec, slot, self.shared, theirs),
+            name=f"letterlock-pool-{slot}", daemon=True,
+        )  # fmt: skip
+        process.start()
+        theirs.close()
+        self.shared.last[slot] = time.monotonic()
+        self.workers[slot] = _Child(slot, process, mine)
+
+    def watch(self) -> None:
+        """Until it is time to stop: read the workers' reports, replace the dead."""
+        pool = self.pool
+        while not pool._stopping and self.failure is None:
+            waitables: list[Any] = [w.pipe for w in self.workers.values()]
+            waitables += [w.process.sentinel for w in self.workers.values()]
+            wait(waitables, timeout=0.1)
+            self._read_all()
+            self._bury_the_dead()
+            if not self.shared.go.is_set() and all(w.ready for w in self.workers.values()):
+                self.started = time.monotonic()
+                for slot in range(self.pool.workers):
+                    self.shared.last[slot] = self.started  # idle from now on
+                self.shared.go.set()
+            if self.shared.go.is_set() and (self._all_handled() or self._idle()):
+                break
+        if self.started:
+            self.pool.elapsed = time.monotonic() - self.started
+
+    def _all_handled(self) -> bool:
+        if self.count is None:
+            return False
+        with self.shared.lock:
+            return bool(self.shared.remaining.value == 0 and not any(self.shared.reserved))
+
+    def _idle(self) -> bool:
+        if self.idle_timeout is None or any(self.shared.busy):
+            return False
+        return bool(time.monotonic() - max(self.shared.last) >= self.idle_timeout)
+
+    def _read_all(self) -> None:
+        for worker in list(self.workers.values()):
+            self._read(worker)
+
+    def _read(self, worker: _Child) -> None:
+        try:
+            while worker.pipe.poll():
+                self._take(worker, worker.pipe.recv())
+        except (EOFError, OSError):
+            pass  # the worker is gone (its death is seen by its sentinel)
+
+    def _take(self, worker: _Child, message: tuple[Any, ...]) -> None:
+        match message:
+            case ("ready",):
+                worker.ready = True
+            case ("report", Mapping() as counts):
+                self.pool._reports[worker.process.pid or -1] = dict(counts)
+            case ("log", Mapping() as fields):
+                record = logging.makeLogRecord(dict(fields))
+                logger = logging.getLogger(record.name)
+                if logger.isEnabledFor(record.levelno):
+                    logger.handle(record)
+            case ("failed", str() as why):
+                self.failure = PoolFailed(f"pool worker {worker.slot} could not start: {why}")
+            case _:
+                pass  # not from our worker code: ignored
+
+    def _bury_the_dead(self) -> None:
+        for slot, worker in list(self.workers.items()):
+            if worker.process.exitcode is None:
+                continue
+            self._read(worker)
+            worker.pipe.close()
+            del self.workers[slot]
+            self._release(slot)
+            if self.failure is not None or self.pool._stopping:
+                continue
+            code = worker.process.exitcode
+            how = f"killed by signal {-code}" if code < 0 else f"exited with {code}"
+            self.pool._counts[WORKER_CRASHED] += 1
+            now = time.monotonic()
+            self.deaths.append(now)
+            while self.deaths and self.deaths[0] < now - _RESTART_WINDOW:
+                self.deaths.popleft()
+            if len(self.deaths) > self.pool.max_restarts:
+                self.failure = PoolFailed(
+                    f"pool workers died {len(self.deaths)} times within "
+                    f"{_RESTART_WINDOW:.0f} s (the last, worker {slot}, {how}); stopping"
+                )
+                continue
+            _log.warning(
+                "pool worker %d (pid %s) %s; its unsettled message comes back from the "
+                "broker; starting a new worker", slot, worker.process.pid, how,
+            )  # fmt: skip
+            self._spawn(slot)
+            if self.shared.go.is_set():
+                self.workers[slot].ready = True  # the others are running: no need to wait
+
+    def _release(self, slot: int) -> None:
+        """A dead worker's reserved slot is free again (its message comes back)."""
+        with self.shared.lock:
+            if self.shared.reserved[slot]:
+                self.shared.reserved[slot] = 0
+                self.shared.remaining.value += 1
+        self.shared.busy[slot] = 0
+
+    def finish(self) -> None:
+        """Tell the workers to drain, wait up to ``drain_timeout``, then kill what is left."""
+        self.shared.stop.set()
+        self.shared.go.set()  # a worker still waiting for the start goes straight to stop
+        deadline = time.monotonic() + self.pool.drain_timeout
+        while self.workers:
+            if self.pool._killing or time.monotonic() >= deadline:
+                for worker in self.workers.values():
+                    worker.process.kill()
+                    _log.warning(
+                        "pool worker %d (pid %s) killed while stopping; its unsettled message "
+                        "comes back from the broker", worker.slot, worker.process.pid,
+                    )  # fmt: skip
+                deadline = float("inf")
+            waitables: list[Any] = [w.pipe for w in self.workers.values()]
+            waitables += [w.process.sentinel for w in self.workers.values()]
+            wait(waitables, timeout=0.1)
+            self._read_all()
+            for slot, worker in list(self.workers.items()):
+                if worker.process.exitcode is not None:
+                    self._read(worker)
+                    worker.pipe.close()
+                    worker.process.join()
+                    del self.workers[slot]
+        if self.failure is not None:
+            raise self.failure
+
+    def handled(self) -> int:
+        reports = self.pool._reports.values()
+        if self.count is not None:
+            with self.shared.lock:
+                return self.count - int(self.shared.remaining.value)
+        return sum(report.get("handled", 0) for report in reports)
+
+
+# the worker process ---------------------------------------------------------------------
+
+
+class _PipeLog(logging.Handler):
+    """Sends a worker's log records to the parent, formatted (their args may not pickle)."""
+
+    def __init__(self, pipe: Connection) -> None:
+        super().__init__()
+        self._pipe = pipe
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            fields = {
+                "name": record.name, "levelno": record.levelno,
+                "levelname": record.levelname, "msg": record.getMessage(), "args": None,
+                "created": record.created, "process": record.process,
+                "processName": record.processName, "pathname": record.pathname,
+                "lineno": record.lineno, "funcName": record.funcName,
+                "exc_text": self.format(record) if record.exc_info else None,
+            }  # fmt: skip
+            self._pipe.send(("log", fields))
+        except Exception:
+            self.handleError(record)
+
+
+def _checked(opener: object, *, shared: bool) -> Opener:
+    if not isinstance(opener, Opener):
+        raise UsageError("the pool's opener factory must return a letterlock.Opener")
+    if shared and isinstance(opener.replay.store, MemoryReplayStore):
+        raise UsageError(
+            "a pool of several workers needs a replay store they share (a SQLiteReplayStore "
+            "file, or one on a server): in memory, each worker would have its own, and a "
+            "message delivered twice could be handled twice"
+        )
+    return opener
+
+
+class _Consuming:
+    """One worker process's consumer loop (everything here runs in the worker)."""
+
+    def __init__(self, spec: _Spec, slot: int, shared: _Shared, pipe: Connection) -> None:
+        self.spec, self.slot, self.shared, self.pipe = spec, slot, shared, pipe
+        self.stopping = False  #: SIGTERM to this worker alone
+        self.handled = 0
+        self.given_back = 0
+        self.reported = 0.0
+        self.raised: BaseException | None = None
+
+    def setup(self) -> tuple[Endpoint, SealedConsumer, Subscription, Handler]:
+        spec = self.spec
+        endpoint = connect(spec.url)
+        try:
+            opener = _checked(_resolve(spec.opener, "opener factory")(), shared=spec.shared_replay)
+            handler = _resolve(spec.handler, "handler")
+            topics = spec.topics
+            if not isinstance(topics, Topics):
+                topics = Topics(*topics, dialect=endpoint.dialect)
+            consumer = SealedConsumer(
+                endpoint, spec.group, opener=opener, topics=topics, retry=spec.retry,
+                claim_lease=spec.claim_lease,
+            )  # fmt: skip
+            subscription = endpoint.subscribe(topics, group=spec.group)
+        except BaseException:
+            endpoint.close()
+            raise
+        return endpoint, consumer, subscription, handler
+
+    def reserve(self) -> bool:
+        """Take one of the messages still to handle; False if none is left."""
+        shared = self.shared
+        if shared.remaining.value < 0:
+            return True
+        with shared.lock:
+            if shared.remaining.value == 0:
+                return False
+            shared.remaining.value -= 1
+            shared.reserved[self.slot] = 1
+            return True
+
+    def settle_reservation(self, *, used: bool) -> None:
+        shared = self.shared
+        if shared.remaining.value < 0:
+            return
+        with shared.lock:
+            if shared.reserved[self.slot]:
+                shared.reserved[self.slot] = 0
+                if not used:
+                    shared.remaining.value += 1
+
+    def report(self, consumer: SealedConsumer, *, now: float, force: bool = False) -> None:
+        if force or now - self.reported >= _REPORT_EVERY:
+            counts = dict(consumer.metrics)
+            counts["handled"] = self.handled
+            if self.given_back:
+                counts[GIVEN_BACK] = self.given_back
+            self.pipe.send(("report", counts))
+            self.reported = now
+
+    def loop(
+        self, endpoint: Endpoint, consumer: SealedConsumer, sub: Subscription, handler: Handler
+    ) -> None:
+        shared, slot = self.shared, self.slot
+
+        def watched(opened: Any) -> object:
+            try:
+                return handler(opened)
+            except BaseException as exc:
+                self.raised = exc
+                raise
+
+        deliveries: Iterator[Delivery] | None = None
+        while not (shared.stop.is_set() or self.stopping):
+            if not self.reserve():
+                time.sleep(0.05)  # all taken: the pool stops once the last is handled
+                continue
+            if deliveries is None:
+                deliveries = sub.deliveries(idle_timeout=_TICK)
+            delivery = next(deliveries, None)
+            now = time.monotonic()
+            if delivery is None:
+                deliveries = None
+                self.settle_reservation(used=False)
+                self.report(consumer, now=now)
+                continue
+            shared.last[slot] = now
+            if shared.stop.is_set() or self.stopping:
+                self.give_back(endpoint, delivery)
+                self.settle_reservation(used=False)
+                break
+            shared.busy[slot] = 1
+            handled = False
+            try:
+                handled = consumer.handle(delivery, watched)
+            except Exception as exc:
+                if exc is not self.raised:
+                    raise  # the broker failed, not the handler: this worker is done
+                _log.warning(
+                    "pool worker %d: the handler raised %s; settled as the retry policy says",
+                    slot, type(exc).__name__, exc_info=True,
+                )  # fmt: skip
+            finally:
+                self.raised = None
+                self.handled += handled
+                self.settle_reservation(used=handled)
+                shared.last[slot] = time.monotonic()
+                shared.busy[slot] = 0
+            self.report(consumer, now=time.monotonic())
+
+    def give_back(self, endpoint: Endpoint, delivery: Delivery) -> None:
+        """A delivery taken while stopping goes back unopened; if the broker cannot take it
+        back now, it is left unsettled, and comes back when the subscription closes."""
+        with contextlib.suppress(LetterlockError):
+            endpoint.settle(delivery, Retry(delay=0.0))
+            self.given_back += 1
+
+
+def _work(spec: _Spec, slot: int, shared: _Shared, pipe: Connection) -> None:
+    """A worker process: set up, wait for the start, consume until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the pool decides when a terminal's ^C stops
+    worker = _Consuming(spec, slot, shared, pipe)
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        worker.stopping = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    root = logging.getLogger("letterlock")
+    root.setLevel(spec.log_level)
+    root.addHandler(_PipeLog(pipe))
+    root.propagate = False
+    try:
+        endpoint, consumer, subscription, handler = worker.setup()
+    except Exception as exc:
+        why = f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, LetterlockError):
+            why += "\n" + "".join(traceback.format_exception(exc))
+        pipe.send(("failed", why))
+        os._exit(_SETUP_FAILED)
+    try:
+        pipe.send(("ready",))
+        while not shared.go.wait(_TICK):
+            if worker.stopping:
+                return
+        worker.loop(endpoint, consumer, subscription, handler)
+    finally:
+        try:
+            worker.report(consumer, now=time.monotonic(), force=True)
+        finally:
+            subscription.close()
+            endpoint.close()
+            pipe.close()

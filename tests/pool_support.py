@@ -1,0 +1,75 @@
+"""What the pool tests hand to worker processes: importable by name, picklable by reference.
+
+A worker is a spawned process: it imports this module and calls these functions with the
+arguments a :func:`functools.partial` carried over. Handlers record each message they took as
+a file of their own in a directory (written completely, then renamed), so the test process can
+count what the application saw across processes, including ones that were killed.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import time
+from pathlib import Path
+
+from letterlock import Opened, Opener, Pins, ReplayWindow, SQLiteReplayStore, hazmat
+
+
+def opener(reader: bytes, senders: dict[str, bytes], replay: str | None) -> Opener:
+    """The receiver's Opener: its private key bytes, pinned senders, a replay store file
+    shared by the workers (``None``: in memory, one per worker)."""
+    pins = Pins()
+    for name, key in senders.items():
+        pins.pin(name, hazmat.public_identity_from_bytes(key))
+    store = None if replay is None else SQLiteReplayStore(replay)
+    return Opener(
+        hazmat.identity_from_private_bytes(reader), trust=pins, replay=ReplayWindow(store)
+    )
+
+
+def seen(out: Path) -> list[bytes]:
+    """Every payload recorded in ``out`` (one entry per handler call that returned)."""
+    return sorted(p.read_bytes() for p in out.glob("*.msg"))
+
+
+def pids(out: Path) -> set[str]:
+    """The worker processes that recorded something in ``out``."""
+    return {p.name.split("-")[0] for p in out.glob("*.msg")}
+
+
+def record(out: str, opened: Opened) -> None:
+    """The application: keep the payload. Payloads starting with a command do more first:
+
+    ``die``      the first time (per ``out``), the process kills itself (SIGKILL) in here;
+    ``always-die`` every time;
+    ``fail``     raise every time; ``fail-once`` raise the first time only;
+    ``slow``     take 0.2 s.
+    """
+    payload = opened.payload
+    folder = Path(out)
+    if payload.startswith(b"always-die") or (
+        payload.startswith(b"die") and _first(folder, payload)
+    ):
+        os.kill(os.getpid(), signal.SIGKILL)
+    if payload.startswith(b"fail-once"):
+        if _first(folder, payload):
+            raise RuntimeError("the handler failed once")
+    elif payload.startswith(b"fail"):
+        raise RuntimeError("the handler failed")
+    if payload.startswith(b"slow"):
+        time.sleep(0.2)
+    name = f"{os.getpid()}-{secrets.token_hex(8)}"
+    partial = folder / f"{name}.part"
+    partial.write_bytes(payload)
+    partial.rename(folder / f"{name}.msg")
+
+
+def _first(folder: Path, payload: bytes) -> bool:
+    """True only the first time it is asked about ``payload`` (a marker file per payload)."""
+    try:
+        (folder / f"{payload.hex()}.first").touch(exist_ok=False)
+    except FileExistsError:
+        return False
+    return True

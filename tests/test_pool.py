@@ -1,0 +1,207 @@
+"""The consumer pool: worker processes share one group, and the application sees each message
+once, through crashes, handler errors and stops.
+
+Every test runs on each endpoint of :data:`test_endpoints.ENDPOINTS` (the spool here; broker
+adapters join when they are added there), with a short broker lease (``lease=1``) and a short
+claim lease, so a killed worker's message comes back within seconds. The workers' handler is
+:func:`pool_support.record`, which leaves one file per message it took.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import signal
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import pool_support
+from letterlock import Opened, UsageError, hazmat
+from letterlock.transports import DeadLetterReason, OnHandlerError, RetryPolicy
+from letterlock.transports.pool import WORKER_CRASHED, ConsumerPool, PoolFailed
+from letterlock.transports.urls import connect
+from services import require
+from test_endpoints import CAST, ENDPOINTS, Bench
+
+LEASE = 1.0  #: the broker's lease and the consumers' claim lease, in seconds
+
+
+@dataclass
+class Setup:
+    """One endpoint under test, the URL the workers connect to, and where they record."""
+
+    bench: Bench
+    url: str
+    out: Path
+    replay: Path
+
+    def publish(self, *payloads: bytes) -> None:
+        for payload in payloads:
+            self.bench.endpoint.publish(self.bench.topic("jobs"), self.bench.seal(payload, "jobs"))
+
+    def pool(
+        self, *, workers: int = 2, shared: bool = True, handler: object = None, **options: object
+    ) -> ConsumerPool:
+        keys = {"alice": CAST.alice.public.to_bytes()}
+        reader = hazmat.identity_to_private_bytes(CAST.bob)
+        replay = str(self.replay) if shared else None
+        return ConsumerPool(
+            self.url, self.bench.topics("jobs"), group=self.bench.group,
+            opener=functools.partial(pool_support.opener, reader, keys, replay),
+            handler=handler or functools.partial(pool_support.record, str(self.out)),
+            workers=workers, claim_lease=LEASE, **options,  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    def seen(self) -> Counter[bytes]:
+        return Counter(pool_support.seen(self.out))
+
+
+@pytest.fixture(params=sorted(ENDPOINTS))
+def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
+    kind = ENDPOINTS[request.param]
+    if kind.service is not None:
+        require(kind.service)
+    url = kind.url(tmp_path)
+    url += ("&" if "?" in url else "?") + f"lease={LEASE:g}"
+    endpoint = connect(url)
+    bench = Bench(endpoint)
+    out = tmp_path / "out"
+    out.mkdir()
+    bench.endpoint.subscribe(bench.topics("jobs"), group=bench.group).close()  # the group
+    try:
+        yield Setup(bench, url, out, tmp_path / "replay.db")
+    finally:
+        try:
+            kind.cleanup(bench)
+        finally:
+            endpoint.close()
+
+
+def test_every_message_is_handled_once_across_the_workers(setup: Setup) -> None:
+    payloads = [b"slow %d" % n for n in range(20)]  # slow: both workers get a share
+    setup.publish(*payloads)
+    pool = setup.pool()
+    assert pool.run(count=20) == 20
+    assert setup.seen() == Counter(payloads)
+    assert len(pool_support.pids(setup.out)) == 2  # the broker spread them
+    assert pool.metrics == {"acked": 20}
+    assert setup.bench.endpoint.dead_letters(setup.bench.group) == []
+
+
+def test_a_worker_killed_in_its_handler_is_replaced_and_its_message_handled_once(
+    setup: Setup,
+) -> None:
+    payloads = [b"die", *(b"job %d" % n for n in range(6))]
+    setup.publish(*payloads)
+    pool = setup.pool()
+    assert pool.run(count=len(payloads)) == len(payloads)
+    assert setup.seen() == Counter(payloads)  # "die" too, once, after its worker died
+    metrics = pool.metrics
+    assert metrics[WORKER_CRASHED] == 1
+    assert metrics["acked"] == len(payloads)
+    assert (out := setup.out / f"{b'die'.hex()}.first").exists(), out
+
+
+def test_workers_that_keep_dying_fail_the_pool_loudly(setup: Setup) -> None:
+    setup.publish(b"always-die")
+    pool = setup.pool(workers=1, max_restarts=0)
+    with pytest.raises(PoolFailed, match="died 1 times"):
+        pool.run(idle_timeout=10)
+    assert setup.seen() == Counter()
+
+
+@pytest.mark.parametrize("choice", [OnHandlerError.DEAD_LETTER, OnHandlerError.RETRY])
+def test_a_handler_that_raises_follows_the_retry_policy(
+    setup: Setup, choice: OnHandlerError
+) -> None:
+    setup.publish(b"fail", b"fail-once", b"ok")
+    retry = RetryPolicy(max_attempts=3, delay=0.1, on_handler_error=choice)
+    pool = setup.pool(retry=retry)
+    handled = pool.run(idle_timeout=1.5)
+    dead = setup.bench.endpoint.dead_letters(setup.bench.group)
+    if choice is OnHandlerError.DEAD_LETTER:  # each failure is dead-lettered at once
+        assert handled == 1
+        assert setup.seen() == Counter([b"ok"])
+        assert sorted(d.reason for d in dead) == [DeadLetterReason.HANDLER_ERROR.value] * 2
+    else:  # retried: fail-once then works; fail runs out of attempts
+        assert handled == 2
+        assert setup.seen() == Counter([b"ok", b"fail-once"])
+        assert [d.reason for d in dead] == [DeadLetterReason.HANDLER_ERROR.value]
+        assert dead[0].attempts == 3
+
+
+def test_sigterm_drains_the_pool_and_nothing_is_lost_or_doubled(setup: Setup) -> None:
+    payloads = [b"slow %d" % n for n in range(30)]  # 0.2 s each: 3 s for two workers
+    setup.publish(*payloads)
+    pool = setup.pool()
+    timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        first = pool.run()  # no count, no timeout: only the signal stops it
+    finally:
+        timer.cancel()
+    assert 0 < first < 30
+    assert sum(setup.seen().values()) == first  # each in-flight message finished and acked
+    rest = setup.pool().run(count=30 - first, idle_timeout=5)
+    assert first + rest == 30
+    assert setup.seen() == Counter(payloads)
+    assert setup.bench.endpoint.dead_letters(setup.bench.group) == []
+
+
+def test_stop_from_another_thread_drains(setup: Setup) -> None:
+    setup.publish(*(b"slow %d" % n for n in range(10)))
+    pool = setup.pool(workers=1)
+    timer = threading.Timer(1.0, pool.stop)
+    timer.start()
+    handled = pool.run()
+    timer.cancel()
+    assert 0 < handled < 10
+    assert sum(setup.seen().values()) == handled
+
+
+def test_an_idle_pool_stops_after_idle_timeout(setup: Setup) -> None:
+    pool = setup.pool()
+    assert pool.run(idle_timeout=0.5) == 0
+    assert pool.elapsed < 3
+
+
+def test_workers_logs_reach_the_parent(setup: Setup, caplog: pytest.LogCaptureFixture) -> None:
+    forged = setup.bench.seal(b"forged", "jobs", sender=CAST.mallory)
+    setup.bench.endpoint.publish(setup.bench.topic("jobs"), forged)
+    with caplog.at_level(logging.INFO, logger="letterlock"):
+        assert setup.pool(retry=RetryPolicy(max_attempts=1)).run(idle_timeout=1) == 0
+    refusals = [r for r in caplog.records if r.name == "letterlock.transports.consumer"]
+    assert any("unknown_sender" in r.getMessage() for r in refusals)
+    assert all(r.process != os.getpid() for r in refusals)  # logged by a worker
+
+
+def test_several_workers_need_a_shared_replay_store(setup: Setup) -> None:
+    with pytest.raises(PoolFailed, match="replay store they share"):
+        setup.pool(shared=False).run(idle_timeout=1)
+    setup.publish(b"ok")  # one worker may keep its window in memory
+    assert setup.pool(workers=1, shared=False).run(count=1) == 1
+
+
+def test_a_handler_that_cannot_be_imported_fails_the_pool_at_start(setup: Setup) -> None:
+    pool = setup.pool(handler="pool_support:no_such_handler")
+    with pytest.raises(PoolFailed, match="could not start: UsageError: cannot import"):
+        pool.run(idle_timeout=1)
+
+
+def _inline(opened: Opened) -> None:
+    """A handler the workers can import by reference."""
+
+
+def test_what_goes_to_a_worker_must_pickle(setup: Setup) -> None:
+    with pytest.raises(UsageError, match="module:function"):
+        ConsumerPool(setup.url, "#", group="g", opener="pool_support:opener", handler=lambda o: o)
+    with pytest.raises(UsageError, match="module:function"):
+        ConsumerPool(setup.url, "#", group="g", opener="pool_support", handler=_inline)
+    with pytest.raises(UsageError, match="workers"):
+        ConsumerPool(setup.url, "#", group="g", opener="m:f", handler=_inline, workers=0)
