@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import multiprocessing
 import os
 import signal
 import threading
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +26,7 @@ import pytest
 import pool_support
 from letterlock import Opened, UsageError, hazmat
 from letterlock.transports import DeadLetterReason, OnHandlerError, RetryPolicy
-from letterlock.transports.pool import WORKER_CRASHED, ConsumerPool, PoolFailed
+from letterlock.transports.pool import WORKER_FAILED, WORKER_REPLACED, ConsumerPool, PoolFailed
 from letterlock.transports.urls import connect
 from services import require
 from test_endpoints import CAST, ENDPOINTS, Bench
@@ -46,7 +48,12 @@ class Setup:
             self.bench.endpoint.publish(self.bench.topic("jobs"), self.bench.seal(payload, "jobs"))
 
     def pool(
-        self, *, workers: int = 2, shared: bool = True, handler: object = None, **options: object
+        self,
+        *,
+        workers: int = 2,
+        shared: bool = True,
+        handler: str | None = None,
+        **options: object,
     ) -> ConsumerPool:
         keys = {"alice": CAST.alice.public.to_bytes()}
         reader = hazmat.identity_to_private_bytes(CAST.bob)
@@ -103,7 +110,7 @@ def test_a_worker_killed_in_its_handler_is_replaced_and_its_message_handled_once
     assert pool.run(count=len(payloads)) == len(payloads)
     assert setup.seen() == Counter(payloads)  # "die" too, once, after its worker died
     metrics = pool.metrics
-    assert metrics[WORKER_CRASHED] == 1
+    assert metrics[WORKER_REPLACED] == 1
     assert metrics["acked"] == len(payloads)
     assert (out := setup.out / f"{b'die'.hex()}.first").exists(), out
 
@@ -136,22 +143,94 @@ def test_a_handler_that_raises_follows_the_retry_policy(
         assert dead[0].attempts == 3
 
 
-def test_sigterm_drains_the_pool_and_nothing_is_lost_or_doubled(setup: Setup) -> None:
-    payloads = [b"slow %d" % n for n in range(30)]  # 0.2 s each: 3 s for two workers
+def when_seen(setup: Setup, count: int, action: Callable[[], object]) -> threading.Thread:
+    """A thread that calls ``action`` once the workers recorded ``count`` messages."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 30
+        while len(pool_support.seen(setup.out)) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        action()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def workers() -> list[int]:
+    pids = [child.pid for child in multiprocessing.active_children()]
+    return [pid for pid in pids if pid is not None]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_drains_the_pool_and_nothing_is_lost_or_doubled(
+    setup: Setup, signum: signal.Signals
+) -> None:
+    payloads = [b"slow %d" % n for n in range(12)]  # 0.2 s each
     setup.publish(*payloads)
     pool = setup.pool()
-    timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGTERM))
-    timer.start()
-    try:
-        first = pool.run()  # no count, no timeout: only the signal stops it
-    finally:
-        timer.cancel()
-    assert 0 < first < 30
+
+    def interrupt() -> None:
+        if signum == signal.SIGINT:  # as a terminal's ^C: to the workers too, which ignore it
+            for pid in workers():
+                os.kill(pid, signum)
+        os.kill(os.getpid(), signum)
+
+    thread = when_seen(setup, 2, interrupt)
+    first = pool.run()  # no count, no timeout: only the signal stops it
+    thread.join()
+    assert 2 <= first < 12
     assert sum(setup.seen().values()) == first  # each in-flight message finished and acked
-    rest = setup.pool().run(count=30 - first, idle_timeout=5)
-    assert first + rest == 30
+    assert WORKER_FAILED not in pool.metrics
+    assert WORKER_REPLACED not in pool.metrics
+    rest = setup.pool().run(count=12 - first, idle_timeout=5)
+    assert first + rest == 12
     assert setup.seen() == Counter(payloads)
     assert setup.bench.endpoint.dead_letters(setup.bench.group) == []
+
+
+@pytest.mark.parametrize("how", ["drain_timeout", "second signal"])
+def test_a_drain_cut_short_kills_the_workers_and_their_messages_come_back(
+    setup: Setup, how: str
+) -> None:
+    payloads = [b"slow %d" % n for n in range(4)]
+    setup.publish(*payloads)
+    pool = setup.pool(workers=1, drain_timeout=0.05 if how == "drain_timeout" else 30)
+
+    def interrupt() -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        if how == "second signal":
+            time.sleep(0.05)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = when_seen(setup, 1, interrupt)
+    first = pool.run()
+    thread.join()
+    assert first == sum(setup.seen().values()) < 4  # the one in the handler was not finished
+    assert WORKER_FAILED not in pool.metrics  # the pool killed it: no failure of the worker
+    rest = setup.pool().run(count=4 - first, idle_timeout=5)
+    assert first + rest == 4
+    assert setup.seen() == Counter(payloads)
+
+
+def test_a_worker_sent_sigterm_alone_drains_and_is_replaced(setup: Setup) -> None:
+    payloads = [b"slow %d" % n for n in range(12)]
+    setup.publish(*payloads)
+    pool = setup.pool()
+    thread = when_seen(setup, 2, lambda: os.kill(workers()[0], signal.SIGTERM))
+    assert pool.run(count=12) == 12
+    thread.join()
+    assert setup.seen() == Counter(payloads)
+    assert pool.metrics[WORKER_REPLACED] == 1
+
+
+def test_count_is_exact_and_the_rest_waits(setup: Setup) -> None:
+    payloads = [b"job %d" % n for n in range(10)]
+    setup.publish(*payloads)
+    assert setup.pool().run(count=4) == 4
+    assert sum(setup.seen().values()) == 4
+    assert setup.pool().run(count=6) == 6
+    assert setup.seen() == Counter(payloads)
 
 
 def test_stop_from_another_thread_drains(setup: Setup) -> None:

@@ -34,13 +34,14 @@ is given back unopened (a retry without delay; where the broker cannot, it is le
 and comes back). Workers ignore SIGINT (a terminal sends it to them too: the pool decides); a
 SIGTERM sent to one worker drains that worker alone, and the pool replaces it.
 
-A worker that dies (killed, or a broker error it cannot get past) is reported (a warning on
-this module's logger, ``worker_crashed`` in :attr:`~ConsumerPool.metrics`) and replaced; the
-broker delivers its unsettled message again, and the claim it held in the replay store is
-taken over after the consumer's ``claim_lease``. More than ``max_restarts`` deaths within a
-minute mean something is wrong that a new process will not fix: the pool then stops and raises
-:class:`PoolFailed`, as it does at once when a worker cannot start (a bad URL, a factory or a
-handler that fails).
+A worker that ends while the pool runs (killed, a broker error it cannot get past, a SIGTERM of its
+own) is reported (a warning on this module's logger, ``worker_replaced`` in
+:attr:`~ConsumerPool.metrics`) and replaced; the broker delivers its unsettled message again, and
+the claim it held in the replay store is taken over after the consumer's ``claim_lease``. One that
+ends in an error while the pool drains is reported as ``worker_failed``. More than ``max_restarts``
+ends within a minute mean something is wrong that a new process will not fix: the pool then stops
+and raises :class:`PoolFailed`, as it does at once when a worker cannot start (a bad URL, a factory
+or a handler that fails).
 
 :attr:`~ConsumerPool.metrics` adds up the workers' consumer metrics (``acked``,
 ``dead_lettered:<reason>``...), reported by each at most every 0.2 s and when it exits (a
@@ -84,7 +85,8 @@ __all__ = ["ConsumerPool", "PoolFailed"]
 _log = logging.getLogger(__name__)
 _log.addHandler(logging.NullHandler())
 
-WORKER_CRASHED: Final = "worker_crashed"  #: workers that died and were replaced
+WORKER_REPLACED: Final = "worker_replaced"  #: workers that ended while the pool ran
+WORKER_FAILED: Final = "worker_failed"  #: workers that ended in an error while draining
 GIVEN_BACK: Final = "given_back"  #: deliveries taken while stopping and given back unopened
 _TICK: Final = 0.25  #: how often an idle worker looks at the stop flag (seconds)
 _REPORT_EVERY: Final = 0.2  #: how often a busy worker reports its metrics (seconds)
@@ -277,6 +279,13 @@ class _Child:
     process: BaseProcess
     pipe: Connection
     ready: bool = False
+    killed: bool = False  #: by the pool, when draining took too long
+
+
+def _how(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        return f"was killed by signal {-exitcode}"
+    return f"exited with {exitcode}"
 
 
 class _Run:
@@ -382,9 +391,8 @@ class _Run:
             self._release(slot)
             if self.failure is not None or self.pool._stopping:
                 continue
-            code = worker.process.exitcode
-            how = f"killed by signal {-code}" if code < 0 else f"exited with {code}"
-            self.pool._counts[WORKER_CRASHED] += 1
+            how = _how(worker.process.exitcode)
+            self.pool._counts[WORKER_REPLACED] += 1
             now = time.monotonic()
             self.deaths.append(now)
             while self.deaths and self.deaths[0] < now - _RESTART_WINDOW:
@@ -420,6 +428,7 @@ class _Run:
             if self.pool._killing or time.monotonic() >= deadline:
                 for worker in self.workers.values():
                     worker.process.kill()
+                    worker.killed = True
                     _log.warning(
                         "pool worker %d (pid %s) killed while stopping; its unsettled message "
                         "comes back from the broker", worker.slot, worker.process.pid,
@@ -430,11 +439,17 @@ class _Run:
             wait(waitables, timeout=0.1)
             self._read_all()
             for slot, worker in list(self.workers.items()):
-                if worker.process.exitcode is not None:
+                if (code := worker.process.exitcode) is not None:
                     self._read(worker)
                     worker.pipe.close()
                     worker.process.join()
                     del self.workers[slot]
+                    if code != 0 and not worker.killed and self.failure is None:
+                        self.pool._counts[WORKER_FAILED] += 1
+                        _log.warning(
+                            "pool worker %d (pid %s) %s while stopping; its unsettled message "
+                            "comes back from the broker", slot, worker.process.pid, _how(code),
+                        )  # fmt: skip
         if self.failure is not None:
             raise self.failure
 
