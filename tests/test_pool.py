@@ -26,10 +26,16 @@ import pytest
 import pool_support
 from letterlock import Opened, UsageError, hazmat
 from letterlock.transports import DeadLetterReason, OnHandlerError, RetryPolicy
-from letterlock.transports.pool import WORKER_FAILED, WORKER_REPLACED, ConsumerPool, PoolFailed
+from letterlock.transports.pool import (
+    WORKER_FAILED,
+    WORKER_REPLACED,
+    ConsumerPool,
+    PoolFailed,
+    _Consuming,
+)
 from letterlock.transports.urls import connect
 from services import require
-from test_endpoints import CAST, ENDPOINTS, Bench
+from test_endpoints import CAST, ENDPOINTS, IDLE, Bench
 
 LEASE = 1.0  #: the broker's lease and the consumers' claim lease, in seconds
 
@@ -39,7 +45,7 @@ class Setup:
     """One endpoint under test, the URL the workers connect to, and where they record."""
 
     bench: Bench
-    url: str
+    url: str  #: with a short lease
     out: Path
     replay: Path
 
@@ -77,14 +83,16 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
     url = kind.url(tmp_path)
     url += ("&" if "?" in url else "?") + f"lease={LEASE:g}"
     endpoint = connect(url)
-    bench = Bench(endpoint)
+    bench = Bench(endpoint, url=url)
     out = tmp_path / "out"
     out.mkdir()
-    bench.endpoint.subscribe(bench.topics("jobs"), group=bench.group).close()  # the group
     try:
+        bench.endpoint.subscribe(bench.topics("jobs"), group=bench.group).close()  # the group
         yield Setup(bench, url, out, tmp_path / "replay.db")
     finally:
         try:
+            for close in bench.closing:
+                close()
             kind.cleanup(bench)
         finally:
             endpoint.close()
@@ -284,3 +292,18 @@ def test_what_goes_to_a_worker_must_pickle(setup: Setup) -> None:
         ConsumerPool(setup.url, "#", group="g", opener="pool_support", handler=_inline)
     with pytest.raises(UsageError, match="workers"):
         ConsumerPool(setup.url, "#", group="g", opener="m:f", handler=_inline, workers=0)
+
+
+def test_a_delivery_taken_while_stopping_goes_back_unopened(setup: Setup) -> None:
+    setup.publish(b"late")
+    bench = setup.bench
+    subscription = bench.endpoint.subscribe(bench.topics("jobs"), group=bench.group)
+    delivery = next(iter(subscription.deliveries(idle_timeout=IDLE)))
+    worker = _Consuming.__new__(_Consuming)  # only its give_back
+    worker.given_back = 0
+    worker.give_back(bench.endpoint, delivery)
+    if worker.given_back:  # taken back: delivered again now, not after the lease
+        again = next(iter(subscription.deliveries(idle_timeout=LEASE / 2)), None)
+        assert again is not None
+        assert again.body == delivery.body
+    subscription.close()
