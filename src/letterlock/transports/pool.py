@@ -24,15 +24,16 @@ to two workers (a lease ran out, a worker died), and the claims in the shared st
 them handle it. A pool of several workers whose opener keeps its replay window in memory is
 refused.
 
-Stopping. :meth:`ConsumerPool.run` returns after ``count`` messages were handled (exactly:
-each worker reserves a slot before it takes a delivery, and gives it back if the delivery was
-refused), once the whole pool was idle for ``idle_timeout`` seconds, or on :meth:`stop`,
-SIGTERM or SIGINT (the first drains: each worker finishes and settles the message in its
-handler, takes no other, and exits; the second, or ``drain_timeout`` running out, kills the
-workers, whose unsettled messages the broker delivers again). A delivery taken while stopping
-is given back unopened (a retry without delay; where the broker cannot, it is left unsettled
-and comes back). Workers ignore SIGINT (a terminal sends it to them too: the pool decides); a
-SIGTERM sent to one worker drains that worker alone, and the pool replaces it.
+Stopping. :meth:`ConsumerPool.run` returns after ``count`` messages were handled (exactly: a worker
+reserves one of the ``count`` slots for each delivery it holds, and frees it if the delivery was
+refused; a delivery taken when no slot is left goes back unopened), once the whole pool was idle
+for ``idle_timeout`` seconds, or on :meth:`stop`, SIGTERM or SIGINT (the first drains: each worker
+finishes and settles the message in its handler, takes no other, and exits; the second, or
+``drain_timeout`` running out, kills the workers, whose unsettled messages the broker delivers
+again). A delivery taken while stopping is given back unopened (a retry without delay; where the
+broker cannot, it is left unsettled and comes back). Workers ignore SIGINT (a terminal sends it to
+them too: the pool decides); a SIGTERM sent to one worker drains that worker alone, and the pool
+replaces it.
 
 A worker that ends while the pool runs (killed, a broker error it cannot get past, a SIGTERM of its
 own) is reported (a warning on this module's logger, ``worker_replaced`` in
@@ -528,8 +529,15 @@ class _Consuming:
             raise
         return endpoint, consumer, subscription, handler
 
+    def left(self) -> bool:
+        """Whether any message is left to handle (``count`` not reached, or no count)."""
+        return bool(self.shared.remaining.value != 0)
+
     def reserve(self) -> bool:
-        """Take one of the messages still to handle; False if none is left."""
+        """Take one of the messages still to handle, for the delivery in hand; False if none
+        is left. Only a worker holding a delivery reserves: one waiting for a delivery must
+        not hold the last slot while another worker holds the last message (a broker that
+        prefetches gives each worker messages of its own)."""
         shared = self.shared
         if shared.remaining.value < 0:
             return True
@@ -573,7 +581,7 @@ class _Consuming:
 
         deliveries: Iterator[Delivery] | None = None
         while not (shared.stop.is_set() or self.stopping):
-            if not self.reserve():
+            if not self.left():
                 time.sleep(0.05)  # all taken: the pool stops once the last is handled
                 continue
             if deliveries is None:
@@ -582,14 +590,15 @@ class _Consuming:
             now = time.monotonic()
             if delivery is None:
                 deliveries = None
-                self.settle_reservation(used=False)
                 self.report(consumer, now=now)
                 continue
             shared.last[slot] = now
             if shared.stop.is_set() or self.stopping:
                 self.give_back(endpoint, delivery)
-                self.settle_reservation(used=False)
                 break
+            if not self.reserve():  # another worker took the last one meanwhile
+                self.give_back(endpoint, delivery)
+                continue
             shared.busy[slot] = 1
             handled = False
             try:
@@ -610,8 +619,9 @@ class _Consuming:
             self.report(consumer, now=time.monotonic())
 
     def give_back(self, endpoint: Endpoint, delivery: Delivery) -> None:
-        """A delivery taken while stopping goes back unopened; if the broker cannot take it
-        back now, it is left unsettled, and comes back when the subscription closes."""
+        """A delivery taken while stopping, or past ``count``, goes back unopened; if the
+        broker cannot take it back now, it is left unsettled, and comes back when the
+        subscription closes."""
         with contextlib.suppress(LetterlockError):
             endpoint.settle(delivery, Retry(delay=0.0))
             self.given_back += 1
