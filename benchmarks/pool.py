@@ -10,7 +10,8 @@ handler that does nothing. The rate is messages over the pool's ``elapsed`` time
 every worker was ready to the moment the last message was acked, so process start-up is not
 counted. Rounds alternate 1 and 2 workers; the median is reported, with the speed-up 2 workers / 1
 worker of the same run. A broker whose adapter cannot be imported is reported and skipped.
-``--dir`` holds the spool and the replay stores (default: a temporary directory).
+``--dir`` holds the spool and the replay stores (default: a temporary directory). On RabbitMQ
+each run declares an exchange and queues of its own and deletes them afterwards.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import secrets
 import statistics
 import tempfile
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import letterlock
 from letterlock import hazmat
@@ -66,10 +68,24 @@ def one_run(
         assert pool.metrics.get("acked") == count, pool.metrics
         return count / pool.elapsed
     finally:
-        cleanup = getattr(endpoint, "delete_group", None)
-        if callable(cleanup):
-            cleanup(group)
         endpoint.close()
+        if url.startswith("amqp"):
+            _forget_amqp(url, group)
+
+
+def _forget_amqp(url: str, group: str) -> None:
+    """Delete the run's queues and exchanges on RabbitMQ (the amqp adapter's names: the
+    group's queue, ``.dead`` and ``.delay``; the URL's own exchange and its ``.dead``)."""
+    import pika  # only for RabbitMQ runs
+
+    exchange = parse_qs(urlsplit(url).query)["exchange"][0]
+    connection = pika.BlockingConnection(pika.URLParameters(url.split("?", maxsplit=1)[0]))
+    channel = connection.channel()
+    for queue in (group, f"{group}.dead", f"{group}.delay"):
+        channel.queue_delete(queue)
+    for name in (exchange, f"{exchange}.dead"):
+        channel.exchange_delete(name)
+    connection.close()
 
 
 def main() -> None:
@@ -91,6 +107,9 @@ def main() -> None:
         )
         for broker in brokers:
             url = f"spool://{folder}/spool.db" if broker == "spool" else broker
+            if url.startswith("amqp") and "exchange=" not in url:  # our own, deleted after
+                exchange = f"bench-pool-{secrets.token_hex(4)}"
+                url += ("&" if "?" in url else "?") + f"exchange={exchange}"
             try:
                 connect(url).close()
             except (letterlock.LetterlockError, ImportError) as exc:  # no adapter here

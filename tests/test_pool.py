@@ -14,6 +14,8 @@ import logging
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -321,3 +323,50 @@ def test_a_delivery_taken_while_stopping_goes_back_unopened(setup: Setup) -> Non
         assert again is not None
         assert again.body == delivery.body
     subscription.close()
+
+
+#: A pool in a process of its own, serving string patterns (read in the broker's dialect):
+#: url, pattern, group, out, replay, bob's private key (hex), alice's public key (hex).
+_POOL = """
+import functools, sys
+import pool_support
+from letterlock.transports.pool import ConsumerPool
+url, pattern, group, out, replay, reader, alice = sys.argv[1:]
+opener = functools.partial(
+    pool_support.opener, bytes.fromhex(reader), {"alice": bytes.fromhex(alice)}, replay
+)
+handler = functools.partial(pool_support.record, out)
+ConsumerPool(url, pattern, group=group, opener=opener, handler=handler, workers=2).run()
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in status  # exited, not yet reaped by its new parent
+
+
+def test_workers_do_not_outlive_a_killed_pool(setup: Setup) -> None:
+    setup.publish(*(b"slow %d" % n for n in range(40)))
+    keys = (hazmat.identity_to_private_bytes(CAST.bob).hex(), CAST.alice.public.to_bytes().hex())
+    arguments = (setup.url, setup.bench.topic("jobs"), setup.bench.group, str(setup.out))
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    pool = subprocess.Popen(
+        [sys.executable, "-c", _POOL, *arguments, str(setup.replay), *keys], env=environment
+    )
+    try:
+        when_seen(setup, 2, lambda: None).join()
+        workers = {int(pid) for pid in pool_support.pids(setup.out)}
+        assert workers
+    finally:
+        pool.kill()
+        pool.wait()
+    deadline = time.monotonic() + 5
+    while not all(_gone(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(_gone(pid) for pid in workers)
+    handled = sum(setup.seen().values())
+    time.sleep(0.5)
+    assert sum(setup.seen().values()) == handled  # nobody consumes any more

@@ -33,7 +33,8 @@ finishes and settles the message in its handler, takes no other, and exits; the 
 again). A delivery taken while stopping is given back unopened (a retry without delay; where the
 broker cannot, it is left unsettled and comes back). Workers ignore SIGINT (a terminal sends it to
 them too: the pool decides); a SIGTERM sent to one worker drains that worker alone, and the pool
-replaces it.
+replaces it. Workers whose pool process died (even by SIGKILL) drain and exit as well: no orphan
+keeps consuming.
 
 A worker that ends while the pool runs (killed, a broker error it cannot get past, a SIGTERM of its
 own) is reported (a warning on this module's logger, ``worker_replaced`` in
@@ -505,6 +506,7 @@ class _Consuming:
     def __init__(self, spec: _Spec, slot: int, shared: _Shared, pipe: Connection) -> None:
         self.spec, self.slot, self.shared, self.pipe = spec, slot, shared, pipe
         self.stopping = False  #: SIGTERM to this worker alone
+        self.parent = os.getppid()
         self.handled = 0
         self.given_back = 0
         self.reported = 0.0
@@ -528,6 +530,10 @@ class _Consuming:
             endpoint.close()
             raise
         return endpoint, consumer, subscription, handler
+
+    def told_to_stop(self) -> bool:
+        """By the pool, by a SIGTERM of its own, or by the pool's death (no orphans)."""
+        return self.shared.stop.is_set() or self.stopping or os.getppid() != self.parent
 
     def left(self) -> bool:
         """Whether any message is left to handle (``count`` not reached, or no count)."""
@@ -580,7 +586,7 @@ class _Consuming:
                 raise
 
         deliveries: Iterator[Delivery] | None = None
-        while not (shared.stop.is_set() or self.stopping):
+        while not self.told_to_stop():
             if not self.left():
                 time.sleep(0.05)  # all taken: the pool stops once the last is handled
                 continue
@@ -593,7 +599,7 @@ class _Consuming:
                 self.report(consumer, now=now)
                 continue
             shared.last[slot] = now
-            if shared.stop.is_set() or self.stopping:
+            if self.told_to_stop():
                 self.give_back(endpoint, delivery)
                 break
             if not self.reserve():  # another worker took the last one meanwhile
@@ -651,12 +657,13 @@ def _work(spec: _Spec, slot: int, shared: _Shared, pipe: Connection) -> None:
     try:
         pipe.send(("ready",))
         while not shared.go.wait(_TICK):
-            if worker.stopping:
+            if worker.told_to_stop():
                 return
         worker.loop(endpoint, consumer, subscription, handler)
     finally:
         try:
-            worker.report(consumer, now=time.monotonic(), force=True)
+            with contextlib.suppress(OSError):  # the pool may be gone
+                worker.report(consumer, now=time.monotonic(), force=True)
         finally:
             subscription.close()
             endpoint.close()
