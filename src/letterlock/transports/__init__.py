@@ -21,6 +21,8 @@ module             what it holds
                    on its own: it needs the ``redis`` extra)
 ``zmq``            :class:`~letterlock.transports.zmq.ZmqEndpoint`: ZeroMQ PUB/SUB and PUSH/PULL,
                    at most once (imported on its own: it needs the ``zmq`` extra)
+``pool``           :class:`ConsumerPool`: one group consumed by several worker processes (open
+                   and handler across the cores), sharing a replay store
 =================  ============================================================================
 
 A consumer acks only what opened and was handled, and dead-letters what was refused (the broker
@@ -60,6 +62,7 @@ from letterlock.transports.decide import (
     decide,
 )
 from letterlock.transports.memory import AsyncMemoryBroker, MemoryBroker
+from letterlock.transports.pool import ConsumerPool, PoolFailed
 from letterlock.transports.spool import (
     Binding,
     Spool,
@@ -77,6 +80,7 @@ __all__ = [
     "AsyncSealedConsumer",
     "Binding",
     "Broker",
+    "ConsumerPool",
     "DeadLetter",
     "DeadLetterReason",
     "DeadLetterRecord",
@@ -88,6 +92,7 @@ __all__ = [
     "OnHandlerError",
     "OnRefusal",
     "Outcome",
+    "PoolFailed",
     "PullBroker",
     "QueueStats",
     "Retry",
