@@ -8,7 +8,9 @@ the operation runs outside the GIL; near 1 (or below) means threads take turns. 
 with ``letterlock.Opener.open`` of a 1 KiB message (p256, a warm Opener per worker: one ECDSA
 verify and one AES-GCM decrypt per message, plus parsing and the replay check) in threads and
 in processes. Each row is the median of ``--rounds`` runs; 1 and N alternate inside a round, so
-noise from the machine falls on both.
+noise from the machine falls on both. ``cores`` is the CPU time the 2 workers used over the
+wall time: a GIL held throughout caps it at 1.00 whatever else runs on the machine, so it says
+more than the speed-up when other work competes for the cores.
 """
 
 from __future__ import annotations
@@ -91,8 +93,11 @@ def _spin(operation: Operation, start: threading.Barrier, seconds: float, out: l
     out.append(count)
 
 
-def threads_rate(make: Callable[[], Operation], workers: int, seconds: float) -> float:
-    """Operations per second of ``workers`` threads together (each with its own operation)."""
+def threads_rate(
+    make: Callable[[], Operation], workers: int, seconds: float
+) -> tuple[float, float]:
+    """Operations per second of ``workers`` threads together (each with its own operation),
+    and the process's CPU time over the wall time meanwhile (how many cores it kept busy)."""
     operations = [make() for _ in range(workers)]
     start, counts = threading.Barrier(workers + 1), list[int]()
     threads = [
@@ -100,11 +105,12 @@ def threads_rate(make: Callable[[], Operation], workers: int, seconds: float) ->
     ]
     for thread in threads:
         thread.start()
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     start.wait()
     for thread in threads:
         thread.join()
-    return sum(counts) / max(seconds, time.perf_counter() - began)
+    wall = max(seconds, time.perf_counter() - began)
+    return sum(counts) / wall, (time.process_time() - cpu) / wall
 
 
 class Opening:
@@ -146,17 +152,18 @@ def _open_in_process(
     opening()  # warm up
     pipe.send("ready")
     pipe.recv()  # go
-    count, deadline = 0, time.perf_counter() + seconds
+    count, cpu, deadline = 0, time.process_time(), time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         opening()
         count += 1
-    pipe.send(count)
+    pipe.send((count, time.process_time() - cpu))
 
 
 def processes_rate(
     keys: tuple[bytes, bytes], envelopes: list[bytes], workers: int, seconds: float
-) -> float:
-    """Messages opened per second by ``workers`` processes together (spawned, then timed)."""
+) -> tuple[float, float]:
+    """Messages opened per second by ``workers`` processes together (spawned, then timed),
+    and their CPU time over the wall time (how many cores they kept busy)."""
     context = multiprocessing.get_context("spawn")
     pipes, processes = [], []
     for _ in range(workers):
@@ -169,15 +176,17 @@ def processes_rate(
         assert pipe.recv() == "ready"
     for pipe in pipes:
         pipe.send("go")
-    total: int = sum(pipe.recv() for pipe in pipes)
+    results: list[tuple[int, float]] = [pipe.recv() for pipe in pipes]
     for process in processes:
         process.join()
-    return total / seconds
+    return sum(n for n, _ in results) / seconds, sum(c for _, c in results) / seconds
 
 
-def row(name: str, rates: dict[int, list[float]]) -> str:
-    one, two = statistics.median(rates[1]), statistics.median(rates[2])
-    return f"{name:<40} {one:>10,.0f} {two:>10,.0f} {two / one:>8.2f}x"
+def row(name: str, runs: dict[int, list[tuple[float, float]]]) -> str:
+    """Median rates with 1 and 2 workers, the speed-up, and the cores 2 workers kept busy."""
+    one, two = (statistics.median(rate for rate, _ in runs[n]) for n in (1, 2))
+    cores = statistics.median(busy for _, busy in runs[2])
+    return f"{name:<40} {one:>10,.0f} {two:>10,.0f} {two / one:>8.2f}x {cores:>7.2f}"
 
 
 def main() -> None:
@@ -191,15 +200,17 @@ def main() -> None:
         f"pyca/cryptography {cryptography.__version__}, {os.cpu_count()} cores, "
         f"{args.seconds:g} s per measurement, median of {args.rounds} rounds"
     )
-    print(f"{'operation (ops/s)':<40} {'1 worker':>10} {'2 workers':>10} {'speed-up':>9}")
+    print(
+        f"{'operation (ops/s)':<40} {'1 worker':>10} {'2 workers':>10} {'speed-up':>9} {'cores':>7}"
+    )
     for name, make in OPERATIONS.items():
-        rates: dict[int, list[float]] = {1: [], 2: []}
+        rates: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
         for _ in range(args.rounds):
             for workers in (1, 2):
                 rates[workers].append(threads_rate(make, workers, args.seconds))
         print(row(f"{name}, threads", rates))
     keys, envelopes = sealed_messages(4000)
-    opening_rates: dict[str, dict[int, list[float]]] = {
+    opening_rates: dict[str, dict[int, list[tuple[float, float]]]] = {
         "threads": {1: [], 2: []},
         "processes": {1: [], 2: []},
     }
