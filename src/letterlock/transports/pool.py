@@ -13,8 +13,8 @@ Each worker is a ``spawn``-ed process with everything of its own: its connection
 the pool's URL itself: a connection, or a spool handle, never crosses a fork), its
 :class:`~letterlock.transports.SealedConsumer`, its own subscription to the group (so the
 broker spreads the group's messages over the workers, each to one), and its
-:class:`~letterlock.Opener`, built in the worker by the ``opener`` factory (keys are never
-pickled). What goes to a worker is pickled, so ``opener`` and ``handler`` are each a
+:class:`~letterlock.Opener`, built in the worker by the ``opener`` factory (an Identity cannot be
+pickled: the factory loads it there, from a keystore file for instance). What goes to a worker is pickled, so ``opener`` and ``handler`` are each a
 ``"module:function"`` string or a picklable callable (a module-level function, or a
 :func:`functools.partial` of one over picklable arguments); the pool refuses others at once.
 
@@ -181,7 +181,10 @@ class ConsumerPool:
         :class:`~letterlock.transports.SealedConsumer`: a :class:`~letterlock.Topics`, or
         patterns read in the broker's own dialect. ``opener`` builds each worker's Opener and
         ``handler`` takes each opened message: picklable, or ``"module:function"`` (see the
-        module). ``workers`` defaults to the number of cores.
+        module). ``workers`` defaults to the number of cores. ``retry`` and ``claim_lease``
+        are each worker's consumer's. ``max_restarts`` bounds the workers replaced within a
+        minute; ``drain_timeout`` is how long a stop waits for handlers to finish before it
+        kills their workers.
         """
         workers = (os.cpu_count() or 1) if workers is None else workers
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
