@@ -9,14 +9,15 @@ threads (they take turns, and pay for switching), and 1.28x to 1.53x with 2 proc
 machine shared with other work: the second core was not all ours). Threads would therefore add
 nothing but contention, and every worker here is a process.
 
-Each worker is a ``spawn``-ed process with everything of its own: its connection (it connects
-the pool's URL itself: a connection, or a spool handle, never crosses a fork), its
-:class:`~letterlock.transports.SealedConsumer`, its own subscription to the group (so the
-broker spreads the group's messages over the workers, each to one), and its
-:class:`~letterlock.Opener`, built in the worker by the ``opener`` factory (an Identity cannot be
-pickled: the factory loads it there, from a keystore file for instance). What goes to a worker is pickled, so ``opener`` and ``handler`` are each a
-``"module:function"`` string or a picklable callable (a module-level function, or a
-:func:`functools.partial` of one over picklable arguments); the pool refuses others at once.
+Each worker is a ``spawn``-ed process with everything of its own: its connection (it connects the
+pool's URL itself: a connection, or a spool handle, never crosses a fork), its
+:class:`~letterlock.transports.SealedConsumer`, its own subscription to the group (so the broker
+spreads the group's messages over the workers, each to one), and its :class:`~letterlock.Opener`,
+built in the worker by the ``opener`` factory (an Identity cannot be pickled: the factory loads it
+there, from a keystore file for instance). What goes to a worker is pickled, so ``opener`` and
+``handler`` are each a ``"module:function"`` string or a picklable callable (a module-level
+function, or a :func:`functools.partial` of one over picklable arguments); the pool refuses others
+at once.
 
 The workers' openers must share one replay store (an :class:`~letterlock.SQLiteReplayStore`
 file, which is safe across processes, or a store on a server): a broker may deliver a message
