@@ -45,7 +45,7 @@ def record(out: str, opened: Opened) -> None:
     ``die``      the first time (per ``out``), the process kills itself (SIGKILL) in here;
     ``always-die`` every time;
     ``fail``     raise every time; ``fail-once`` raise the first time only;
-    ``slow``     take 0.2 s.
+    ``slow``     take 0.2 s; ``hang`` take 5 s the first time.
     """
     payload = opened.payload
     folder = Path(out)
@@ -60,6 +60,8 @@ def record(out: str, opened: Opened) -> None:
         raise RuntimeError("the handler failed")
     if payload.startswith(b"slow"):
         time.sleep(0.2)
+    if payload.startswith(b"hang") and _first(folder, payload):
+        time.sleep(5)
     name = f"{os.getpid()}-{secrets.token_hex(8)}"
     partial = folder / f"{name}.part"
     partial.write_bytes(payload)
