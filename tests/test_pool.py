@@ -207,6 +207,7 @@ def test_a_signal_drains_the_pool_and_nothing_is_lost_or_doubled(
     assert sum(setup.seen().values()) == first  # each in-flight message finished and acked
     assert WORKER_FAILED not in pool.metrics
     assert WORKER_REPLACED not in pool.metrics
+    assert pool.signalled == signum
     rest = setup.pool().run(count=12 - first, idle_timeout=5)
     assert first + rest == 12
     assert setup.seen() == Counter(payloads)
@@ -266,6 +267,8 @@ def test_stop_from_another_thread_drains(setup: Setup) -> None:
     thread.join()
     assert 1 <= handled < 10
     assert sum(setup.seen().values()) == handled
+    assert pool.signalled is None
+    assert pool.run(count=10 - handled) == 10 - handled  # the same pool runs again
 
 
 def test_an_idle_pool_stops_after_idle_timeout(setup: Setup) -> None:

@@ -223,6 +223,9 @@ class ConsumerPool:
         self._counts: Counter[str] = Counter()
         self._reports: dict[int, Mapping[str, int]] = {}  #: pid -> its last report
         self.elapsed = 0.0  #: seconds from the start signal to the decision to stop
+        #: The signal that stopped the last run (SIGTERM, SIGINT), or None: a caller's exit
+        #: status may tell an interrupted listener from one that ran out of work.
+        self.signalled: signal.Signals | None = None
 
     @property
     def metrics(self) -> Mapping[str, int]:
@@ -248,12 +251,16 @@ class ConsumerPool:
         if idle_timeout is not None and idle_timeout < 0:
             raise UsageError("idle_timeout must not be negative")
         run = _Run(self, count, idle_timeout)
+        self.signalled = None
         with self._signals():
             try:
                 run.start()
                 run.watch()
             finally:
-                run.finish()
+                try:
+                    run.finish()
+                finally:
+                    self._stopping = self._killing = False  # the next run starts afresh
         return run.handled()
 
     @contextlib.contextmanager
@@ -265,8 +272,9 @@ class ConsumerPool:
             return
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
-            if self._stopping:
+            if self.signalled is not None:
                 self._killing = True
+            self.signalled = signal.Signals(signum)
             self._stopping = True
 
         previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
