@@ -2,12 +2,12 @@
 
 Why processes and not threads: pyca/cryptography holds the GIL while it verifies and decrypts.
 ``benchmarks/gil.py`` (pyca/cryptography 50.0.2, CPython 3.11, 2 cores, total rate of 2 threads
-over 1 thread) measured ECDSA P-256 verify 1.16x, Ed25519 verify 1.07x, ECDH P-256 0.55x,
-AES-128-GCM decrypt 1.02x (1 KiB) and 0.98x (1 MiB); only ML-DSA-87 verify ran outside the GIL
-(1.96x). :meth:`letterlock.Opener.open` of a 1 KiB p256 message went 0.47x to 0.79x with 2
-threads (they take turns, and pay for switching), and 1.28x to 1.53x with 2 processes (on a
-machine shared with other work: the second core was not all ours). Threads would therefore add
-nothing but contention, and every worker here is a process.
+over 1 thread; the least loaded of three runs, load average about 2) measured ECDSA P-256 verify
+1.16x, Ed25519 verify 1.07x, ECDH P-256 0.55x, AES-128-GCM decrypt 1.02x (1 KiB) and 0.98x (1 MiB);
+only ML-DSA-87 verify ran outside the GIL (1.96x). :meth:`letterlock.Opener.open` of a 1 KiB p256
+message went 0.47x to 0.79x with 2 threads (they take turns, and pay for switching), and 1.28x to
+1.53x with 2 processes (on a machine shared with other work: the second core was not all ours).
+Threads would therefore add nothing but contention, and every worker here is a process.
 
 What a pool cannot spread is work done one at a time outside its workers: the broker, and the write
 transactions each message costs in the spool (lease and ack) and in a SQLiteReplayStore file (claim
@@ -24,7 +24,8 @@ built in the worker by the ``opener`` factory (an Identity cannot be pickled: th
 there, from a keystore file for instance). What goes to a worker is pickled, so ``opener`` and
 ``handler`` are each a ``"module:function"`` string or a picklable callable (a module-level
 function, or a :func:`functools.partial` of one over picklable arguments); the pool refuses others
-at once.
+at once. A worker takes half a second to a second to start (a fresh interpreter imports letterlock,
+connects and subscribes); none consumes before all have started.
 
 The workers' openers must share one replay store (an :class:`~letterlock.SQLiteReplayStore`
 file, which is safe across processes, or a store on a server): a broker may deliver a message
