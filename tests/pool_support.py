@@ -29,6 +29,13 @@ def opener(reader: bytes, senders: dict[str, bytes], replay: str | None) -> Open
     )
 
 
+def opener_once(marker: str, *arguments: object) -> Opener:
+    """As :func:`opener` for the first worker to ask (per ``marker`` folder); the next fails."""
+    if not _first(Path(marker), b"opener"):
+        raise RuntimeError("this worker's opener cannot be built")
+    return opener(*arguments)  # type: ignore[arg-type]
+
+
 def seen(out: Path) -> list[bytes]:
     """Every payload recorded in ``out`` (one entry per handler call that returned)."""
     return sorted(p.read_bytes() for p in out.glob("*.msg"))

@@ -300,6 +300,23 @@ def test_a_handler_that_cannot_be_imported_fails_the_pool_at_start(setup: Setup)
         pool.run(idle_timeout=1)
 
 
+def test_no_worker_consumes_before_all_have_started(setup: Setup, tmp_path: Path) -> None:
+    setup.publish(*(b"job %d" % n for n in range(5)))
+    keys = {"alice": CAST.alice.public.to_bytes()}
+    reader = hazmat.identity_to_private_bytes(CAST.bob)
+    pool = ConsumerPool(
+        setup.url, setup.bench.topics("jobs"), group=setup.bench.group, workers=2,
+        opener=functools.partial(
+            pool_support.opener_once, str(tmp_path), reader, keys, str(setup.replay)
+        ),
+        handler=functools.partial(pool_support.record, str(setup.out)),
+    )  # fmt: skip
+    with pytest.raises(PoolFailed, match="cannot be built"):
+        pool.run(idle_timeout=5)
+    assert setup.seen() == Counter()  # the worker that started waited for the other
+    assert setup.pool().run(count=5) == 5
+
+
 def _inline(opened: Opened) -> None:
     """A handler the workers can import by reference."""
 
