@@ -12,9 +12,9 @@ Threads would therefore add nothing but contention, and every worker here is a p
 What a pool cannot spread is work done one at a time outside its workers: the broker, and the write
 transactions each message costs in the spool (lease and ack) and in a SQLiteReplayStore file (claim
 and finish), one writer per file at a time. ``benchmarks/pool.py`` measured 2 workers over 1
-between 0.72x and 1.86x on the spool and on RabbitMQ (in seven runs), on a
-2-core machine whose load average was 4 to 10 at the time: a second worker helps by as much as a
-second core is free, and by overlapping the waits for the disk.
+between 0.72x and 1.86x on the spool and on RabbitMQ (in seven runs), on a 2-core machine whose
+load average was 4 to 10 at the time: a second worker helps by as much as a second core is free,
+and by overlapping the waits for the disk.
 
 Each worker is a ``spawn``-ed process with everything of its own: its connection (it connects the
 pool's URL itself: a connection, or a spool handle, never crosses a fork), its
