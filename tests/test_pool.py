@@ -268,7 +268,8 @@ def test_stop_from_another_thread_drains(setup: Setup) -> None:
     assert 1 <= handled < 10
     assert sum(setup.seen().values()) == handled
     assert pool.signalled is None
-    assert pool.run(count=10 - handled) == 10 - handled  # the same pool runs again
+    assert pool.run(idle_timeout=1) == 10 - handled  # the same pool runs again, and counts anew
+    assert setup.seen() == Counter(b"slow %d" % n for n in range(10))
 
 
 def test_an_idle_pool_stops_after_idle_timeout(setup: Setup) -> None:
@@ -326,6 +327,8 @@ def test_what_goes_to_a_worker_must_pickle(setup: Setup) -> None:
         ConsumerPool(setup.url, "#", group="g", opener="pool_support:opener", handler=lambda o: o)
     with pytest.raises(UsageError, match="module:function"):
         ConsumerPool(setup.url, "#", group="g", opener="pool_support", handler=_inline)
+    with pytest.raises(UsageError, match="RetryPolicy"):
+        ConsumerPool(setup.url, "#", group="g", opener="m:f", handler=_inline, retry=3)  # type: ignore[arg-type]
     with pytest.raises(UsageError, match="workers"):
         ConsumerPool(setup.url, "#", group="g", opener="m:f", handler=_inline, workers=0)
 

@@ -202,6 +202,8 @@ class ConsumerPool:
             raise UsageError("max_restarts must not be negative, drain_timeout must be positive")
         _check_target(opener, "opener factory")
         _check_target(handler, "handler")
+        if not isinstance(retry, RetryPolicy) or not claim_lease > 0:
+            raise UsageError("retry must be a RetryPolicy and claim_lease positive")
         patterns: Topics | tuple[str, ...]
         if isinstance(topics, Topics):
             patterns = topics
@@ -326,6 +328,7 @@ class _Run:
             last=context.Array("d", n, lock=False),
         )  # fmt: skip
         self.workers: dict[int, _Child] = {}
+        self.pids: set[int] = set()  #: every worker this run started
         self.deaths: collections.deque[float] = collections.deque()
         self.failure: PoolFailed | None = None
         self.started = 0.0
@@ -345,6 +348,7 @@ class _Run:
         theirs.close()
         self.shared.last[slot] = time.monotonic()
         self.workers[slot] = _Child(slot, process, mine)
+        self.pids.add(process.pid or -1)
 
     def watch(self) -> None:
         """Until it is time to stop: read the workers' reports, replace the dead."""
@@ -476,11 +480,12 @@ class _Run:
             raise self.failure
 
     def handled(self) -> int:
-        reports = self.pool._reports.values()
+        """How many messages this run's workers handled."""
         if self.count is not None:
             with self.shared.lock:
                 return self.count - int(self.shared.remaining.value)
-        return sum(report.get("handled", 0) for report in reports)
+        reports = self.pool._reports
+        return sum(reports[pid].get("handled", 0) for pid in self.pids if pid in reports)
 
 
 # the worker process ---------------------------------------------------------------------
