@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,9 +51,21 @@ class Setup:
     out: Path
     replay: Path
 
-    def publish(self, *payloads: bytes) -> None:
-        for payload in payloads:
-            self.bench.endpoint.publish(self.bench.topic("jobs"), self.bench.seal(payload, "jobs"))
+    def publish(self, *payloads: bytes) -> dict[bytes, bytes]:
+        """Seal and publish each payload; the sealed bytes -> the payload."""
+        sealed = {self.bench.seal(payload, "jobs"): payload for payload in payloads}
+        for body in sealed:
+            self.bench.endpoint.publish(self.bench.topic("jobs"), body)
+        return sealed
+
+    def only_duplicates_dead(self, sealed: Mapping[bytes, bytes]) -> None:
+        """Nothing was dead-lettered but copies of messages the application saw: a broker may
+        deliver a copy again after its ack (an ack lost as a connection closes), and the
+        consumer refuses it as a replay."""
+        seen = self.seen()
+        for dead in self.bench.endpoint.dead_letters(self.bench.group):
+            assert dead.body in sealed
+            assert seen[sealed[dead.body]] == 1
 
     def pool(
         self,
@@ -191,7 +203,7 @@ def test_a_signal_drains_the_pool_and_nothing_is_lost_or_doubled(
     setup: Setup, signum: signal.Signals
 ) -> None:
     payloads = [b"slow %d" % n for n in range(12)]  # 0.2 s each
-    setup.publish(*payloads)
+    sealed = setup.publish(*payloads)
     pool = setup.pool()
 
     def interrupt() -> None:
@@ -211,7 +223,7 @@ def test_a_signal_drains_the_pool_and_nothing_is_lost_or_doubled(
     rest = setup.pool().run(count=12 - first, idle_timeout=5)
     assert first + rest == 12
     assert setup.seen() == Counter(payloads)
-    assert setup.bench.endpoint.dead_letters(setup.bench.group) == []
+    setup.only_duplicates_dead(sealed)
 
 
 @pytest.mark.parametrize("how", ["drain_timeout", "second signal"])
