@@ -27,11 +27,12 @@ function, or a :func:`functools.partial` of one over picklable arguments); the p
 at once. A worker takes half a second to a second to start (a fresh interpreter imports letterlock,
 connects and subscribes); none consumes before all have started.
 
-The workers' openers must share one replay store (an :class:`~letterlock.SQLiteReplayStore`
-file, which is safe across processes, or a store on a server): a broker may deliver a message
-to two workers (a lease ran out, a worker died), and the claims in the shared store let one of
-them handle it. A pool of several workers whose opener keeps its replay window in memory is
-refused.
+The workers' openers must share one replay store (an :class:`~letterlock.SQLiteReplayStore` file,
+which is safe across processes, or a store on a server): a broker may deliver a message to two
+workers (a lease ran out, a worker died), and the claims in the shared store let one of them handle
+it. A pool of several workers whose opener keeps its replay window in memory is refused. A pool
+adds no durability: on ZeroMQ (at most once) what a killed or drained worker held is lost, as with
+a single consumer.
 
 Stopping. :meth:`ConsumerPool.run` returns after ``count`` messages were handled (exactly: a worker
 reserves one of the ``count`` slots for each delivery it holds, and frees it if the delivery was
