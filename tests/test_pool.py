@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -29,6 +30,7 @@ import pool_support
 from letterlock import Opened, UsageError, hazmat
 from letterlock.transports import Ack, DeadLetterReason, OnHandlerError, RetryPolicy
 from letterlock.transports.pool import (
+    ONE_CONSUMER_PER_GROUP,
     WORKER_FAILED,
     WORKER_REPLACED,
     ConsumerPool,
@@ -94,6 +96,8 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
     kind = ENDPOINTS[request.param]
     if not getattr(kind, "durable_groups", True):
         pytest.skip("at most once (ZeroMQ): nothing comes back after a crash or a drain")
+    if urlsplit(kind.url(tmp_path)).scheme in ONE_CONSUMER_PER_GROUP:
+        pytest.skip("one consumer per group (MQTT): a pool has one worker there")
     if kind.service is not None:
         require(kind.service)
     url = kind.url(tmp_path)
@@ -343,6 +347,9 @@ def test_what_goes_to_a_worker_must_pickle(setup: Setup) -> None:
         ConsumerPool(setup.url, "#", group="g", opener="pool_support", handler=_inline)
     with pytest.raises(UsageError, match="RetryPolicy"):
         ConsumerPool(setup.url, "#", group="g", opener="m:f", handler=_inline, retry=3)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="one consumer per group"):
+        ConsumerPool("mqtt://127.0.0.1:1883", "#", group="g", opener="m:f", handler=_inline)
+    ConsumerPool("mqtt://127.0.0.1:1883", "#", group="g", opener="m:f", handler=_inline, workers=1)
     with pytest.raises(UsageError, match="workers"):
         ConsumerPool(setup.url, "#", group="g", opener="m:f", handler=_inline, workers=0)
 

@@ -32,7 +32,8 @@ which is safe across processes, or a store on a server): a broker may deliver a 
 workers (a lease ran out, a worker died), and the claims in the shared store let one of them handle
 it. A pool of several workers whose opener keeps its replay window in memory is refused. A pool
 adds no durability: on ZeroMQ (at most once) what a killed or drained worker held is lost, as with
-a single consumer.
+a single consumer. On MQTT a group is one persistent session, which one consumer holds at a time: a
+pool of more than one worker is refused there.
 
 Stopping. :meth:`ConsumerPool.run` returns after ``count`` messages were handled (exactly: a worker
 reserves one of the ``count`` slots for each delivery it holds, and frees it if the delivery was
@@ -82,6 +83,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from types import FrameType, MappingProxyType
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from letterlock._api import Opener
 from letterlock.core.replay import MemoryReplayStore
@@ -104,6 +106,9 @@ _TICK: Final = 0.25  #: how often an idle worker looks at the stop flag (seconds
 _REPORT_EVERY: Final = 0.2  #: how often a busy worker reports its metrics (seconds)
 _RESTART_WINDOW: Final = 60.0  #: ``max_restarts`` counts deaths within this many seconds
 _SETUP_FAILED: Final = 3  #: a worker's exit code when it could not start
+#: Schemes whose group is one session, held by one consumer at a time (MQTT's persistent
+#: session: a second connection with its client id takes it over), so a pool has one worker.
+ONE_CONSUMER_PER_GROUP: Final = frozenset({"mqtt", "mqtts"})
 
 
 class PoolFailed(LetterlockError):
@@ -201,6 +206,11 @@ class ConsumerPool:
             raise UsageError("workers must be a positive whole number")
         if max_restarts < 0 or not drain_timeout > 0:
             raise UsageError("max_restarts must not be negative, drain_timeout must be positive")
+        if workers > 1 and urlsplit(url).scheme in ONE_CONSUMER_PER_GROUP:
+            raise UsageError(
+                f"{urlsplit(url).scheme}:// serves one consumer per group at a time (a second "
+                "takes the first one's session over): run one worker"
+            )
         _check_target(opener, "opener factory")
         _check_target(handler, "handler")
         if not isinstance(retry, RetryPolicy) or not claim_lease > 0:
