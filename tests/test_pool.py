@@ -119,18 +119,23 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
             endpoint.close()
 
 
-def when_seen(setup: Setup, count: int, action: Callable[[], object]) -> threading.Thread:
-    """A thread that calls ``action`` once the workers recorded ``count`` messages."""
+def when(condition: Callable[[], bool], action: Callable[[], object]) -> threading.Thread:
+    """A thread that calls ``action`` once ``condition()`` holds (or after 30 s)."""
 
     def watch() -> None:
         deadline = time.monotonic() + 30
-        while len(pool_support.seen(setup.out)) < count and time.monotonic() < deadline:
+        while not condition() and time.monotonic() < deadline:
             time.sleep(0.02)
         action()
 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     return thread
+
+
+def when_seen(setup: Setup, count: int, action: Callable[[], object]) -> threading.Thread:
+    """A thread that calls ``action`` once the workers recorded ``count`` messages."""
+    return when(lambda: len(pool_support.seen(setup.out)) >= count, action)
 
 
 def workers() -> list[int]:
@@ -140,15 +145,18 @@ def workers() -> list[int]:
 
 def test_every_message_is_handled_once_across_the_workers(setup: Setup) -> None:
     payloads = [b"slow %d" % n for n in range(20)]  # slow: both workers get a share
-    setup.publish(payloads[0])  # the rest once both listen (a broker may prefetch a backlog)
-    thread = when_seen(setup, 1, lambda: setup.publish(*payloads[1:]))
+    sealed = setup.publish(payloads[0])  # the rest once both listen (a broker may prefetch)
+    thread = when_seen(setup, 1, lambda: sealed.update(setup.publish(*payloads[1:])))
     pool = setup.pool()
     assert pool.run(count=20) == 20
     thread.join()
     assert setup.seen() == Counter(payloads)
     assert len(pool_support.pids(setup.out)) == 2  # the broker spread them
-    assert pool.metrics == {"acked": 20}
-    assert setup.bench.endpoint.dead_letters(setup.bench.group) == []
+    # one metrics view of both workers (a lease of 1 s may run out on a loaded machine: a
+    # copy then waits for the claim, and the late ack is counted as a lost lease)
+    metrics = pool.metrics
+    assert metrics["acked"] + metrics.get("lease_lost", 0) == 20
+    setup.only_duplicates_dead(sealed)
 
 
 def test_a_worker_killed_in_its_handler_is_replaced_and_its_message_handled_once(
@@ -246,7 +254,8 @@ def test_a_drain_cut_short_kills_the_workers_and_their_messages_come_back(
             time.sleep(0.2)
             os.kill(os.getpid(), signal.SIGTERM)
 
-    thread = when_seen(setup, 1, interrupt)  # once "slow 0" is done: "hang 1" is in hand
+    hanging = setup.out / f"{b'hang 1'.hex()}.first"
+    thread = when(hanging.exists, interrupt)  # "hang 1" is in its handler
     started = time.monotonic()
     assert pool.run() == 1
     assert time.monotonic() - started < 4.5  # "hang 1" was not waited for
