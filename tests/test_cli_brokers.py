@@ -34,7 +34,7 @@ from cli_support import (
 )
 from letterlock import PublicIdentity
 from letterlock import inspect as letterlock_inspect
-from letterlock.cli.brokers import POOL_MODULE, RETRY, default_group
+from letterlock.cli.brokers import RETRY, default_group
 from letterlock.transports import Spool
 from letterlock.transports.urls import connect, redact
 from services import require, unique
@@ -573,19 +573,6 @@ def test_a_10000_character_value_is_not_echoed_back(homes: Homes, args: tuple[st
     assert len(result.stderr) < 300, result.stderr
 
 
-def _have_pool() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(POOL_MODULE) is not None
-
-
-@pytest.mark.skipif(_have_pool(), reason=f"{POOL_MODULE} is installed")
-def test_workers_above_one_need_the_pool(homes: Homes, url: str) -> None:
-    result = listen(homes, url, "--workers", "2", "--timeout", "0.1")
-    assert_one_line_error(result, 2, f"--workers 2 needs the consumer pool ({POOL_MODULE})")
-
-
-@pytest.mark.skipif(not _have_pool(), reason=f"{POOL_MODULE} is not there yet")
 def test_workers_share_the_group_and_handle_each_message_once(homes: Homes, url: str) -> None:
     declare(homes, url)
     sent = {send(homes, url, b"job %d" % n): b"job %d" % n for n in range(6)}

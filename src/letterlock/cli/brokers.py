@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import json
 import logging
 import math
@@ -87,10 +86,10 @@ from letterlock.transports import (
     RetryPolicy,
     SealedConsumer,
 )
+from letterlock.transports.pool import ConsumerPool
 from letterlock.transports.urls import connect, redact
 
 __all__ = [
-    "POOL_MODULE",
     "RETRY",
     "Deliver",
     "ListenerOpener",
@@ -101,7 +100,6 @@ __all__ = [
 ]
 
 #: The consumer pool behind ``listen --workers N`` (N > 1), built separately.
-POOL_MODULE: Final = "letterlock.transports.pool"
 MAX_WORKERS: Final = 256
 MAX_COUNT: Final = 2**62
 MAX_TIMEOUT: Final = 10 * 365 * 86400.0
@@ -502,15 +500,16 @@ def _run_listener(listening: Listening, *, workers: int) -> Listened:
         return _listen(listening)
     if listening.opener_factory is None:
         raise UsageError("a pool of listeners needs an opener factory")
-    pool_module: Any = importlib.import_module(POOL_MODULE)  # checked by _check_workers
     listening.endpoint.subscribe(listening.topics, group=listening.group).close()
-    pool = pool_module.ConsumerPool(
+    pool = ConsumerPool(
         listening.url, listening.topics, group=listening.group,
         opener=listening.opener_factory, handler=listening.handler, workers=workers,
         retry=RETRY,
     )  # fmt: skip
     listening.ready()
-    handled: int = pool.run(count=listening.count, idle_timeout=listening.timeout)
+    handled = pool.run(count=listening.count, idle_timeout=listening.timeout)
+    if pool.signalled is signal.SIGINT:  # as one worker does: exit status 130
+        raise KeyboardInterrupt
     return Listened(handled=handled, metrics=dict(pool.metrics))
 
 
@@ -573,15 +572,6 @@ def _ready(broker: str, name: str, group: str, quiet: bool) -> Callable[[], None
     if quiet:
         return lambda: None
     return lambda: note(f"listening on {_redact(broker)} as {name}, group {group}")
-
-
-def _check_workers(workers: int) -> None:
-    """More than one worker needs the consumer pool module; say so before anything runs."""
-    if workers > 1 and importlib.util.find_spec(POOL_MODULE) is None:
-        raise UsageError(
-            f"--workers {workers} needs the consumer pool ({POOL_MODULE}), which this "
-            "installation does not have; run one worker (--workers 1)"
-        )
 
 
 def _summary(listened: Listened, group: str) -> str:
@@ -687,7 +677,6 @@ def listen_command(
     Runs until --count messages, --timeout idle seconds or SIGTERM (exit 0), or Ctrl-C (130).
     """
     _check_group(group)
-    _check_workers(workers)
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         make_private_dir(out)
