@@ -41,6 +41,7 @@ __all__ = [
     "generate_private",
     "hash_function",
     "hkdf",
+    "load_kem_private",
     "load_private",
     "load_public",
     "pq_public",
@@ -48,6 +49,7 @@ __all__ = [
     "random_bytes",
     "sealed_box_decrypt",
     "sealed_box_encrypt",
+    "signature_from_token",
     "spki_identity",
 ]
 
@@ -251,6 +253,20 @@ class PqSigner(_Secret):
 
     def sign(self, message: bytes) -> bytes:
         return self._mldsa.sign(message, MLDSA_CONTEXT) + self._ecdsa.sign(message)
+
+
+def signature_from_token(suite: Suite, raw: bytes) -> bytes:
+    """Section 2's ``r || s`` of a signature a PKCS#11 token made with ``CKM_ECDSA``.
+
+    PKCS#11 ("ECDSA without hashing") defines its output as ``r || s``, each as long
+    as the curve order: letterlock's encoding already, so the conversion is a check of its
+    length and of r and s not being zero. ValueError for anything else (a token that answers
+    in DER, or a broken one), rather than a signature no receiver would verify.
+    """
+    n = _SCALAR[suite]
+    if len(raw) != 2 * n or _der_of(raw, n) is None:
+        raise ValueError(f"the token returned {len(raw)} bytes, not an ECDSA r || s of {2 * n}")
+    return bytes(raw)
 
 
 def _rs_of(der: bytes, n: int) -> bytes:
@@ -470,6 +486,18 @@ def load_private(
         _ec_point(sig_key.public_key()),
         _ec_point(kem_key.public_key()),
     )
+
+
+def load_kem_private(suite: Suite, kem_private: bytes) -> tuple[Decapsulator, bytes]:
+    """The decapsulator of a p256 or p384 encryption key and its public point (uncompressed).
+
+    For a store that keeps the encryption key apart from the signing key (a PKCS#11 token, whose
+    signing key never leaves it). Raises ValueError when the bytes are not a key of ``suite``.
+    """
+    if suite not in (Suite.P256, Suite.P384) or len(kem_private) != suite.sizes.kem_private:
+        raise ValueError(f"not a {suite} encryption private key")
+    key = _ec_private(kem_private, _CURVE[suite])
+    return Decapsulator(suite, key), _ec_point(key.public_key())
 
 
 def _curve25519_coordinate(encoded: bytes, *, sign_bit: bool) -> int:

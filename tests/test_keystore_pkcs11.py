@@ -1,0 +1,281 @@
+"""The PKCS#11 keystore against a real SoftHSM2 token made for this test session in tmp.
+
+Needs SoftHSM2 (``apt-get install softhsm2``): without it these tests fail under CI=true and
+are skipped elsewhere (:func:`services.require_binary`).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import pickle
+import subprocess
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import pytest
+import services
+
+import letterlock
+from letterlock import Identity, KeyStoreError, Pins, ReplayWindow, Suite, UsageError
+from letterlock import _crypto as crypto
+
+pkcs11 = pytest.importorskip("pkcs11", reason="pip install 'letterlock[pkcs11]'")
+from pkcs11 import Attribute, ObjectClass  # noqa: E402 - after the importorskip
+from pkcs11.exceptions import AttributeSensitive  # noqa: E402
+
+from letterlock.keystore.pkcs11 import (  # noqa: E402
+    SIGNING_KEY_ID,
+    SOFTHSM2_MODULE,
+    Pkcs11KeyStore,
+)
+
+PIN = "4721-token-pin"
+SO_PIN = "so-pin-0815"
+WRONG_PIN = "9999-not-the-pin"
+TOKENS = ("ll-main", "ll-wrong-pin", "ll-second")
+NOW = 1_800_000_000
+
+
+@dataclass(frozen=True)
+class Token:
+    module: str
+    label: str
+
+
+def _pin() -> bytes:
+    return PIN.encode()
+
+
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """SOFTHSM2_CONF pointing at a token directory in tmp, with :data:`TOKENS` initialised."""
+    module = services.require_binary(SOFTHSM2_MODULE, "softhsm2")
+    util = services.require_binary("softhsm2-util", "softhsm2")
+    root = tmp_path_factory.mktemp("softhsm")
+    (root / "tokens").mkdir()
+    conf = root / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\n")
+    os.environ["SOFTHSM2_CONF"] = str(conf)  # read once, when the module is initialised
+    for label in TOKENS:
+        subprocess.run(
+            [util, "--init-token", "--free", "--label", label, "--pin", PIN, "--so-pin", SO_PIN],
+            check=True,
+            capture_output=True,
+        )
+    return module
+
+
+@pytest.fixture
+def store(softhsm: str) -> Iterator[Pkcs11KeyStore]:
+    with Pkcs11KeyStore(softhsm, "ll-main") as opened:
+        yield opened
+
+
+def _frames(exc: BaseException) -> Iterator[dict[str, object]]:
+    """The locals of every frame on ``exc``'s traceback and on those of its cause and context."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        tb: TracebackType | None = current.__traceback__
+        while tb is not None:
+            yield dict(tb.tb_frame.f_locals)
+            tb = tb.tb_next
+        pending += [current.__cause__, current.__context__]
+
+
+def _holds(frames: Iterator[dict[str, object]], secret: str) -> list[str]:
+    """The names of the locals that hold ``secret``, as text or as UTF-8 bytes."""
+    found = []
+    for frame in frames:
+        for name, value in frame.items():
+            if isinstance(value, str) and secret in value:
+                found.append(name)
+            elif isinstance(value, bytes | bytearray) and secret.encode() in value:
+                found.append(name)
+    return found
+
+
+@pytest.mark.parametrize("suite", [Suite.P256, Suite.P384], ids=lambda s: s.label)
+def test_signing_keys_made_on_the_token_cannot_be_extracted(
+    store: Pkcs11KeyStore, suite: Suite
+) -> None:
+    name = f"no-export-{suite.label}"
+    store.create(name, suite, _pin)
+    session = store._session_or_raise()
+    key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=name, id=SIGNING_KEY_ID)
+    assert key[Attribute.EXTRACTABLE] is False
+    assert key[Attribute.NEVER_EXTRACTABLE] is True
+    assert key[Attribute.SENSITIVE] is True
+    assert key[Attribute.ALWAYS_SENSITIVE] is True
+    assert key[Attribute.LOCAL] is True  # generated on the token, not imported
+    with pytest.raises(AttributeSensitive):
+        key[Attribute.VALUE]
+
+
+@pytest.mark.parametrize("suite", [Suite.P256, Suite.P384], ids=lambda s: s.label)
+def test_sealed_with_the_token_opens_at_a_receiver_pinning_its_public_identity(
+    store: Pkcs11KeyStore, suite: Suite
+) -> None:
+    name = f"sender-{suite.label}"
+    created = store.create(name, suite, _pin)
+    sender = store.load(name, _pin)
+    assert sender.public == created.public
+    receiver = Identity.generate(suite)
+    pins = Pins()
+    pins.pin("token", sender.public)
+    sealed = letterlock.seal(
+        b"from the token", sender=sender, recipients=[receiver.public], topic="t", now=NOW
+    )
+    opened = letterlock.open(
+        sealed, identity=receiver, trust=pins, replay=ReplayWindow(), topic="t", now=NOW
+    )
+    assert opened.payload == b"from the token"
+    # and back: the token identity's decapsulator opens what is sealed to it
+    back = letterlock.seal(b"reply", sender=receiver, recipients=[sender.public], topic="t", now=NOW)
+    pins.pin("receiver", receiver.public)
+    reply = letterlock.open(
+        back, identity=sender, trust=pins, replay=ReplayWindow(), topic="t", now=NOW
+    )
+    assert reply.payload == b"reply"
+
+
+@pytest.mark.parametrize("suite", [Suite.P256, Suite.P384], ids=lambda s: s.label)
+def test_token_signatures_are_r_s_that_verify(store: Pkcs11KeyStore, suite: Suite) -> None:
+    """Many signatures, so r or s with leading zero bytes (about 1 in 128) come up too."""
+    identity = store.create(f"rs-{suite.label}", suite, _pin)
+    for i in range(300):
+        message = i.to_bytes(2, "big")
+        signature = identity.sign(message)
+        assert len(signature) == suite.sizes.signature
+        assert identity.public.verify(signature, message)
+        assert not identity.public.verify(signature, message + b"!")
+
+
+def test_wrong_pin_is_refused_clearly_and_no_frame_keeps_it(softhsm: str) -> None:
+    with Pkcs11KeyStore(softhsm, "ll-wrong-pin") as store:
+        with pytest.raises(KeyStoreError, match=r"^wrong PIN for token 'll-wrong-pin'$") as caught:
+            store.create("x", Suite.P256, WRONG_PIN.encode)
+        assert caught.value.__cause__ is None
+        assert caught.value.__context__ is None
+        assert _holds(_frames(caught.value), WRONG_PIN) == []
+        assert WRONG_PIN not in "".join(traceback.format_exception(caught.value))
+        # the store may ask again, and the right PIN then works
+        assert store.create("x", Suite.P256, _pin).suite is Suite.P256
+
+
+def test_a_failure_after_login_keeps_no_pin_in_its_frames(store: Pkcs11KeyStore) -> None:
+    def failing_pin() -> bytes:
+        return PIN.encode()
+
+    with pytest.raises(KeyStoreError, match="has no identity 'missing'") as caught:
+        store.load("missing", failing_pin)
+    assert _holds(_frames(caught.value), PIN) == []
+
+
+def test_a_pin_that_is_not_text_is_refused(softhsm: str) -> None:
+    with Pkcs11KeyStore(softhsm, "ll-wrong-pin") as store:
+        with pytest.raises(UsageError, match="non-empty UTF-8"):
+            store.load("x", lambda: b"\xff\xfe")
+        with pytest.raises(UsageError, match="non-empty UTF-8"):
+            store.load("x", lambda: b"")
+
+
+def test_secrets_have_no_repr_no_pickle_and_are_not_logged(
+    softhsm: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with Pkcs11KeyStore(softhsm, "ll-second") as store:
+        identity = store.create("logged", Suite.P256, _pin)
+        identity.sign(b"message")
+        for thing in (store, identity, identity.signer, identity.decapsulator):
+            assert PIN not in repr(thing)
+            with pytest.raises(TypeError, match="pickled"):
+                pickle.dumps(thing)
+        assert copy.deepcopy(identity) is identity
+        assert repr(identity.signer) == "<token signer p256>"
+    assert all(PIN not in record.getMessage() for record in caplog.records)
+    assert PIN not in caplog.text
+
+
+def test_names_lists_identities_without_a_pin(softhsm: str, store: Pkcs11KeyStore) -> None:
+    store.create("zulu", Suite.P256, _pin)
+    store.create("alpha", Suite.P384, _pin)
+    names = store.names()
+    assert names == sorted(names)
+    assert {"alpha", "zulu"} <= set(names)
+
+    def no_pin() -> bytes:
+        raise AssertionError("names() must not ask for the PIN")
+
+    with Pkcs11KeyStore(softhsm, "ll-main") as other:  # not logged in: public objects only
+        assert other.names() == names
+        del no_pin
+
+
+def test_create_never_replaces_and_refuses_other_suites(store: Pkcs11KeyStore) -> None:
+    first = store.create("once", Suite.P256, _pin)
+    with pytest.raises(KeyStoreError, match="already has 'once'"):
+        store.create("once", Suite.P384, _pin)
+    assert store.load("once", _pin).public == first.public
+    for suite in (Suite.X25519, Suite.PQ):
+        with pytest.raises(UsageError, match="p256 and p384"):
+            store.create(f"other-{suite.label}", suite, _pin)
+    with pytest.raises(UsageError, match="identity name"):
+        store.create("no spaces", Suite.P256, _pin)
+
+
+def test_the_pin_is_asked_only_to_log_in(store: Pkcs11KeyStore) -> None:
+    asked: list[int] = []
+
+    def counted() -> bytes:
+        asked.append(1)
+        return PIN.encode()
+
+    store.create("asked", Suite.P256, counted)
+    store.load("asked", counted)
+    assert asked == [1]
+
+
+def test_after_close_identities_stop_signing(softhsm: str) -> None:
+    store = Pkcs11KeyStore(softhsm, "ll-second")
+    identity = store.create("closing", Suite.P384, _pin)
+    store.close()
+    with pytest.raises(KeyStoreError, match="closed"):
+        identity.sign(b"m")
+    with pytest.raises(KeyStoreError, match="closed"):
+        store.load("closing", _pin)
+
+
+def test_a_second_store_on_a_logged_in_token_is_refused(store: Pkcs11KeyStore, softhsm: str) -> None:
+    """PKCS#11 logs a whole process in: the second store could not check its PIN."""
+    store.create("first", Suite.P256, _pin)
+    with Pkcs11KeyStore(softhsm, "ll-main") as second:
+        with pytest.raises(KeyStoreError, match="already logged in"):
+            second.load("first", WRONG_PIN.encode)
+
+
+def test_token_and_module_errors_are_keystore_errors(softhsm: str, tmp_path: Path) -> None:
+    with pytest.raises(KeyStoreError, match="no token labelled 'nowhere'"):
+        Pkcs11KeyStore(softhsm, "nowhere").load("x", _pin)
+    with pytest.raises(KeyStoreError, match="cannot load the PKCS#11 module"):
+        Pkcs11KeyStore(tmp_path / "missing.so", "ll-main").names()
+
+
+def test_signature_from_token_refuses_what_is_not_r_s() -> None:
+    good = bytes(31) + b"\x01" + bytes(31) + b"\x02"
+    assert crypto.signature_from_token(Suite.P256, good) == good
+    with pytest.raises(ValueError, match="not an ECDSA r"):
+        crypto.signature_from_token(Suite.P256, good[:-1])
+    with pytest.raises(ValueError, match="not an ECDSA r"):
+        crypto.signature_from_token(Suite.P256, bytes(32) + good[32:])  # r = 0
+    with pytest.raises(ValueError, match="not an ECDSA r"):
+        crypto.signature_from_token(Suite.P384, good)
