@@ -39,12 +39,13 @@ from pkcs11.exceptions import (
     PKCS11Error,
     UserAlreadyLoggedIn,
 )
+from pkcs11.types import SignMixin
 
 from letterlock import _crypto
-from letterlock._edges import map_exceptions
+from letterlock._edges import ExceptionMapping, map_exceptions
 from letterlock.core.keys import PUBLIC_MAGIC, Identity, PublicIdentity, _join_identity
 from letterlock.core.suites import Suite
-from letterlock.errors import KeyStoreError, ParseError, UsageError
+from letterlock.errors import KeyStoreError, LetterlockError, ParseError, UsageError
 from letterlock.keystore.base import Secret
 from letterlock.trust.pins import check_name
 
@@ -63,7 +64,13 @@ _EC_PARAMS: Final = {
     Suite.P384: bytes.fromhex("06052b81040022"),  # secp384r1
 }
 _SUITE_OF_PARAMS: Final = {params: suite for suite, params in _EC_PARAMS.items()}
-_TOKEN_ERRORS: Final = {PKCS11Error: lambda exc: KeyStoreError(f"token error: {_describe(exc)}")}
+
+
+def _token_error(exc: Exception) -> LetterlockError:
+    return KeyStoreError(f"token error: {_describe(exc)}")
+
+
+_TOKEN_ERRORS: Final[ExceptionMapping] = {PKCS11Error: _token_error}
 _LOGIN_ERRORS: Final = {
     PinIncorrect: "wrong PIN for token {token!r}",
     PinInvalid: "wrong PIN for token {token!r}",
@@ -108,7 +115,7 @@ class _TokenSigner:
 
     __slots__ = ("_key", "_store", "suite")
 
-    def __init__(self, store: Pkcs11KeyStore, suite: Suite, key: pkcs11.PrivateKey) -> None:
+    def __init__(self, store: Pkcs11KeyStore, suite: Suite, key: SignMixin) -> None:
         self.suite = suite
         self._store = store
         self._key = key
@@ -170,9 +177,11 @@ class Pkcs11KeyStore:
     def _token(self) -> pkcs11.Token:
         if self._closed:
             raise KeyStoreError(f"{self!r} is closed")
-        with map_exceptions({PKCS11Error: lambda exc: KeyStoreError(
-            f"cannot load the PKCS#11 module {self._module}: {_describe(exc)}"
-        )}):  # fmt: skip
+
+        def unloadable(exc: Exception) -> LetterlockError:
+            return KeyStoreError(f"cannot load the PKCS#11 module {self._module}: {_describe(exc)}")
+
+        with map_exceptions({PKCS11Error: unloadable}):
             library = pkcs11.lib(self._module)
         try:
             with map_exceptions(_TOKEN_ERRORS):
