@@ -203,8 +203,9 @@ class Pkcs11KeyStore:
         token = self._token()
         problem: str | None = None
         try:
-            # The PIN is never bound to a name in this frame; the failures are raised below,
-            # outside the except clause, so nothing chains to a traceback that holds it.
+            # The PIN is bound here only until the login returns or fails (``finally``), and a
+            # failure is raised below, outside the except clause, so no traceback or chained
+            # exception keeps a frame that holds it (test_keystore_pkcs11 inspects them).
             pin = _pin_text(secret())
             if pin is None:
                 raise UsageError("the token PIN must be non-empty UTF-8 bytes")
