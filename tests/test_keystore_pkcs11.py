@@ -7,6 +7,8 @@ are skipped elsewhere (:func:`services.require_binary`).
 from __future__ import annotations
 
 import copy
+import importlib.resources
+import json
 import logging
 import os
 import pickle
@@ -23,15 +25,22 @@ import letterlock
 import services
 from letterlock import Identity, KeyStoreError, Pins, ReplayWindow, Suite, UsageError
 from letterlock import _crypto as crypto
+from letterlock._crypto import ec_point_is_valid
 
 pkcs11 = pytest.importorskip("pkcs11", reason="pip install 'letterlock[pkcs11]'")
-from pkcs11 import Attribute, ObjectClass  # noqa: E402 - after the importorskip
+from cryptography.hazmat.primitives.ciphers.aead import (  # noqa: E402
+    AESGCM,
+    ChaCha20Poly1305,
+)
+from pkcs11 import Attribute, KeyType, ObjectClass  # noqa: E402 - after the importorskip
 from pkcs11.exceptions import AttributeSensitive  # noqa: E402
 
 from letterlock.keystore.pkcs11 import (  # noqa: E402
+    ENCRYPTION_KEY_ID,
     SIGNING_KEY_ID,
     SOFTHSM2_MODULE,
     Pkcs11KeyStore,
+    _TokenDecapsulator,
 )
 
 PIN = "4721-token-pin"
@@ -104,13 +113,14 @@ def _holds(frames: Iterator[dict[str, object]], secret: str) -> list[str]:
 
 
 @pytest.mark.parametrize("suite", [Suite.P256, Suite.P384], ids=lambda s: s.label)
-def test_signing_keys_made_on_the_token_cannot_be_extracted(
-    store: Pkcs11KeyStore, suite: Suite
+@pytest.mark.parametrize("key_id", [SIGNING_KEY_ID, ENCRYPTION_KEY_ID], ids=bytes.decode)
+def test_private_keys_made_on_the_token_cannot_be_extracted(
+    store: Pkcs11KeyStore, suite: Suite, key_id: bytes
 ) -> None:
-    name = f"no-export-{suite.label}"
+    name = f"no-export-{suite.label}-{key_id.decode()}"
     store.create(name, suite, _pin)
     session = store._session_or_raise()
-    key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=name, id=SIGNING_KEY_ID)
+    key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=name, id=key_id)
     assert key[Attribute.EXTRACTABLE] is False
     assert key[Attribute.NEVER_EXTRACTABLE] is True
     assert key[Attribute.SENSITIVE] is True
@@ -284,3 +294,68 @@ def test_signature_from_token_refuses_what_is_not_r_s() -> None:
         crypto.signature_from_token(Suite.P256, bytes(32) + good[32:])  # r = 0
     with pytest.raises(ValueError, match="not an ECDSA r"):
         crypto.signature_from_token(Suite.P384, good)
+
+
+def _hpke_vectors() -> list[dict[str, object]]:
+    """RFC 9180's base-mode vectors for DHKEM(P-256) (the file has none for P-384), except the
+    export-only AEAD."""
+    try:
+        root = importlib.resources.files("cryptography_vectors")
+    except ModuleNotFoundError:
+        if services.in_ci():
+            raise
+        return []
+    vectors = json.loads((root / "HPKE" / "test-vectors.json").read_text())
+    return [v for v in vectors if v["mode"] == 0 and v["kem_id"] == 0x10 and v["aead_id"] != 0xFFFF]
+
+
+@pytest.mark.parametrize(
+    "vector", _hpke_vectors(), ids=lambda v: f"kdf{v['kdf_id']}-aead{v['aead_id']}"
+)
+def test_the_hpke_key_schedule_around_the_token_passes_rfc9180(
+    store: Pkcs11KeyStore, vector: dict[str, str]
+) -> None:
+    """The vector's receiver key is put on the token (sensitive); the DH runs there."""
+    ids = (int(vector["kem_id"]), int(vector["kdf_id"]), int(vector["aead_id"]))
+    sk, pk, enc, info = (bytes.fromhex(vector[k]) for k in ("skRm", "pkRm", "enc", "info"))
+    session = store._logged_in(_pin)
+    key = session.create_object({
+        Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.KEY_TYPE: KeyType.EC,
+        Attribute.EC_PARAMS: bytes.fromhex("06082a8648ce3d030107"), Attribute.VALUE: sk,
+        Attribute.TOKEN: False, Attribute.PRIVATE: True, Attribute.DERIVE: True,
+        Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False,
+    })  # fmt: skip
+    try:
+        decapsulator = _TokenDecapsulator(store, Suite.P256, key, pk)  # type: ignore[arg-type]
+        shared, aead_key, base_nonce = crypto.hpke_key_schedule(
+            ids, decapsulator._dh(enc), enc, pk, info
+        )
+    finally:
+        key.destroy()
+    assert shared.hex() == vector["shared_secret"]
+    assert aead_key.hex() == vector["key"]
+    assert base_nonce.hex() == vector["base_nonce"]
+    aead = ChaCha20Poly1305(aead_key) if ids[2] == 3 else AESGCM(aead_key)
+    encryptions: list[dict[str, str]] = vector["encryptions"]  # type: ignore[assignment]
+    for seq, encryption in enumerate(encryptions):
+        nonce = (int.from_bytes(base_nonce, "big") ^ seq).to_bytes(12, "big")
+        assert nonce.hex() == encryption["nonce"]
+        opened = aead.decrypt(
+            nonce, bytes.fromhex(encryption["ct"]), bytes.fromhex(encryption["aad"])
+        )
+        assert opened.hex() == encryption["pt"]
+
+
+def test_the_token_never_sees_an_enc_that_is_not_an_uncompressed_curve_point(
+    store: Pkcs11KeyStore,
+) -> None:
+    identity = store.create("enc-check", Suite.P256, _pin)
+    good = identity.public.wrap(bytes(32), b"info")
+    assert identity.unwrap(good, b"info") == bytes(32)
+    assert identity.unwrap(good, b"other info") is None
+    x, y = good[1:33], good[33:65]
+    hybrid = bytes((6 + (y[-1] & 1),)) + good[1:]  # X9.62 hybrid form of the same point
+    off_curve = b"\x04" + x + bytes(31) + b"\x01" + good[65:]
+    for bad in (hybrid, off_curve, good[:40]):
+        assert not ec_point_is_valid(Suite.P256, bad[:65])
+        assert identity.unwrap(bad, b"info") is None

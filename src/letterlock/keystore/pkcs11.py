@@ -1,24 +1,24 @@
-"""Identities whose signing keys live on a PKCS#11 token (an HSM, a smart card, SoftHSM2).
+"""Identities whose private keys live on a PKCS#11 token (an HSM, a smart card, SoftHSM2).
 
 :class:`Pkcs11KeyStore` is a :class:`~letterlock.keystore.base.KeyStore` over one token, through
-python-pkcs11 (the ``pkcs11`` extra). An identity ``NAME`` is two EC key pairs on the token,
-both labelled ``NAME``:
+python-pkcs11 (the ``pkcs11`` extra). An identity ``NAME`` is two EC key pairs of its suite
+(p256 or p384) generated on the token, both labelled ``NAME``, both private keys sensitive and
+not extractable, so neither ever leaves the token:
 
-* the signing key (``CKA_ID`` :data:`SIGNING_KEY_ID`), generated on the token as sensitive and
-  not extractable: it never leaves the token. Messages are signed there with ``CKM_ECDSA`` over
-  the suite's hash (SHA-256 for p256, SHA-384 for p384), whose ``r || s`` output is already the
+* the signing key (``CKA_ID`` :data:`SIGNING_KEY_ID`) signs with ``CKM_ECDSA`` over the suite's
+  hash (SHA-256 for p256, SHA-384 for p384); that mechanism's ``r || s`` output is already the
   envelope's signature encoding (``docs/spec/envelope-v1.md`` section 2);
-* the encryption key (``CKA_ID`` :data:`ENCRYPTION_KEY_ID`), generated on the token as a
-  private object (readable only after login) that may be read out: the identity unwraps content
-  keys in this process with the same HPKE decapsulator a key file's identity uses. The token
-  keeps it under the PIN as a key file keeps its keys under a passphrase.
+* the encryption key (``CKA_ID`` :data:`ENCRYPTION_KEY_ID`) does the DH of HPKE's DHKEM on the
+  token (``CKM_ECDH1_DERIVE``); the rest of HPKE base mode (the key schedule and the AEAD) runs
+  in this process (:func:`letterlock._crypto.hpke_open_after_dh`), on the DH output of one
+  message's ephemeral key, which is all that leaves the token.
 
 The PIN comes through the :data:`~letterlock.keystore.base.Secret` callable, asked when the
 store first logs in. PKCS#11 logs in a whole process at once: the store keeps one logged-in
-session, and every identity it loads signs through it until :meth:`Pkcs11KeyStore.close`. A
-second store on the same token in the same process is refused while the first is open (its PIN
-could not be checked). Token errors leave as :class:`~letterlock.errors.KeyStoreError`; a
-failure while logging in is raised with no traceback or context that holds the PIN.
+session, and every identity it loads uses it until :meth:`Pkcs11KeyStore.close`. A second store
+on the same token in the same process is refused while the first is open (its PIN could not be
+checked). Token errors leave as :class:`~letterlock.errors.KeyStoreError`; a failure while
+logging in is raised with no traceback or context that holds the PIN.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import threading
 from typing import Any, Final, NoReturn
 
 import pkcs11
-from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
+from pkcs11 import KDF, Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11.exceptions import (
     NoSuchKey,
     NoSuchToken,
@@ -39,7 +39,7 @@ from pkcs11.exceptions import (
     PKCS11Error,
     UserAlreadyLoggedIn,
 )
-from pkcs11.types import SignMixin
+from pkcs11.types import DeriveMixin, SignMixin
 
 from letterlock import _crypto
 from letterlock._edges import ExceptionMapping, map_exceptions
@@ -70,6 +70,13 @@ def _token_error(exc: Exception) -> LetterlockError:
     return KeyStoreError(f"token error: {_describe(exc)}")
 
 
+#: Private keys stay on the token, readable by nobody: sensitive, never extractable.
+_PRIVATE_TEMPLATE: Final = {
+    Attribute.TOKEN: True,
+    Attribute.PRIVATE: True,
+    Attribute.SENSITIVE: True,
+    Attribute.EXTRACTABLE: False,
+}
 _TOKEN_ERRORS: Final[ExceptionMapping] = {PKCS11Error: _token_error}
 _LOGIN_ERRORS: Final = {
     PinIncorrect: "wrong PIN for token {token!r}",
@@ -137,8 +144,56 @@ class _TokenSigner:
         raise TypeError("a token key cannot be pickled")
 
 
+class _TokenDecapsulator:
+    """HPKE base-mode unwrap whose DH runs on the token (a
+    :class:`~letterlock.core.keys.Decapsulator`); the receiver's key never leaves it."""
+
+    __slots__ = ("_kem_public", "_key", "_store", "suite")
+
+    def __init__(
+        self, store: Pkcs11KeyStore, suite: Suite, key: DeriveMixin, kem_public: bytes
+    ) -> None:
+        self.suite = suite
+        self._store = store
+        self._key = key
+        self._kem_public = kem_public
+
+    def unwrap(self, wrapped: bytes, info: bytes) -> bytes | None:
+        """The content key, or None; ``enc`` must be an uncompressed point on the curve (spec
+        section 3.3), checked here before the token sees it."""
+        size = self.suite.sizes.kem_public
+        enc, ciphertext = bytes(wrapped[:size]), bytes(wrapped[size:])
+        if not _crypto.ec_point_is_valid(self.suite, enc):
+            return None
+        return _crypto.hpke_open_after_dh(
+            self.suite, self._dh(enc), enc=enc, kem_public=self._kem_public,
+            ciphertext=ciphertext, info=info,
+        )  # fmt: skip
+
+    def _dh(self, point: bytes) -> bytes:
+        """ECDH of the token's key with ``point`` (the x-coordinate, as DHKEM's DH is)."""
+        with self._store._lock, map_exceptions(_TOKEN_ERRORS):
+            self._store._session_or_raise()
+            secret = self._key.derive_key(
+                KeyType.GENERIC_SECRET, 8 * self.suite.sizes.kem_private,
+                mechanism=Mechanism.ECDH1_DERIVE, mechanism_param=(KDF.NULL, None, point),
+                template={Attribute.TOKEN: False, Attribute.SENSITIVE: False,
+                          Attribute.EXTRACTABLE: True},
+            )  # fmt: skip
+            try:
+                return bytes(secret[Attribute.VALUE])
+            finally:
+                secret.destroy()
+
+    def __repr__(self) -> str:
+        return f"<token decapsulator {self.suite.label}>"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a token key cannot be pickled")
+
+
 class Pkcs11KeyStore:
-    """The identities on one PKCS#11 token: p256 and p384, signing keys that never leave it.
+    """The identities on one PKCS#11 token: p256 and p384, private keys that never leave it.
 
     ``module`` is the token's PKCS#11 library (:data:`SOFTHSM2_MODULE` for SoftHSM2), ``token``
     its label. Use it as a context manager, or call :meth:`close`: identities it loaded stop
@@ -269,12 +324,11 @@ class Pkcs11KeyStore:
                 params.generate_keypair(
                     id=SIGNING_KEY_ID, label=name, store=True,
                     capabilities=MechanismFlag.SIGN | MechanismFlag.VERIFY,
-                    private_template=_private_template(readable=False),
+                    private_template=_PRIVATE_TEMPLATE,
                 )  # fmt: skip
                 params.generate_keypair(
                     id=ENCRYPTION_KEY_ID, label=name, store=True,
-                    capabilities=MechanismFlag.DERIVE,
-                    private_template=_private_template(readable=True),
+                    capabilities=MechanismFlag.DERIVE, private_template=_PRIVATE_TEMPLATE,
                 )  # fmt: skip
                 return self._identity(session, name)
 
@@ -291,25 +345,17 @@ class Pkcs11KeyStore:
         suite = _SUITE_OF_PARAMS.get(bytes(sig_public[Attribute.EC_PARAMS]))
         if suite is None:
             raise KeyStoreError(f"{name!r} on the token is not a p256 or p384 key")
-        kem_private = key(ObjectClass.PRIVATE_KEY, ENCRYPTION_KEY_ID)
+        kem_public = key(ObjectClass.PUBLIC_KEY, ENCRYPTION_KEY_ID)
+        if bytes(kem_public[Attribute.EC_PARAMS]) != _EC_PARAMS[suite]:
+            raise KeyStoreError(f"{name!r} on the token is damaged: its keys' curves differ")
         try:
-            decapsulator, kem_point = _crypto.load_kem_private(
-                suite, bytes(kem_private[Attribute.VALUE]).rjust(suite.sizes.kem_private, b"\0")
-            )
             sig_point = _ec_point(bytes(sig_public[Attribute.EC_POINT]), suite)
+            kem_point = _ec_point(bytes(kem_public[Attribute.EC_POINT]), suite)
             public = PublicIdentity(_join_identity(PUBLIC_MAGIC, suite, sig_point, kem_point))
-        except ValueError as exc:  # ParseError too
+        except ParseError as exc:
             raise KeyStoreError(f"{name!r} on the token is damaged: {exc}") from None
         signer = _TokenSigner(self, suite, key(ObjectClass.PRIVATE_KEY, SIGNING_KEY_ID))
+        decapsulator = _TokenDecapsulator(
+            self, suite, key(ObjectClass.PRIVATE_KEY, ENCRYPTION_KEY_ID), kem_point
+        )
         return Identity(public, signer=signer, decapsulator=decapsulator)
-
-
-def _private_template(*, readable: bool) -> dict[Attribute, Any]:
-    """A private key object kept on the token, readable only after login; the signing key
-    (not ``readable``) is sensitive and not extractable, so its value never leaves."""
-    return {
-        Attribute.TOKEN: True,
-        Attribute.PRIVATE: True,
-        Attribute.SENSITIVE: not readable,
-        Attribute.EXTRACTABLE: readable,
-    }
