@@ -15,6 +15,7 @@ import pickle
 import subprocess
 import traceback
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -37,10 +38,12 @@ from pkcs11.exceptions import AttributeSensitive  # noqa: E402
 
 from letterlock.keystore.pkcs11 import (  # noqa: E402
     ENCRYPTION_KEY_ID,
+    PIN_ENV,
     SIGNING_KEY_ID,
     SOFTHSM2_MODULE,
     Pkcs11KeyStore,
     _TokenDecapsulator,
+    pin,
 )
 
 PIN = "4721-token-pin"
@@ -359,3 +362,25 @@ def test_the_token_never_sees_an_enc_that_is_not_an_uncompressed_curve_point(
     for bad in (hybrid, off_curve, good[:40]):
         assert not ec_point_is_valid(Suite.P256, bad[:65])
         assert identity.unwrap(bad, b"info") is None
+
+
+def test_pin_reads_a_file_then_the_environment(
+    store: Pkcs11KeyStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PIN_ENV, WRONG_PIN)
+    pin_file = tmp_path / "pin"
+    pin_file.write_bytes(PIN.encode() + b"\r\nsecond line\n")
+    assert pin(pin_file)() == PIN.encode()  # the file wins over the environment
+    assert pin()() == WRONG_PIN.encode()
+    monkeypatch.setenv(PIN_ENV, PIN)
+    assert store.create("from-env", Suite.P256, pin()).suite is Suite.P256
+    with pytest.raises(KeyStoreError, match="cannot read the PIN file"):
+        pin(tmp_path / "missing")()
+
+
+def test_concurrent_signing_shares_the_one_session(store: Pkcs11KeyStore) -> None:
+    identity = store.create("threads", Suite.P256, _pin)
+    messages = [i.to_bytes(4, "big") for i in range(64)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        signatures = list(pool.map(identity.sign, messages))
+    assert all(map(identity.public.verify, signatures, messages))

@@ -14,17 +14,22 @@ not extractable, so neither ever leaves the token:
   message's ephemeral key, which is all that leaves the token.
 
 The PIN comes through the :data:`~letterlock.keystore.base.Secret` callable, asked when the
-store first logs in. PKCS#11 logs in a whole process at once: the store keeps one logged-in
-session, and every identity it loads uses it until :meth:`Pkcs11KeyStore.close`. A second store
-on the same token in the same process is refused while the first is open (its PIN could not be
-checked). Token errors leave as :class:`~letterlock.errors.KeyStoreError`; a failure while
-logging in is raised with no traceback or context that holds the PIN.
+store first logs in; :func:`pin` makes one that reads a file, :data:`PIN_ENV` or the terminal,
+as the CLI gets a key file's passphrase. PKCS#11 logs in a whole process at once: the store
+keeps one logged-in session, and every identity it loads uses it until
+:meth:`Pkcs11KeyStore.close`. A second store on the same token in the same process is refused
+while the first is open (its PIN could not be checked). Token errors leave as
+:class:`~letterlock.errors.KeyStoreError`; a failure while logging in is raised with no
+traceback or context that holds the PIN. Identities may sign and unwrap from several threads
+(python-pkcs11 serialises operations on the one session).
 """
 
 from __future__ import annotations
 
+import getpass
 import os
 import threading
+from pathlib import Path
 from typing import Any, Final, NoReturn
 
 import pkcs11
@@ -49,7 +54,14 @@ from letterlock.errors import KeyStoreError, LetterlockError, ParseError, UsageE
 from letterlock.keystore.base import Secret
 from letterlock.trust.pins import check_name
 
-__all__ = ["ENCRYPTION_KEY_ID", "SIGNING_KEY_ID", "SOFTHSM2_MODULE", "Pkcs11KeyStore"]
+__all__ = [
+    "ENCRYPTION_KEY_ID",
+    "PIN_ENV",
+    "SIGNING_KEY_ID",
+    "SOFTHSM2_MODULE",
+    "Pkcs11KeyStore",
+    "pin",
+]
 
 #: Where Debian's ``softhsm2`` package installs its PKCS#11 module.
 SOFTHSM2_MODULE: Final = "/usr/lib/softhsm/libsofthsm2.so"
@@ -57,6 +69,11 @@ SOFTHSM2_MODULE: Final = "/usr/lib/softhsm/libsofthsm2.so"
 SIGNING_KEY_ID: Final = b"letterlock-sign"
 #: ``CKA_ID`` of an identity's encryption key pair.
 ENCRYPTION_KEY_ID: Final = b"letterlock-encrypt"
+
+#: The environment variable :func:`pin` reads (visible to the same user in /proc/PID/environ;
+#: prefer a file only the service can read).
+PIN_ENV: Final = "LETTERLOCK_PIN"
+_MAX_PIN_FILE: Final = 4096
 
 #: DER of the named-curve OIDs that ``CKA_EC_PARAMS`` holds (RFC 5480 section 2.1.1.1).
 _EC_PARAMS: Final = {
@@ -94,6 +111,28 @@ def _describe(exc: BaseException) -> str:
     """A token error as ``Name: text`` (python-pkcs11 often raises with an empty message)."""
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def pin(file: str | os.PathLike[str] | None = None, *, prompt: str = "Token PIN: ") -> Secret:
+    """A :data:`~letterlock.keystore.base.Secret` for the token PIN, read when the store asks:
+    the first line of ``file`` if given, else :data:`PIN_ENV` if set, else the terminal."""
+
+    def read() -> bytes:
+        if file is not None:
+            try:
+                with open(file, "rb") as opened:
+                    return opened.read(_MAX_PIN_FILE).split(b"\n", 1)[0].removesuffix(b"\r")
+            except OSError as exc:
+                raise KeyStoreError(
+                    f"cannot read the PIN file {os.fspath(file)}: {exc.strerror}"
+                ) from None
+        if PIN_ENV in os.environ:
+            return os.fsencode(os.environ[PIN_ENV])
+        if not Path("/dev/tty").exists():
+            raise UsageError(f"no PIN: no terminal to ask on; set {PIN_ENV} or give a PIN file")
+        return getpass.getpass(prompt).encode("utf-8")
+
+    return read
 
 
 def _pin_text(raw: object) -> str | None:
