@@ -384,3 +384,25 @@ def test_concurrent_signing_shares_the_one_session(store: Pkcs11KeyStore) -> Non
     with ThreadPoolExecutor(max_workers=4) as pool:
         signatures = list(pool.map(identity.sign, messages))
     assert all(map(identity.public.verify, signatures, messages))
+
+
+@pytest.mark.parametrize("readable", [SIGNING_KEY_ID, ENCRYPTION_KEY_ID], ids=bytes.decode)
+def test_an_identity_whose_private_key_can_be_read_out_is_refused(
+    store: Pkcs11KeyStore, readable: bytes
+) -> None:
+    """Made by another tool with an extractable key: letterlock does not use it."""
+    name = f"exportable-{readable.decode()}"
+    session = store._logged_in(_pin)
+    params = session.create_domain_parameters(
+        KeyType.EC, {Attribute.EC_PARAMS: bytes.fromhex("06082a8648ce3d030107")}, local=True
+    )
+    for key_id in (SIGNING_KEY_ID, ENCRYPTION_KEY_ID):
+        exportable = key_id == readable
+        params.generate_keypair(
+            id=key_id, label=name, store=True,
+            private_template={Attribute.TOKEN: True, Attribute.PRIVATE: True,
+                              Attribute.SENSITIVE: not exportable,
+                              Attribute.EXTRACTABLE: exportable},
+        )  # fmt: skip
+    with pytest.raises(KeyStoreError, match="can be read out"):
+        store.load(name, _pin)

@@ -340,7 +340,8 @@ class Pkcs11KeyStore:
                     session.close()
 
     def load(self, name: str, secret: Secret) -> Identity:
-        """The identity ``name``: its signer is the token; KeyStoreError if it cannot be."""
+        """The identity ``name``, signing and unwrapping on the token; KeyStoreError if it
+        cannot be, or if one of its private keys could be read out of the token."""
         check_name(name, "identity name")
         with self._lock:
             session = self._logged_in(secret)
@@ -393,8 +394,14 @@ class Pkcs11KeyStore:
             public = PublicIdentity(_join_identity(PUBLIC_MAGIC, suite, sig_point, kem_point))
         except ParseError as exc:
             raise KeyStoreError(f"{name!r} on the token is damaged: {exc}") from None
-        signer = _TokenSigner(self, suite, key(ObjectClass.PRIVATE_KEY, SIGNING_KEY_ID))
-        decapsulator = _TokenDecapsulator(
-            self, suite, key(ObjectClass.PRIVATE_KEY, ENCRYPTION_KEY_ID), kem_point
-        )
+        sig_private = key(ObjectClass.PRIVATE_KEY, SIGNING_KEY_ID)
+        kem_private = key(ObjectClass.PRIVATE_KEY, ENCRYPTION_KEY_ID)
+        for private in (sig_private, kem_private):
+            if private[Attribute.EXTRACTABLE] or not private[Attribute.SENSITIVE]:
+                raise KeyStoreError(
+                    f"{name!r} on the token has a private key that can be read out; letterlock "
+                    "uses only keys that never leave the token (sensitive, not extractable)"
+                )
+        signer = _TokenSigner(self, suite, sig_private)
+        decapsulator = _TokenDecapsulator(self, suite, kem_private, kem_point)
         return Identity(public, signer=signer, decapsulator=decapsulator)
