@@ -15,7 +15,6 @@ import subprocess
 import traceback
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -29,10 +28,7 @@ from letterlock._crypto import ec_point_is_valid
 
 if not services.in_ci():  # in CI the extra is installed (tasks.py), and its absence fails
     pytest.importorskip("pkcs11", reason="pip install 'letterlock[pkcs11]'")
-from cryptography.hazmat.primitives.ciphers.aead import (
-    AESGCM,
-    ChaCha20Poly1305,
-)
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from pkcs11 import Attribute, KeyType, ObjectClass
 from pkcs11.exceptions import AttributeSensitive
 
@@ -51,12 +47,6 @@ SO_PIN = "so-pin-0815"
 WRONG_PIN = "9999-not-the-pin"
 TOKENS = ("ll-main", "ll-wrong-pin", "ll-second")
 NOW = 1_800_000_000
-
-
-@dataclass(frozen=True)
-class Token:
-    module: str
-    label: str
 
 
 def _pin() -> bytes:
@@ -227,13 +217,8 @@ def test_names_lists_identities_without_a_pin(softhsm: str, store: Pkcs11KeyStor
     names = store.names()
     assert names == sorted(names)
     assert {"alpha", "zulu"} <= set(names)
-
-    def no_pin() -> bytes:
-        raise AssertionError("names() must not ask for the PIN")
-
-    with Pkcs11KeyStore(softhsm, "ll-main") as other:  # not logged in: public objects only
+    with Pkcs11KeyStore(softhsm, "ll-main") as other:  # never logged in: public objects only
         assert other.names() == names
-        del no_pin
 
 
 def test_create_never_replaces_and_refuses_other_suites(store: Pkcs11KeyStore) -> None:
