@@ -28,6 +28,7 @@ from letterlock._crypto import ec_point_is_valid
 
 if not services.in_ci():  # in CI the extra is installed (tasks.py), and its absence fails
     pytest.importorskip("pkcs11", reason="pip install 'letterlock[pkcs11]'")
+import pkcs11
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from pkcs11 import Attribute, KeyType, ObjectClass
 from pkcs11.exceptions import AttributeSensitive
@@ -392,3 +393,20 @@ def test_an_identity_whose_private_key_can_be_read_out_is_refused(
         )  # fmt: skip
     with pytest.raises(KeyStoreError, match="can be read out"):
         store.load(name, _pin)
+
+
+def test_a_token_error_while_signing_or_unwrapping_is_a_keystore_error(
+    store: Pkcs11KeyStore,
+) -> None:
+    identity = store.create("destroyed", Suite.P256, _pin)
+    wrapped = identity.public.wrap(bytes(32), b"info")
+    session = store._session_or_raise()
+    for key_id in (SIGNING_KEY_ID, ENCRYPTION_KEY_ID):
+        session.get_key(
+            object_class=ObjectClass.PRIVATE_KEY, label="destroyed", id=key_id
+        ).destroy()
+    with pytest.raises(KeyStoreError, match=r"^token error: ") as caught:
+        identity.sign(b"m")
+    assert isinstance(caught.value.__cause__, pkcs11.exceptions.PKCS11Error)
+    with pytest.raises(KeyStoreError, match=r"^token error: "):
+        identity.unwrap(wrapped, b"info")
