@@ -50,12 +50,12 @@ from letterlock.cli.strict import (
 )
 from letterlock.keystore import decrypt_identity, encrypt_identity, save_identity
 from letterlock.keystore.file import MAX_FILE_SIZE
-
-if TYPE_CHECKING:
-    from letterlock.keystore.pkcs11 import Pkcs11KeyStore
 from letterlock.stores.sqlite import SQLiteReplayStore
 from letterlock.trust import FirstKnown, OwnIdentities
 from letterlock.trust.pins import check_name, valid_name
+
+if TYPE_CHECKING:
+    from letterlock.keystore.pkcs11 import Pkcs11KeyStore
 
 if sys.platform == "win32":
     import msvcrt
