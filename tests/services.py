@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
 from dataclasses import dataclass
 from typing import Final
 
 import pytest
 
-__all__ = ["SERVICES", "Service", "in_ci", "require", "unique"]
+__all__ = ["SERVICES", "Service", "in_ci", "require", "require_binary", "unique"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,18 @@ def require(name: str) -> Service:
     )
     if in_ci():
         pytest.fail(f"{message} (CI=true: broker tests must run)", pytrace=False)
+    pytest.skip(message)
+
+
+def require_binary(path: str, package: str) -> str:
+    """The program or library at ``path`` (a command name or an absolute path), or fail (CI) /
+    skip (elsewhere) with the Debian package that installs it, as :func:`require` does."""
+    found = shutil.which(path) if os.sep not in path else (path if os.path.exists(path) else None)
+    if found is not None:
+        return found
+    message = f"{path} is missing; install it with: apt-get install {package}"
+    if in_ci():
+        pytest.fail(f"{message} (CI=true: its tests must run)", pytrace=False)
     pytest.skip(message)
 
 

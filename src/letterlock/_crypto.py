@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import struct
 from collections.abc import Callable
 from typing import Final, NoReturn
 
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, hpke, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, mlkem, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
 
 from letterlock._suites import Suite
 
@@ -38,9 +39,13 @@ __all__ = [
     "Verifier",
     "argon2id",
     "digest",
+    "ec_point_is_valid",
     "generate_private",
     "hash_function",
     "hkdf",
+    "hpke_key_schedule",
+    "hpke_open_after_dh",
+    "load_kem_private",
     "load_private",
     "load_public",
     "pq_public",
@@ -48,6 +53,7 @@ __all__ = [
     "random_bytes",
     "sealed_box_decrypt",
     "sealed_box_encrypt",
+    "signature_from_token",
     "spki_identity",
 ]
 
@@ -253,6 +259,20 @@ class PqSigner(_Secret):
         return self._mldsa.sign(message, MLDSA_CONTEXT) + self._ecdsa.sign(message)
 
 
+def signature_from_token(suite: Suite, raw: bytes) -> bytes:
+    """Section 2's ``r || s`` of a signature a PKCS#11 token made with ``CKM_ECDSA``.
+
+    PKCS#11 ("ECDSA without hashing") defines its output as ``r || s``, each as long
+    as the curve order: letterlock's encoding already, so the conversion is a check of its
+    length and of r and s not being zero. ValueError for anything else (a token that answers
+    in DER, or a broken one), rather than a signature no receiver would verify.
+    """
+    n = _SCALAR[suite]
+    if len(raw) != 2 * n or _der_of(raw, n) is None:
+        raise ValueError(f"the token returned {len(raw)} bytes, not an ECDSA r || s of {2 * n}")
+    return bytes(raw)
+
+
 def _rs_of(der: bytes, n: int) -> bytes:
     """The fixed-length ``r || s`` of the DER signature OpenSSL just made (section 2).
 
@@ -393,6 +413,84 @@ class Decapsulator(_Secret):
             return None
 
 
+# --------------------------------------------------------------------------- HPKE around a token
+#
+# A token that keeps the encryption key does the one private-key step of HPKE, the DH of DHKEM
+# (PKCS#11 ``CKM_ECDH1_DERIVE``); the rest of RFC 9180 base mode is here: ExtractAndExpand
+# (section 4.1), the key schedule (5.1) and the AEAD open of sequence number 0 (5.2), as
+# pyca's HPKE does it for in-process keys. ``tests/test_keystore_pkcs11.py`` checks it against
+# the RFC 9180 test vectors (``cryptography_vectors/HPKE/test-vectors.json``).
+
+#: kem_id -> (hash of its HKDF, Nsecret); kdf_id -> hash; aead_id -> Nk (Nn is 12 for all).
+_HPKE_KEMS: Final = {0x0010: (hashes.SHA256(), 32), 0x0011: (hashes.SHA384(), 48)}
+_HPKE_KDFS: Final = {0x0001: hashes.SHA256(), 0x0002: hashes.SHA384(), 0x0003: hashes.SHA512()}
+_HPKE_AEADS: Final = {0x0001: 16, 0x0002: 32, 0x0003: 32}
+_HPKE_IDS: Final = {Suite.P256: (0x0010, 0x0001, 0x0001), Suite.P384: (0x0011, 0x0002, 0x0002)}
+_HPKE_NN: Final = 12
+
+
+def _labeled_extract(
+    algorithm: hashes.HashAlgorithm, suite_id: bytes, salt: bytes, label: bytes, ikm: bytes
+) -> bytes:
+    return HKDF.extract(algorithm, salt or None, b"HPKE-v1" + suite_id + label + ikm)
+
+
+def _labeled_expand(
+    algorithm: hashes.HashAlgorithm, suite_id: bytes, prk: bytes, label: bytes, info: bytes,
+    *, length: int,
+) -> bytes:  # fmt: skip
+    labeled = struct.pack(">H", length) + b"HPKE-v1" + suite_id + label + info
+    return HKDFExpand(algorithm, length, labeled).derive(prk)
+
+
+def hpke_key_schedule(
+    ids: tuple[int, int, int], dh: bytes, enc: bytes, kem_public: bytes, info: bytes
+) -> tuple[bytes, bytes, bytes]:
+    """(shared_secret, key, base_nonce) of RFC 9180 base mode for ``ids`` (kem_id, kdf_id,
+    aead_id), from the DHKEM's DH output ``dh``, the sender's ``enc`` and the receiver's
+    public key. KeyError for ids other than DHKEM(P-256 | P-384) and the AES-GCM/ChaCha AEADs.
+    """
+    kem_id, kdf_id, aead_id = ids
+    kem_hash, n_secret = _HPKE_KEMS[kem_id]
+    kdf_hash, n_key = _HPKE_KDFS[kdf_id], _HPKE_AEADS[aead_id]
+    kem_suite = b"KEM" + struct.pack(">H", kem_id)
+    eae_prk = _labeled_extract(kem_hash, kem_suite, b"", b"eae_prk", dh)
+    shared = _labeled_expand(
+        kem_hash, kem_suite, eae_prk, b"shared_secret", enc + kem_public, length=n_secret
+    )
+    suite_id = b"HPKE" + struct.pack(">HHH", kem_id, kdf_id, aead_id)
+    psk_id_hash = _labeled_extract(kdf_hash, suite_id, b"", b"psk_id_hash", b"")
+    info_hash = _labeled_extract(kdf_hash, suite_id, b"", b"info_hash", info)
+    context = b"\x00" + psk_id_hash + info_hash  # mode_base
+    secret = _labeled_extract(kdf_hash, suite_id, shared, b"secret", b"")
+    key = _labeled_expand(kdf_hash, suite_id, secret, b"key", context, length=n_key)
+    nonce = _labeled_expand(kdf_hash, suite_id, secret, b"base_nonce", context, length=_HPKE_NN)
+    return shared, key, nonce
+
+
+def ec_point_is_valid(suite: Suite, point: bytes) -> bool:
+    """True if ``point`` is an uncompressed point on the suite's curve (p256, p384)."""
+    if len(point) != suite.sizes.kem_public or point[:1] != b"\x04":
+        return False
+    try:
+        ec.EllipticCurvePublicKey.from_encoded_point(_CURVE[suite], point)
+    except ValueError:
+        return False
+    return True
+
+
+def hpke_open_after_dh(
+    suite: Suite, dh: bytes, *, enc: bytes, kem_public: bytes, ciphertext: bytes, info: bytes
+) -> bytes | None:
+    """What :class:`Decapsulator` unwraps (single-shot open, empty aad), given the DH output
+    of the receiver's key and ``enc`` made elsewhere (a token); None if the AEAD refuses."""
+    _, key, base_nonce = hpke_key_schedule(_HPKE_IDS[suite], dh, enc, kem_public, info)
+    try:
+        return AESGCM(key).decrypt(base_nonce, ciphertext, b"")
+    except InvalidTag:
+        return None
+
+
 # --------------------------------------------------------------------------- key encodings
 
 
@@ -470,6 +568,18 @@ def load_private(
         _ec_point(sig_key.public_key()),
         _ec_point(kem_key.public_key()),
     )
+
+
+def load_kem_private(suite: Suite, kem_private: bytes) -> tuple[Decapsulator, bytes]:
+    """The decapsulator of a p256 or p384 encryption key and its public point (uncompressed).
+
+    For a store that keeps the encryption key apart from the signing key (a PKCS#11 token, whose
+    signing key never leaves it). Raises ValueError when the bytes are not a key of ``suite``.
+    """
+    if suite not in (Suite.P256, Suite.P384) or len(kem_private) != suite.sizes.kem_private:
+        raise ValueError(f"not a {suite} encryption private key")
+    key = _ec_private(kem_private, _CURVE[suite])
+    return Decapsulator(suite, key), _ec_point(key.public_key())
 
 
 def _curve25519_coordinate(encoded: bytes, *, sign_bit: bool) -> int:

@@ -3,6 +3,8 @@
 Layout (directories 0700, private files 0600)::
 
     HOME/identities/NAME.key   encrypted private identity (docs/spec/keyfile-v1.md)
+    HOME/identities/NAME.token or, for an identity on a PKCS#11 token, which module and token
+                               hold its keys (JSON: {"module": PATH, "token": LABEL})
     HOME/identities/NAME.pub   its public identity, one text line
     HOME/known_senders         pinned senders (letterlock.Pins text, like ssh's known_hosts)
     HOME/replay.sqlite         ids of opened messages (letterlock.stores.sqlite)
@@ -19,13 +21,14 @@ refused, never used.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from letterlock import (
     Identity,
@@ -50,6 +53,9 @@ from letterlock.keystore.file import MAX_FILE_SIZE
 from letterlock.stores.sqlite import SQLiteReplayStore
 from letterlock.trust import FirstKnown, OwnIdentities
 from letterlock.trust.pins import check_name, valid_name
+
+if TYPE_CHECKING:
+    from letterlock.keystore.pkcs11 import Pkcs11KeyStore
 
 if sys.platform == "win32":
     import msvcrt
@@ -163,10 +169,18 @@ class Home:
     def pub_path(self, name: str) -> Path:
         return self.identities / f"{check_identity_name(name)}.pub"
 
+    def token_path(self, name: str) -> Path:
+        return self.identities / f"{check_identity_name(name)}.token"
+
     def names(self) -> list[str]:
         if not self._identities_exist():
             return []
-        names = (n.removesuffix(".key") for n in os.listdir(self.identities) if n.endswith(".key"))
+        names = {
+            n.removesuffix(suffix)
+            for n in os.listdir(self.identities)
+            for suffix in (".key", ".token")
+            if n.endswith(suffix)
+        }
         return sorted(n for n in names if valid_name(n))
 
     def public(self, name: str) -> PublicIdentity:
@@ -233,9 +247,45 @@ class Home:
                 ) from None
         return identity
 
+    def create_on_token(
+        self, name: str, suite: Suite, get_pin: Callable[[], bytes], *, module: str, token: str
+    ) -> Identity:
+        """Make identity ``name`` with its keys generated on a PKCS#11 token: NAME.pub, then
+        NAME.token (which module and token hold it), whose name completes the identity."""
+        self._refuse_taken(name)
+        identity = _token_store(module, token).create(name, suite, get_pin)
+        reference = json.dumps({"module": module, "token": token}) + "\n"
+        with self.locked():
+            self._refuse_taken(name)
+            self._make(self.identities)
+            self._write_public(name, identity.public)
+            try:
+                write_private_file(self.token_path(name), reference.encode(), overwrite=False)
+            except FileExistsError:
+                raise UsageError(
+                    f"identity {name!r} already exists; refusing to overwrite"
+                ) from None
+        return identity
+
+    def token_of(self, name: str) -> tuple[str, str] | None:
+        """(module, token label) of an identity on a PKCS#11 token; None for a key file's."""
+        path = self.token_path(name)
+        data = read_checked(path, limit=_MAX_PUBLIC_FILE)
+        if data is None:
+            return None
+        try:
+            reference = json.loads(data)
+            module, token = reference["module"], reference["token"]
+        except (ValueError, TypeError, KeyError):
+            raise DamagedIdentity(name, f"{path.name} does not name a module and token") from None
+        if not (isinstance(module, str) and isinstance(token, str)):
+            raise DamagedIdentity(name, f"{path.name} does not name a module and token")
+        return module, token
+
     def rebuild_public(self, name: str, get_passphrase: Callable[[], bytes]) -> PublicIdentity:
-        """Rewrite a missing or damaged NAME.pub from NAME.key (which needs the passphrase)."""
-        public = self._decrypt(name, get_passphrase).public
+        """Rewrite a missing or damaged NAME.pub from NAME.key (which needs the passphrase) or
+        from the token (which needs its PIN)."""
+        public = self._unlock(name, get_passphrase).public
         with self.locked():
             self._write_public(name, public)
         return public
@@ -245,23 +295,30 @@ class Home:
         write_private_file(self.pub_path(name), line.encode(), overwrite=True, mode=0o644)
 
     def _refuse_taken(self, name: str) -> None:
-        key_path = self.key_path(name)
-        if key_path.exists():
-            raise UsageError(
-                f"identity {name!r} already exists ({key_path}); refusing to overwrite"
-            )
+        for path in (self.key_path(name), self.token_path(name)):
+            if path.exists():
+                raise UsageError(
+                    f"identity {name!r} already exists ({path}); refusing to overwrite"
+                )
         if name in self._pin_names():
             raise UsageError(f"a pinned sender is already called {name!r}; choose another name")
 
     def load(self, name: str, get_passphrase: Callable[[], bytes]) -> Identity:
-        """Decrypt own identity ``name``; it must be private to this user and match NAME.pub."""
+        """Unlock own identity ``name`` (decrypt its key file, or log in to its token with
+        ``get_passphrase`` as the PIN); it must match NAME.pub."""
         public = self.public(name)
-        identity = self._decrypt(name, get_passphrase)
+        identity = self._unlock(name, get_passphrase)
         if identity.public != public:
-            raise KeyStoreError(
-                f"{self.key_path(name)} and {self.pub_path(name)} hold different keys"
-            )
+            where = self.token_path(name) if self.token_of(name) else self.key_path(name)
+            raise KeyStoreError(f"{where} and {self.pub_path(name)} hold different keys")
         return identity
+
+    def _unlock(self, name: str, get_secret: Callable[[], bytes]) -> Identity:
+        on_token = self.token_of(name)
+        if on_token is None:
+            return self._decrypt(name, get_secret)
+        module, token = on_token
+        return _token_store(module, token).load(name, get_secret)
 
     def _decrypt(self, name: str, get_passphrase: Callable[[], bytes]) -> Identity:
         path = self.key_path(name)
@@ -355,6 +412,17 @@ class Home:
         self._make(self.listen_dir)
         check_file(path)  # a new one is made by the store (mode 0600)
         return SQLiteReplayStore(path)
+
+
+def _token_store(module: str, token: str) -> Pkcs11KeyStore:
+    """The PKCS#11 store of ``token``; python-pkcs11 is imported only when a token is used."""
+    try:
+        from letterlock.keystore.pkcs11 import Pkcs11KeyStore  # noqa: PLC0415 - optional
+    except ImportError:
+        raise UsageError(
+            "identities on PKCS#11 tokens need python-pkcs11: pip install 'letterlock[pkcs11]'"
+        ) from None
+    return Pkcs11KeyStore(module, token)
 
 
 def _lock_exclusively(fd: int) -> None:

@@ -14,6 +14,8 @@ from letterlock.trust.pins import check_name
 
 __all__ = ["id_group", "trust_group"]
 
+#: Debian's SoftHSM2 module (as letterlock.keystore.pkcs11, which needs the pkcs11 extra).
+SOFTHSM2_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 _SUITE_HELP = (
     "Algorithms of the identity. x25519 (the default): Ed25519 signatures and X25519 key "
     "agreement, fast, small keys, constant-time by design. p256/p384: NIST curves for FIPS "
@@ -41,11 +43,41 @@ def id_group() -> None:
     show_default=True,
     help=_SUITE_HELP,
 )
+@click.option(
+    "--token",
+    metavar="LABEL",
+    default=None,
+    help="Generate the keys on the PKCS#11 token LABEL instead of a key file (p256 or p384; "
+    "they never leave the token). Its PIN is read as a passphrase is: --passphrase-file, "
+    "LETTERLOCK_PASSPHRASE, or the terminal.",
+)
+@click.option(
+    "--module",
+    metavar="PATH",
+    default=SOFTHSM2_MODULE,
+    show_default=True,
+    help="The token's PKCS#11 library (with --token).",
+)
 @passphrase_file_option
 @pass_home
-def id_new(home: Home, name: str, suite: str, passphrase_file: str | None) -> None:
+def id_new(
+    home: Home, name: str, suite: str, *, token: str | None, module: str,
+    passphrase_file: str | None,
+) -> None:  # fmt: skip
     """Create identity NAME and print its fingerprint. Never overwrites an existing one."""
     check_identity_name(name)
+    if token is not None:
+        identity = home.create_on_token(
+            name,
+            Suite.from_label(suite),
+            lambda: passphrase(passphrase_file, prompt=f"PIN of token {token!r}: "),
+            module=module,
+            token=token,
+        )
+        click.echo(identity.public.fingerprint_text)
+        note(f"created {suite} identity {name!r} on token {token!r} ({home.token_path(name)})")
+        note(f"give others your public key: letterlock id export {name}")
+        return
     identity = home.create(
         name,
         Suite.from_label(suite),
@@ -111,6 +143,10 @@ def id_passwd(
     home: Home, name: str, passphrase_file: str | None, new_passphrase_file: str | None
 ) -> None:
     """Re-encrypt identity NAME under a new passphrase (fresh salt, default KDF cost)."""
+    if home.token_of(name) is not None:
+        raise UsageError(
+            f"identity {name!r} is on a PKCS#11 token; change the token's PIN with its own tools"
+        )
     identity = home.load(
         name, lambda: passphrase(passphrase_file, prompt=f"Current passphrase for {name!r}: ")
     )

@@ -1,5 +1,6 @@
 """Where private keys live: the :class:`KeyStore` seam; encrypted key files
-(``docs/spec/keyfile-v1.md``) today, PKCS#11 tokens next."""
+(``docs/spec/keyfile-v1.md``) here, PKCS#11 tokens in :mod:`letterlock.keystore.pkcs11` (not
+imported here: it needs the ``pkcs11`` extra)."""
 
 from letterlock.keystore.base import KeyStore, Secret
 from letterlock.keystore.file import (

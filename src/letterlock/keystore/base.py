@@ -2,9 +2,10 @@
 
 A :class:`KeyStore` hands out :class:`~letterlock.core.keys.Identity` objects by name. What an
 identity is made of depends on the store: the file store decrypts a key file and holds the keys
-in memory (:class:`~letterlock.core.keys.PrivateKeys`); a PKCS#11 store (``keystore/pkcs11.py``,
-next) returns identities whose :class:`~letterlock.core.keys.Signer` and
-:class:`~letterlock.core.keys.Decapsulator` call into the token, whose keys never leave it. The
+in memory (:class:`~letterlock.core.keys.PrivateKeys`); the PKCS#11 store
+(:class:`letterlock.keystore.pkcs11.Pkcs11KeyStore`, the ``pkcs11`` extra) returns identities
+whose :class:`~letterlock.core.keys.Signer` and :class:`~letterlock.core.keys.Decapsulator` call
+into the token, whose keys never leave it. The
 secret a store asks for (a passphrase, a token PIN) comes through a callable, asked only when
 needed (a wrong one raises :class:`~letterlock.errors.KeyStoreError`, and a caller may ask again).
 
