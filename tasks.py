@@ -113,6 +113,7 @@ def main(argv: list[str]) -> None:
     elif task == "vectors":
         run(BIN / "python", "tools/make_vectors.py", "vectors")
         run(BIN / "python", "tools/make_credential_vectors.py", "vectors")
+        run(BIN / "python", "tools/make_root_vectors.py", "vectors/root")
     elif task == "fuzz":
         fuzz(int(argv[1]) if len(argv) > 1 else 20_000)
 

@@ -1,4 +1,4 @@
-"""The root-of-trust vectors (``vectors-root/``, docs/spec/root.md section 6) against letterlock."""
+"""The root-of-trust vectors (``vectors/root/``, docs/spec/root.md section 6) against letterlock."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from letterlock.trust.root import MetadataRefused, TrustedRoot
 from letterlock.trust.status import Freshness, Status, accept_status
 
 ROOT = Path(__file__).resolve().parents[1]
-FILES = sorted((ROOT / "vectors-root").glob("*.json"))
+FILES = sorted((ROOT / "vectors" / "root").glob("*.json"))
 
 
 def _bytes(document: dict[str, Any]) -> bytes:

@@ -39,7 +39,7 @@ ROOT = Path(__file__).parents[1]
 VECTORS = ROOT / "vectors"
 GENERATOR = ROOT / "tools" / "make_vectors.py"
 SUITES = tuple(s.label for s in Suite)
-#: The envelope vectors: one folder per suite (``credentials/`` holds another format).
+#: The envelope vectors: one folder per suite (``credentials/`` and ``root/`` hold other formats).
 FILES = sorted(path for suite in SUITES for path in (VECTORS / suite).glob("*.json"))
 #: Reasons a receiver alone decides on an otherwise valid envelope: relaxing the receiver must
 #: turn such a vector into a success, or it failed at more than one step.

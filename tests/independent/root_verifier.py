@@ -6,7 +6,7 @@ Written from ``docs/spec/root.md``. Rules for this module:
 - it imports only the Python standard library and ``cryptography`` (pyca);
 - where the specification is silent, it refuses.
 
-:func:`run_vector` applies a vector of ``vectors-root/`` and returns what it decided, in the shape
+:func:`run_vector` applies a vector of ``vectors/root/`` and returns what it decided, in the shape
 of the vector's ``expect`` field, with the decision of each check.
 """
 

@@ -1,4 +1,4 @@
-"""Every committed root-of-trust vector (``vectors-root/``) through the independent verifier.
+"""Every committed root-of-trust vector (``vectors/root/``) through the independent verifier.
 
 ``tests/independent/root_verifier.py`` was written from ``docs/spec/root.md`` alone and imports
 neither ``letterlock`` nor python-tuf; ``tests/test_root_vectors.py`` runs the same files through
@@ -15,7 +15,7 @@ import pytest
 
 from .root_verifier import canonical, run_vector
 
-FILES = sorted((Path(__file__).parents[2] / "vectors-root").glob("*.json"))
+FILES = sorted((Path(__file__).parents[2] / "vectors" / "root").glob("*.json"))
 
 
 @pytest.mark.parametrize("path", FILES, ids=[path.stem for path in FILES])
