@@ -34,6 +34,7 @@ from letterlock.trust import (
     overlaps,
     parse_policy,
 )
+from letterlock.trust.check import admit_pattern
 
 START, END = NOW - 3600, NOW + 3600
 
@@ -293,6 +294,67 @@ def test_judge_pattern_needs_cover_and_every_overlapping_rule() -> None:
     half = Rules(source(), [ORDERS]).judge_pattern(_verified(billing()), p("*.#"))
     assert half.uncovered
     assert not half.accepted
+
+
+def _narrow() -> tuple[Authorities, Identity]:
+    """acme -> payments (orders.#) -> ll://acme/payments/eu, which may publish orders.eu.# only."""
+    root, payments, _, _, _, _, _, sender = keys()
+    acme = Anchor(
+        name="acme", identity=root.public, namespace=Namespace.parse("ll://acme/"), max_depth=2
+    )
+    credentials = [
+        _credential(root, payments, Kind.AUTHORITY, "payments",
+                    _scope("ll://acme/payments/", ("orders.#",))),
+        _credential(payments, sender, Kind.PRINCIPAL, "ll://acme/payments/eu",
+                    _scope("ll://acme/payments/", ("orders.eu.#",))),
+    ]  # fmt: skip
+    return Authorities([acme], credentials), sender
+
+
+def test_admit_pattern_uses_the_chains_scope_for_every_topic() -> None:
+    """A listen pattern is within a chain only if every link covers it: orders.eu.* is,
+    orders.* is not (orders.us would be refused), though the pattern's text 'orders.*' is
+    no topic the scope refuses as a literal."""
+    authorities, sender = _narrow()
+    p = ScopePattern.parse
+    assert isinstance(
+        admit_pattern(authorities, sender.public, p("orders.eu.*"), now=NOW), VerifiedSender
+    )
+    refusal = refused(admit_pattern(authorities, sender.public, p("orders.*"), now=NOW))
+    assert refusal.detail.startswith("topic_outside_scope (link 1)")  # the leaf credential
+    everyone = Rules(FirstKnown(authorities), [rule("all", "#")])
+    assert isinstance(
+        admit_pattern(everyone, sender.public, p("orders.eu.#"), now=NOW), VerifiedSender
+    )
+    assert isinstance(admit_pattern(everyone, sender.public, p("#"), now=NOW), Refusal)
+    exact = admit_pattern(everyone, sender.public, p("orders.eu.x"), now=NOW)
+    assert isinstance(exact, VerifiedSender)
+    assert exact.rule == "all"
+
+
+def test_admit_pattern_through_rules_and_pins() -> None:
+    policy = Rules(source(), [ORDERS, AUDIT])
+    p = ScopePattern.parse
+    verified = admit_pattern(policy, billing().public, p("orders.*"), now=NOW)
+    assert isinstance(verified, VerifiedSender)
+    assert verified.rule == "orders"
+    assert "rule audit" in refused(admit_pattern(policy, billing().public, p("#"), now=NOW)).detail
+    pinned = Rules(source(), [rule("pins", "#", via=frozenset({Via.PIN}))])
+    assert isinstance(admit_pattern(pinned, peer().public, p("a.#"), now=NOW), VerifiedSender)
+    unknown = admit_pattern(pinned, keys()[7].public, p("a.#"), now=NOW)
+    assert refused(unknown).reason is Reason.UNKNOWN_SENDER
+
+
+def test_admit_pattern_refuses_to_guess_for_other_policies() -> None:
+    class TopicByTopic:
+        def lookup(self, key_id: bytes) -> None:
+            return None
+
+        def admit(self, sender: object, context: object) -> Refusal:
+            return Refusal()
+
+    with pytest.raises(UsageError, match="single topics only"):
+        admit_pattern(TopicByTopic(), peer().public, ScopePattern.parse("a.#"), now=NOW)
 
 
 def test_overlaps() -> None:

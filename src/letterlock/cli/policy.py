@@ -2,9 +2,8 @@
 
 It asks the home's own trust policy (pins, own identities and ``policy.toml``: exactly what
 ``open`` and ``listen`` use) the question a message would, at the current time, without a
-message. A pattern (``orders.#``) is answered for every topic it matches: the pins and own
-identities are asked once (they admit a key on every topic), and the rules with
-:meth:`letterlock.trust.Rules.judge_pattern`.
+message. A pattern (``orders.#``) is answered for every topic it matches
+(:func:`letterlock.trust.check.admit_pattern`).
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 
 import click
 
-from letterlock import PublicIdentity, Rejected, TrustContext, UsageError, VerifiedSender
+from letterlock import PublicIdentity, Rejected, UsageError, VerifiedSender
 from letterlock.cli.home import Home, check_identity_name
 from letterlock.cli.options import example, pass_home
 from letterlock.cli.render import note, safe
@@ -25,6 +24,7 @@ from letterlock.cli.streams import read_input
 from letterlock.core.topics import Dialect
 from letterlock.core.trust import Refusal, TrustPolicy
 from letterlock.trust import Rules, ScopePattern
+from letterlock.trust.check import admit_pattern
 
 __all__ = ["trust_check_command"]
 
@@ -67,33 +67,7 @@ def _key_id(fingerprint: str) -> bytes:
 
 
 def _answer(policy: TrustPolicy, sender: PublicIdentity, pattern: ScopePattern) -> _Answer:
-    now = int(time.time())
-    if pattern.is_exact or not isinstance(policy, Rules):
-        return _admitted(policy, sender, str(pattern), now)
-    found = _admitted(policy.source, sender, str(pattern), now)
-    if found.sender is None:
-        return found
-    verdict = policy.judge_pattern(found.sender, pattern)
-    if not verdict.accepted:
-        where = "" if verdict.refused_by is None else f"rule {verdict.refused_by}: "
-        return _Answer(
-            accepted=False,
-            sender=found.sender,
-            reason="untrusted",
-            detail=where + verdict.why,
-            governing=verdict.governing,
-        )
-    return _Answer(
-        accepted=True, sender=found.sender, reason=None, detail="", governing=verdict.governing
-    )
-
-
-def _admitted(policy: TrustPolicy, sender: PublicIdentity, topic: str, now: int) -> _Answer:
-    context = TrustContext(
-        topic=topic, suite=sender.suite, content_type=None, headers={}, created=now, now=now
-    )
-    known = policy.lookup(sender.fingerprint)
-    if known is None or known != sender:
+    if policy.lookup(sender.fingerprint) != sender:
         return _Answer(
             accepted=False,
             sender=None,
@@ -101,7 +75,7 @@ def _admitted(policy: TrustPolicy, sender: PublicIdentity, topic: str, now: int)
             detail="no pin or identity has this key",
             governing=(),
         )
-    verified = policy.admit(sender, context)
+    verified = admit_pattern(policy, sender, pattern, now=int(time.time()))
     if isinstance(verified, Refusal):
         return _Answer(
             accepted=False,
