@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -465,3 +466,42 @@ def test_the_policy_file_is_strict(text: str, message: str) -> None:
     with pytest.raises(ParseError) as caught:
         parse_policy(text)
     assert message in str(caught.value)
+
+
+def test_the_documented_example_is_a_valid_policy() -> None:
+    """docs/policy.md's example parses, and means what its comments say."""
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "policy.md").read_text()
+    example = docs.split("```toml\n", 1)[1].split("```", 1)[0]
+    rules = parse_policy(example)
+    assert [r.name for r in rules] == ["orders", "audit", "refunds", "health"]
+    policy = Rules(source(), rules)
+    assert isinstance(admit(policy, billing(), "orders.eu"), VerifiedSender)
+    assert "rule refunds" in refused(admit(policy, billing(), "orders.refunds.x")).detail
+    assert isinstance(admit(policy, auditor(), "audit.login"), VerifiedSender)
+    assert "rule health" in refused(admit(policy, peer(), "health/db")).detail  # not 'monitor'
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rules=st.lists(RULES, max_size=4, unique_by=lambda r: r.name),
+    pattern=PATTERN,
+    topic=TOPIC,
+    who=st.sampled_from((3, 4, 5)),
+)
+def test_a_pattern_accepted_accepts_each_of_its_topics(
+    rules: list[Rule], pattern: str, topic: str, who: int
+) -> None:
+    """judge_pattern is sound: accepted for a pattern means accepted for every topic in it."""
+    policy = Rules(source(), rules)
+    sender = _verified(keys()[who])
+    parsed = ScopePattern.parse(pattern)
+    if parsed.matches(topic) and policy.judge_pattern(sender, parsed).accepted:
+        assert policy.judge(sender, topic).accepted
+
+
+@settings(max_examples=300, deadline=None)
+@given(first=PATTERN, second=PATTERN, topic=TOPIC)
+def test_patterns_that_do_not_overlap_share_no_topic(first: str, second: str, topic: str) -> None:
+    a, b = ScopePattern.parse(first), ScopePattern.parse(second)
+    if a.matches(topic) and b.matches(topic):
+        assert overlaps(a, b)
