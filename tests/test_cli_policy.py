@@ -155,6 +155,8 @@ def test_open_applies_the_policy_file(homes: Homes) -> None:
         homes.bob, "open", "--topic", "orders.eu", stdin=seal(homes, topic="orders.eu")
     )
     assert allowed.code == 0, allowed
+    assert "rule" in allowed.stderr
+    assert "orders" in allowed.stderr.split("rule", 1)[1].splitlines()[0]  # which rule admitted
     refused = letterlock(
         homes.bob, "open", "--topic", "payroll", stdin=seal(homes, topic="payroll")
     )
