@@ -35,6 +35,7 @@ from letterlock.trust import (
     overlaps,
     parse_policy,
 )
+from letterlock.trust import rules as rules_module
 from letterlock.trust.check import admit_pattern
 
 START, END = NOW - 3600, NOW + 3600
@@ -505,3 +506,13 @@ def test_patterns_that_do_not_overlap_share_no_topic(first: str, second: str, to
     a, b = ScopePattern.parse(first), ScopePattern.parse(second)
     if a.matches(topic) and b.matches(topic):
         assert overlaps(a, b)
+
+
+def test_decisions_are_remembered_within_a_bound() -> None:
+    policy = Rules(source(), [ORDERS])
+    first = admit(policy, billing(), "orders.eu")
+    assert admit(policy, billing(), "orders.eu") is first  # remembered, not decided again
+    for index in range(rules_module.MAX_MEMO + 10):  # topics are the sender's claim
+        admit(policy, billing(), f"orders.{index}")
+    assert len(policy._decided) <= rules_module.MAX_MEMO
+    assert admit(policy, billing(), "orders.eu") == first

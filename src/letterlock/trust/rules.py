@@ -39,7 +39,11 @@ from letterlock.errors import ParseError, UsageError
 from letterlock.trust.pins import check_name
 from letterlock.trust.scope import ScopePattern, covers, overlaps
 
-__all__ = ["PrincipalPattern", "Rule", "Rules", "Verdict"]
+__all__ = ["MAX_MEMO", "PrincipalPattern", "Rule", "Rules", "Verdict"]
+
+#: The most decisions a :class:`Rules` remembers (then it starts again empty): the topic is
+#: the sender's claim, so what it fills must be bounded.
+MAX_MEMO: Final = 4096
 
 _ONE: Final = "/*"
 _ANY: Final = "/**"
@@ -157,10 +161,13 @@ class Rules:
     """A :class:`~letterlock.core.trust.TrustPolicy`: ``source`` says who, ``rules`` say what.
 
     ``Rules(source, rules)``; the rules are a snapshot, in order (order only affects which
-    failing rule a refusal names). Rule names are unique.
+    failing rule a refusal names). Rule names are unique. A decision is a function of the
+    snapshot, the verified sender and the topic, so it is remembered (at most
+    :data:`MAX_MEMO`): a sender seen before on a topic costs a dictionary look-up, not a match
+    against every rule.
     """
 
-    __slots__ = ("_rules", "_source")
+    __slots__ = ("_decided", "_rules", "_source")
 
     def __init__(self, source: TrustPolicy, rules: Iterable[Rule]) -> None:
         self._source = source
@@ -169,6 +176,7 @@ class Rules:
         duplicate = next((name for name in names if names.count(name) > 1), None)
         if duplicate is not None:
             raise UsageError(f"two rules are named {duplicate!r}")
+        self._decided: dict[tuple[VerifiedSender, str], VerifiedSender | Refusal] = {}
 
     @property
     def rules(self) -> tuple[Rule, ...]:
@@ -217,7 +225,16 @@ class Rules:
         verified = self._source.admit(sender, context)
         if isinstance(verified, Refusal):
             return verified
-        verdict = self.judge(verified, context.topic)
+        key = (verified, context.topic)
+        decided = self._decided.get(key)
+        if decided is None:
+            if len(self._decided) >= MAX_MEMO:
+                self._decided.clear()
+            decided = self._decided[key] = self._decide(verified, context.topic)
+        return decided
+
+    def _decide(self, verified: VerifiedSender, topic: str) -> VerifiedSender | Refusal:
+        verdict = self.judge(verified, topic)
         if not verdict.accepted:
             where = "" if verdict.refused_by is None else f"rule {verdict.refused_by}: "
             return Refusal(detail=f"{where}{verdict.why}")
