@@ -122,6 +122,15 @@ def test_check_by_fingerprint_and_an_unknown_sender(homes: Homes, tmp_path: Path
     unknown = _check(homes, str(stranger), "orders.eu")
     assert unknown.code == 1
     assert "unknown_sender" in unknown.text
+    fingerprint = Identity.generate(Suite.X25519).public.fingerprint_text
+    by_unknown_fingerprint = letterlock(
+        homes.bob, "trust", "check", "--as", "bob", "--topic", "orders.eu",
+        "--fingerprint", fingerprint,
+    )  # fmt: skip
+    assert by_unknown_fingerprint.code == 1
+    assert by_unknown_fingerprint.text == (
+        f"refused: {fingerprint} on 'orders.eu': unknown_sender (no pin or identity has this key)\n"
+    )
 
 
 def test_check_usage_errors(homes: Homes, tmp_path: Path) -> None:

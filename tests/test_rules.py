@@ -446,6 +446,7 @@ def test_the_policy_file_builds_rules() -> None:
         (EXAMPLE + "\n[extra]\nx = 1\n", "line 16: unknown key 'extra'"),
         (EXAMPLE.replace("version = 1", "version = 2"), "line 1: the policy file starts"),
         (EXAMPLE.replace("version = 1", ""), "version = 1"),
+        (EXAMPLE.replace("version = 1", "version = true"), "line 1: the policy file starts"),
         (EXAMPLE.replace('roles = ["order-writer"]', 'roles = "order-writer"'), "line 6: 'roles'"),
         (
             EXAMPLE.replace('roles = ["order-writer"]', "roles = []"),

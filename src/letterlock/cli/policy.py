@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import click
 
-from letterlock import PublicIdentity, Rejected, UsageError, VerifiedSender
+from letterlock import PublicIdentity, Rejected, UsageError, VerifiedSender, format_fingerprint
 from letterlock.cli.home import Home, check_identity_name
 from letterlock.cli.options import example, pass_home
 from letterlock.cli.render import note, safe
@@ -66,15 +66,18 @@ def _key_id(fingerprint: str) -> bytes:
     return key_id
 
 
+_UNKNOWN = _Answer(
+    accepted=False,
+    sender=None,
+    reason="unknown_sender",
+    detail="no pin or identity has this key",
+    governing=(),
+)
+
+
 def _answer(policy: TrustPolicy, sender: PublicIdentity, pattern: ScopePattern) -> _Answer:
     if policy.lookup(sender.fingerprint) != sender:
-        return _Answer(
-            accepted=False,
-            sender=None,
-            reason="unknown_sender",
-            detail="no pin or identity has this key",
-            governing=(),
-        )
+        return _UNKNOWN
     verified = admit_pattern(policy, sender, pattern, now=int(time.time()))
     if isinstance(verified, Refusal):
         return _Answer(
@@ -115,13 +118,9 @@ def _as_json(answer: _Answer, topic: str, receiver: str, policy_file: str | None
     )
 
 
-def _as_text(answer: _Answer, key: PublicIdentity, topic: str, policy_file: str | None) -> str:
+def _as_text(answer: _Answer, key: str, topic: str, policy_file: str | None) -> str:
     sender = answer.sender
-    who = (
-        f" {key.fingerprint_text}"
-        if sender is None
-        else (f" {sender.name} ({sender.fingerprint}, {sender.via})")
-    )
+    who = f" {key}" if sender is None else (f" {sender.name} ({sender.fingerprint}, {sender.via})")
     if answer.accepted:
         why = (
             f"by rule {', '.join(answer.governing)}"
@@ -177,18 +176,18 @@ def trust_check_command(
     home.public(name)  # the receiving identity must exist
     pattern = ScopePattern.parse(topic, Dialect(dialect))
     policy = home.trust(home.own_publics(warn=note))
+    sender = None
     if sender_file is not None:
         sender = _sender_from_file(sender_file)
+        key = sender.fingerprint_text
     else:
         assert fingerprint is not None
-        found = policy.lookup(_key_id(fingerprint))
-        if found is None:
-            raise UsageError(f"no pinned sender or own identity has the key {fingerprint[:80]}")
-        sender = found
-    answer = _answer(policy, sender, pattern)
+        key_id = _key_id(fingerprint)
+        sender, key = policy.lookup(key_id), format_fingerprint(key_id)
+    answer = _UNKNOWN if sender is None else _answer(policy, sender, pattern)
     policy_file = str(home.policy_file) if isinstance(policy, Rules) else None
     if as_json:
         click.echo(_as_json(answer, topic, name, policy_file))
     else:
-        click.echo(safe(_as_text(answer, sender, topic, policy_file)))
+        click.echo(safe(_as_text(answer, key, topic, policy_file)))
     return 0 if answer.accepted else 1

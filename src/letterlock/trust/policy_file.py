@@ -84,7 +84,8 @@ def parse_policy(text: str) -> tuple[Rule, ...]:
     for key in document:
         if key not in _TOP_KEYS:
             raise _fail(lines, None, key, f"unknown key {key!r} (expected version, [[rule]])")
-    if document.get("version") != VERSION:
+    version = document.get("version")
+    if type(version) is not int or version != VERSION:  # not bool: True == 1
         raise _fail(lines, None, "version", f"the policy file starts with version = {VERSION}")
     tables = document.get("rule", [])
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
