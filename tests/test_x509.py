@@ -526,6 +526,7 @@ def test_open_admits_an_x509_sender_and_refuses_outside_its_scope(
     opened = letterlock.open(sealed, identity=bob, trust=trust, replay=ReplayWindow(), now=now)
     assert opened.payload == b"hi"
     assert opened.sender.name == PRINCIPAL
+    assert opened.sender.principal == PRINCIPAL  # for policy rules on principals
     assert opened.sender.via is Via.X509
     assert opened.sender.key_id == keys.public.fingerprint
     wide = letterlock.seal(b"hi", sender=keys.identity(), recipients=[bob.public],

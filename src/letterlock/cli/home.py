@@ -7,6 +7,8 @@ Layout (directories 0700, private files 0600)::
                                hold its keys (JSON: {"module": PATH, "token": LABEL})
     HOME/identities/NAME.pub   its public identity, one text line
     HOME/known_senders         pinned senders (letterlock.Pins text, like ssh's known_hosts)
+    HOME/policy.toml           optional policy rules over them (docs/policy.md): when present,
+                               deny by default: only topics a rule covers are accepted
     HOME/replay.sqlite         ids of opened messages (letterlock.stores.sqlite)
     HOME/listen/NAME.sqlite    ids of messages ``listen --as NAME`` handled, and the claims of
                                its running listeners (one per identity: see listener_store)
@@ -48,10 +50,11 @@ from letterlock.cli.strict import (
     open_private,
     read_checked,
 )
+from letterlock.core.trust import TrustPolicy
 from letterlock.keystore import decrypt_identity, encrypt_identity, save_identity
 from letterlock.keystore.file import MAX_FILE_SIZE
 from letterlock.stores.sqlite import SQLiteReplayStore
-from letterlock.trust import FirstKnown, OwnIdentities
+from letterlock.trust import FirstKnown, OwnIdentities, Rule, Rules, parse_policy
 from letterlock.trust.pins import check_name, valid_name
 
 if TYPE_CHECKING:
@@ -117,6 +120,7 @@ class Home:
         self.root = root
         self.identities = root / "identities"
         self.known_senders = root / "known_senders"
+        self.policy_file = root / "policy.toml"
         self.replay_db = root / "replay.sqlite"
         self.listen_dir = root / "listen"
         self.lock_path = root / ".lock"
@@ -362,9 +366,24 @@ class Home:
                 data = (_KNOWN_SENDERS_HEADER + pins.to_text()).encode("utf-8")
                 write_private_file(self.known_senders, data, overwrite=True)
 
-    def trust(self, own: dict[str, PublicIdentity]) -> FirstKnown:
-        """The home's trust policy: its pins, and ``own`` (from :meth:`own_publics`) as self."""
-        return FirstKnown(self.pins(), OwnIdentities(own))
+    def trust(self, own: dict[str, PublicIdentity]) -> TrustPolicy:
+        """The home's trust policy: its pins, and ``own`` (from :meth:`own_publics`) as self,
+        under the rules of ``policy.toml`` if the home has one."""
+        senders = FirstKnown(self.pins(), OwnIdentities(own))
+        rules = self.rules()
+        return senders if rules is None else Rules(senders, rules)
+
+    def rules(self) -> tuple[Rule, ...] | None:
+        """The rules of ``policy.toml``, or None if the home has none (then pins decide alone)."""
+        if not self._exists_safely():
+            return None
+        data = read_checked(self.policy_file, limit=_MAX_KNOWN_SENDERS)
+        if data is None:
+            return None
+        try:
+            return parse_policy(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise UsageError(f"{self.policy_file}: {exc}") from None
 
     def resolve_recipient(self, name: str) -> PublicIdentity:
         """A recipient by name: a pinned sender first, then one of the home's own identities."""

@@ -32,6 +32,7 @@ from letterlock.cli.keys import id_group, trust_group
 from letterlock.cli.messages import inspect_command, open_command, seal_command
 from letterlock.cli.options import example
 from letterlock.cli.passphrase import ENV_VAR
+from letterlock.cli.policy import trust_check_command
 from letterlock.cli.render import safe, stdout_console
 
 __all__ = ["cli", "main", "run"]
@@ -83,6 +84,7 @@ cli.add_command(inspect_command)
 cli.add_command(send_command)
 cli.add_command(listen_command)
 cli.add_command(dlq_group)
+trust_group.add_command(trust_check_command)
 
 
 @cli.command(

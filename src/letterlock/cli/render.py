@@ -125,6 +125,7 @@ def opened_fields(opened: Opened) -> Rows:
         ("signed by", sender.name),
         ("fingerprint", sender.fingerprint),
         ("via", sender.via),
+        *([("rule", sender.rule)] if sender.rule is not None else []),
         ("suite", opened.suite.label),
         ("topic", opened.topic),
         ("message id", opened.message_id.hex()),

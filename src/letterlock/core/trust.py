@@ -85,7 +85,10 @@ class VerifiedSender:
     ``ll://acme/svc/billing`` with certificates); ``via`` says how trust was established.
     Senders certified by an authority also carry their ``principal``, the ``authorities`` of
     the chain (the receiver's anchor first) and the ``roles`` the chain grants them (the
-    intersection along it); other senders leave the defaults.
+    intersection along it); other senders leave the defaults. ``rule`` names the receiver's
+    policy rules that admitted the message (:class:`letterlock.trust.Rules`: every rule
+    governing its topic, comma-separated), None where no rule layer decided. ``via`` is the
+    trust mode.
     """
 
     name: str
@@ -96,6 +99,7 @@ class VerifiedSender:
     principal: str | None = None
     authorities: tuple[str, ...] = ()
     roles: frozenset[str] = frozenset()
+    rule: str | None = None
 
     def __str__(self) -> str:
         return f"{self.name} ({self.fingerprint}, {self.via})"

@@ -2,7 +2,8 @@
 
 Pins (a known-senders file) and :class:`Authorities` (scoped credentials chained to an
 :class:`Anchor`, ``docs/spec/credentials.md``); a threshold-signed root, revocation snapshots and
-X.509 will be further policies here, combined with :class:`FirstKnown`.
+X.509 will be further policies here, combined with :class:`FirstKnown`. :class:`Rules` puts
+policy rules over any of them (deny by default; ``docs/policy.md``).
 """
 
 from letterlock.trust.authorities import Authorities
@@ -20,7 +21,9 @@ from letterlock.trust.credentials import (
     verify_chain,
 )
 from letterlock.trust.pins import Pin, Pins
-from letterlock.trust.scope import ScopePattern, covers
+from letterlock.trust.policy_file import parse_policy
+from letterlock.trust.rules import PrincipalPattern, Rule, Rules, Verdict
+from letterlock.trust.scope import ScopePattern, covers, overlaps
 
 __all__ = [
     "Anchor",
@@ -33,11 +36,17 @@ __all__ = [
     "OwnIdentities",
     "Pin",
     "Pins",
+    "PrincipalPattern",
+    "Rule",
+    "Rules",
     "Scope",
     "ScopePattern",
+    "Verdict",
     "Why",
     "covers",
     "issue",
+    "overlaps",
     "parse_credentials",
+    "parse_policy",
     "verify_chain",
 ]

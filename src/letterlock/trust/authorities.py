@@ -46,6 +46,7 @@ from letterlock.trust.credentials import (
     Why,
     verify_chain,
 )
+from letterlock.trust.scope import ScopePattern
 
 __all__ = ["MAX_CANDIDATES", "Authorities"]
 
@@ -169,6 +170,33 @@ class Authorities:
             first = first or verdict
         return first or ChainRefusal(why=Why.NO_CHAIN, detail="no credential chain to an anchor")
 
+    def admit_pattern(
+        self, sender: PublicIdentity, pattern: ScopePattern, *, now: int
+    ) -> VerifiedSender | Refusal:
+        """:meth:`admit` for every topic of ``pattern`` at once (``letterlock trust check`` on
+        a listen pattern): the first chain each of whose links covers the whole pattern
+        (:meth:`~letterlock.trust.credentials.Chain.first_link_not_covering`). Not on the open
+        path: covering is exponential in the worst case."""
+        paths = self._paths.get(sender.fingerprint)
+        if paths is None:
+            paths = self._paths[sender.fingerprint] = tuple(self.candidates(sender.fingerprint))
+        first: ChainRefusal | None = None
+        for index, (anchor, path) in enumerate(paths):
+            verdict = self._verified_chain(sender, index, anchor, path, now)
+            if isinstance(verdict, tuple):
+                link = verdict[0].first_link_not_covering(pattern)
+                if link is None:
+                    return verdict[1]
+                verdict = ChainRefusal(
+                    why=Why.TOPIC_OUTSIDE_SCOPE,
+                    link=link - 1 if link else None,
+                    detail=f"{str(pattern)!r} is not within the scope of link {link}",
+                )
+            first = first or verdict
+        return self._refusal(
+            first or ChainRefusal(why=Why.NO_CHAIN, detail="no credential chain to an anchor")
+        )
+
     # TrustPolicy ----------------------------------------------------------------------
 
     def lookup(self, key_id: bytes) -> PublicIdentity | None:
@@ -177,8 +205,10 @@ class Authorities:
 
     def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | Refusal:
         verdict = self._check(sender, context.topic, context.now)
-        if isinstance(verdict, tuple):
-            return verdict[1]
+        return verdict[1] if isinstance(verdict, tuple) else self._refusal(verdict)
+
+    @staticmethod
+    def _refusal(verdict: ChainRefusal) -> Refusal:
         reason = Reason.UNKNOWN_SENDER if verdict.why is Why.NO_CHAIN else Reason.UNTRUSTED
         where = "" if verdict.link is None else f" (link {verdict.link})"
         return Refusal(

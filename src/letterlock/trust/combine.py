@@ -32,6 +32,11 @@ class FirstKnown:
                 return policy, found
         return None
 
+    def deciding(self, key_id: bytes) -> TrustPolicy | None:
+        """The policy that decides for ``key_id`` (the first that knows it), or None."""
+        deciding = self._deciding(key_id)
+        return None if deciding is None else deciding[0]
+
     def lookup(self, key_id: bytes) -> PublicIdentity | None:
         deciding = self._deciding(key_id)
         return None if deciding is None else deciding[1]

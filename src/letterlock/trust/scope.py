@@ -37,7 +37,7 @@ from typing import Final, TypeAlias
 from letterlock.core.topics import Dialect, TopicPattern, Wildcard, parse_pattern
 from letterlock.errors import UsageError
 
-__all__ = ["ANY", "ONE", "ScopePattern", "Slot", "covers"]
+__all__ = ["ANY", "ONE", "ScopePattern", "Slot", "covers", "overlaps"]
 
 
 class Slot(enum.Enum):
@@ -225,3 +225,32 @@ def covers(outer: ScopePattern | Iterable[ScopePattern], inner: ScopePattern) ->
                 seen.add(nxt)
                 todo.append(nxt)
     return True
+
+
+def overlaps(first: ScopePattern, second: ScopePattern) -> bool:
+    """True if some topic matches both patterns (for a policy rule that governs part of a
+    listen pattern). Exact for one separator, by the same automata as :func:`covers`; patterns
+    of different separators are taken to overlap unless one is an exact topic the other does
+    not match: a conservative "yes"."""
+    if first.is_exact or second.is_exact:
+        exact, other = (first, second) if first.is_exact else (second, first)
+        return other.matches(str(exact))
+    if first.separator != second.separator:
+        return True
+    literals = {s for s in (*first.segments, *second.segments) if isinstance(s, str)}
+    alphabet: tuple[object, ...] = (*sorted(literals), None)
+    start = (_closure(first.segments, (0,)), _closure(second.segments, (0,)))
+    seen = {start}
+    todo = [start]
+    while todo:
+        mine, theirs = todo.pop()
+        for word in alphabet:
+            nxt = (_step(first.segments, mine, word), _step(second.segments, theirs, word))
+            if not nxt[0] or not nxt[1]:
+                continue
+            if len(first.segments) in nxt[0] and len(second.segments) in nxt[1]:
+                return True
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return False

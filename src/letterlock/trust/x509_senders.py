@@ -93,6 +93,7 @@ class X509Senders:
             key_id=identity.fingerprint,
             suite=identity.suite,
             via=Via.X509,
+            principal=result.principal,
         )
         self._verified[chain] = (now, result, reported)  # one entry per chain of the snapshot
         return result, reported

@@ -1,0 +1,65 @@
+"""Would a sender be admitted on a topic, or on every topic of a pattern? Pure.
+
+:func:`admit_pattern` answers ``letterlock trust check`` without a message. An exact topic is
+asked exactly as :func:`letterlock.open` asks it (:meth:`TrustPolicy.admit` with that topic).
+A pattern with wildcards is answered for *every* topic it matches, policy by policy:
+
+* :class:`~letterlock.trust.Rules`: the source for the pattern, then
+  :meth:`~letterlock.trust.Rules.judge_pattern` (:func:`~letterlock.trust.scope.covers`);
+* :class:`~letterlock.trust.FirstKnown`: the policy that decides for the key;
+* :class:`~letterlock.trust.Authorities`: a chain whose every link covers the pattern;
+* :class:`~letterlock.trust.Pins` and :class:`~letterlock.trust.OwnIdentities`: they admit a
+  key on every topic or on none, so any topic answers;
+* any other policy (X.509 senders, one of your own) has no such question: UsageError, rather
+  than an answer from one sample topic that might not hold for the others.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from letterlock.core.keys import PublicIdentity
+from letterlock.core.trust import Refusal, TrustContext, TrustPolicy, VerifiedSender
+from letterlock.errors import Reason, UsageError
+from letterlock.trust.authorities import Authorities
+from letterlock.trust.combine import FirstKnown, OwnIdentities
+from letterlock.trust.pins import Pins
+from letterlock.trust.rules import Rules
+from letterlock.trust.scope import ScopePattern
+
+__all__ = ["admit_pattern"]
+
+
+def admit_pattern(
+    policy: TrustPolicy, sender: PublicIdentity, pattern: ScopePattern, *, now: int
+) -> VerifiedSender | Refusal:
+    """What ``policy`` says to ``sender`` publishing on every topic of ``pattern`` at ``now``."""
+    if pattern.is_exact or isinstance(policy, Pins | OwnIdentities):
+        context = TrustContext(
+            topic=str(pattern),
+            suite=sender.suite,
+            content_type=None,
+            headers={},
+            created=now,
+            now=now,
+        )
+        return policy.admit(sender, context)
+    if isinstance(policy, Rules):
+        verified = admit_pattern(policy.source, sender, pattern, now=now)
+        if isinstance(verified, Refusal):
+            return verified
+        verdict = policy.judge_pattern(verified, pattern)
+        if not verdict.accepted:
+            where = "" if verdict.refused_by is None else f"rule {verdict.refused_by}: "
+            return Refusal(detail=where + verdict.why)
+        return dataclasses.replace(verified, rule=",".join(verdict.governing))
+    if isinstance(policy, FirstKnown):
+        deciding = policy.deciding(sender.fingerprint)
+        if deciding is None or policy.lookup(sender.fingerprint) != sender:
+            return Refusal(reason=Reason.UNKNOWN_SENDER, detail="no policy knows this key")
+        return admit_pattern(deciding, sender, pattern, now=now)
+    if isinstance(policy, Authorities):
+        return policy.admit_pattern(sender, pattern, now=now)
+    raise UsageError(
+        f"{type(policy).__name__} answers for single topics only: give a topic, not {pattern}"
+    )
