@@ -532,8 +532,10 @@ def open_envelope(
     :class:`Received`; if the message is refused, at any step, the buffer is left zeroed.
 
     ``topic`` is the receiver's own expectation (step 10): one topic, or :class:`Topics`.
-    With ``record=False`` step 21 only checks that the id is still unrecorded; the caller
-    records it (``replay.record``) once the payload is safely delivered.
+    With ``record=False`` step 21 is the caller's: it records the id (``replay.record``, or a
+    consumer's ``replay.claim``, both atomic) once the payload is safely delivered. Only a
+    hidden sender's id is checked here first (steps 9 and 11 could not see whose it is); a
+    visible sender's was checked at steps 9 and 11, and is not looked up again.
 
     The ciphertext is hashed and decrypted from one snapshot: an envelope passed as anything
     but ``bytes`` (a bytearray, a memoryview of shared memory) is first copied into the
@@ -649,10 +651,12 @@ def _open(  # noqa: PLR0917 - the per-message path passes its arguments position
     # step 21, under the key that verified (never a policy's say-so)
     if record:
         replay.record(sender=signer, message_id=message_id, created=created, now=now)
-    else:
+    elif claimed is None:  # hidden: steps 9 and 11 could not look at this sender's record
         replay.check(
             sender=signer, message_id=message_id, created=created, expires=expires, now=now
         )
+    # visible, not recorded: steps 9 and 11 asked the store this very question (same sender,
+    # id, times); asking again decides nothing, as only the caller's atomic record or claim can
     if cached is None and unwrap_cache is not None:
         unwrap_cache.put(suite, wrapped, commitment, cipher)  # only now: the envelope opened
     payload: bytes | None
