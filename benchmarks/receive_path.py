@@ -73,6 +73,9 @@ ROWS = (
 class _NullBroker:
     """A push broker whose settlements cost nothing: the consumer's own cost, alone."""
 
+    def publish(self, topic: str, body: bytes, *, now: float | None = None) -> object:
+        return None
+
     def settle(
         self, delivery: Delivery, settlement: Settlement, *, now: float | None = None
     ) -> None:

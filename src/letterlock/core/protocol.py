@@ -42,6 +42,7 @@ __all__ = [
     "SealKeywords",
     "SealOptions",
     "WrappedKey",
+    "open_as",
     "open_envelope",
     "seal_envelope",
     "wrap_content_key",
@@ -543,14 +544,14 @@ def open_envelope(
     between the signature check and the decryption.
     """
     if into is None:
-        return _open(
+        return open_as(
             data, identity, trust, replay, now, topic, suites, limits, unwrap_cache,
             labels_cache, None, record,
         )  # fmt: skip
     if into is data:
         raise UsageError("into must be another buffer than the envelope")
     try:
-        return _open(
+        return open_as(
             data, identity, trust, replay, now, topic, suites, limits, unwrap_cache,
             labels_cache, into, record,
         )  # fmt: skip
@@ -559,7 +560,7 @@ def open_envelope(
         raise
 
 
-def _open(  # noqa: PLR0917 - the per-message path passes its arguments positionally
+def open_as(  # noqa: PLR0917 - the per-message path passes its arguments positionally
     data: BytesLike,
     identity: Identity,
     trust: TrustPolicy,
@@ -573,6 +574,9 @@ def _open(  # noqa: PLR0917 - the per-message path passes its arguments position
     into: bytearray | None,
     record: bool,
 ) -> Opened | Received:
+    """:func:`open_envelope`'s arguments, positionally: what a :class:`letterlock.Opener` calls
+    per message (as :func:`seal_as` for a Sealer). A buffer ``into`` is left as it was at a
+    refusal: :func:`open_envelope` zeroes it."""
     labels, message_id, created, expires, header_bytes, ciphertext, signature = parse_parts(
         data, suites=suites, limits=limits, labels=labels_cache
     )  # steps 1-7
