@@ -171,6 +171,51 @@ def test_open_without_recording_leaves_the_record_to_the_caller(
     assert caught.value.reason is Reason.REPLAYED
 
 
+class _CountingStore(letterlock.MemoryReplayStore):
+    """A memory store that counts the lookups an open makes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def floor(self, sender: bytes | None = None) -> int:
+        self.calls.append("floor" if sender is None else "floor(sender)")
+        return super().floor(sender)
+
+    def contains(self, sender: bytes, message_id: bytes) -> bool:
+        self.calls.append("contains")
+        return super().contains(sender, message_id)
+
+
+def test_open_without_recording_asks_the_store_once_per_question(
+    cast: tuple[Identity, Identity, Pins],
+) -> None:
+    """record=False: a visible sender's floor and id are looked up at steps 9 and 11 only (step
+    21 is the caller's atomic record or claim); a hidden sender's, unknown until step 20, are
+    looked up at step 21, so a recorded hidden id is still refused there."""
+    alice, bob, pins = cast
+    for hidden, lookups in [
+        (False, ["floor(sender)", "contains"]),
+        (True, ["floor", "floor(sender)", "contains"]),
+    ]:
+        sealed = letterlock.seal(
+            b"x", sender=alice, recipients=[bob.public], topic="t", now=NOW, hide_sender=hidden
+        )
+        store = _CountingStore()
+        window = ReplayWindow(store)
+        call = partial(
+            letterlock.open,
+            sealed, identity=bob, trust=pins, replay=window, topic="t", now=NOW, record=False,
+        )  # fmt: skip
+        opened = call()
+        assert store.calls == lookups
+        window.record(sender=alice.public.fingerprint, message_id=opened.message_id,
+                      created=opened.created, now=NOW)  # fmt: skip
+        with pytest.raises(Rejected) as caught:
+            call()
+        assert caught.value.reason is Reason.REPLAYED
+
+
 def test_topics_are_the_receivers_patterns(cast: tuple[Identity, Identity, Pins]) -> None:
     """A receiver names the topics it serves (exact or * / # patterns); others are wrong_topic."""
     alice, bob, pins = cast

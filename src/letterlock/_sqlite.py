@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, TypeVar
 
-from letterlock._edges import map_exceptions
+from letterlock._edges import ExceptionMapping, map_exceptions
 from letterlock.errors import LetterlockError, UsageError
 
 __all__ = ["Database", "Schema"]
@@ -107,6 +107,7 @@ class Database:
         self.schema = schema
         self._lock = threading.Lock()
         self._pid = os.getpid()
+        self._mappings: dict[str, ExceptionMapping] = {}  # by ``what``: built once, not per call
         with self.translated("opening"):
             if not _file_or_nothing(self.path, schema.error):
                 _build(self.path, schema)
@@ -125,15 +126,16 @@ class Database:
 
     def translated(self, what: str = "") -> contextlib.AbstractContextManager[None]:
         """Turn ``sqlite3`` and ``OSError`` errors into the schema's error (the one place)."""
-        where = f"{self.schema.name} {self.path}: " + (f"{what} failed: " if what else "")
-        error = self.schema.error
-        return map_exceptions(
-            {
+        mapping = self._mappings.get(what)
+        if mapping is None:  # a store's every call passes through here: build each one once
+            where = f"{self.schema.name} {self.path}: " + (f"{what} failed: " if what else "")
+            error = self.schema.error
+            mapping = self._mappings[what] = {
                 sqlite3.Error: lambda exc: error(f"{where}{exc}"),
                 OSError: lambda exc: error(where + (getattr(exc, "strerror", None) or str(exc))),
                 _Busy: lambda exc: error(str(exc)),  # a set-up race lost until the deadline
             }
-        )
+        return map_exceptions(mapping)
 
     @contextlib.contextmanager
     def read(self, what: str = "") -> Iterator[sqlite3.Connection]:

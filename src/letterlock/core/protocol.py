@@ -42,6 +42,7 @@ __all__ = [
     "SealKeywords",
     "SealOptions",
     "WrappedKey",
+    "open_as",
     "open_envelope",
     "seal_envelope",
     "wrap_content_key",
@@ -532,8 +533,10 @@ def open_envelope(
     :class:`Received`; if the message is refused, at any step, the buffer is left zeroed.
 
     ``topic`` is the receiver's own expectation (step 10): one topic, or :class:`Topics`.
-    With ``record=False`` step 21 only checks that the id is still unrecorded; the caller
-    records it (``replay.record``) once the payload is safely delivered.
+    With ``record=False`` step 21 is the caller's: it records the id (``replay.record``, or a
+    consumer's ``replay.claim``, both atomic) once the payload is safely delivered. Only a
+    hidden sender's id is checked here first (steps 9 and 11 could not see whose it is); a
+    visible sender's was checked at steps 9 and 11, and is not looked up again.
 
     The ciphertext is hashed and decrypted from one snapshot: an envelope passed as anything
     but ``bytes`` (a bytearray, a memoryview of shared memory) is first copied into the
@@ -541,14 +544,14 @@ def open_envelope(
     between the signature check and the decryption.
     """
     if into is None:
-        return _open(
+        return open_as(
             data, identity, trust, replay, now, topic, suites, limits, unwrap_cache,
             labels_cache, None, record,
         )  # fmt: skip
     if into is data:
         raise UsageError("into must be another buffer than the envelope")
     try:
-        return _open(
+        return open_as(
             data, identity, trust, replay, now, topic, suites, limits, unwrap_cache,
             labels_cache, into, record,
         )  # fmt: skip
@@ -557,7 +560,7 @@ def open_envelope(
         raise
 
 
-def _open(  # noqa: PLR0917 - the per-message path passes its arguments positionally
+def open_as(  # noqa: PLR0917 - the per-message path passes its arguments positionally
     data: BytesLike,
     identity: Identity,
     trust: TrustPolicy,
@@ -571,6 +574,9 @@ def _open(  # noqa: PLR0917 - the per-message path passes its arguments position
     into: bytearray | None,
     record: bool,
 ) -> Opened | Received:
+    """:func:`open_envelope`'s arguments, positionally: what a :class:`letterlock.Opener` calls
+    per message (as :func:`seal_as` for a Sealer). A buffer ``into`` is left as it was at a
+    refusal: :func:`open_envelope` zeroes it."""
     labels, message_id, created, expires, header_bytes, ciphertext, signature = parse_parts(
         data, suites=suites, limits=limits, labels=labels_cache
     )  # steps 1-7
@@ -649,10 +655,12 @@ def _open(  # noqa: PLR0917 - the per-message path passes its arguments position
     # step 21, under the key that verified (never a policy's say-so)
     if record:
         replay.record(sender=signer, message_id=message_id, created=created, now=now)
-    else:
+    elif claimed is None:  # hidden: steps 9 and 11 could not look at this sender's record
         replay.check(
             sender=signer, message_id=message_id, created=created, expires=expires, now=now
         )
+    # visible, not recorded: steps 9 and 11 asked the store this very question (same sender,
+    # id, times); asking again decides nothing, as only the caller's atomic record or claim can
     if cached is None and unwrap_cache is not None:
         unwrap_cache.put(suite, wrapped, commitment, cipher)  # only now: the envelope opened
     payload: bytes | None

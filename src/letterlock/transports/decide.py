@@ -54,7 +54,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Final
+from typing import Final, cast
 
 from letterlock.errors import Reason, UsageError
 
@@ -114,6 +114,10 @@ class Outcome(enum.Enum):
     HANDLED = "handled"  #: opened, and the handler returned
     HANDLER_RAISED = "handler_raised"  #: opened, and the handler raised
 
+    # Members are singletons: identity hashing is exact, and C-level instead of Enum's
+    # Python-level hash of the name (each decision looks members up in the table).
+    __hash__ = object.__hash__
+
 
 class OnHandlerError(enum.Enum):
     """How a message whose handler raised is settled (the user's choice)."""
@@ -162,6 +166,10 @@ class Count(enum.Enum):
     LAST = "last"  #: attempts == max_attempts
     OVER = "over"  #: attempts > max_attempts: delivered too often
 
+    # Members are singletons: identity hashing is exact, and C-level instead of Enum's
+    # Python-level hash of the name (each decision looks members up in the table).
+    __hash__ = object.__hash__
+
 
 class Row(enum.Enum):
     """The rows of :data:`TABLE`: an outcome, with refusals split by :data:`SETTLEMENT`."""
@@ -173,6 +181,10 @@ class Row(enum.Enum):
     HANDLER_RAISED_RETRIED = "handler raised, retried"
     REFUSED_RETRIED = "refused, retried"
     REFUSED_OTHER = "refused, other"
+
+    # Members are singletons: identity hashing is exact, and C-level instead of Enum's
+    # Python-level hash of the name (each decision looks members up in the table).
+    __hash__ = object.__hash__
 
 
 _OPEN: Final = None  # not settled yet: open the message
@@ -219,6 +231,9 @@ TABLE: Final[Mapping[tuple[Row, Count], Settlement | None]] = MappingProxyType(
         (Row.REFUSED_OTHER, _O): _REJECTED,
     }
 )
+
+
+_ROW_OF: Final = {outcome: Row[outcome.name] for outcome in Outcome}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -276,13 +291,13 @@ def decide(
     long a busy copy waits before it comes back.
     """
     count = policy.count(attempts)
-    if isinstance(outcome, Reason):
+    if type(outcome) is Reason:  # an enum with members is final; isinstance is slower here
         retried = SETTLEMENT[outcome] is OnRefusal.RETRY
         row = Row.REFUSED_RETRIED if retried else Row.REFUSED_OTHER
     elif outcome is Outcome.HANDLER_RAISED and policy.on_handler_error is OnHandlerError.RETRY:
         row = Row.HANDLER_RAISED_RETRIED
     else:
-        row = Row[outcome.name]
+        row = _ROW_OF[cast(Outcome, outcome)]  # not a Reason: its exact type was checked
     if (outcome is Outcome.BUSY) != (wait is not None):
         raise UsageError("wait is given for a busy copy, and only for one")
     settlement = TABLE[row, count]
