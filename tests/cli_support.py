@@ -111,7 +111,8 @@ def seal(homes: Homes, *extra: str, payload: bytes = PAYLOAD, topic: str = "orde
 
 
 def prepare_homes(root: Path) -> Homes:
-    """Alice's and bob's homes under ``root``, each with the other's exported key pinned."""
+    """Alice's and bob's homes under ``root``, each with the other's exported key pinned (to
+    accept its messages) and added as a contact (to seal to it)."""
     alice_home, bob_home = root / "alice", root / "bob"
     created = {}
     for name, home in (("alice", alice_home), ("bob", bob_home)):
@@ -124,6 +125,8 @@ def prepare_homes(root: Path) -> Homes:
         assert exported.code == 0, exported
         pinned = letterlock(home, "trust", "pin", "-", stdin=exported.stdout)
         assert pinned.code == 0, (owner, pinned)
+        added = letterlock(home, "contact", "add", "-", "--name", peer, stdin=exported.stdout)
+        assert added.code == 0, (owner, added)
     return Homes(
         alice=alice_home,
         bob=bob_home,

@@ -60,13 +60,13 @@ def test_new_identity_never_overwrites(homes: Homes) -> None:
 def test_export_is_the_public_key_line(homes: Homes) -> None:
     result = letterlock(homes.alice, "id", "export", "alice")
     assert result.code == 0
-    assert re.fullmatch(r"letterlock-x25519 [A-Za-z0-9+/=]+ alice\n", result.text)
+    assert re.fullmatch(r"letterlock-x25519 [A-Za-z0-9+/=]+:[0-9a-f]{8} alice\n", result.text)
     assert (homes.alice / "identities" / "alice.pub").read_bytes() == result.stdout
 
 
 def test_pinned_senders_are_listed(homes: Homes) -> None:
     result = letterlock(homes.bob, "trust", "list")
-    assert result.text == f"alice\tx25519\t{homes.alice_fingerprint}\ttrusted\n"
+    assert result.text == f"alice\tx25519\t{homes.alice_fingerprint}\ttrusted\t*\n"
 
 
 def test_a_different_key_under_a_pinned_name_fails_hard(homes: Homes) -> None:
@@ -74,7 +74,7 @@ def test_a_different_key_under_a_pinned_name_fails_hard(homes: Homes) -> None:
     result = letterlock(homes.bob, "trust", "pin", "-", stdin=impostor.encode())
     assert_one_line_error(result, 2, homes.bob_fingerprint, homes.alice_fingerprint)
     listed = letterlock(homes.bob, "trust", "list").text
-    assert listed == f"alice\tx25519\t{homes.alice_fingerprint}\ttrusted\n"
+    assert listed == f"alice\tx25519\t{homes.alice_fingerprint}\ttrusted\t*\n"
 
 
 def test_your_own_name_cannot_be_pinned(homes: Homes) -> None:

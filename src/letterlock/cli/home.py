@@ -9,11 +9,12 @@ Layout (directories 0700, private files 0600)::
     HOME/known_senders         pinned senders (letterlock.Pins text, like ssh's known_hosts)
     HOME/policy.toml           optional policy rules over them (docs/policy.md): when present,
                                deny by default: only topics a rule covers are accepted
+    HOME/contacts              keys one seals to (letterlock.trust.Contacts text), not senders
     HOME/replay.sqlite         ids of opened messages (letterlock.stores.sqlite)
     HOME/listen/NAME.sqlite    ids of messages ``listen --as NAME`` handled, and the claims of
                                its running listeners (one per identity: see listener_store)
     HOME/.lock                 held (flock) by a command that changes known_senders or
-                               identities/, from reading them to the atomic rename
+                               identities/ or contacts, from reading them to the rename
 
 HOME is ``--home``, else ``$LETTERLOCK_HOME``, else ``~/.letterlock``. Reading never creates
 anything; only commands that write create the directories. Every file and directory is checked
@@ -54,7 +55,7 @@ from letterlock.core.trust import TrustPolicy
 from letterlock.keystore import decrypt_identity, encrypt_identity, save_identity
 from letterlock.keystore.file import MAX_FILE_SIZE
 from letterlock.stores.sqlite import SQLiteReplayStore
-from letterlock.trust import FirstKnown, OwnIdentities, Rule, Rules, parse_policy
+from letterlock.trust import Contacts, FirstKnown, OwnIdentities, Rule, Rules, parse_policy
 from letterlock.trust.pins import check_name, valid_name
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ REPLAY_RETENTION: Final = 7 * 24 * 3600
 _NEVER: Final = 2**62  # the window's own pruning, by its max_age, must never run
 _MAX_PUBLIC_FILE: Final = 64 * 1024
 _MAX_KNOWN_SENDERS: Final = 16 * 1024 * 1024
+_CONTACTS_HEADER: Final = "# letterlock contacts: NAME SOURCE letterlock-SUITE KEY:CHECK\n"
 _KNOWN_SENDERS_HEADER: Final = (
     "# letterlock known senders: NAME letterlock-SUITE KEY (@revoked marks refused)\n"
 )
@@ -121,6 +123,7 @@ class Home:
         self.identities = root / "identities"
         self.known_senders = root / "known_senders"
         self.policy_file = root / "policy.toml"
+        self.contacts_path = root / "contacts"
         self.replay_db = root / "replay.sqlite"
         self.listen_dir = root / "listen"
         self.lock_path = root / ".lock"
@@ -199,7 +202,7 @@ class Home:
         if data is None:
             raise DamagedIdentity(name, f"{path.name} is missing")
         try:
-            identity, _ = PublicIdentity.from_text(data.decode("utf-8"))
+            identity, _ = PublicIdentity.from_text(data.decode("utf-8"), allow_unchecked=True)
         except UnicodeDecodeError:
             raise DamagedIdentity(
                 name, f"{path.name} is not a public key line (not text)"
@@ -306,6 +309,8 @@ class Home:
                 )
         if name in self._pin_names():
             raise UsageError(f"a pinned sender is already called {name!r}; choose another name")
+        if name in self.contacts():
+            raise UsageError(f"a contact is already called {name!r}; choose another name")
 
     def load(self, name: str, get_passphrase: Callable[[], bytes]) -> Identity:
         """Unlock own identity ``name`` (decrypt its key file, or log in to its token with
@@ -385,17 +390,57 @@ class Home:
         except (UnicodeDecodeError, ValueError) as exc:
             raise UsageError(f"{self.policy_file}: {exc}") from None
 
-    def resolve_recipient(self, name: str) -> PublicIdentity:
-        """A recipient by name: a pinned sender first, then one of the home's own identities."""
+    # contacts ----------------------------------------------------------------------
+
+    def contacts(self) -> Contacts:
+        if not self._exists_safely():
+            return Contacts()
+        data = read_checked(self.contacts_path, limit=_MAX_KNOWN_SENDERS)
+        if data is None:
+            return Contacts()
+        try:
+            return Contacts.parse(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise UsageError(f"{self.contacts_path}: {exc}") from None
+
+    @contextmanager
+    def changing_contacts(self) -> Iterator[Contacts]:
+        """The contacts, to change, under the home's lock (as :meth:`changing_pins`)."""
+        with self.locked():
+            contacts = self.contacts()
+            before = contacts.to_text()
+            yield contacts
+            if contacts.to_text() != before:
+                data = (_CONTACTS_HEADER + contacts.to_text()).encode("utf-8")
+                write_private_file(self.contacts_path, data, overwrite=True)
+
+    def resolve_recipient(
+        self, name: str, *, warn: Callable[[str], None] = lambda _: None
+    ) -> PublicIdentity:
+        """A recipient by name: a contact, else an own identity, else (for homes made before
+        contacts existed) a pinned sender, which ``warn`` is told about.
+
+        Pins are read as contacts, not copied into the contacts file: reading never writes,
+        and revoking the pin still stops sealing to it until it is added as a contact.
+        """
+        contact = self.contacts().get(name)
+        if contact is not None:
+            return contact.identity
+        if valid_name(name) and name in self.names():
+            return self.public(name)
         pins = self.pins()
-        if name in {pin.name for pin in pins}:
+        if name in pins:
             pin = pins[name]
             if pin.revoked:
                 raise UsageError(f"the pin {name!r} ({pin.identity.fingerprint_text}) is revoked")
+            warn(
+                f"sealing to pinned sender {name!r}, which is not a contact "
+                f"(make it one: letterlock contact add THEIR-KEY.pub --name {name})"
+            )
             return pin.identity
-        if valid_name(name) and name in self.names():
-            return self.public(name)
-        raise UsageError(f"unknown recipient {quoted(name)}: pin it with 'letterlock trust pin'")
+        raise UsageError(
+            f"unknown recipient {quoted(name)}: add it with 'letterlock contact add FILE --name N'"
+        )
 
     # replay record -----------------------------------------------------------------
 

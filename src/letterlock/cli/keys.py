@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import time
+
 import click
 
 from letterlock import PublicIdentity, Rejected, Suite, UsageError
@@ -10,9 +13,12 @@ from letterlock.cli.options import example, pass_home, passphrase_file_option
 from letterlock.cli.passphrase import new_passphrase, passphrase
 from letterlock.cli.render import note, print_table, stdout_console
 from letterlock.cli.streams import read_input
-from letterlock.trust.pins import check_name
+from letterlock.core.keys import is_checked
+from letterlock.core.topics import Dialect
+from letterlock.trust.pins import Rotation, check_name, parse_topics, sign_rotation
+from letterlock.trust.scope import ScopePattern
 
-__all__ = ["id_group", "trust_group"]
+__all__ = ["id_group", "read_key_line", "trust_group"]
 
 #: Debian's SoftHSM2 module (as letterlock.keystore.pkcs11, which needs the pkcs11 extra).
 SOFTHSM2_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
@@ -157,6 +163,27 @@ def id_passwd(
     note(f"changed the passphrase of {name!r}")
 
 
+@id_group.command(
+    "sign-rotation",
+    short_help="Sign that identity NEW replaces identity OLD (for 'trust rotate').",
+    epilog=example("letterlock id sign-rotation alice-2025 alice-2026 > rotation.txt"),
+)
+@click.argument("old")
+@click.argument("new")
+@passphrase_file_option
+@pass_home
+def id_sign_rotation(home: Home, old: str, new: str, passphrase_file: str | None) -> None:
+    """Print a rotation statement: OLD's key signs NEW's public key and the time.
+
+    Those who pinned OLD accept NEW with 'letterlock trust rotate NAME FILE'.
+    """
+    new_public = home.public(new)
+    identity = home.load(
+        old, lambda: passphrase(passphrase_file, prompt=f"Passphrase for {old!r}: ")
+    )
+    click.echo(sign_rotation(identity, new_public, at=int(time.time())).to_text())
+
+
 @click.group(
     "trust",
     short_help="Senders you trust (pinned keys).",
@@ -186,8 +213,41 @@ def _check_fingerprint(identity: PublicIdentity, expected: str | None) -> None:
         )
 
 
+def read_key_line(
+    file: str, expect_fingerprint: str | None
+) -> tuple[PublicIdentity, str | None, bool]:
+    """The key in FILE (- is stdin), its name, and whether it came from stdin.
+
+    A line without a check (exported before checks existed) is accepted only with
+    ``--expect-fingerprint``: without a check, a mistyped key would be another valid key.
+    """
+    where = "standard input" if file == "-" else file
+    try:
+        raw = read_input(file, limit=1024 * 1024)
+    except Rejected:
+        raise UsageError(f"{where} is too large to be a public key line") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{where} is not a public key line ({_EXPECTED})") from None
+    line = _first_key_line(text)
+    try:
+        identity, line_name = PublicIdentity.from_text(
+            line, allow_unchecked=expect_fingerprint is not None
+        )
+    except ValueError as exc:
+        hint = " or give --expect-fingerprint" if not is_checked(line) else ""
+        raise UsageError(f"{where}: {exc}{hint}") from None
+    _check_fingerprint(identity, expect_fingerprint)
+    return identity, line_name, file == "-"
+
+
 @trust_group.command(
-    "pin", epilog=example("letterlock trust pin bob.pub --expect-fingerprint SHA256:...")
+    "pin",
+    epilog=example(
+        "letterlock trust pin bob.pub --expect-fingerprint SHA256:...",
+        "letterlock trust pin billing.pub --topic 'billing.#' --topic 'invoices.*'",
+    ),
 )
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option(
@@ -200,29 +260,31 @@ def _check_fingerprint(identity: PublicIdentity, expected: str | None) -> None:
     metavar="SHA256:...",
     help="Refuse unless the key has this fingerprint (as told to you over another channel).",
 )
+@click.option(
+    "--topic",
+    "topics",
+    multiple=True,
+    metavar="PATTERN",
+    help="Accept this sender only on topics matching PATTERN (AMQP * and #, MQTT + and #, "
+    "NATS * and >); repeat for more. Default: any topic.",
+)
 @pass_home
-def trust_pin(home: Home, file: str, name: str | None, expect_fingerprint: str | None) -> None:
+def trust_pin(
+    home: Home,
+    file: str,
+    name: str | None,
+    expect_fingerprint: str | None,
+    topics: tuple[str, ...],
+) -> None:
     """Trust the public key in FILE (an 'id export' line; - reads stdin)."""
-    where = "standard input" if file == "-" else file
     if name is not None:
         check_name(name)
-    try:
-        raw = read_input(file, limit=1024 * 1024)
-    except Rejected:
-        raise UsageError(f"{where} is too large to be a public key line") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UsageError(f"{where} is not a public key line ({_EXPECTED})") from None
-    try:
-        identity, line_name = PublicIdentity.from_text(_first_key_line(text))
-    except ValueError as exc:
-        raise UsageError(f"{where}: {exc}") from None
+    patterns = tuple(p for text in topics for p in _parse_topic(text))
+    identity, line_name, _ = read_key_line(file, expect_fingerprint)
     name = name or line_name
     if not name:
         raise UsageError("the key line carries no name; give one with --name")
     check_name(name)
-    _check_fingerprint(identity, expect_fingerprint)
     with home.changing_pins() as pins:
         if name in home.names():
             raise UsageError(
@@ -231,28 +293,70 @@ def trust_pin(home: Home, file: str, name: str | None, expect_fingerprint: str |
         known = next((pin for pin in pins if pin.identity == identity), None)
         if known is not None and known.revoked:
             raise UsageError(f"this key was revoked as {known.name!r}; refusing to pin it again")
-        if known is not None and known.name == name:
+        if known is not None and known.name == name and not patterns:
             note(f"{name!r} is already pinned to {identity.fingerprint_text}")
             return
-        pins.pin(name, identity)
+        pins.pin(name, identity, topics=patterns)
     note(f"pinned {name!r} {identity.suite.label} {identity.fingerprint_text}")
     note("compare this fingerprint with the sender over a channel you trust")
 
 
-@trust_group.command("list", epilog=example("letterlock trust list"))
+def _parse_topic(text: str) -> tuple[ScopePattern, ...]:
+    dialect = Dialect.MQTT if "/" in text or "+" in text else Dialect.AMQP
+    if ">" in text:
+        dialect = Dialect.NATS
+    return parse_topics([text], dialect)
+
+
+@trust_group.command(
+    "list", epilog=example("letterlock trust list", "letterlock trust list --json")
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array instead.")
 @pass_home
-def trust_list(home: Home) -> None:
-    """List pinned senders: name, suite, fingerprint, status."""
+def trust_list(home: Home, as_json: bool) -> None:
+    """List pinned senders: name, suite, fingerprint, status, topics (* for any)."""
     pins = list(home.pins())
+    if as_json:
+        click.echo(json.dumps([
+            {"name": pin.name, "suite": pin.identity.suite.label,
+             "fingerprint": pin.identity.fingerprint_text,
+             "status": "revoked" if pin.revoked else "trusted",
+             "topics": [str(p) for p in pin.topics]}
+            for pin in pins
+        ]))  # fmt: skip
+        return
     if not pins:
         note(f"no pinned senders in {home.known_senders}")
         return
     rows = [
         (pin.name, pin.identity.suite.label, pin.identity.fingerprint_text,
-         "revoked" if pin.revoked else "trusted")
+         "revoked" if pin.revoked else "trusted",
+         ",".join(str(p) for p in pin.topics) or "*")
         for pin in pins
     ]  # fmt: skip
-    print_table(stdout_console(), ("name", "suite", "fingerprint", "status"), rows)
+    print_table(stdout_console(), ("name", "suite", "fingerprint", "status", "topics"), rows)
+
+
+@trust_group.command(
+    "rotate",
+    epilog=example(
+        "letterlock --home alice id sign-rotation alice-2025 alice-2026 > rotation.txt",
+        "letterlock trust rotate alice rotation.txt",
+    ),
+)
+@click.argument("name")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@pass_home
+def trust_rotate(home: Home, name: str, file: str) -> None:
+    """Move pinned sender NAME to a new key, if FILE's rotation statement is signed by the old."""
+    raw = read_input(file, limit=1024 * 1024)
+    try:
+        rotation = Rotation.from_text(raw.decode("utf-8").strip())
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"{file}: not a rotation statement ({exc})") from None
+    with home.changing_pins() as pins:
+        pin = pins.rotate(name, rotation)
+    note(f"rotated {name!r} to {pin.identity.suite.label} {pin.identity.fingerprint_text}")
 
 
 @trust_group.command("revoke", epilog=example("letterlock trust revoke bob"))

@@ -27,6 +27,7 @@ from rich.console import Console
 import letterlock
 from letterlock import LetterlockError, Rejected, UsageError
 from letterlock.cli.brokers import dlq_group, listen_command, send_command
+from letterlock.cli.contacts import contact_group
 from letterlock.cli.home import HOME_ENV, Home
 from letterlock.cli.keys import id_group, trust_group
 from letterlock.cli.messages import inspect_command, open_command, seal_command
@@ -53,7 +54,8 @@ Environment:
 Example:
   letterlock id new alice
   letterlock id export alice > alice.pub      # give this to bob
-  letterlock trust pin bob.pub                # bob's exported key
+  letterlock contact add bob.pub --name bob   # bob's exported key, to seal to
+  letterlock trust pin bob.pub                # and to accept messages from
   letterlock seal --from alice --to bob --topic orders < order.json > order.ll
   letterlock open --topic orders < order.ll"""
 
@@ -78,6 +80,7 @@ def cli(ctx: click.Context, home: str | None) -> None:
 
 cli.add_command(id_group)
 cli.add_command(trust_group)
+cli.add_command(contact_group)
 cli.add_command(seal_command)
 cli.add_command(open_command)
 cli.add_command(inspect_command)

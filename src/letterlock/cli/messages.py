@@ -75,7 +75,7 @@ def _recipients(home: Home, values: Sequence[str]) -> list[PublicIdentity]:
     names = dict.fromkeys(n.strip() for value in values for n in value.split(",") if n.strip())
     if not names:
         raise click.BadParameter("name at least one recipient", param_hint="--to")
-    return [home.resolve_recipient(name) for name in names]
+    return [home.resolve_recipient(name, warn=warn) for name in names]
 
 
 @click.command(

@@ -26,13 +26,24 @@ from letterlock import _crypto
 from letterlock.core.suites import Suite
 from letterlock.errors import ParseError, UsageError
 
-__all__ = ["Decapsulator", "Identity", "PrivateKeys", "PublicIdentity", "Signer"]
+__all__ = [
+    "Decapsulator",
+    "Identity",
+    "PrivateKeys",
+    "PublicIdentity",
+    "Signer",
+    "is_checked",
+    "key_line_check",
+]
 
 PUBLIC_MAGIC: Final = b"LLP\x01"
 PRIVATE_MAGIC: Final = b"LLS\x01"
 RECIPIENT_ID_SIZE: Final = 16
 SENDER_ID_SIZE: Final = 32
 _TEXT_PREFIX: Final = "letterlock-"
+_CHECK_SEPARATOR: Final = ":"
+_CHECK_LABEL: Final = b"letterlock/v1 key line\x00"
+CHECK_SIZE: Final = 4  # bytes of SHA-256 in a key line's check (8 hex digits)
 
 
 def _split_identity(data: bytes, magic: bytes, what: str) -> tuple[Suite, bytes, bytes]:
@@ -60,6 +71,22 @@ def _join_identity(magic: bytes, suite: Suite, first: bytes, second: bytes) -> b
         (magic, bytes([suite.value]), struct.pack(">H", len(first)), first,
          struct.pack(">H", len(second)), second)
     )  # fmt: skip
+
+
+def key_line_check(body: str) -> str:
+    """The check of a key line's ``letterlock-<suite> <base64>`` part: 8 lowercase hex digits.
+
+    A truncated SHA-256, not a signature: it catches typing and transmission errors (a wrong
+    line passes with probability 2^-32), not an attacker, who can compute it; the fingerprint,
+    compared over another channel, is what stops an attacker.
+    """
+    return hashlib.sha256(_CHECK_LABEL + body.encode("utf-8")).digest()[:CHECK_SIZE].hex()
+
+
+def is_checked(line: str) -> bool:
+    """True if the key field of public key ``line`` carries a check (it may still be wrong)."""
+    parts = line.strip().split(maxsplit=2)
+    return len(parts) >= 2 and _CHECK_SEPARATOR in parts[1]
 
 
 def format_fingerprint(fingerprint: bytes) -> str:
@@ -114,20 +141,43 @@ class PublicIdentity:
         return self._encoded
 
     def to_text(self, name: str | None = None) -> str:
-        """One line: ``letterlock-<suite> <base64> [name]``, like an OpenSSH public key."""
-        line = f"{_TEXT_PREFIX}{self._suite.label} {base64.b64encode(self._encoded).decode()}"
+        """One line: ``letterlock-<suite> <base64>:<check> [name]``, like an OpenSSH public key.
+
+        ``check`` (section 3.1 of the spec) makes a mistyped or damaged line fail to parse
+        instead of naming another valid key.
+        """
+        body = f"{_TEXT_PREFIX}{self._suite.label} {base64.b64encode(self._encoded).decode()}"
+        line = f"{body}{_CHECK_SEPARATOR}{key_line_check(body)}"
         return f"{line} {name}" if name else line
 
     @classmethod
-    def from_text(cls, line: str) -> tuple[PublicIdentity, str | None]:
-        """Parse :meth:`to_text` output; returns the identity and the name, if any."""
+    def from_text(
+        cls, line: str, *, allow_unchecked: bool = False
+    ) -> tuple[PublicIdentity, str | None]:
+        """Parse :meth:`to_text` output; returns the identity and the name, if any.
+
+        A line without its check (written before checks existed) is refused unless
+        ``allow_unchecked``: a caller that allows it must confirm the key another way (its
+        fingerprint) or trust where the line came from. :func:`is_checked` tells them apart.
+        """
         parts = line.strip().split(maxsplit=2)
         if len(parts) < 2 or not parts[0].startswith(_TEXT_PREFIX):
             raise ParseError("not a letterlock public key line")
+        key, separator, check = parts[1].partition(_CHECK_SEPARATOR)
+        if separator:
+            expected = key_line_check(f"{parts[0]} {key}")
+            if not hmac.compare_digest(check.encode(), expected.encode()):
+                raise ParseError("public key line fails its check (mistyped or damaged)")
+        elif not allow_unchecked:
+            raise ParseError(
+                "public key line has no check (an old export?): confirm its fingerprint"
+            )
         try:
-            encoded = base64.b64decode(parts[1], validate=True)
+            encoded = base64.b64decode(key, validate=True)
         except binascii.Error:
             raise ParseError("public key is not valid base64") from None
+        if base64.b64encode(encoded).decode() != key:
+            raise ParseError("public key is not canonical base64")
         identity = cls(encoded)
         if parts[0] != _TEXT_PREFIX + identity.suite.label:
             raise ParseError("public key line names a different suite than its key")

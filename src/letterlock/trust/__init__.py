@@ -8,6 +8,7 @@ policy rules over any of them (deny by default; ``docs/policy.md``).
 
 from letterlock.trust.authorities import Authorities
 from letterlock.trust.combine import FirstKnown, OwnIdentities
+from letterlock.trust.contacts import Contact, Contacts, Source
 from letterlock.trust.credentials import (
     Anchor,
     Chain,
@@ -20,7 +21,7 @@ from letterlock.trust.credentials import (
     parse_credentials,
     verify_chain,
 )
-from letterlock.trust.pins import Pin, Pins
+from letterlock.trust.pins import Pin, PinRefusal, Pins, PinWhy, Rotation, sign_rotation
 from letterlock.trust.policy_file import parse_policy
 from letterlock.trust.rules import PrincipalPattern, Rule, Rules, Verdict
 from letterlock.trust.scope import ScopePattern, covers, overlaps
@@ -30,17 +31,23 @@ __all__ = [
     "Authorities",
     "Chain",
     "ChainRefusal",
+    "Contact",
+    "Contacts",
     "Credential",
     "FirstKnown",
     "Kind",
     "OwnIdentities",
     "Pin",
+    "PinRefusal",
+    "PinWhy",
     "Pins",
     "PrincipalPattern",
+    "Rotation",
     "Rule",
     "Rules",
     "Scope",
     "ScopePattern",
+    "Source",
     "Verdict",
     "Why",
     "covers",
@@ -48,5 +55,6 @@ __all__ = [
     "overlaps",
     "parse_credentials",
     "parse_policy",
+    "sign_rotation",
     "verify_chain",
 ]
