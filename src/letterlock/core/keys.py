@@ -143,8 +143,8 @@ class PublicIdentity:
     def to_text(self, name: str | None = None) -> str:
         """One line: ``letterlock-<suite> <base64>:<check> [name]``, like an OpenSSH public key.
 
-        ``check`` (section 3.1 of the spec) makes a mistyped or damaged line fail to parse
-        instead of naming another valid key.
+        ``check`` (``docs/spec/envelope-v1.md`` section 3.1) makes a mistyped or damaged line
+        fail to parse instead of naming another valid key.
         """
         body = f"{_TEXT_PREFIX}{self._suite.label} {base64.b64encode(self._encoded).decode()}"
         line = f"{body}{_CHECK_SEPARATOR}{key_line_check(body)}"

@@ -156,7 +156,7 @@ def _shown(name: str, limit: int = 40) -> str:
 
 # rotation statements ------------------------------------------------------------------
 
-#: What the old key signs before the statement (docs/spec/envelope-v1.md section 3.3).
+#: What the old key signs before the statement (docs/spec/envelope-v1.md section 3.4).
 ROTATION_LABEL: Final = b"letterlock/v1 key rotation\x00"
 _ROTATION_PREFIX: Final = "letterlock-rotation"
 
