@@ -301,3 +301,12 @@ def test_the_spec_examples_are_what_the_code_writes() -> None:
     assert f"\n{old.public.to_text('alice')}\n" in spec
     assert f"fingerprint `{old.public.fingerprint_text}`" in spec
     assert f"\n{sign_rotation(old, new.public, at=1_700_000_000).to_text()}\n" in spec
+
+
+def test_inspect_names_a_recipient_that_is_only_a_contact(homes: Homes) -> None:
+    sealed = letterlock(homes.alice, "seal", "--from", "alice", "--to", "bob,alice", "--topic",
+                        "t", stdin=b"x")  # fmt: skip
+    (homes.alice / "known_senders").unlink()  # bob is only alice's contact now
+    shown = letterlock(homes.alice, "inspect", stdin=sealed.stdout).text
+    assert "(bob, contact)\n" in shown
+    assert "(alice, you)\n" in shown

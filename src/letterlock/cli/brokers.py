@@ -264,7 +264,7 @@ def _payload(path: str | None, *, hide_sender: bool) -> bytes:
     required=True,
     multiple=True,
     metavar="NAME[,NAME...]",
-    help="Recipients: pinned senders or your own identities (repeatable).",
+    help="Recipients: contacts or your own identities (comma-separated or repeated).",
 )
 @click.option("--from", "sender", metavar="NAME", help="Your identity that signs (default: the "
               "home's only one).")  # fmt: skip

@@ -90,7 +90,7 @@ def _recipients(home: Home, values: Sequence[str]) -> list[PublicIdentity]:
     required=True,
     multiple=True,
     metavar="NAME[,NAME...]",
-    help="Recipients: pinned senders or your own identities (repeatable).",
+    help="Recipients: contacts or your own identities (comma-separated or repeated).",
 )
 @click.option("--topic", required=True, help="Destination the message is bound to (signed).")
 @click.option(
@@ -285,7 +285,7 @@ def _report(fields: Sequence[tuple[str, str]]) -> None:
 
 
 def _known_names(home: Home) -> Mapping[bytes, str]:
-    """Names this home has for sender fingerprints and recipient key ids."""
+    """Names this home has for sender fingerprints and recipient key ids (pins first)."""
     names: dict[bytes, str] = {}
     for pin in home.pins():
         label = pin.name + (", revoked" if pin.revoked else "")
@@ -293,6 +293,9 @@ def _known_names(home: Home) -> Mapping[bytes, str]:
     for name, public in home.own_publics(warn=warn).items():
         names.setdefault(public.fingerprint, f"{name}, you")
         names.setdefault(public.recipient_id, f"{name}, you")
+    for contact in home.contacts():
+        names.setdefault(contact.identity.fingerprint, f"{contact.name}, contact")
+        names.setdefault(contact.identity.recipient_id, f"{contact.name}, contact")
     return names
 
 
