@@ -52,6 +52,18 @@ def test_any_one_character_change_of_a_key_line_is_refused(line: str, data: st.D
         PublicIdentity.from_text(changed)
 
 
+def test_every_position_of_a_key_line_is_guarded() -> None:
+    """Each position with the characters a typo or a mangled paste most likely puts there."""
+    line = cast_of(Suite.X25519).alice.public.to_text()
+    for position in range(len(line)):
+        for replacement in " \t\rAa0+/=:-.":
+            if replacement == line[position]:
+                continue
+            changed = line[:position] + replacement + line[position + 1 :]
+            with pytest.raises(ValueError):
+                PublicIdentity.from_text(changed)
+
+
 def test_a_line_without_check_is_refused_unless_allowed() -> None:
     public = cast_of(Suite.X25519).alice.public
     old = public.to_text().rpartition(":")[0] + " alice"

@@ -85,7 +85,7 @@ def key_line_check(body: str) -> str:
 
 def is_checked(line: str) -> bool:
     """True if the key field of public key ``line`` carries a check (it may still be wrong)."""
-    parts = line.strip().split(maxsplit=2)
+    parts = line.strip().split(" ", 2)
     return len(parts) >= 2 and _CHECK_SEPARATOR in parts[1]
 
 
@@ -160,7 +160,7 @@ class PublicIdentity:
         ``allow_unchecked``: a caller that allows it must confirm the key another way (its
         fingerprint) or trust where the line came from. :func:`is_checked` tells them apart.
         """
-        parts = line.strip().split(maxsplit=2)
+        parts = line.strip().split(" ", 2)  # exactly one space, as written: see the spec
         if len(parts) < 2 or not parts[0].startswith(_TEXT_PREFIX):
             raise ParseError("not a letterlock public key line")
         key, separator, check = parts[1].partition(_CHECK_SEPARATOR)
