@@ -54,6 +54,8 @@ def test_an_identity_on_a_token_seals_and_opens(softhsm: None, tmp_path: Path) -
         exported = letterlock(peer_home, "id", "export", peer)
         assert exported.code == 0, exported
         assert letterlock(home, "trust", "pin", "-", stdin=exported.stdout).code == 0
+        added = letterlock(home, "contact", "add", "-", "--name", peer, stdin=exported.stdout)
+        assert added.code == 0, added
 
     listed = letterlock(alice, "id", "list")
     assert listed.text.split("\t")[:2] == ["alice", "p256"], listed
