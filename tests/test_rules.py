@@ -517,3 +517,16 @@ def test_decisions_are_remembered_within_a_bound() -> None:
         admit(policy, billing(), f"orders.{index}")
     assert len(policy._decided) <= rules_module.MAX_MEMO
     assert admit(policy, billing(), "orders.eu") == first
+
+
+def test_admit_pattern_holds_a_pin_to_its_topics() -> None:
+    """A pin limited to some topics admits a listen pattern only if its patterns cover it."""
+    from letterlock.trust.pins import parse_topics
+
+    pins = Pins()
+    pins.pin("peer", peer().public, topics=parse_topics(["orders.#"]))
+    p = ScopePattern.parse
+    assert isinstance(admit_pattern(pins, peer().public, p("orders.*"), now=NOW), VerifiedSender)
+    wider = refused(admit_pattern(pins, peer().public, p("#"), now=NOW))
+    assert "some topics of" in wider.detail
+    assert isinstance(refused(admit_pattern(pins, peer().public, p("audit.*"), now=NOW)), Refusal)

@@ -8,8 +8,10 @@ A pattern with wildcards is answered for *every* topic it matches, policy by pol
   :meth:`~letterlock.trust.Rules.judge_pattern` (:func:`~letterlock.trust.scope.covers`);
 * :class:`~letterlock.trust.FirstKnown`: the policy that decides for the key;
 * :class:`~letterlock.trust.Authorities`: a chain whose every link covers the pattern;
-* :class:`~letterlock.trust.Pins` and :class:`~letterlock.trust.OwnIdentities`: they admit a
-  key on every topic or on none, so any topic answers;
+* :class:`~letterlock.trust.Pins`: a pin with topic patterns must cover the pattern
+  (:func:`~letterlock.trust.scope.covers`); otherwise pins, like
+  :class:`~letterlock.trust.OwnIdentities`, admit a key on every topic or on none, so any
+  topic answers;
 * any other policy (X.509 senders, one of your own) has no such question: UsageError, rather
   than an answer from one sample topic that might not hold for the others.
 """
@@ -25,7 +27,7 @@ from letterlock.trust.authorities import Authorities
 from letterlock.trust.combine import FirstKnown, OwnIdentities
 from letterlock.trust.pins import Pins
 from letterlock.trust.rules import Rules
-from letterlock.trust.scope import ScopePattern
+from letterlock.trust.scope import ScopePattern, covers
 
 __all__ = ["admit_pattern"]
 
@@ -34,6 +36,10 @@ def admit_pattern(
     policy: TrustPolicy, sender: PublicIdentity, pattern: ScopePattern, *, now: int
 ) -> VerifiedSender | Refusal:
     """What ``policy`` says to ``sender`` publishing on every topic of ``pattern`` at ``now``."""
+    if not pattern.is_exact and isinstance(policy, Pins):
+        pin = policy.pin_of(sender.fingerprint)
+        if pin is not None and pin.topics and not covers(pin.topics, pattern):
+            return Refusal(detail=f"pin {pin.name!r} may publish on some topics of {pattern} only")
     if pattern.is_exact or isinstance(policy, Pins | OwnIdentities):
         context = TrustContext(
             topic=str(pattern),

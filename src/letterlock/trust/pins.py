@@ -320,6 +320,10 @@ class Pins:
     def __getitem__(self, name: str) -> Pin:
         return self._by_name[name]
 
+    def pin_of(self, key_id: bytes) -> Pin | None:
+        """The pin of the key ``key_id`` (a fingerprint), revoked or not; None if unpinned."""
+        return self._by_key.get(bytes(key_id))
+
     # TrustPolicy ----------------------------------------------------------------------
 
     def lookup(self, key_id: bytes) -> PublicIdentity | None:
