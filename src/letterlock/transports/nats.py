@@ -296,11 +296,12 @@ class NatsBroker:
     async def fetch(self, psub: JetStreamContext.PullSubscription, wait: float) -> list[Msg]:
         """Up to ``batch`` messages: those ready at once, else the first to come within
         ``wait`` seconds; none if nothing came."""
-        with map_exceptions(ERRORS):
-            try:
-                return await psub.fetch(self.batch, timeout=max(wait, _MIN_FETCH))
-            except TimeoutError:  # nats-py's, or asyncio's: nothing came in time
-                return []
+        try:  # not map_exceptions: a busy consumer fetches about once per message
+            return await psub.fetch(self.batch, timeout=max(wait, _MIN_FETCH))
+        except TimeoutError:  # nats-py's, or asyncio's: nothing came in time
+            return []
+        except Exception:
+            _reraise_mapped()
 
     async def deliveries(self, queue: str, *, now: float | None = None) -> AsyncIterator[Delivery]:
         """Fetch ``queue``'s messages in batches until one fetch waits ``fetch_timeout`` in vain.
@@ -323,6 +324,8 @@ class NatsBroker:
 
     async def give_back(self, msgs: Sequence[Msg]) -> None:
         """Nak each of ``msgs``, fetched and never handed over, so it is delivered again now."""
+        if not msgs:  # after each fetch taken whole: no context manager for nothing
+            return
         with map_exceptions(ERRORS):
             for msg in msgs:
                 await msg.nak()
