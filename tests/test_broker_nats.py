@@ -565,3 +565,32 @@ def test_a_message_that_is_no_jetstream_delivery_leaves_as_a_transport_error() -
     with pytest.raises(TransportError, match="not a JetStream message") as caught:
         broker.delivery(msg, "g")
     assert isinstance(caught.value.__cause__, nats.errors.NotJSMessageError)
+
+
+def test_a_fetch_and_an_ack_on_a_closed_connection_leave_as_transport_errors(
+    names: Names,
+) -> None:
+    """``fetch`` and ``settle`` with an Ack map nats-py's errors without a context manager."""
+
+    async def run() -> tuple[BaseException | None, BaseException | None]:
+        nc = await nats.connect(URL)
+        broker = NatsBroker(nc.jetstream(), dead=names.dead, fetch_timeout=0.2)
+        subject = names.subject("closed")
+        psub = await broker.subscribe(Topics.nats(subject), group=names.group)
+        await broker.publish(subject, b"sealed")
+        [msg] = await broker.fetch(psub, 2)
+        delivery = broker.delivery(msg, names.group)
+        await nc.close()
+        caught: list[BaseException | None] = []
+        for attempt in (broker.fetch(psub, 0.2), broker.settle(delivery, Ack())):
+            try:
+                await attempt
+            except TransportError as exc:
+                caught.append(exc.__cause__)
+            else:
+                caught.append(None)
+        return caught[0], caught[1]
+
+    fetched, acked = asyncio.run(run())
+    assert isinstance(fetched, nats.errors.ConnectionClosedError)
+    assert isinstance(acked, nats.errors.ConnectionClosedError)
