@@ -173,8 +173,9 @@ def _plain_consumer(
     return client, done, finished
 
 
-def _one(row: str, count: int, size: int, version: str) -> float:
-    """One row: messages per second end to end."""
+def _one(row: str, count: int, size: int, version: str) -> tuple[float, float]:
+    """One row: messages per second end to end, and this (consuming) process's CPU seconds per
+    message from "go" to the last ack."""
     topic = f"bench/{secrets.token_hex(4)}/orders"
     context = multiprocessing.get_context("spawn")
     consumed: Synchronized[int] = context.Value("q", 0, lock=False)
@@ -192,14 +193,16 @@ def _one(row: str, count: int, size: int, version: str) -> float:
         raise SystemExit("the publisher did not start")
     if row == "letterlock":
         assert keys is not None
-        finished = _letterlock_consumer(job, consumed, here, sender=sender, reader=reader)
+        finished, cpu = _letterlock_consumer(job, consumed, here, sender=sender, reader=reader)
     else:
         floor = _FloorCrypto(size) if row.startswith("plain+floor") else None
         threaded = row == THREADED
         client, done, ends = _plain_consumer(job, consumed, floor, threaded=threaded)
+        cpu = time.process_time()
         here.send("go")
         if not done.wait(600):
             raise SystemExit(f"{row}: the consumer did not get every message")
+        cpu = time.process_time() - cpu
         client.disconnect()
         client.loop_stop()
         finished = ends[0]
@@ -208,7 +211,7 @@ def _one(row: str, count: int, size: int, version: str) -> float:
         raise SystemExit("the publisher did not finish")
     started: float = here.recv()
     publisher.join()
-    return count / (finished - started)
+    return count / (finished - started), cpu / count
 
 
 def _letterlock_consumer(
@@ -218,8 +221,8 @@ def _letterlock_consumer(
     *,
     sender: letterlock.Identity,
     reader: letterlock.Identity,
-) -> float:
-    """MqttEndpoint + SealedConsumer; the time of the last ack."""
+) -> tuple[float, float]:
+    """MqttEndpoint + SealedConsumer; the time of the last ack, and the CPU seconds since "go"."""
     topic, count, version = job.topic, job.count, job.version
     pins = letterlock.Pins()
     pins.pin("producer", sender.public)
@@ -230,6 +233,7 @@ def _letterlock_consumer(
     try:
         subscription = endpoint.subscribe(topics, group=group)
         consumer = SealedConsumer(endpoint, group, opener=opener, topics=topics)
+        cpu = time.process_time()
         go.send("go")
         seen = 0
         ignore: Any = None
@@ -245,23 +249,27 @@ def _letterlock_consumer(
             if seen == count:
                 break
         finished = time.time()
+        cpu = time.process_time() - cpu
         if seen != count or consumer.metrics != {"acked": count}:
             raise SystemExit(f"letterlock: {seen} of {count}, {dict(consumer.metrics)}")
         subscription.close()
     finally:
         endpoint.forget(group)
         endpoint.close()
-    return finished
+    return finished, cpu
 
 
 def run(
     messages: int, size: int, *, version: str = "5", threaded_floor: bool = False
 ) -> dict[str, float]:
-    """One round: each row's messages per second, and ``ratio`` = letterlock / plain+floor.
-    ConnectionError if Mosquitto does not answer (``benchmarks/brokers.py`` reports it so)."""
+    """One round: each row's messages per second, ``<row> cpu_us`` (the consumer's CPU
+    microseconds per message), and ``ratio`` = letterlock / plain+floor. ConnectionError if
+    Mosquitto does not answer (``benchmarks/brokers.py`` reports it so)."""
     socket.create_connection((HOST, PORT), timeout=2).close()
-    rows = (*ROWS, THREADED) if threaded_floor else ROWS
-    rates = {row: _one(row, messages, size, version) for row in rows}
+    rates: dict[str, float] = {}
+    for row in (*ROWS, THREADED) if threaded_floor else ROWS:
+        rates[row], cpu = _one(row, messages, size, version)
+        rates[f"{row} cpu_us"] = cpu * 1e6
     rates["ratio"] = rates["letterlock"] / rates["plain+floor"]
     return rates
 
@@ -288,10 +296,16 @@ def main() -> None:
     for row in (*ROWS, THREADED) if args.threaded_floor else ROWS:
         values = [r[row] for r in rounds]
         shown = ", ".join(f"{v:,.0f}" for v in values)
-        print(f"{row:<21} {statistics.median(values):>7,.0f} msg/s   (rounds: {shown})")
+        cpu_us = statistics.median(r[f"{row} cpu_us"] for r in rounds)
+        print(
+            f"{row:<21} {statistics.median(values):>7,.0f} msg/s   (rounds: {shown})"
+            f"  consumer CPU {cpu_us:>5,.0f} us/msg"
+        )
     ratio = statistics.median(r["ratio"] for r in rounds)
     verdict = "PASS" if ratio >= 0.85 else "MISS"
     print(f"letterlock / (plain+floor) = {ratio:.2f}  (target >= 0.85: {verdict})")
+    cpu_ratio = statistics.median(r["plain+floor cpu_us"] / r["letterlock cpu_us"] for r in rounds)
+    print(f"by consumer CPU per message, plain+floor / letterlock = {cpu_ratio:.2f}")
     if args.threaded_floor:
         threaded = statistics.median(r["letterlock"] / r[THREADED] for r in rounds)
         print(f"letterlock / (plain+floor, threaded) = {threaded:.2f}")

@@ -126,8 +126,9 @@ async def _round(row: str, count: int, size: int) -> tuple[float, float]:
     parent.send("go")
     try:
         if consumer is not None:
-            while received < count:
-                received += await consumer.poll(lambda opened: None)
+            while received < count:  # as the plain rows: stop at the last message, not after
+                # a fetch that waited fetch_timeout in vain for one more
+                received += await consumer.poll(lambda opened: None, max_messages=count - received)
         else:
             while received < count:
                 try:

@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nats
+import nats.errors
 import nats.js.errors
 import pytest
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig
 
@@ -554,3 +556,41 @@ def test_a_refusal_is_terminated_only_once_its_dead_letter_is_kept(names: Names)
             return type(failed.value).__name__, [d.attempts for d in dead]
 
     assert asyncio.run(run()) == ("Unroutable", [2])
+
+
+def test_a_message_that_is_no_jetstream_delivery_leaves_as_a_transport_error() -> None:
+    """``delivery`` maps nats-py's NotJSMessageError without a context manager per message."""
+    broker = NatsBroker.__new__(NatsBroker)  # delivery() reads nothing of the broker
+    msg = Msg(None, subject="orders.x", reply="_INBOX.not-a-js-ack-subject", data=b"sealed")  # type: ignore[arg-type]
+    with pytest.raises(TransportError, match="not a JetStream message") as caught:
+        broker.delivery(msg, "g")
+    assert isinstance(caught.value.__cause__, nats.errors.NotJSMessageError)
+
+
+def test_a_fetch_and_an_ack_on_a_closed_connection_leave_as_transport_errors(
+    names: Names,
+) -> None:
+    """``fetch`` and ``settle`` with an Ack map nats-py's errors without a context manager."""
+
+    async def run() -> tuple[BaseException | None, BaseException | None]:
+        nc = await nats.connect(URL)
+        broker = NatsBroker(nc.jetstream(), dead=names.dead, fetch_timeout=0.2)
+        subject = names.subject("closed")
+        psub = await broker.subscribe(Topics.nats(subject), group=names.group)
+        await broker.publish(subject, b"sealed")
+        [msg] = await broker.fetch(psub, 2)
+        delivery = broker.delivery(msg, names.group)
+        await nc.close()
+        caught: list[BaseException | None] = []
+        for attempt in (broker.fetch(psub, 0.2), broker.settle(delivery, Ack())):
+            try:
+                await attempt
+            except TransportError as exc:
+                caught.append(exc.__cause__)
+            else:
+                caught.append(None)
+        return caught[0], caught[1]
+
+    fetched, acked = asyncio.run(run())
+    assert isinstance(fetched, nats.errors.ConnectionClosedError)
+    assert isinstance(acked, nats.errors.ConnectionClosedError)

@@ -208,7 +208,9 @@ class _Connection:
 
     def __init__(self, settings: MqttSettings, client_id: str, *, persistent: bool) -> None:
         self.settings = settings
-        self.inbox: queue.Queue[tuple[int, paho.MQTTMessage] | TransportError] = queue.Queue()
+        # SimpleQueue: put and get in C, no Python-level lock and condition per message
+        self.inbox: queue.SimpleQueue[tuple[int, paho.MQTTMessage] | TransportError]
+        self.inbox = queue.SimpleQueue()
         self.generation = 0  #: this connection's number (_CONNECTIONS); 0 before it is up
         self._closing = False
         self._connected = threading.Event()
@@ -320,8 +322,11 @@ class _Connection:
                 raise _failed("subscribe", reason)
 
     def ack(self, mid: int, qos: int) -> None:
-        with map_exceptions(_ERRORS):
+        try:  # not map_exceptions: entering it per message costs more than the rest of this
             rc = self.client.ack(mid, qos)
+        except Exception:
+            with map_exceptions(_ERRORS):
+                raise  # the exception being handled, mapped
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise _failed("ack", rc)
 
@@ -358,15 +363,20 @@ class _MqttSubscription:
                 yield heapq.heappop(self._held).delivery
                 idle_since = time.monotonic()
                 continue
-            waits = [] if idle_timeout is None else [idle_since + idle_timeout - now]
-            if self._held:
-                waits.append(self._held[0].due - now)
-            try:
-                item = self.connection.inbox.get(timeout=max(0.0, min(waits)) if waits else None)
+            try:  # what is there already, without working out how long to wait
+                item = self.connection.inbox.get_nowait()
             except queue.Empty:
-                if idle_timeout is not None and time.monotonic() - idle_since >= idle_timeout:
-                    return
-                continue
+                waits = [] if idle_timeout is None else [idle_since + idle_timeout - now]
+                if self._held:
+                    waits.append(self._held[0].due - now)
+                try:
+                    item = self.connection.inbox.get(
+                        timeout=max(0.0, min(waits)) if waits else None
+                    )
+                except queue.Empty:
+                    if idle_timeout is not None and time.monotonic() - idle_since >= idle_timeout:
+                        return
+                    continue
             if isinstance(item, TransportError):
                 raise item
             generation, message = item

@@ -61,7 +61,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Final, TypeVar
+from typing import Final, NoReturn, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 import nats
@@ -262,8 +262,10 @@ class NatsBroker:
 
     def delivery(self, msg: Msg, group: str) -> NatsDelivery:
         """``msg``, delivered to ``group``, as the consumer takes it."""
-        with map_exceptions(ERRORS):
+        try:  # not map_exceptions: entering it per message costs more than this whole call
             meta = msg.metadata
+        except Exception:
+            _reraise_mapped()
         return NatsDelivery(
             tag=msg.reply, queue=group, topic=msg.subject, body=msg.data,
             attempts=meta.num_delivered, ref=f"{meta.stream}:{meta.sequence.stream}", msg=msg,
@@ -294,11 +296,12 @@ class NatsBroker:
     async def fetch(self, psub: JetStreamContext.PullSubscription, wait: float) -> list[Msg]:
         """Up to ``batch`` messages: those ready at once, else the first to come within
         ``wait`` seconds; none if nothing came."""
-        with map_exceptions(ERRORS):
-            try:
-                return await psub.fetch(self.batch, timeout=max(wait, _MIN_FETCH))
-            except TimeoutError:  # nats-py's, or asyncio's: nothing came in time
-                return []
+        try:  # not map_exceptions: a busy consumer fetches about once per message
+            return await psub.fetch(self.batch, timeout=max(wait, _MIN_FETCH))
+        except TimeoutError:  # nats-py's, or asyncio's: nothing came in time
+            return []
+        except Exception:
+            _reraise_mapped()
 
     async def deliveries(self, queue: str, *, now: float | None = None) -> AsyncIterator[Delivery]:
         """Fetch ``queue``'s messages in batches until one fetch waits ``fetch_timeout`` in vain.
@@ -321,6 +324,8 @@ class NatsBroker:
 
     async def give_back(self, msgs: Sequence[Msg]) -> None:
         """Nak each of ``msgs``, fetched and never handed over, so it is delivered again now."""
+        if not msgs:  # after each fetch taken whole: no context manager for nothing
+            return
         with map_exceptions(ERRORS):
             for msg in msgs:
                 await msg.nak()
@@ -332,6 +337,12 @@ class NatsBroker:
     ) -> None:
         """Ack, ``nak(delay=...)``, or keep in the dead-letter stream and ``term()``."""
         msg = _msg(delivery)
+        if type(settlement) is Ack:  # the common case, without a context manager per message
+            try:
+                await msg.ack()
+            except Exception:
+                _reraise_mapped()
+            return
         with map_exceptions(ERRORS):
             match settlement:
                 case Ack():
@@ -401,6 +412,12 @@ class NatsBroker:
                 )  # fmt: skip
                 await self.js.delete_msg(self.dead, raw.seq or 0)
         return len(dead)
+
+
+def _reraise_mapped() -> NoReturn:
+    """Raise the exception being handled as :data:`ERRORS` maps it (call in ``except``)."""
+    with map_exceptions(ERRORS):
+        raise  # noqa: PLE0704 - re-raised inside the mapping on purpose
 
 
 def _redriven_elsewhere(msg: Msg, group: str) -> bool:
