@@ -730,3 +730,17 @@ def test_acks_in_order_go_as_one_multiple_ack_that_covers_nothing_unsettled(
     assert back.body == fourth.body
     endpoint.settle(back, Ack())
     again.close()
+
+
+def test_closing_the_endpoint_sends_the_acks_of_a_subscription_left_open(rabbit: Rabbit) -> None:
+    endpoint = rabbit.endpoint()
+    topic = rabbit.topic("jobs")
+    subscription = endpoint.subscribe(Topics(topic), group=rabbit.group)
+    endpoint.publish(topic, rabbit.seal(b"job", "jobs"))
+    delivery = next(subscription.deliveries(idle_timeout=IDLE))
+    endpoint.settle(delivery, Ack())  # held in the run: the batch is not full
+    endpoint.close()  # the subscription is never closed by its user
+    other = rabbit.endpoint()
+    assert (
+        list(other.subscribe(Topics(topic), group=rabbit.group).deliveries(idle_timeout=IDLE)) == []
+    )

@@ -522,9 +522,12 @@ class AmqpEndpoint:
         """Close the connection: unsettled deliveries go back to their queues."""
         connection, self._connection = self._connection, None
         self._publisher = None
-        self._channels.clear()
+        channels, self._channels = list(self._channels.values()), {}
         if connection is not None and connection.is_open:
             with contextlib.suppress(*_CLOSING):  # gone already: nothing is left to settle
+                for channel in channels:  # acks of a subscription left open: written first
+                    if channel.channel.is_open:
+                        channel.send_acks()
                 connection.close()
 
     def __enter__(self) -> AmqpEndpoint:
