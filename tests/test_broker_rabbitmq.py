@@ -697,3 +697,50 @@ def test_a_group_never_declared_has_no_dead_letters(rabbit: Rabbit) -> None:
     assert endpoint.redrive(rabbit.group) == 0
     endpoint.declare(Topics(rabbit.topic("x")), group=rabbit.group)  # the endpoint still works
     assert endpoint.dead_letters(rabbit.group) == []
+
+
+def test_acks_in_order_go_as_one_multiple_ack_that_covers_nothing_unsettled(
+    rabbit: Rabbit,
+) -> None:
+    endpoint = rabbit.endpoint()
+    topic = rabbit.topic("jobs")
+    subscription = endpoint.subscribe(Topics(topic), group=rabbit.group)
+    for n in range(4):
+        endpoint.publish(topic, rabbit.seal(b"job %d" % n, "jobs"))
+    deliveries = subscription.deliveries(idle_timeout=IDLE)
+    first, second, third, fourth = (next(deliveries) for _ in range(4))
+    impl = subscription._broker.channel._impl  # type: ignore[union-attr]
+    sent: list[tuple[int, bool]] = []
+    ack = impl.basic_ack
+
+    def recording(tag: int, multiple: bool = False) -> None:
+        sent.append((tag, multiple))
+        ack(tag, multiple)
+
+    impl.basic_ack = recording
+    tags = [int(d.ref) for d in (first, second, third, fourth)]
+    endpoint.settle(second, Ack())  # out of order: alone
+    endpoint.settle(first, Ack())
+    endpoint.settle(third, Ack())  # 1 to 3 settled: one ack for the run
+    endpoint.extend_lease(fourth)  # pika runs: the run goes first
+    assert sent == [(tags[1], False), (tags[2], True)]
+    subscription.close()  # the fourth, never settled, goes back to the queue
+    again = endpoint.subscribe(Topics(topic), group=rabbit.group)
+    [back] = list(again.deliveries(idle_timeout=IDLE))
+    assert back.body == fourth.body
+    endpoint.settle(back, Ack())
+    again.close()
+
+
+def test_closing_the_endpoint_sends_the_acks_of_a_subscription_left_open(rabbit: Rabbit) -> None:
+    endpoint = rabbit.endpoint()
+    topic = rabbit.topic("jobs")
+    subscription = endpoint.subscribe(Topics(topic), group=rabbit.group)
+    endpoint.publish(topic, rabbit.seal(b"job", "jobs"))
+    delivery = next(subscription.deliveries(idle_timeout=IDLE))
+    endpoint.settle(delivery, Ack())  # held in the run: the batch is not full
+    endpoint.close()  # the subscription is never closed by its user
+    other = rabbit.endpoint()
+    assert (
+        list(other.subscribe(Topics(topic), group=rabbit.group).deliveries(idle_timeout=IDLE)) == []
+    )

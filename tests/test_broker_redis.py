@@ -12,9 +12,9 @@ import multiprocessing
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pytest
 import redis
@@ -197,6 +197,37 @@ def test_a_quiet_consumers_entry_is_reclaimed_by_another_of_the_group(stream: st
     assert list(other.deliveries(idle_timeout=LEASE * 2)) == []
     quiet.close()
     other.close()
+    endpoint.close()
+
+
+def test_an_ack_within_half_a_lease_is_one_xack_and_later_the_checked_script(
+    stream: str,
+) -> None:
+    endpoint = endpoint_of(stream)
+    sent: list[str] = []
+    execute: Callable[..., Any] = endpoint.client.execute_command
+
+    def recording(*args: Any, **options: Any) -> Any:
+        sent.append(str(args[0]))
+        return execute(*args, **options)
+
+    endpoint.client.execute_command = recording  # type: ignore[method-assign]
+    subscription = endpoint.subscribe(Topics("jobs"), group="g")
+    endpoint.publish("jobs", seal(b"young", "jobs"))
+    endpoint.publish("jobs", seal(b"old", "jobs"))
+    deliveries = subscription.deliveries(idle_timeout=IDLE)
+    young, old = next(deliveries), next(deliveries)
+    del sent[:]
+    endpoint.settle(young, Ack())
+    assert sent == ["XACK"]  # no other consumer can have reclaimed it yet
+    with pytest.raises(LeaseLost):
+        endpoint.settle(young, Ack())  # XACK's count is checked: settled once only
+    time.sleep(LEASE / 2)
+    del sent[:]
+    endpoint.settle(old, Ack())  # still ours, but no longer certainly: asked first
+    assert sent == ["EVALSHA"]
+    assert list(deliveries) == []
+    subscription.close()
     endpoint.close()
 
 
@@ -403,6 +434,38 @@ def test_asyncio_round_trip_refusals_and_redrive(stream: str) -> None:
         await endpoint.settle(redriven, Ack())
         with pytest.raises(LeaseLost):
             await endpoint.settle(redriven, Ack())  # settled once only
+        await subscription.close()
+        await endpoint.close()
+
+    asyncio.run(scenario())
+
+
+def test_asyncio_an_ack_within_half_a_lease_is_one_xack(stream: str) -> None:
+    async def scenario() -> None:
+        endpoint = async_endpoint_of(stream)
+        sent: list[str] = []
+        execute: Callable[..., Any] = endpoint.client.execute_command
+
+        async def recording(*args: Any, **options: Any) -> Any:
+            sent.append(str(args[0]))
+            return await execute(*args, **options)
+
+        endpoint.client.execute_command = recording  # type: ignore[method-assign]
+        subscription = await endpoint.subscribe(Topics("jobs"), group="g")
+        await endpoint.publish("jobs", seal(b"young", "jobs"))
+        await endpoint.publish("jobs", seal(b"old", "jobs"))
+        deliveries = subscription.deliveries(idle_timeout=IDLE)
+        young, old = await anext(deliveries), await anext(deliveries)
+        del sent[:]
+        await endpoint.settle(young, Ack())
+        assert sent == ["XACK"]
+        with pytest.raises(LeaseLost):
+            await endpoint.settle(young, Ack())
+        await asyncio.sleep(LEASE / 2)
+        del sent[:]
+        await endpoint.settle(old, Ack())
+        assert sent == ["EVALSHA"]
+        assert [d async for d in deliveries] == []
         await subscription.close()
         await endpoint.close()
 

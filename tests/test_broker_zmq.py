@@ -273,3 +273,32 @@ def test_a_retry_cannot_bring_anything_back(tmp_path: Path) -> None:
     assert listener.dead_letters_dropped == 0
     sender.close()
     listener.close()
+
+
+def test_a_socket_error_while_receiving_leaves_as_transport_error(tmp_path: Path) -> None:
+    endpoint = ZmqEndpoint.from_url(f"zmq+ipc://{tmp_path}/s.sock")
+    subscription = endpoint.subscribe(Topics("#"), group="g")
+    subscription.close()  # its socket is gone: the next receive fails in pyzmq
+    with pytest.raises(TransportError) as caught:
+        next(subscription.deliveries(idle_timeout=IDLE))
+    assert isinstance(caught.value.__cause__, zmq.ZMQError)
+    endpoint.close()
+
+
+def test_a_handler_error_between_deliveries_is_not_mapped(tmp_path: Path) -> None:
+    url = f"zmq+ipc://{tmp_path}/s.sock?pattern=pushpull"
+    listener, sender = ZmqEndpoint.from_url(url), ZmqEndpoint.from_url(url)
+    subscription = listener.subscribe(Topics("jobs"), group="g")
+    sender.publish("jobs", seal(b"job", "jobs"))
+    reader = consumer(listener, Topics("jobs"))
+
+    def handler(opened: object) -> None:
+        raise zmq.ZMQError(zmq.EAGAIN)  # the application's own pyzmq use: stays its own
+
+    deliveries = subscription.deliveries(idle_timeout=IDLE)
+    delivery = next(deliveries)
+    with pytest.raises(zmq.ZMQError):
+        reader.handle(delivery, handler)
+    assert list(deliveries) == []
+    sender.close()
+    listener.close()

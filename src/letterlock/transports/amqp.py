@@ -237,6 +237,14 @@ class AmqpChannel:
         self.quorum = quorum
         self.ack_batch = ack_batch
         self._queued = 0  # acks written to pika's buffer, not yet flushed
+        # Coalescing (AmqpSubscription's channels only, which send the run before pika runs):
+        # every tag up to _upto is settled; _run is the last of the Acks since the last write
+        # that followed on from every tag before them, so one ``multiple`` ack covers them all
+        # and nothing unsettled; _early holds tags settled out of order, ahead of _upto.
+        self._coalesce = False
+        self._upto = 0
+        self._run = 0
+        self._early: set[int] = set()
         self._prefix = f"{next(_ids)}."
         if not getattr(channel, "_delivery_confirmation", False):  # pika logs an error if so
             with map_exceptions(ERRORS):
@@ -302,6 +310,8 @@ class AmqpChannel:
         tag = self._tag(delivery)
         with map_exceptions(ERRORS):
             match settlement:
+                case Ack() if self._coalesce:
+                    self._ack_coalesced(tag)
                 case Ack() if self.ack_batch > 1:
                     self.channel._impl.basic_ack(tag)  # pika's own buffer, not yet written
                     self._queued += 1
@@ -325,6 +335,38 @@ class AmqpChannel:
                     names = self._names(delivery)
                     self._send(names.dead_letter_exchange, names.queue, delivery, headers)
                     self.channel.basic_ack(tag)
+            if self._coalesce and not isinstance(settlement, Ack):
+                self._follows(tag)  # settled alone, and so never covered twice
+
+    def _ack_coalesced(self, tag: int) -> None:
+        """Ack a run of deliveries settled in order with one ``basic_ack(multiple=True)``:
+        one frame and one system call per batch, where pika writes each frame with a system
+        call of its own. A tag that does not follow on is acked alone."""
+        if self._follows(tag):
+            self._run = tag
+        else:
+            self.channel._impl.basic_ack(tag)  # pika's own buffer, not yet written
+        self._queued += 1
+        if self._queued >= self.ack_batch:
+            self.send_acks()
+            self.channel.connection.process_data_events(time_limit=0)
+
+    def _follows(self, tag: int) -> bool:
+        """Record ``tag`` as settled; True if every tag before it was already."""
+        if tag != self._upto + 1:
+            self._early.add(tag)
+            return False
+        self._upto = tag
+        while self._upto + 1 in self._early:
+            self._early.remove(self._upto + 1)
+            self._upto += 1
+        return True
+
+    def send_acks(self) -> None:
+        """Put the pending run of acks into pika's buffer, as one ``multiple`` ack."""
+        if self._run:
+            self.channel._impl.basic_ack(self._run, multiple=True)
+        self._run = self._queued = 0
 
     def _names(self, delivery: Delivery) -> Topology:
         return Topology.of(delivery.queue, exchange=self.exchange)
@@ -480,9 +522,12 @@ class AmqpEndpoint:
         """Close the connection: unsettled deliveries go back to their queues."""
         connection, self._connection = self._connection, None
         self._publisher = None
-        self._channels.clear()
+        channels, self._channels = list(self._channels.values()), {}
         if connection is not None and connection.is_open:
             with contextlib.suppress(*_CLOSING):  # gone already: nothing is left to settle
+                for channel in channels:  # acks of a subscription left open: written first
+                    if channel.channel.is_open:
+                        channel.send_acks()
                 connection.close()
 
     def __enter__(self) -> AmqpEndpoint:
@@ -533,6 +578,7 @@ class AmqpEndpoint:
         if channel is None or not channel.channel.is_open:
             raise LeaseLost("the channel closed: RabbitMQ has put the message back")
         with map_exceptions(ERRORS):
+            channel.send_acks()
             channel.channel.connection.process_data_events(time_limit=0)
 
     # the Endpoint -----------------------------------------------------------------------
@@ -558,6 +604,7 @@ class AmqpEndpoint:
         self._channels.pop(broker._prefix, None)
         if broker.channel.is_open:
             with contextlib.suppress(*_CLOSING):  # its connection is gone: so are its deliveries
+                broker.send_acks()
                 broker.channel.close()
 
     def dead_letters(self, group: str, /, *, limit: int | None = None) -> list[DeadLetterRecord]:
@@ -613,7 +660,10 @@ class AmqpSubscription:
 
     Acks go out in batches (:class:`AmqpChannel`'s ``ack_batch``, the endpoint's, or the
     prefetch if lower): whenever :meth:`deliveries` waits for more, every batch, and on
-    :meth:`close`. If the connection is lost (a broker restart), the deliveries not yet settled
+    :meth:`close`. Deliveries acked in the order they came go out as one ``basic_ack`` with
+    ``multiple`` (one frame, where pika writes each frame with a system call of its own), which
+    never covers a delivery not settled yet; one acked out of order goes alone. If the
+    connection is lost (a broker restart), the deliveries not yet settled
     are gone back to the queue (settling one raises LeaseLost), and :meth:`deliveries`
     reconnects, declares the group again and consumes on, for up to the endpoint's
     ``reconnect`` seconds.
@@ -630,6 +680,7 @@ class AmqpSubscription:
     def _attach(self) -> None:
         endpoint = self._endpoint
         broker = endpoint.channel(ack_batch=min(endpoint.ack_batch, endpoint.prefetch))
+        broker._coalesce = True  # this subscription sends the run before each pika run
         self._pending.clear()
         with map_exceptions(ERRORS):
             declare(
@@ -688,6 +739,7 @@ class AmqpSubscription:
         if self._broker is None:
             raise TransportError("this subscription is closed")
         with map_exceptions(ERRORS):
+            self._broker.send_acks()
             self._endpoint.connection().process_data_events(time_limit=seconds)
         if not self._broker.channel.is_open:
             raise TransportError("the channel closed")

@@ -285,31 +285,34 @@ class _ZmqSubscription:
 
     def deliveries(self, *, idle_timeout: float | None = None) -> Iterator[Delivery]:
         """Each message that arrives; stop after ``idle_timeout`` s without one."""
+        # One map_exceptions around the whole loop, not one per message (a context manager
+        # entered per message cost ~80 us of a ~200 us receive). The handler runs between
+        # next() calls, outside this frame, so only this loop's zmq calls are mapped.
+        with map_exceptions(_MAPPING):
+            yield from self._receive(idle_timeout)
+
+    def _receive(self, idle_timeout: float | None) -> Iterator[Delivery]:
         idle_since = time.monotonic()
+        socket, topics, group, count = self._socket, self._topics, self._group, self._count
         while True:
-            with map_exceptions(_MAPPING):
-                try:  # what is queued already needs no poll
-                    frames = self._socket.recv_multipart(zmq.NOBLOCK)
-                except zmq.Again:
-                    frames = None
-            if frames is None:
+            try:  # what is queued already needs no poll
+                frames = socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
                 left = (
                     None if idle_timeout is None else idle_timeout - (time.monotonic() - idle_since)
                 )
                 if left is not None and left <= 0:
                     return
-                with map_exceptions(_MAPPING):
-                    self._socket.poll(None if left is None else int(left * 1000) + 1)
+                socket.poll(None if left is None else int(left * 1000) + 1)
                 continue
             topic = frames[0].decode("utf-8", "replace")
-            if topic not in self._topics:
+            if topic not in topics:
                 self.skipped += 1
                 continue
             body = frames[1] if len(frames) == 2 else b""  # anything else fails to open
             yield Delivery(
-                tag="", queue=self._group, topic=topic, body=body, attempts=None,
-                ref=str(next(self._count)),
-            )  # fmt: skip
+                tag="", queue=group, topic=topic, body=body, attempts=None, ref=str(next(count))
+            )
             idle_since = time.monotonic()
 
     def close(self) -> None:
