@@ -91,13 +91,19 @@ class Setup:
         return Counter(pool_support.seen(self.out))
 
 
-@pytest.fixture(params=sorted(ENDPOINTS))
+def _pooled(name: str) -> bool:
+    """Whether a pool of several workers serves this kind of endpoint. Not ZeroMQ (at most
+    once: nothing comes back after a crash or a drain, as tests/test_endpoints.py asserts) and
+    not MQTT (one consumer per group: several workers are refused, as
+    ``test_what_goes_to_a_worker_must_pickle`` asserts)."""
+    kind = ENDPOINTS[name]
+    scheme = urlsplit(kind.url(Path("/nonexistent"))).scheme
+    return kind.durable_groups and scheme not in ONE_CONSUMER_PER_GROUP
+
+
+@pytest.fixture(params=sorted(filter(_pooled, ENDPOINTS)))
 def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setup]:
     kind = ENDPOINTS[request.param]
-    if not getattr(kind, "durable_groups", True):
-        pytest.skip("at most once (ZeroMQ): nothing comes back after a crash or a drain")
-    if urlsplit(kind.url(tmp_path)).scheme in ONE_CONSUMER_PER_GROUP:
-        pytest.skip("one consumer per group (MQTT): a pool has one worker there")
     if kind.service is not None:
         require(kind.service)
     url = kind.url(tmp_path)
