@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -28,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nats
-import pytest
 from nats.aio.client import Client
 
 from conftest import cast_of
@@ -36,7 +34,7 @@ from letterlock import Opened, Opener, ReplayWindow, Sealer, Suite, Topics
 from letterlock.errors import TransportError
 from letterlock.transports import AsyncSealedConsumer, RetryPolicy
 from letterlock.transports.nats import NatsBroker
-from services import in_ci
+from services import require_binary
 
 SERVER = "/usr/sbin/nats-server"
 MESSAGES = int(os.environ.get("LETTERLOCK_CLUSTER_MESSAGES", "10000"))
@@ -46,13 +44,10 @@ CAST = cast_of(Suite.P256)
 
 
 def _require_binary() -> str:
-    found = SERVER if os.access(SERVER, os.X_OK) else shutil.which("nats-server")
-    if found is None:
-        message = f"{SERVER} is missing; install it with: apt-get install nats-server"
-        if in_ci():
-            pytest.fail(f"{message} (CI=true: the cluster test must run)", pytrace=False)
-        pytest.skip(message)
-    return found
+    """The nats-server program: fails in CI, skipped elsewhere (``services.require_binary``)."""
+    if os.access(SERVER, os.X_OK):
+        return SERVER
+    return require_binary("nats-server", "nats-server")
 
 
 def _free_ports(count: int) -> list[int]:
