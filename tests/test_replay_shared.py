@@ -41,6 +41,7 @@ LEASE = 60
 A = b"\xa1" * 32
 M = b"\x3a" * 32
 IDS = 2000
+HANDLING = 0.0005  # seconds a "handler" takes per message (see _consume)
 
 _FORK = multiprocessing.get_context("fork")
 
@@ -142,7 +143,13 @@ def mid(n: int) -> bytes:
 
 
 def _consume(shared: Shared, holder: bytes, order: list[int]) -> list[int]:
-    """One consumer: claim each delivered id, "handle" it, finish; the ids it handled."""
+    """One consumer: claim each delivered id, "handle" it, finish; the ids it handled.
+
+    The handling takes :data:`HANDLING` seconds, as a real handler takes time: a consumer that
+    claimed in a tight loop could hold SQLite's write lock so nearly all the time that the
+    other one's busy wait never got in before the run was over (a CI run once saw one consumer
+    handle all 2000), and the test would no longer race two consumers at all.
+    """
     store = shared.open()
     handled = []
     try:
@@ -150,6 +157,7 @@ def _consume(shared: Shared, holder: bytes, order: list[int]) -> list[int]:
             result = store.add(A, mid(n), NOW, now=NOW, holder=holder, until=NOW + LEASE)
             if result is AddResult.ADDED:
                 handled.append(n)
+                time.sleep(HANDLING)
                 assert store.finish(A, mid(n), holder)
             else:
                 assert result in {AddResult.BUSY, AddResult.SEEN}, result
