@@ -94,7 +94,7 @@ from letterlock.transports import (
     RetryPolicy,
     SealedConsumer,
 )
-from letterlock.transports.pool import ConsumerPool
+from letterlock.transports.pool import ConsumerPool, WorkerSecret
 from letterlock.transports.urls import connect, redact
 
 __all__ = [
@@ -349,18 +349,20 @@ class Deliver:
 @dataclass(frozen=True, slots=True)
 class ListenerOpener:
     """Builds a listener's :class:`~letterlock.Opener` inside a pool worker: the identity is
-    decrypted there (a key is never pickled; its passphrase crosses the pipe to the worker),
-    with the home's trust and the identity's replay record, which all workers share."""
+    unlocked there, its key file decrypted or a session of the worker's own logged in to its
+    token (a key is never pickled, and its passphrase or PIN, a
+    :class:`~letterlock.transports.pool.WorkerSecret`, is never pickled either), with the
+    home's trust and the identity's replay record, which all workers share."""
 
     home: Path
     name: str
-    secret: bytes = field(repr=False)
+    secret: WorkerSecret = field(repr=False)
     replay: str | None = None  #: ``--replay URL``; None: the identity's record in the home
 
     def __call__(self) -> Opener:
         home = Home(self.home)
         home.check()
-        identity = home.load(self.name, lambda: self.secret)
+        identity = home.load(self.name, self.secret)
         window = ReplayWindow(_replay_store(home, self.name, self.replay), max_age=REPLAY_RETENTION)
         return Opener(identity, trust=home.trust(home.own_publics(warn=warn)), replay=window)
 
@@ -661,8 +663,9 @@ def listen_command(
             topics = _topics(endpoint, pattern)
             secret = passphrase(passphrase_file, prompt=f"Passphrase for {name!r}: ")
             identity = home.load(name, lambda: secret)  # a wrong passphrase fails here, once
-            factory = ListenerOpener(home.root, name, secret, replay) if workers > 1 else None
-            with _replay_store(home, name, replay) as store:
+            shared = WorkerSecret(secret) if workers > 1 else None
+            factory = None if shared is None else ListenerOpener(home.root, name, shared, replay)
+            with shared or contextlib.nullcontext(), _replay_store(home, name, replay) as store:
                 # older messages are refused (expired): the record forgets their ids by then
                 window = ReplayWindow(store, max_age=REPLAY_RETENTION)
                 opener = Opener(identity, trust=home.trust(own), replay=window)
