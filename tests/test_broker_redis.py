@@ -177,6 +177,36 @@ def test_entries_on_topics_outside_the_groups_patterns_are_skipped_unseen(
     endpoint.close()
 
 
+def test_a_skip_by_the_brokers_fields_drops_and_leaves_no_trace(
+    stream: str, plain: redis.Redis
+) -> None:
+    """The ``topic`` and ``for`` fields are the broker's word, and the group skips by them: a
+    skipped entry runs no handler, claims and records no message id, and is not dead-lettered,
+    so the same bytes delivered later with fields that let them through are handled once."""
+    endpoint = endpoint_of(stream)
+    topics = Topics("pay.*")
+    subscription = endpoint.subscribe(topics, group="g")
+    sealed = seal(b"ours", "pay.eu")
+    plain.xadd(stream, {"topic": b"refunds.eu", "body": sealed})  # a topic it is not on
+    plain.xadd(stream, {"topic": b"pay.eu", "body": sealed, "for": b"other"})  # not ours
+    reader = consumer(endpoint, "g", topics)
+    handled: list[bytes] = []
+    for delivery in subscription.deliveries(idle_timeout=IDLE):
+        reader.handle(delivery, lambda opened: handled.append(opened.payload))
+    assert handled == []
+    assert subscription.skipped == 2  # type: ignore[attr-defined]
+    assert reader.metrics == {}
+    assert endpoint.dead_letters("g") == []
+    plain.xadd(stream, {"topic": b"pay.eu", "body": sealed})
+    plain.xadd(stream, {"topic": b"pay.eu", "body": sealed, "for": b"g"})
+    for delivery in subscription.deliveries(idle_timeout=IDLE):
+        reader.handle(delivery, lambda opened: handled.append(opened.payload))
+    assert handled == [b"ours"]  # once: the second copy is a replay
+    assert reader.metrics == {"acked": 1, "dead_lettered:replayed": 1}
+    subscription.close()
+    endpoint.close()
+
+
 def test_a_quiet_consumers_entry_is_reclaimed_by_another_of_the_group(stream: str) -> None:
     endpoint = endpoint_of(stream)
     topics = Topics("jobs")

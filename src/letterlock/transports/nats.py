@@ -48,6 +48,25 @@ under the subject ``<dead>.<group>``, with headers ``Letterlock-Reason`` (the on
 ``redrive`` republishes each to its subject with a ``Letterlock-Group`` header, then deletes it;
 other groups of that subject, which had it already, ack such a copy unseen. A dead letter and
 a redriven copy carry a ``Nats-Msg-Id``, so a retried publish is stored once.
+
+What the broker reports, and what it can decide. A message's subject, headers and metadata are
+the broker's word (or its publisher's), and they decide settlement in two places only; neither
+can make the application see a message as handled that it did not handle, or leak one:
+
+* a ``Letterlock-Group`` header naming another group makes the group ack the message unseen
+  (:meth:`NatsBroker.foreign`): no handler runs, no message id is claimed or recorded in the
+  replay window, nothing is counted as handled or dead-lettered. That is a dropped message,
+  which a broker can always cause; the same bytes delivered without that header are opened as
+  new and handled once (``test_a_skip_by_the_group_header_drops_and_leaves_no_trace``). A
+  publisher sets the header of its own messages only;
+* ``num_delivered`` is the attempts that :mod:`~letterlock.transports.decide` bounds: a high
+  count dead-letters a message early (``redrive`` puts it back).
+
+The subject (``delivery.topic``) decides nothing: the consumer opens against its configured
+topics, and the subject only goes to local logs and, as the broker's own claim, to the dead
+letter's ``Letterlock-Subject``. A second settlement is refused here (LeaseLost) from our own
+state, not the broker's; an ack the server takes for a delivery it already gave to another
+consumer is caught by the replay window's claim.
 """
 
 from __future__ import annotations

@@ -31,6 +31,30 @@ always can; the consumer still opens what it is given against its own configured
 against the ``topic`` field. Consumers of one group name the same patterns. A redriven entry
 names its group in a ``for`` field, and the other groups of the stream skip it.
 
+What the broker reports, and what it can decide. An entry's fields, its delivery count and the
+replies of ``XPENDING`` and ``XACK`` are the broker's word (a hostile broker writes what it
+likes), and they decide settlement in four places only; each can lose a message or have it
+dead-lettered, none can make the application see a message as handled that it did not handle,
+or leak one:
+
+* the skip (``topic`` matching none of the group's patterns, ``for`` naming another group)
+  acks the entry unseen: no handler runs, no message id is claimed or recorded in the replay
+  window, nothing is counted as handled or dead-lettered. That is a dropped message, which a
+  broker can always cause (it can delete the entry); the same bytes, delivered later with
+  fields that let them through, are opened as new and handled once
+  (``test_a_skip_by_the_brokers_fields_drops_and_leaves_no_trace``). Only the broker, or whoever
+  writes the entry, sets its fields: another publisher cannot change them;
+* the reclaim script acks an entry that the stream no longer holds: nothing is left to deliver;
+* ``XPENDING``'s owner of an entry and ``XACK``'s count decide :class:`LeaseLost`: a false
+  reply leaves our ack undone, so the entry comes back, and the consumer's replay window,
+  where its id was recorded before the ack, refuses it as replayed (dead-lettered with the one
+  word): the handler ran once;
+* the delivery count is the attempts that :mod:`~letterlock.transports.decide` bounds: a high
+  count dead-letters a message early (``redrive`` puts it back).
+
+A dead letter holds the entry's own ``topic`` field, its bytes and the one word: nothing the
+broker did not have, and nothing of whom the receiver trusts.
+
 Settlement is atomic and checked: Ack, Retry, DeadLetter and ``extend_lease`` each run as one
 Lua script that first asks ``XPENDING`` whether the entry is still this consumer's, and raises
 :class:`~letterlock.transports.base.LeaseLost` if another consumer claimed it since (a plain
