@@ -15,6 +15,7 @@ from typing import Final, Literal, TypedDict
 
 from letterlock import _crypto
 from letterlock.core.cache import UnwrapCache
+from letterlock.core.carriage import CredentialBlock
 from letterlock.core.envelope import (
     COMMITMENT_SIZE,
     MAX_RECIPIENTS,
@@ -150,15 +151,18 @@ def _trust_context(  # noqa: PLR0917 - TrustContext's fields, in order
     headers: Mapping[str, str],
     created: int,
     now: int,
+    credentials: CredentialBlock | None,
 ) -> TrustContext:
     made = object.__new__(TrustContext)
-    s0, s1, s2, s3, s4, s5 = _C
+    s0, s1, s2, s3, s4, s5, s6, s7 = _C
     s0(made, topic)
     s1(made, suite)
     s2(made, content_type)
     s3(made, headers)
     s4(made, created)
     s5(made, now)
+    s6(made, 0 if credentials is None else credentials.status_version)
+    s7(made, credentials)
     return made
 
 
@@ -487,14 +491,15 @@ def _admit(
     trust: TrustPolicy, key_id: bytes, labels: Labels, created: int, now: int
 ) -> tuple[PublicIdentity, VerifiedSender]:
     """Steps 13 and 14: the sender's public identity and the policy's verdict."""
-    candidate = trust.lookup(key_id)
+    carried = labels.credentials
+    candidate = trust.lookup(key_id) if carried is None else trust.lookup(key_id, carried)
     if candidate is None or not hmac.compare_digest(candidate.fingerprint, key_id):
         raise Rejected(Reason.UNKNOWN_SENDER)
     if candidate.suite is not labels.suite:
         raise Rejected(Reason.UNTRUSTED, "sender key of another suite")
     # read-only headers: a policy cannot alter what open returns
     context = _trust_context(
-        labels.topic, labels.suite, labels.content_type, labels.header_map, created, now
+        labels.topic, labels.suite, labels.content_type, labels.header_map, created, now, carried
     )
     decision = trust.admit(candidate, context)
     if type(decision) is not VerifiedSender:

@@ -57,6 +57,7 @@ __all__ = [
     "decode_scope",
     "encode_scope",
     "validate_path",
+    "verify_carried",
     "verify_chain",
     "verify_sender",
 ]
@@ -465,6 +466,32 @@ def verify_chain(
         scopes=scopes,
         not_after=min(c.not_after for c in path),
     )
+
+
+def verify_carried(
+    anchors: AnchorSet, leaf: bytes, intermediates: Sequence[bytes]
+) -> tuple[int, X509Sender] | Refused:
+    """A chain from an envelope's credential block, verified before the receiver's time is
+    known (section 9): ``(t0, sender)``, where ``t0`` is the latest notBefore of the
+    certificates presented and the chain verified at ``t0``.
+
+    Steps 1 to 9 depend on time only through the validity periods of the path, so the chain
+    verifies at any ``at`` with ``t0 <= at <= sender.not_after`` (every certificate of the path
+    was valid at ``t0`` and stays so until its notAfter); outside that interval, verify at
+    ``at`` with :func:`verify_chain`. A chain whose certificates share no instant of validity
+    is refused here.
+    """
+    if len(intermediates) > MAX_INTERMEDIATES:  # step 1 before parsing anything
+        return Refused(
+            reason=X509Refusal.TOO_DEEP,
+            detail=f"{len(intermediates)} intermediates; at most {MAX_INTERMEDIATES}",
+        )
+    parsed = _parse_all(leaf, intermediates)
+    if isinstance(parsed, Refused):
+        return parsed
+    t0 = max(cert.not_before for cert in (parsed[0], *parsed[1]))
+    sender = verify_chain(anchors, leaf, intermediates, at=t0)
+    return sender if isinstance(sender, Refused) else (t0, sender)
 
 
 def verify_sender(
