@@ -81,7 +81,7 @@ class VectorTrust:
             identity = public_identity_from_bytes(bytes.fromhex(entry["public_identity"]))
             self._known[identity.fingerprint] = (entry["name"], identity, entry["allowed"])
 
-    def lookup(self, key_id: bytes) -> PublicIdentity | None:
+    def lookup(self, key_id: bytes, credentials: object = None) -> PublicIdentity | None:
         known = self._known.get(bytes(key_id))
         return known[1] if known else None
 

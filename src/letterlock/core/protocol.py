@@ -387,7 +387,7 @@ def seal_envelope(
         raise UsageError(f"sender is {sender.suite}, recipients are {wrapped.suite}")
     return seal_as(
         payload, sender.public.fingerprint, sender.signer.sign, wrapped, options, message_id,
-        created, into,
+        created, into, sender.credentials,
     )  # fmt: skip
 
 
@@ -400,9 +400,12 @@ def seal_as(  # noqa: PLR0917 - the per-message path passes its arguments positi
     message_id: bytes,
     created: int,
     into: bytearray | None,
+    credentials: CredentialBlock | None = None,
 ) -> bytes:
     """:func:`seal_envelope` for a sender whose key id and signing call are already at hand
-    (a :class:`letterlock.Sealer` looks them up once); the signer's suite must be the key's."""
+    (a :class:`letterlock.Sealer` looks them up once); the signer's suite must be the key's.
+    ``credentials`` is the sender's credential block (section 4.1), carried unless None; a
+    hidden sender carries none (UsageError)."""
     topic, headers, content_type = options.topic, options.headers, options.content_type
     hide_sender, pad = options.hide_sender, options.pad
     expires = None if options.expires_in is None else expiry(created, options.expires_in)
@@ -416,6 +419,7 @@ def seal_as(  # noqa: PLR0917 - the per-message path passes its arguments positi
         content_type=content_type,
         headers=tuple(sorted(headers.items())) if headers else (),
         sender_key_id=None if hide_sender else fingerprint,
+        credentials=credentials,
     )
     header_bytes = front + wrapped.block
     if type(payload) is not bytes:
