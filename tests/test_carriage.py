@@ -182,9 +182,12 @@ def test_hidden_sender_with_credentials_is_refused_both_ways() -> None:
     alice, bob = Identity.generate(Suite.X25519), Identity.generate(Suite.X25519)
     with pytest.raises(UsageError):
         _sealed(alice.with_credentials(X509, [b"x"]), bob, hide_sender=True)
-    hidden = bytearray(_sealed(alice, bob, hide_sender=True))
-    hidden[5] |= envelope.FLAG_CREDENTIALS
-    assert _reason(bytes(hidden)) is Reason.UNSUPPORTED
+    hidden = _sealed(alice, bob, hide_sender=True)
+    parsed = envelope.parse(hidden, suites=frozenset(Suite), limits=envelope.DEFAULT_LIMITS)
+    at = len(parsed.header_bytes) - (2 + 16 + Suite.X25519.sizes.wrapped + 32)  # labels' end
+    # a well-formed block where a visible sender's would be: refused for the combination
+    both = hidden[:5] + bytes([hidden[5] | envelope.FLAG_CREDENTIALS]) + hidden[6:at]
+    assert _reason(both + _block([], 1, kind=0) + hidden[at:]) is Reason.UNSUPPORTED
 
 
 def test_a_receiver_without_the_flag_refuses_it_as_unsupported(
@@ -553,6 +556,7 @@ def test_authorities_verify_a_carried_credential_chain() -> None:
     )
     # billing's chain never places mallory's key
     stolen = mallory.with_credentials(CredentialFormat.LETTERLOCK, items)
+    assert policy.lookup(mallory.public.fingerprint, stolen.credentials) is None
     assert _refused(_sealed(stolen, bob), bob, policy, NOW).reason is Reason.UNKNOWN_SENDER
     # another root's receiver cannot place billing from this chain
     other = Authorities([_credential_anchor(mallory)], [])
