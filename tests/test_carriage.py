@@ -145,9 +145,9 @@ def test_the_header_memo_keeps_the_block_and_tells_status_versions_apart() -> No
                for v in (1, 2)}  # fmt: skip
     for version in (1, 1, 2):
         sealed = sealers[version].seal(b"hi", recipients=[bob.public], topic=TOPIC, now=NOW)
-        labels = envelope.parse_parts(
-            sealed, suites=frozenset(Suite), limits=limits, labels=cache
-        )[0]
+        labels = envelope.parse_parts(sealed, suites=frozenset(Suite), limits=limits, labels=cache)[
+            0
+        ]
         seen.append(labels.credentials)
     assert [b.status_version for b in seen if b] == [1, 1, 2]
     assert cache.hits == 1
@@ -303,7 +303,11 @@ def _chain(ssl: Openssl) -> list[bytes]:
 
 def _open(sealed: bytes, receiver: Identity, trust: object, now: int) -> letterlock.Opened:
     return letterlock.open(
-        sealed, identity=receiver, trust=trust, replay=ReplayWindow(), now=now  # type: ignore[arg-type]
+        sealed,
+        identity=receiver,
+        trust=trust,
+        replay=ReplayWindow(),
+        now=now,  # type: ignore[arg-type]
     )
 
 
@@ -461,9 +465,7 @@ def test_revocation_is_checked_on_every_message(pki: Openssl, keys: PrivateKeys)
 
 
 @needs_openssl
-def test_mangled_der_and_too_many_certificates_are_refused(
-    pki: Openssl, keys: PrivateKeys
-) -> None:
+def test_mangled_der_and_too_many_certificates_are_refused(pki: Openssl, keys: PrivateKeys) -> None:
     bob, now = Identity.generate(Suite.P256), _now()
     trust = X509Senders(_anchors(pki), [], now=now)
     leaf = bytearray(pki.der("billing"))
