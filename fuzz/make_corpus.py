@@ -1,6 +1,7 @@
 """Write the fuzz seed corpus: real envelopes from the fixed fuzz sender to the fixed receiver.
 
-Usage: ``python fuzz/make_corpus.py [DIR [NAME ...]]`` (default ``fuzz/corpus``, every seed). One envelope per suite
+Usage: ``python fuzz/make_corpus.py [DIR [NAME ...]]`` (default ``fuzz/corpus``, every seed).
+One envelope per suite
 with headers, a content type and an expiry, plus one hidden-sender, padded envelope to two
 recipients and one p256 envelope carrying a credential block (envelope-v1 section 4.1), so the
 fuzzer starts from inputs that reach every step of the open procedure and every field.

@@ -35,7 +35,7 @@ from letterlock import (
 from letterlock.core import envelope
 from letterlock.core.carriage import MAX_CREDENTIAL_ITEM, MAX_CREDENTIAL_ITEMS
 from letterlock.core.keys import PrivateKeys, PublicIdentity
-from letterlock.core.trust import Refusal, TrustContext, VerifiedSender, Via
+from letterlock.core.trust import Refusal, TrustContext, TrustPolicy, VerifiedSender, Via
 from letterlock.errors import Reason, UsageError
 from letterlock.trust import FirstKnown, Pins
 from letterlock.trust.authorities import Authorities
@@ -301,17 +301,11 @@ def _chain(ssl: Openssl) -> list[bytes]:
     return [ssl.der("billing"), ssl.der("Acme Issuing"), ssl.der("Acme Policy")]
 
 
-def _open(sealed: bytes, receiver: Identity, trust: object, now: int) -> letterlock.Opened:
-    return letterlock.open(
-        sealed,
-        identity=receiver,
-        trust=trust,
-        replay=ReplayWindow(),
-        now=now,  # type: ignore[arg-type]
-    )
+def _open(sealed: bytes, receiver: Identity, trust: TrustPolicy, now: int) -> letterlock.Opened:
+    return letterlock.open(sealed, identity=receiver, trust=trust, replay=ReplayWindow(), now=now)
 
 
-def _refused(sealed: bytes, receiver: Identity, trust: object, now: int) -> Rejected:
+def _refused(sealed: bytes, receiver: Identity, trust: TrustPolicy, now: int) -> Rejected:
     with pytest.raises(Rejected) as caught:
         _open(sealed, receiver, trust, now)
     return caught.value
@@ -453,8 +447,10 @@ def test_revocation_is_checked_on_every_message(pki: Openssl, keys: PrivateKeys)
 
     def status(revoked: bool) -> Status:
         principals = {PRINCIPAL: Revocation(reason=RevocationReason.SUPERSEDED, since=now - 10)}
-        return Status(data=b"", signed=b"", version=2 if revoked else 1, issued=now,
-                      expires=now + 3600, keys={}, principals=principals if revoked else {})  # fmt: skip
+        return Status(
+            data=b"", signed=b"", version=2 if revoked else 1, issued=now, expires=now + 3600,
+            keys={}, principals=principals if revoked else {},
+        )  # fmt: skip
 
     sender = keys.identity().with_credentials(X509, _chain(pki), status_version=2)
     sealed = _sealed(sender, bob, now=now)
