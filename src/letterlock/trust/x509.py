@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from letterlock import _x509
-from letterlock.core.keys import PublicIdentity
+from letterlock.core.keys import Identity, PublicIdentity
 from letterlock.core.topics import Dialect, TopicPattern, parse_pattern
 from letterlock.errors import ParseError, UsageError
 
@@ -53,6 +53,8 @@ __all__ = [
     "Scope",
     "X509Refusal",
     "X509Sender",
+    "bound_identity",
+    "certificate_request",
     "check_principal",
     "decode_scope",
     "encode_scope",
@@ -513,3 +515,33 @@ def verify_sender(
     if not sender.may_publish(topic):  # step 11
         return Refused(reason=X509Refusal.SCOPE, detail=f"{topic!r} outside the path's scopes")
     return sender
+
+
+# ------------------------------------------------------------------------ the sender's side
+
+
+def certificate_request(identity: Identity, principal: str) -> bytes:
+    """A PEM certificate request for ``identity``'s signing key (``letterlock id csr``): the
+    principal as its URI SAN, letterlock's EKU, and the identity extension (section 6), which
+    the CA copies into the certificate it issues. The CA adds the scope (section 5)."""
+    if not check_principal(principal):
+        raise UsageError(f"{principal[:80]!r} is not a principal (ll:// or spiffe://, section 3)")
+    public = identity.public
+    return _x509.certificate_request(
+        public.suite, _signing_key(public), identity.sign,
+        principal=principal, eku=LETTERLOCK_EKU,
+        extra=[(IDENTITY_OID, _der_write(_OCTETS, public.to_bytes()))],
+    )  # fmt: skip
+
+
+def bound_identity(leaf: bytes) -> tuple[str, PublicIdentity] | Refused:
+    """The principal a leaf certificate names and the identity it binds (steps 2, 3 and 8,
+    without a path): what ``letterlock id attach`` checks before an identity presents it."""
+    parsed = _parse_all(leaf, ())
+    if isinstance(parsed, Refused):
+        return parsed
+    cert = parsed[0]
+    if cert.other_names or len(cert.uris) != 1 or not check_principal(cert.uris[0]):
+        return Refused(reason=X509Refusal.NO_PRINCIPAL, detail=f"SAN {cert.uris}")
+    identity = _bind(cert)
+    return identity if isinstance(identity, Refused) else (cert.uris[0], identity)
