@@ -125,6 +125,8 @@ def opened_fields(opened: Opened) -> Rows:
         ("signed by", sender.name),
         ("fingerprint", sender.fingerprint),
         ("via", sender.via),
+        *([("principal", sender.principal)] if sender.principal not in (None, sender.name) else []),
+        *([("chain", " > ".join(sender.authorities))] if sender.authorities else []),
         *([("rule", sender.rule)] if sender.rule is not None else []),
         ("suite", opened.suite.label),
         ("topic", opened.topic),
