@@ -314,13 +314,15 @@ def _text(raw: bytes, what: str) -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def _header_bound(suite: Suite, limits: Limits) -> int:
-    """The most bytes a header within ``limits`` can take (to copy only the header region)."""
+def _header_bound(suite: Suite, limits: Limits, flags: int) -> int:
+    """The most bytes a header within ``limits`` can take (to copy only the header region);
+    a credential block's room only with the CREDENTIALS flag."""
+    carried = limits.max_credentials_size if flags & FLAG_CREDENTIALS else 0
     per_header = 1 + MAX_HEADER_NAME + 2 + MAX_HEADER_VALUE
     per_recipient = RECIPIENT_ID_SIZE + suite.sizes.wrapped
     return (
         6 + MESSAGE_ID_SIZE + 16 + 2 + MAX_TOPIC + 1 + MAX_CONTENT_TYPE + 1
-        + limits.max_headers * per_header + SENDER_ID_SIZE + limits.max_credentials_size + 2
+        + limits.max_headers * per_header + SENDER_ID_SIZE + carried + 2
         + limits.max_recipients * per_recipient + COMMITMENT_SIZE + 4
     )  # fmt: skip
 
@@ -508,7 +510,7 @@ def _parse_labels(view: memoryview, suite: Suite, flags: int, limits: Limits) ->
     sizes = suite.sizes
     hidden = bool(flags & FLAG_HIDDEN_SENDER)
     # The header region is parsed from one bytes copy (small); the ciphertext stays a view.
-    head = bytes(view[: _header_bound(suite, limits)])
+    head = bytes(view[: _header_bound(suite, limits, flags)])
     end = len(head)
     if end < 40:
         raise _truncated()

@@ -121,7 +121,9 @@ class X509Senders:
     ) -> VerifiedSender | Refused | None:
         """The decision on a carried chain for ``sender`` (None: it does not certify it)."""
         known = self._carried_chain(block)
-        if isinstance(known, Refused) or known[1].identity != sender:
+        if isinstance(known, Refused) or (
+            known[1].identity is not sender and known[1].identity != sender
+        ):
             return None
         t0, result, reported = known
         now = context.now
