@@ -590,3 +590,23 @@ def test_trust_context_defaults() -> None:
                            created=1, now=1)  # fmt: skip
     assert (context.status_version, context.credentials) == (0, None)
     assert replace(context, status_version=3).status_version == 3
+
+
+_ALICE, _BOB = Identity.generate(Suite.X25519), Identity.generate(Suite.X25519)
+_CARRIED = _sealed(
+    _ALICE.with_credentials(X509, [b"leaf" * 20, b"ca" * 30], status_version=9), _BOB
+)
+_BLOCK_AT = _CARRIED.index(
+    CredentialBlock.of(X509, [b"leaf" * 20, b"ca" * 30], status_version=9).encoded
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(offset=st.integers(0, 10 + 2 + 80 + 2 + 60 - 1), mask=st.integers(1, 255))
+def test_any_change_to_the_block_is_refused(offset: int, mask: int) -> None:
+    """Every byte of the block is signed (and parsed strictly): a flipped one never opens."""
+    damaged = bytearray(_CARRIED)
+    damaged[_BLOCK_AT + offset] ^= mask
+    with pytest.raises(Rejected):
+        letterlock.open(bytes(damaged), identity=_BOB, trust=_pins("alice", _ALICE.public),
+                        replay=ReplayWindow(), now=NOW)  # fmt: skip
