@@ -161,3 +161,14 @@ def test_help_ends_with_an_example() -> None:
         shown = letterlock(Path("/nonexistent"), *args, "--help")
         assert shown.code == 0, shown
         assert shown.text.rstrip().splitlines()[-1].strip().startswith("letterlock "), shown
+
+
+def test_inspect_shows_the_credential_block(homes: Homes, tmp_path: Path) -> None:
+    ssl = _ca(tmp_path)
+    _ok(letterlock(homes.alice, "id", "new", "billing"))
+    csr = _ok(letterlock(homes.alice, "id", "csr", "billing", "--principal", PRINCIPAL)).stdout
+    _ok(letterlock(homes.alice, "id", "attach", "billing", str(_sign(ssl, csr, "billing")),
+                   str(ssl.made["Acme Issuing"])))  # fmt: skip
+    shown = _ok(letterlock(homes.bob, "inspect", stdin=_sealed(homes))).text
+    assert "x509, 2 item(s)" in shown
+    assert "status version 0" in shown
