@@ -95,9 +95,9 @@ def main() -> None:
         for _ in range(args.messages)
     ]
     anchor_only = Authorities([anchor], [])
-    letterlock.open(
+    letterlock.open(  # the carried chain, seen once
         carried_envelopes[0], identity=receiver, trust=anchor_only, replay=ReplayWindow(), now=NOW
-    )  # fmt: skip  (seen once)
+    )
 
     def open_all() -> tuple[tuple[float, float], ...]:
         """(wall, CPU) seconds per open with each policy, message by message in turn (so drift
