@@ -610,3 +610,24 @@ def test_any_change_to_the_block_is_refused(offset: int, mask: int) -> None:
     with pytest.raises(Rejected):
         letterlock.open(bytes(damaged), identity=_BOB, trust=_pins("alice", _ALICE.public),
                         replay=ReplayWindow(), now=NOW)  # fmt: skip
+
+
+@needs_openssl
+@pytest.mark.parametrize("suite", list(Suite), ids=[s.label for s in Suite])
+def test_certificate_requests_verify_with_openssl_for_every_suite(suite: Suite) -> None:
+    """``id csr``'s request: signed by the identity's signer (pq: the ECDSA half), and what
+    openssl reads back is the principal, letterlock's EKU and the identity extension."""
+    import subprocess
+
+    from letterlock.trust import x509 as x509_module
+
+    identity = Identity.generate(suite)
+    pem = x509_module.certificate_request(identity, PRINCIPAL)
+    shown = subprocess.run(["openssl", "req", "-verify", "-noout", "-text"], input=pem,
+                           capture_output=True, check=True)  # fmt: skip
+    assert b"verify OK" in shown.stdout + shown.stderr
+    assert f"URI:{PRINCIPAL}".encode() in shown.stdout
+    assert x509_module.LETTERLOCK_EKU.encode() in shown.stdout
+    assert x509_module.IDENTITY_OID.encode() in shown.stdout
+    with pytest.raises(UsageError):
+        x509_module.certificate_request(identity, "https://acme/billing")
