@@ -99,6 +99,12 @@ class Claim(enum.Enum):
     BUSY = "busy"  #: another consumer is handling it now: settle it to come back later
 
 
+# Per-message comparisons use these: an attribute of an Enum class costs a Python-level
+# __getattr__ hook on 3.11 (EnumType defines one), a global does not.
+_ADDED: Final = AddResult.ADDED
+_CLAIMED: Final = Claim.CLAIMED
+
+
 class ReplayStore(Protocol):
     """Where a window keeps recorded ids, per sender. :meth:`add` must be atomic."""
 
@@ -225,7 +231,7 @@ class MemoryReplayStore:
             if holder is not None:
                 record.claims[message_id] = (holder, until)
             self._count += 1
-            return AddResult.ADDED
+            return _ADDED
 
     def _forget(self, record: _SenderRecord, message_id: bytes) -> None:
         del record.seen[message_id]
@@ -334,7 +340,7 @@ class ReplayWindow:
     def record(self, *, sender: bytes, message_id: bytes, created: int, now: float) -> None:
         """Step 21: atomically record the id of a message that passed everything else."""
         result = self._add(sender, message_id, created, now=now, holder=None, until=0.0)
-        assert result is AddResult.ADDED  # a plain add is never BUSY nor TAKEN_OVER
+        assert result is _ADDED  # a plain add is never BUSY nor TAKEN_OVER
 
     def claim(
         self,
@@ -356,6 +362,8 @@ class ReplayWindow:
         if not holder:
             raise UsageError("a claim needs a holder")
         result = self._add(sender, message_id, created, now=now, holder=holder, until=until)
+        if result is _ADDED:
+            return _CLAIMED
         if result is AddResult.BUSY:
             return Claim.BUSY
         return Claim.TAKEN_OVER if result is AddResult.TAKEN_OVER else Claim.CLAIMED
@@ -390,6 +398,8 @@ class ReplayWindow:
         if due:
             self.store.prune(int(now) - self.max_age)
         result = self.store.add(sender, message_id, created, now=now, holder=holder, until=until)
+        if result is _ADDED:  # the usual case: one comparison
+            return result
         if result is AddResult.BELOW_FLOOR:
             raise Rejected(Reason.EXPIRED, "older than the replay window")
         if result is AddResult.SEEN:
