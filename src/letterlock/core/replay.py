@@ -62,6 +62,7 @@ from __future__ import annotations
 import enum
 import heapq
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
@@ -103,6 +104,20 @@ class Claim(enum.Enum):
 # __getattr__ hook on 3.11 (EnumType defines one), a global does not.
 _ADDED: Final = AddResult.ADDED
 _CLAIMED: Final = Claim.CLAIMED
+
+
+class LooksUpAtOnce(Protocol):
+    """What a :class:`ReplayStore` may add: steps 9 and 11's two questions in one call.
+
+    A store across a network (Redis, PostgreSQL) answers :meth:`ReplayStore.floor` and
+    :meth:`ReplayStore.contains` in one round trip this way, instead of two per message. The
+    answers are those two methods' at one moment; like theirs, they only refuse early (the
+    atomic :meth:`ReplayStore.add` decides).
+    """
+
+    def floor_and_contains(self, sender: bytes, message_id: bytes) -> tuple[int, bool]:
+        """``(floor(sender), contains(sender, message_id))``."""
+        ...
 
 
 class ReplayStore(Protocol):
@@ -192,6 +207,13 @@ class MemoryReplayStore:
     def contains(self, sender: bytes, message_id: bytes) -> bool:
         record = self._senders.get(sender)
         return record is not None and message_id in record.seen and message_id not in record.claims
+
+    def floor_and_contains(self, sender: bytes, message_id: bytes) -> tuple[int, bool]:
+        record = self._senders.get(sender)
+        if record is None:
+            return self._floor, False
+        seen = message_id in record.seen and message_id not in record.claims
+        return max(record.floor, self._floor), seen
 
     def add(
         self,
@@ -317,19 +339,55 @@ class ReplayWindow:
         now: int,
     ) -> None:
         """Steps 8, 9 and 11: raise Rejected unless the message is fresh. Records nothing."""
-        self.check_time(sender=sender, created=created, expires=expires, now=now)
-        if sender is not None:
+        if sender is None:
+            self.check_time(sender=None, created=created, expires=expires, now=now)
+            return
+        seen = self.check_fresh(
+            sender=sender, message_id=message_id, created=created, expires=expires, now=now
+        )
+        if seen is None:
             self.check_unseen(sender, message_id)
+        elif seen:
+            raise Rejected(Reason.REPLAYED)
 
     def check_time(
         self, *, sender: bytes | None, created: int, expires: int | None, now: int
     ) -> None:
         """Steps 8 and 9: the message's times against the window (``sender`` None: hidden)."""
+        self._check_clock(created, expires, now)
+        if created <= self.store.floor(sender):
+            raise Rejected(Reason.EXPIRED, "older than the replay window")
+
+    def check_fresh(
+        self, *, sender: bytes, message_id: bytes, created: int, expires: int | None, now: int
+    ) -> bool | None:
+        """Steps 8 and 9 for a visible sender, as :meth:`check_time`, and step 11's question.
+
+        Returns whether the id is recorded as handled, asked of the store in the same call as
+        its floor when the store can (:class:`LooksUpAtOnce`: one round trip, not two); the
+        caller refuses it as ``replayed`` at step 11, after step 10. None: the store answers
+        one question a call, and step 11 is :meth:`check_unseen`'s.
+        """
+        self._check_clock(created, expires, now)
+        at_once: Callable[[bytes, bytes], tuple[int, bool]] | None = getattr(
+            self.store, "floor_and_contains", None
+        )
+        if at_once is None:
+            if created <= self.store.floor(sender):
+                raise Rejected(Reason.EXPIRED, "older than the replay window")
+            return None
+        floor, seen = at_once(sender, message_id)
+        if created <= floor:
+            raise Rejected(Reason.EXPIRED, "older than the replay window")
+        return seen
+
+    def _check_clock(self, created: int, expires: int | None, now: int) -> None:
+        """Step 8, and step 9 against the clock (``max_age``): no store involved."""
         if created > now + self.skew:
             raise Rejected(Reason.NOT_YET_VALID, f"created {created - now}s in the future")
         if expires is not None and now >= expires:
             raise Rejected(Reason.EXPIRED, "past its expiry")
-        if created < now - self.max_age or created <= self.store.floor(sender):
+        if created < now - self.max_age:
             raise Rejected(Reason.EXPIRED, "older than the replay window")
 
     def check_unseen(self, sender: bytes, message_id: bytes) -> None:
