@@ -1096,10 +1096,7 @@ def test_postgres_url_options_reach_the_session(pg_schema: str) -> None:
 def test_floor_and_contains_answers_as_floor_and_contains(store: ReplayStore) -> None:
     """A store that answers steps 9 and 11 in one call (one round trip to Redis or PostgreSQL)
     answers what its floor() and contains() answer, claimed, handled, pruned."""
-    at_once = getattr(store, "floor_and_contains", None)
-    if at_once is None:  # local, two cheap questions: the window asks them one by one
-        assert isinstance(store, SQLiteReplayStore)
-        return
+    at_once = store.floor_and_contains  # type: ignore[attr-defined]  # every store here has it
 
     def agrees(sender: bytes, n: int) -> tuple[int, bool]:
         answer = at_once(sender, mid(n))
@@ -1149,10 +1146,25 @@ def test_a_window_asks_a_store_that_can_once_for_steps_9_and_11() -> None:
     assert store.asked == []
 
 
-def test_a_window_asks_a_store_without_it_floor_then_contains(tmp_path: Path) -> None:
-    with SQLiteReplayStore(tmp_path / "r.db") as store:
-        window = ReplayWindow(store, max_age=MAX_AGE, skew=SKEW)
-        fresh = window.check_fresh(sender=A, message_id=mid(1), created=NOW, expires=None, now=NOW)
-        assert fresh is None  # step 11 is then check_unseen's
-        record(window)
-        assert reason_of(lambda: check(window)) is Reason.REPLAYED
+def test_a_window_asks_a_store_without_it_floor_then_contains() -> None:
+    """A store of the ReplayStore protocol alone (a user's own) still gets both questions."""
+
+    class Plain:  # the protocol's methods only, delegated
+        def __init__(self) -> None:
+            self._inner = MemoryReplayStore()
+            self.asked: list[str] = []
+
+        def __getattr__(self, name: str) -> object:
+            if name == "floor_and_contains":
+                raise AttributeError(name)
+            self.asked.append(name)
+            return getattr(self._inner, name)
+
+    store = Plain()
+    window = ReplayWindow(store, max_age=MAX_AGE, skew=SKEW)  # type: ignore[arg-type]
+    fresh = window.check_fresh(sender=A, message_id=mid(1), created=NOW, expires=None, now=NOW)
+    assert fresh is None  # step 11 is then check_unseen's
+    record(window)
+    store.asked.clear()
+    assert reason_of(lambda: check(window)) is Reason.REPLAYED
+    assert store.asked == ["floor", "contains"]
