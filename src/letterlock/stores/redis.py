@@ -34,9 +34,7 @@ one hash tag (``{letterlock}``). Every ``redis`` exception (and ``OSError``) bec
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Iterator
 from typing import Final, cast
 
 import redis
@@ -262,16 +260,16 @@ class RedisReplayStore:
         )
         self._floor_and_contains = register(_FLOOR_AND_CONTAINS)
 
-    @contextlib.contextmanager
-    def _translated(self, what: str) -> Iterator[None]:
+    def _translated(self, what: str) -> map_exceptions:
+        """Redis's and the socket's errors as StoreError (a context manager, entered once or
+        more per message: not a generator, which costs more to enter than this)."""
         where = f"Redis replay record {self.prefix!r}: {what} failed: "
-        with map_exceptions(
+        return map_exceptions(
             {
                 redis.RedisError: lambda exc: StoreError(f"{where}{exc}"),
                 OSError: lambda exc: StoreError(f"{where}{exc}"),
             }
-        ):
-            yield
+        )
 
     def _run(self, what: str, script: redis.commands.core.Script, *args: bytes | str) -> object:
         if self._closed.is_set():
