@@ -15,6 +15,8 @@ by the time from the first send to the marker's run. Rows, as in ``benchmarks/br
   opened and claimed by its gate, the claim finished when Celery acks).
 
 Rounds alternate the rows; the medians are printed.
+``--durable`` adds ``letterlock+sqlite``: the gate's replay store a SQLite file on disk
+(``benchmarks/broker_common.py``).
 """
 
 from __future__ import annotations

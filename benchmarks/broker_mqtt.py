@@ -1,7 +1,7 @@
 """End-to-end messages per second through Mosquitto: plain paho, plain + crypto floor, letterlock.
 
     PYTHONPATH=src .venv/bin/python benchmarks/broker_mqtt.py [--messages 5000] [--size 1024]
-        [--rounds 3] [--version 5|3.1.1] [--threaded-floor]
+        [--rounds 3] [--version 5|3.1.1] [--threaded-floor] [--durable [--store-dir DIR]]
 
 Three rows per round, interleaved, one consumer each (in this process), a publisher in its own
 process (spawned) that publishes at QoS 1 while the consumer drains:
@@ -25,6 +25,8 @@ ack. The publisher keeps at most ``WINDOW`` messages ahead of the consumer, so M
 per-session queue limit (``max_queued_messages``, 1000 by default) never drops one. Needs
 Mosquitto on 127.0.0.1:1883. ``run(messages, size)`` returns the three rates and the ratio
 ``letterlock / plain+floor`` (target >= 0.85).
+Rows, ``--durable`` (a row ``letterlock+sqlite``: the replay store on disk, as ``letterlock
+listen`` keeps it) and the report: ``benchmarks/broker_common.py``.
 """
 
 from __future__ import annotations

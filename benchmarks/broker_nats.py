@@ -2,6 +2,7 @@
 floor, and letterlock, in one run.
 
     .venv/bin/python benchmarks/broker_nats.py [--messages 10000] [--size 1024] [--rounds 3]
+        [--durable [--store-dir DIR]]
 
 Each row consumes ``--messages`` messages from a fresh stream (interest retention, one durable
 pull consumer, explicit acks, fetched in batches of 256) while a publisher in its own process
@@ -21,6 +22,8 @@ The rate is messages divided by the time from the publisher's start to the last 
 alternate the rows and the median is reported, with letterlock / plain+floor (target >= 0.85),
 and each row's consumer CPU time per message (steadier than wall time on a busy machine). Needs
 NATS with JetStream on 127.0.0.1:4222. :func:`run` is one round, for ``benchmarks/brokers.py``.
+Rows, ``--durable`` (a row ``letterlock+sqlite``: the replay store on disk, as ``letterlock
+listen`` keeps it) and the report: ``benchmarks/broker_common.py``.
 """
 
 from __future__ import annotations

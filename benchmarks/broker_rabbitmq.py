@@ -2,6 +2,7 @@
 floor, and letterlock (AmqpEndpoint + SealedConsumer), in one run.
 
     .venv/bin/python benchmarks/broker_rabbitmq.py [--messages 10000] [--rounds 3] [--size 1024]
+        [--ack-batch 64] [--durable [--store-dir DIR]]
 
 Every row uses the same topology (:func:`letterlock.transports.amqp.declare`: a topic exchange
 and a durable group queue) and the same publisher, in a process of its own: pika's
@@ -27,6 +28,8 @@ ack: the consumer is the bottleneck, so this is its work per message. Rounds int
 rows; the median is reported, with ``letterlock / (plain+floor)`` (target >= 0.85).
 :func:`run` is one round, for ``benchmarks/brokers.py`` to import. Needs RabbitMQ on 127.0.0.1:5672
 (guest/guest).
+Rows, ``--durable`` (a row ``letterlock+sqlite``: the replay store on disk, as ``letterlock
+listen`` keeps it) and the report: ``benchmarks/broker_common.py``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Messages per second through Redis Streams: plain redis-py, plus the crypto floor, letterlock.
 
     PYTHONPATH=src .venv/bin/python benchmarks/broker_redis.py [--messages 5000] [--size 1024]
-        [--rounds 3]
+        [--rounds 3] [--durable [--store-dir DIR]]
 
 Three rows in one run, each on a fresh stream and consumer group, the publisher in its own
 process (``XADD`` one entry at a time) while this process consumes:
@@ -21,6 +21,8 @@ is letterlock / plain+floor (target >= 0.85). Beside each rate: the consumer pro
 message, which a machine shared with other work disturbs far less than the rate. Rows
 alternate over ``--rounds``; medians are printed.
 Needs Redis on 127.0.0.1:6379.
+Rows, ``--durable`` (a row ``letterlock+sqlite``: the replay store on disk, as ``letterlock
+listen`` keeps it) and the report: ``benchmarks/broker_common.py``.
 """
 
 from __future__ import annotations

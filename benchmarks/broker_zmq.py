@@ -1,7 +1,7 @@
 """Messages per second through ZeroMQ PUSH/PULL: plain pyzmq, plus the crypto floor, letterlock.
 
     PYTHONPATH=src .venv/bin/python benchmarks/broker_zmq.py [--messages 5000] [--size 1024]
-        [--rounds 3]
+        [--rounds 3] [--durable [--store-dir DIR]]
 
 Three rows in one run, each on a fresh ipc socket; this process binds a ``PULL`` socket and
 the publisher, in its own process, connects a ``PUSH`` socket and sends ``[topic, body]``
@@ -22,6 +22,8 @@ A rate is messages divided by the time from the publisher's start to the last me
 The ratio is letterlock / plain+floor (target >= 0.85). Beside each rate: the consumer process's CPU
 time per message, which a machine shared with other work disturbs far less than the rate. Rows
 alternate over ``--rounds``; medians are printed. Needs no server.
+Rows, ``--durable`` (a row ``letterlock+sqlite``: the replay store on disk, as ``letterlock
+listen`` keeps it) and the report: ``benchmarks/broker_common.py``.
 """
 
 from __future__ import annotations
