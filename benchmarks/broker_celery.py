@@ -29,9 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import broker_common
+import broker_common as bench
 import pika
-from broker_common import DURABLE, FLOOR, LETTERLOCK, PLAIN, main, rows
 from celery import Celery
 from kombu.entity import Exchange, Queue
 
@@ -41,7 +40,12 @@ from letterlock.keystore import MIN_KDF, save_identity
 
 URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 ROOT = Path(__file__).resolve().parent.parent
-MODES = {PLAIN: "plain", FLOOR: "floor", LETTERLOCK: "letterlock", DURABLE: "letterlock"}
+MODES = {
+    bench.PLAIN: "plain",
+    bench.FLOOR: "floor",
+    bench.LETTERLOCK: "letterlock",
+    bench.DURABLE: "letterlock",
+}
 
 
 def one_round(here: Path, row: str, messages: int, size: int, keys: tuple[Identity, ...]) -> float:
@@ -54,8 +58,8 @@ def one_round(here: Path, row: str, messages: int, size: int, keys: tuple[Identi
         LL_CELERY_MODE=mode, LL_CELERY_PREFETCH="100", LL_CELERY_SIZE=str(size),
         PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")]),
     )  # fmt: skip
-    if row == DURABLE:  # the gate's replay store: a SQLite file on disk, as a deployment's
-        env["LL_CELERY_REPLAY"] = str(broker_common.STORE_DIR / f"{queue}.replay.db")
+    if row == bench.DURABLE:  # the gate's replay store: a SQLite file on disk, as a deployment's
+        env["LL_CELERY_REPLAY"] = str(bench.STORE_DIR / f"{queue}.replay.db")
     with open(here / f"{queue}.log", "wb") as log:
         worker_process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "celery_worker_app", "worker", "-P", "prefork",
@@ -91,7 +95,7 @@ def one_round(here: Path, row: str, messages: int, size: int, keys: tuple[Identi
     finally:
         worker_process.terminate()
         worker_process.wait()
-        if row == DURABLE:
+        if row == bench.DURABLE:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{env['LL_CELERY_REPLAY']}{suffix}").unlink(missing_ok=True)
         with contextlib.suppress(pika.exceptions.AMQPError):  # lost with a restarted server
@@ -114,7 +118,7 @@ def run(messages: int, size: int, *, durable: bool = False) -> dict[str, float]:
         (here / "out").mkdir()
         save_identity(here / "worker.key", keys[0], b"test", kdf=MIN_KDF)
         (here / "alice.pub").write_text(keys[1].public.to_text("alice"))
-        return {row: one_round(here, row, messages, size, keys) for row in rows(durable)}
+        return {row: one_round(here, row, messages, size, keys) for row in bench.rows(durable)}
 
 
 def costs(tasks: int, size: int) -> tuple[float, float]:
@@ -162,6 +166,6 @@ def costs(tasks: int, size: int) -> tuple[float, float]:
 
 
 if __name__ == "__main__":
-    args = main(__doc__, run, "Celery over RabbitMQ, tasks/s", messages=2000, size=100)
+    args = bench.main(__doc__, run, "Celery over RabbitMQ, tasks/s", messages=2000, size=100)
     seal, admit = costs(args.messages, args.size)
     print(f"in process, per task: seal {seal:.0f} us (hook + serializer), gate {admit:.0f} us")

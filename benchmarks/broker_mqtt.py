@@ -42,18 +42,8 @@ from dataclasses import dataclass
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
+import broker_common as bench
 import paho.mqtt.client as paho
-from broker_common import (
-    FLOOR,
-    LETTERLOCK,
-    Floor,
-    bodies,
-    collect,
-    discard,
-    key_pair,
-    main,
-    opener,
-)
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -84,7 +74,7 @@ def _publisher(
 ) -> None:
     """Publish ``count`` messages at QoS 1 (sealed first, off the clock, if ``keys``)."""
     topic, count, keys, version = job.topic, job.count, job.keys, job.version
-    messages = bodies(count, job.size, topic, keys)
+    messages = bench.bodies(count, job.size, topic, keys)
     client = paho.Client(CallbackAPIVersion.VERSION2, protocol=VERSIONS[version])
     client.max_inflight_messages_set(100)
     client.connect(HOST, PORT)
@@ -105,7 +95,7 @@ def _publisher(
 
 
 def _plain_consumer(
-    job: _Job, consumed: Synchronized[int], floor: Floor | None, *, threaded: bool
+    job: _Job, consumed: Synchronized[int], floor: bench.Floor | None, *, threaded: bool
 ) -> tuple[paho.Client, threading.Event, list[float]]:
     """A plain paho consumer: on_message (does the floor's work and) acks, in paho's thread;
     or, ``threaded``, hands each message through a queue to a thread that does (as the
@@ -160,8 +150,8 @@ def _one(row: str, count: int, size: int, version: str) -> tuple[float, float]:
     context = multiprocessing.get_context("spawn")
     consumed: Synchronized[int] = context.Value("q", 0, lock=False)
     keys = None
-    if row.startswith(LETTERLOCK):
-        sender, reader, keys = key_pair()
+    if row.startswith(bench.LETTERLOCK):
+        sender, reader, keys = bench.key_pair()
     here, there = context.Pipe()
     job = _Job(topic=topic, count=count, size=size, version=version, keys=keys)
     publisher = context.Process(target=_publisher, args=(job, consumed, there))
@@ -169,15 +159,15 @@ def _one(row: str, count: int, size: int, version: str) -> tuple[float, float]:
     if not here.poll(60) or here.recv() != "ready":
         publisher.kill()
         raise SystemExit("the publisher did not start")
-    if row.startswith(LETTERLOCK):
+    if row.startswith(bench.LETTERLOCK):
         assert keys is not None
-        receiver = opener(reader, sender.public, row)
+        receiver = bench.opener(reader, sender.public, row)
         try:
             finished, cpu = _letterlock_consumer(job, consumed, here, receiver)
         finally:
-            discard(receiver)
+            bench.discard(receiver)
     else:
-        floor = Floor(size) if row.startswith(FLOOR) else None
+        floor = bench.Floor(size) if row.startswith(bench.FLOOR) else None
         threaded = row == THREADED
         client, done, ends = _plain_consumer(job, consumed, floor, threaded=threaded)
         cpu = time.process_time()
@@ -244,7 +234,7 @@ def run(
     microseconds per message), and ``ratio`` = letterlock / plain+floor. ConnectionError if
     Mosquitto does not answer (``benchmarks/brokers.py`` reports it so)."""
     socket.create_connection((HOST, PORT), timeout=2).close()
-    rates = collect(durable, lambda row: _one(row, messages, size, version))
+    rates = bench.collect(durable, lambda row: _one(row, messages, size, version))
     if threaded_floor:
         rates[THREADED], rates[f"{THREADED} cpu_us"] = _one(THREADED, messages, size, version)
     rates["ratio"] = rates["letterlock"] / rates["plain+floor"]
@@ -260,4 +250,4 @@ def _options(parser: argparse.ArgumentParser) -> None:
 
 
 if __name__ == "__main__":
-    main(__doc__, run, "Mosquitto via paho (QoS 1), P-256, one consumer", options=_options)
+    bench.main(__doc__, run, "Mosquitto via paho (QoS 1), P-256, one consumer", options=_options)

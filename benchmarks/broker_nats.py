@@ -34,18 +34,9 @@ import secrets
 import time
 from multiprocessing.connection import Connection
 
+import broker_common as bench
 import nats
 import nats.errors
-from broker_common import (
-    LETTERLOCK,
-    bodies,
-    collect,
-    discard,
-    floor_for,
-    key_pair,
-    main,
-    opener,
-)
 
 import letterlock
 from letterlock.transports import AsyncSealedConsumer
@@ -58,7 +49,7 @@ BATCH = 256
 def _publisher(subject: str, count: int, size: int, keys: tuple[bytes, bytes] | None,
                pipe: Connection) -> None:  # fmt: skip
     """Make every body first, say so, wait for "go", then publish them all, pipelined."""
-    sent = bodies(count, size, subject, keys)
+    sent = bench.bodies(count, size, subject, keys)
 
     async def publish() -> None:
         nc = await nats.connect(URL)
@@ -87,11 +78,11 @@ async def _round(row: str, count: int, size: int) -> tuple[float, float]:
     topics = letterlock.Topics.nats(subject)
     psub = await broker.subscribe(topics, group=group)
     keys = consumer = receiver = None
-    if row.startswith(LETTERLOCK):
-        writer, reader, keys = key_pair()
-        receiver = opener(reader, writer.public, row)
+    if row.startswith(bench.LETTERLOCK):
+        writer, reader, keys = bench.key_pair()
+        receiver = bench.opener(reader, writer.public, row)
         consumer = AsyncSealedConsumer(broker, group, opener=receiver, topics=topics)
-    floor = floor_for(row, size)
+    floor = bench.floor_for(row, size)
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
     worker = context.Process(target=_publisher, args=(subject, count, size, keys, child))
@@ -121,7 +112,7 @@ async def _round(row: str, count: int, size: int) -> tuple[float, float]:
         cpu = time.process_time() - cpu
     finally:
         if receiver is not None:
-            discard(receiver)
+            bench.discard(receiver)
         worker.join()
         await nc.flush()
         for name in (stream, f"{stream}-dead"):
@@ -133,8 +124,8 @@ async def _round(row: str, count: int, size: int) -> tuple[float, float]:
 def run(messages: int, size: int, *, durable: bool = False) -> dict[str, float]:
     """One round: each row's msgs/s, and ``<row> cpu_us`` (the consumer's CPU microseconds per
     message). ConnectionError if NATS does not answer."""
-    return collect(durable, lambda row: asyncio.run(_round(row, messages, size)))
+    return bench.collect(durable, lambda row: asyncio.run(_round(row, messages, size)))
 
 
 if __name__ == "__main__":
-    main(__doc__, run, "NATS JetStream via nats-py, P-256, one consumer", messages=10_000)
+    bench.main(__doc__, run, "NATS JetStream via nats-py, P-256, one consumer", messages=10_000)

@@ -42,18 +42,9 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any, Final
 
+import broker_common as bench
 import pika
 import pika.exceptions
-from broker_common import (
-    LETTERLOCK,
-    bodies,
-    collect,
-    discard,
-    floor_for,
-    key_pair,
-    main,
-    opener,
-)
 
 import letterlock
 from letterlock.transports import SealedConsumer
@@ -76,7 +67,7 @@ def _publish(
 ) -> None:
     """The publisher process: seal ``count`` messages (if ``keys``), wait for "go", send the
     start time, publish them."""
-    sent = bodies(count, size, TOPIC, keys)
+    sent = bench.bodies(count, size, TOPIC, keys)
     channel = _channel()
     properties = pika.BasicProperties(delivery_mode=2)
     assert pipe.recv() == "go"
@@ -153,12 +144,12 @@ def one_round(row: str, count: int, size: int, ack_batch: int = ACK_BATCH) -> tu
     declare(channel, group, TOPIC, exchange=exchange)
     keys = receiver = None
     try:
-        if row.startswith(LETTERLOCK):
-            producer, reader, keys = key_pair()
-            receiver = opener(reader, producer.public, row)
+        if row.startswith(bench.LETTERLOCK):
+            producer, reader, keys = bench.key_pair()
+            receiver = bench.opener(reader, producer.public, row)
             consume = _letterlock(exchange, group, count, receiver, ack_batch=ack_batch)
         else:
-            consume = _plain(group, count, floor_for(row, size), ack_batch)
+            consume = _plain(group, count, bench.floor_for(row, size), ack_batch)
         parent, child = multiprocessing.Pipe()
         publisher = multiprocessing.Process(
             target=_publish, args=(exchange, count, size, keys, child), daemon=True
@@ -172,7 +163,7 @@ def one_round(row: str, count: int, size: int, ack_batch: int = ACK_BATCH) -> tu
         publisher.join(timeout=60)
     finally:
         if receiver is not None:
-            discard(receiver)
+            bench.discard(receiver)
         names = Topology.of(group, exchange=exchange)
         for queue in (names.queue, names.dead_letter_queue, names.delay_queue):
             channel.queue_delete(queue)
@@ -187,7 +178,7 @@ def run(
 ) -> dict[str, float]:
     """One round: each row's msgs/s and ``<row> cpu_us`` (the rows one after another), for a
     runner such as ``benchmarks/brokers.py``. ConnectionError if RabbitMQ does not answer."""
-    return collect(durable, lambda row: one_round(row, messages, size, ack_batch))
+    return bench.collect(durable, lambda row: one_round(row, messages, size, ack_batch))
 
 
 def _options(parser: argparse.ArgumentParser) -> None:
@@ -198,7 +189,7 @@ def _options(parser: argparse.ArgumentParser) -> None:
 
 
 if __name__ == "__main__":
-    main(
+    bench.main(
         __doc__, run, f"RabbitMQ via pika, one consumer (prefetch {PREFETCH})",
         messages=10_000, options=_options,
     )  # fmt: skip

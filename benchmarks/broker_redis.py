@@ -33,18 +33,8 @@ from collections.abc import Callable
 from multiprocessing.synchronize import Event
 from typing import Any, cast
 
+import broker_common as bench
 import redis
-from broker_common import (
-    LETTERLOCK,
-    bodies,
-    collect,
-    discard,
-    floor_for,
-    forked,
-    key_pair,
-    main,
-    opener,
-)
 
 import letterlock
 from letterlock.transports import SealedConsumer
@@ -60,7 +50,7 @@ def _publish(
 ) -> None:  # fmt: skip
     """The publisher process: ``messages`` entries (sealed with ``keys``, for a letterlock row,
     and then sent by the letterlock endpoint)."""
-    sent = bodies(messages, size, TOPIC, keys)
+    sent = bench.bodies(messages, size, TOPIC, keys)
     if keys is not None:
         endpoint = RedisEndpoint.from_url(f"{URL}?stream={stream}")
         ready.set()
@@ -113,11 +103,11 @@ def one_row(row: str, messages: int, size: int) -> tuple[float, float]:
     endpoint = RedisEndpoint.from_url(f"{URL}?stream={stream}")
     subscription = endpoint.subscribe(letterlock.Topics(TOPIC), group="g")
     receiver = keys = None
-    if row.startswith(LETTERLOCK):
-        sender, reader, keys = key_pair()
-        receiver = opener(reader, sender.public, row)
-    work = floor_for(row, size)
-    publisher, go = forked(_publish, stream=stream, messages=messages, size=size, keys=keys)
+    if row.startswith(bench.LETTERLOCK):
+        sender, reader, keys = bench.key_pair()
+        receiver = bench.opener(reader, sender.public, row)
+    work = bench.floor_for(row, size)
+    publisher, go = bench.forked(_publish, stream=stream, messages=messages, size=size, keys=keys)
     started, cpu = time.time(), time.process_time()
     go.set()
     try:
@@ -127,7 +117,7 @@ def one_row(row: str, messages: int, size: int) -> tuple[float, float]:
             finished = _consume_plain(stream, messages, work)
     finally:
         if receiver is not None:
-            discard(receiver)
+            bench.discard(receiver)
         publisher.join()
         subscription.close()
         endpoint.client.delete(stream, endpoint.dead_stream("g"))
@@ -147,8 +137,8 @@ def run(messages: int, size: int, *, durable: bool = False) -> dict[str, float]:
         raise ConnectionError(f"Redis does not answer at {URL}: {exc}") from exc
     finally:
         probe.close()
-    return collect(durable, lambda row: one_row(row, messages, size))
+    return bench.collect(durable, lambda row: one_row(row, messages, size))
 
 
 if __name__ == "__main__":
-    main(__doc__, run, "Redis Streams via redis-py, P-256, one consumer")
+    bench.main(__doc__, run, "Redis Streams via redis-py, P-256, one consumer")

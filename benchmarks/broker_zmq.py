@@ -35,18 +35,8 @@ from collections.abc import Callable
 from multiprocessing.synchronize import Event
 from typing import Any
 
+import broker_common as bench
 import zmq
-from broker_common import (
-    LETTERLOCK,
-    bodies,
-    collect,
-    discard,
-    floor_for,
-    forked,
-    key_pair,
-    main,
-    opener,
-)
 
 import letterlock
 from letterlock.transports import SealedConsumer
@@ -61,7 +51,7 @@ def _publish(
 ) -> None:  # fmt: skip
     """The publisher process: ``messages`` messages (sealed with ``keys``, for a letterlock row,
     and then sent by the letterlock endpoint)."""
-    sent = bodies(messages, size, TOPIC, keys)
+    sent = bench.bodies(messages, size, TOPIC, keys)
     if keys is not None:
         endpoint = ZmqEndpoint.from_url(f"{url}&wait=30")
         ready.set()
@@ -115,16 +105,16 @@ def one_row(row: str, messages: int, size: int) -> tuple[float, float]:
     url = f"zmq+ipc://{folder}/s.sock?pattern=pushpull"
     endpoint = ZmqEndpoint.from_url(url)
     receiver = keys = None
-    if row.startswith(LETTERLOCK):
+    if row.startswith(bench.LETTERLOCK):
         subscription = endpoint.subscribe(letterlock.Topics(TOPIC), group="g")
-        sender, reader, keys = key_pair()
-        receiver = opener(reader, sender.public, row)
+        sender, reader, keys = bench.key_pair()
+        receiver = bench.opener(reader, sender.public, row)
     else:  # plain pyzmq: a PULL socket of its own, bound where the endpoint would bind
         plain: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         pull = plain.socket(zmq.PULL)
         pull.bind(endpoint.address)
-    work = floor_for(row, size)
-    publisher, go = forked(_publish, url=url, messages=messages, size=size, keys=keys)
+    work = bench.floor_for(row, size)
+    publisher, go = bench.forked(_publish, url=url, messages=messages, size=size, keys=keys)
     started, cpu = time.time(), time.process_time()
     go.set()
     try:
@@ -135,7 +125,7 @@ def one_row(row: str, messages: int, size: int) -> tuple[float, float]:
     finally:
         publisher.join()
         if receiver is not None:
-            discard(receiver)
+            bench.discard(receiver)
             subscription.close()
         else:
             pull.close(linger=0)
@@ -149,8 +139,8 @@ def one_row(row: str, messages: int, size: int) -> tuple[float, float]:
 def run(messages: int, size: int, *, durable: bool = False) -> dict[str, float]:
     """One round: each row's msgs/s, and ``<row> cpu_us`` (the consumer's CPU microseconds
     per message: steadier where the machine is shared). For ``benchmarks/brokers.py``."""
-    return collect(durable, lambda row: one_row(row, messages, size))
+    return bench.collect(durable, lambda row: one_row(row, messages, size))
 
 
 if __name__ == "__main__":
-    main(__doc__, run, "ZeroMQ PUSH/PULL via pyzmq (ipc), P-256, one consumer")
+    bench.main(__doc__, run, "ZeroMQ PUSH/PULL via pyzmq (ipc), P-256, one consumer")
