@@ -108,6 +108,17 @@ class SQLiteReplayStore:
             ).fetchone()
             return row is not None
 
+    def floor_and_contains(self, sender: bytes, message_id: bytes) -> tuple[int, bool]:
+        """:meth:`floor` and :meth:`contains` in one statement."""
+        with self._database.read("looking up an id") as db:
+            floor, seen = db.execute(
+                "SELECT max(m.floor, coalesce((SELECT floor FROM senders WHERE sender = ?), -1)), "
+                "EXISTS (SELECT 1 FROM seen WHERE sender = ? AND id = ? AND holder IS NULL) "
+                "FROM meta m",
+                (sender, sender, message_id),
+            ).fetchone()
+            return int(floor), seen == 1
+
     def add(
         self,
         sender: bytes,
