@@ -556,6 +556,51 @@ def test_sqlite_survives_reopen(tmp_path: Path) -> None:
         assert reason_of(lambda: check(window)) is Reason.REPLAYED
 
 
+def _sync_of_each_commit(store: SQLiteReplayStore, calls: Callable[[], object]) -> list[str]:
+    """The ``synchronous`` setting under which each transaction ``calls`` makes commits."""
+    statements: list[str] = []
+    db = store._database._db
+    setting = db.execute("PRAGMA synchronous").fetchone()[0]
+    db.set_trace_callback(statements.append)
+    try:
+        calls()
+    finally:
+        db.set_trace_callback(None)
+    modes = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+    current, commits = modes[setting], []
+    for statement in statements:
+        if statement.startswith("PRAGMA synchronous="):
+            current = statement.split("=", 1)[1]
+        elif statement == "COMMIT":
+            commits.append(current)
+    return commits
+
+
+def test_sqlite_syncs_every_handled_id_and_no_claim(tmp_path: Path) -> None:
+    """A handled id (finish, or a record without a claim) is committed with a sync
+    (``synchronous=FULL``): it must survive a power loss, or a replay would be accepted after
+    it. A claim, its extension and its release only keep live consumers apart and commit
+    without one (``NORMAL``; the next synced commit covers them): one sync per message, not
+    two."""
+    with SQLiteReplayStore(tmp_path / "replay.sqlite3") as store:
+        h = b"holder"
+
+        def one_message_and_more() -> None:
+            assert store.add(A, mid(1), NOW, now=NOW, holder=h, until=NOW + 60) is ADDED
+            assert store.extend(A, mid(1), h, NOW + 120)
+            assert store.finish(A, mid(1), h)
+            assert store.add(A, mid(2), NOW, now=NOW, holder=h, until=NOW + 60) is ADDED
+            assert store.release(A, mid(2), h)
+            assert store.add(A, mid(3), NOW, now=NOW) is ADDED  # recorded at once
+
+        commits = _sync_of_each_commit(store, one_message_and_more)
+        assert commits == ["NORMAL", "NORMAL", "FULL", "NORMAL", "NORMAL", "FULL"]
+    with SQLiteReplayStore(tmp_path / "replay.sqlite3") as reopened:  # and all of it is there
+        assert reopened.contains(A, mid(1))
+        assert not reopened.contains(A, mid(2))
+        assert reopened.contains(A, mid(3))
+
+
 def test_sqlite_two_store_objects_on_one_file_share_ids_and_floor(tmp_path: Path) -> None:
     path = tmp_path / "shared.sqlite3"
     with SQLiteReplayStore(path) as first, SQLiteReplayStore(path) as second:
