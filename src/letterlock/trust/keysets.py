@@ -147,15 +147,20 @@ class Keyset:
             keys=tuple(sorted(keys, key=lambda k: k.key_id)),
         )  # fmt: skip
 
-    def add(self, public: PublicIdentity, *, now: int, lifetime: int) -> Keyset:
-        """Step 1: a new ACTIVE key (opens at once; senders move to it when it is promoted)."""
+    def add(
+        self, public: PublicIdentity, *, now: int, lifetime: int, grace: int | None = None
+    ) -> Keyset:
+        """Step 1: a new ACTIVE key (opens at once; senders move to it when it is promoted).
+
+        ``grace`` replaces the keyset's grace period, as in :meth:`retire`.
+        """
         if any(key.public == public for key in self.keys):
             raise UsageError(f"{public.fingerprint_text} is in the keyset already")
         new = Key(
             key_id=max(key.key_id for key in self.keys) + 1, purpose=Purpose.ENCRYPT,
             status=Status.ACTIVE, public=public, not_before=now, not_after=_add(now, lifetime),
         )  # fmt: skip
-        return self._next((*self.keys, new), now)
+        return self._next((*self.keys, new), now, grace)
 
     def promote(self, key_id: int, *, now: int) -> Keyset:
         """Step 3: ``key_id`` becomes the primary key; the former primary becomes ACTIVE."""
