@@ -9,7 +9,6 @@ the outcome fields of a vector (section 8).
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import itertools
 import struct
@@ -32,7 +31,7 @@ def _b64(text: str) -> bytes:
     """Section 4: standard base64 with padding, canonical."""
     try:
         data = base64.b64decode(text, validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a character outside ASCII
         raise _malformed() from None
     if base64.b64encode(data).decode() != text:
         raise _malformed()

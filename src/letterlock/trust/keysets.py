@@ -16,7 +16,6 @@ until the earlier of its retirement and the end of its lifetime, plus the grace 
 from __future__ import annotations
 
 import base64
-import binascii
 import enum
 import struct
 from collections.abc import Iterable
@@ -338,7 +337,7 @@ class SignedKeyset:
 def _b64(text: str) -> bytes:
     try:
         data = base64.b64decode(text, validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, and a ValueError for a non-ASCII character (fuzzing)
         raise ParseError("keyset line is not valid base64") from None
     if base64.b64encode(data).decode() != text:
         raise ParseError("keyset line is not canonical base64")
