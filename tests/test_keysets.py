@@ -131,6 +131,28 @@ def test_a_message_to_a_destroyed_key_is_refused_as_not_for_me() -> None:
     assert "destroyed" in refused.value.detail
 
 
+def test_a_key_destroyed_before_its_deadline_opens_nothing() -> None:
+    rotation = NOW + 10 * DAY
+    after, _ = _rotated(rotation)
+    assert 0 in {key.key_id for key in after.opens_with(rotation + 1)}
+    destroyed = after.destroy(0, now=rotation + 1, early=True)
+    assert {key.key_id for key in destroyed.opens_with(rotation + 1)} == {1}
+
+
+@pytest.mark.parametrize("step", ["promote", "retire", "destroy"])
+def test_a_destroyed_key_never_changes_again(step: str) -> None:
+    rotation = NOW + 10 * DAY
+    destroyed = _rotated(rotation)[0].destroy(0, now=rotation + GRACE)
+    with pytest.raises(UsageError, match="it is destroyed"):
+        getattr(destroyed, step)(0, now=rotation + GRACE)
+
+
+def test_a_retired_key_is_never_promoted_again() -> None:
+    retired = _rotated(NOW + DAY)[0]
+    with pytest.raises(UsageError, match="cannot promote key 0: it is retired"):
+        retired.promote(0, now=NOW + DAY)
+
+
 def test_an_opener_refuses_the_private_key_of_a_destroyed_key() -> None:
     rotation = NOW + 10 * DAY
     after, new = _rotated(rotation)
@@ -270,14 +292,14 @@ _RANK = {Status.ACTIVE: 0, Status.PRIMARY: 0, Status.RETIRED: 1, Status.DESTROYE
 _POOL = (*(identity.public for identity in CAST.pool), CAST.dave.public, CAST.eve.public)
 _STEPS = st.lists(
     st.tuples(
-        st.sampled_from(["add", *TRANSITIONS]), st.integers(0, 8), st.integers(0, 10 * DAY),
+        st.sampled_from(["add", *TRANSITIONS]), st.integers(0, 3), st.integers(0, 10 * DAY),
         st.booleans(),
     ),
-    max_size=30,
+    max_size=40,
 )  # fmt: skip
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(_STEPS)
 def test_random_rotations_only_move_statuses_forward_with_exactly_one_primary(
     steps: list[tuple[str, int, int, bool]],
