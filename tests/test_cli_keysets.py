@@ -134,3 +134,17 @@ def test_id_rotate_takes_one_step_at_a_time(homes: Homes) -> None:
     assert_one_line_error(result, 2, "one step at a time")
     result = letterlock(homes.bob, "id", "rotate", "bob", "--promote", "1")
     assert_one_line_error(result, 2, "no keyset yet")
+
+
+def test_id_passwd_re_encrypts_the_keys_of_the_keyset(homes: Homes, tmp_path: Path) -> None:
+    _ok(homes.bob, "id", "rotate", "bob")
+    _ok(homes.bob, "id", "rotate", "bob", "--promote", "1")
+    _distribute(homes)
+    sealed = seal(homes)  # to key 1
+    new = tmp_path / "new"
+    new.write_text("a new pass phrase for bob\n")
+    changed = letterlock(homes.bob, "id", "passwd", "bob", "--new-passphrase-file", str(new))
+    assert changed.code == 0, changed
+    assert "and of its 1 keyset keys" in changed.stderr
+    opened = letterlock(homes.bob, "open", "--passphrase-file", str(new), stdin=sealed)
+    assert opened.code == 0, opened

@@ -50,6 +50,7 @@ from letterlock.trust.keysets import (
 from letterlock.trust.pins import check_name
 
 __all__ = [
+    "change_passphrase",
     "contact_keyset",
     "id_keyset",
     "id_rotate",
@@ -125,6 +126,28 @@ def _load_key(home: Home, name: str, key_id: int, secret: Callable[[], bytes],
     if identity.public != public:
         raise KeyStoreError(f"{path} is not the key {key_id} that {name}.keyset certifies")
     return identity
+
+
+def change_passphrase(home: Home, name: str, old: Callable[[], bytes], new: bytes) -> int:
+    """Re-encrypt the private keys of ``name``'s keyset (not key 0, NAME.key) under ``new``;
+    returns how many. Each file is replaced atomically, one by one: a key already under ``new``
+    (an interrupted run) is left as it is. Call it under the home's lock."""
+    signed = own_keyset(home, name)
+    if signed is None:
+        return 0
+    changed = 0
+    for key in signed.keyset.keys:
+        if key.key_id == 0 or key.status is Status.DESTROYED:
+            continue
+        try:
+            identity = _load_key(home, name, key.key_id, old, key.public)
+        except KeyStoreError:  # changed already by an interrupted run? else the error stands
+            _load_key(home, name, key.key_id, lambda: new, key.public)
+            continue
+        path = key_path(home, name, key.key_id)
+        write_private_file(path, encrypt_identity(identity, new), overwrite=True)
+        changed += 1
+    return changed
 
 
 def _asked_once(get: Callable[[], bytes]) -> Callable[[], bytes]:
