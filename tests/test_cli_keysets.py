@@ -11,6 +11,8 @@ import base64
 import json
 from pathlib import Path
 
+import pytest
+
 from cli_support import Homes, assert_one_line_error, letterlock, seal
 
 
@@ -148,3 +150,21 @@ def test_id_passwd_re_encrypts_the_keys_of_the_keyset(homes: Homes, tmp_path: Pa
     assert "and of its 1 keyset keys" in changed.stderr
     opened = letterlock(homes.bob, "open", "--passphrase-file", str(new), stdin=sealed)
     assert opened.code == 0, opened
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_listener_opens_with_the_keys_of_its_keyset(
+    homes: Homes, tmp_path: Path, workers: str
+) -> None:
+    url = f"spool://{tmp_path}/spool.db"
+    listen = ("listen", "--broker", url, "--topic", "orders.*", "--as", "bob", "--workers", workers)
+    assert letterlock(homes.bob, *listen, "--timeout", "0.1").code == 0  # the group exists
+    _ok(homes.bob, "id", "rotate", "bob")
+    _ok(homes.bob, "id", "rotate", "bob", "--promote", "1")
+    _distribute(homes)
+    sent = letterlock(homes.alice, "send", "--broker", url, "--topic", "orders.eu", "--to", "bob",
+                      stdin=b"to key 1")  # fmt: skip
+    assert sent.code == 0, sent
+    result = letterlock(homes.bob, *listen, "--count", "1", "--timeout", "20")
+    assert result.code == 0, result
+    assert result.stdout == b"to key 1"

@@ -17,6 +17,7 @@ from conftest import NOW, cast_of
 from letterlock import (
     Identity,
     KeysetOpener,
+    Opener,
     ParseError,
     Pins,
     Reason,
@@ -325,3 +326,38 @@ def test_random_rotations_only_move_statuses_forward_with_exactly_one_primary(
             assert moved.public == key.public
         assert Keyset.decode(following.encode()) == following
         keyset = following
+
+
+# ------------------------------------------------------------------- KeysetOpener as Opener
+
+
+def test_a_keyset_opener_is_an_opener_whose_replay_and_trust_reach_every_key() -> None:
+    after, new = _rotated(NOW + DAY)
+    opener = _opener(after, {0: BOB, 1: new})
+    assert isinstance(opener, Opener)
+    message = _to(after, NOW + DAY)
+    opener.open(message, now=NOW + DAY)
+    with pytest.raises(Rejected) as replayed:
+        opener.open(message, now=NOW + DAY)
+    assert replayed.value.reason is Reason.REPLAYED
+    opener.replay = _window()  # a fresh record: the same message opens again
+    assert opener.open(message, now=NOW + DAY).payload == b"queued"
+    opener.replay = _window()
+    opener.trust = Pins()  # nobody trusted any more, whichever key the message is for
+    with pytest.raises(Rejected) as untrusted:
+        opener.open(message, now=NOW + DAY)
+    assert untrusted.value.reason is Reason.UNKNOWN_SENDER
+
+
+def test_a_keyset_opener_opens_into_a_buffer_and_wipes_it_when_refusing() -> None:
+    rotation = NOW + 10 * DAY
+    queued = _to(BOB, rotation - 60)
+    after, new = _rotated(rotation)
+    opener = _opener(after, {0: BOB, 1: new})
+    buffer = bytearray(b"earlier secret")
+    received = opener.open_into(queued, buffer, now=rotation + 1)
+    assert bytes(buffer) == b"queued" == bytes(buffer[: received.size])
+    buffer[:] = b"earlier secret"
+    with pytest.raises(Rejected):
+        opener.open_into(queued, buffer, now=rotation + GRACE)
+    assert not any(buffer)

@@ -13,10 +13,9 @@ import time
 from collections.abc import Iterable, Mapping
 
 from letterlock._api import Opener
-from letterlock.core.cache import LabelsCache
 from letterlock.core.envelope import DEFAULT_LIMITS, Limits, parse_parts
 from letterlock.core.keys import Identity
-from letterlock.core.protocol import Opened
+from letterlock.core.protocol import Opened, Received, wipe
 from letterlock.core.replay import ReplayWindow
 from letterlock.core.suites import Suite
 from letterlock.core.topics import Topics
@@ -27,14 +26,16 @@ from letterlock.trust.keysets import Keyset, Status
 __all__ = ["KeysetOpener"]
 
 
-class KeysetOpener:
+class KeysetOpener(Opener):
     """Opens messages sent to any key of ``keyset`` that may open them at the time of opening.
 
     ``keys`` maps key ids to the private identities of the keyset's keys (each must be the key
     the keyset certifies under that id); keys the keyset says are destroyed must be absent.
     The envelope's recipient block names the key; a message for a retired key past its
-    deadline, or for a destroyed key, is refused as ``not_for_me``. Thread-safe if ``trust``
-    and ``replay`` are.
+    deadline, or for a destroyed key, is refused as ``not_for_me``. An :class:`Opener`, so a
+    consumer takes it as one: ``identity`` is the primary key's if it is given, and ``trust``
+    and ``replay`` set on it reach every key's opener. Thread-safe if ``trust`` and ``replay``
+    are.
     """
 
     def __init__(
@@ -49,8 +50,6 @@ class KeysetOpener:
         cache_size: int = 4096,
     ) -> None:
         self.keyset = keyset
-        self.limits = limits
-        self._labels = LabelsCache()
         self._openers: dict[int, Opener] = {}
         for key_id, identity in keys.items():
             key = keyset.key(key_id)
@@ -64,7 +63,31 @@ class KeysetOpener:
             )  # fmt: skip
         if not self._openers:
             raise UsageError("a KeysetOpener needs the private key of at least one key")
-        self.suites = next(iter(self._openers.values())).suites
+        shown = keys.get(keyset.primary.key_id) or next(iter(keys.values()))
+        super().__init__(shown, trust=trust, replay=replay, suites=suites, limits=limits,
+                         cache_size=1)  # fmt: skip
+        for opener in self._openers.values():
+            opener.labels = self.labels  # one parse of a header serves the choice and the open
+
+    @property
+    def trust(self) -> TrustPolicy:
+        return self._trust
+
+    @trust.setter
+    def trust(self, trust: TrustPolicy) -> None:
+        self._trust = trust
+        for opener in getattr(self, "_openers", {}).values():
+            opener.trust = trust
+
+    @property
+    def replay(self) -> ReplayWindow:
+        return self._replay
+
+    @replay.setter
+    def replay(self, replay: ReplayWindow) -> None:
+        self._replay = replay
+        for opener in getattr(self, "_openers", {}).values():
+            opener.replay = replay
 
     def open(
         self,
@@ -76,13 +99,33 @@ class KeysetOpener:
     ) -> Opened:
         """As :func:`letterlock.open`, with the key of the keyset the message is for."""
         seconds = int(time.time() if now is None else now)
-        labels = parse_parts(data, suites=self.suites, limits=self.limits, labels=self._labels)[0]
-        return self._opener(labels.entries, seconds).open(
-            data, topic=topic, now=seconds, record=record
-        )
+        return self._opener(data, seconds).open(data, topic=topic, now=seconds, record=record)
 
-    def _opener(self, entries: Mapping[bytes, bytes], now: int) -> Opener:
-        """The opener of the first key the entries name that opens at ``now`` (keyset order)."""
+    def open_into(
+        self,
+        data: bytes | bytearray | memoryview,
+        buffer: bytearray,
+        *,
+        topic: str | Topics | None = None,
+        now: float | None = None,
+        record: bool = True,
+    ) -> Received:
+        """As :meth:`Opener.open_into`, with the key of the keyset the message is for."""
+        seconds = int(time.time() if now is None else now)
+        try:
+            opener = self._opener(data, seconds)
+        except BaseException:
+            if isinstance(buffer, bytearray):
+                wipe(buffer)
+            raise
+        return opener.open_into(data, buffer, topic=topic, now=seconds, record=record)
+
+    def _opener(self, data: bytes | bytearray | memoryview, now: int) -> Opener:
+        """The opener of the first key the envelope names that opens at ``now`` (keyset
+        order); the header is parsed through the labels cache the key's opener then hits."""
+        entries = parse_parts(data, suites=self.suites, limits=self.limits, labels=self.labels)[
+            0
+        ].entries
         usable = {key.key_id for key in self.keyset.opens_with(now)}
         refused = ""
         for key in self.keyset.keys:
