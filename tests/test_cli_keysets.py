@@ -53,6 +53,12 @@ def test_a_whole_rotation_moves_senders_to_the_new_key_and_old_messages_still_op
     keys = _keys(homes.bob)
     assert [keys[0]["status"], keys[1]["status"]] == ["retired", "primary"]
     assert keys[0]["destroy_after"] == keys[0]["opens_until"]
+    table = letterlock(homes.bob, "id", "show", "bob")
+    assert table.code == 0, table
+    assert [line.split("\t")[:2] for line in table.text.splitlines()[-2:]] == [
+        ["0", "retired"],
+        ["1", "primary"],
+    ]
     for message in (queued, after):  # within the grace period both open
         assert letterlock(homes.bob, "open", stdin=message).code == 0
     inspected = json.loads(_ok(homes.bob, "inspect", "--json", stdin=after))

@@ -405,8 +405,8 @@ def id_show(home: Home, name: str, as_json: bool) -> None:
     click.echo(f"keyset version {signed.keyset.version}, grace {signed.keyset.grace} s")
     columns = ("id", "status", "fingerprint", "not_before", "not_after", "retired",
                "destroy_after", "private_key")  # fmt: skip
-    print_table(stdout_console(), columns,
-                [tuple(str(row[c] or "-") for c in columns) for row in keys])  # fmt: skip
+    rows = [tuple("-" if row[c] is None else str(row[c]) for c in columns) for row in keys]
+    print_table(stdout_console(), columns, rows)
 
 
 @click.command("keyset", epilog=example("letterlock contact keyset bob bob.keyset"))
