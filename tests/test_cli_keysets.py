@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import Homes, assert_one_line_error, letterlock, seal
+from cli_support import Homes, assert_one_line_error, letterlock, posix_only, seal
 
 
 def _ok(home: Path, *args: str, stdin: bytes = b"") -> str:
@@ -174,3 +174,18 @@ def test_a_listener_opens_with_the_keys_of_its_keyset(
     result = letterlock(homes.bob, *listen, "--count", "1", "--timeout", "20")
     assert result.code == 0, result
     assert result.stdout == b"to key 1"
+
+
+@posix_only
+def test_keyset_files_others_can_write_or_read_are_refused(homes: Homes) -> None:
+    _ok(homes.bob, "id", "rotate", "bob")
+    keyset = homes.bob / "identities" / "bob.keyset"
+    keyset.chmod(0o666)
+    assert_one_line_error(letterlock(homes.bob, "id", "show", "bob"), 2, "bob.keyset")
+    keyset.chmod(0o644)
+    _ok(homes.bob, "id", "rotate", "bob", "--promote", "1")
+    _distribute(homes)
+    sealed = seal(homes)
+    key_file = homes.bob / "identities" / "bob.keys" / "1.key"
+    key_file.chmod(0o644)  # a private key others can read
+    assert_one_line_error(letterlock(homes.bob, "open", stdin=sealed), 2, "1.key")
