@@ -68,6 +68,9 @@ class KeysetOpener(Opener):
                          cache_size=1)  # fmt: skip
         for opener in self._openers.values():
             opener.labels = self.labels  # one parse of a header serves the choice and the open
+        primary = keyset.primary
+        self._primary = self._openers.get(primary.key_id)
+        self._primary_deadline = primary.deadline(keyset.grace)
 
     @property
     def trust(self) -> TrustPolicy:
@@ -99,6 +102,12 @@ class KeysetOpener(Opener):
     ) -> Opened:
         """As :func:`letterlock.open`, with the key of the keyset the message is for."""
         seconds = int(time.time() if now is None else now)
+        if self._primary is not None and seconds < self._primary_deadline:
+            try:  # most messages are for the primary key: no choice to make
+                return self._primary.open(data, topic=topic, now=seconds, record=record)
+            except Rejected as exc:
+                if exc.reason is not Reason.NOT_FOR_ME:
+                    raise
         return self._opener(data, seconds).open(data, topic=topic, now=seconds, record=record)
 
     def open_into(
@@ -112,6 +121,14 @@ class KeysetOpener(Opener):
     ) -> Received:
         """As :meth:`Opener.open_into`, with the key of the keyset the message is for."""
         seconds = int(time.time() if now is None else now)
+        if self._primary is not None and seconds < self._primary_deadline:
+            try:  # as in open: the primary key first (it leaves the buffer zeroed if refused)
+                return self._primary.open_into(
+                    data, buffer, topic=topic, now=seconds, record=record
+                )
+            except Rejected as exc:
+                if exc.reason is not Reason.NOT_FOR_ME:
+                    raise
         try:
             opener = self._opener(data, seconds)
         except BaseException:
@@ -122,7 +139,9 @@ class KeysetOpener(Opener):
 
     def _opener(self, data: bytes | bytearray | memoryview, now: int) -> Opener:
         """The opener of the first key the envelope names that opens at ``now`` (keyset
-        order); the header is parsed through the labels cache the key's opener then hits."""
+        order), for a message the primary key did not open as ``not_for_me`` (so the checks
+        before section 6's step 12 have passed once already); the header is parsed through the
+        labels cache the key's opener then hits."""
         entries = parse_parts(data, suites=self.suites, limits=self.limits, labels=self.labels)[
             0
         ].entries
