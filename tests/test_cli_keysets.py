@@ -189,3 +189,13 @@ def test_keyset_files_others_can_write_or_read_are_refused(homes: Homes) -> None
     key_file = homes.bob / "identities" / "bob.keys" / "1.key"
     key_file.chmod(0o644)  # a private key others can read
     assert_one_line_error(letterlock(homes.bob, "open", stdin=sealed), 2, "1.key")
+
+
+def test_removing_a_contact_forgets_its_keyset(homes: Homes) -> None:
+    _ok(homes.bob, "id", "rotate", "bob")
+    _ok(homes.bob, "id", "rotate", "bob", "--promote", "1")
+    _distribute(homes)
+    held = homes.alice / "keysets" / "bob.keyset"
+    assert held.exists()
+    _ok(homes.alice, "contact", "remove", "bob")
+    assert not held.exists()

@@ -6,6 +6,9 @@ Layout (directories 0700, private files 0600)::
     HOME/identities/NAME.token or, for an identity on a PKCS#11 token, which module and token
                                hold its keys (JSON: {"module": PATH, "token": LABEL})
     HOME/identities/NAME.pub   its public identity, one text line
+    HOME/identities/NAME.keyset, NAME.keys/ID.key
+                               its keyset and the keys it certifies (cli/keysets.py,
+                               docs/spec/keyset.md); HOME/keysets/NAME.keyset: contacts'
     HOME/known_senders         pinned senders (letterlock.Pins text, like ssh's known_hosts)
     HOME/policy.toml           optional policy rules over them (docs/policy.md): when present,
                                deny by default: only topics a rule covers are accepted

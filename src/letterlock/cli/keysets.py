@@ -52,6 +52,7 @@ from letterlock.trust.pins import check_name
 __all__ = [
     "change_passphrase",
     "contact_keyset",
+    "forget_contact_keyset",
     "id_keyset",
     "id_rotate",
     "id_show",
@@ -90,6 +91,13 @@ def key_path(home: Home, name: str, key_id: int) -> Path:
 
 def contact_keyset_path(home: Home, name: str) -> Path:
     return home.root / "keysets" / f"{check_name(name, 'contact name')}.keyset"
+
+
+def forget_contact_keyset(home: Home, name: str) -> None:
+    """Delete contact ``name``'s keyset, if the home holds one (under the home's lock)."""
+    path = contact_keyset_path(home, name)
+    if read_checked(path, limit=MAX_TEXT) is not None:
+        os.unlink(path)
 
 
 def _read_signed(path: Path, identity: PublicIdentity) -> SignedKeyset | None:
