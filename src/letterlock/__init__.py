@@ -16,6 +16,7 @@ import logging as _logging
 
 from letterlock._api import Opener, Sealer, inspect, open, seal
 from letterlock._keyring import KeysetOpener
+from letterlock.core.carriage import CredentialBlock, CredentialFormat
 from letterlock.core.envelope import DEFAULT_LIMITS, Envelope, Header, Limits, RecipientEntry
 from letterlock.core.keys import (
     Decapsulator,
@@ -58,6 +59,8 @@ __all__ = [
     "DEFAULT_LIMITS",
     "AddResult",
     "Claim",
+    "CredentialBlock",
+    "CredentialFormat",
     "Decapsulator",
     "Envelope",
     "FirstKnown",

@@ -9,7 +9,7 @@ import click
 from letterlock import UsageError
 from letterlock.cli.home import Home
 from letterlock.cli.keys import read_key_line
-from letterlock.cli.keysets import forget_contact_keyset
+from letterlock.cli.keyset_files import forget_contact_keyset
 from letterlock.cli.options import example, pass_home
 from letterlock.cli.render import note, print_table, stdout_console
 from letterlock.trust import Source

@@ -9,7 +9,7 @@ import click
 
 from letterlock import PublicIdentity, Rejected, Suite, UsageError
 from letterlock.cli.home import DamagedIdentity, Home, check_identity_name
-from letterlock.cli.keysets import change_passphrase, passphrase_once
+from letterlock.cli.keyset_files import change_passphrase, passphrase_once
 from letterlock.cli.options import example, pass_home, passphrase_file_option
 from letterlock.cli.passphrase import new_passphrase, passphrase
 from letterlock.cli.render import note, print_table, stdout_console

@@ -36,6 +36,7 @@ from letterlock.cli.options import example
 from letterlock.cli.passphrase import ENV_VAR
 from letterlock.cli.policy import trust_check_command
 from letterlock.cli.render import safe, stdout_console
+from letterlock.cli.x509 import register as register_x509
 
 __all__ = ["cli", "main", "run"]
 
@@ -89,6 +90,7 @@ cli.add_command(send_command)
 cli.add_command(listen_command)
 cli.add_command(dlq_group)
 trust_group.add_command(trust_check_command)
+register_x509(id_group, trust_group)
 id_group.add_command(id_rotate)
 id_group.add_command(id_show)
 id_group.add_command(id_keyset)

@@ -30,8 +30,15 @@ from typing import Any, Final
 
 from tuf.api.metadata import Metadata, Timestamp
 
+from letterlock.core.carriage import CredentialBlock
 from letterlock.core.keys import PublicIdentity, format_fingerprint
-from letterlock.core.trust import Refusal, TrustContext, TrustPolicy, VerifiedSender
+from letterlock.core.trust import (
+    Refusal,
+    TrustContext,
+    TrustPolicy,
+    VerifiedSender,
+    lookup_carried,
+)
 from letterlock.trust.root import (
     MetadataRefused,
     Rule,
@@ -190,8 +197,10 @@ class Revocations:
         self._status = status
         self._freshness = freshness
 
-    def lookup(self, key_id: bytes) -> PublicIdentity | None:
-        return self._inner.lookup(key_id)
+    def lookup(
+        self, key_id: bytes, credentials: CredentialBlock | None = None
+    ) -> PublicIdentity | None:
+        return lookup_carried(self._inner, key_id, credentials)
 
     def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | Refusal:
         verdict = self._inner.admit(sender, context)
