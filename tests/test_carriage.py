@@ -421,6 +421,30 @@ def test_expiry_is_checked_on_every_message_not_only_on_first_sight(
 
 
 @needs_openssl
+def test_a_chain_older_than_its_anchor_certificate_is_verified_and_not_refused_for_good(
+    tmp_path: Path, keys: PrivateKeys
+) -> None:
+    """The receiver's anchor certificate became valid after the carried certificates did (a
+    root re-issued under the same key): the path is valid now, so the carried chain is
+    admitted, not refused (and that refusal cached) for having been checked at a time before
+    the anchor was valid."""
+    import datetime
+
+    def at(t: int) -> str:
+        return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y%m%d%H%M%SZ")
+
+    now = _now()
+    ssl = Openssl(tmp_path)
+    ssl.root_ca("Acme Root")  # valid from now
+    ssl.leaf("billing", "Acme Root", keys, dates=(at(now - 2 * DAY), at(now + 30 * DAY)))
+    bob = Identity.generate(Suite.P256)
+    trust = X509Senders(_anchors(ssl), [], now=now)
+    sender = keys.identity().with_credentials(X509, [ssl.der("billing")])
+    for t in (now, now + 1):  # first sight, then the cached chain
+        assert _open(_sealed(sender, bob, now=t), bob, trust, t).payload == b"hi"
+
+
+@needs_openssl
 def test_a_seen_chain_is_not_verified_again(
     pki: Openssl, keys: PrivateKeys, monkeypatch: pytest.MonkeyPatch
 ) -> None:

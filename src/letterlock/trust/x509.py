@@ -474,14 +474,16 @@ def verify_carried(
     anchors: AnchorSet, leaf: bytes, intermediates: Sequence[bytes]
 ) -> tuple[int, X509Sender] | Refused:
     """A chain from an envelope's credential block, verified before the receiver's time is
-    known (section 9): ``(t0, sender)``, where ``t0`` is the latest notBefore of the
-    certificates presented and the chain verified at ``t0``.
+    known (section 9): ``(t0, sender)``, where the chain verified at ``t0``: the latest
+    notBefore of the certificates presented or, if the path's anchor certificate became valid
+    only later (a root re-issued under the same key), that anchor's notBefore.
 
     Steps 1 to 9 depend on time only through the validity periods of the path, so the chain
     verifies at any ``at`` with ``t0 <= at <= sender.not_after`` (every certificate of the path
     was valid at ``t0`` and stays so until its notAfter); outside that interval, verify at
     ``at`` with :func:`verify_chain`. A chain whose certificates share no instant of validity
-    is refused here.
+    is refused here. At most one more path validation per anchor certificate of the leaf's
+    namespace, and only after one refused as ``expired`` (a certificate not valid then).
     """
     if len(intermediates) > MAX_INTERMEDIATES:  # step 1 before parsing anything
         return Refused(
@@ -491,9 +493,21 @@ def verify_carried(
     parsed = _parse_all(leaf, intermediates)
     if isinstance(parsed, Refused):
         return parsed
-    t0 = max(cert.not_before for cert in (parsed[0], *parsed[1]))
+    cert = parsed[0]
+    t0 = max(c.not_before for c in (cert, *parsed[1]))
     sender = verify_chain(anchors, leaf, intermediates, at=t0)
-    return sender if isinstance(sender, Refused) else (t0, sender)
+    if not isinstance(sender, Refused) or sender.reason is not X509Refusal.EXPIRED:
+        return sender if isinstance(sender, Refused) else (t0, sender)
+    # The anchors that can end this leaf's path, at the first instant each is valid too.
+    trusted = anchors._for(cert.uris[0]) if len(cert.uris) == 1 else []
+    later = sorted({root.not_before for _, root in trusted if t0 < root.not_before})
+    for at in later:
+        if at > cert.not_after:
+            break
+        again = verify_chain(anchors, leaf, intermediates, at=at)
+        if not isinstance(again, Refused):
+            return at, again
+    return sender
 
 
 def verify_sender(
