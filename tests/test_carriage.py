@@ -510,6 +510,67 @@ def test_the_carried_cache_is_bounded(pki: Openssl, keys: PrivateKeys) -> None:
     assert len(trust._carried) == MAX_CARRIED
 
 
+def _junk_certificate(serial: int) -> bytes:
+    """A self-signed certificate anyone can make: path building ignores it when carried."""
+    import datetime
+
+    from cryptography import x509 as pyca_x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = pyca_x509.Name([pyca_x509.NameAttribute(pyca_x509.NameOID.COMMON_NAME, f"j{serial}")])
+    start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)
+    cert = (
+        pyca_x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(serial + 1).not_valid_before(start)
+        .not_valid_after(start + datetime.timedelta(days=30)).sign(key, hashes.SHA256())
+    )  # fmt: skip
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def _remembered_bytes(
+    policy: TrustPolicy,
+    blocks: Sequence[CredentialBlock],
+    key_ids: Sequence[bytes],
+    suite: Suite,
+    now: int,
+) -> int:
+    """What ``policy`` keeps after messages on 1024 long topics for each carried block, as
+    forged messages can make it do (admit is step 14, before the signature)."""
+    import tracemalloc
+
+    senders = [policy.lookup(k, block) for k, block in zip(key_ids, blocks, strict=True)]
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for n, (block, sender) in enumerate(zip(blocks, senders, strict=True)):
+        assert sender is not None
+        for i in range(1024):
+            topic = f"orders.{n}.{i}." + "x" * 1000
+            context = TrustContext(topic=topic, suite=suite, content_type=None, headers={},
+                                   created=now, now=now, credentials=block)  # fmt: skip
+            assert isinstance(policy.admit(sender, context), VerifiedSender)
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    return grown
+
+
+@needs_openssl
+def test_topic_decisions_on_carried_chains_are_bounded_across_chains(
+    pki: Openssl, keys: PrivateKeys
+) -> None:
+    """One real chain and an unused certificate appended make as many distinct blocks that
+    verify as anyone likes; the topic decisions remembered for them are bounded in total, not
+    per chain (1024 topics of 1 KB for each of up to 1024 chains would be about a gigabyte)."""
+    now = _now()
+    trust = X509Senders(_anchors(pki), [], now=now)
+    blocks = [CredentialBlock.of(X509, [*_chain(pki), _junk_certificate(n)]) for n in range(24)]
+    assert len({block.chain_digest for block in blocks}) == 24
+    key_ids = [keys.public.fingerprint] * 24
+    remembered = _remembered_bytes(trust, blocks, key_ids, Suite.P256, now)
+    assert remembered < 16 * 2**20  # 24 chains: about 27 MB when bounded per chain only
+
+
 @needs_openssl
 def test_a_carried_chain_does_not_shadow_a_pin_it_cannot_verify(
     pki: Openssl, keys: PrivateKeys, tmp_path: Path
@@ -600,6 +661,27 @@ def test_authorities_check_a_carried_chains_lifetime_on_every_message() -> None:
     refused = _refused(_sealed(sender, bob, now=later), bob, policy, later)
     assert refused.reason is Reason.UNTRUSTED
     assert "expired" in refused.detail
+
+
+def test_authorities_bound_topic_decisions_on_carried_chains_across_chains() -> None:
+    """Each carried chain's topic decisions were bounded (1024), not all of them together: 1024
+    chains seen on a relay and forged messages on 1 KB topics would hold about a gigabyte."""
+    root, payments = Identity.generate(Suite.X25519), Identity.generate(Suite.X25519)
+    policy = Authorities([_credential_anchor(root)], [])
+    middle = _credential_chain(root, payments, payments)[1]
+    senders = [Identity.generate(Suite.X25519) for _ in range(24)]
+    blocks = [
+        CredentialBlock.of(CredentialFormat.LETTERLOCK, [
+            issue(payments, kind=Kind.PRINCIPAL, subject=PRINCIPAL,
+                  subject_identity=sender.public, not_before=NOW - 3600, not_after=NOW + 3600,
+                  scope=_credential_scope("ll://acme/payments/", ["#"])).encoded,
+            middle,
+        ])
+        for sender in senders
+    ]  # fmt: skip
+    key_ids = [sender.public.fingerprint for sender in senders]
+    remembered = _remembered_bytes(policy, blocks, key_ids, Suite.X25519, NOW)
+    assert remembered < 16 * 2**20  # 24 chains: about 27 MB when bounded per chain only
 
 
 def test_status_only_block_is_ignored_by_chain_policies() -> None:
