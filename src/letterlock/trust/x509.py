@@ -484,6 +484,11 @@ def verify_carried(
     ``at`` with :func:`verify_chain`. A chain whose certificates share no instant of validity
     is refused here. At most one more path validation per anchor certificate of the leaf's
     namespace, and only after one refused as ``expired`` (a certificate not valid then).
+
+    Before any path is built, the certificates must come in issuer order (each one's issuer
+    name the next one's subject name) with no subject name twice (section 9): pyca tries every
+    combination of certificates that share a name, and a block not yet authenticated must not
+    buy that search.
     """
     if len(intermediates) > MAX_INTERMEDIATES:  # step 1 before parsing anything
         return Refused(
@@ -494,6 +499,9 @@ def verify_carried(
     if isinstance(parsed, Refused):
         return parsed
     cert = parsed[0]
+    disorder = _out_of_issuer_order(cert, parsed[1])
+    if disorder is not None:
+        return disorder
     t0 = max(c.not_before for c in (cert, *parsed[1]))
     sender = verify_chain(anchors, leaf, intermediates, at=t0)
     if not isinstance(sender, Refused) or sender.reason is not X509Refusal.EXPIRED:
@@ -508,6 +516,24 @@ def verify_carried(
         if not isinstance(again, Refused):
             return at, again
     return sender
+
+
+def _out_of_issuer_order(
+    leaf: _x509.Certificate, intermediates: Sequence[_x509.Certificate]
+) -> Refused | None:
+    """Why carried certificates are not leaf first, then each one's issuer, names distinct."""
+    subjects = [cert.subject for cert in intermediates]
+    if len(set(subjects)) != len(subjects):
+        return Refused(
+            reason=X509Refusal.INVALID_CHAIN, detail="two carried certificates share a subject"
+        )
+    for child, parent in zip((leaf, *intermediates), intermediates, strict=False):
+        if child.issuer != parent.subject:
+            return Refused(
+                reason=X509Refusal.INVALID_CHAIN,
+                detail=f"carried {parent.subject!r} does not follow the certificate it issued",
+            )
+    return None
 
 
 def verify_sender(
