@@ -54,6 +54,7 @@ __all__ = [
     "X509Refusal",
     "X509Sender",
     "bound_identity",
+    "carried_order",
     "certificate_request",
     "check_principal",
     "decode_scope",
@@ -518,6 +519,16 @@ def verify_carried(
     return sender
 
 
+def carried_order(leaf: bytes, intermediates: Sequence[bytes]) -> Refused | None:
+    """Why ``leaf`` and ``intermediates`` could not be carried (section 9: issuer order, no
+    subject name twice, each certificate parsed), None if they can: what ``id attach``
+    checks, so that a sender never carries a chain its receivers refuse unread."""
+    parsed = _parse_all(leaf, intermediates)
+    if isinstance(parsed, Refused):
+        return parsed
+    return _out_of_issuer_order(*parsed)
+
+
 def _out_of_issuer_order(
     leaf: _x509.Certificate, intermediates: Sequence[_x509.Certificate]
 ) -> Refused | None:
@@ -525,13 +536,14 @@ def _out_of_issuer_order(
     subjects = [cert.subject for cert in intermediates]
     if len(set(subjects)) != len(subjects):
         return Refused(
-            reason=X509Refusal.INVALID_CHAIN, detail="two carried certificates share a subject"
+            reason=X509Refusal.INVALID_CHAIN,
+            detail="not in issuer order: two carried certificates share a subject",
         )
     for child, parent in zip((leaf, *intermediates), intermediates, strict=False):
         if child.issuer != parent.subject:
             return Refused(
                 reason=X509Refusal.INVALID_CHAIN,
-                detail=f"carried {parent.subject!r} does not follow the certificate it issued",
+                detail=f"not in issuer order: {parent.subject!r} did not issue the one before",
             )
     return None
 
