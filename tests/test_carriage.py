@@ -476,6 +476,65 @@ def test_a_carried_chain_not_in_issuer_order_is_refused_before_path_building(
 
 
 @needs_openssl
+def test_a_chain_verified_again_onto_another_path_is_decided_by_that_path(
+    tmp_path: Path, keys: PrivateKeys
+) -> None:
+    """A root re-issued under the same key with a narrower scope: the chain first verified
+    through the old root certificate (scope '#'), which then expired; verified again through
+    the new one (scope orders.eu.#), a topic the old path allowed is refused, not admitted
+    from the topic decisions remembered for the old path."""
+    import datetime
+
+    from cryptography import x509 as pyca_x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    from letterlock.trust.x509 import SCOPE_OID, encode_scope
+    from letterlock.trust.x509 import Scope as X509Scope
+
+    def at(t: int) -> str:
+        return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y%m%d%H%M%SZ")
+
+    now = _now()
+    ssl = Openssl(tmp_path)
+    ext, sections = scope_ext("root", ("orders.eu.#",), ())
+    ssl.root_ca("Acme Root", extra=ext, sections=sections)  # the new certificate, from now
+    ssl.leaf("billing", "Acme Root", keys, dates=(at(now - 2 * DAY), at(now + 30 * DAY)))
+    new = pyca_x509.load_der_x509_certificate(ssl.der("Acme Root"))
+    key = serialization.load_pem_private_key(
+        (tmp_path / "Acme Root.key").read_bytes(), password=None
+    )
+    start = datetime.datetime.fromtimestamp(now - 10 * DAY, datetime.UTC)
+    builder = (
+        pyca_x509.CertificateBuilder().subject_name(new.subject).issuer_name(new.subject)
+        .public_key(new.public_key()).serial_number(99).not_valid_before(start)
+        .not_valid_after(start + datetime.timedelta(days=11))
+    )  # fmt: skip
+    for extension in new.extensions:
+        if extension.oid.dotted_string != SCOPE_OID:
+            builder = builder.add_extension(extension.value, critical=extension.critical)
+    everything = encode_scope(X509Scope.of(publish=["#"]))
+    builder = builder.add_extension(
+        pyca_x509.UnrecognizedExtension(pyca_x509.ObjectIdentifier(SCOPE_OID), everything),
+        critical=False,
+    )
+    old = builder.sign(key, hashes.SHA256())  # type: ignore[arg-type]
+    anchors = AnchorSet([
+        Anchor(name="old", certificate=old.public_bytes(serialization.Encoding.DER),
+               namespace="ll://acme/"),
+        Anchor(name="new", certificate=ssl.der("Acme Root"), namespace="ll://acme/"),
+    ])  # fmt: skip
+    bob = Identity.generate(Suite.P256)
+    trust = X509Senders(anchors, [], now=now)
+    sender = keys.identity().with_credentials(X509, [ssl.der("billing")])
+    opened = _open(_sealed(sender, bob, topic="orders.us.x", now=now), bob, trust, now)
+    assert opened.sender.authorities == ("old",)
+    later = now + 2 * DAY  # the old certificate has expired
+    assert _open(_sealed(sender, bob, now=later), bob, trust, later).sender.authorities == ("new",)
+    refused = _refused(_sealed(sender, bob, topic="orders.us.x", now=later), bob, trust, later)
+    assert refused.reason is Reason.UNTRUSTED
+
+
+@needs_openssl
 def test_a_seen_chain_is_not_verified_again(
     pki: Openssl, keys: PrivateKeys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
