@@ -524,14 +524,19 @@ def test_a_chain_verified_again_onto_another_path_is_decided_by_that_path(
         Anchor(name="new", certificate=ssl.der("Acme Root"), namespace="ll://acme/"),
     ])  # fmt: skip
     bob = Identity.generate(Suite.P256)
-    trust = X509Senders(anchors, [], now=now)
-    sender = keys.identity().with_credentials(X509, [ssl.der("billing")])
-    opened = _open(_sealed(sender, bob, topic="orders.us.x", now=now), bob, trust, now)
-    assert opened.sender.authorities == ("old",)
-    later = now + 2 * DAY  # the old certificate has expired
-    assert _open(_sealed(sender, bob, now=later), bob, trust, later).sender.authorities == ("new",)
-    refused = _refused(_sealed(sender, bob, topic="orders.us.x", now=later), bob, trust, later)
-    assert refused.reason is Reason.UNTRUSTED
+    carried = keys.identity().with_credentials(X509, [ssl.der("billing")])
+    earlier, later = now - DAY, now + 2 * DAY  # the new certificate not valid yet; the old expired
+    # carried in the envelope, or from the snapshot's chain directory (verified at `earlier`)
+    for sender, trust in (
+        (carried, X509Senders(anchors, [], now=now)),
+        (keys.identity(), X509Senders(anchors, [[ssl.der("billing")]], now=earlier)),
+    ):
+        opened = _open(_sealed(sender, bob, topic="orders.us.x", now=earlier), bob, trust, earlier)
+        assert opened.sender.authorities == ("old",)
+        again = _open(_sealed(sender, bob, now=later), bob, trust, later)
+        assert again.sender.authorities == ("new",)
+        refused = _refused(_sealed(sender, bob, topic="orders.us.x", now=later), bob, trust, later)
+        assert refused.reason is Reason.UNTRUSTED
 
 
 @needs_openssl

@@ -179,6 +179,11 @@ class X509Senders:
         result = verify_chain(self._anchors, chain[0], chain[1:], at=now)
         if isinstance(result, Refused):
             return result
+        if cached is not None and (cached[1].chain, cached[1].scopes) != (
+            result.chain,
+            result.scopes,
+        ):  # another path (a re-issued anchor certificate): the old one's topics do not hold
+            self._topics.pop(chain, None)
         reported = _reported(result)
         self._verified[chain] = (now, result, reported)  # one entry per chain of the snapshot
         return result, reported
