@@ -35,12 +35,19 @@ from letterlock import (
 from letterlock.core import envelope
 from letterlock.core.carriage import MAX_CREDENTIAL_ITEM, MAX_CREDENTIAL_ITEMS
 from letterlock.core.keys import PrivateKeys, PublicIdentity
-from letterlock.core.trust import Refusal, TrustContext, TrustPolicy, VerifiedSender, Via
+from letterlock.core.trust import (
+    Refusal,
+    TrustContext,
+    TrustPolicy,
+    VerifiedSender,
+    Via,
+    lookup_carried,
+)
 from letterlock.errors import Reason, UsageError
 from letterlock.trust import FirstKnown, Pins
 from letterlock.trust.authorities import Authorities
 from letterlock.trust.credentials import Anchor as CredentialAnchor
-from letterlock.trust.credentials import Kind, Scope, issue
+from letterlock.trust.credentials import Credential, Kind, Scope, issue
 from letterlock.trust.status import Freshness, Revocation, RevocationReason, Revocations, Status
 from letterlock.trust.x509 import Anchor, AnchorSet, Refused, X509Refusal
 from letterlock.trust.x509_senders import MAX_CARRIED, X509Senders
@@ -627,16 +634,17 @@ def _junk_certificate(serial: int, pki: Openssl) -> bytes:
 
 def _remembered_bytes(
     policy: TrustPolicy,
-    blocks: Sequence[CredentialBlock],
+    blocks: Sequence[CredentialBlock | None],
     key_ids: Sequence[bytes],
     suite: Suite,
     now: int,
 ) -> int:
-    """What ``policy`` keeps after messages on 1024 long topics for each carried block, as
-    forged messages can make it do (admit is step 14, before the signature)."""
+    """What ``policy`` keeps after messages on 1024 long topics for each sender (with its
+    carried block, or None: a chain the policy holds), as forged messages can make it do
+    (admit is step 14, before the signature)."""
     import tracemalloc
 
-    senders = [policy.lookup(k, block) for k, block in zip(key_ids, blocks, strict=True)]
+    senders = [lookup_carried(policy, k, b) for k, b in zip(key_ids, blocks, strict=True)]
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     for n, (block, sender) in enumerate(zip(blocks, senders, strict=True)):
@@ -779,6 +787,39 @@ def test_authorities_bound_topic_decisions_on_carried_chains_across_chains() -> 
     key_ids = [sender.public.fingerprint for sender in senders]
     remembered = _remembered_bytes(policy, blocks, key_ids, Suite.X25519, NOW)
     assert remembered < 16 * 2**20  # 24 chains: about 27 MB when bounded per chain only
+
+
+def test_topic_decisions_on_the_snapshots_chains_are_bounded_across_chains(
+    tmp_path: Path,
+) -> None:
+    """The same for chains the receiver holds (a directory of many senders): each chain's
+    topic decisions were bounded, not all of them together, and forged messages naming any of
+    those senders fill them before their signature is checked."""
+    root, payments = Identity.generate(Suite.X25519), Identity.generate(Suite.X25519)
+    middle = Credential.parse(_credential_chain(root, payments, payments)[1])
+    senders = [Identity.generate(Suite.X25519) for _ in range(24)]
+    leaves = [
+        issue(payments, kind=Kind.PRINCIPAL, subject=PRINCIPAL, subject_identity=sender.public,
+              not_before=NOW - 3600, not_after=NOW + 3600,
+              scope=_credential_scope("ll://acme/payments/", ["#"]))
+        for sender in senders
+    ]  # fmt: skip
+    policy = Authorities([_credential_anchor(root)], [middle, *leaves])
+    key_ids = [sender.public.fingerprint for sender in senders]
+    remembered = _remembered_bytes(policy, [None] * 24, key_ids, Suite.X25519, NOW)
+    assert remembered < 16 * 2**20  # 24 chains: about 27 MB when bounded per chain only
+    if shutil.which("openssl") is None:
+        return
+    ssl = Openssl(tmp_path)
+    ssl.root_ca("Acme Root")
+    keys = [PrivateKeys.generate(Suite.P256) for _ in range(24)]
+    for n, each in enumerate(keys):
+        ssl.leaf(f"s{n}", "Acme Root", each, publish=("#",))
+    now = _now()
+    trust = X509Senders(_anchors(ssl), [[ssl.der(f"s{n}")] for n in range(24)], now=now)
+    key_ids = [each.public.fingerprint for each in keys]
+    remembered = _remembered_bytes(trust, [None] * 24, key_ids, Suite.P256, now)
+    assert remembered < 16 * 2**20
 
 
 def test_status_only_block_is_ignored_by_chain_policies() -> None:

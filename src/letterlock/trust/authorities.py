@@ -13,7 +13,8 @@ the scope is the intersection along the chain.
 Cost: a chain that verified is remembered with the times between which every link is valid
 (nothing else in a verification depends on time), so the next message from the same sender
 costs a dictionary look-up and a comparison of ``now`` with those times; the decision on each
-topic is remembered per chain too (at most :data:`MAX_TOPICS` of them). Outside those times the
+topic is remembered per chain too (at most :data:`MAX_TOPICS` of them, and at most
+:data:`MAX_TOPIC_DECISIONS` for all chains together). Outside those times the
 chain is verified again, with the signatures remembered by the credentials' bytes
 (:class:`~letterlock.trust.credentials.VerifiedSignatures`). The memos are functions of the
 snapshot, so they are bounded by it.
@@ -61,12 +62,21 @@ from letterlock.trust.credentials import (
 )
 from letterlock.trust.scope import ScopePattern
 
-__all__ = ["MAX_CANDIDATES", "MAX_CARRIED", "MAX_CARRIED_TOPICS", "Authorities"]
+__all__ = [
+    "MAX_CANDIDATES",
+    "MAX_CARRIED",
+    "MAX_CARRIED_TOPICS",
+    "MAX_TOPIC_DECISIONS",
+    "Authorities",
+]
 
 #: The most candidate chains tried for one sender key.
 MAX_CANDIDATES: Final = 16
 #: The most topic decisions remembered per chain (then it starts again empty).
 MAX_TOPICS: Final = 1024
+#: The most topic decisions remembered for the snapshot's chains, all of them together (the
+#: topic is the sender's claim, and forged messages reach ``admit`` before their signature).
+MAX_TOPIC_DECISIONS: Final = 8192
 #: The most carried chains (verified or refused) remembered, by their block's digest.
 MAX_CARRIED: Final = 1024
 #: The most topic decisions remembered for carried chains, all of them together.
@@ -90,6 +100,7 @@ class Authorities:
         "_chains",
         "_leaves",
         "_paths",
+        "_topic_count",
         "_topics",
         "_verified",
     )
@@ -107,6 +118,7 @@ class Authorities:
         self._chains: dict[tuple[bytes, int], tuple[Chain, VerifiedSender, int, int]] = {}
         # ... and for each, the first link refusing a topic (None: all allow it), per topic seen
         self._topics: dict[tuple[bytes, int], dict[str, int | None]] = {}
+        self._topic_count = 0  #: the decisions ``_topics`` holds, all chains together
         #: carried chain digest -> the chain verified, or why not
         self._carried: dict[bytes, _Carried | ChainRefusal] = {}
         #: (carried chain digest, topic) -> the first link refusing it (a carried chain's
@@ -241,8 +253,14 @@ class Authorities:
                 else:
                     link = chain.first_refusing_link(topic)
                     if len(seen) >= MAX_TOPICS:
+                        self._topic_count -= len(seen)
                         seen.clear()
+                    if self._topic_count >= MAX_TOPIC_DECISIONS:
+                        for each in self._topics.values():
+                            each.clear()
+                        self._topic_count = 0
                     seen[topic] = link
+                    self._topic_count += 1
                 if link is None:
                     return verdict
                 issuer = chain.authorities[min(link, len(chain.authorities) - 1)]

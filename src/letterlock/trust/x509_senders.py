@@ -47,7 +47,7 @@ from letterlock.trust.x509 import (
     verify_chain,
 )
 
-__all__ = ["MAX_CARRIED", "MAX_CARRIED_TOPICS", "X509Senders"]
+__all__ = ["MAX_CARRIED", "MAX_CARRIED_TOPICS", "MAX_TOPIC_DECISIONS", "X509Senders"]
 
 Chain = tuple[bytes, ...]
 _TOPICS: Final = 1024
@@ -55,6 +55,8 @@ _TOPICS: Final = 1024
 MAX_CARRIED: Final = 1024
 #: The most topic decisions remembered for carried chains, all of them together.
 MAX_CARRIED_TOPICS: Final = 8192
+#: The most topic decisions remembered for the snapshot's chains, all of them together.
+MAX_TOPIC_DECISIONS: Final = 8192
 #: A carried chain that verified: (from when, the sender, as open reports it, topic decisions
 #: on its path)
 _Verified = tuple[int, X509Sender, VerifiedSender, dict[str, bool]]
@@ -75,6 +77,7 @@ class X509Senders:
         "_by_key",
         "_carried",
         "_carried_topics",
+        "_topic_count",
         "_topics",
         "_verified",
         "refused",
@@ -87,6 +90,7 @@ class X509Senders:
         self._verified: dict[Chain, tuple[int, X509Sender, VerifiedSender]] = {}
         #: chain -> topic -> allowed (scopes never change)
         self._topics: dict[Chain, dict[str, bool]] = {}
+        self._topic_count = 0  #: the decisions ``_topics`` holds, all chains together
         #: carried chain digest -> (as _verified, and its topic decisions) or why it was refused
         self._carried: dict[bytes, _Verified | Refused] = {}
         #: how many topic decisions the carried chains hold together
@@ -183,7 +187,7 @@ class X509Senders:
             result.chain,
             result.scopes,
         ):  # another path (a re-issued anchor certificate): the old one's topics do not hold
-            self._topics.pop(chain, None)
+            self._topic_count -= len(self._topics.pop(chain, {}))
         reported = _reported(result)
         self._verified[chain] = (now, result, reported)  # one entry per chain of the snapshot
         return result, reported
@@ -194,8 +198,14 @@ class X509Senders:
         allowed = known.get(topic)
         if allowed is None:
             if len(known) >= _TOPICS:  # the topic is the sender's claim: bound what it fills
+                self._topic_count -= len(known)
                 known.clear()
+            if self._topic_count >= MAX_TOPIC_DECISIONS:  # and across chains
+                for each in self._topics.values():
+                    each.clear()
+                self._topic_count = 0
             allowed = known[topic] = sender.may_publish(topic)
+            self._topic_count += 1
         return allowed
 
     def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | Refusal:
