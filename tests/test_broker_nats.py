@@ -496,6 +496,39 @@ def test_a_guessed_deduplication_id_never_drops_a_dead_letter_or_a_redriven_copy
         endpoint.close()
 
 
+def test_a_guessed_id_on_another_subject_with_the_same_bytes_does_not_take_a_redriven_copy(
+    names: Names,
+) -> None:
+    """The guess may copy the dead letter's bytes and our headers exactly (the envelope was on
+    the topic) and be published on another subject of the same stream: the stream's
+    deduplication is per stream, so ours is dropped, and the copy waits on a subject the group
+    does not read. The subject is checked with the bytes: nothing is deleted."""
+    subject = names.subject("pay")
+    topics = Topics.nats(subject)
+    endpoint = NatsEndpoint.from_url(names.url(fetch_timeout=0.2, lease=1))
+    try:
+        subscription = endpoint.subscribe(topics, group=names.group)
+        reader = SealedConsumer(
+            endpoint, names.group, opener=opener(), topics=topics,
+            retry=RetryPolicy(max_attempts=1),
+        )  # fmt: skip
+        endpoint.publish(subject, seal(b"from eve", subject, sender=CAST.eve))
+        for delivery in subscription.deliveries(idle_timeout=1):
+            reader.handle(delivery, lambda opened: None)
+        first = endpoint.dead_letters(names.group)[0]
+        elsewhere = names.subject("elsewhere")  # read by another group: the copy stays there
+        other = endpoint.subscribe(Topics.nats(elsewhere), group=unique("other"))
+        copied = {GROUP: consumer_name(names.group), MSG_ID: f"redrive:{names.dead}:{first.seq}"}
+        publish_plain(elsewhere, first.body, copied)
+        with pytest.raises(TransportError, match="another message under the deduplication id"):
+            endpoint.redrive(names.group)
+        assert endpoint.dead_letters(names.group)[0] == first  # not deleted
+        other.close()
+        subscription.close()
+    finally:
+        endpoint.close()
+
+
 def test_a_redrive_reaches_its_own_group_only_and_the_stream_empties(names: Names) -> None:
     """Two groups of one subject: billing refuses eve (unknown) and audit, trusting her,
     handles her message. billing's redrive reaches billing; audit acks that copy unseen. Once

@@ -145,6 +145,23 @@ def test_attach_refuses_a_certificate_for_another_key(homes: Homes, tmp_path: Pa
     assert refused.code != 0
 
 
+def test_attach_refuses_a_chain_its_receivers_would_refuse_as_out_of_order(
+    homes: Homes, tmp_path: Path
+) -> None:
+    """Receivers refuse a carried chain not in issuer order (x509.md section 9) before
+    building a path, so the sender does not attach one."""
+    ssl = _ca(tmp_path)
+    _ok(letterlock(homes.alice, "id", "new", "billing"))
+    csr = _ok(letterlock(homes.alice, "id", "csr", "billing", "--principal", PRINCIPAL)).stdout
+    leaf = str(_sign(ssl, csr, "billing"))
+    root, issuing = str(ssl.made["Acme Root"]), str(ssl.made["Acme Issuing"])
+    refused = letterlock(homes.alice, "id", "attach", "billing", leaf, root, issuing)
+    assert refused.code != 0
+    assert "order" in refused.stderr
+    assert not (homes.alice / "identities" / "billing.chain.pem").exists()
+    _ok(letterlock(homes.alice, "id", "attach", "billing", leaf, issuing, root))
+
+
 def test_anchor_needs_a_namespace(homes: Homes, tmp_path: Path) -> None:
     ssl = _ca(tmp_path)
     refused = letterlock(homes.bob, "trust", "anchor", str(ssl.made["Acme Root"]), "--name", "x")

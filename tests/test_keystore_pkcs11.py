@@ -301,6 +301,63 @@ def test_a_forked_child_cannot_use_the_parents_session(store: Pkcs11KeyStore) ->
     assert len(identity.sign(b"m")) == 64  # the parent's session is its own still
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX")
+def test_a_forked_child_is_refused_even_while_a_parent_thread_was_using_the_token(
+    store: Pkcs11KeyStore,
+) -> None:
+    """A thread of the parent held the store's lock (signing) when another thread forked: in
+    the child that lock is held forever, so the child is refused before it waits for it,
+    instead of hanging (sign, unwrap, load and close)."""
+    import signal
+    import threading
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    identity = store.create("busy", Suite.P256, _pin)
+    point = ec.generate_private_key(ec.SECP256R1()).public_key()
+    enc = point.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with store._lock:
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert held.wait(30)
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child reports through the pipe
+            try:
+                signal.alarm(10)  # a hang ends the child, and the test fails
+                outcome = b""
+                for attempt in (
+                    lambda: identity.sign(b"m"),
+                    lambda: identity.decapsulator.unwrap(enc + bytes(48), b"info"),
+                    lambda: store.load("busy", _pin),
+                ):
+                    try:
+                        attempt()
+                    except KeyStoreError:
+                        outcome += b"refused;"
+                store.close()
+                os.write(write, outcome + b"closed")
+            finally:
+                os._exit(0)
+        os.close(write)
+        with os.fdopen(read, "rb") as pipe:
+            told = pipe.read()
+        assert os.waitpid(pid, 0)[1] == 0
+    finally:
+        release.set()
+        thread.join(30)
+    assert told == b"refused;refused;refused;closed", told
+    assert len(identity.sign(b"m")) == 64
+
+
 def test_token_and_module_errors_are_keystore_errors(softhsm: str, tmp_path: Path) -> None:
     with pytest.raises(KeyStoreError, match="no token labelled 'nowhere'"):
         Pkcs11KeyStore(softhsm, "nowhere").load("x", _pin)

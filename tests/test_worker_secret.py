@@ -37,6 +37,21 @@ def test_a_spawned_process_reads_it_and_the_parents_copy_stays_whole() -> None:
         assert secret() == SECRET  # the worker closed its copy; the file is the parent's
 
 
+def test_a_program_the_worker_runs_does_not_inherit_it() -> None:
+    """The worker's descriptor is close-on-exec, like the pool's: a program a worker's
+    application code starts (os.system, os.posix_spawn, exec) cannot read the PIN."""
+    context = multiprocessing.get_context("spawn")
+    with WorkerSecret(SECRET) as secret:
+        mine, theirs = context.Pipe(duplex=False)
+        child = context.Process(target=pool_support.reveal_to_a_program, args=(secret, theirs))
+        child.start()
+        theirs.close()
+        assert mine.poll(30)
+        assert SECRET not in mine.recv_bytes()
+        child.join(30)
+        assert child.exitcode == 0
+
+
 class _Spawning:
     """What multiprocessing's spawn Popen offers a pickler: descriptors to pass to the child."""
 

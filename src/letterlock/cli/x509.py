@@ -28,6 +28,7 @@ from letterlock.trust.x509 import (
     Anchor,
     Refused,
     bound_identity,
+    carried_order,
     certificate_request,
 )
 
@@ -96,7 +97,7 @@ def id_attach(home: Home, name: str, certificate: str, chain: tuple[str, ...]) -
     envelope it seals, so receivers that trust the CA need nothing else.
 
     CERTIFICATE must bind NAME's key (its identity extension and public key); at most 4
-    intermediates. Replaces a chain attached before.
+    intermediates, each the issuer of the one before. Replaces a chain attached before.
     """
     public = home.public(name)
     leaf, *rest = _certificates(certificate)
@@ -112,6 +113,9 @@ def id_attach(home: Home, name: str, certificate: str, chain: tuple[str, ...]) -
         )
     if len(intermediates) > MAX_INTERMEDIATES:
         raise UsageError(f"at most {MAX_INTERMEDIATES} intermediates, not {len(intermediates)}")
+    disorder = carried_order(leaf[0], [der for der, _ in intermediates])
+    if disorder is not None:  # receivers refuse it unread (x509.md section 9)
+        raise UsageError(f"{disorder.detail} (the leaf's issuer first, then that one's)")
     home.save_chain(name, "".join(pem for _, pem in (leaf, *intermediates)).encode("ascii"))
     note(f"{name} now presents {principal} with {len(intermediates)} intermediate(s)")
 

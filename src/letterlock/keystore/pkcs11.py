@@ -176,6 +176,7 @@ class _TokenSigner:
 
     def sign(self, message: bytes) -> bytes:
         digest = _crypto.digest(self.suite, message)
+        self._store._refuse_forked()  # before the lock: a forked child may find it held
         with self._store._lock, map_exceptions(_TOKEN_ERRORS):
             self._store._session_or_raise()
             raw = self._key.sign(digest, mechanism=Mechanism.ECDSA)
@@ -219,6 +220,7 @@ class _TokenDecapsulator:
 
     def _dh(self, point: bytes) -> bytes:
         """ECDH of the token's key with ``point`` (the x-coordinate, as DHKEM's DH is)."""
+        self._store._refuse_forked()  # before the lock: a forked child may find it held
         with self._store._lock, map_exceptions(_TOKEN_ERRORS):
             self._store._session_or_raise()
             secret = self._key.derive_key(
@@ -269,9 +271,12 @@ class Pkcs11KeyStore:
 
     def close(self) -> None:
         """Close the store's session (which logs the process out of the token)."""
+        if self._pid != os.getpid():  # a forked child: the session (and the lock) are the
+            self._session, self._closed = None, True  # parent's; leave both alone
+            return
         with self._lock:
             session, self._session, self._closed = self._session, None, True
-            if session is not None and self._pid == os.getpid():  # else the parent's: leave it
+            if session is not None:
                 with map_exceptions(_TOKEN_ERRORS):
                     session.close()
 
@@ -346,6 +351,7 @@ class Pkcs11KeyStore:
 
     def names(self) -> list[str]:
         """The names of the token's letterlock identities, sorted (no PIN needed)."""
+        self._refuse_forked()  # before the lock: a forked child may find it held
         with self._lock:
             session = self._public_session()
             try:
@@ -362,6 +368,7 @@ class Pkcs11KeyStore:
         """The identity ``name``, signing and unwrapping on the token; KeyStoreError if it
         cannot be, or if one of its private keys could be read out of the token."""
         check_name(name, "identity name")
+        self._refuse_forked()  # before the lock: a forked child may find it held
         with self._lock:
             session = self._logged_in(secret)
             with map_exceptions(_TOKEN_ERRORS):
@@ -372,6 +379,7 @@ class Pkcs11KeyStore:
         check_name(name, "identity name")
         if suite not in _EC_PARAMS:
             raise UsageError(f"a PKCS#11 token holds p256 and p384 identities, not {suite}")
+        self._refuse_forked()  # before the lock: a forked child may find it held
         with self._lock:
             session = self._logged_in(secret)
             with map_exceptions(_TOKEN_ERRORS):

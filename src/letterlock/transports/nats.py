@@ -49,9 +49,10 @@ under the subject ``<dead>.<group>``, with headers ``Letterlock-Reason`` (the on
 other groups of that subject, which had it already, ack such a copy unseen. A dead letter and
 a redriven copy carry a ``Nats-Msg-Id``, so a retried publish is stored once. That id can be
 guessed (stream and sequence numbers), so a duplicate ack is checked against what the stream
-holds under it: a message that someone who may publish there sent first, under our id, would
-otherwise have ours dropped and then terminated or deleted. It raises
-:class:`~letterlock.errors.TransportError` instead, and nothing is settled.
+holds under it, subject, bytes and headers (deduplication is per stream, not per subject): a
+message that someone who may publish there sent first, under our id, would otherwise have ours
+dropped and then terminated or deleted. It raises :class:`~letterlock.errors.TransportError`
+instead, and nothing is settled.
 
 What the broker reports, and what it can decide. A message's subject, headers and metadata are
 the broker's word (or its publisher's), and they decide settlement in two places only; neither
@@ -397,30 +398,43 @@ class NatsBroker:
             PUBLISHED: f"{meta.timestamp.timestamp():.6f}" if meta.timestamp else "0",
             MSG_ID: f"dead:{meta.stream}:{meta.sequence.stream}:{meta.num_delivered}",
         }
+        dead_subject = f"{self.dead}.{consumer_name(delivery.queue)}"
         try:
             ack = await self.js.publish(
-                f"{self.dead}.{consumer_name(delivery.queue)}", msg.data, timeout=self.timeout,
-                headers=headers,
-            )  # fmt: skip
+                dead_subject, msg.data, timeout=self.timeout, headers=headers
+            )
         except nats.js.errors.NoStreamResponseError:
             self._dead_ready = False  # deleted meanwhile: made again for the next dead letter
             raise
-        await self._check_kept(ack, msg.data, headers)
+        await self._check_kept(ack, dead_subject, msg.data, headers)
 
-    async def _check_kept(self, ack: PubAck, data: bytes, headers: Mapping[str, str]) -> None:
+    async def _check_kept(
+        self, ack: PubAck, subject: str, data: bytes, headers: Mapping[str, str]
+    ) -> None:
         """Raise TransportError unless the stream keeps what we published. A duplicate ack
         says it holds a message with our ``Nats-Msg-Id`` already: ours (a publish retried), or
         one that someone who may publish there sent first, guessing the id, so that ours is
-        dropped; what is then terminated or deleted would be lost."""
+        dropped; what is then terminated or deleted would be lost. Deduplication is per
+        stream, not per subject: the same bytes on another subject of the stream (which our
+        group does not read) are not ours either. A stream that no longer holds it cannot
+        show it is ours, and nothing is settled then too."""
         if not ack.duplicate:
             return
-        stored = await self.js.get_msg(ack.stream, seq=ack.seq)
+        refused = TransportError(
+            f"stream {ack.stream} holds another message under the deduplication id "
+            f"{headers.get(MSG_ID)!r}, or none any more: nothing was settled"
+        )
+        try:
+            stored = await self.js.get_msg(ack.stream, seq=ack.seq)
+        except nats.js.errors.APIError:
+            raise refused from None
         kept = stored.headers or {}
-        if stored.data != data or any(kept.get(name) != value for name, value in headers.items()):
-            raise TransportError(
-                f"stream {ack.stream} holds another message under the deduplication id "
-                f"{headers.get(MSG_ID)!r}: nothing was settled"
-            )
+        if (
+            stored.subject != subject
+            or stored.data != data
+            or any(kept.get(name) != value for name, value in headers.items())
+        ):
+            raise refused
 
     async def extend_lease(self, delivery: Delivery, *, now: float | None = None) -> None:
         """``msg.in_progress()``: ``ack_wait`` starts again."""
@@ -454,11 +468,11 @@ class NatsBroker:
         with map_exceptions(ERRORS):
             for raw in dead:
                 headers = {GROUP: consumer_name(group), MSG_ID: f"redrive:{self.dead}:{raw.seq}"}
+                subject = (raw.headers or {}).get(SUBJECT, "")
                 ack = await self.js.publish(
-                    (raw.headers or {}).get(SUBJECT, ""), raw.data or b"", timeout=self.timeout,
-                    headers=headers,
-                )  # fmt: skip
-                await self._check_kept(ack, raw.data or b"", headers)
+                    subject, raw.data or b"", timeout=self.timeout, headers=headers
+                )
+                await self._check_kept(ack, subject, raw.data or b"", headers)
                 await self.js.delete_msg(self.dead, raw.seq or 0)
         return len(dead)
 

@@ -209,8 +209,11 @@ def _wipe_and_close(fd: int, size: int) -> None:
 
 
 def _inherit(duplicated: Any, size: int) -> WorkerSecret:
-    """In the spawned worker: the secret behind the descriptor it inherited."""
-    return WorkerSecret._inherited(duplicated.detach(), size)
+    """In the spawned worker: the secret behind the descriptor it inherited, close-on-exec
+    again (spawning made it inheritable to pass it; no program the worker runs gets it)."""
+    fd = duplicated.detach()
+    os.set_inheritable(fd, False)
+    return WorkerSecret._inherited(fd, size)
 
 
 def _withheld() -> WorkerSecret:

@@ -13,7 +13,8 @@ the scope is the intersection along the chain.
 Cost: a chain that verified is remembered with the times between which every link is valid
 (nothing else in a verification depends on time), so the next message from the same sender
 costs a dictionary look-up and a comparison of ``now`` with those times; the decision on each
-topic is remembered per chain too (at most :data:`MAX_TOPICS` of them). Outside those times the
+topic is remembered per chain too (at most :data:`MAX_TOPICS` of them, and at most
+:data:`MAX_TOPIC_DECISIONS` for all chains together). Outside those times the
 chain is verified again, with the signatures remembered by the credentials' bytes
 (:class:`~letterlock.trust.credentials.VerifiedSignatures`). The memos are functions of the
 snapshot, so they are bounded by it.
@@ -31,7 +32,9 @@ chain verifies from one of this snapshot's anchors (at the latest ``not_before``
 else in a verification depends on time) and its principal credential certifies exactly
 ``key_id``; ``admit`` re-checks every lifetime against the message's ``now`` and recomputes the
 scope along the chain. Carried chains are cached by the block's ``chain_digest``, at most
-:data:`MAX_CARRIED` of them (oldest out first, refusals included). A carried credential never
+:data:`MAX_CARRIED` of them (oldest out first, refusals included), and their topic decisions
+at most :data:`MAX_CARRIED_TOPICS` for all of them together (forged messages reach ``admit``
+before their signature is checked, each with a topic of its choice). A carried credential never
 becomes an anchor, and the anchor's own scope bounds it as it bounds the snapshot's chains.
 
 Pure: no I/O, and ``now`` comes from the message's :class:`~letterlock.core.trust.TrustContext`.
@@ -59,14 +62,25 @@ from letterlock.trust.credentials import (
 )
 from letterlock.trust.scope import ScopePattern
 
-__all__ = ["MAX_CANDIDATES", "MAX_CARRIED", "Authorities"]
+__all__ = [
+    "MAX_CANDIDATES",
+    "MAX_CARRIED",
+    "MAX_CARRIED_TOPICS",
+    "MAX_TOPIC_DECISIONS",
+    "Authorities",
+]
 
 #: The most candidate chains tried for one sender key.
 MAX_CANDIDATES: Final = 16
 #: The most topic decisions remembered per chain (then it starts again empty).
 MAX_TOPICS: Final = 1024
+#: The most topic decisions remembered for the snapshot's chains, all of them together (the
+#: topic is the sender's claim, and forged messages reach ``admit`` before their signature).
+MAX_TOPIC_DECISIONS: Final = 8192
 #: The most carried chains (verified or refused) remembered, by their block's digest.
 MAX_CARRIED: Final = 1024
+#: The most topic decisions remembered for carried chains, all of them together.
+MAX_CARRIED_TOPICS: Final = 8192
 
 #: A carried chain that verified: (its chain, as open reports it, valid from, valid until)
 _Carried = tuple[Chain, VerifiedSender, int, int]
@@ -82,9 +96,11 @@ class Authorities:
         "_anchors",
         "_by_subject",
         "_carried",
+        "_carried_topics",
         "_chains",
         "_leaves",
         "_paths",
+        "_topic_count",
         "_topics",
         "_verified",
     )
@@ -101,9 +117,13 @@ class Authorities:
         self._paths: dict[bytes, tuple[tuple[Anchor, tuple[Credential, ...]], ...]] = {}
         self._chains: dict[tuple[bytes, int], tuple[Chain, VerifiedSender, int, int]] = {}
         # ... and for each, the first link refusing a topic (None: all allow it), per topic seen
-        self._topics: dict[tuple[bytes, int] | bytes, dict[str, int | None]] = {}
+        self._topics: dict[tuple[bytes, int], dict[str, int | None]] = {}
+        self._topic_count = 0  #: the decisions ``_topics`` holds, all chains together
         #: carried chain digest -> the chain verified, or why not
         self._carried: dict[bytes, _Carried | ChainRefusal] = {}
+        #: (carried chain digest, topic) -> the first link refusing it (a carried chain's
+        #: credentials and anchor are fixed by its bytes and the snapshot, so is the decision)
+        self._carried_topics: dict[tuple[bytes, str], int | None] = {}
         self._by_subject: dict[bytes, tuple[Credential, ...]] = {}
         for credential in sorted(set(credentials), key=lambda c: c.encoded):
             index = self._leaves if credential.kind is Kind.PRINCIPAL else self._by_subject
@@ -164,9 +184,7 @@ class Authorities:
         if known is None:
             known = self._verify_carried(block)
             if len(self._carried) >= MAX_CARRIED:
-                oldest = next(iter(self._carried))
-                del self._carried[oldest]
-                self._topics.pop(oldest, None)
+                del self._carried[next(iter(self._carried))]
             self._carried[block.chain_digest] = known
         return known
 
@@ -198,14 +216,14 @@ class Authorities:
             )
             if not isinstance(verdict, Chain):
                 return verdict
-        seen = self._topics.setdefault(block.chain_digest, {})
-        if topic in seen:
-            link = seen[topic]
+        key = (block.chain_digest, topic)
+        if key in self._carried_topics:
+            link = self._carried_topics[key]
         else:
             link = chain.first_refusing_link(topic)
-            if len(seen) >= MAX_TOPICS:
-                seen.clear()
-            seen[topic] = link
+            if len(self._carried_topics) >= MAX_CARRIED_TOPICS:  # the topic is the sender's claim
+                self._carried_topics.clear()
+            self._carried_topics[key] = link
         if link is None:
             return chain, verified
         return ChainRefusal(
@@ -235,8 +253,14 @@ class Authorities:
                 else:
                     link = chain.first_refusing_link(topic)
                     if len(seen) >= MAX_TOPICS:
+                        self._topic_count -= len(seen)
                         seen.clear()
+                    if self._topic_count >= MAX_TOPIC_DECISIONS:
+                        for each in self._topics.values():
+                            each.clear()
+                        self._topic_count = 0
                     seen[topic] = link
+                    self._topic_count += 1
                 if link is None:
                     return verdict
                 issuer = chain.authorities[min(link, len(chain.authorities) - 1)]

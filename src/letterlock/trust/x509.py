@@ -54,6 +54,7 @@ __all__ = [
     "X509Refusal",
     "X509Sender",
     "bound_identity",
+    "carried_order",
     "certificate_request",
     "check_principal",
     "decode_scope",
@@ -474,14 +475,21 @@ def verify_carried(
     anchors: AnchorSet, leaf: bytes, intermediates: Sequence[bytes]
 ) -> tuple[int, X509Sender] | Refused:
     """A chain from an envelope's credential block, verified before the receiver's time is
-    known (section 9): ``(t0, sender)``, where ``t0`` is the latest notBefore of the
-    certificates presented and the chain verified at ``t0``.
+    known (section 9): ``(t0, sender)``, where the chain verified at ``t0``: the latest
+    notBefore of the certificates presented or, if the path's anchor certificate became valid
+    only later (a root re-issued under the same key), that anchor's notBefore.
 
     Steps 1 to 9 depend on time only through the validity periods of the path, so the chain
     verifies at any ``at`` with ``t0 <= at <= sender.not_after`` (every certificate of the path
     was valid at ``t0`` and stays so until its notAfter); outside that interval, verify at
     ``at`` with :func:`verify_chain`. A chain whose certificates share no instant of validity
-    is refused here.
+    is refused here. At most one more path validation per anchor certificate of the leaf's
+    namespace, and only after one refused as ``expired`` (a certificate not valid then).
+
+    Before any path is built, the certificates must come in issuer order (each one's issuer
+    name the next one's subject name) with no subject name twice (section 9): pyca tries every
+    combination of certificates that share a name, and a block not yet authenticated must not
+    buy that search.
     """
     if len(intermediates) > MAX_INTERMEDIATES:  # step 1 before parsing anything
         return Refused(
@@ -491,9 +499,53 @@ def verify_carried(
     parsed = _parse_all(leaf, intermediates)
     if isinstance(parsed, Refused):
         return parsed
-    t0 = max(cert.not_before for cert in (parsed[0], *parsed[1]))
+    cert = parsed[0]
+    disorder = _out_of_issuer_order(cert, parsed[1])
+    if disorder is not None:
+        return disorder
+    t0 = max(c.not_before for c in (cert, *parsed[1]))
     sender = verify_chain(anchors, leaf, intermediates, at=t0)
-    return sender if isinstance(sender, Refused) else (t0, sender)
+    if not isinstance(sender, Refused) or sender.reason is not X509Refusal.EXPIRED:
+        return sender if isinstance(sender, Refused) else (t0, sender)
+    # The anchors that can end this leaf's path, at the first instant each is valid too.
+    trusted = anchors._for(cert.uris[0]) if len(cert.uris) == 1 else []
+    later = sorted({root.not_before for _, root in trusted if t0 < root.not_before})
+    for at in later:
+        if at > cert.not_after:
+            break
+        again = verify_chain(anchors, leaf, intermediates, at=at)
+        if not isinstance(again, Refused):
+            return at, again
+    return sender
+
+
+def carried_order(leaf: bytes, intermediates: Sequence[bytes]) -> Refused | None:
+    """Why ``leaf`` and ``intermediates`` could not be carried (section 9: issuer order, no
+    subject name twice, each certificate parsed), None if they can: what ``id attach``
+    checks, so that a sender never carries a chain its receivers refuse unread."""
+    parsed = _parse_all(leaf, intermediates)
+    if isinstance(parsed, Refused):
+        return parsed
+    return _out_of_issuer_order(*parsed)
+
+
+def _out_of_issuer_order(
+    leaf: _x509.Certificate, intermediates: Sequence[_x509.Certificate]
+) -> Refused | None:
+    """Why carried certificates are not leaf first, then each one's issuer, names distinct."""
+    subjects = [cert.subject for cert in intermediates]
+    if len(set(subjects)) != len(subjects):
+        return Refused(
+            reason=X509Refusal.INVALID_CHAIN,
+            detail="not in issuer order: two carried certificates share a subject",
+        )
+    for child, parent in zip((leaf, *intermediates), intermediates, strict=False):
+        if child.issuer != parent.subject:
+            return Refused(
+                reason=X509Refusal.INVALID_CHAIN,
+                detail=f"not in issuer order: {parent.subject!r} did not issue the one before",
+            )
+    return None
 
 
 def verify_sender(

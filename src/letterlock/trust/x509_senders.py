@@ -19,6 +19,10 @@ verifies against this policy's own anchors and its leaf binds exactly ``key_id``
 verified chain is cached by the block's ``chain_digest`` (at most :data:`MAX_CARRIED` chains,
 oldest first out, refusals included so that a repeated bad chain costs a hash), and every
 message re-checks that its ``now`` lies within the path's validity before ``admit`` answers.
+Topic decisions on carried chains are remembered with the chain's path, at most
+:data:`MAX_CARRIED_TOPICS` for all carried chains together: anyone can make endless distinct
+blocks that verify from one real chain (an unused certificate appended), and forged messages
+reach ``admit`` before their signature is checked.
 A carried chain ends at one of the receiver's anchors, for a principal in that anchor's
 namespace, with the scopes of the path: it can narrow, never widen, and never makes an anchor.
 Revocation is a status policy's business (:class:`~letterlock.trust.Revocations`, which asks
@@ -43,13 +47,19 @@ from letterlock.trust.x509 import (
     verify_chain,
 )
 
-__all__ = ["MAX_CARRIED", "X509Senders"]
+__all__ = ["MAX_CARRIED", "MAX_CARRIED_TOPICS", "MAX_TOPIC_DECISIONS", "X509Senders"]
 
 Chain = tuple[bytes, ...]
 _TOPICS: Final = 1024
 #: The most carried chains (verified or refused) remembered, by their block's digest.
 MAX_CARRIED: Final = 1024
-_Verified = tuple[int, X509Sender, VerifiedSender]
+#: The most topic decisions remembered for carried chains, all of them together.
+MAX_CARRIED_TOPICS: Final = 8192
+#: The most topic decisions remembered for the snapshot's chains, all of them together.
+MAX_TOPIC_DECISIONS: Final = 8192
+#: A carried chain that verified: (from when, the sender, as open reports it, topic decisions
+#: on its path)
+_Verified = tuple[int, X509Sender, VerifiedSender, dict[str, bool]]
 
 
 class X509Senders:
@@ -62,17 +72,29 @@ class X509Senders:
     one identity (a renewed certificate): the first that verifies at a message's time decides.
     """
 
-    __slots__ = ("_anchors", "_by_key", "_carried", "_topics", "_verified", "refused")
+    __slots__ = (
+        "_anchors",
+        "_by_key",
+        "_carried",
+        "_carried_topics",
+        "_topic_count",
+        "_topics",
+        "_verified",
+        "refused",
+    )
 
     def __init__(self, anchors: AnchorSet, chains: Iterable[Sequence[bytes]], *, now: int) -> None:
         self._anchors = anchors
         self._by_key: dict[bytes, tuple[PublicIdentity, list[Chain]]] = {}
         #: chain -> (the time it verified at, the sender it certifies, as open reports it)
         self._verified: dict[Chain, tuple[int, X509Sender, VerifiedSender]] = {}
-        #: chain (or a carried chain's digest) -> topic -> allowed (scopes never change)
-        self._topics: dict[Chain | bytes, dict[str, bool]] = {}
-        #: carried chain digest -> (as _verified) or why it was refused
+        #: chain -> topic -> allowed (scopes never change)
+        self._topics: dict[Chain, dict[str, bool]] = {}
+        self._topic_count = 0  #: the decisions ``_topics`` holds, all chains together
+        #: carried chain digest -> (as _verified, and its topic decisions) or why it was refused
         self._carried: dict[bytes, _Verified | Refused] = {}
+        #: how many topic decisions the carried chains hold together
+        self._carried_topics = 0
         #: the chains left out, each with why
         self.refused: list[tuple[Chain, Refused]] = []
         for given in chains:
@@ -108,11 +130,11 @@ class X509Senders:
                 known = result
             else:
                 t0, sender = result
-                known = (t0, sender, _reported(sender))
+                known = (t0, sender, _reported(sender), {})
             if len(self._carried) >= MAX_CARRIED:
-                oldest = next(iter(self._carried))
-                del self._carried[oldest]
-                self._topics.pop(oldest, None)
+                oldest = self._carried.pop(next(iter(self._carried)))
+                if not isinstance(oldest, Refused):
+                    self._carried_topics -= len(oldest[3])
             self._carried[digest] = known
         return known
 
@@ -125,15 +147,27 @@ class X509Senders:
             known[1].identity is not sender and known[1].identity != sender
         ):
             return None
-        t0, result, reported = known
+        t0, result, reported, topics = known
         now = context.now
         if not t0 <= now <= result.not_after:  # outside the interval it verified for
             again = verify_chain(self._anchors, block.items[0], block.items[1:], at=now)
             if isinstance(again, Refused):
                 return again
-            self._carried[block.chain_digest] = (now, again, reported)
+            if (again.chain, again.scopes) != (result.chain, result.scopes):  # another path
+                self._carried_topics -= len(topics)
+                reported, topics = _reported(again), {}
+            self._carried[block.chain_digest] = (now, again, reported, topics)
             result = again
-        if not self._may_publish(block.chain_digest, result, context.topic):
+        allowed = topics.get(context.topic)
+        if allowed is None:
+            if self._carried_topics >= MAX_CARRIED_TOPICS:  # the topic is the sender's claim
+                for entry in self._carried.values():
+                    if not isinstance(entry, Refused):
+                        entry[3].clear()
+                self._carried_topics = 0
+            allowed = topics[context.topic] = result.may_publish(context.topic)
+            self._carried_topics += 1
+        if not allowed:
             return Refused(reason=X509Refusal.SCOPE, detail=context.topic)
         return reported
 
@@ -149,18 +183,29 @@ class X509Senders:
         result = verify_chain(self._anchors, chain[0], chain[1:], at=now)
         if isinstance(result, Refused):
             return result
+        if cached is not None and (cached[1].chain, cached[1].scopes) != (
+            result.chain,
+            result.scopes,
+        ):  # another path (a re-issued anchor certificate): the old one's topics do not hold
+            self._topic_count -= len(self._topics.pop(chain, {}))
         reported = _reported(result)
         self._verified[chain] = (now, result, reported)  # one entry per chain of the snapshot
         return result, reported
 
-    def _may_publish(self, chain: Chain | bytes, sender: X509Sender, topic: str) -> bool:
+    def _may_publish(self, chain: Chain, sender: X509Sender, topic: str) -> bool:
         """:meth:`X509Sender.may_publish`, remembered per chain for up to _TOPICS topics."""
         known = self._topics.setdefault(chain, {})
         allowed = known.get(topic)
         if allowed is None:
             if len(known) >= _TOPICS:  # the topic is the sender's claim: bound what it fills
+                self._topic_count -= len(known)
                 known.clear()
+            if self._topic_count >= MAX_TOPIC_DECISIONS:  # and across chains
+                for each in self._topics.values():
+                    each.clear()
+                self._topic_count = 0
             allowed = known[topic] = sender.may_publish(topic)
+            self._topic_count += 1
         return allowed
 
     def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | Refusal:
