@@ -29,7 +29,7 @@ from letterlock.cli.keyset_files import (
     write_keyset,
 )
 from letterlock.cli.options import example, pass_home, passphrase_file_option
-from letterlock.cli.render import note, print_table, stdout_console
+from letterlock.cli.render import iso_time, note, print_table, stdout_console
 from letterlock.cli.streams import read_input
 from letterlock.cli.strict import check_directory, read_checked
 from letterlock.keystore import encrypt_identity
@@ -161,7 +161,15 @@ def _destroy(
     if signed is None:
         raise UsageError(f"{name!r} has no keyset: there is no key to destroy")
     path = key_path(home, name, key_id)
-    if signed.keyset.key(key_id).status is not Status.DESTROYED:
+    key = signed.keyset.key(key_id)
+    if key.status is not Status.DESTROYED:
+        deadline = key.deadline(signed.keyset.grace)
+        if now < deadline and not early and key.status is Status.RETIRED:
+            raise UsageError(
+                f"key {key_id} opens queued messages until {iso_time(deadline)} (its grace "
+                "period): destroy it then, or now with --early if it is compromised (messages "
+                "still queued for it are lost)"
+            )
         keyset = signed.keyset.destroy(key_id, now=now, early=early)
         # the new version first: from then on the key is never used, whatever happens next
         write_keyset(keyset_path(home, name), sign_keyset(keyset, identity))
