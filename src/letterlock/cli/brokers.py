@@ -181,6 +181,10 @@ def _endpoint(url: str) -> Iterator[Endpoint]:
         endpoint.close()
 
 
+#: The broker at a URL, closed on the way out (for other commands: ``status publish``).
+endpoint_at = _endpoint
+
+
 def _topics(endpoint: Endpoint, pattern: str) -> Topics:
     """``--topic`` read in the broker's own pattern syntax."""
     try:

@@ -13,6 +13,9 @@ Layout (directories 0700, private files 0600)::
     HOME/replay.sqlite         ids of opened messages (letterlock.stores.sqlite)
     HOME/listen/NAME.sqlite    ids of messages ``listen --as NAME`` handled, and the claims of
                                its running listeners (one per identity: see listener_store)
+    HOME/authorities/, root/, status/, trust/
+                               authorities, roots and status documents, and what a receiver
+                               trusts beyond pins (letterlock.cli.trustdata)
     HOME/.lock                 held (flock) by a command that changes known_senders or
                                identities/ or contacts, from reading them to the rename
 
@@ -51,6 +54,7 @@ from letterlock.cli.strict import (
     open_private,
     read_checked,
 )
+from letterlock.cli.trustdata import TrustData
 from letterlock.core.trust import TrustPolicy
 from letterlock.keystore import decrypt_identity, encrypt_identity, save_identity
 from letterlock.keystore.file import MAX_FILE_SIZE
@@ -139,6 +143,14 @@ class Home:
     def check(self) -> None:
         """Refuse an unsafe home (UsageError naming the path) before a command uses it."""
         self._exists_safely()
+
+    def exists_safely(self) -> bool:
+        """Check the home and the directories above it; False if it does not exist yet."""
+        return self._exists_safely()
+
+    def make_dir(self, directory: Path) -> None:
+        """Create ``directory`` in the home (mode 0700) unless it exists, and check it."""
+        self._make(directory)
 
     def _exists_safely(self) -> bool:
         """Check the home and the directories above it; False if it does not exist yet."""
@@ -372,11 +384,16 @@ class Home:
                 write_private_file(self.known_senders, data, overwrite=True)
 
     def trust(self, own: dict[str, PublicIdentity]) -> TrustPolicy:
-        """The home's trust policy: its pins, and ``own`` (from :meth:`own_publics`) as self,
-        under the rules of ``policy.toml`` if the home has one."""
-        senders = FirstKnown(self.pins(), OwnIdentities(own))
+        """The home's trust policy: its pins, ``own`` (from :meth:`own_publics`) as self, and
+        senders certified by its anchored authorities (:mod:`letterlock.cli.trustdata`), under
+        the rules of ``policy.toml`` if the home has one; with a pinned root, behind the status
+        document it holds (revocations, and failing closed when the status is stale)."""
+        data = TrustData(self)
+        authorities = data.authorities()
+        known: tuple[TrustPolicy, ...] = (self.pins(), OwnIdentities(own))
+        senders = FirstKnown(*known, *(() if authorities is None else (authorities,)))
         rules = self.rules()
-        return senders if rules is None else Rules(senders, rules)
+        return data.revocations_in_front(senders if rules is None else Rules(senders, rules))
 
     def rules(self) -> tuple[Rule, ...] | None:
         """The rules of ``policy.toml``, or None if the home has none (then pins decide alone)."""

@@ -125,7 +125,15 @@ def opened_fields(opened: Opened) -> Rows:
         ("signed by", sender.name),
         ("fingerprint", sender.fingerprint),
         ("via", sender.via),
+        *([("principal", sender.principal)] if sender.principal is not None else []),
+        *([("chain", " > ".join(sender.authorities))] if sender.authorities else []),
+        *([("roles", ", ".join(sorted(sender.roles)))] if sender.roles else []),
         *([("rule", sender.rule)] if sender.rule is not None else []),
+        *(
+            [("status", f"version {sender.status_version}, {sender.status_age} s old")]
+            if sender.status_version is not None
+            else []
+        ),
         ("suite", opened.suite.label),
         ("topic", opened.topic),
         ("message id", opened.message_id.hex()),
