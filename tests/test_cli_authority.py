@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import Result, letterlock
+from cli_support import Result, finish, letterlock, spawn
 
 NS = "ll://acme/payments/"
 
@@ -291,3 +291,31 @@ def test_duplicate_keys_do_not_make_a_threshold(w: World) -> None:
                      "--status-key", "ts")  # fmt: skip
     assert dup.code == 2, dup
     assert "threshold is 1 to the number of distinct keys (1)" in dup.stderr
+
+
+# ------------------------------------------------------------------- through the broker
+
+
+def test_listen_fails_closed_until_a_status_arrives_on_the_broker(w: World, tmp_path: Path) -> None:
+    """Without a status, a listener leaves the message for later (a transient refusal, never
+    opened); ``listen --follow-status`` takes the status published on the broker, then opens."""
+    url = f"spool://{tmp_path}/spool.sqlite"
+    listen = ("listen", "--broker", url, "--topic", "orders.#", "--as", "bob")
+    ok(letterlock(w.bob, *listen, "--timeout", "0.1"))  # the group exists from now on
+    ok(letterlock(w.bob, "status", "update", "--broker", url, "--wait", "0.1"))  # and its own
+    ok(letterlock(w.billing, "send", "--broker", url, "--topic", "orders.eu.fr",
+                  "--from", "billing", "--to", "bob", stdin=b"order 42"))  # fmt: skip
+    stale = ok(letterlock(w.bob, *listen, "--timeout", "1"))
+    assert stale.stdout == b""
+    assert "handled 0 messages" in stale.stderr
+    listener = spawn(w.bob, *listen, "--follow-status", "--count", "1", "--timeout", "30")
+    try:
+        time.sleep(1.0)
+        ok(letterlock(w.issuer, "status", "publish", "--key", "ts", "--broker", url))
+    finally:
+        result = finish(listener)
+    assert result.code == 0, result
+    assert result.stdout == b"order 42"
+    assert "status: version 1," in result.stderr
+    shown = json.loads(ok(letterlock(w.bob, "status", "show", "--json")).stdout)
+    assert shown["version"] == 1  # persisted by the listener's follower

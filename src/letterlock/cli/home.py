@@ -384,16 +384,19 @@ class Home:
                 write_private_file(self.known_senders, data, overwrite=True)
 
     def trust(self, own: dict[str, PublicIdentity]) -> TrustPolicy:
-        """The home's trust policy: its pins, ``own`` (from :meth:`own_publics`) as self, and
-        senders certified by its anchored authorities (:mod:`letterlock.cli.trustdata`), under
-        the rules of ``policy.toml`` if the home has one; with a pinned root, behind the status
-        document it holds (revocations, and failing closed when the status is stale)."""
-        data = TrustData(self)
-        authorities = data.authorities()
+        """The home's trust policy: :meth:`senders` and, with a pinned root, the status
+        document it holds in front (revocations, and failing closed when it is stale)."""
+        return TrustData(self).revocations_in_front(self.senders(own))
+
+    def senders(self, own: dict[str, PublicIdentity]) -> TrustPolicy:
+        """Its pins, ``own`` (from :meth:`own_publics`) as self, and senders certified by its
+        anchored authorities (:mod:`letterlock.cli.trustdata`), under the rules of
+        ``policy.toml`` if the home has one."""
+        authorities = TrustData(self).authorities()
         known: tuple[TrustPolicy, ...] = (self.pins(), OwnIdentities(own))
         senders = FirstKnown(*known, *(() if authorities is None else (authorities,)))
         rules = self.rules()
-        return data.revocations_in_front(senders if rules is None else Rules(senders, rules))
+        return senders if rules is None else Rules(senders, rules)
 
     def rules(self) -> tuple[Rule, ...] | None:
         """The rules of ``policy.toml``, or None if the home has none (then pins decide alone)."""

@@ -14,7 +14,6 @@ freshness`` sets how old it may be before ``open`` and ``listen`` fail closed; `
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import time
 
@@ -29,7 +28,7 @@ from letterlock.cli.policy import key_id_of
 from letterlock.cli.render import iso_time, note, print_fields, stdout_console
 from letterlock.cli.root import signers
 from letterlock.cli.streams import read_input
-from letterlock.cli.trustdata import TrustData
+from letterlock.cli.trustdata import TrustData, status_group_of
 from letterlock.core.keys import format_fingerprint
 from letterlock.core.principal import Principal
 from letterlock.errors import ParseError
@@ -184,11 +183,6 @@ def status_publish(
     note(f"status version {version}: {count} revocation(s), expires {until}")
 
 
-def _default_group(home: Home) -> str:
-    digest = hashlib.sha256(str(home.root.resolve()).encode("utf-8")).hexdigest()[:16]
-    return f"letterlock-status-{digest}"
-
-
 @status_group.command(
     "update",
     epilog=example(
@@ -224,7 +218,7 @@ def status_update(
             refused = 0
         else:
             with endpoint_at(broker or "") as endpoint:
-                followed = follow_status(endpoint, updater, group=group or _default_group(home),
+                followed = follow_status(endpoint, updater, group=group or status_group_of(home),
                                          topic=topic, idle_timeout=wait)  # fmt: skip
             moved, refused = followed.accepted > 0, followed.refused
             if followed.last_refusal is not None:

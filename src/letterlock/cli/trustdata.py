@@ -27,6 +27,7 @@ while the status is stale, unless ``freshness.json`` says ``allow_stale``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -58,6 +59,7 @@ __all__ = [
     "AuthorityInfo",
     "TrustData",
     "anchor_of",
+    "status_group_of",
 ]
 
 #: How old a status may be before a receiver fails closed, unless ``status freshness`` says.
@@ -346,12 +348,22 @@ class TrustData:
         anchors = self.anchors()
         return Authorities(anchors, self.credentials()) if anchors else None
 
-    def revocations_in_front(self, policy: TrustPolicy) -> TrustPolicy:
-        """``policy`` behind the held status (revocations and freshness) if a root is pinned."""
-        snapshot = self.snapshot()
+    def revocations_in_front(
+        self, policy: TrustPolicy, snapshot: Snapshot | None = None
+    ) -> TrustPolicy:
+        """``policy`` behind the held status (revocations and freshness) if a root is pinned
+        (``snapshot``: this one rather than the one saved)."""
+        snapshot = snapshot or self.snapshot()
         if snapshot is None:
             return policy
         return Revocations(policy, snapshot.status, self.freshness())
+
+
+def status_group_of(home: Home) -> str:
+    """The durable group in which this home follows the status topic (one per home, so every
+    receiving home sees every status document)."""
+    digest = hashlib.sha256(str(home.root.resolve()).encode("utf-8")).hexdigest()[:16]
+    return f"letterlock-status-{digest}"
 
 
 def anchor_of(entry: Mapping[str, Any]) -> Anchor:
