@@ -1,4 +1,4 @@
-"""Status documents through the broker (letterlock.integrations.status_feed) and the receiver's
+"""Status documents through the broker (letterlock.cli.status_feed) and the receiver's
 updater (letterlock.sources.updater): each test fails without its rule.
 
 A hostile broker can delay, drop, replay or inject documents: the receiver keeps the highest
@@ -17,7 +17,7 @@ import redis
 
 from letterlock import Identity, Suite
 from letterlock.core.topics import Dialect
-from letterlock.integrations.status_feed import (
+from letterlock.cli.status_feed import (
     STATUS_TOPIC,
     follow_status,
     publish_status,

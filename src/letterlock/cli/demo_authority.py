@@ -21,7 +21,7 @@ from rich.text import Text
 
 import letterlock
 from letterlock.core.principal import Namespace
-from letterlock.integrations.status_feed import follow_status, publish_status
+from letterlock.cli.status_feed import follow_status, publish_status
 from letterlock.sources.folder import Snapshot, SnapshotCache
 from letterlock.sources.publish import make_root, make_status, sign_metadata
 from letterlock.sources.updater import StatusUpdater

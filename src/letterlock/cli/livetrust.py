@@ -17,7 +17,7 @@ from collections.abc import Callable
 from letterlock.core.keys import PublicIdentity
 from letterlock.core.trust import Refusal, TrustContext, TrustPolicy, VerifiedSender
 from letterlock.errors import LetterlockError
-from letterlock.integrations.status_feed import follow_status
+from letterlock.cli.status_feed import follow_status
 from letterlock.sources.updater import StatusUpdater
 from letterlock.transports.urls import connect
 

@@ -32,7 +32,7 @@ from letterlock.cli.trustdata import TrustData, status_group_of
 from letterlock.core.keys import format_fingerprint
 from letterlock.core.principal import Principal
 from letterlock.errors import ParseError
-from letterlock.integrations.status_feed import STATUS_TOPIC, follow_status, publish_status
+from letterlock.cli.status_feed import STATUS_TOPIC, follow_status, publish_status
 from letterlock.sources.folder import SnapshotCache
 from letterlock.sources.publish import make_status, sign_metadata
 from letterlock.sources.updater import StatusUpdater

@@ -1,4 +1,5 @@
-"""Status documents through any broker: publish on a well-known topic, follow it on receivers.
+"""Status documents through any broker: publish on a well-known topic, follow it on receivers
+(used by ``letterlock status`` and ``listen --follow-status``; a service can call it too).
 
 The publisher sends the signed status document (TUF timestamp metadata, ``docs/spec/root.md``
 section 4) as it is, unsealed, on :data:`STATUS_TOPIC` (``letterlock.status``; MQTT writes it
