@@ -16,13 +16,13 @@ import pytest
 import redis
 
 from letterlock import Identity, Suite
-from letterlock.core.topics import Dialect
 from letterlock.cli.status_feed import (
     STATUS_TOPIC,
     follow_status,
     publish_status,
     status_topic,
 )
+from letterlock.core.topics import Dialect
 from letterlock.sources.folder import Snapshot, SnapshotCache
 from letterlock.sources.publish import make_root, make_status, root_progress, sign_metadata
 from letterlock.sources.updater import StatusUpdater

@@ -20,8 +20,8 @@ from rich.table import Table
 from rich.text import Text
 
 import letterlock
-from letterlock.core.principal import Namespace
 from letterlock.cli.status_feed import follow_status, publish_status
+from letterlock.core.principal import Namespace
 from letterlock.sources.folder import Snapshot, SnapshotCache
 from letterlock.sources.publish import make_root, make_status, sign_metadata
 from letterlock.sources.updater import StatusUpdater

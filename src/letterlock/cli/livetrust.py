@@ -14,10 +14,10 @@ import contextlib
 import threading
 from collections.abc import Callable
 
+from letterlock.cli.status_feed import follow_status
 from letterlock.core.keys import PublicIdentity
 from letterlock.core.trust import Refusal, TrustContext, TrustPolicy, VerifiedSender
 from letterlock.errors import LetterlockError
-from letterlock.cli.status_feed import follow_status
 from letterlock.sources.updater import StatusUpdater
 from letterlock.transports.urls import connect
 

@@ -27,12 +27,12 @@ from letterlock.cli.options import example, pass_home, passphrase_file_option
 from letterlock.cli.policy import key_id_of
 from letterlock.cli.render import iso_time, note, print_fields, stdout_console
 from letterlock.cli.root import signers
+from letterlock.cli.status_feed import STATUS_TOPIC, follow_status, publish_status
 from letterlock.cli.streams import read_input
 from letterlock.cli.trustdata import TrustData, status_group_of
 from letterlock.core.keys import format_fingerprint
 from letterlock.core.principal import Principal
 from letterlock.errors import ParseError
-from letterlock.cli.status_feed import STATUS_TOPIC, follow_status, publish_status
 from letterlock.sources.folder import SnapshotCache
 from letterlock.sources.publish import make_status, sign_metadata
 from letterlock.sources.updater import StatusUpdater
