@@ -84,8 +84,8 @@ def _info_json(info: AuthorityInfo) -> dict[str, object]:
     short_help="Authorities that certify senders, and the ones you trust.",
     epilog=example(
         "letterlock authority create payments --namespace ll://acme/payments/",
-        "letterlock authority certify payments --principal ll://acme/payments/billing \\",
-        "    --key billing.pub --role writer --publish 'orders.#' > billing.cred",
+        "letterlock authority certify payments --principal ll://acme/payments/billing "
+        "--key billing.pub --role writer --publish 'orders.#' > billing.cred",
     ),
 )
 def authority_group() -> None:
@@ -214,10 +214,10 @@ def _subject_key(
 @authority_group.command(
     "certify",
     epilog=example(
-        "letterlock authority certify payments --principal ll://acme/payments/billing \\",
-        "    --key billing.pub --role writer --publish 'orders.#' --lifetime 30d > billing.cred",
-        "letterlock authority certify payments --sub-authority eu --identity eu --depth 0 \\",
-        "    --namespace ll://acme/payments/eu/ --publish 'orders.eu.#' > eu.cred",
+        "letterlock authority certify payments --principal ll://acme/payments/billing "
+        "--key billing.pub --role writer --publish 'orders.#' --lifetime 30d > billing.cred",
+        "letterlock authority certify payments --sub-authority eu --identity eu "
+        "--namespace ll://acme/payments/eu/ --publish 'orders.eu.#' > eu.cred",
     ),
 )
 @click.argument("authority")

@@ -22,7 +22,7 @@ from letterlock.cli.options import example, pass_home
 from letterlock.cli.render import note, safe
 from letterlock.cli.streams import read_input
 from letterlock.core.topics import Dialect
-from letterlock.core.trust import Refusal, TrustPolicy
+from letterlock.core.trust import Refusal, TrustPolicy, Via
 from letterlock.trust import ScopePattern
 from letterlock.trust.check import admit_pattern
 
@@ -123,11 +123,14 @@ def _as_text(answer: _Answer, key: str, topic: str, policy_file: str | None) -> 
     sender = answer.sender
     who = f" {key}" if sender is None else (f" {sender.name} ({sender.fingerprint}, {sender.via})")
     if answer.accepted:
-        why = (
-            f"by rule {', '.join(answer.governing)}"
-            if policy_file is not None
-            else "(no policy.toml: pinned and own keys are accepted on every topic)"
-        )
+        if policy_file is not None:
+            why = f"by rule {', '.join(answer.governing)}"
+        elif sender is not None and sender.via is Via.AUTHORITY:
+            why = (
+                f"(no policy.toml: within the scope of its chain {' > '.join(sender.authorities)})"
+            )
+        else:
+            why = "(no policy.toml: pinned and own keys are accepted on every topic)"
         return f"accepted:{who} on {topic!r} {why}"
     return f"refused:{who} on {topic!r}: {answer.reason} ({answer.detail})"
 
