@@ -8,12 +8,16 @@ forgery, persists what it accepted before it uses it, and fails closed once its 
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from letterlock import Identity, Suite
 from letterlock.cli.status_feed import (
@@ -218,3 +222,77 @@ def test_mqtt_spells_the_status_topic_with_slashes() -> None:
 
 def test_status_verifies_only_under_the_pinned_root() -> None:
     assert Status.verify(ROOT, status(1)).version == 1
+
+
+# ------------------------------------------------------------------- what the receiver reports
+
+
+def _admitting() -> Any:
+    from letterlock import VerifiedSender, Via
+
+    class Everyone:
+        def lookup(self, key_id: bytes) -> None:
+            return None
+
+        def admit(self, sender: Any, context: Any) -> VerifiedSender:
+            return VerifiedSender(
+                name="dave",
+                fingerprint=sender.fingerprint_text,
+                key_id=sender.fingerprint,
+                suite=sender.suite,
+                via=Via.PIN,
+            )
+
+    return Everyone()
+
+
+def _context(now: int, status_version: int = 0) -> Any:
+    from types import SimpleNamespace
+
+    # TrustContext.status_version (the sender's, from the envelope) arrives with the envelope's
+    # credential block; a stand-in with the same fields shows what Revocations does with it.
+    return SimpleNamespace(topic="t", suite=Suite.X25519, content_type=None, headers={},
+                           created=now, now=now, status_version=status_version)  # fmt: skip
+
+
+def test_an_admitted_sender_carries_the_status_version_and_age() -> None:
+    from letterlock.trust.status import Revocations
+
+    held = Status.verify(ROOT, status(4))
+    policy = Revocations(_admitting(), held, Freshness(max_age=HOUR))
+    verdict = policy.admit(KEYS["r1"].public, _context(NOW + 90))
+    assert (verdict.status_version, verdict.status_age) == (4, 90)  # type: ignore[union-attr]
+
+
+def test_a_stale_receiver_says_when_the_sender_is_ahead() -> None:
+    from letterlock import Refusal
+    from letterlock.trust.status import Revocations
+
+    held = Status.verify(ROOT, status(4))
+    policy = Revocations(_admitting(), held, Freshness(max_age=HOUR))
+    behind = policy.admit(KEYS["r1"].public, _context(NOW + 2 * HOUR, status_version=6))
+    assert isinstance(behind, Refusal)
+    assert behind.transient
+    assert behind.detail.endswith("; the sender has status version 6")
+    fresh = policy.admit(KEYS["r1"].public, _context(NOW + 60, status_version=6))
+    assert not isinstance(fresh, Refusal)  # fresh enough: being behind alone refuses nothing
+
+
+@given(st.lists(st.integers(min_value=1, max_value=6), min_size=1, max_size=8))
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_the_saved_status_is_the_highest_version_offered(versions: list[int]) -> None:
+    """Whatever order a broker delivers versions in, the receiver ends (and restarts) with the
+    highest one, and each refusal left the saved status unchanged."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = SnapshotCache(Path(tmp))
+        updater = StatusUpdater(cache, Snapshot(root=ROOT))
+        for seen, version in enumerate(versions, start=1):
+            with contextlib.suppress(MetadataRefused):  # a lower version: a rollback
+                updater.offer(DOCUMENTS[version], now=NOW)
+            saved = cache.load(ROOT).status
+            assert saved is not None
+            assert saved.version == max(versions[:seen])
+        assert cache.load(ROOT).status.version == max(versions)  # type: ignore[union-attr]
+
+
+DOCUMENTS = {version: status(version) for version in range(1, 7)}
