@@ -37,7 +37,13 @@ from letterlock.sources.folder import SnapshotCache
 from letterlock.sources.publish import make_status, sign_metadata
 from letterlock.sources.updater import StatusUpdater
 from letterlock.trust.root import TrustedRoot
-from letterlock.trust.status import MAX_STATUS_BYTES, Freshness, RevocationReason, Status
+from letterlock.trust.status import (
+    MAX_STATUS_BYTES,
+    Freshness,
+    RevocationReason,
+    Status,
+    unverified_status,
+)
 
 __all__ = ["revoke_command", "status_group"]
 
@@ -157,7 +163,8 @@ def status_publish(
     data = TrustData(home)
     root = _newest_root(data)
     last = data.published()
-    version = 1 if last is None else Status.verify(root, last).version + 1
+    # the last one published, whoever signed it (the status keys may have rotated since)
+    version = 1 if last is None else unverified_status(last).version + 1
     revocations = data.revocations()
     now = int(time.time())
     unsigned = make_status(
