@@ -276,8 +276,9 @@ def status_show(home: Home, *, as_json: bool) -> None:
         note("no root pinned: this home does not use status documents")
         return
     for when in ("issued", "expires"):
-        if isinstance(shown[when], int):
-            shown[when] = iso_time(shown[when])
+        value = shown[when]
+        if isinstance(value, int):
+            shown[when] = iso_time(value)
     rows = [(k.replace("_", " "), ", ".join(v) if isinstance(v, list) else str(v))
             for k, v in shown.items()]  # fmt: skip
     print_fields(stdout_console(), rows)
