@@ -5,8 +5,11 @@
 Mints with pyca a root, 0 to 4 intermediates and a letterlock leaf (``docs/spec/x509.md``),
 then times :func:`letterlock.trust.x509.verify_chain` (the median of ``--runs`` calls) per
 depth; compares opening a message from a pinned sender with one from a sender certified
-through 3 intermediates whose chain was already seen; prints the DER sizes of a p256 and a pq
-leaf (what carrying the chain in an envelope would cost). With
+through 3 intermediates whose chain was already seen; compares, in CPU time per open, a pinned
+sender with one whose chain travels in the envelope (``docs/spec/envelope-v1.md`` section 4.1:
+leaf and 2 or 3 intermediates) to a receiver holding only the root, once the chain has been
+seen (through ``letterlock.open`` and through an ``Opener``); prints the DER sizes of a p256
+and a pq leaf (what carrying the chain in an envelope would cost). With
 ``../shared/conformance/x509-limbo`` present it also times each pathological case through pyca
 alone, through ``validate_path`` and through ``verify_chain``'s bounds.
 """
@@ -168,10 +171,69 @@ def open_ratio(sender: PrivateKeys, runs: int) -> None:
     )
 
 
+def open_carried(sender: PrivateKeys, rounds: int, batch: int = 100) -> None:
+    """CPU time per open of a 1 KiB message: pinned sender vs a chain carried in the envelope,
+    to a receiver with only the root (``X509Senders(anchors, [])``), the chain already seen.
+    Batches of ``batch`` opens alternate between the two; the best round of each is kept (the
+    machine is shared: the least disturbed)."""
+    bob = letterlock.Identity.generate(Suite.P256)
+    pins = letterlock.Pins()
+    pins.pin("billing", sender.public)
+    print(f"\nopen 1 KiB, CPU time per open, best of {rounds} rounds of {batch}:")
+    for depth in (2, 3):
+        root, leaf, chain = mint(depth, sender)
+        anchors = x509.AnchorSet([x509.Anchor(name="r", certificate=root, namespace="ll://acme/")])
+        carrying = sender.identity().with_credentials(
+            letterlock.CredentialFormat.X509, [leaf, *chain]
+        )
+        carried = X509Senders(anchors, [], now=AT)
+        plain = letterlock.Sealer(sender.identity())
+        certified = letterlock.Sealer(carrying)
+        envelopes = {
+            name: [sealer.seal(bytes(1024), recipients=[bob.public], topic="orders.eu", now=AT)
+                   for _ in range(batch)]
+            for name, sealer in (("pinned", plain), ("carried", certified))
+        }  # fmt: skip
+        policies: dict[str, TrustPolicy] = {"pinned": pins, "carried": carried}
+        openers = {
+            name: letterlock.Opener(bob, trust=trust, replay=letterlock.ReplayWindow())
+            for name, trust in policies.items()
+        }
+        best: dict[tuple[str, str], float] = {}
+        for _ in range(rounds):
+            for name, trust in policies.items():
+                for how in ("open", "Opener"):
+                    window = letterlock.ReplayWindow()
+                    opener = openers[name]
+                    opener.replay = window
+                    started = time.process_time()
+                    for sealed in envelopes[name]:
+                        if how == "open":
+                            letterlock.open(sealed, identity=bob, trust=trust, replay=window,
+                                            now=AT, record=False)  # fmt: skip
+                        else:
+                            opener.open(sealed, now=AT)
+                    spent = (time.process_time() - started) / batch
+                    best[name, how] = min(best.get((name, how), spent), spent)
+        size = len(envelopes["carried"][0]) - len(envelopes["pinned"][0])
+        for how in ("open", "Opener"):
+            pinned, seen = best["pinned", how], best["carried", how]
+            print(
+                f"  {how:<7} leaf + {depth} intermediates carried ({size} bytes more): "
+                f"pinned {pinned * 1e6:.0f} us, carried {seen * 1e6:.0f} us, "
+                f"ratio {seen / pinned:.3f}"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=15, help="rounds of the carried benchmark")
+    parser.add_argument("--only-carried", action="store_true", help="only the carried benchmark")
     args = parser.parse_args()
+    if args.only_carried:
+        open_carried(PrivateKeys.generate(Suite.P256), args.rounds)
+        return
     sender = PrivateKeys.generate(Suite.P256)
     print("intermediates  verify_chain (median)")
     for depth in range(5):
@@ -185,6 +247,7 @@ def main() -> None:
             times.append(time.perf_counter() - start)
         print(f"{depth:>13}  {statistics.median(times) * 1e6:>8.0f} us")
     open_ratio(sender, args.runs)
+    open_carried(sender, args.rounds)
     root, leaf, chain = mint(1, sender)
     pq_leaf = mint(0, PrivateKeys.generate(Suite.PQ))[1]
     print(f"\nDER bytes: p256 leaf {len(leaf)}, intermediate {len(chain[0])}, "

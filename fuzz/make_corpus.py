@@ -1,8 +1,10 @@
 """Write the fuzz seed corpus: real envelopes from the fixed fuzz sender to the fixed receiver.
 
-Usage: ``python fuzz/make_corpus.py [DIR]`` (default ``fuzz/corpus``). One envelope per suite
+Usage: ``python fuzz/make_corpus.py [DIR [NAME ...]]`` (default ``fuzz/corpus``, every seed).
+One envelope per suite
 with headers, a content type and an expiry, plus one hidden-sender, padded envelope to two
-recipients, so the fuzzer starts from inputs that reach every step of the open procedure.
+recipients and one p256 envelope carrying a credential block (envelope-v1 section 4.1), so the
+fuzzer starts from inputs that reach every step of the open procedure and every field.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 from fuzz_envelope import NOW, OPENED, RECEIVERS, SENDERS, check_one, fixed_identity
 
 import letterlock
-from letterlock import Suite
+from letterlock import CredentialFormat, Suite
 
 TOPIC = "fuzz/orders"
 
@@ -42,16 +44,31 @@ def seeds() -> dict[str, bytes]:
         hide_sender=True,
         pad="padme",
     )
+    suite = Suite.P256
+    carrying = SENDERS[suite].with_credentials(
+        CredentialFormat.X509, [b"0\x82 leaf (opaque)", b"0\x82 issuer"], status_version=3
+    )
+    out["p256-credentials.bin"] = letterlock.seal(
+        b"credential block", sender=carrying, recipients=[RECEIVERS[suite].public],
+        topic=TOPIC, now=NOW,
+    )  # fmt: skip
     return out
 
 
-def main(directory: Path) -> None:
+def main(directory: Path, only: set[str] | None = None) -> None:
+    """Write the seeds (only those named in ``only``, if given: HPKE draws fresh randomness, so
+    rewriting the others would churn bytes without changing what they reach)."""
     directory.mkdir(parents=True, exist_ok=True)
     for name, data in seeds().items():
+        if only is not None and name not in only:
+            continue
         if check_one(data) != OPENED:
             raise SystemExit(f"{name}: the fuzz target does not open its own seed")
         (directory / name).write_bytes(data)
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "corpus")
+    main(
+        Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "corpus",
+        set(sys.argv[2:]) or None,
+    )

@@ -12,6 +12,8 @@ import os
 import secrets
 import signal
 import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from letterlock import Opened, Opener, Pins, ReplayWindow, SQLiteReplayStore, hazmat
@@ -82,3 +84,11 @@ def _first(folder: Path, payload: bytes) -> bool:
     except FileExistsError:
         return False
     return True
+
+
+def reveal(secret: Callable[[], bytes], out: Connection) -> None:
+    """In a spawned process: send what ``secret`` (a WorkerSecret) holds back, close it."""
+    out.send_bytes(secret())
+    close = getattr(secret, "close", None)
+    if close is not None:
+        close()

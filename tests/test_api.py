@@ -121,7 +121,9 @@ def test_trust_policy_sees_headers_read_only(cast: tuple[Identity, Identity, Pin
     alice, bob, pins = cast
 
     class Meddler:
-        def lookup(self, key_id: bytes) -> letterlock.PublicIdentity | None:
+        def lookup(
+            self, key_id: bytes, credentials: object = None
+        ) -> letterlock.PublicIdentity | None:
             return pins.lookup(key_id)
 
         def admit(
@@ -244,7 +246,9 @@ def test_a_policy_cannot_admit_a_sender_under_another_key_id(
     other = Identity.generate(Suite.X25519).public
 
     class Confused:
-        def lookup(self, key_id: bytes) -> letterlock.PublicIdentity | None:
+        def lookup(
+            self, key_id: bytes, credentials: object = None
+        ) -> letterlock.PublicIdentity | None:
             return pins.lookup(key_id)
 
         def admit(

@@ -52,6 +52,7 @@ from letterlock.transports import (
 )
 from letterlock.transports.nats import (
     ATTEMPTS,
+    GROUP,
     MSG_ID,
     PUBLISHED,
     REASON,
@@ -403,6 +404,96 @@ def test_client_errors_leave_as_transport_errors(names: Names) -> None:
         endpoint.close()
     with pytest.raises(TransportError, match=r"no NATS server of 1 answered within 0\.5 s"):
         NatsEndpoint.from_url("nats://127.0.0.1:1?connect_timeout=0.5")  # nobody on port 1
+
+
+def publish_plain(subject: str, body: bytes, headers: dict[str, str] | None = None) -> None:
+    """Publish with plain nats-py to the stream that captures ``subject``."""
+
+    async def run() -> None:
+        nc = await nats.connect(URL)
+        try:
+            await nc.jetstream().publish(subject, body, headers=headers)
+        finally:
+            await nc.close()
+
+    asyncio.run(run())
+
+
+def test_a_skip_by_the_group_header_drops_and_leaves_no_trace(names: Names) -> None:
+    """``Letterlock-Group`` is the broker's (or its publisher's) word, and the group skips by
+    it: a skipped message runs no handler, claims and records no message id, and is not
+    dead-lettered, so the same bytes delivered without the header are handled once."""
+    subject = names.subject("pay")
+    topics = Topics.nats(subject)
+    endpoint = NatsEndpoint.from_url(names.url(fetch_timeout=0.2))
+    try:
+        subscription = endpoint.subscribe(topics, group=names.group)
+        reader = SealedConsumer(endpoint, names.group, opener=opener(), topics=topics)
+        sealed = seal(b"ours", subject)
+        publish_plain(subject, sealed, {GROUP: consumer_name("another-group")})
+        handled: list[bytes] = []
+
+        def drain() -> None:
+            for delivery in subscription.deliveries(idle_timeout=1):
+                reader.handle(delivery, lambda opened: handled.append(opened.payload))
+
+        drain()
+        assert handled == []
+        assert reader.metrics == {}
+        assert endpoint.dead_letters(names.group) == []
+        publish_plain(subject, sealed)
+        publish_plain(subject, sealed, {GROUP: consumer_name(names.group)})
+        drain()
+        assert handled == [b"ours"]  # once: the second copy is a replay
+        assert reader.metrics == {"acked": 1, "dead_lettered:replayed": 1}
+        subscription.close()
+    finally:
+        endpoint.close()
+
+
+def test_a_guessed_deduplication_id_never_drops_a_dead_letter_or_a_redriven_copy(
+    names: Names,
+) -> None:
+    """Whoever may publish on the dead-letter subject, or on the topic, can guess the
+    ``Nats-Msg-Id`` of the next dead letter or redriven copy and publish first, so that the
+    stream drops ours as a duplicate. The duplicate is caught: the message is neither
+    terminated nor deleted, and once it is published under another id it is kept."""
+    subject = names.subject("pay")
+    topics = Topics.nats(subject)
+    endpoint = NatsEndpoint.from_url(names.url(fetch_timeout=0.2, lease=1))
+    try:
+        subscription = endpoint.subscribe(topics, group=names.group)
+        reader = SealedConsumer(
+            endpoint, names.group, opener=opener(), topics=topics,
+            retry=RetryPolicy(max_attempts=1),
+        )  # fmt: skip
+
+        def drain() -> None:
+            for delivery in subscription.deliveries(idle_timeout=1):
+                reader.handle(delivery, lambda opened: None)
+
+        endpoint.publish(subject, seal(b"from eve", subject, sender=CAST.eve))
+        drain()  # the dead-letter stream exists now
+        dead_subject = f"{names.dead}.{consumer_name(names.group)}"
+        forged = seal(b"from eve again", subject, sender=CAST.eve)
+        seq = endpoint.publish(subject, forged)
+        publish_plain(dead_subject, b"decoy", {MSG_ID: f"dead:{names.stream}:{seq}:1"})
+        with pytest.raises(TransportError, match="another message under the deduplication id"):
+            drain()  # not terminated: it comes back after the lease, as its 2nd delivery
+        time.sleep(1.2)
+        drain()
+        bodies = [record.body for record in endpoint.dead_letters(names.group)]
+        assert forged in bodies
+
+        records = endpoint.dead_letters(names.group)
+        first = records[0]
+        publish_plain(subject, b"decoy", {MSG_ID: f"redrive:{names.dead}:{first.seq}"})
+        with pytest.raises(TransportError, match="another message under the deduplication id"):
+            endpoint.redrive(names.group)
+        assert endpoint.dead_letters(names.group)[0] == first  # not deleted
+        subscription.close()
+    finally:
+        endpoint.close()
 
 
 def test_a_redrive_reaches_its_own_group_only_and_the_stream_empties(names: Names) -> None:

@@ -40,7 +40,7 @@ from letterlock.transports import (
     RetryPolicy,
     SealedConsumer,
 )
-from letterlock.transports.redis import AsyncRedisEndpoint, RedisEndpoint
+from letterlock.transports.redis import AsyncRedisEndpoint, RedisEndpoint, _Intake
 from services import SERVICES, require, unique
 
 CAST = cast_of(Suite.P256)
@@ -175,6 +175,64 @@ def test_entries_on_topics_outside_the_groups_patterns_are_skipped_unseen(
     assert endpoint.dead_letters("g") == []
     subscription.close()
     endpoint.close()
+
+
+def test_a_skip_by_the_brokers_fields_drops_and_leaves_no_trace(
+    stream: str, plain: redis.Redis
+) -> None:
+    """The ``topic`` and ``for`` fields are the broker's word, and the group skips by them: a
+    skipped entry runs no handler, claims and records no message id, and is not dead-lettered,
+    so the same bytes delivered later with fields that let them through are handled once."""
+    endpoint = endpoint_of(stream)
+    topics = Topics("pay.*")
+    subscription = endpoint.subscribe(topics, group="g")
+    sealed = seal(b"ours", "pay.eu")
+    plain.xadd(stream, {"topic": b"refunds.eu", "body": sealed})  # a topic it is not on
+    plain.xadd(stream, {"topic": b"pay.eu", "body": sealed, "for": b"other"})  # not ours
+    reader = consumer(endpoint, "g", topics)
+    handled: list[bytes] = []
+    for delivery in subscription.deliveries(idle_timeout=IDLE):
+        reader.handle(delivery, lambda opened: handled.append(opened.payload))
+    assert handled == []
+    assert subscription.skipped == 2  # type: ignore[attr-defined]
+    assert reader.metrics == {}
+    assert endpoint.dead_letters("g") == []
+    plain.xadd(stream, {"topic": b"pay.eu", "body": sealed})
+    plain.xadd(stream, {"topic": b"pay.eu", "body": sealed, "for": b"g"})
+    for delivery in subscription.deliveries(idle_timeout=IDLE):
+        reader.handle(delivery, lambda opened: handled.append(opened.payload))
+    assert handled == [b"ours"]  # once: the second copy is a replay
+    assert reader.metrics == {"acked": 1, "dead_lettered:replayed": 1}
+    subscription.close()
+    endpoint.close()
+
+
+def test_the_intake_both_endpoints_drive_schedules_without_io() -> None:
+    """The subscription's schedule (no server): what it takes, skips, hands over, and how
+    long it blocks; an entry read a lease ago or more is not handed over."""
+    intake = _Intake(Topics("pay.*"), "g", "me", lease=1.0)
+    now = time.monotonic()
+    skipped = intake.take(
+        [(b"1-0", {b"topic": b"pay.eu", b"body": b"a"}, 1),
+         (b"2-0", {b"topic": b"refunds.eu", b"body": b"b"}, 1),
+         (b"3-0", [b"topic", b"pay.us", b"body", b"c", b"for", b"other"], 2),
+         (b"4-0", [b"topic", b"pay.us", b"body", b"d", b"for", b"g"], 3)],
+        now,
+    )  # fmt: skip
+    assert skipped == [b"2-0", b"3-0"]
+    assert intake.skipped == 2
+    assert intake.take([(b"5-0", {b"topic": b"pay.eu", b"body": b"e"}, 1)], now - 1.0) == []
+    handed = list(intake.leased())
+    assert [(d.tag, d.body, d.attempts, d.consumer) for d in handed] == [
+        ("1-0", b"a", 1, "me"), ("4-0", b"d", 3, "me"),
+    ]  # fmt: skip
+    assert not intake.buffer  # 5-0 is left pending, for the group to reclaim
+    assert intake.reclaim_due()
+    assert not intake.reclaim_due()
+    assert intake.block(None) == intake.every == 0.25
+    intake.idle_since = intake.now - 10
+    assert intake.block(5) is None
+    assert intake.block(10.1) == pytest.approx(0.1, abs=0.05)
 
 
 def test_a_quiet_consumers_entry_is_reclaimed_by_another_of_the_group(stream: str) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import click
 import pytest
 
 from cli_support import (
@@ -34,7 +35,8 @@ from cli_support import (
 )
 from letterlock import PublicIdentity
 from letterlock import inspect as letterlock_inspect
-from letterlock.cli.brokers import RETRY, default_group
+from letterlock.cli.brokers import RETRY, default_group, send_command
+from letterlock.cli.messages import seal_command
 from letterlock.transports import Spool
 from letterlock.transports.urls import connect, redact
 from services import require, unique
@@ -89,6 +91,20 @@ def dlq(homes: Homes, url: str, *args: str) -> Result:
 
 
 # round trip ------------------------------------------------------------------------------
+
+
+def test_send_seals_with_the_options_of_seal_same_names_and_help() -> None:
+    def described(command: click.Command) -> dict[str, tuple[object, ...]]:
+        return {
+            p.name or "": (tuple(p.opts), p.help if isinstance(p, click.Option) else None,
+                           p.metavar, p.multiple, getattr(p, "is_flag", False))
+            for p in command.params
+        }  # fmt: skip
+
+    sealing = ("to", "header", "content_type", "expires_in", "hide_sender", "pad", "input_path")
+    seal, send = described(seal_command), described(send_command)
+    for name in sealing:
+        assert send[name] == seal[name], name
 
 
 def test_send_then_listen_prints_who_signed_and_the_payload(homes: Homes, url: str) -> None:

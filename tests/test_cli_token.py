@@ -92,3 +92,44 @@ def test_a_token_takes_p256_and_p384_only(softhsm: None, tmp_path: Path) -> None
     made = letterlock(tmp_path, "id", "new", "x", "--token", TOKEN, passphrase=PIN)
     assert_one_line_error(made, made.code, "p256 and p384")
     assert not (tmp_path / "identities" / "x.token").exists()
+
+
+def test_listen_with_workers_opens_on_the_token_in_each_worker(
+    softhsm: None, tmp_path: Path
+) -> None:
+    """``listen --workers 2 --as carol`` where carol's keys are on the token: each worker logs
+    in to the token itself (a session does not survive into another process), with the PIN
+    that never crosses to the workers pickled, and never appears in any output."""
+    alice, bob = tmp_path / "alice", tmp_path / "bob"
+    made = letterlock(alice, "id", "new", "carol", "--suite", "p256", "--token", TOKEN,
+                      passphrase=PIN)  # fmt: skip
+    assert made.code == 0, made
+    assert letterlock(bob, "id", "new", "bob", "--suite", "p256").code == 0
+    for home, peer_home, peer in ((alice, bob, "bob"), (bob, alice, "carol")):
+        exported = letterlock(peer_home, "id", "export", peer)
+        assert letterlock(home, "trust", "pin", "-", stdin=exported.stdout).code == 0
+        added = letterlock(home, "contact", "add", "-", "--name", peer, stdin=exported.stdout)
+        assert added.code == 0, added
+    url = f"spool://{tmp_path}/spool.db"
+    listen = ("listen", "--broker", url, "--topic", "jobs.*", "--as", "carol")
+    declared = letterlock(alice, *listen, "--timeout", "0.1", passphrase=PIN)
+    assert declared.code == 0, declared
+    sent = {}
+    for n in range(6):
+        payload = b"job %d" % n
+        result = letterlock(bob, "send", "--broker", url, "--topic", "jobs.eu", "--to", "carol",
+                            stdin=payload)  # fmt: skip
+        assert result.code == 0, result
+        sent[result.stderr.split()[2]] = payload
+    out = tmp_path / "inbox"
+    pin_file = tmp_path / "pin"
+    pin_file.write_text(PIN + "\n")
+    pin_file.chmod(0o600)
+    listened = letterlock(
+        alice, *listen, "--workers", "2", "--out", str(out), "--timeout", "2",
+        "--passphrase-file", str(pin_file), passphrase=None,
+    )  # fmt: skip
+    assert listened.code == 0, listened
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == sent
+    assert "handled 6 messages" in listened.stderr
+    assert PIN not in listened.stderr

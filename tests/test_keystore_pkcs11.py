@@ -10,6 +10,7 @@ import copy
 import importlib.resources
 import json
 import logging
+import os
 import pickle
 import subprocess
 import traceback
@@ -266,6 +267,38 @@ def test_a_second_store_on_a_logged_in_token_is_refused(
         pytest.raises(KeyStoreError, match="already logged in"),
     ):
         second.load("first", WRONG_PIN.encode)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX")
+def test_a_forked_child_cannot_use_the_parents_session(store: Pkcs11KeyStore) -> None:
+    """PKCS#11 sessions do not survive fork: in the child, the identity refuses to sign (a
+    clear KeyStoreError, never the parent's session), and closing the store leaves it alone."""
+    identity = store.create("forked", Suite.P256, _pin)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        outcome = b"signed"
+        try:
+            try:
+                identity.sign(b"m")
+            except KeyStoreError as exc:
+                outcome = b"refused: " + str(exc).encode()
+            try:
+                store.load("forked", _pin)
+            except KeyStoreError:
+                outcome += b"; load refused"
+            store.close()
+            os.write(write, outcome)
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        told = pipe.read()
+    assert os.waitpid(pid, 0)[1] == 0
+    assert told.startswith(b"refused: "), told
+    assert b"does not survive fork" in told, told
+    assert told.endswith(b"; load refused"), told
+    assert len(identity.sign(b"m")) == 64  # the parent's session is its own still
 
 
 def test_token_and_module_errors_are_keystore_errors(softhsm: str, tmp_path: Path) -> None:

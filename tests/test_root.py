@@ -704,7 +704,7 @@ def test_revocations_policy_refuses_a_revoked_principal(
     class Certified:
         """Pins, reporting the sender as the principal ll://acme/svc/billing."""
 
-        def lookup(self, key_id: bytes) -> PublicIdentity | None:
+        def lookup(self, key_id: bytes, credentials: object = None) -> PublicIdentity | None:
             return pins.lookup(key_id)
 
         def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | Refusal:

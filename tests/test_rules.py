@@ -349,7 +349,7 @@ def test_admit_pattern_through_rules_and_pins() -> None:
 
 def test_admit_pattern_refuses_to_guess_for_other_policies() -> None:
     class TopicByTopic:
-        def lookup(self, key_id: bytes) -> None:
+        def lookup(self, key_id: bytes, credentials: object = None) -> None:
             return None
 
         def admit(self, sender: object, context: object) -> Refusal:

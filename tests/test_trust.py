@@ -43,7 +43,7 @@ class Answering:
     def __init__(self, answer: object) -> None:
         self.answer = answer
 
-    def lookup(self, key_id: bytes) -> PublicIdentity | None:
+    def lookup(self, key_id: bytes, credentials: object = None) -> PublicIdentity | None:
         return self.known
 
     def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | Refusal:

@@ -32,7 +32,7 @@ from letterlock import (
     VerifiedSender,
 )
 from letterlock.core.cache import LabelsCache, UnwrapCache
-from letterlock.core.envelope import Envelope, Header, parse
+from letterlock.core.envelope import DEFAULT_LIMITS, MAX_CREDENTIALS_SIZE, Envelope, Header, parse
 from letterlock.hazmat import identity_from_private_bytes, public_identity_from_bytes
 
 ROOT = Path(__file__).parents[1]
@@ -81,7 +81,7 @@ class VectorTrust:
             identity = public_identity_from_bytes(bytes.fromhex(entry["public_identity"]))
             self._known[identity.fingerprint] = (entry["name"], identity, entry["allowed"])
 
-    def lookup(self, key_id: bytes) -> PublicIdentity | None:
+    def lookup(self, key_id: bytes, credentials: object = None) -> PublicIdentity | None:
         known = self._known.get(bytes(key_id))
         return known[1] if known else None
 
@@ -117,6 +117,9 @@ def limits(receiver: Mapping[str, Any]) -> Limits:
         max_headers=receiver["max_headers"],
         hidden_sender=receiver["hidden_sender"],
         max_hidden_size=receiver["max_hidden_size"],
+        max_credentials_size=receiver.get(
+            "max_credentials_size", DEFAULT_LIMITS.max_credentials_size
+        ),
     )
 
 
@@ -155,6 +158,15 @@ def assert_outcome(vector: Vector) -> None:
     assert (opened.expires or 0) == vector["expires"]
     assert (opened.content_type or "") == vector["content_type"]
     assert dict(opened.headers) == vector["headers"]
+    carried = parse(envelope, suites=frozenset(Suite), limits=Limits()).header.credentials
+    expected = vector.get("credentials")
+    if expected is None:
+        assert carried is None
+    else:
+        assert carried is not None
+        assert carried.status_version == expected["status_version"]
+        assert carried.format == expected["format"]
+        assert [item.hex() for item in carried.items] == expected["items"]
 
 
 def test_vectors_exist() -> None:
@@ -174,7 +186,7 @@ def test_vector_file_format(path: Path) -> None:
     assert text == json.dumps(vector, indent=2, sort_keys=True) + "\n"
     assert vector["format"] == "letterlock-vector-v1"
     assert path.relative_to(VECTORS).as_posix() == f"{vector['suite']}/{vector['name']}.json"
-    assert set(vector["receiver"]) == {
+    assert set(vector["receiver"]) - {"max_credentials_size"} == {
         "private_identity", "suites", "max_size", "max_recipients", "max_headers",
         "hidden_sender", "max_hidden_size", "max_age", "skew", "now", "topic", "seen", "trusted",
     }  # fmt: skip
@@ -183,7 +195,8 @@ def test_vector_file_format(path: Path) -> None:
         "headers",
     }  # fmt: skip
     common = {"format", "name", "description", "suite", "receiver", "envelope", "expect"}
-    assert set(vector) == common | outcome
+    assert set(vector) - {"credentials"} == common | outcome
+    assert "credentials" not in vector or vector["expect"] == "success"
     assert vector["envelope"] == bytes.fromhex(vector["envelope"]).hex()  # lowercase hex
 
 
@@ -233,6 +246,7 @@ def _relaxed(receiver: Mapping[str, Any], envelope: bytes) -> dict[str, Any]:
         "max_headers": Limits().max_headers,
         "hidden_sender": True,
         "max_hidden_size": Limits().max_size,
+        "max_credentials_size": MAX_CREDENTIALS_SIZE,
         "now": created,
         "topic": None,
         "seen": [],
@@ -248,6 +262,7 @@ NOT_RELAXABLE = frozenset(
         "reject-over-limit-header-count-65",
         "reject-untrusted-sender-of-other-suite",
         "reject-over-limit-headers-unsorted",
+        "reject-credentials-too-many-items",  # over the format's cap of 5 items
     }
 )
 RELAXABLE = [

@@ -39,7 +39,17 @@ from cryptography.hazmat.primitives.asymmetric import ec, mlkem
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from independent import edwards25519, mlkem1024_p384, rfc9180
-from letterlock import Identity, PublicIdentity, Reason, SealOptions, Suite, _crypto, hazmat
+from letterlock import (
+    CredentialBlock,
+    CredentialFormat,
+    Identity,
+    PublicIdentity,
+    Reason,
+    SealOptions,
+    Suite,
+    _crypto,
+    hazmat,
+)
 from letterlock.core.envelope import (
     DEFAULT_LIMITS,
     Envelope,
@@ -151,6 +161,7 @@ class Receiver:
     seen: tuple[tuple[bytes, bytes], ...] = ()  # (sender key id, message id)
     hidden_sender: bool = DEFAULT_LIMITS.hidden_sender
     max_hidden_size: int = DEFAULT_LIMITS.max_hidden_size
+    max_credentials_size: int = DEFAULT_LIMITS.max_credentials_size
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -168,6 +179,7 @@ class Message:
     headers: tuple[tuple[str, str], ...] = ()
     hide_sender: bool = False
     pad: Padding = None
+    credentials: CredentialBlock | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -231,9 +243,15 @@ def seal(k: Kit, m: Message) -> bytes:
         hide_sender=m.hide_sender,
         pad=m.pad,
     )
+    sender = k.alice
+    if m.credentials is not None:
+        block = m.credentials
+        sender = sender.with_credentials(
+            block.format, block.items, status_version=block.status_version
+        )
     return hazmat.seal_envelope(
         m.payload,
-        sender=k.alice,
+        sender=sender,
         wrapped=wrap(k, m),
         options=options,
         message_id=m.message_id,
@@ -258,6 +276,7 @@ class RawHeader:
     sender_key_id: bytes | None
     recipients: tuple[tuple[bytes, bytes], ...]
     commitment: bytes
+    credentials: bytes = b""  # the credential block's bytes (section 4.1), as given
 
     def encode(self) -> bytes:
         out = [
@@ -272,7 +291,7 @@ class RawHeader:
         ]
         for name, value in self.headers:
             out += [bytes([len(name)]), name, _U16.pack(len(value)), value]
-        out += [self.sender_key_id or b"", _U16.pack(len(self.recipients))]
+        out += [self.sender_key_id or b"", self.credentials, _U16.pack(len(self.recipients))]
         for key_id, wrapped in self.recipients:
             out += [key_id, wrapped]
         out.append(self.commitment)
@@ -283,7 +302,7 @@ def raw_header(k: Kit, m: Message, wrapped: WrappedKey) -> RawHeader:
     """The header alice would send for ``m``, headers in the order ``m`` gives them."""
     return RawHeader(
         suite_id=k.suite.value,
-        flags=1 if m.hide_sender else 0,
+        flags=(1 if m.hide_sender else 0) | (0 if m.credentials is None else 2),
         message_id=m.message_id,
         created=m.created,
         expires=m.expires or 0,
@@ -293,6 +312,7 @@ def raw_header(k: Kit, m: Message, wrapped: WrappedKey) -> RawHeader:
         sender_key_id=None if m.hide_sender else k.alice.public.fingerprint,
         recipients=tuple((e.key_id, e.wrapped) for e in wrapped.recipients),
         commitment=wrapped.commitment,
+        credentials=b"" if m.credentials is None else m.credentials.encoded,
     )
 
 
@@ -802,9 +822,99 @@ def _suite_9(k: Kit) -> Result:
     return no(Reason.UNSUPPORTED, k, forge(k, k.message(), edit=_edit(suite_id=9)))
 
 
-@case("reject-unsupported-flag-bit", "malicious: flags 0x02 (unknown bit, sender visible)")
+@case("reject-unsupported-flag-bit", "malicious: flags 0x04 (unknown bit, sender visible)")
 def _flag_bit(k: Kit) -> Result:
-    return no(Reason.UNSUPPORTED, k, forge(k, k.message(), edit=_edit(flags=0x02)))
+    return no(Reason.UNSUPPORTED, k, forge(k, k.message(), edit=_edit(flags=0x04)))
+
+
+# --------------------------------------------------------------- credential block (4.1)
+
+#: Stand-ins for a leaf and an issuer certificate: the envelope carries them as opaque items.
+LEAF_ITEM: Final = b"\x30\x82leaf certificate (opaque to the envelope)"
+CA_ITEM: Final = b"\x30\x82issuing CA certificate"
+
+
+def _raw_block(
+    status_version: int, kind: int, items: list[bytes], count: int | None = None
+) -> bytes:
+    """A credential block encoded without any check (``count`` may lie)."""
+    head = struct.pack(">QBB", status_version, kind, len(items) if count is None else count)
+    return head + b"".join(_U16.pack(len(item)) + item for item in items)
+
+
+def _carrying(**changes: Any) -> Callable[[RawHeader], RawHeader]:
+    """The header with a raw credential block and the CREDENTIALS flag (plus ``changes``)."""
+    return lambda header: replace(header, **({"flags": header.flags | 2} | changes))
+
+
+@case("success-credentials-x509", "a credential block: status version 7, X.509 leaf and CA")
+def _success_credentials(k: Kit) -> Result:
+    block = CredentialBlock.of(CredentialFormat.X509, [LEAF_ITEM, CA_ITEM], status_version=7)
+    return ok(k, k.message(credentials=block))
+
+
+@case("success-credentials-status-only", "a credential block with no items: status version 12")
+def _success_status_only(k: Kit) -> Result:
+    block = CredentialBlock.of(CredentialFormat.NONE, [], status_version=12)
+    return ok(k, k.message(credentials=block))
+
+
+@case("success-credentials-letterlock", "a credential block of format 1, one credential")
+def _success_credentials_letterlock(k: Kit) -> Result:
+    block = CredentialBlock.of(CredentialFormat.LETTERLOCK, [b"LLC\x01 a credential"])
+    return ok(k, k.message(credentials=block))
+
+
+@case("reject-credentials-hidden-sender", "malicious: HIDDEN_SENDER and CREDENTIALS together")
+def _credentials_hidden(k: Kit) -> Result:
+    edit = _carrying(credentials=_raw_block(1, 0, []))
+    return no(Reason.UNSUPPORTED, k, forge(k, k.message(hide_sender=True), edit=edit))
+
+
+@case("reject-credentials-unknown-format", "malicious: credential format 3")
+def _credentials_format(k: Kit) -> Result:
+    edit = _carrying(credentials=_raw_block(1, 3, [LEAF_ITEM]))
+    return no(Reason.UNSUPPORTED, k, forge(k, k.message(), edit=edit))
+
+
+@case("reject-credentials-too-many-items", "malicious: 6 credential items (at most 5)")
+def _credentials_six(k: Kit) -> Result:
+    edit = _carrying(credentials=_raw_block(1, 2, [CA_ITEM] * 6))
+    return no(Reason.OVER_LIMIT, k, forge(k, k.message(), edit=edit))
+
+
+@case("reject-credentials-empty-item", "malicious: a credential item of length 0")
+def _credentials_empty(k: Kit) -> Result:
+    edit = _carrying(credentials=_raw_block(1, 2, [LEAF_ITEM, b""]))
+    return no(Reason.MALFORMED, k, forge(k, k.message(), edit=edit))
+
+
+@case("reject-credentials-count-without-format", "malicious: format 0 (none) with one item")
+def _credentials_none_with_item(k: Kit) -> Result:
+    edit = _carrying(credentials=_raw_block(1, 0, [LEAF_ITEM]))
+    return no(Reason.MALFORMED, k, forge(k, k.message(), edit=edit))
+
+
+@case("reject-credentials-over-limit", "a block of 96 bytes; the receiver allows 64")
+def _credentials_over(k: Kit) -> Result:
+    block = CredentialBlock.of(CredentialFormat.X509, [bytes(84)])
+    envelope = seal(k, k.message(credentials=block))
+    return no(Reason.OVER_LIMIT, k, envelope, max_credentials_size=64)
+
+
+@case("reject-credentials-truncated", "malicious: an item length past the envelope's end")
+def _credentials_truncated(k: Kit) -> Result:
+    block = _raw_block(1, 2, [LEAF_ITEM])
+    lying = block[:10] + _U16.pack(16000) + block[12:]
+    return no(Reason.MALFORMED, k, forge(k, k.message(), edit=_carrying(credentials=lying)))
+
+
+@case("reject-bad-signature-credentials-altered", "the block's status version changed in transit")
+def _credentials_altered(k: Kit) -> Result:
+    block = CredentialBlock.of(CredentialFormat.X509, [LEAF_ITEM], status_version=7)
+    envelope = seal(k, k.message(credentials=block))
+    at = envelope.index(block.encoded)
+    return no(Reason.BAD_SIGNATURE, k, splice(envelope, at, (8).to_bytes(8, "big")))
 
 
 @case("reject-unsupported-hidden-sender-refused", "the receiver accepts no hidden senders")
@@ -1367,7 +1477,10 @@ def _inner_length_high(k: Kit) -> Result:
 
 
 def _receiver_json(r: Receiver) -> dict[str, Any]:
-    return {
+    optional: dict[str, Any] = {}
+    if r.max_credentials_size != DEFAULT_LIMITS.max_credentials_size:
+        optional["max_credentials_size"] = r.max_credentials_size
+    return optional | {
         "private_identity": hazmat.identity_to_private_bytes(r.identity).hex(),
         "suites": [s.label for s in r.suites],
         "max_size": r.max_size,
@@ -1403,6 +1516,19 @@ def _outcome_json(k: Kit, result: Result) -> dict[str, Any]:
         "expires": m.expires or 0,
         "content_type": m.content_type or "",
         "headers": dict(m.headers),
+    } | _credentials_json(m.credentials)
+
+
+def _credentials_json(block: CredentialBlock | None) -> dict[str, Any]:
+    """vectors.md: ``credentials`` only for a success whose envelope carries a block."""
+    if block is None:
+        return {}
+    return {
+        "credentials": {
+            "status_version": block.status_version,
+            "format": int(block.format),
+            "items": [item.hex() for item in block.items],
+        }
     }
 
 

@@ -15,6 +15,7 @@ Seal at the sender, open at the receiver; brokers in between see a topic and siz
 import logging as _logging
 
 from letterlock._api import Opener, Sealer, inspect, open, seal
+from letterlock.core.carriage import CredentialBlock, CredentialFormat
 from letterlock.core.envelope import DEFAULT_LIMITS, Envelope, Header, Limits, RecipientEntry
 from letterlock.core.keys import (
     Decapsulator,
@@ -56,6 +57,8 @@ __all__ = [
     "DEFAULT_LIMITS",
     "AddResult",
     "Claim",
+    "CredentialBlock",
+    "CredentialFormat",
     "Decapsulator",
     "Envelope",
     "FirstKnown",

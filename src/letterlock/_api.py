@@ -149,6 +149,7 @@ class Sealer:
         self._suite = sender.suite
         self._fingerprint = sender.public.fingerprint
         self._sign = sender.signer.sign
+        self._credentials = sender.credentials
         self._plain: dict[str, SealOptions] = {}  # topic -> its options when none are given
 
     def seal(
@@ -212,7 +213,7 @@ class Sealer:
             wrapped = self._cache.get(_recipient_set(readers), created, fresh)
         return seal_as(
             payload, self._fingerprint, self._sign, wrapped, options,
-            _crypto.random_bytes(MESSAGE_ID_SIZE), created, into,
+            _crypto.random_bytes(MESSAGE_ID_SIZE), created, into, self._credentials,
         )  # fmt: skip
 
 

@@ -29,8 +29,9 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509 import verification
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from letterlock._suites import Suite
 
@@ -40,6 +41,7 @@ __all__ = [
     "SERVER_AUTH",
     "Certificate",
     "ChainError",
+    "certificate_request",
     "load_der",
     "load_pem",
     "signing_key_spki",
@@ -320,3 +322,90 @@ def verify_chain(
     by_der = {cert.der: cert for cert in (leaf, *intermediates, *anchors)}
     path = [(cert, cert.public_bytes(serialization.Encoding.DER)) for cert in verified.chain]
     return [by_der.get(der) or _from_pyca(cert, der) for cert, der in path]
+
+
+# ------------------------------------------------------------------------ certificate requests
+
+#: ecdsa-with-SHA256, ecdsa-with-SHA384 (RFC 5758) and Ed25519 (RFC 8410), by suite: the
+#: signature of the SubjectPublicKeyInfo of ``signing_key_spki`` (pq: its P-384 half).
+_CSR_ALGORITHM: Final = {
+    Suite.P256: "1.2.840.10045.4.3.2",
+    Suite.P384: "1.2.840.10045.4.3.3",
+    Suite.PQ: "1.2.840.10045.4.3.3",
+    Suite.X25519: "1.3.101.112",
+}
+_EXTENSION_REQUEST: Final = "1.2.840.113549.1.9.14"  # PKCS #9 extensionRequest
+_SAN: Final = "2.5.29.17"
+_EKU: Final = "2.5.29.37"
+_SCALAR_BYTES: Final = {Suite.P256: 32, Suite.P384: 48, Suite.PQ: 48}
+
+
+def _der(tag: int, contents: bytes) -> bytes:
+    n = len(contents)
+    if n < 0x80:
+        return bytes([tag, n]) + contents
+    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(size)]) + size + contents
+
+
+def _oid(dotted: str) -> bytes:
+    """An OBJECT IDENTIFIER's DER (X.690 8.19: the first two arcs as one subidentifier)."""
+    first, second, *rest = (int(arc) for arc in dotted.split("."))
+    body = bytearray()
+    for number in (40 * first + second, *rest):
+        chunk = [number & 0x7F]
+        remaining = number >> 7
+        while remaining:
+            chunk.append(0x80 | (remaining & 0x7F))
+            remaining >>= 7
+        body += bytes(reversed(chunk))
+    return _der(0x06, bytes(body))
+
+
+def _extension(oid: str, value: bytes) -> bytes:
+    return _der(0x30, _oid(oid) + _der(0x04, value))
+
+
+def certificate_request(
+    suite: Suite,
+    sig_public: bytes,
+    sign: Callable[[bytes], bytes],
+    *,
+    principal: str,
+    eku: str,
+    extra: Sequence[tuple[str, bytes]],
+) -> bytes:
+    """A PEM PKCS #10 request for a signing key, made with a signing callback (so a key on a
+    token signs too): subject CN = ``principal``, and requested extensions subjectAltName (the
+    principal as a URI), extendedKeyUsage ``eku``, and ``extra`` (OID, extnValue contents).
+
+    ``sign`` is the identity's signer: raw ECDSA ``r || s`` with the suite's hash (for pq the
+    ECDSA P-384 signature is the tail of its dual signature), or Ed25519.
+    """
+    spki = signing_key_spki(suite, sig_public)
+    if spki is None:
+        raise ValueError("not a signing key of the suite")
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, principal)]).public_bytes()
+    san = x509.SubjectAlternativeName([x509.UniformResourceIdentifier(principal)]).public_bytes()
+    usage = x509.ExtendedKeyUsage([x509.ObjectIdentifier(eku)]).public_bytes()
+    extensions = _der(
+        0x30,
+        _extension(_SAN, san)
+        + _extension(_EKU, usage)
+        + b"".join(_extension(oid, value) for oid, value in extra),
+    )
+    attribute = _der(0x30, _oid(_EXTENSION_REQUEST) + _der(0x31, extensions))
+    info = _der(0x30, _der(0x02, b"\x00") + subject + spki + _der(0xA0, attribute))
+    signature = sign(info)
+    if suite is not Suite.X25519:
+        size = _SCALAR_BYTES[suite]
+        rs = signature[-2 * size :]
+        signature = encode_dss_signature(
+            int.from_bytes(rs[:size], "big"), int.from_bytes(rs[size:], "big")
+        )
+    algorithm = _der(0x30, _oid(_CSR_ALGORITHM[suite]))
+    der = _der(0x30, info + algorithm + _der(0x03, b"\x00" + signature))
+    request = x509.load_der_x509_csr(der)
+    if not request.is_signature_valid:
+        raise ValueError("the signer's key is not the identity's signing key")
+    return request.public_bytes(serialization.Encoding.PEM)

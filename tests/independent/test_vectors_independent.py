@@ -42,6 +42,7 @@ def _expected(vector: dict[str, Any]) -> Outcome:
             headers=None,
         )
     assert vector["expect"] == "success", vector["expect"]
+    carried = vector.get("credentials")
     return Outcome(
         ok=True,
         reason=None,
@@ -54,6 +55,13 @@ def _expected(vector: dict[str, Any]) -> Outcome:
         expires=vector["expires"],
         content_type=vector["content_type"],
         headers=vector["headers"],
+        credentials=None
+        if carried is None
+        else (
+            carried["status_version"],
+            carried["format"],
+            tuple(bytes.fromhex(item) for item in carried["items"]),
+        ),
     )
 
 

@@ -39,6 +39,11 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from . import mlkem1024_p384, rfc9180
 
 HIDDEN_SENDER = 0x01
+CREDENTIALS = 0x02
+# Section 4.1: the credential block's caps, and the receiver's default max_credentials_size.
+MAX_CREDENTIAL_ITEMS = 5
+MAX_CREDENTIAL_ITEM = 16384
+DEFAULT_MAX_CREDENTIALS_SIZE = 32768
 MLDSA_CONTEXT = b"letterlock/v1"
 MLDSA87_SIG_LEN = 4627
 # Section 4: ct_len is at least 24 = 8 + 16 (tag); 56 + S = 32 + S + 8 + 16 with a hidden sender.
@@ -65,6 +70,8 @@ class Outcome:
     expires: int | None
     content_type: str | None
     headers: dict[str, str] | None
+    #: (status version, format, items) of the credential block, None without one
+    credentials: tuple[int, int, tuple[bytes, ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -273,6 +280,7 @@ class _Receiver:
     topic: bytes | None
     hidden_sender: bool
     max_hidden_size: int
+    max_credentials_size: int
     seen: frozenset[tuple[bytes, bytes]]  # (sender key id, message id)
     trusted: dict[bytes, _Trusted]
 
@@ -306,6 +314,7 @@ def _load_receiver(r: dict[str, Any]) -> _Receiver:
         topic=None if topic is None else topic.encode("utf-8"),
         hidden_sender=bool(r["hidden_sender"]),
         max_hidden_size=r["max_hidden_size"],
+        max_credentials_size=r.get("max_credentials_size", DEFAULT_MAX_CREDENTIALS_SIZE),
         seen=frozenset(
             (bytes.fromhex(x["sender"]), bytes.fromhex(x["message_id"])) for x in r["seen"]
         ),
@@ -327,6 +336,7 @@ class _Envelope:
     content_type: str
     headers: dict[str, str]
     sender_key_id: bytes | None
+    credentials: tuple[int, int, tuple[bytes, ...]] | None
     recipients: dict[bytes, bytes]  # key id -> wrapped key
     commitment: bytes
     header: bytes  # offset 0 through the end of the commitment
@@ -402,6 +412,7 @@ def _parse(env: bytes, suite: _Suite, me: _Receiver) -> _Envelope:
             raise _RejectError("malformed")
         headers[name.decode("ascii")] = _utf8(cur.take(value_len))
     sender_key_id = None if hidden else cur.take(32)
+    credentials = _credential_block(cur, me) if env[5] & CREDENTIALS else None
     recipient_count = cur.uint(2)
     if recipient_count == 0:
         raise _RejectError("malformed")
@@ -434,12 +445,36 @@ def _parse(env: bytes, suite: _Suite, me: _Receiver) -> _Envelope:
         content_type=content_type.decode("ascii"),
         headers=headers,
         sender_key_id=sender_key_id,
+        credentials=credentials,
         recipients=recipients,
         commitment=commitment,
         header=header,
         ciphertext=ciphertext,
         signature=signature,
     )
+
+
+def _credential_block(cur: _Cursor, me: _Receiver) -> tuple[int, int, tuple[bytes, ...]]:
+    """Section 4.1, in the order step 7 reads it."""
+    start = cur.pos
+    status_version = cur.uint(8)
+    kind = cur.uint(1)
+    if kind not in (0, 1, 2):
+        raise _RejectError("unsupported")
+    count = cur.uint(1)
+    if count > MAX_CREDENTIAL_ITEMS:
+        raise _RejectError("over_limit")
+    if (kind == 0) != (count == 0):
+        raise _RejectError("malformed")
+    items = []
+    for _ in range(count):
+        length = cur.uint(2)
+        if not 1 <= length <= MAX_CREDENTIAL_ITEM:
+            raise _RejectError("malformed")
+        if cur.pos + length - start > me.max_credentials_size:
+            raise _RejectError("over_limit")
+        items.append(cur.take(length))
+    return status_version, kind, tuple(items)
 
 
 # --- opening (section 6) ------------------------------------------------------------------------
@@ -496,8 +531,10 @@ def _open(env: bytes, me: _Receiver) -> Outcome:
         raise _RejectError("unsupported")  # 4
     if suite.name not in me.suites:
         raise _RejectError("suite_not_allowed")  # 5
-    if env[5] & ~HIDDEN_SENDER:
+    if env[5] & ~(HIDDEN_SENDER | CREDENTIALS):
         raise _RejectError("unsupported")  # 6
+    if env[5] & HIDDEN_SENDER and env[5] & CREDENTIALS:
+        raise _RejectError("unsupported")  # 6, section 4.1
     if env[5] & HIDDEN_SENDER and not me.hidden_sender:
         raise _RejectError("unsupported")  # 6
     if env[5] & HIDDEN_SENDER and len(env) > me.max_hidden_size:
@@ -564,6 +601,7 @@ def _open(env: bytes, me: _Receiver) -> Outcome:
         expires=e.expires,
         content_type=e.content_type,
         headers=e.headers,
+        credentials=e.credentials,
     )
 
 

@@ -64,8 +64,16 @@ from letterlock import (
 from letterlock._fs import make_private_dir
 from letterlock.cli.home import REPLAY_RETENTION, Home
 from letterlock.cli.livetrust import LiveTrust, StatusFollower
-from letterlock.cli.messages import MAX_EXPIRES_IN, _headers, _pad, _recipients
-from letterlock.cli.options import example, pass_home, passphrase_file_option, whole_number
+from letterlock.cli.options import (
+    example,
+    input_option,
+    pass_home,
+    passphrase_file_option,
+    recipients_for,
+    sealing_options,
+    signed_headers,
+    whole_number,
+)
 from letterlock.cli.passphrase import passphrase
 from letterlock.cli.render import (
     iso_time,
@@ -91,7 +99,7 @@ from letterlock.transports import (
     RetryPolicy,
     SealedConsumer,
 )
-from letterlock.transports.pool import ConsumerPool
+from letterlock.transports.pool import ConsumerPool, WorkerSecret
 from letterlock.transports.urls import connect, redact
 
 __all__ = [
@@ -114,7 +122,6 @@ MAX_TIMEOUT: Final = 10 * 365 * 86400.0
 RETRY: Final = RetryPolicy(on_handler_error=OnHandlerError.RETRY)
 _LONGEST_SHOWN: Final = 80  # characters of an argument quoted back in an error
 _GROUP_UNSAFE: Final = re.compile(r"[^A-Za-z0-9_-]")
-_IN = click.Path(exists=True, dir_okay=False, allow_dash=True)
 
 
 def default_group(identity: PublicIdentity, name: str, pattern: str) -> str:
@@ -267,37 +274,10 @@ def _payload(path: str | None, *, hide_sender: bool) -> bytes:
 )
 @_broker_option
 @click.option("--topic", required=True, help="The topic it is published on and bound to (signed).")
-@click.option(
-    "--to",
-    "to",
-    required=True,
-    multiple=True,
-    metavar="NAME[,NAME...]",
-    help="Recipients: contacts or your own identities (comma-separated or repeated).",
-)
 @click.option("--from", "sender", metavar="NAME", help="Your identity that signs (default: the "
               "home's only one).")  # fmt: skip
-@click.option(
-    "--header",
-    "header",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="Signed application header, readable by brokers (repeatable).",
-)
-@click.option("--content-type", metavar="TYPE", help="Signed content type, e.g. application/json.")
-@click.option(
-    "--expires-in",
-    callback=whole_number("seconds", MAX_EXPIRES_IN),
-    metavar="SECONDS",
-    help="Receivers refuse the message this long after it was sealed.",
-)
-@click.option(
-    "--hide-sender", is_flag=True, help="Hide the sender's key id from brokers (inside the AEAD)."
-)
-@click.option(
-    "--pad", metavar="padme|N", callback=_pad, help="Pad the size: Padmé, or a block of N bytes."
-)
-@click.option("--in", "input_path", type=_IN, metavar="FILE", help="Payload (default: stdin).")
+@sealing_options
+@input_option
 @click.option("-q", "--quiet", is_flag=True, help="Do not report the message sent on stderr.")
 @passphrase_file_option
 @pass_home
@@ -325,15 +305,8 @@ def send_command(
     """
     with _scrubbed(broker, topic):
         sender = _sender(home, sender)
-        headers = _headers(header)
-        recipients = _recipients(home, to)
-        suite = home.public(sender).suite
-        for recipient in recipients:
-            if recipient.suite is not suite:
-                raise UsageError(
-                    f"{sender!r} uses suite {suite} but recipient {recipient.fingerprint_text} "
-                    f"uses {recipient.suite}; sender and recipients must share one suite"
-                )
+        headers = signed_headers(header)
+        recipients = recipients_for(home, sender, to)
         with _endpoint(broker) as endpoint:
             identity = home.load(
                 sender, lambda: passphrase(passphrase_file, prompt=f"Passphrase for {sender!r}: ")
@@ -385,18 +358,20 @@ class Deliver:
 @dataclass(frozen=True, slots=True)
 class ListenerOpener:
     """Builds a listener's :class:`~letterlock.Opener` inside a pool worker: the identity is
-    decrypted there (a key is never pickled; its passphrase crosses the pipe to the worker),
-    with the home's trust and the identity's replay record, which all workers share."""
+    unlocked there, its key file decrypted or a session of the worker's own logged in to its
+    token (a key is never pickled, and its passphrase or PIN, a
+    :class:`~letterlock.transports.pool.WorkerSecret`, is never pickled either), with the
+    home's trust and the identity's replay record, which all workers share."""
 
     home: Path
     name: str
-    secret: bytes = field(repr=False)
+    secret: WorkerSecret = field(repr=False)
     replay: str | None = None  #: ``--replay URL``; None: the identity's record in the home
 
     def __call__(self) -> Opener:
         home = Home(self.home)
         home.check()
-        identity = home.load(self.name, lambda: self.secret)
+        identity = home.load(self.name, self.secret)
         window = ReplayWindow(_replay_store(home, self.name, self.replay), max_age=REPLAY_RETENTION)
         return Opener(identity, trust=home.trust(home.own_publics(warn=warn)), replay=window)
 
@@ -704,8 +679,9 @@ def listen_command(
             topics = _topics(endpoint, pattern)
             secret = passphrase(passphrase_file, prompt=f"Passphrase for {name!r}: ")
             identity = home.load(name, lambda: secret)  # a wrong passphrase fails here, once
-            factory = ListenerOpener(home.root, name, secret, replay) if workers > 1 else None
-            with _replay_store(home, name, replay) as store:
+            shared = WorkerSecret(secret) if workers > 1 else None
+            factory = None if shared is None else ListenerOpener(home.root, name, shared, replay)
+            with shared or contextlib.nullcontext(), _replay_store(home, name, replay) as store:
                 # older messages are refused (expired): the record forgets their ids by then
                 window = ReplayWindow(store, max_age=REPLAY_RETENTION)
                 trust, follower = _trust_of(home, own, broker, follow=follow_status,

@@ -21,6 +21,7 @@ from rich.text import Text
 
 import letterlock
 from letterlock.cli.status_feed import follow_status, publish_status
+from letterlock.core.carriage import CredentialBlock
 from letterlock.core.principal import Namespace
 from letterlock.sources.folder import Snapshot, SnapshotCache
 from letterlock.sources.publish import make_root, make_status, sign_metadata
@@ -164,8 +165,10 @@ class _LiveTrust:
     def __init__(self, policy: Revocations) -> None:
         self.policy = policy
 
-    def lookup(self, key_id: bytes) -> letterlock.PublicIdentity | None:
-        return self.policy.lookup(key_id)
+    def lookup(
+        self, key_id: bytes, credentials: CredentialBlock | None = None
+    ) -> letterlock.PublicIdentity | None:
+        return self.policy.lookup(key_id, credentials)
 
     def admit(
         self, sender: letterlock.PublicIdentity, context: letterlock.TrustContext

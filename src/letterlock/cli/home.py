@@ -6,6 +6,10 @@ Layout (directories 0700, private files 0600)::
     HOME/identities/NAME.token or, for an identity on a PKCS#11 token, which module and token
                                hold its keys (JSON: {"module": PATH, "token": LABEL})
     HOME/identities/NAME.pub   its public identity, one text line
+    HOME/identities/NAME.chain.pem  optional: the X.509 chain (leaf first) the identity presents
+                               in the envelopes it seals (``letterlock id attach``)
+    HOME/x509_anchors/NAME.json  a company CA trusted for a namespace (``trust anchor``):
+                               {"namespace": "ll://acme/", "certificate": PEM}
     HOME/known_senders         pinned senders (letterlock.Pins text, like ssh's known_hosts)
     HOME/policy.toml           optional policy rules over them (docs/policy.md): when present,
                                deny by default: only topics a rule covers are accepted
@@ -30,6 +34,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from letterlock import (
+    CredentialFormat,
     Identity,
     KeyStoreError,
     Pins,
@@ -46,6 +52,7 @@ from letterlock import (
     UsageError,
 )
 from letterlock._fs import make_private_dir, write_private_file
+from letterlock._x509 import load_pem
 from letterlock.cli.render import quoted
 from letterlock.cli.strict import (
     check_ancestors,
@@ -61,6 +68,8 @@ from letterlock.keystore.file import MAX_FILE_SIZE
 from letterlock.stores.sqlite import SQLiteReplayStore
 from letterlock.trust import Contacts, FirstKnown, OwnIdentities, Rule, Rules, parse_policy
 from letterlock.trust.pins import check_name, valid_name
+from letterlock.trust.x509 import Anchor, AnchorSet, bound_identity
+from letterlock.trust.x509_senders import X509Senders
 
 if TYPE_CHECKING:
     from letterlock.keystore.pkcs11 import Pkcs11KeyStore
@@ -85,6 +94,7 @@ HOME_ENV: Final = "LETTERLOCK_HOME"
 REPLAY_RETENTION: Final = 7 * 24 * 3600
 _NEVER: Final = 2**62  # the window's own pruning, by its max_age, must never run
 _MAX_PUBLIC_FILE: Final = 64 * 1024
+_MAX_CHAIN_FILE: Final = 128 * 1024
 _MAX_KNOWN_SENDERS: Final = 16 * 1024 * 1024
 _CONTACTS_HEADER: Final = "# letterlock contacts: NAME SOURCE letterlock-SUITE KEY:CHECK\n"
 _KNOWN_SENDERS_HEADER: Final = (
@@ -131,6 +141,7 @@ class Home:
         self.replay_db = root / "replay.sqlite"
         self.listen_dir = root / "listen"
         self.lock_path = root / ".lock"
+        self.x509_anchors = root / "x509_anchors"
         self._checked = False
 
     @classmethod
@@ -187,6 +198,22 @@ class Home:
 
     def pub_path(self, name: str) -> Path:
         return self.identities / f"{check_identity_name(name)}.pub"
+
+    def chain_path(self, name: str) -> Path:
+        return self.identities / f"{check_identity_name(name)}.chain.pem"
+
+    def chain(self, name: str) -> tuple[bytes, ...] | None:
+        """The X.509 chain (DER, leaf first) identity ``name`` presents, or None."""
+        if not self._identities_exist():
+            return None
+        path = self.chain_path(name)
+        data = read_checked(path, limit=_MAX_CHAIN_FILE)
+        if data is None:
+            return None
+        try:
+            return tuple(cert.der for cert in load_pem(data))
+        except ValueError as exc:
+            raise UsageError(f"{path}: {exc}") from None
 
     def token_path(self, name: str) -> Path:
         return self.identities / f"{check_identity_name(name)}.token"
@@ -332,6 +359,15 @@ class Home:
         if identity.public != public:
             where = self.token_path(name) if self.token_of(name) else self.key_path(name)
             raise KeyStoreError(f"{where} and {self.pub_path(name)} hold different keys")
+        chain = self.chain(name)
+        if chain:  # the identity presents its chain in every envelope it seals
+            bound = bound_identity(chain[0])
+            if isinstance(bound, tuple) and bound[1] == public:
+                return identity.with_credentials(CredentialFormat.X509, chain)
+            raise UsageError(
+                f"{self.chain_path(name)} does not certify identity {name!r}'s key "
+                f"(a rotated key?): attach a new certificate with letterlock id attach"
+            )
         return identity
 
     def _unlock(self, name: str, get_secret: Callable[[], bytes]) -> Identity:
@@ -389,12 +425,18 @@ class Home:
         return TrustData(self).revocations_in_front(self.senders(own))
 
     def senders(self, own: dict[str, PublicIdentity]) -> TrustPolicy:
-        """Its pins, ``own`` (from :meth:`own_publics`) as self, and senders certified by its
-        anchored authorities (:mod:`letterlock.cli.trustdata`), under the rules of
+        """Its pins, ``own`` (from :meth:`own_publics`) as self, senders whose X.509 chain
+        (carried in the envelope) verifies to one of its X.509 anchors, and senders certified
+        by its anchored authorities (:mod:`letterlock.cli.trustdata`), under the rules of
         ``policy.toml`` if the home has one."""
+        policies: list[TrustPolicy] = [self.pins(), OwnIdentities(own)]
+        anchors = self.anchors()
+        if anchors:
+            policies.append(X509Senders(AnchorSet(anchors), [], now=int(time.time())))
         authorities = TrustData(self).authorities()
-        known: tuple[TrustPolicy, ...] = (self.pins(), OwnIdentities(own))
-        senders = FirstKnown(*known, *(() if authorities is None else (authorities,)))
+        if authorities is not None:
+            policies.append(authorities)
+        senders = FirstKnown(*policies)
         rules = self.rules()
         return senders if rules is None else Rules(senders, rules)
 
@@ -409,6 +451,49 @@ class Home:
             return parse_policy(data.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             raise UsageError(f"{self.policy_file}: {exc}") from None
+
+    # X.509 anchors -----------------------------------------------------------------
+
+    def anchor_path(self, name: str) -> Path:
+        return self.x509_anchors / f"{check_name(name)}.json"
+
+    def anchors(self) -> list[Anchor]:
+        """The company CAs this home trusts (``letterlock trust anchor``), by name."""
+        if not self._exists_safely() or not check_directory(self.x509_anchors):
+            return []
+        found = []
+        for entry in sorted(os.listdir(self.x509_anchors)):
+            name = entry.removesuffix(".json")
+            if not entry.endswith(".json") or not valid_name(name):
+                continue
+            path = self.x509_anchors / entry
+            data = read_checked(path, limit=_MAX_PUBLIC_FILE)
+            if data is None:
+                continue
+            try:
+                fields = json.loads(data)
+                certificate = load_pem(fields["certificate"].encode("ascii"))[0].der
+                found.append(Anchor(name=name, certificate=certificate,
+                                    namespace=fields["namespace"]))  # fmt: skip
+            except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+                raise UsageError(f"{path}: not an anchor ({exc})") from None
+        return found
+
+    def save_anchor(self, anchor: Anchor, pem: str) -> None:
+        """Trust ``anchor`` (its certificate as ``pem``); refuses a name already taken."""
+        AnchorSet([*self.anchors(), anchor])  # a bad namespace or a duplicate: UsageError
+        with self.locked():
+            self._make(self.x509_anchors)
+            data = json.dumps({"namespace": anchor.namespace, "certificate": pem}, indent=2)
+            try:
+                write_private_file(self.anchor_path(anchor.name), data.encode() + b"\n",
+                                   overwrite=False, mode=0o644)  # fmt: skip
+            except FileExistsError:
+                raise UsageError(f"an anchor is already called {anchor.name!r}") from None
+
+    def save_chain(self, name: str, pem: bytes) -> None:
+        with self.locked():
+            write_private_file(self.chain_path(name), pem, overwrite=True, mode=0o644)
 
     # contacts ----------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 
 from letterlock.cli.status_feed import follow_status
+from letterlock.core.carriage import CredentialBlock
 from letterlock.core.keys import PublicIdentity
 from letterlock.core.trust import Refusal, TrustContext, TrustPolicy, VerifiedSender
 from letterlock.errors import LetterlockError
@@ -37,8 +38,10 @@ class LiveTrust:
     def policy(self) -> TrustPolicy:
         return self._policy
 
-    def lookup(self, key_id: bytes) -> PublicIdentity | None:
-        return self._policy.lookup(key_id)
+    def lookup(
+        self, key_id: bytes, credentials: CredentialBlock | None = None
+    ) -> PublicIdentity | None:
+        return self._policy.lookup(key_id, credentials)
 
     def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | Refusal:
         return self._policy.admit(sender, context)

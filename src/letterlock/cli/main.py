@@ -38,6 +38,7 @@ from letterlock.cli.policy import trust_check_command
 from letterlock.cli.render import safe, stdout_console
 from letterlock.cli.root import root_group
 from letterlock.cli.status import revoke_command, status_group
+from letterlock.cli.x509 import register as register_x509
 
 __all__ = ["cli", "main", "run"]
 
@@ -95,6 +96,7 @@ cli.add_command(root_group)
 cli.add_command(revoke_command)
 cli.add_command(status_group)
 trust_group.add_command(trust_check_command)
+register_x509(id_group, trust_group)
 
 
 @cli.command(

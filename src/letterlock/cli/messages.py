@@ -6,18 +6,21 @@ import contextlib
 import json
 import time
 from collections.abc import Mapping, Sequence
-from typing import Final
 
 import click
 
 import letterlock
-from letterlock import DEFAULT_LIMITS, Limits, PublicIdentity, Reason, Rejected, UsageError
+from letterlock import Limits, PublicIdentity, Reason, Rejected, UsageError
 from letterlock.cli.home import HOME_ENV, REPLAY_RETENTION, Home
 from letterlock.cli.options import (
     example,
+    input_option,
     max_size_option,
     pass_home,
     passphrase_file_option,
+    recipients_for,
+    sealing_options,
+    signed_headers,
     whole_number,
 )
 from letterlock.cli.passphrase import passphrase
@@ -26,7 +29,6 @@ from letterlock.cli.render import (
     envelope_json,
     opened_fields,
     print_fields,
-    quoted,
     stderr_console,
     stdout_console,
     warn,
@@ -42,40 +44,8 @@ from letterlock.cli.streams import (
 
 __all__ = ["inspect_command", "open_command", "seal_command"]
 
-MAX_EXPIRES_IN: Final = 100 * 365 * 86400
 _IN = click.Path(exists=True, dir_okay=False, allow_dash=True)
 _OUT = click.Path(dir_okay=False, allow_dash=True)
-
-
-def _pad(_ctx: click.Context, _param: click.Parameter, value: str | None) -> letterlock.Padding:
-    if value is None:
-        return None
-    if value == "padme":
-        return "padme"
-    if value.isascii() and value.isdigit() and 0 < int(value) <= DEFAULT_LIMITS.max_size:
-        return int(value)
-    raise click.BadParameter(
-        f"must be 'padme' or a block size from 1 to {DEFAULT_LIMITS.max_size} bytes"
-    )
-
-
-def _headers(values: Sequence[str]) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for item in values:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{quoted(item)} is not NAME=VALUE", param_hint="--header")
-        if name in headers:
-            raise click.BadParameter(f"header {quoted(name)} given twice", param_hint="--header")
-        headers[name] = value
-    return headers
-
-
-def _recipients(home: Home, values: Sequence[str]) -> list[PublicIdentity]:
-    names = dict.fromkeys(n.strip() for value in values for n in value.split(",") if n.strip())
-    if not names:
-        raise click.BadParameter("name at least one recipient", param_hint="--to")
-    return [home.resolve_recipient(name, warn=warn) for name in names]
 
 
 @click.command(
@@ -84,41 +54,13 @@ def _recipients(home: Home, values: Sequence[str]) -> list[PublicIdentity]:
     epilog=example("letterlock seal --from alice --to bob --topic orders < order.json > order.ll"),
 )
 @click.option("--from", "sender", required=True, metavar="NAME", help="Your identity that signs.")
-@click.option(
-    "--to",
-    "to",
-    required=True,
-    multiple=True,
-    metavar="NAME[,NAME...]",
-    help="Recipients: contacts or your own identities (comma-separated or repeated).",
-)
 @click.option("--topic", required=True, help="Destination the message is bound to (signed).")
-@click.option(
-    "--header",
-    "header",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="Signed application header, readable by brokers (repeatable).",
-)
-@click.option("--content-type", metavar="TYPE", help="Signed content type, e.g. application/json.")
-@click.option(
-    "--expires-in",
-    callback=whole_number("seconds", MAX_EXPIRES_IN),
-    metavar="SECONDS",
-    help=f"Receivers refuse the message this long after it was sealed (at most {MAX_EXPIRES_IN}, "
-    "100 years).",
-)
-@click.option(
-    "--hide-sender", is_flag=True, help="Hide the sender's key id from brokers (inside the AEAD)."
-)
-@click.option(
-    "--pad", metavar="padme|N", callback=_pad, help="Pad the size: Padmé, or a block of N bytes."
-)
+@sealing_options
 @max_size_option(
     "The largest envelope the receivers accept (their 'open --max-size'); a larger one is "
     "refused here, not written."
 )
-@click.option("--in", "input_path", type=_IN, metavar="FILE", help="Payload (default: stdin).")
+@input_option
 @click.option("--out", "output_path", type=_OUT, metavar="FILE", help="Envelope (default: stdout).")
 @passphrase_file_option
 @pass_home
@@ -141,15 +83,8 @@ def seal_command(
     """Sign and encrypt a payload (stdin) for recipients; the envelope goes to stdout."""
     refuse_binary_to_terminal(output_path)
     check_output(output_path)
-    headers = _headers(header)
-    recipients = _recipients(home, to)
-    suite = home.public(sender).suite
-    for recipient in recipients:
-        if recipient.suite is not suite:
-            raise UsageError(
-                f"{sender!r} uses suite {suite} but recipient {recipient.fingerprint_text} "
-                f"uses {recipient.suite}; sender and recipients must share one suite"
-            )
+    headers = signed_headers(header)
+    recipients = recipients_for(home, sender, to)
     identity = home.load(
         sender, lambda: passphrase(passphrase_file, prompt=f"Passphrase for {sender!r}: ")
     )

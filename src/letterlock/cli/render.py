@@ -125,7 +125,7 @@ def opened_fields(opened: Opened) -> Rows:
         ("signed by", sender.name),
         ("fingerprint", sender.fingerprint),
         ("via", sender.via),
-        *([("principal", sender.principal)] if sender.principal is not None else []),
+        *([("principal", sender.principal)] if sender.principal not in (None, sender.name) else []),
         *([("chain", " > ".join(sender.authorities))] if sender.authorities else []),
         *([("roles", ", ".join(sorted(sender.roles)))] if sender.roles else []),
         *([("rule", sender.rule)] if sender.rule is not None else []),
@@ -168,12 +168,23 @@ def envelope_fields(envelope: Envelope, *, total: int, names: Mapping[bytes, str
         ("content type", header.content_type or "-"),
         *_headers(header.headers),
         ("sender", sender),
+        *_credential_rows(envelope),
         ("recipients", str(len(header.recipients))),
         *[("recipient", r.key_id.hex() + known(r.key_id)) for r in header.recipients],
         ("ciphertext", f"{len(envelope.ciphertext)} bytes"),
         ("total", f"{total} bytes"),
     ]
     return rows
+
+
+def _credential_rows(envelope: Envelope) -> Rows:
+    """The credential block a relay can read (envelope-v1 section 4.1), if there is one."""
+    block = envelope.header.credentials
+    if block is None:
+        return []
+    items = f", {len(block.items)} item(s), {len(block.encoded)} bytes" if block.items else ""
+    return [("credentials", f"{block.format.name.lower()}{items}, status version "
+                            f"{block.status_version}")]  # fmt: skip
 
 
 def envelope_json(envelope: Envelope, *, total: int) -> dict[str, object]:

@@ -17,6 +17,14 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Final, Protocol
 
+from letterlock.core.carriage import (
+    BLOCK_FRONT,
+    MAX_CREDENTIAL_ITEM,
+    MAX_CREDENTIAL_ITEMS,
+    CredentialBlock,
+    CredentialFormat,
+    block_of,
+)
 from letterlock.core.keys import RECIPIENT_ID_SIZE, SENDER_ID_SIZE
 from letterlock.core.suites import Suite
 from letterlock.errors import Reason, Rejected, UsageError
@@ -42,7 +50,8 @@ __all__ = [
 MAGIC: Final = b"LLK"
 VERSION: Final = 0x01
 FLAG_HIDDEN_SENDER: Final = 0x01
-KNOWN_FLAGS: Final = FLAG_HIDDEN_SENDER
+FLAG_CREDENTIALS: Final = 0x02
+KNOWN_FLAGS: Final = FLAG_HIDDEN_SENDER | FLAG_CREDENTIALS
 MESSAGE_ID_SIZE: Final = 16
 COMMITMENT_SIZE: Final = 32
 MAX_TOPIC: Final = 1024
@@ -52,6 +61,8 @@ MAX_HEADER_NAME: Final = 64
 MAX_HEADER_VALUE: Final = 4096
 MAX_RECIPIENTS: Final = 65535
 INNER_LENGTH_SIZE: Final = 8
+#: The largest credential block the format allows (section 4.1).
+MAX_CREDENTIALS_SIZE: Final = BLOCK_FRONT + MAX_CREDENTIAL_ITEMS * (2 + MAX_CREDENTIAL_ITEM)
 TAG_SIZE: Final = 16
 BytesLike = bytes | bytearray | memoryview
 _HEADER_NAME = re.compile(rb"[a-z0-9._-]{1,64}")
@@ -62,6 +73,8 @@ _SUITES: Final = {suite.value: suite for suite in Suite}
 _SUITE_IDS: Final = {suite: suite.value for suite in Suite}
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+_FORMATS: Final = {kind.value: kind for kind in CredentialFormat}
 _ID_TIMES = struct.Struct(">16sQQ")
 _FRONT = struct.Struct(">3sBBB16sQQ")
 
@@ -79,6 +92,8 @@ class Limits:
     hidden_sender: bool = True
     #: The largest hidden-sender envelope accepted: bounds that unauthenticated work.
     max_hidden_size: int = 1024 * 1024
+    #: The largest credential block accepted (section 4.1), in bytes, status version included.
+    max_credentials_size: int = 32 * 1024
 
     def __post_init__(self) -> None:
         if self.max_size < 1 or not 1 <= self.max_recipients <= MAX_RECIPIENTS:
@@ -87,6 +102,10 @@ class Limits:
             raise UsageError(f"max_headers must be between 0 and {MAX_HEADERS}")
         if self.max_hidden_size < 1:
             raise UsageError("max_hidden_size must be positive (hidden_sender=False refuses all)")
+        if not BLOCK_FRONT <= self.max_credentials_size <= MAX_CREDENTIALS_SIZE:
+            raise UsageError(
+                f"max_credentials_size must be between {BLOCK_FRONT} and {MAX_CREDENTIALS_SIZE}"
+            )
 
 
 DEFAULT_LIMITS: Final = Limits()
@@ -112,6 +131,7 @@ class Header:
     sender_key_id: bytes | None  # None when the sender is hidden
     recipients: tuple[RecipientEntry, ...]
     commitment: bytes
+    credentials: CredentialBlock | None = None  # the CREDENTIALS flag's block (section 4.1)
 
     @property
     def hidden_sender(self) -> bool:
@@ -159,6 +179,7 @@ def encode_header(header: Header) -> bytes:
         content_type=header.content_type,
         headers=header.headers,
         sender_key_id=header.sender_key_id,
+        credentials=header.credentials,
     ) + encode_recipient_block(header.suite, header.recipients, header.commitment)
 
 
@@ -172,8 +193,10 @@ def encode_header_front(
     content_type: str | None,
     headers: tuple[tuple[str, str], ...],
     sender_key_id: bytes | None,
+    credentials: CredentialBlock | None = None,
 ) -> bytes:
-    """The header up to the sender key id: what changes from message to message."""
+    """The header up to the sender key id and the credential block: what changes from message
+    to message."""
     if len(message_id) != MESSAGE_ID_SIZE:
         raise UsageError("message id must be 16 bytes")
     if not 0 <= created < 2**64:
@@ -181,8 +204,13 @@ def encode_header_front(
     if expires is not None and not created < expires < 2**64:
         raise UsageError("expires must be after created")
     flags = FLAG_HIDDEN_SENDER if sender_key_id is None else 0
+    if credentials is not None:
+        if sender_key_id is None:
+            raise UsageError("a hidden sender carries no credential block (section 4.1)")
+        flags |= FLAG_CREDENTIALS
     fixed = _FRONT.pack(MAGIC, VERSION, _SUITE_IDS[suite], flags, message_id, created, expires or 0)
-    return fixed + _labels(topic, content_type, headers, sender_key_id)
+    labels = _labels(topic, content_type, headers, sender_key_id)
+    return fixed + labels if credentials is None else fixed + labels + credentials.encoded
 
 
 @functools.lru_cache(maxsize=256)
@@ -286,13 +314,15 @@ def _text(raw: bytes, what: str) -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def _header_bound(suite: Suite, limits: Limits) -> int:
-    """The most bytes a header within ``limits`` can take (to copy only the header region)."""
+def _header_bound(suite: Suite, limits: Limits, flags: int) -> int:
+    """The most bytes a header within ``limits`` can take (to copy only the header region);
+    a credential block's room only with the CREDENTIALS flag."""
+    carried = limits.max_credentials_size if flags & FLAG_CREDENTIALS else 0
     per_header = 1 + MAX_HEADER_NAME + 2 + MAX_HEADER_VALUE
     per_recipient = RECIPIENT_ID_SIZE + suite.sizes.wrapped
     return (
         6 + MESSAGE_ID_SIZE + 16 + 2 + MAX_TOPIC + 1 + MAX_CONTENT_TYPE + 1
-        + limits.max_headers * per_header + SENDER_ID_SIZE + 2
+        + limits.max_headers * per_header + SENDER_ID_SIZE + carried + 2
         + limits.max_recipients * per_recipient + COMMITMENT_SIZE + 4
     )  # fmt: skip
 
@@ -320,6 +350,8 @@ class Labels:
     entries: Mapping[bytes, bytes] = field(repr=False)
     commitment: bytes
     header_map: MappingProxyType[str, str] = field(repr=False)
+    #: the credential block (section 4.1), None when the CREDENTIALS flag is clear
+    credentials: CredentialBlock | None = None
 
 
 _L = tuple(getattr(Labels, f.name).__set__ for f in fields(Labels))
@@ -368,6 +400,8 @@ def _front(view: memoryview, suites: frozenset[Suite], limits: Limits) -> tuple[
     if flags & ~KNOWN_FLAGS:
         raise Rejected(Reason.UNSUPPORTED, f"flags 0x{flags:02x}")
     if flags & FLAG_HIDDEN_SENDER:
+        if flags & FLAG_CREDENTIALS:
+            raise Rejected(Reason.UNSUPPORTED, "hidden sender with a credential block")
         if not limits.hidden_sender:
             raise Rejected(Reason.UNSUPPORTED, "hidden sender not accepted")
         if size > limits.max_hidden_size:
@@ -391,6 +425,10 @@ def _labels_end(view: memoryview, suite: Suite, flags: int) -> int:
         pos += 2 + _U16.unpack_from(view, pos)[0]
     if not flags & FLAG_HIDDEN_SENDER:
         pos += SENDER_ID_SIZE
+    if flags & FLAG_CREDENTIALS:
+        pos += BLOCK_FRONT
+        for _ in range(view[pos - 1]):
+            pos += 2 + _U16.unpack_from(view, pos)[0]
     recipients: int = _U16.unpack_from(view, pos)[0]
     return pos + 2 + recipients * (RECIPIENT_ID_SIZE + suite.sizes.wrapped) + COMMITMENT_SIZE
 
@@ -472,7 +510,7 @@ def _parse_labels(view: memoryview, suite: Suite, flags: int, limits: Limits) ->
     sizes = suite.sizes
     hidden = bool(flags & FLAG_HIDDEN_SENDER)
     # The header region is parsed from one bytes copy (small); the ciphertext stays a view.
-    head = bytes(view[: _header_bound(suite, limits)])
+    head = bytes(view[: _header_bound(suite, limits, flags)])
     end = len(head)
     if end < 40:
         raise _truncated()
@@ -525,6 +563,9 @@ def _parse_labels(view: memoryview, suite: Suite, flags: int, limits: Limits) ->
     if not hidden:
         sender_key_id = head[pos : pos + SENDER_ID_SIZE]
         pos += SENDER_ID_SIZE
+    credentials = None
+    if flags & FLAG_CREDENTIALS:
+        credentials, pos = _parse_credentials(head, pos, end, limits)
     if pos + 2 > end:
         raise _truncated()
     (recipient_count,) = _U16.unpack_from(head, pos)
@@ -554,10 +595,46 @@ def _parse_labels(view: memoryview, suite: Suite, flags: int, limits: Limits) ->
     ciphertext, signature = _body(view, suite, flags, header_end)
     labels = _labels_of(
         suite, flags, limits, topic, ctype.decode("ascii") or None, tuple(headers),
-        sender_key_id, entries, commitment, MappingProxyType(dict(headers)),
+        sender_key_id, entries, commitment, MappingProxyType(dict(headers)), credentials,
     )  # fmt: skip
     header_bytes = head[:header_end]
     return labels, message_id, created, expires or None, header_bytes, ciphertext, signature
+
+
+def _parse_credentials(
+    head: bytes, pos: int, end: int, limits: Limits
+) -> tuple[CredentialBlock, int]:
+    """Section 4.1: the credential block at ``pos``, checked field by field; and its end."""
+    start = pos
+    if pos + BLOCK_FRONT > end:
+        raise _truncated()
+    (status_version,) = _U64.unpack_from(head, pos)
+    kind, count = head[pos + 8], head[pos + 9]
+    pos += BLOCK_FRONT
+    if kind not in _FORMATS:
+        raise Rejected(Reason.UNSUPPORTED, f"credential format {kind}")
+    if count > MAX_CREDENTIAL_ITEMS:
+        raise Rejected(Reason.OVER_LIMIT, f"{count} credential items > {MAX_CREDENTIAL_ITEMS}")
+    if (kind == CredentialFormat.NONE) != (count == 0):
+        raise Rejected(Reason.MALFORMED, "credential format and count disagree")
+    items: list[bytes] = []
+    for _ in range(count):
+        if pos + 2 > end:
+            raise _truncated()
+        (length,) = _U16.unpack_from(head, pos)
+        if not 1 <= length <= MAX_CREDENTIAL_ITEM:
+            raise Rejected(Reason.MALFORMED, "credential item length")
+        if pos + 2 + length - start > limits.max_credentials_size:
+            raise Rejected(
+                Reason.OVER_LIMIT, f"credential block > {limits.max_credentials_size} bytes"
+            )
+        pos += 2
+        if pos + length > end:
+            raise _truncated()
+        items.append(head[pos : pos + length])
+        pos += length
+    block = block_of(status_version, _FORMATS[kind], tuple(items), head[start:pos])
+    return block, pos
 
 
 def parse(data: BytesLike, *, suites: frozenset[Suite], limits: Limits) -> Envelope:
@@ -579,6 +656,7 @@ def parse(data: BytesLike, *, suites: frozenset[Suite], limits: Limits) -> Envel
             for key_id, wrapped in labels.entries.items()
         ),
         commitment=labels.commitment,
+        credentials=labels.credentials,
     )
     return Envelope(
         header=header,

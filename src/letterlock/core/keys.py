@@ -19,10 +19,11 @@ import binascii
 import hashlib
 import hmac
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Final, NoReturn, Protocol, final
 
 from letterlock import _crypto
+from letterlock.core.carriage import CredentialBlock, CredentialFormat
 from letterlock.core.suites import Suite
 from letterlock.errors import ParseError, UsageError
 
@@ -241,10 +242,15 @@ class Identity:
     and refuses to be pickled.
     """
 
-    __slots__ = ("_decapsulator", "_public", "_signer")
+    __slots__ = ("_credentials", "_decapsulator", "_public", "_signer")
 
     def __init__(
-        self, public: PublicIdentity, *, signer: Signer, decapsulator: Decapsulator
+        self,
+        public: PublicIdentity,
+        *,
+        signer: Signer,
+        decapsulator: Decapsulator,
+        credentials: CredentialBlock | None = None,
     ) -> None:
         if type(public) is not PublicIdentity:
             raise UsageError(f"an Identity needs a PublicIdentity, not {public!r}")
@@ -253,6 +259,30 @@ class Identity:
         self._public = public
         self._signer = signer
         self._decapsulator = decapsulator
+        if credentials is not None and type(credentials) is not CredentialBlock:
+            raise UsageError(f"credentials must be a CredentialBlock, not {credentials!r}")
+        self._credentials = credentials
+
+    def with_credentials(
+        self,
+        format: CredentialFormat,
+        items: Iterable[bytes],
+        *,
+        status_version: int = 0,
+    ) -> Identity:
+        """This identity, presenting a credential block in every message it seals
+        (``docs/spec/envelope-v1.md`` section 4.1): a chain of ``format``, leaf first (the
+        leaf must certify this identity; receivers check), and the status version the sender
+        holds. ``format`` NONE with no items carries only the status version."""
+        block = CredentialBlock.of(format, items, status_version=status_version)
+        return Identity(
+            self._public, signer=self._signer, decapsulator=self._decapsulator, credentials=block
+        )
+
+    @property
+    def credentials(self) -> CredentialBlock | None:
+        """The credential block this identity's messages carry, or None."""
+        return self._credentials
 
     @classmethod
     def generate(cls, suite: Suite) -> Identity:

@@ -15,6 +15,7 @@ from typing import Final, Literal, TypedDict
 
 from letterlock import _crypto
 from letterlock.core.cache import UnwrapCache
+from letterlock.core.carriage import CredentialBlock
 from letterlock.core.envelope import (
     COMMITMENT_SIZE,
     MAX_RECIPIENTS,
@@ -150,15 +151,18 @@ def _trust_context(  # noqa: PLR0917 - TrustContext's fields, in order
     headers: Mapping[str, str],
     created: int,
     now: int,
+    credentials: CredentialBlock | None,
 ) -> TrustContext:
     made = object.__new__(TrustContext)
-    s0, s1, s2, s3, s4, s5 = _C
+    s0, s1, s2, s3, s4, s5, s6, s7 = _C
     s0(made, topic)
     s1(made, suite)
     s2(made, content_type)
     s3(made, headers)
     s4(made, created)
     s5(made, now)
+    s6(made, 0 if credentials is None else credentials.status_version)
+    s7(made, credentials)
     return made
 
 
@@ -383,7 +387,7 @@ def seal_envelope(
         raise UsageError(f"sender is {sender.suite}, recipients are {wrapped.suite}")
     return seal_as(
         payload, sender.public.fingerprint, sender.signer.sign, wrapped, options, message_id,
-        created, into,
+        created, into, sender.credentials,
     )  # fmt: skip
 
 
@@ -396,9 +400,12 @@ def seal_as(  # noqa: PLR0917 - the per-message path passes its arguments positi
     message_id: bytes,
     created: int,
     into: bytearray | None,
+    credentials: CredentialBlock | None = None,
 ) -> bytes:
     """:func:`seal_envelope` for a sender whose key id and signing call are already at hand
-    (a :class:`letterlock.Sealer` looks them up once); the signer's suite must be the key's."""
+    (a :class:`letterlock.Sealer` looks them up once); the signer's suite must be the key's.
+    ``credentials`` is the sender's credential block (section 4.1), carried unless None; a
+    hidden sender carries none (UsageError)."""
     topic, headers, content_type = options.topic, options.headers, options.content_type
     hide_sender, pad = options.hide_sender, options.pad
     expires = None if options.expires_in is None else expiry(created, options.expires_in)
@@ -412,6 +419,7 @@ def seal_as(  # noqa: PLR0917 - the per-message path passes its arguments positi
         content_type=content_type,
         headers=tuple(sorted(headers.items())) if headers else (),
         sender_key_id=None if hide_sender else fingerprint,
+        credentials=credentials,
     )
     header_bytes = front + wrapped.block
     if type(payload) is not bytes:
@@ -487,14 +495,15 @@ def _admit(
     trust: TrustPolicy, key_id: bytes, labels: Labels, created: int, now: int
 ) -> tuple[PublicIdentity, VerifiedSender]:
     """Steps 13 and 14: the sender's public identity and the policy's verdict."""
-    candidate = trust.lookup(key_id)
+    carried = labels.credentials
+    candidate = trust.lookup(key_id) if carried is None else trust.lookup(key_id, carried)
     if candidate is None or not hmac.compare_digest(candidate.fingerprint, key_id):
         raise Rejected(Reason.UNKNOWN_SENDER)
     if candidate.suite is not labels.suite:
         raise Rejected(Reason.UNTRUSTED, "sender key of another suite")
     # read-only headers: a policy cannot alter what open returns
     context = _trust_context(
-        labels.topic, labels.suite, labels.content_type, labels.header_map, created, now
+        labels.topic, labels.suite, labels.content_type, labels.header_map, created, now, carried
     )
     decision = trust.admit(candidate, context)
     if type(decision) is not VerifiedSender:

@@ -27,11 +27,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from letterlock.core.carriage import CredentialBlock
 from letterlock.core.keys import PublicIdentity
 from letterlock.core.suites import Suite
 from letterlock.errors import Reason, UsageError
 
-__all__ = ["Refusal", "TrustContext", "TrustPolicy", "VerifiedSender", "Via"]
+__all__ = ["Refusal", "TrustContext", "TrustPolicy", "VerifiedSender", "Via", "lookup_carried"]
 
 
 class Via(enum.StrEnum):
@@ -67,7 +68,13 @@ class Refusal:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TrustContext:
-    """What the message claims, for a policy to decide on (all of it is signed)."""
+    """What the message claims, for a policy to decide on (all of it is signed).
+
+    ``status_version`` is the status document version the sender says it holds (0 when the
+    message carries none); ``credentials`` is the credential block the message carries
+    (``docs/spec/envelope-v1.md`` section 4.1), None without one. Both are the sender's
+    claims, checked by the signature only after the policy has decided.
+    """
 
     topic: str
     suite: Suite
@@ -75,6 +82,8 @@ class TrustContext:
     headers: Mapping[str, str]
     created: int
     now: int
+    status_version: int = 0
+    credentials: CredentialBlock | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,8 +121,17 @@ class VerifiedSender:
 class TrustPolicy(Protocol):
     """The receiver's trust decisions. Both calls are pure, do no I/O and must not block."""
 
-    def lookup(self, key_id: bytes) -> PublicIdentity | None:
-        """The public identity whose fingerprint is ``key_id``, or None if unknown."""
+    def lookup(
+        self, key_id: bytes, credentials: CredentialBlock | None = None
+    ) -> PublicIdentity | None:
+        """The public identity whose fingerprint is ``key_id``, or None if unknown.
+
+        ``credentials`` is the block the message carries, if any: a policy that verifies
+        carried chains places an unseen key from it, and only if the chain verifies against
+        its own anchors (a chain never makes an anchor, and a chain binding another key
+        places nothing). Policies that do not read carried chains ignore it. :func:`open`
+        passes it only when the message carries a block.
+        """
         ...
 
     def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | Refusal:
@@ -122,3 +140,14 @@ class TrustPolicy(Protocol):
         The verified sender's ``key_id`` must be ``sender.fingerprint``.
         """
         ...
+
+
+def lookup_carried(
+    policy: TrustPolicy, key_id: bytes, credentials: CredentialBlock | None
+) -> PublicIdentity | None:
+    """``policy.lookup(key_id, credentials)``, or ``policy.lookup(key_id)`` without a block.
+
+    What combinators call, so that a policy written before messages carried credentials (its
+    ``lookup`` takes the key id alone) keeps working for every message that carries none.
+    """
+    return policy.lookup(key_id) if credentials is None else policy.lookup(key_id, credentials)

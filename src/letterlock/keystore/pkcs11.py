@@ -22,6 +22,14 @@ while the first is open (its PIN could not be checked). Token errors leave as
 :class:`~letterlock.errors.KeyStoreError`; a failure while logging in is raised with no
 traceback or context that holds the PIN. Identities may sign and unwrap from several threads
 (python-pkcs11 serialises operations on the one session).
+
+A session belongs to the process that opened it: PKCS#11 forbids using a module's sessions in
+a child made by ``fork`` (the child must initialise the module again, and log in itself). In a
+forked child, the store's identities raise :class:`~letterlock.errors.KeyStoreError` instead
+of touching the parent's session, and closing the store there leaves that session alone. A
+process that needs the token (a pool worker, see :mod:`letterlock.transports.pool`) opens a
+store of its own after it starts, with the PIN handed to it as a
+:class:`~letterlock.transports.pool.WorkerSecret`.
 """
 
 from __future__ import annotations
@@ -244,6 +252,7 @@ class Pkcs11KeyStore:
         self._token_label = token
         self._lock = threading.RLock()
         self._session: pkcs11.Session | None = None
+        self._pid = os.getpid()  #: the process whose session ``_session`` is
         self._closed = False
 
     def __repr__(self) -> str:
@@ -262,7 +271,7 @@ class Pkcs11KeyStore:
         """Close the store's session (which logs the process out of the token)."""
         with self._lock:
             session, self._session, self._closed = self._session, None, True
-            if session is not None:
+            if session is not None and self._pid == os.getpid():  # else the parent's: leave it
                 with map_exceptions(_TOKEN_ERRORS):
                     session.close()
 
@@ -286,12 +295,21 @@ class Pkcs11KeyStore:
             raise
 
     def _session_or_raise(self) -> pkcs11.Session:
+        self._refuse_forked()
         if self._session is None:
             raise KeyStoreError(f"{self!r} is closed")
         return self._session
 
+    def _refuse_forked(self) -> None:
+        if self._pid != os.getpid():
+            raise KeyStoreError(
+                f"{self!r} was opened by process {self._pid}: a PKCS#11 session does not "
+                "survive fork; open the token again in this process"
+            )
+
     def _logged_in(self, secret: Secret) -> pkcs11.Session:
         """The store's logged-in session; asks ``secret`` for the PIN if there is none yet."""
+        self._refuse_forked()
         if self._session is not None:
             return self._session
         token = self._token()
@@ -318,6 +336,7 @@ class Pkcs11KeyStore:
 
     def _public_session(self) -> pkcs11.Session:
         """A session for public objects: the logged-in one, or a fresh one without login."""
+        self._refuse_forked()
         if self._session is not None:
             return self._session
         with map_exceptions(_TOKEN_ERRORS):

@@ -22,7 +22,8 @@ module             what it holds
 ``zmq``            :class:`~letterlock.transports.zmq.ZmqEndpoint`: ZeroMQ PUB/SUB and PUSH/PULL,
                    at most once (imported on its own: it needs the ``zmq`` extra)
 ``pool``           :class:`ConsumerPool`: one group consumed by several worker processes (open
-                   and handler across the cores), sharing a replay store
+                   and handler across the cores), sharing a replay store; :class:`WorkerSecret`
+                   hands the workers a passphrase or PIN without pickling it
 =================  ============================================================================
 
 A consumer acks only what opened and was handled, and dead-letters what was refused (the broker
@@ -62,7 +63,7 @@ from letterlock.transports.decide import (
     decide,
 )
 from letterlock.transports.memory import AsyncMemoryBroker, MemoryBroker
-from letterlock.transports.pool import ConsumerPool, PoolFailed
+from letterlock.transports.pool import ConsumerPool, PoolFailed, WorkerSecret
 from letterlock.transports.spool import (
     Binding,
     Spool,
@@ -103,6 +104,7 @@ __all__ = [
     "SpoolDelivery",
     "Subscription",
     "Unroutable",
+    "WorkerSecret",
     "decide",
     "topic_matches",
 ]

@@ -47,7 +47,30 @@ under the subject ``<dead>.<group>``, with headers ``Letterlock-Reason`` (the on
 ``Letterlock-Subject`` and ``Letterlock-Attempts``: nothing the broker did not know but the word.
 ``redrive`` republishes each to its subject with a ``Letterlock-Group`` header, then deletes it;
 other groups of that subject, which had it already, ack such a copy unseen. A dead letter and
-a redriven copy carry a ``Nats-Msg-Id``, so a retried publish is stored once.
+a redriven copy carry a ``Nats-Msg-Id``, so a retried publish is stored once. That id can be
+guessed (stream and sequence numbers), so a duplicate ack is checked against what the stream
+holds under it: a message that someone who may publish there sent first, under our id, would
+otherwise have ours dropped and then terminated or deleted. It raises
+:class:`~letterlock.errors.TransportError` instead, and nothing is settled.
+
+What the broker reports, and what it can decide. A message's subject, headers and metadata are
+the broker's word (or its publisher's), and they decide settlement in two places only; neither
+can make the application see a message as handled that it did not handle, or leak one:
+
+* a ``Letterlock-Group`` header naming another group makes the group ack the message unseen
+  (:meth:`NatsBroker.foreign`): no handler runs, no message id is claimed or recorded in the
+  replay window, nothing is counted as handled or dead-lettered. That is a dropped message,
+  which a broker can always cause; the same bytes delivered without that header are opened as
+  new and handled once (``test_a_skip_by_the_group_header_drops_and_leaves_no_trace``). A
+  publisher sets the header of its own messages only;
+* ``num_delivered`` is the attempts that :mod:`~letterlock.transports.decide` bounds: a high
+  count dead-letters a message early (``redrive`` puts it back).
+
+The subject (``delivery.topic``) decides nothing: the consumer opens against its configured
+topics, and the subject only goes to local logs and, as the broker's own claim, to the dead
+letter's ``Letterlock-Subject``. A second settlement is refused here (LeaseLost) from our own
+state, not the broker's; an ack the server takes for a delivery it already gave to another
+consumer is caught by the replay window's claim.
 """
 
 from __future__ import annotations
@@ -59,7 +82,15 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from typing import Final, NoReturn, TypeVar
 from urllib.parse import parse_qsl, urlsplit
@@ -74,6 +105,7 @@ from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
     DeliverPolicy,
+    PubAck,
     RawStreamMsg,
     RetentionPolicy,
     StorageType,
@@ -366,13 +398,29 @@ class NatsBroker:
             MSG_ID: f"dead:{meta.stream}:{meta.sequence.stream}:{meta.num_delivered}",
         }
         try:
-            await self.js.publish(
+            ack = await self.js.publish(
                 f"{self.dead}.{consumer_name(delivery.queue)}", msg.data, timeout=self.timeout,
                 headers=headers,
             )  # fmt: skip
         except nats.js.errors.NoStreamResponseError:
             self._dead_ready = False  # deleted meanwhile: made again for the next dead letter
             raise
+        await self._check_kept(ack, msg.data, headers)
+
+    async def _check_kept(self, ack: PubAck, data: bytes, headers: Mapping[str, str]) -> None:
+        """Raise TransportError unless the stream keeps what we published. A duplicate ack
+        says it holds a message with our ``Nats-Msg-Id`` already: ours (a publish retried), or
+        one that someone who may publish there sent first, guessing the id, so that ours is
+        dropped; what is then terminated or deleted would be lost."""
+        if not ack.duplicate:
+            return
+        stored = await self.js.get_msg(ack.stream, seq=ack.seq)
+        kept = stored.headers or {}
+        if stored.data != data or any(kept.get(name) != value for name, value in headers.items()):
+            raise TransportError(
+                f"stream {ack.stream} holds another message under the deduplication id "
+                f"{headers.get(MSG_ID)!r}: nothing was settled"
+            )
 
     async def extend_lease(self, delivery: Delivery, *, now: float | None = None) -> None:
         """``msg.in_progress()``: ``ack_wait`` starts again."""
@@ -405,11 +453,12 @@ class NatsBroker:
         dead = await self._dead(group, None)
         with map_exceptions(ERRORS):
             for raw in dead:
-                headers = raw.headers or {}
-                await self.js.publish(
-                    headers.get(SUBJECT, ""), raw.data or b"", timeout=self.timeout,
-                    headers={GROUP: consumer_name(group), MSG_ID: f"redrive:{self.dead}:{raw.seq}"},
+                headers = {GROUP: consumer_name(group), MSG_ID: f"redrive:{self.dead}:{raw.seq}"}
+                ack = await self.js.publish(
+                    (raw.headers or {}).get(SUBJECT, ""), raw.data or b"", timeout=self.timeout,
+                    headers=headers,
                 )  # fmt: skip
+                await self._check_kept(ack, raw.data or b"", headers)
                 await self.js.delete_msg(self.dead, raw.seq or 0)
         return len(dead)
 

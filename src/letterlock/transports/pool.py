@@ -27,6 +27,14 @@ function, or a :func:`functools.partial` of one over picklable arguments); the p
 at once. A worker takes half a second to a second to start (a fresh interpreter imports letterlock,
 connects and subscribes); none consumes before all have started.
 
+A factory that needs a secret to load its identity (a key file's passphrase, a PKCS#11 token's
+PIN) holds a :class:`WorkerSecret`, never the secret itself: the secret stays in an anonymous
+in-memory file of the pool's process, and each worker, as it is spawned, inherits a descriptor
+of that file, which the factory reads when it calls the secret. The secret is never pickled, so
+it is in no pipe, no pickled spec and no log record. Keys on a token are so used in every worker
+through a session of its own: a PKCS#11 session does not survive into another process (see
+:mod:`letterlock.keystore.pkcs11`), and each worker's factory logs in to the token itself.
+
 The workers' openers must share one replay store (an :class:`~letterlock.SQLiteReplayStore` file,
 which is safe across processes, or a store on a server): a broker may deliver a message to two
 workers (a lease ran out, a worker died), and the claims in the shared store let one of them handle
@@ -73,14 +81,17 @@ import multiprocessing
 import os
 import pickle
 import signal
+import tempfile
 import threading
 import time
 import traceback
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
+from multiprocessing.reduction import DupFd
 from types import FrameType, MappingProxyType
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -94,7 +105,7 @@ from letterlock.transports.consumer import Handler, SealedConsumer
 from letterlock.transports.decide import Retry, RetryPolicy
 from letterlock.transports.urls import connect
 
-__all__ = ["ConsumerPool", "PoolFailed"]
+__all__ = ["ConsumerPool", "PoolFailed", "WorkerSecret"]
 
 _log = logging.getLogger(__name__)
 _log.addHandler(logging.NullHandler())
@@ -113,6 +124,97 @@ ONE_CONSUMER_PER_GROUP: Final = frozenset({"mqtt", "mqtts"})
 
 class PoolFailed(LetterlockError):
     """The pool stopped because a worker could not start, or its workers kept dying."""
+
+
+class WorkerSecret:
+    """A secret for the opener factories of a pool's workers, handed over without pickling it.
+
+    Calling it returns the secret's bytes (a :data:`~letterlock.keystore.base.Secret`). It is
+    kept in an anonymous in-memory file (``memfd_create``; an unlinked temporary file where the
+    system has none). Pickled while a process is being spawned (the pool starting a worker), it
+    carries only that file's descriptor, which the new process inherits and reads; pickled any
+    other way (to a queue, a file, another host) it carries nothing, and the copy raises
+    :class:`~letterlock.errors.UsageError` when called. :meth:`close` (or leaving a ``with``
+    block) overwrites the file and closes it; keep it open while the pool runs, since a
+    replaced worker reads it again. No repr shows it.
+    """
+
+    __slots__ = ("__weakref__", "_closer", "_fd", "_size")
+
+    def __init__(self, secret: bytes) -> None:
+        if not isinstance(secret, bytes) or not secret:
+            raise UsageError("a worker secret is non-empty bytes")
+        fd = _anonymous_file()
+        try:
+            os.write(fd, secret)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd: int | None = fd
+        self._size = len(secret)
+        self._closer: weakref.finalize[Any, Any] | None = weakref.finalize(
+            self, _wipe_and_close, fd, len(secret)
+        )
+
+    @classmethod
+    def _inherited(cls, fd: int | None, size: int) -> WorkerSecret:
+        """A worker's copy: it reads the file, and closes only its own descriptor (the pool's
+        process, which made the file, is the one that overwrites it)."""
+        inherited = cls.__new__(cls)
+        inherited._fd, inherited._size = fd, size
+        inherited._closer = None if fd is None else weakref.finalize(inherited, os.close, fd)
+        return inherited
+
+    def __call__(self) -> bytes:
+        if self._fd is None:
+            raise UsageError("this secret was pickled outside a spawning pool: it holds nothing")
+        if self._closer is not None and not self._closer.alive:
+            raise UsageError("this worker secret is closed")
+        return os.pread(self._fd, self._size, 0)
+
+    def close(self) -> None:
+        """Overwrite the secret's file and close it; in a worker, close the worker's copy."""
+        if self._closer is not None:
+            self._closer()
+
+    def __enter__(self) -> WorkerSecret:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return "<WorkerSecret>"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        popen = multiprocessing.context.get_spawning_popen()
+        if popen is None or self._fd is None or self._closer is None or not self._closer.alive:
+            return (_withheld, ())
+        return (_inherit, (DupFd(self._fd), self._size))
+
+
+def _anonymous_file() -> int:
+    """A descriptor of a new file that has no name and lives in memory where it can."""
+    if hasattr(os, "memfd_create"):
+        return os.memfd_create("letterlock-worker-secret", os.MFD_CLOEXEC)
+    with tempfile.TemporaryFile() as file:  # pragma: no cover - systems without memfd
+        return os.dup(file.fileno())
+
+
+def _wipe_and_close(fd: int, size: int) -> None:
+    with contextlib.suppress(OSError):
+        os.pwrite(fd, bytes(size), 0)
+    with contextlib.suppress(OSError):
+        os.close(fd)
+
+
+def _inherit(duplicated: Any, size: int) -> WorkerSecret:
+    """In the spawned worker: the secret behind the descriptor it inherited."""
+    return WorkerSecret._inherited(duplicated.detach(), size)
+
+
+def _withheld() -> WorkerSecret:
+    return WorkerSecret._inherited(None, 0)
 
 
 #: How a pool is told to build a worker's Opener: a picklable factory, or "module:function".

@@ -31,6 +31,30 @@ always can; the consumer still opens what it is given against its own configured
 against the ``topic`` field. Consumers of one group name the same patterns. A redriven entry
 names its group in a ``for`` field, and the other groups of the stream skip it.
 
+What the broker reports, and what it can decide. An entry's fields, its delivery count and the
+replies of ``XPENDING`` and ``XACK`` are the broker's word (a hostile broker writes what it
+likes), and they decide settlement in four places only; each can lose a message or have it
+dead-lettered, none can make the application see a message as handled that it did not handle,
+or leak one:
+
+* the skip (``topic`` matching none of the group's patterns, ``for`` naming another group)
+  acks the entry unseen: no handler runs, no message id is claimed or recorded in the replay
+  window, nothing is counted as handled or dead-lettered. That is a dropped message, which a
+  broker can always cause (it can delete the entry); the same bytes, delivered later with
+  fields that let them through, are opened as new and handled once
+  (``test_a_skip_by_the_brokers_fields_drops_and_leaves_no_trace``). Only the broker, or whoever
+  writes the entry, sets its fields: another publisher cannot change them;
+* the reclaim script acks an entry that the stream no longer holds: nothing is left to deliver;
+* ``XPENDING``'s owner of an entry and ``XACK``'s count decide :class:`LeaseLost`: a false
+  reply leaves our ack undone, so the entry comes back, and the consumer's replay window,
+  where its id was recorded before the ack, refuses it as replayed (dead-lettered with the one
+  word): the handler ran once;
+* the delivery count is the attempts that :mod:`~letterlock.transports.decide` bounds: a high
+  count dead-letters a message early (``redrive`` puts it back).
+
+A dead letter holds the entry's own ``topic`` field, its bytes and the one word: nothing the
+broker did not have, and nothing of whom the receiver trusts.
+
 Settlement is atomic and checked: Ack, Retry, DeadLetter and ``extend_lease`` each run as one
 Lua script that first asks ``XPENDING`` whether the entry is still this consumer's, and raises
 :class:`~letterlock.transports.base.LeaseLost` if another consumer claimed it since (a plain
@@ -57,7 +81,10 @@ group has not read yet is lost, and Redis never removes acked entries by itself)
 query parameter is redis-py's own (``socket_timeout``, ...). ``rediss://`` is TLS.
 
 :class:`AsyncRedisEndpoint` is the same on ``redis.asyncio``, for
-:class:`~letterlock.transports.AsyncSealedConsumer`.
+:class:`~letterlock.transports.AsyncSealedConsumer`. The two share everything but the sending:
+the options, the scripts and every command's keys and arguments (``_Stream``), the decoding of
+replies and the settlement decisions (module functions), and a subscription's schedule of
+reclaims, reads and hand-overs (``_Intake``), so a fix lands once.
 
 Every ``redis.exceptions.RedisError`` (``ConnectionError`` and ``TimeoutError`` included)
 leaves as :class:`~letterlock.errors.TransportError`. One client is one connection pool:
@@ -71,14 +98,16 @@ import secrets
 import socket
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import Any, Final, Generic, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 import redis.asyncio
 import redis.exceptions
+from redis.commands.core import AsyncScript, Script
 
 from letterlock._edges import ExceptionMapping, map_exceptions
 from letterlock.core.topics import Dialect, Topics
@@ -92,6 +121,8 @@ DEFAULT_STREAM: Final = "letterlock"
 DEFAULT_LEASE: Final = 30.0
 DEFAULT_BATCH: Final = 16
 _MAX_BLOCK: Final = 1.0  # seconds an XREADGROUP blocks at most before due entries are reclaimed
+_C = TypeVar("_C")
+_S = TypeVar("_S")
 _MAPPING: Final[ExceptionMapping] = {redis.exceptions.RedisError: TransportError}
 #: redis-py refuses a malformed URL or an unknown parameter with ValueError or TypeError.
 _URL_MAPPING: Final[ExceptionMapping] = {**_MAPPING, ValueError: UsageError, TypeError: UsageError}
@@ -239,14 +270,33 @@ def _settle_args(delivery: RedisDelivery, settlement: Settlement, lease: float) 
             ]  # fmt: skip
 
 
-def _entries(got: object) -> list[tuple[bytes, Any]]:
-    """The entries of an ``XREADGROUP`` reply on one stream."""
+def _check_acked(acked: object) -> None:
+    """``XACK``'s count of one entry: 0 means it was not pending (settled already)."""
+    if acked != 1:
+        raise LeaseLost("this entry was settled already")
+
+
+def _check_settled(done: object) -> None:
+    """The settle script's answer: 0 means the entry is no longer this consumer's."""
+    if done != 1:
+        raise LeaseLost("another consumer of the group has claimed this entry since")
+
+
+def _entries(got: object) -> list[tuple[bytes, Any, int]]:
+    """The entries of an ``XREADGROUP`` reply on one stream, each delivered once so far."""
     if not got:
         return []
     if isinstance(got, dict):  # RESP3 (protocol=3): {stream: [[entries]]}
         [entries] = got.values()
-        return list(entries[0] if entries and isinstance(entries[0], list) else entries)
-    return list(cast(list[Any], got)[0][1])  # RESP2: [[stream, [entries]]]
+        found = entries[0] if entries and isinstance(entries[0], list) else entries
+    else:
+        found = cast(list[Any], got)[0][1]  # RESP2: [[stream, [entries]]]
+    return [(entry_id, raw, 1) for entry_id, raw in found]
+
+
+def _reclaimed(got: object) -> list[tuple[bytes, Any, int]]:
+    """The entries of the reclaim script's reply, each with its delivery count."""
+    return [(entry_id, raw, int(count)) for entry_id, raw, count in cast(list[Any], got)]
 
 
 def _fields(raw: object) -> Mapping[bytes, bytes]:
@@ -298,11 +348,94 @@ def _consumer_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
-class RedisEndpoint:
-    """A Redis stream reached by URL: publish, consumer groups, dead letters (see the module)."""
+def _checked_client(make: Callable[[str], _C], url: str) -> _C:
+    """``make(url)``, a redis-py client whose parameters are checked now, not at first use."""
+    with map_exceptions(_URL_MAPPING):
+        client = make(url)
+        pool = cast(Any, client).connection_pool
+        pool.connection_class(**pool.connection_kwargs)
+    return client
+
+
+def _check_group(topics: Topics, group: str) -> None:
+    if not isinstance(topics, Topics) or topics.dialect is not Dialect.AMQP:
+        raise UsageError("Redis groups take AMQP patterns ('.', '*' and '#')")
+    if not isinstance(group, str) or not group:
+        raise UsageError("a consumer group is named by a non-empty string")
+
+
+@contextmanager
+def _creating_group() -> Iterator[None]:
+    """Around ``XGROUP CREATE``: a group that exists already is left as it is (BUSYGROUP)."""
+    with map_exceptions(_MAPPING):
+        try:
+            yield
+        except redis.exceptions.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+
+class _Stream(Generic[_S]):
+    """What both endpoints share: the stream, its options and scripts, and the commands each
+    seam call sends, built here once (the endpoints only send them, sync or asyncio)."""
 
     #: Groups filter topics with AMQP patterns (``.``, ``*``, ``#``).
     dialect: Final = Dialect.AMQP
+
+    def __init__(
+        self, register: Callable[[str], _S], *, stream: str, lease: float, batch: int,
+        maxlen: int | None,
+    ) -> None:  # fmt: skip
+        if not isinstance(stream, str) or not stream:
+            raise UsageError("a Redis stream is named by a non-empty string")
+        if not lease > 0 or not batch >= 1 or (maxlen is not None and maxlen < 1):
+            raise UsageError("lease must be positive, batch and maxlen at least 1")
+        self.stream = stream
+        self.lease = float(lease)
+        self.batch = int(batch)
+        self.maxlen = maxlen
+        self._settle_script = register(_SETTLE)
+        self._reclaim_script = register(_RECLAIM)
+        self._redrive_script = register(_REDRIVE)
+        self._forget_script = register(_FORGET)
+
+    def dead_stream(self, group: str) -> str:
+        """The key of ``group``'s dead letters."""
+        return f"{self.stream}:dead:{group}"
+
+    def _publish_fields(self, topic: str, body: bytes) -> dict[Any, Any]:
+        if not isinstance(topic, str) or not topic:
+            raise UsageError("topic must be a non-empty string")
+        return {"topic": topic, "body": bytes(body)}
+
+    def _settle_call(
+        self, delivery: Delivery, settlement: Settlement | None
+    ) -> tuple[RedisDelivery, list[Any] | None]:
+        """The delivery, and the settle script's keys and arguments; None: a plain ``XACK``
+        (an Ack within half a lease, see the module). ``settlement`` None: extend the lease."""
+        held = _held(delivery)
+        if settlement is None:
+            return held, self._script_args(held, ["extend"])
+        if isinstance(settlement, Ack) and _young(held, self.lease):
+            return held, None
+        return held, self._script_args(held, _settle_args(held, settlement, self.lease))
+
+    def _script_args(self, held: RedisDelivery, action: list[Any]) -> list[Any]:
+        keys = [self.stream, self.dead_stream(held.queue)]
+        return [keys, [held.queue, held.consumer, held.tag, *action]]
+
+    def _reclaim_args(self, group: str, consumer: str) -> list[Any]:
+        return [group, consumer, int(self.lease * 1000), self.batch]
+
+    def _read_args(self, group: str, consumer: str, block: float) -> dict[str, Any]:
+        return {
+            "groupname": group, "consumername": consumer, "streams": {self.stream: ">"},
+            "count": self.batch, "block": max(1, int(block * 1000)),
+        }  # fmt: skip
+
+
+class RedisEndpoint(_Stream[Script]):
+    """A Redis stream reached by URL: publish, consumer groups, dead letters (see the module)."""
 
     def __init__(
         self,
@@ -314,42 +447,23 @@ class RedisEndpoint:
         maxlen: int | None = None,
     ) -> None:
         """Use ``client`` (bytes responses: ``decode_responses=False``) and ``stream``."""
-        if not isinstance(stream, str) or not stream:
-            raise UsageError("a Redis stream is named by a non-empty string")
-        if not lease > 0 or not batch >= 1 or (maxlen is not None and maxlen < 1):
-            raise UsageError("lease must be positive, batch and maxlen at least 1")
+        super().__init__(
+            client.register_script, stream=stream, lease=lease, batch=batch, maxlen=maxlen
+        )
         self.client = client
-        self.stream = stream
-        self.lease = float(lease)
-        self.batch = int(batch)
-        self.maxlen = maxlen
-        self._settle_script = client.register_script(_SETTLE)
-        self._reclaim_script = client.register_script(_RECLAIM)
-        self._redrive_script = client.register_script(_REDRIVE)
-        self._forget_script = client.register_script(_FORGET)
 
     @classmethod
     def from_url(cls, url: str) -> RedisEndpoint:
         """``redis://[user:password@]host[:port][/db]?stream=NAME&lease=S&batch=N&maxlen=N``
         (``rediss://`` for TLS); other parameters go to redis-py."""
         rest, options = _parse_url(url)
-        with map_exceptions(_URL_MAPPING):
-            client = redis.Redis.from_url(rest)
-            pool = client.connection_pool  # an unknown parameter fails here, not at first use
-            pool.connection_class(**pool.connection_kwargs)
-        return cls(client, **options)
-
-    def dead_stream(self, group: str) -> str:
-        """The key of ``group``'s dead letters."""
-        return f"{self.stream}:dead:{group}"
+        return cls(_checked_client(redis.Redis.from_url, rest), **options)
 
     # the broker seam ------------------------------------------------------------------------
 
     def publish(self, topic: str, body: bytes, *, now: float | None = None) -> str:
         """``XADD`` the sealed bytes with their topic; the entry id. ``now`` is not used."""
-        if not isinstance(topic, str) or not topic:
-            raise UsageError("topic must be a non-empty string")
-        fields: dict[Any, Any] = {"topic": topic, "body": bytes(body)}
+        fields = self._publish_fields(topic, body)
         with map_exceptions(_MAPPING):
             entry_id = self.client.xadd(self.stream, fields, maxlen=self.maxlen, approximate=True)
         return _text(entry_id)
@@ -358,43 +472,27 @@ class RedisEndpoint:
         self, delivery: Delivery, settlement: Settlement, *, now: float | None = None
     ) -> None:
         """Ack, retry after ``min(delay, lease)``, or dead-letter; LeaseLost if reclaimed."""
-        held = _held(delivery)
-        if isinstance(settlement, Ack) and _young(held, self.lease):
-            with map_exceptions(_MAPPING):
-                acked = self.client.xack(self.stream, held.queue, held.tag)
-            if acked != 1:
-                raise LeaseLost("this entry was settled already")
-            return
-        self._run_settle(held, delivery.queue, _settle_args(held, settlement, self.lease))
+        self._settle(*self._settle_call(delivery, settlement))
 
     def extend_lease(self, delivery: Delivery, *, now: float | None = None) -> None:
         """``XCLAIM ... 0 <id> JUSTID``: the entry's idle clock restarts (another lease)."""
-        self._run_settle(_held(delivery), delivery.queue, ["extend"])
+        self._settle(*self._settle_call(delivery, None))
 
-    def _run_settle(self, delivery: RedisDelivery, group: str, args: Sequence[Any]) -> None:
+    def _settle(self, held: RedisDelivery, script: list[Any] | None) -> None:
         with map_exceptions(_MAPPING):
-            done = self._settle_script(
-                keys=[self.stream, self.dead_stream(group)],
-                args=[group, delivery.consumer, delivery.tag, *args],
-            )
-        if done != 1:
-            raise LeaseLost("another consumer of the group has claimed this entry since")
+            if script is None:
+                _check_acked(self.client.xack(self.stream, held.queue, held.tag))
+            else:
+                _check_settled(self._settle_script(*script))
 
     # groups -----------------------------------------------------------------------------
 
     def subscribe(self, topics: Topics, *, group: str) -> Subscription:
         """Create ``group`` on the stream (from its end; an existing group keeps its place)
         and attach a new consumer that hands over the entries matching ``topics``."""
-        if not isinstance(topics, Topics) or topics.dialect is not Dialect.AMQP:
-            raise UsageError("Redis groups take AMQP patterns ('.', '*' and '#')")
-        if not isinstance(group, str) or not group:
-            raise UsageError("a consumer group is named by a non-empty string")
-        with map_exceptions(_MAPPING):
-            try:
-                self.client.xgroup_create(self.stream, group, id="$", mkstream=True)
-            except redis.exceptions.ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
+        _check_group(topics, group)
+        with _creating_group():
+            self.client.xgroup_create(self.stream, group, id="$", mkstream=True)
         return _RedisSubscription(self, topics, group, _consumer_name())
 
     def dead_letters(self, group: str, /, *, limit: int | None = None) -> list[DeadLetterRecord]:
@@ -406,16 +504,11 @@ class RedisEndpoint:
     def redrive(self, group: str, /) -> int:
         """Put ``group``'s dead letters back on the stream for ``group`` only; how many."""
         moved = 0
+        keys = [self.stream, self.dead_stream(group)]
         with map_exceptions(_MAPPING):
-            while True:
-                count = int(
-                    self._redrive_script(
-                        keys=[self.stream, self.dead_stream(group)], args=[group, 100]
-                    )
-                )
+            while count := int(self._redrive_script(keys=keys, args=[group, 100])):
                 moved += count
-                if count == 0:
-                    return moved
+        return moved
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -432,27 +525,94 @@ class RedisEndpoint:
 
     def _reclaim(self, group: str, consumer: str) -> list[tuple[bytes, Any, int]]:
         with map_exceptions(_MAPPING):
-            got = self._reclaim_script(
-                keys=[self.stream],
-                args=[group, consumer, int(self.lease * 1000), self.batch],
-            )
-        return [(entry_id, fields, int(count)) for entry_id, fields, count in got]
+            got = self._reclaim_script(keys=[self.stream], args=self._reclaim_args(group, consumer))
+        return _reclaimed(got)
 
-    def _read(self, group: str, consumer: str, block: float | None) -> list[tuple[bytes, Any]]:
+    def _read(self, group: str, consumer: str, block: float) -> list[tuple[bytes, Any, int]]:
         with map_exceptions(_MAPPING):
-            got = self.client.xreadgroup(
-                group, consumer, {self.stream: ">"}, count=self.batch,
-                block=None if block is None else max(1, int(block * 1000)),
-            )  # fmt: skip
+            got = self.client.xreadgroup(**self._read_args(group, consumer, block))
         return _entries(got)
 
-    def _skip(self, group: str, entry_id: bytes) -> None:
-        with map_exceptions(_MAPPING):
-            self.client.xack(self.stream, group, entry_id)
+    def _skip(self, group: str, entry_ids: Sequence[bytes]) -> None:
+        if entry_ids:
+            with map_exceptions(_MAPPING):
+                self.client.xack(self.stream, group, *entry_ids)
 
     def _forget(self, group: str, consumer: str) -> None:
         with map_exceptions(_MAPPING):
             self._forget_script(keys=[self.stream], args=[group, consumer])
+
+
+class _Intake:
+    """One consumer of a group without its I/O, which both subscriptions drive: the entries
+    it took and has not handed over, when it next reclaims due entries, how long it blocks
+    on a read, and when it has been idle long enough to stop. Each ``deliveries`` is::
+
+        intake.start()
+        while True:
+            hand over each of intake.leased()
+            if intake.reclaim_due():
+                skip(intake.take(reclaim(), intake.now))
+                if intake.buffer: continue
+            block = intake.block(idle_timeout); stop if None
+            entries = read(block)
+            skip(intake.take(entries, time.monotonic()))
+    """
+
+    def __init__(self, topics: Topics, group: str, consumer: str, lease: float) -> None:
+        self.topics = topics
+        self.group = group
+        self.consumer = consumer
+        self.lease = lease
+        self.every = min(_MAX_BLOCK, lease / 4)  #: how often due entries are reclaimed
+        self.buffer: deque[RedisDelivery] = deque()
+        self.reclaimed_at = float("-inf")
+        self.now = self.idle_since = time.monotonic()
+        #: Entries acked unseen: their topic matched none of the group's patterns, or they
+        #: were redriven for another group.
+        self.skipped = 0
+
+    def start(self) -> None:
+        self.now = self.idle_since = time.monotonic()
+
+    def leased(self) -> Iterator[RedisDelivery]:
+        """The buffered entries still within their lease (the others may be another
+        consumer's by now, and are dropped: they stay pending, to be reclaimed)."""
+        self.now = time.monotonic()
+        while self.buffer:
+            delivery = self.buffer.popleft()
+            if self.now - delivery.read_at < self.lease:
+                yield delivery
+                self.idle_since = self.now = time.monotonic()
+
+    def reclaim_due(self) -> bool:
+        if self.now - self.reclaimed_at < self.every:
+            return False
+        self.reclaimed_at = self.now
+        return True
+
+    def block(self, idle_timeout: float | None) -> float | None:
+        """How long the next read may block; None: idle for ``idle_timeout``, stop."""
+        if idle_timeout is None:
+            return self.every
+        left = idle_timeout - (self.now - self.idle_since)
+        return None if left <= 0 else min(self.every, left)
+
+    def take(self, entries: Sequence[tuple[bytes, Any, int]], now: float) -> list[bytes]:
+        """Buffer the entries the group takes, read at ``now``; the ids of those it skips
+        (the caller acks them)."""
+        skipped = []
+        for entry_id, raw, attempts in entries:
+            delivery = _delivery(
+                entry_id, raw, attempts, now, topics=self.topics, group=self.group,
+                consumer=self.consumer,
+            )  # fmt: skip
+            if delivery is None:
+                skipped.append(entry_id)
+            else:
+                self.buffer.append(delivery)
+        self.skipped += len(skipped)
+        return skipped
 
 
 class _RedisSubscription:
@@ -460,14 +620,13 @@ class _RedisSubscription:
 
     def __init__(self, endpoint: RedisEndpoint, topics: Topics, group: str, consumer: str) -> None:
         self._endpoint = endpoint
-        self._topics = topics
-        self._group = group
+        self._intake = _Intake(topics, group, consumer, endpoint.lease)
         self.consumer = consumer
-        self._buffer: deque[RedisDelivery] = deque()
-        self._reclaimed_at = float("-inf")
-        #: Entries acked unseen: their topic matched none of the group's patterns, or they
-        #: were redriven for another group.
-        self.skipped = 0
+
+    @property
+    def skipped(self) -> int:
+        """Entries acked unseen (see :class:`_Intake`)."""
+        return self._intake.skipped
 
     def deliveries(self, *, idle_timeout: float | None = None) -> Iterator[Delivery]:
         """Each next entry of the group, as the module says; stop after ``idle_timeout`` s.
@@ -475,57 +634,34 @@ class _RedisSubscription:
         An entry handed over and never settled stays pending with this consumer: once idle
         for the lease it is reclaimed, by this subscription as by any other of the group.
         """
-        endpoint = self._endpoint
-        every = min(_MAX_BLOCK, endpoint.lease / 4)
-        idle_since = time.monotonic()
+        endpoint, intake = self._endpoint, self._intake
+        group, consumer = intake.group, intake.consumer
+        intake.start()
         while True:
-            now = time.monotonic()
-            while self._buffer:
-                delivery = self._buffer.popleft()
-                if now - delivery.read_at < endpoint.lease:  # else it may be another's now
-                    yield delivery
-                    idle_since = now = time.monotonic()
-            if now - self._reclaimed_at >= every:
-                self._reclaimed_at = now
-                for entry_id, raw, count in endpoint._reclaim(self._group, self.consumer):
-                    self._take(entry_id, raw, count, now)
-                if self._buffer:
+            yield from intake.leased()
+            if intake.reclaim_due():
+                endpoint._skip(group, intake.take(endpoint._reclaim(group, consumer), intake.now))
+                if intake.buffer:
                     continue
-            left = None if idle_timeout is None else idle_timeout - (now - idle_since)
-            if left is not None and left <= 0:
+            block = intake.block(idle_timeout)
+            if block is None:
                 return
-            block = every if left is None else min(every, left)
-            read = endpoint._read(self._group, self.consumer, block)
-            now = time.monotonic()
-            for entry_id, raw in read:
-                self._take(entry_id, raw, 1, now)
-
-    def _take(self, entry_id: bytes, raw: object, attempts: int, now: float) -> None:
-        delivery = _delivery(
-            entry_id, raw, attempts, now, topics=self._topics, group=self._group,
-            consumer=self.consumer,
-        )  # fmt: skip
-        if delivery is None:
-            self._endpoint._skip(self._group, entry_id)
-            self.skipped += 1
-        else:
-            self._buffer.append(delivery)
+            read = endpoint._read(group, consumer, block)
+            endpoint._skip(group, intake.take(read, time.monotonic()))
 
     def close(self) -> None:
         """Detach: entries read but not handed over stay pending, to be reclaimed after the
         lease; the consumer name is removed from the group once nothing is pending with it."""
-        self._buffer.clear()
-        self._endpoint._forget(self._group, self.consumer)
+        self._intake.buffer.clear()
+        self._endpoint._forget(self._intake.group, self.consumer)
 
 
-class AsyncRedisEndpoint:
+class AsyncRedisEndpoint(_Stream[AsyncScript]):
     """:class:`RedisEndpoint` on ``redis.asyncio``: the same stream, groups, scripts and rules,
     for :class:`~letterlock.transports.AsyncSealedConsumer` (an
     :class:`~letterlock.transports.base.AsyncBroker`); ``subscribe``, ``dead_letters``,
     ``redrive`` and ``close`` are coroutines, and a subscription's ``deliveries`` an async
     iterator."""
-
-    dialect: Final = Dialect.AMQP
 
     def __init__(
         self,
@@ -537,39 +673,20 @@ class AsyncRedisEndpoint:
         maxlen: int | None = None,
     ) -> None:
         """As :class:`RedisEndpoint`, with an asyncio client."""
-        if not isinstance(stream, str) or not stream:
-            raise UsageError("a Redis stream is named by a non-empty string")
-        if not lease > 0 or not batch >= 1 or (maxlen is not None and maxlen < 1):
-            raise UsageError("lease must be positive, batch and maxlen at least 1")
+        super().__init__(
+            client.register_script, stream=stream, lease=lease, batch=batch, maxlen=maxlen
+        )
         self.client = client
-        self.stream = stream
-        self.lease = float(lease)
-        self.batch = int(batch)
-        self.maxlen = maxlen
-        self._settle_script = client.register_script(_SETTLE)
-        self._reclaim_script = client.register_script(_RECLAIM)
-        self._redrive_script = client.register_script(_REDRIVE)
-        self._forget_script = client.register_script(_FORGET)
 
     @classmethod
     def from_url(cls, url: str) -> AsyncRedisEndpoint:
         """As :meth:`RedisEndpoint.from_url`."""
         rest, options = _parse_url(url)
-        with map_exceptions(_URL_MAPPING):
-            client = redis.asyncio.Redis.from_url(rest)
-            pool = client.connection_pool  # an unknown parameter fails here, not at first use
-            pool.connection_class(**pool.connection_kwargs)
-        return cls(client, **options)
-
-    def dead_stream(self, group: str) -> str:
-        """The key of ``group``'s dead letters."""
-        return f"{self.stream}:dead:{group}"
+        return cls(_checked_client(redis.asyncio.Redis.from_url, rest), **options)
 
     async def publish(self, topic: str, body: bytes, *, now: float | None = None) -> str:
         """As :meth:`RedisEndpoint.publish`."""
-        if not isinstance(topic, str) or not topic:
-            raise UsageError("topic must be a non-empty string")
-        fields: dict[Any, Any] = {"topic": topic, "body": bytes(body)}
+        fields = self._publish_fields(topic, body)
         with map_exceptions(_MAPPING):
             entry_id = await self.client.xadd(
                 self.stream, fields, maxlen=self.maxlen, approximate=True
@@ -580,41 +697,24 @@ class AsyncRedisEndpoint:
         self, delivery: Delivery, settlement: Settlement, *, now: float | None = None
     ) -> None:
         """As :meth:`RedisEndpoint.settle`."""
-        held = _held(delivery)
-        if isinstance(settlement, Ack) and _young(held, self.lease):
-            with map_exceptions(_MAPPING):
-                acked = await self.client.xack(self.stream, held.queue, held.tag)
-            if acked != 1:
-                raise LeaseLost("this entry was settled already")
-            return
-        await self._run_settle(held, _settle_args(held, settlement, self.lease))
+        await self._settle(*self._settle_call(delivery, settlement))
 
     async def extend_lease(self, delivery: Delivery, *, now: float | None = None) -> None:
         """As :meth:`RedisEndpoint.extend_lease`."""
-        await self._run_settle(_held(delivery), ["extend"])
+        await self._settle(*self._settle_call(delivery, None))
 
-    async def _run_settle(self, delivery: RedisDelivery, args: Sequence[Any]) -> None:
-        group = delivery.queue
+    async def _settle(self, held: RedisDelivery, script: list[Any] | None) -> None:
         with map_exceptions(_MAPPING):
-            done = await self._settle_script(
-                keys=[self.stream, self.dead_stream(group)],
-                args=[group, delivery.consumer, delivery.tag, *args],
-            )
-        if done != 1:
-            raise LeaseLost("another consumer of the group has claimed this entry since")
+            if script is None:
+                _check_acked(await self.client.xack(self.stream, held.queue, held.tag))
+            else:
+                _check_settled(await self._settle_script(*script))
 
     async def subscribe(self, topics: Topics, *, group: str) -> AsyncRedisSubscription:
         """As :meth:`RedisEndpoint.subscribe`."""
-        if not isinstance(topics, Topics) or topics.dialect is not Dialect.AMQP:
-            raise UsageError("Redis groups take AMQP patterns ('.', '*' and '#')")
-        if not isinstance(group, str) or not group:
-            raise UsageError("a consumer group is named by a non-empty string")
-        with map_exceptions(_MAPPING):
-            try:
-                await self.client.xgroup_create(self.stream, group, id="$", mkstream=True)
-            except redis.exceptions.ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
+        _check_group(topics, group)
+        with _creating_group():
+            await self.client.xgroup_create(self.stream, group, id="$", mkstream=True)
         return AsyncRedisSubscription(self, topics, group, _consumer_name())
 
     async def dead_letters(
@@ -645,6 +745,29 @@ class AsyncRedisEndpoint:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    # what subscriptions call ------------------------------------------------------------
+
+    async def _reclaim(self, group: str, consumer: str) -> list[tuple[bytes, Any, int]]:
+        with map_exceptions(_MAPPING):
+            got = await self._reclaim_script(
+                keys=[self.stream], args=self._reclaim_args(group, consumer)
+            )
+        return _reclaimed(got)
+
+    async def _read(self, group: str, consumer: str, block: float) -> list[tuple[bytes, Any, int]]:
+        with map_exceptions(_MAPPING):
+            got = await self.client.xreadgroup(**self._read_args(group, consumer, block))
+        return _entries(got)
+
+    async def _skip(self, group: str, entry_ids: Sequence[bytes]) -> None:
+        if entry_ids:
+            with map_exceptions(_MAPPING):
+                await self.client.xack(self.stream, group, *entry_ids)
+
+    async def _forget(self, group: str, consumer: str) -> None:
+        with map_exceptions(_MAPPING):
+            await self._forget_script(keys=[self.stream], args=[group, consumer])
+
 
 class AsyncRedisSubscription:
     """:class:`_RedisSubscription` for asyncio: one consumer of a group."""
@@ -653,66 +776,34 @@ class AsyncRedisSubscription:
         self, endpoint: AsyncRedisEndpoint, topics: Topics, group: str, consumer: str
     ) -> None:
         self._endpoint = endpoint
-        self._topics = topics
-        self._group = group
+        self._intake = _Intake(topics, group, consumer, endpoint.lease)
         self.consumer = consumer
-        self._buffer: deque[RedisDelivery] = deque()
-        self._reclaimed_at = float("-inf")
-        #: As :attr:`_RedisSubscription.skipped`.
-        self.skipped = 0
+
+    @property
+    def skipped(self) -> int:
+        """As :attr:`_RedisSubscription.skipped`."""
+        return self._intake.skipped
 
     async def deliveries(self, *, idle_timeout: float | None = None) -> AsyncIterator[Delivery]:
         """As :meth:`_RedisSubscription.deliveries`."""
-        endpoint, group, consumer = self._endpoint, self._group, self.consumer
-        every = min(_MAX_BLOCK, endpoint.lease / 4)
-        idle_since = time.monotonic()
+        endpoint, intake = self._endpoint, self._intake
+        group, consumer = intake.group, intake.consumer
+        intake.start()
         while True:
-            now = time.monotonic()
-            while self._buffer:
-                delivery = self._buffer.popleft()
-                if now - delivery.read_at < endpoint.lease:  # else it may be another's now
-                    yield delivery
-                    idle_since = now = time.monotonic()
-            if now - self._reclaimed_at >= every:
-                self._reclaimed_at = now
-                with map_exceptions(_MAPPING):
-                    got = await endpoint._reclaim_script(
-                        keys=[endpoint.stream],
-                        args=[group, consumer, int(endpoint.lease * 1000), endpoint.batch],
-                    )
-                for entry_id, raw, count in got:
-                    await self._take(entry_id, raw, int(count), now)
-                if self._buffer:
+            for delivery in intake.leased():
+                yield delivery
+            if intake.reclaim_due():
+                reclaimed = await endpoint._reclaim(group, consumer)
+                await endpoint._skip(group, intake.take(reclaimed, intake.now))
+                if intake.buffer:
                     continue
-            left = None if idle_timeout is None else idle_timeout - (now - idle_since)
-            if left is not None and left <= 0:
+            block = intake.block(idle_timeout)
+            if block is None:
                 return
-            block = every if left is None else min(every, left)
-            with map_exceptions(_MAPPING):
-                read = await endpoint.client.xreadgroup(
-                    group, consumer, {endpoint.stream: ">"}, count=endpoint.batch,
-                    block=max(1, int(block * 1000)),
-                )  # fmt: skip
-            now = time.monotonic()
-            for entry_id, raw in _entries(read):
-                await self._take(entry_id, raw, 1, now)
-
-    async def _take(self, entry_id: bytes, raw: object, attempts: int, now: float) -> None:
-        delivery = _delivery(
-            entry_id, raw, attempts, now, topics=self._topics, group=self._group,
-            consumer=self.consumer,
-        )  # fmt: skip
-        if delivery is not None:
-            self._buffer.append(delivery)
-            return
-        with map_exceptions(_MAPPING):
-            await self._endpoint.client.xack(self._endpoint.stream, self._group, entry_id)
-        self.skipped += 1
+            read = await endpoint._read(group, consumer, block)
+            await endpoint._skip(group, intake.take(read, time.monotonic()))
 
     async def close(self) -> None:
         """As :meth:`_RedisSubscription.close`."""
-        self._buffer.clear()
-        with map_exceptions(_MAPPING):
-            await self._endpoint._forget_script(
-                keys=[self._endpoint.stream], args=[self._group, self.consumer]
-            )
+        self._intake.buffer.clear()
+        await self._endpoint._forget(self._intake.group, self.consumer)

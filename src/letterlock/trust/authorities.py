@@ -24,6 +24,16 @@ failure (signature, expiry, depth, namespace, topic) is ``untrusted``. The detai
 the :class:`~letterlock.trust.credentials.Why` code; :meth:`Authorities.check` returns the
 typed verdict itself.
 
+Carried chains (``docs/spec/envelope-v1.md`` section 4.1, format 1): a message may carry its
+sender's chain, the principal's credential first, then each authority's up to (not including)
+one of the receiver's anchors. ``lookup(key_id, credentials)`` places an unseen key only if that
+chain verifies from one of this snapshot's anchors (at the latest ``not_before`` on it: nothing
+else in a verification depends on time) and its principal credential certifies exactly
+``key_id``; ``admit`` re-checks every lifetime against the message's ``now`` and recomputes the
+scope along the chain. Carried chains are cached by the block's ``chain_digest``, at most
+:data:`MAX_CARRIED` of them (oldest out first, refusals included). A carried credential never
+becomes an anchor, and the anchor's own scope bounds it as it bounds the snapshot's chains.
+
 Pure: no I/O, and ``now`` comes from the message's :class:`~letterlock.core.trust.TrustContext`.
 """
 
@@ -32,9 +42,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Final
 
+from letterlock.core.carriage import CredentialBlock, CredentialFormat
 from letterlock.core.keys import PublicIdentity
 from letterlock.core.trust import Refusal, TrustContext, VerifiedSender, Via
-from letterlock.errors import Reason
+from letterlock.errors import ParseError, Reason
 from letterlock.trust.credentials import (
     MAX_CHAIN,
     Anchor,
@@ -48,12 +59,17 @@ from letterlock.trust.credentials import (
 )
 from letterlock.trust.scope import ScopePattern
 
-__all__ = ["MAX_CANDIDATES", "Authorities"]
+__all__ = ["MAX_CANDIDATES", "MAX_CARRIED", "Authorities"]
 
 #: The most candidate chains tried for one sender key.
 MAX_CANDIDATES: Final = 16
 #: The most topic decisions remembered per chain (then it starts again empty).
 MAX_TOPICS: Final = 1024
+#: The most carried chains (verified or refused) remembered, by their block's digest.
+MAX_CARRIED: Final = 1024
+
+#: A carried chain that verified: (its chain, as open reports it, valid from, valid until)
+_Carried = tuple[Chain, VerifiedSender, int, int]
 
 
 class Authorities:
@@ -62,7 +78,16 @@ class Authorities:
     ``Authorities(anchors, credentials)``; replacing the snapshot means building a new one.
     """
 
-    __slots__ = ("_anchors", "_by_subject", "_chains", "_leaves", "_paths", "_topics", "_verified")
+    __slots__ = (
+        "_anchors",
+        "_by_subject",
+        "_carried",
+        "_chains",
+        "_leaves",
+        "_paths",
+        "_topics",
+        "_verified",
+    )
 
     def __init__(self, anchors: Iterable[Anchor], credentials: Iterable[Credential]) -> None:
         self._anchors: dict[bytes, tuple[Anchor, ...]] = {}
@@ -76,7 +101,9 @@ class Authorities:
         self._paths: dict[bytes, tuple[tuple[Anchor, tuple[Credential, ...]], ...]] = {}
         self._chains: dict[tuple[bytes, int], tuple[Chain, VerifiedSender, int, int]] = {}
         # ... and for each, the first link refusing a topic (None: all allow it), per topic seen
-        self._topics: dict[tuple[bytes, int], dict[str, int | None]] = {}
+        self._topics: dict[tuple[bytes, int] | bytes, dict[str, int | None]] = {}
+        #: carried chain digest -> the chain verified, or why not
+        self._carried: dict[bytes, _Carried | ChainRefusal] = {}
         self._by_subject: dict[bytes, tuple[Credential, ...]] = {}
         for credential in sorted(set(credentials), key=lambda c: c.encoded):
             index = self._leaves if credential.kind is Kind.PRINCIPAL else self._by_subject
@@ -126,19 +153,70 @@ class Authorities:
             return verdict
         if verdict.sender != sender:
             return ChainRefusal(why=Why.NOT_A_CHAIN, detail="another key of this id")
-        verified = VerifiedSender(
-            name=str(verdict.principal),
-            fingerprint=sender.fingerprint_text,
-            key_id=sender.fingerprint,
-            suite=sender.suite,
-            via=Via.AUTHORITY,
-            principal=str(verdict.principal),
-            authorities=verdict.authorities,
-            roles=verdict.roles,
-        )
+        verified = _reported(verdict)
         valid_from = max(c.not_before for c in path)
         self._chains[sender.fingerprint, index] = (verdict, verified, valid_from, verdict.not_after)
         return verdict, verified
+
+    def _carried_chain(self, block: CredentialBlock) -> _Carried | ChainRefusal:
+        """The chain ``block`` carries, verified from one of the anchors (cached by digest)."""
+        known = self._carried.get(block.chain_digest)
+        if known is None:
+            known = self._verify_carried(block)
+            if len(self._carried) >= MAX_CARRIED:
+                oldest = next(iter(self._carried))
+                del self._carried[oldest]
+                self._topics.pop(oldest, None)
+            self._carried[block.chain_digest] = known
+        return known
+
+    def _verify_carried(self, block: CredentialBlock) -> _Carried | ChainRefusal:
+        try:  # leaf first in the block; top down for verify_chain
+            path = tuple(Credential.parse(item) for item in reversed(block.items))
+        except ParseError as exc:
+            return ChainRefusal(why=Why.NOT_A_CHAIN, detail=f"carried credential: {exc}")
+        valid_from = max(c.not_before for c in path)
+        first: ChainRefusal | None = None
+        for anchor in self._anchors.get(path[0].issuer_key_id, ()):
+            verdict = verify_chain(anchor, path, now=valid_from, verified=self._verified)
+            if isinstance(verdict, Chain):
+                return verdict, _reported(verdict), valid_from, verdict.not_after
+            first = first or verdict
+        return first or ChainRefusal(why=Why.NO_CHAIN, detail="the carried chain names no anchor")
+
+    def _check_carried(
+        self, block: CredentialBlock, sender: PublicIdentity, topic: str, now: int
+    ) -> tuple[Chain, VerifiedSender] | ChainRefusal | None:
+        """The decision on a carried chain for ``sender`` (None: it does not certify it)."""
+        known = self._carried_chain(block)
+        if isinstance(known, ChainRefusal) or known[0].sender != sender:
+            return None
+        chain, verified, valid_from, not_after = known
+        if not valid_from <= now < not_after:  # a lifetime on the chain does not hold now
+            verdict = verify_chain(
+                self._anchor_of(chain), chain.credentials, now=now, verified=self._verified
+            )
+            if not isinstance(verdict, Chain):
+                return verdict
+        seen = self._topics.setdefault(block.chain_digest, {})
+        if topic in seen:
+            link = seen[topic]
+        else:
+            link = chain.first_refusing_link(topic)
+            if len(seen) >= MAX_TOPICS:
+                seen.clear()
+            seen[topic] = link
+        if link is None:
+            return chain, verified
+        return ChainRefusal(
+            why=Why.TOPIC_OUTSIDE_SCOPE,
+            link=link - 1 if link else None,
+            detail=f"{topic!r} is outside the scope of link {link} (carried chain)",
+        )
+
+    def _anchor_of(self, chain: Chain) -> Anchor:
+        issuer = chain.credentials[0].issuer_key_id
+        return next(a for a in self._anchors[issuer] if a.name == chain.anchor)
 
     def _check(
         self, sender: PublicIdentity, topic: str, now: int
@@ -199,11 +277,24 @@ class Authorities:
 
     # TrustPolicy ----------------------------------------------------------------------
 
-    def lookup(self, key_id: bytes) -> PublicIdentity | None:
+    def lookup(
+        self, key_id: bytes, credentials: CredentialBlock | None = None
+    ) -> PublicIdentity | None:
+        if credentials is not None and credentials.format is CredentialFormat.LETTERLOCK:
+            carried = self._carried_chain(credentials)
+            if not isinstance(carried, ChainRefusal) and carried[0].sender.fingerprint == key_id:
+                return carried[0].sender
         leaves = self._leaves.get(bytes(key_id))
         return leaves[0].subject_identity if leaves else None
 
     def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | Refusal:
+        block = context.credentials
+        if block is not None and block.format is CredentialFormat.LETTERLOCK:
+            carried = self._check_carried(block, sender, context.topic, context.now)
+            if isinstance(carried, tuple):
+                return carried[1]
+            if carried is not None and sender.fingerprint not in self._leaves:
+                return self._refusal(carried)
         verdict = self._check(sender, context.topic, context.now)
         return verdict[1] if isinstance(verdict, tuple) else self._refusal(verdict)
 
@@ -216,3 +307,18 @@ class Authorities:
             detail=f"{verdict.why}{where}: {verdict.detail}",
             transient=verdict.why.transient,
         )
+
+
+def _reported(chain: Chain) -> VerifiedSender:
+    """The verified sender ``open`` reports for a chain (the principal as its name)."""
+    sender = chain.sender
+    return VerifiedSender(
+        name=str(chain.principal),
+        fingerprint=sender.fingerprint_text,
+        key_id=sender.fingerprint,
+        suite=sender.suite,
+        via=Via.AUTHORITY,
+        principal=str(chain.principal),
+        authorities=chain.authorities,
+        roles=chain.roles,
+    )

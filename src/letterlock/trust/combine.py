@@ -10,8 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from letterlock.core.carriage import CredentialBlock
 from letterlock.core.keys import PublicIdentity
-from letterlock.core.trust import Refusal, TrustContext, TrustPolicy, VerifiedSender, Via
+from letterlock.core.trust import (
+    Refusal,
+    TrustContext,
+    TrustPolicy,
+    VerifiedSender,
+    Via,
+    lookup_carried,
+)
 from letterlock.errors import Reason, UsageError
 
 __all__ = ["FirstKnown", "OwnIdentities"]
@@ -25,24 +33,31 @@ class FirstKnown:
             raise UsageError("FirstKnown needs at least one policy")
         self._policies = policies
 
-    def _deciding(self, key_id: bytes) -> tuple[TrustPolicy, PublicIdentity] | None:
+    def _deciding(
+        self, key_id: bytes, credentials: CredentialBlock | None = None
+    ) -> tuple[TrustPolicy, PublicIdentity] | None:
         for policy in self._policies:
-            found = policy.lookup(key_id)
+            found = lookup_carried(policy, key_id, credentials)
             if found is not None:
                 return policy, found
         return None
 
-    def deciding(self, key_id: bytes) -> TrustPolicy | None:
-        """The policy that decides for ``key_id`` (the first that knows it), or None."""
-        deciding = self._deciding(key_id)
+    def deciding(
+        self, key_id: bytes, credentials: CredentialBlock | None = None
+    ) -> TrustPolicy | None:
+        """The policy that decides for ``key_id`` (the first that knows it, with the
+        ``credentials`` a message carries), or None."""
+        deciding = self._deciding(key_id, credentials)
         return None if deciding is None else deciding[0]
 
-    def lookup(self, key_id: bytes) -> PublicIdentity | None:
-        deciding = self._deciding(key_id)
+    def lookup(
+        self, key_id: bytes, credentials: CredentialBlock | None = None
+    ) -> PublicIdentity | None:
+        deciding = self._deciding(key_id, credentials)
         return None if deciding is None else deciding[1]
 
     def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | Refusal:
-        deciding = self._deciding(sender.fingerprint)
+        deciding = self._deciding(sender.fingerprint, context.credentials)
         if deciding is None or deciding[1] != sender:
             return Refusal(reason=Reason.UNKNOWN_SENDER, detail="no policy knows this key")
         return deciding[0].admit(sender, context)
@@ -68,7 +83,9 @@ class OwnIdentities:
         }
         self._publics = {public.fingerprint: public for public in named.values()}
 
-    def lookup(self, key_id: bytes) -> PublicIdentity | None:
+    def lookup(
+        self, key_id: bytes, credentials: CredentialBlock | None = None
+    ) -> PublicIdentity | None:
         return self._publics.get(bytes(key_id))
 
     def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | Refusal:

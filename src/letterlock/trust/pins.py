@@ -29,6 +29,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from letterlock.core.carriage import CredentialBlock
 from letterlock.core.keys import Identity, PublicIdentity
 from letterlock.core.topics import Dialect
 from letterlock.core.trust import Refusal, TrustContext, VerifiedSender, Via
@@ -326,7 +327,9 @@ class Pins:
 
     # TrustPolicy ----------------------------------------------------------------------
 
-    def lookup(self, key_id: bytes) -> PublicIdentity | None:
+    def lookup(
+        self, key_id: bytes, credentials: CredentialBlock | None = None
+    ) -> PublicIdentity | None:
         pin = self._by_key.get(bytes(key_id))
         return pin.identity if pin is not None else None
 

@@ -32,9 +32,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from letterlock.core.carriage import CredentialBlock
 from letterlock.core.keys import PublicIdentity
 from letterlock.core.principal import Namespace, Principal
-from letterlock.core.trust import Refusal, TrustContext, TrustPolicy, VerifiedSender, Via
+from letterlock.core.trust import (
+    Refusal,
+    TrustContext,
+    TrustPolicy,
+    VerifiedSender,
+    Via,
+    lookup_carried,
+)
 from letterlock.errors import ParseError, UsageError
 from letterlock.trust.pins import check_name
 from letterlock.trust.scope import ScopePattern, covers, overlaps
@@ -218,8 +226,10 @@ class Rules:
 
     # TrustPolicy ----------------------------------------------------------------------
 
-    def lookup(self, key_id: bytes) -> PublicIdentity | None:
-        return self._source.lookup(key_id)
+    def lookup(
+        self, key_id: bytes, credentials: CredentialBlock | None = None
+    ) -> PublicIdentity | None:
+        return lookup_carried(self._source, key_id, credentials)
 
     def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | Refusal:
         verified = self._source.admit(sender, context)

@@ -31,8 +31,15 @@ from typing import Any, Final
 
 from tuf.api.metadata import Metadata, Timestamp
 
+from letterlock.core.carriage import CredentialBlock
 from letterlock.core.keys import PublicIdentity, format_fingerprint
-from letterlock.core.trust import Refusal, TrustContext, TrustPolicy, VerifiedSender
+from letterlock.core.trust import (
+    Refusal,
+    TrustContext,
+    TrustPolicy,
+    VerifiedSender,
+    lookup_carried,
+)
 from letterlock.trust.root import (
     MetadataRefused,
     Rule,
@@ -210,17 +217,18 @@ class Revocations:
     def status(self) -> Status | None:
         return self._status
 
-    def lookup(self, key_id: bytes) -> PublicIdentity | None:
-        return self._inner.lookup(key_id)
+    def lookup(
+        self, key_id: bytes, credentials: CredentialBlock | None = None
+    ) -> PublicIdentity | None:
+        return lookup_carried(self._inner, key_id, credentials)
 
     def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | Refusal:
         verdict = self._inner.admit(sender, context)
         if isinstance(verdict, Refusal):
             return verdict
-        # TrustContext.status_version (the sender's, carried in the message) arrives with the
-        # envelope's credential block (another branch); until then no message carries one.
-        carried: int = getattr(context, "status_version", 0)
-        return self.judge(verdict, created=context.created, now=context.now, carried=carried)
+        return self.judge(
+            verdict, created=context.created, now=context.now, carried=context.status_version
+        )
 
     def judge(
         self, verdict: VerifiedSender, *, created: int, now: int, carried: int = 0

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from letterlock import _x509
-from letterlock.core.keys import PublicIdentity
+from letterlock.core.keys import Identity, PublicIdentity
 from letterlock.core.topics import Dialect, TopicPattern, parse_pattern
 from letterlock.errors import ParseError, UsageError
 
@@ -53,10 +53,13 @@ __all__ = [
     "Scope",
     "X509Refusal",
     "X509Sender",
+    "bound_identity",
+    "certificate_request",
     "check_principal",
     "decode_scope",
     "encode_scope",
     "validate_path",
+    "verify_carried",
     "verify_chain",
     "verify_sender",
 ]
@@ -467,6 +470,32 @@ def verify_chain(
     )
 
 
+def verify_carried(
+    anchors: AnchorSet, leaf: bytes, intermediates: Sequence[bytes]
+) -> tuple[int, X509Sender] | Refused:
+    """A chain from an envelope's credential block, verified before the receiver's time is
+    known (section 9): ``(t0, sender)``, where ``t0`` is the latest notBefore of the
+    certificates presented and the chain verified at ``t0``.
+
+    Steps 1 to 9 depend on time only through the validity periods of the path, so the chain
+    verifies at any ``at`` with ``t0 <= at <= sender.not_after`` (every certificate of the path
+    was valid at ``t0`` and stays so until its notAfter); outside that interval, verify at
+    ``at`` with :func:`verify_chain`. A chain whose certificates share no instant of validity
+    is refused here.
+    """
+    if len(intermediates) > MAX_INTERMEDIATES:  # step 1 before parsing anything
+        return Refused(
+            reason=X509Refusal.TOO_DEEP,
+            detail=f"{len(intermediates)} intermediates; at most {MAX_INTERMEDIATES}",
+        )
+    parsed = _parse_all(leaf, intermediates)
+    if isinstance(parsed, Refused):
+        return parsed
+    t0 = max(cert.not_before for cert in (parsed[0], *parsed[1]))
+    sender = verify_chain(anchors, leaf, intermediates, at=t0)
+    return sender if isinstance(sender, Refused) else (t0, sender)
+
+
 def verify_sender(
     anchors: AnchorSet,
     leaf: bytes,
@@ -486,3 +515,33 @@ def verify_sender(
     if not sender.may_publish(topic):  # step 11
         return Refused(reason=X509Refusal.SCOPE, detail=f"{topic!r} outside the path's scopes")
     return sender
+
+
+# ------------------------------------------------------------------------ the sender's side
+
+
+def certificate_request(identity: Identity, principal: str) -> bytes:
+    """A PEM certificate request for ``identity``'s signing key (``letterlock id csr``): the
+    principal as its URI SAN, letterlock's EKU, and the identity extension (section 6), which
+    the CA copies into the certificate it issues. The CA adds the scope (section 5)."""
+    if not check_principal(principal):
+        raise UsageError(f"{principal[:80]!r} is not a principal (ll:// or spiffe://, section 3)")
+    public = identity.public
+    return _x509.certificate_request(
+        public.suite, _signing_key(public), identity.sign,
+        principal=principal, eku=LETTERLOCK_EKU,
+        extra=[(IDENTITY_OID, _der_write(_OCTETS, public.to_bytes()))],
+    )  # fmt: skip
+
+
+def bound_identity(leaf: bytes) -> tuple[str, PublicIdentity] | Refused:
+    """The principal a leaf certificate names and the identity it binds (steps 2, 3 and 8,
+    without a path): what ``letterlock id attach`` checks before an identity presents it."""
+    parsed = _parse_all(leaf, ())
+    if isinstance(parsed, Refused):
+        return parsed
+    cert = parsed[0]
+    if cert.other_names or len(cert.uris) != 1 or not check_principal(cert.uris[0]):
+        return Refused(reason=X509Refusal.NO_PRINCIPAL, detail=f"SAN {cert.uris}")
+    identity = _bind(cert)
+    return identity if isinstance(identity, Refused) else (cert.uris[0], identity)

@@ -12,6 +12,17 @@ chain verified at time ``t0`` stays valid for every ``now`` from ``t0`` to the e
 notAfter of its path (each certificate was valid at ``t0`` and stays so until its notAfter),
 so later messages cost a comparison, not a path validation. A clock that moves backwards
 before ``t0`` verifies again.
+
+Chains carried in the envelope (``docs/spec/envelope-v1.md`` section 4.1, ``x509.md``
+section 9): ``lookup(key_id, credentials)`` places an unseen key only if the carried chain
+verifies against this policy's own anchors and its leaf binds exactly ``key_id``; the
+verified chain is cached by the block's ``chain_digest`` (at most :data:`MAX_CARRIED` chains,
+oldest first out, refusals included so that a repeated bad chain costs a hash), and every
+message re-checks that its ``now`` lies within the path's validity before ``admit`` answers.
+A carried chain ends at one of the receiver's anchors, for a principal in that anchor's
+namespace, with the scopes of the path: it can narrow, never widen, and never makes an anchor.
+Revocation is a status policy's business (:class:`~letterlock.trust.Revocations`, which asks
+on every message).
 """
 
 from __future__ import annotations
@@ -19,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Final
 
+from letterlock.core.carriage import CredentialBlock, CredentialFormat
 from letterlock.core.keys import PublicIdentity
 from letterlock.core.trust import Refusal, TrustContext, VerifiedSender, Via
 from letterlock.errors import Reason
@@ -27,13 +39,17 @@ from letterlock.trust.x509 import (
     Refused,
     X509Refusal,
     X509Sender,
+    verify_carried,
     verify_chain,
 )
 
-__all__ = ["X509Senders"]
+__all__ = ["MAX_CARRIED", "X509Senders"]
 
 Chain = tuple[bytes, ...]
 _TOPICS: Final = 1024
+#: The most carried chains (verified or refused) remembered, by their block's digest.
+MAX_CARRIED: Final = 1024
+_Verified = tuple[int, X509Sender, VerifiedSender]
 
 
 class X509Senders:
@@ -46,15 +62,17 @@ class X509Senders:
     one identity (a renewed certificate): the first that verifies at a message's time decides.
     """
 
-    __slots__ = ("_anchors", "_by_key", "_topics", "_verified", "refused")
+    __slots__ = ("_anchors", "_by_key", "_carried", "_topics", "_verified", "refused")
 
     def __init__(self, anchors: AnchorSet, chains: Iterable[Sequence[bytes]], *, now: int) -> None:
         self._anchors = anchors
         self._by_key: dict[bytes, tuple[PublicIdentity, list[Chain]]] = {}
         #: chain -> (the time it verified at, the sender it certifies, as open reports it)
         self._verified: dict[Chain, tuple[int, X509Sender, VerifiedSender]] = {}
-        #: chain -> topic -> allowed (the scopes do not change while the snapshot lives)
-        self._topics: dict[Chain, dict[str, bool]] = {}
+        #: chain (or a carried chain's digest) -> topic -> allowed (scopes never change)
+        self._topics: dict[Chain | bytes, dict[str, bool]] = {}
+        #: carried chain digest -> (as _verified) or why it was refused
+        self._carried: dict[bytes, _Verified | Refused] = {}
         #: the chains left out, each with why
         self.refused: list[tuple[Chain, Refused]] = []
         for given in chains:
@@ -70,9 +88,54 @@ class X509Senders:
             identity = result[0].identity
             self._by_key.setdefault(identity.fingerprint, (identity, []))[1].append(chain)
 
-    def lookup(self, key_id: bytes) -> PublicIdentity | None:
+    def lookup(
+        self, key_id: bytes, credentials: CredentialBlock | None = None
+    ) -> PublicIdentity | None:
+        if credentials is not None and credentials.format is CredentialFormat.X509:
+            carried = self._carried_chain(credentials)
+            if not isinstance(carried, Refused) and carried[1].key_id == key_id:
+                return carried[1].identity
         found = self._by_key.get(key_id)
         return None if found is None else found[0]
+
+    def _carried_chain(self, block: CredentialBlock) -> _Verified | Refused:
+        """The carried chain of ``block`` verified at its ``t0`` (cached by its digest)."""
+        digest = block.chain_digest
+        known = self._carried.get(digest)
+        if known is None:
+            result = verify_carried(self._anchors, block.items[0], block.items[1:])
+            if isinstance(result, Refused):
+                known = result
+            else:
+                t0, sender = result
+                known = (t0, sender, _reported(sender))
+            if len(self._carried) >= MAX_CARRIED:
+                oldest = next(iter(self._carried))
+                del self._carried[oldest]
+                self._topics.pop(oldest, None)
+            self._carried[digest] = known
+        return known
+
+    def _admit_carried(
+        self, block: CredentialBlock, sender: PublicIdentity, context: TrustContext
+    ) -> VerifiedSender | Refused | None:
+        """The decision on a carried chain for ``sender`` (None: it does not certify it)."""
+        known = self._carried_chain(block)
+        if isinstance(known, Refused) or (
+            known[1].identity is not sender and known[1].identity != sender
+        ):
+            return None
+        t0, result, reported = known
+        now = context.now
+        if not t0 <= now <= result.not_after:  # outside the interval it verified for
+            again = verify_chain(self._anchors, block.items[0], block.items[1:], at=now)
+            if isinstance(again, Refused):
+                return again
+            self._carried[block.chain_digest] = (now, again, reported)
+            result = again
+        if not self._may_publish(block.chain_digest, result, context.topic):
+            return Refused(reason=X509Refusal.SCOPE, detail=context.topic)
+        return reported
 
     def verified(self, chain: Chain, now: int) -> X509Sender | Refused:
         """The verified sender of one chain at ``now`` (cached; see the module docstring)."""
@@ -86,19 +149,11 @@ class X509Senders:
         result = verify_chain(self._anchors, chain[0], chain[1:], at=now)
         if isinstance(result, Refused):
             return result
-        identity = result.identity
-        reported = VerifiedSender(
-            name=result.principal,
-            fingerprint=identity.fingerprint_text,
-            key_id=identity.fingerprint,
-            suite=identity.suite,
-            via=Via.X509,
-            principal=result.principal,
-        )
+        reported = _reported(result)
         self._verified[chain] = (now, result, reported)  # one entry per chain of the snapshot
         return result, reported
 
-    def _may_publish(self, chain: Chain, sender: X509Sender, topic: str) -> bool:
+    def _may_publish(self, chain: Chain | bytes, sender: X509Sender, topic: str) -> bool:
         """:meth:`X509Sender.may_publish`, remembered per chain for up to _TOPICS topics."""
         known = self._topics.setdefault(chain, {})
         allowed = known.get(topic)
@@ -109,10 +164,19 @@ class X509Senders:
         return allowed
 
     def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | Refusal:
-        found = self._by_key.get(sender.fingerprint)
-        if found is None or (found[0] is not sender and found[0] != sender):
-            return Refusal(reason=Reason.UNKNOWN_SENDER, detail="no X.509 chain for this key")
         refusals: list[Refused] = []
+        block = context.credentials
+        if block is not None and block.format is CredentialFormat.X509:
+            carried = self._admit_carried(block, sender, context)
+            if isinstance(carried, VerifiedSender):
+                return carried
+            if carried is not None:
+                refusals.append(carried)
+        found = self._by_key.get(sender.fingerprint)
+        if not refusals and (found is None or (found[0] is not sender and found[0] != sender)):
+            return Refusal(reason=Reason.UNKNOWN_SENDER, detail="no X.509 chain for this key")
+        if found is None or (found[0] is not sender and found[0] != sender):
+            found = (sender, [])
         for chain in found[1]:
             result = self._verify(chain, context.now)
             if isinstance(result, Refused):
@@ -125,3 +189,19 @@ class X509Senders:
         # a certificate not yet valid becomes valid: retry, do not dead-letter
         transient = all(r.reason is X509Refusal.NOT_YET_VALID for r in refusals)
         return Refusal(reason=Reason.UNTRUSTED, detail=detail, transient=transient)
+
+
+def _reported(result: X509Sender) -> VerifiedSender:
+    """The verified sender ``open`` reports for a chain: the principal as its name, and as its
+    authorities the receiver's anchor name, then the subjects of the path's intermediates from
+    the anchor down."""
+    identity = result.identity
+    return VerifiedSender(
+        name=result.principal,
+        fingerprint=identity.fingerprint_text,
+        key_id=identity.fingerprint,
+        suite=identity.suite,
+        via=Via.X509,
+        principal=result.principal,
+        authorities=(result.anchor, *(link.subject for link in reversed(result.chain[1:-1]))),
+    )
