@@ -19,7 +19,7 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from letterlock import Identity, Suite
+from letterlock import Identity, Suite, TrustContext
 from letterlock.cli.status_feed import (
     STATUS_TOPIC,
     follow_status,
@@ -246,13 +246,9 @@ def _admitting() -> Any:
     return Everyone()
 
 
-def _context(now: int, status_version: int = 0) -> Any:
-    from types import SimpleNamespace
-
-    # TrustContext.status_version (the sender's, from the envelope) arrives with the envelope's
-    # credential block; a stand-in with the same fields shows what Revocations does with it.
-    return SimpleNamespace(topic="t", suite=Suite.X25519, content_type=None, headers={},
-                           created=now, now=now, status_version=status_version)  # fmt: skip
+def _context(now: int, status_version: int = 0) -> TrustContext:
+    return TrustContext(topic="t", suite=Suite.X25519, content_type=None, headers={},
+                        created=now, now=now, status_version=status_version)  # fmt: skip
 
 
 def test_an_admitted_sender_carries_the_status_version_and_age() -> None:
