@@ -319,3 +319,34 @@ def test_listen_fails_closed_until_a_status_arrives_on_the_broker(w: World, tmp_
     assert "status: version 1," in result.stderr
     shown = json.loads(ok(letterlock(w.bob, "status", "show", "--json")).stdout)
     assert shown["version"] == 1  # persisted by the listener's follower
+
+
+# ------------------------------------------------------------------- carried in the envelope
+
+
+def test_a_receiver_that_imported_nothing_verifies_the_presented_chain(w: World) -> None:
+    """clerk presents its chain (its credential and eu's) in every envelope: bob, who holds
+    only the anchor, verifies it from the envelope alone."""
+    fresh(w)
+    (w.bob / "trust" / "credentials").unlink()
+    unknown = open_(w, sealed(w.clerk, "clerk"))
+    assert unknown.code == 1, unknown
+    assert "rejected: unknown_sender" in unknown.stderr
+    presented = ok(letterlock(w.clerk, "authority", "present", "clerk", str(w.files / "all.cred")))
+    assert "with 2 credential(s), up to eu" in presented.stderr
+    opened = ok(open_(w, sealed(w.clerk, "clerk")))
+    assert "chain: payments > eu" in opened.stderr
+
+
+def test_a_stale_receiver_says_its_sender_holds_a_newer_status(w: World) -> None:
+    """The sender's status version travels in the envelope: a receiver whose status is stale
+    and older says so in its (transient) refusal."""
+    fresh(w)  # bob holds status version 1
+    ok(letterlock(w.clerk, "root", "pin", str(w.issuer / "root" / "1.root.json")))
+    ok(letterlock(w.clerk, "status", "update", str(publish(w))))  # clerk holds version 2
+    ok(letterlock(w.bob, "status", "freshness", "--max-age", "1"))
+    time.sleep(2.1)
+    behind = open_(w, sealed(w.clerk, "clerk"))
+    assert behind.code == 1, behind
+    assert "stale: status version 1 is" in behind.stderr
+    assert "the sender has status version 2" in behind.stderr

@@ -31,6 +31,7 @@ from letterlock.core.principal import Namespace, Principal
 from letterlock.core.topics import Dialect
 from letterlock.errors import ParseError
 from letterlock.trust.credentials import (
+    MAX_CHAIN,
     MAX_DEPTH,
     Anchor,
     Credential,
@@ -359,11 +360,23 @@ def authority_anchor(
     note(f"anchored authority {name!r} ({public.fingerprint_text}) for {anchor.namespace}")
 
 
-@authority_group.command("import", epilog=example("letterlock authority import billing.cred"))
-@click.argument("files", nargs=-1, required=True)
-@pass_home
-def authority_import(home: Home, files: tuple[str, ...]) -> None:
-    """Keep the credentials in FILES ('authority certify' output) for building chains."""
+def leaf_first(public: PublicIdentity, found: Sequence[Credential]) -> tuple[Credential, ...]:
+    """The chain in ``found`` from ``public``'s principal credential up to the authority an
+    anchor issued, leaf first (UsageError if ``found`` has no credential for ``public``)."""
+    leaves = [c for c in found if c.kind is Kind.PRINCIPAL and c.subject_identity == public]
+    if not leaves:
+        raise UsageError(f"no credential certifies {public.fingerprint_text}")
+    chain = [leaves[0]]
+    while len(chain) < MAX_CHAIN:
+        above = [c for c in found if c.kind is Kind.AUTHORITY and c not in chain
+                 and c.subject_identity.fingerprint == chain[-1].issuer_key_id]  # fmt: skip
+        if not above:
+            break
+        chain.append(above[0])
+    return tuple(chain)
+
+
+def _read_credentials(files: Sequence[str]) -> list[Credential]:
     found: list[Credential] = []
     for file in files:
         try:
@@ -374,5 +387,33 @@ def authority_import(home: Home, files: tuple[str, ...]) -> None:
             found.extend(parse_credentials(text))
         except ParseError as exc:
             raise UsageError(f"{file}: {exc}") from None
+    return found
+
+
+@authority_group.command(
+    "present", epilog=example("letterlock authority present billing billing.cred eu.cred")
+)
+@click.argument("name")
+@click.argument("files", nargs=-1, required=True)
+@pass_home
+def authority_present(home: Home, name: str, files: tuple[str, ...]) -> None:
+    """Make identity NAME present its credentials (FILES: 'authority certify' output, its own
+    and its authorities') in every envelope it seals, so receivers that anchor the top
+    authority need nothing else. Replaces credentials presented before."""
+    public = home.public(name)
+    if home.chain(name):
+        raise UsageError(f"identity {name!r} presents an X.509 chain already ('id attach')")
+    chain = leaf_first(public, _read_credentials(files))
+    TrustData(home).present(name, chain)
+    top = chain[-1].subject if len(chain) > 1 else "its issuer"
+    note(f"{name} now presents {chain[0].subject} with {len(chain)} credential(s), up to {top}")
+
+
+@authority_group.command("import", epilog=example("letterlock authority import billing.cred"))
+@click.argument("files", nargs=-1, required=True)
+@pass_home
+def authority_import(home: Home, files: tuple[str, ...]) -> None:
+    """Keep the credentials in FILES ('authority certify' output) for building chains."""
+    found = _read_credentials(files)
     added = TrustData(home).add_credentials(tuple(found))
     note(f"imported {added} new credential(s) of {len(found)}")

@@ -360,14 +360,29 @@ class Home:
             where = self.token_path(name) if self.token_of(name) else self.key_path(name)
             raise KeyStoreError(f"{where} and {self.pub_path(name)} hold different keys")
         chain = self.chain(name)
+        data = TrustData(self)
+        status = data.status()
+        held = 0 if status is None else status.version
         if chain:  # the identity presents its chain in every envelope it seals
             bound = bound_identity(chain[0])
             if isinstance(bound, tuple) and bound[1] == public:
-                return identity.with_credentials(CredentialFormat.X509, chain)
+                return identity.with_credentials(CredentialFormat.X509, chain, status_version=held)
             raise UsageError(
                 f"{self.chain_path(name)} does not certify identity {name!r}'s key "
                 f"(a rotated key?): attach a new certificate with letterlock id attach"
             )
+        presented = data.presented(name)
+        if presented:  # its letterlock credentials, leaf first (``authority present``)
+            if presented[0].subject_identity != public:
+                raise UsageError(
+                    f"{data.presented_path(name)} does not certify identity {name!r}'s key "
+                    f"(a rotated key?): present new credentials with letterlock authority present"
+                )
+            encoded = [c.encoded for c in presented]
+            return identity.with_credentials(CredentialFormat.LETTERLOCK, encoded,
+                                             status_version=held)  # fmt: skip
+        if held:  # no chain to present: the block carries only the status version
+            return identity.with_credentials(CredentialFormat.NONE, (), status_version=held)
         return identity
 
     def _unlock(self, name: str, get_secret: Callable[[], bytes]) -> Identity:

@@ -3,6 +3,8 @@
 Layout (directories 0700, files 0600, all checked as :mod:`letterlock.cli.strict` checks the
 rest of the home; a file others can write is refused, never read)::
 
+    HOME/identities/NAME.credentials  letterlock credentials identity NAME presents in every
+                                 envelope it seals, leaf first (``authority present``)
     HOME/authorities/NAME.key    an authority's private key (an encrypted key file, as an
                                  identity's: docs/spec/keyfile-v1.md)
     HOME/authorities/NAME.pub    its public key line
@@ -184,6 +186,28 @@ class TrustData:
         if identity.public != info.public:
             raise KeyStoreError(f"{path} and its .pub hold different keys")
         return identity
+
+    # credentials own identities present ------------------------------------------------
+
+    def presented_path(self, name: str) -> Path:
+        return self.home.identities / f"{check_name(name, 'identity name')}.credentials"
+
+    def presented(self, name: str) -> tuple[Credential, ...]:
+        """The credentials identity ``name`` presents in every envelope, leaf first."""
+        if not self._dir_exists(self.home.identities):
+            return ()
+        data = read_checked(self.presented_path(name), limit=_MAX_FILE)
+        if data is None:
+            return ()
+        try:
+            return parse_credentials(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise UsageError(f"{self.presented_path(name)}: {exc}") from None
+
+    def present(self, name: str, chain: tuple[Credential, ...]) -> None:
+        text = "".join(f"{c.to_text()}\n" for c in chain)
+        with self.home.locked():
+            write_private_file(self.presented_path(name), text.encode(), overwrite=True, mode=0o644)
 
     # roots this home made -----------------------------------------------------------
 
