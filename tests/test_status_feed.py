@@ -292,3 +292,23 @@ def test_the_saved_status_is_the_highest_version_offered(versions: list[int]) ->
 
 
 DOCUMENTS = {version: status(version) for version in range(1, 7)}
+
+
+def test_two_updaters_of_one_home_never_save_an_older_status(tmp_path: Path) -> None:
+    """``status update`` beside a listener following the status topic: each holds its own
+    snapshot; the one that saves last must not put an older status back on disk."""
+    from letterlock.cli.home import Home
+    from letterlock.cli.trustdata import TrustData
+
+    home = Home(tmp_path / "home")
+    data = TrustData(home)
+    data.pin_root(ROOT.data)
+    snapshot = data.snapshot()
+    assert snapshot is not None
+    listener = StatusUpdater(data.cache(), snapshot)
+    command = StatusUpdater(data.cache(), snapshot)
+    command.offer(status(3), now=NOW)
+    listener.offer(status(2), now=NOW)  # newer than what this one held, older than the saved
+    saved = data.status()
+    assert saved is not None
+    assert saved.version == 3

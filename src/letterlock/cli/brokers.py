@@ -89,7 +89,7 @@ from letterlock.cli.render import (
 from letterlock.cli.streams import read_input, write_output
 from letterlock.cli.trustdata import TrustData, status_group_of
 from letterlock.core.trust import TrustPolicy
-from letterlock.sources.folder import Snapshot, SnapshotCache
+from letterlock.sources.folder import Snapshot
 from letterlock.sources.updater import StatusUpdater
 from letterlock.stores import ClosingReplayStore, replay_store_from_url
 from letterlock.transports import (
@@ -720,7 +720,7 @@ def _trust_of(
     def swap(new: Snapshot) -> None:
         live.swap(data.revocations_in_front(senders, new))
 
-    updater = StatusUpdater(SnapshotCache(data.trust_dir), snapshot, on_change=swap)
+    updater = StatusUpdater(data.cache(), snapshot, on_change=swap)
     group = status_group_of(home)
     follower = StatusFollower(broker, updater, group=group, on_error=warn).start()
     return live, follower

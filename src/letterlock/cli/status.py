@@ -33,7 +33,6 @@ from letterlock.cli.trustdata import TrustData, status_group_of
 from letterlock.core.keys import format_fingerprint
 from letterlock.core.principal import Principal
 from letterlock.errors import ParseError
-from letterlock.sources.folder import SnapshotCache
 from letterlock.sources.publish import make_status, sign_metadata
 from letterlock.sources.updater import StatusUpdater
 from letterlock.trust.root import TrustedRoot
@@ -214,22 +213,21 @@ def status_update(
     snapshot = data.snapshot()
     if snapshot is None:
         raise UsageError("no root pinned: letterlock root pin FILE")
-    with home.locked():
-        updater = StatusUpdater(SnapshotCache(data.trust_dir), snapshot)
-        if file is not None:
-            try:
-                document = read_input(file, limit=MAX_STATUS_BYTES)
-            except Rejected:
-                raise UsageError(f"{file} is too large to be a status document") from None
-            moved = updater.offer(document, now=int(time.time()))
-            refused = 0
-        else:
-            with endpoint_at(broker or "") as endpoint:
-                followed = follow_status(endpoint, updater, group=group or status_group_of(home),
-                                         topic=topic, idle_timeout=wait)  # fmt: skip
-            moved, refused = followed.accepted > 0, followed.refused
-            if followed.last_refusal is not None:
-                note(f"refused {refused} status document(s): {followed.last_refusal}")
+    updater = StatusUpdater(data.cache(), snapshot)  # saves under the home's lock
+    if file is not None:
+        try:
+            document = read_input(file, limit=MAX_STATUS_BYTES)
+        except Rejected:
+            raise UsageError(f"{file} is too large to be a status document") from None
+        moved = updater.offer(document, now=int(time.time()))
+        refused = 0
+    else:
+        with endpoint_at(broker or "") as endpoint:
+            followed = follow_status(endpoint, updater, group=group or status_group_of(home),
+                                     topic=topic, idle_timeout=wait)  # fmt: skip
+        moved, refused = followed.accepted > 0, followed.refused
+        if followed.last_refusal is not None:
+            note(f"refused {refused} status document(s): {followed.last_refusal}")
     status = updater.snapshot.status
     held = "no status" if status is None else f"status version {status.version}"
     note(("updated to " if moved else "still at ") + held)

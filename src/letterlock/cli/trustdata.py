@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MAX_AGE",
     "AuthorityInfo",
+    "HomeCache",
     "TrustData",
     "anchor_of",
     "status_group_of",
@@ -358,10 +359,15 @@ class TrustData:
             return None
         return SnapshotCache(self.trust_dir).load(pinned)
 
+    def cache(self) -> HomeCache:
+        """The receiver's cache, for a :class:`~letterlock.sources.updater.StatusUpdater`."""
+        pinned = self.pinned()
+        if pinned is None:
+            raise UsageError("no root pinned: letterlock root pin FILE")
+        return HomeCache(self, pinned)
+
     def save_snapshot(self, snapshot: Snapshot) -> None:
-        with self.home.locked():
-            self.home.make_dir(self.trust_dir)
-            SnapshotCache(self.trust_dir).save(snapshot)
+        self.cache().save(snapshot)
 
     def status(self) -> Status | None:
         snapshot = self.snapshot()
@@ -381,6 +387,28 @@ class TrustData:
         if snapshot is None:
             return policy
         return Revocations(policy, snapshot.status, self.freshness())
+
+
+class HomeCache(SnapshotCache):
+    """The receiver's :class:`~letterlock.sources.folder.SnapshotCache` in the home: saved under
+    the home's lock, and never over a newer snapshot that another process (``status update``
+    beside a listener that follows the status topic) saved meanwhile."""
+
+    def __init__(self, data: TrustData, pinned: TrustedRoot) -> None:
+        super().__init__(data.trust_dir)
+        self._home = data.home
+        self._pinned = pinned
+
+    def save(self, snapshot: Snapshot) -> None:
+        with self._home.locked():
+            saved = self.load(self._pinned)
+            if _order(saved) > _order(snapshot):
+                return
+            super().save(snapshot)
+
+
+def _order(snapshot: Snapshot) -> tuple[int, int]:
+    return snapshot.root.version, 0 if snapshot.status is None else snapshot.status.version
 
 
 def status_group_of(home: Home) -> str:
