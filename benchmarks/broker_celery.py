@@ -15,20 +15,21 @@ by the time from the first send to the marker's run. Rows, as in ``benchmarks/br
   opened and claimed by its gate, the claim finished when Celery acks).
 
 Rounds alternate the rows; the medians are printed.
+``--durable`` adds ``letterlock+sqlite``: the gate's replay store a SQLite file on disk
+(``benchmarks/broker_common.py``).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import broker_common as bench
 import pika
 from celery import Celery
 from kombu.entity import Exchange, Queue
@@ -39,18 +40,26 @@ from letterlock.keystore import MIN_KDF, save_identity
 
 URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 ROOT = Path(__file__).resolve().parent.parent
-MODES = {"plain": "plain", "plain+floor": "floor", "letterlock": "letterlock"}
+MODES = {
+    bench.PLAIN: "plain",
+    bench.FLOOR: "floor",
+    bench.LETTERLOCK: "letterlock",
+    bench.DURABLE: "letterlock",
+}
 
 
-def one_round(here: Path, mode: str, messages: int, size: int, keys: tuple[Identity, ...]) -> float:
-    """Tasks per second, end to end, of one round with the worker in ``mode``."""
+def one_round(here: Path, row: str, messages: int, size: int, keys: tuple[Identity, ...]) -> float:
+    """Tasks per second, end to end, of one round of ``row`` (the worker in its mode)."""
     worker, alice = keys
+    mode = MODES[row]
     queue = f"ll-bench-celery-{os.getpid()}-{mode}-{time.monotonic_ns()}"
     env = dict(
         os.environ, LL_CELERY_DIR=str(here), LL_CELERY_QUEUE=queue, LL_CELERY_BROKER=URL,
         LL_CELERY_MODE=mode, LL_CELERY_PREFETCH="100", LL_CELERY_SIZE=str(size),
         PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT / "tests")]),
     )  # fmt: skip
+    if row == bench.DURABLE:  # the gate's replay store: a SQLite file on disk, as a deployment's
+        env["LL_CELERY_REPLAY"] = str(bench.STORE_DIR / f"{queue}.replay.db")
     with open(here / f"{queue}.log", "wb") as log:
         worker_process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "celery_worker_app", "worker", "-P", "prefork",
@@ -86,6 +95,9 @@ def one_round(here: Path, mode: str, messages: int, size: int, keys: tuple[Ident
     finally:
         worker_process.terminate()
         worker_process.wait()
+        if row == bench.DURABLE:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{env['LL_CELERY_REPLAY']}{suffix}").unlink(missing_ok=True)
         with contextlib.suppress(pika.exceptions.AMQPError):  # lost with a restarted server
             connection.close()
         with pika.BlockingConnection(pika.URLParameters(URL)) as cleanup:
@@ -94,7 +106,7 @@ def one_round(here: Path, mode: str, messages: int, size: int, keys: tuple[Ident
             channel.exchange_delete(queue)
 
 
-def run(messages: int, size: int) -> dict[str, float]:
+def run(messages: int, size: int, *, durable: bool = False) -> dict[str, float]:
     """One round of each row: tasks per second end to end (``benchmarks/brokers.py``'s call)."""
     try:
         pika.BlockingConnection(pika.URLParameters(URL)).close()
@@ -106,7 +118,7 @@ def run(messages: int, size: int) -> dict[str, float]:
         (here / "out").mkdir()
         save_identity(here / "worker.key", keys[0], b"test", kdf=MIN_KDF)
         (here / "alice.pub").write_text(keys[1].public.to_text("alice"))
-        return {row: one_round(here, mode, messages, size, keys) for row, mode in MODES.items()}
+        return {row: one_round(here, row, messages, size, keys) for row in bench.rows(durable)}
 
 
 def costs(tasks: int, size: int) -> tuple[float, float]:
@@ -153,24 +165,7 @@ def costs(tasks: int, size: int) -> tuple[float, float]:
     return 1e6 * (middle - start) / tasks, 1e6 * (end - middle) / tasks
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=2000)
-    parser.add_argument("--size", type=int, default=100)
-    parser.add_argument("--rounds", type=int, default=3)
-    options = parser.parse_args()
-    samples: dict[str, list[float]] = {row: [] for row in MODES}
-    for _ in range(options.rounds):
-        for row, rate in run(options.messages, options.size).items():
-            samples[row].append(rate)
-    rates = {row: statistics.median(values) for row, values in samples.items()}
-    print(f"{options.messages} tasks of {options.size} B, median of {options.rounds} rounds")
-    for row, rate in rates.items():
-        print(f"{row:>12}: {rate:7.0f} tasks/s")
-    print(f"letterlock / plain+floor: {rates['letterlock'] / rates['plain+floor']:.2f}x")
-    seal, admit = costs(options.messages, options.size)
-    print(f"in process, per task: seal {seal:.0f} us (hook + serializer), gate {admit:.0f} us")
-
-
 if __name__ == "__main__":
-    main()
+    args = bench.main(__doc__, run, "Celery over RabbitMQ, tasks/s", messages=2000, size=100)
+    seal, admit = costs(args.messages, args.size)
+    print(f"in process, per task: seal {seal:.0f} us (hook + serializer), gate {admit:.0f} us")

@@ -1,7 +1,7 @@
 """End-to-end messages per second through Mosquitto: plain paho, plain + crypto floor, letterlock.
 
     PYTHONPATH=src .venv/bin/python benchmarks/broker_mqtt.py [--messages 5000] [--size 1024]
-        [--rounds 3] [--version 5|3.1.1] [--threaded-floor]
+        [--rounds 3] [--version 5|3.1.1] [--threaded-floor] [--durable [--store-dir DIR]]
 
 Three rows per round, interleaved, one consumer each (in this process), a publisher in its own
 process (spawned) that publishes at QoS 1 while the consumer drains:
@@ -25,40 +25,35 @@ ack. The publisher keeps at most ``WINDOW`` messages ahead of the consumer, so M
 per-session queue limit (``max_queued_messages``, 1000 by default) never drops one. Needs
 Mosquitto on 127.0.0.1:1883. ``run(messages, size)`` returns the three rates and the ratio
 ``letterlock / plain+floor`` (target >= 0.85).
+Rows, ``--durable`` (a row ``letterlock+sqlite``: the replay store on disk, as ``letterlock
+listen`` keeps it) and the report: ``benchmarks/broker_common.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
 import queue
 import secrets
 import socket
-import statistics
 import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
+import broker_common as bench
 import paho.mqtt.client as paho
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 import letterlock
-from letterlock import hazmat
 from letterlock.transports import SealedConsumer
 from letterlock.transports.mqtt import MqttEndpoint
 
 HOST, PORT = "127.0.0.1", 1883
 WINDOW = 500  #: messages the publisher may be ahead of the consumer
-ROWS = ("plain", "plain+floor", "letterlock")
 THREADED = "plain+floor, threaded"  #: with --threaded-floor: the floor's work in a thread
 VERSIONS = {"5": MQTTProtocolVersion.MQTTv5, "3.1.1": MQTTProtocolVersion.MQTTv311}
 
@@ -79,13 +74,7 @@ def _publisher(
 ) -> None:
     """Publish ``count`` messages at QoS 1 (sealed first, off the clock, if ``keys``)."""
     topic, count, keys, version = job.topic, job.count, job.keys, job.version
-    payload = os.urandom(job.size)
-    if keys is None:
-        bodies = [payload] * count
-    else:
-        sealer = letterlock.Sealer(hazmat.identity_from_private_bytes(keys[0]))
-        recipient = hazmat.public_identity_from_bytes(keys[1])
-        bodies = [sealer.seal(payload, recipients=[recipient], topic=topic) for _ in range(count)]
+    messages = bench.bodies(count, job.size, topic, keys)
     client = paho.Client(CallbackAPIVersion.VERSION2, protocol=VERSIONS[version])
     client.max_inflight_messages_set(100)
     client.connect(HOST, PORT)
@@ -94,7 +83,7 @@ def _publisher(
     report.recv()  # go
     started = time.time()
     info = None
-    for sent, body in enumerate(bodies):
+    for sent, body in enumerate(messages):
         while sent - consumed.value >= WINDOW:
             time.sleep(0.0005)
         info = client.publish(topic, body, qos=1)
@@ -105,27 +94,8 @@ def _publisher(
     client.loop_stop()
 
 
-class _FloorCrypto:
-    """One ECDSA P-256 verify and one AES-256-GCM decrypt of pre-made data, per call."""
-
-    def __init__(self, size: int) -> None:
-        key = ec.generate_private_key(ec.SECP256R1())
-        self.public = key.public_key()
-        self.aead = AESGCM(AESGCM.generate_key(bit_length=256))
-        self.nonce = os.urandom(12)
-        self.ciphertext = self.aead.encrypt(self.nonce, os.urandom(size), b"header")
-        self.signature = key.sign(self.ciphertext, ec.ECDSA(hashes.SHA256()))
-
-    def __call__(self) -> bytes:
-        try:
-            self.public.verify(self.signature, self.ciphertext, ec.ECDSA(hashes.SHA256()))
-        except InvalidSignature:  # pragma: no cover - pre-made data verifies
-            raise SystemExit("floor: signature did not verify") from None
-        return self.aead.decrypt(self.nonce, self.ciphertext, b"header")
-
-
 def _plain_consumer(
-    job: _Job, consumed: Synchronized[int], floor: _FloorCrypto | None, *, threaded: bool
+    job: _Job, consumed: Synchronized[int], floor: bench.Floor | None, *, threaded: bool
 ) -> tuple[paho.Client, threading.Event, list[float]]:
     """A plain paho consumer: on_message (does the floor's work and) acks, in paho's thread;
     or, ``threaded``, hands each message through a queue to a thread that does (as the
@@ -180,10 +150,8 @@ def _one(row: str, count: int, size: int, version: str) -> tuple[float, float]:
     context = multiprocessing.get_context("spawn")
     consumed: Synchronized[int] = context.Value("q", 0, lock=False)
     keys = None
-    if row == "letterlock":
-        sender = letterlock.Identity.generate(letterlock.Suite.P256)
-        reader = letterlock.Identity.generate(letterlock.Suite.P256)
-        keys = (hazmat.identity_to_private_bytes(sender), reader.public.to_bytes())
+    if row.startswith(bench.LETTERLOCK):
+        sender, reader, keys = bench.key_pair()
     here, there = context.Pipe()
     job = _Job(topic=topic, count=count, size=size, version=version, keys=keys)
     publisher = context.Process(target=_publisher, args=(job, consumed, there))
@@ -191,11 +159,15 @@ def _one(row: str, count: int, size: int, version: str) -> tuple[float, float]:
     if not here.poll(60) or here.recv() != "ready":
         publisher.kill()
         raise SystemExit("the publisher did not start")
-    if row == "letterlock":
+    if row.startswith(bench.LETTERLOCK):
         assert keys is not None
-        finished, cpu = _letterlock_consumer(job, consumed, here, sender=sender, reader=reader)
+        receiver = bench.opener(reader, sender.public, row)
+        try:
+            finished, cpu = _letterlock_consumer(job, consumed, here, receiver)
+        finally:
+            bench.discard(receiver)
     else:
-        floor = _FloorCrypto(size) if row.startswith("plain+floor") else None
+        floor = bench.Floor(size) if row.startswith(bench.FLOOR) else None
         threaded = row == THREADED
         client, done, ends = _plain_consumer(job, consumed, floor, threaded=threaded)
         cpu = time.process_time()
@@ -211,28 +183,23 @@ def _one(row: str, count: int, size: int, version: str) -> tuple[float, float]:
         raise SystemExit("the publisher did not finish")
     started: float = here.recv()
     publisher.join()
-    return count / (finished - started), cpu / count
+    return count / (finished - started), cpu / count * 1e6
 
 
 def _letterlock_consumer(
     job: _Job,
     consumed: Synchronized[int],
     go: multiprocessing.connection.Connection,
-    *,
-    sender: letterlock.Identity,
-    reader: letterlock.Identity,
+    receiver: letterlock.Opener,
 ) -> tuple[float, float]:
     """MqttEndpoint + SealedConsumer; the time of the last ack, and the CPU seconds since "go"."""
     topic, count, version = job.topic, job.count, job.version
-    pins = letterlock.Pins()
-    pins.pin("producer", sender.public)
-    opener = letterlock.Opener(reader, trust=pins, replay=letterlock.ReplayWindow())
     endpoint = MqttEndpoint.from_url(f"mqtt://{HOST}:{PORT}?version={version}")
     group = f"bench-{secrets.token_hex(4)}"
     topics = letterlock.Topics.mqtt(topic)
     try:
         subscription = endpoint.subscribe(topics, group=group)
-        consumer = SealedConsumer(endpoint, group, opener=opener, topics=topics)
+        consumer = SealedConsumer(endpoint, group, opener=receiver, topics=topics)
         cpu = time.process_time()
         go.send("go")
         seen = 0
@@ -260,56 +227,27 @@ def _letterlock_consumer(
 
 
 def run(
-    messages: int, size: int, *, version: str = "5", threaded_floor: bool = False
-) -> dict[str, float]:
+    messages: int, size: int, *, durable: bool = False, version: str = "5",
+    threaded_floor: bool = False,
+) -> dict[str, float]:  # fmt: skip
     """One round: each row's messages per second, ``<row> cpu_us`` (the consumer's CPU
     microseconds per message), and ``ratio`` = letterlock / plain+floor. ConnectionError if
     Mosquitto does not answer (``benchmarks/brokers.py`` reports it so)."""
     socket.create_connection((HOST, PORT), timeout=2).close()
-    rates: dict[str, float] = {}
-    for row in (*ROWS, THREADED) if threaded_floor else ROWS:
-        rates[row], cpu = _one(row, messages, size, version)
-        rates[f"{row} cpu_us"] = cpu * 1e6
+    rates = bench.collect(durable, lambda row: _one(row, messages, size, version))
+    if threaded_floor:
+        rates[THREADED], rates[f"{THREADED} cpu_us"] = _one(THREADED, messages, size, version)
     rates["ratio"] = rates["letterlock"] / rates["plain+floor"]
     return rates
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--messages", type=int, default=5000)
-    parser.add_argument("--size", type=int, default=1024)
-    parser.add_argument("--rounds", type=int, default=3)
+def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version", default="5", choices=sorted(VERSIONS))
     parser.add_argument(
         "--threaded-floor", action="store_true",
-        help="a fourth row: the floor's work in a thread fed by on_message, as letterlock's",
+        help="a row more: the floor's work in a thread fed by on_message, as letterlock's",
     )  # fmt: skip
-    args = parser.parse_args()
-    rounds = [
-        run(args.messages, args.size, version=args.version, threaded_floor=args.threaded_floor)
-        for _ in range(args.rounds)
-    ]
-    print(
-        f"Mosquitto via paho (MQTT {args.version}, QoS 1), {args.messages} messages of "
-        f"{args.size} B, p256, median of {args.rounds} rounds, {os.cpu_count()} cores"
-    )
-    for row in (*ROWS, THREADED) if args.threaded_floor else ROWS:
-        values = [r[row] for r in rounds]
-        shown = ", ".join(f"{v:,.0f}" for v in values)
-        cpu_us = statistics.median(r[f"{row} cpu_us"] for r in rounds)
-        print(
-            f"{row:<21} {statistics.median(values):>7,.0f} msg/s   (rounds: {shown})"
-            f"  consumer CPU {cpu_us:>5,.0f} us/msg"
-        )
-    ratio = statistics.median(r["ratio"] for r in rounds)
-    verdict = "PASS" if ratio >= 0.85 else "MISS"
-    print(f"letterlock / (plain+floor) = {ratio:.2f}  (target >= 0.85: {verdict})")
-    cpu_ratio = statistics.median(r["plain+floor cpu_us"] / r["letterlock cpu_us"] for r in rounds)
-    print(f"by consumer CPU per message, plain+floor / letterlock = {cpu_ratio:.2f}")
-    if args.threaded_floor:
-        threaded = statistics.median(r["letterlock"] / r[THREADED] for r in rounds)
-        print(f"letterlock / (plain+floor, threaded) = {threaded:.2f}")
 
 
 if __name__ == "__main__":
-    main()
+    bench.main(__doc__, run, "Mosquitto via paho (QoS 1), P-256, one consumer", options=_options)

@@ -2,6 +2,7 @@
 floor, and letterlock, in one run.
 
     .venv/bin/python benchmarks/broker_nats.py [--messages 10000] [--size 1024] [--rounds 3]
+        [--durable [--store-dir DIR]]
 
 Each row consumes ``--messages`` messages from a fresh stream (interest retention, one durable
 pull consumer, explicit acks, fetched in batches of 256) while a publisher in its own process
@@ -21,45 +22,34 @@ The rate is messages divided by the time from the publisher's start to the last 
 alternate the rows and the median is reported, with letterlock / plain+floor (target >= 0.85),
 and each row's consumer CPU time per message (steadier than wall time on a busy machine). Needs
 NATS with JetStream on 127.0.0.1:4222. :func:`run` is one round, for ``benchmarks/brokers.py``.
+Rows, ``--durable`` (a row ``letterlock+sqlite``: the replay store on disk, as ``letterlock
+listen`` keeps it) and the report: ``benchmarks/broker_common.py``.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import multiprocessing
-import os
 import secrets
-import statistics
 import time
 from multiprocessing.connection import Connection
 
+import broker_common as bench
 import nats
 import nats.errors
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 import letterlock
-from letterlock import hazmat
 from letterlock.transports import AsyncSealedConsumer
 from letterlock.transports.nats import NatsBroker
 
 URL = "nats://127.0.0.1:4222"
 BATCH = 256
-ROWS = ("plain", "plain+floor", "letterlock")
 
 
 def _publisher(subject: str, count: int, size: int, keys: tuple[bytes, bytes] | None,
                pipe: Connection) -> None:  # fmt: skip
     """Make every body first, say so, wait for "go", then publish them all, pipelined."""
-    payload = os.urandom(size)
-    if keys is None:
-        bodies = [payload] * count
-    else:
-        sealer = letterlock.Sealer(hazmat.identity_from_private_bytes(keys[0]))
-        reader = hazmat.public_identity_from_bytes(keys[1])
-        bodies = [sealer.seal(payload, recipients=[reader], topic=subject) for _ in range(count)]
+    sent = bench.bodies(count, size, subject, keys)
 
     async def publish() -> None:
         nc = await nats.connect(URL)
@@ -67,28 +57,11 @@ def _publisher(subject: str, count: int, size: int, keys: tuple[bytes, bytes] | 
         pipe.send("ready")
         pipe.recv()
         for start in range(0, count, 1000):
-            acks = [await js.publish_async(subject, b) for b in bodies[start : start + 1000]]
+            acks = [await js.publish_async(subject, b) for b in sent[start : start + 1000]]
             await asyncio.gather(*acks)
         await nc.close()
 
     asyncio.run(publish())
-
-
-class _Floor:
-    """One ECDSA P-256 verify and one AES-256-GCM decrypt of pre-made data, per message."""
-
-    def __init__(self, size: int) -> None:
-        key = ec.generate_private_key(ec.SECP256R1())
-        self.public = key.public_key()
-        self.signed = os.urandom(size + 200)
-        self.signature = key.sign(self.signed, ec.ECDSA(hashes.SHA256()))
-        self.aead = AESGCM(AESGCM.generate_key(bit_length=256))
-        self.nonce = os.urandom(12)
-        self.sealed = self.aead.encrypt(self.nonce, os.urandom(size), b"header")
-
-    def __call__(self) -> None:
-        self.public.verify(self.signature, self.signed, ec.ECDSA(hashes.SHA256()))
-        self.aead.decrypt(self.nonce, self.sealed, b"header")
 
 
 async def _round(row: str, count: int, size: int) -> tuple[float, float]:
@@ -104,17 +77,12 @@ async def _round(row: str, count: int, size: int) -> tuple[float, float]:
     broker = NatsBroker(js, dead=f"{stream}-dead", batch=BATCH, fetch_timeout=1.0, lease=60)
     topics = letterlock.Topics.nats(subject)
     psub = await broker.subscribe(topics, group=group)
-    keys = None
-    consumer = None
-    if row == "letterlock":
-        writer = letterlock.Identity.generate(letterlock.Suite.P256)
-        reader = letterlock.Identity.generate(letterlock.Suite.P256)
-        keys = (hazmat.identity_to_private_bytes(writer), reader.public.to_bytes())
-        pins = letterlock.Pins()
-        pins.pin("producer", writer.public)
-        opener = letterlock.Opener(reader, trust=pins, replay=letterlock.ReplayWindow())
-        consumer = AsyncSealedConsumer(broker, group, opener=opener, topics=topics)
-    floor = _Floor(size) if row == "plain+floor" else None
+    keys = consumer = receiver = None
+    if row.startswith(bench.LETTERLOCK):
+        writer, reader, keys = bench.key_pair()
+        receiver = bench.opener(reader, writer.public, row)
+        consumer = AsyncSealedConsumer(broker, group, opener=receiver, topics=topics)
+    floor = bench.floor_for(row, size)
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
     worker = context.Process(target=_publisher, args=(subject, count, size, keys, child))
@@ -143,51 +111,21 @@ async def _round(row: str, count: int, size: int) -> tuple[float, float]:
         finished = time.perf_counter()
         cpu = time.process_time() - cpu
     finally:
+        if receiver is not None:
+            bench.discard(receiver)
         worker.join()
         await nc.flush()
         for name in (stream, f"{stream}-dead"):
             await js.delete_stream(name)
         await nc.close()
-    return count / (finished - started), cpu / count
+    return count / (finished - started), cpu / count * 1e6
 
 
-def run(messages: int, size: int) -> dict[str, float]:
+def run(messages: int, size: int, *, durable: bool = False) -> dict[str, float]:
     """One round: each row's msgs/s, and ``<row> cpu_us`` (the consumer's CPU microseconds per
     message). ConnectionError if NATS does not answer."""
-    result: dict[str, float] = {}
-    for row in ROWS:
-        rate, cpu = asyncio.run(_round(row, messages, size))
-        result[row] = rate
-        result[f"{row} cpu_us"] = cpu * 1e6
-    return result
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--messages", type=int, default=10_000)
-    parser.add_argument("--size", type=int, default=1024)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    samples: dict[str, list[float]] = {}
-    for _ in range(args.rounds):
-        for key, value in run(args.messages, args.size).items():
-            samples.setdefault(key, []).append(value)
-    result = {key: statistics.median(values) for key, values in samples.items()}
-    ratio = result["letterlock"] / result["plain+floor"]
-    cpu_ratio = result["plain+floor cpu_us"] / result["letterlock cpu_us"]
-    print(
-        f"NATS JetStream via nats-py, {args.messages} messages of {args.size} B, P-256, "
-        f"median of {args.rounds} rounds, {os.cpu_count()} cores"
-    )
-    for row in ROWS:
-        print(
-            f"{row:<11} {result[row]:>9,.0f} msg/s  ({result[row] / result['plain']:.2f}x plain)"
-            f"  consumer CPU {result[row + ' cpu_us']:>6,.0f} us/msg"
-        )
-    verdict = "PASS" if ratio >= 0.85 else "MISS"
-    print(f"letterlock / plain+floor = {ratio:.2f}  (target >= 0.85: {verdict})")
-    print(f"by consumer CPU per message, plain+floor / letterlock = {cpu_ratio:.2f}")
+    return bench.collect(durable, lambda row: asyncio.run(_round(row, messages, size)))
 
 
 if __name__ == "__main__":
-    main()
+    bench.main(__doc__, run, "NATS JetStream via nats-py, P-256, one consumer", messages=10_000)

@@ -1,7 +1,7 @@
 """Messages per second through ZeroMQ PUSH/PULL: plain pyzmq, plus the crypto floor, letterlock.
 
     PYTHONPATH=src .venv/bin/python benchmarks/broker_zmq.py [--messages 5000] [--size 1024]
-        [--rounds 3]
+        [--rounds 3] [--durable [--store-dir DIR]]
 
 Three rows in one run, each on a fresh ipc socket; this process binds a ``PULL`` socket and
 the publisher, in its own process, connects a ``PUSH`` socket and sends ``[topic, body]``
@@ -22,88 +22,58 @@ A rate is messages divided by the time from the publisher's start to the last me
 The ratio is letterlock / plain+floor (target >= 0.85). Beside each rate: the consumer process's CPU
 time per message, which a machine shared with other work disturbs far less than the rate. Rows
 alternate over ``--rounds``; medians are printed. Needs no server.
+Rows, ``--durable`` (a row ``letterlock+sqlite``: the replay store on disk, as ``letterlock
+listen`` keeps it) and the report: ``benchmarks/broker_common.py``.
 """
 
 from __future__ import annotations
 
-import argparse
-import multiprocessing
-import os
 import shutil
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from multiprocessing.synchronize import Event
 from typing import Any
 
+import broker_common as bench
 import zmq
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 import letterlock
 from letterlock.transports import SealedConsumer
 from letterlock.transports.zmq import ZmqEndpoint
 
 TOPIC = "bench.orders"
-ROWS = ("plain", "plain+floor", "letterlock")
-
-
-def _floor() -> Callable[[], None]:
-    """One ECDSA P-256 verification and one AES-256-GCM decryption of pre-made data."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    public = key.public_key()
-    aead = AESGCM(AESGCM.generate_key(bit_length=256))
-    nonce = os.urandom(12)
-    ciphertext = aead.encrypt(nonce, os.urandom(1024), None)
-    signature = key.sign(ciphertext, ec.ECDSA(hashes.SHA256()))
-    algorithm = ec.ECDSA(hashes.SHA256())
-
-    def work() -> None:
-        public.verify(signature, ciphertext, algorithm)
-        aead.decrypt(nonce, ciphertext, None)
-
-    return work
 
 
 def _publish(
-    *,
-    url: str,
-    row: str,
-    messages: int,
-    size: int,
-    keys: tuple[Any, Any],
-    ready: Event,
+    *, url: str, messages: int, size: int, keys: tuple[bytes, bytes] | None, ready: Event,
     go: Event,
-) -> None:
-    """The publisher process: ``messages`` messages, sealed for the letterlock row."""
-    payload = os.urandom(size)
-    if row == "letterlock":
-        sender, reader = keys
-        sealer = letterlock.Sealer(sender)
-        bodies = [sealer.seal(payload, recipients=[reader], topic=TOPIC) for _ in range(messages)]
+) -> None:  # fmt: skip
+    """The publisher process: ``messages`` messages (sealed with ``keys``, for a letterlock row,
+    and then sent by the letterlock endpoint)."""
+    sent = bench.bodies(messages, size, TOPIC, keys)
+    if keys is not None:
         endpoint = ZmqEndpoint.from_url(f"{url}&wait=30")
         ready.set()
         go.wait()
-        for body in bodies:
+        for body in sent:
             endpoint.publish(TOPIC, body)
         endpoint.close()
         return
-    ready.set()
-    go.wait()
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     push = context.socket(zmq.PUSH)
     push.connect(url.removeprefix("zmq+").partition("?")[0])
     topic = TOPIC.encode()
-    for _ in range(messages):
-        push.send_multipart([topic, payload])
+    ready.set()
+    go.wait()
+    for body in sent:
+        push.send_multipart([topic, body])
     push.close(linger=30_000)
     context.term()
 
 
 def _consume_plain(
-    socket: zmq.Socket[bytes], messages: int, work: Callable[[], None] | None
+    socket: zmq.Socket[bytes], messages: int, work: Callable[[], object] | None
 ) -> float:
     socket.setsockopt(zmq.RCVTIMEO, 10_000)
     for _ in range(messages):
@@ -117,13 +87,9 @@ def _consume_plain(
 
 
 def _consume_letterlock(
-    endpoint: ZmqEndpoint, subscription: Any, messages: int, reader: letterlock.Identity,
-    sender: letterlock.PublicIdentity,
-) -> float:  # fmt: skip
-    pins = letterlock.Pins()
-    pins.pin("producer", sender)
-    opener = letterlock.Opener(reader, trust=pins, replay=letterlock.ReplayWindow())
-    consumer = SealedConsumer(endpoint, "g", opener=opener, topics=TOPIC)
+    endpoint: ZmqEndpoint, subscription: Any, messages: int, receiver: letterlock.Opener
+) -> float:
+    consumer = SealedConsumer(endpoint, "g", opener=receiver, topics=TOPIC)
     seen = 0
     for delivery in subscription.deliveries(idle_timeout=10):
         seen += consumer.handle(delivery, lambda opened: None)
@@ -137,35 +103,29 @@ def one_row(row: str, messages: int, size: int) -> tuple[float, float]:
     (a fresh ipc socket)."""
     folder = tempfile.mkdtemp(prefix="ll-bench-zmq-")
     url = f"zmq+ipc://{folder}/s.sock?pattern=pushpull"
-    sender, reader = (letterlock.Identity.generate(letterlock.Suite.P256) for _ in range(2))
     endpoint = ZmqEndpoint.from_url(url)
-    if row == "letterlock":
+    receiver = keys = None
+    if row.startswith(bench.LETTERLOCK):
         subscription = endpoint.subscribe(letterlock.Topics(TOPIC), group="g")
+        sender, reader, keys = bench.key_pair()
+        receiver = bench.opener(reader, sender.public, row)
     else:  # plain pyzmq: a PULL socket of its own, bound where the endpoint would bind
         plain: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         pull = plain.socket(zmq.PULL)
         pull.bind(endpoint.address)
-    context = multiprocessing.get_context("fork")
-    ready, go = context.Event(), context.Event()
-    keys = (sender, reader.public)
-    publisher = context.Process(
-        target=_publish,
-        kwargs={"url": url, "row": row, "messages": messages, "size": size, "keys": keys,
-                "ready": ready, "go": go},
-    )  # fmt: skip
-    publisher.start()
-    if not ready.wait(600):  # the child is up, and has sealed what it sends
-        raise SystemExit("publisher: not ready in 600 s")
+    work = bench.floor_for(row, size)
+    publisher, go = bench.forked(_publish, url=url, messages=messages, size=size, keys=keys)
     started, cpu = time.time(), time.process_time()
     go.set()
     try:
-        if row == "letterlock":
-            finished = _consume_letterlock(endpoint, subscription, messages, reader, sender.public)
+        if receiver is not None:
+            finished = _consume_letterlock(endpoint, subscription, messages, receiver)
         else:
-            finished = _consume_plain(pull, messages, _floor() if row == "plain+floor" else None)
+            finished = _consume_plain(pull, messages, work)
     finally:
         publisher.join()
-        if row == "letterlock":
+        if receiver is not None:
+            bench.discard(receiver)
             subscription.close()
         else:
             pull.close(linger=0)
@@ -176,38 +136,11 @@ def one_row(row: str, messages: int, size: int) -> tuple[float, float]:
     return messages / (finished - started), cpu / messages * 1e6
 
 
-def run(messages: int, size: int) -> dict[str, float]:
+def run(messages: int, size: int, *, durable: bool = False) -> dict[str, float]:
     """One round: each row's msgs/s, and ``<row> cpu_us`` (the consumer's CPU microseconds
     per message: steadier where the machine is shared). For ``benchmarks/brokers.py``."""
-    measured = {row: one_row(row, messages, size) for row in ROWS}
-    rates = {row: rate for row, (rate, _cpu) in measured.items()}
-    cpu = {f"{row} cpu_us": cpu for row, (_rate, cpu) in measured.items()}
-    return {**rates, **cpu}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=5000)
-    parser.add_argument("--size", type=int, default=1024)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    results = [run(args.messages, args.size) for _ in range(args.rounds)]
-    print(
-        f"ZeroMQ PUSH/PULL via pyzmq (ipc), {args.messages} messages of {args.size} B, P-256, "
-        f"one consumer, median of {args.rounds} rounds, {os.cpu_count()} cores"
-    )
-    for row in ROWS:
-        values = [r[row] for r in results]
-        shown = ", ".join(f"{v:,.0f}" for v in values)
-        cpu = statistics.median(r[f"{row} cpu_us"] for r in results)
-        print(
-            f"{row:<11} {statistics.median(values):>9,.0f} msg/s   consumer CPU {cpu:>5,.0f} us/msg"
-            f"   (rounds: {shown})"
-        )
-    ratio = statistics.median(r["letterlock"] / r["plain+floor"] for r in results)
-    verdict = "PASS" if ratio >= 0.85 else "MISS"
-    print(f"letterlock / plain+floor = {ratio:.2f}  (target >= 0.85: {verdict})")
+    return bench.collect(durable, lambda row: one_row(row, messages, size))
 
 
 if __name__ == "__main__":
-    main()
+    bench.main(__doc__, run, "ZeroMQ PUSH/PULL via pyzmq (ipc), P-256, one consumer")

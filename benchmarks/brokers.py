@@ -1,10 +1,11 @@
 """Messages per second end to end through every broker, in one run: the issue-8 table.
 
     .venv/bin/python benchmarks/brokers.py [--messages 5000] [--size 1024] [--rounds 3]
-                                          [--brokers rabbitmq mqtt nats redis zmq celery]
+        [--brokers rabbitmq mqtt nats redis zmq celery] [--durable [--store-dir DIR]]
 
-For each broker, ``benchmarks/broker_<name>.py`` measures three consumers of the same stream of
-messages, its publisher in a process of its own:
+For each broker, ``benchmarks/broker_<name>.py`` measures the rows of
+``benchmarks/broker_common.py`` on the same stream of messages, its publisher in a process of
+its own:
 
 * ``plain``: the broker's client library alone, acking each message;
 * ``plain+floor``: the same consumer code, plus per message the least cryptography a signed and
@@ -12,11 +13,15 @@ messages, its publisher in a process of its own:
   pre-made data);
 * ``letterlock``: messages sealed by a warm :class:`letterlock.Sealer`, consumed through the
   broker's letterlock endpoint and :class:`letterlock.transports.SealedConsumer` (open, claim,
-  handler, finish, ack).
+  handler, finish, ack), the replay window in memory: like for like with the plain rows;
+* ``letterlock+sqlite`` (``--durable``): the same with the replay store ``letterlock listen``
+  keeps, a SQLite file on disk (two ``synchronous=FULL`` commits per message), in ``--store-dir``.
 
-Rounds alternate the three and the median of each is printed, with the ratio letterlock /
-(plain+floor): the issue's target is 0.85 or more on every broker. A broker whose server is
-down is reported as such (under ``CI=true`` the run fails instead).
+Rounds alternate the rows and the median of each is printed, with the consumer process's CPU
+time per message where the broker's benchmark measures it (the Celery worker is a process of
+its own), and the ratio letterlock / (plain+floor) by rate (the issue's target is 0.85 or more
+on every broker) and by CPU. A broker whose server is down is reported as such (under
+``CI=true`` the run fails instead).
 """
 
 from __future__ import annotations
@@ -24,30 +29,22 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import statistics
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import broker_common
+from broker_common import TARGET, Run, medians, rows, verdicts
+
 BROKERS = ("rabbitmq", "mqtt", "nats", "redis", "zmq", "celery")
-ROWS = ("plain", "plain+floor", "letterlock")
-TARGET = 0.85
-
-Runner = Callable[[int, int], dict[str, float]]
 
 
-def measure(name: str, messages: int, size: int, rounds: int) -> dict[str, float]:
-    """The median rate of each row over ``rounds`` runs of ``broker_<name>.run``."""
-    module = importlib.import_module(f"broker_{name}")
-    run = cast(Runner, module.run)
-    samples: dict[str, list[float]] = {row: [] for row in ROWS}
-    for _ in range(rounds):
-        for row, rate in run(messages, size).items():
-            samples.setdefault(row, []).append(rate)
-    return {row: statistics.median(rates) for row, rates in samples.items() if rates}
+def measure(name: str, messages: int, size: int, rounds: int, durable: bool) -> dict[str, float]:
+    """The median of each row's rate (and CPU) over ``rounds`` runs of ``broker_<name>.run``."""
+    run = cast(Run, importlib.import_module(f"broker_{name}").run)
+    return medians(run(messages, size, durable=durable) for _ in range(rounds))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,24 +53,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--brokers", nargs="+", choices=BROKERS, default=list(BROKERS))
+    parser.add_argument("--durable", action="store_true", help="add the row letterlock+sqlite")
+    parser.add_argument("--store-dir", type=Path, default=broker_common.STORE_DIR)
     args = parser.parse_args(argv)
-    print(f"{args.messages} messages of {args.size} B per row, median of {args.rounds} rounds")
-    print(f"| broker | {' | '.join(ROWS)} | letterlock / plain+floor |")
-    print("| --- |" + " --- |" * (len(ROWS) + 1))
+    broker_common.STORE_DIR = args.store_dir
+    names = rows(args.durable)
+    print(f"{args.messages} messages of {args.size} B per row, median of {args.rounds} rounds; "
+          "msg/s (consumer CPU us/msg)")  # fmt: skip
+    print(f"| broker | {' | '.join(names)} | ratio by rate | ratio by CPU |")
+    print("| --- |" + " --- |" * (len(names) + 2))
     missed = []
     for name in args.brokers:
         try:
-            rates = measure(name, args.messages, args.size, args.rounds)
+            result = measure(name, args.messages, args.size, args.rounds, args.durable)
         except (ConnectionError, OSError) as exc:
             if os.environ.get("CI") == "true":
                 raise
             print(f"| {name} | server not reachable: {exc} |")
             continue
-        ratio = rates["letterlock"] / rates["plain+floor"]
-        if ratio < TARGET:
+        by_rate, by_cpu = verdicts(result)
+        if by_rate < TARGET:
             missed.append(name)
-        cells = " | ".join(f"{rates[row]:,.0f} msg/s" for row in ROWS)
-        print(f"| {name} | {cells} | {ratio:.2f}x |", flush=True)
+        cells = []
+        for row in names:
+            cpu = result.get(f"{row} cpu_us")
+            cells.append(f"{result[row]:,.0f}" + ("" if cpu is None else f" ({cpu:,.0f} us)"))
+        shown_cpu = "-" if by_cpu is None else f"{by_cpu:.2f}x"
+        print(f"| {name} | {' | '.join(cells)} | {by_rate:.2f}x | {shown_cpu} |", flush=True)
     print(
         f"target letterlock >= {TARGET}x plain+floor: "
         + (f"MISS on {', '.join(missed)}" if missed else "PASS")

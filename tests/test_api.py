@@ -188,17 +188,22 @@ class _CountingStore(letterlock.MemoryReplayStore):
         self.calls.append("contains")
         return super().contains(sender, message_id)
 
+    def floor_and_contains(self, sender: bytes, message_id: bytes) -> tuple[int, bool]:
+        self.calls.append("floor_and_contains")  # both questions, one call (one round trip)
+        return super().floor_and_contains(sender, message_id)
+
 
 def test_open_without_recording_asks_the_store_once_per_question(
     cast: tuple[Identity, Identity, Pins],
 ) -> None:
     """record=False: a visible sender's floor and id are looked up at steps 9 and 11 only (step
     21 is the caller's atomic record or claim); a hidden sender's, unknown until step 20, are
-    looked up at step 21, so a recorded hidden id is still refused there."""
+    looked up at step 21, so a recorded hidden id is still refused there. The store answers
+    the sender's floor and the id in one call (MemoryReplayStore.floor_and_contains)."""
     alice, bob, pins = cast
     for hidden, lookups in [
-        (False, ["floor(sender)", "contains"]),
-        (True, ["floor", "floor(sender)", "contains"]),
+        (False, ["floor_and_contains"]),
+        (True, ["floor", "floor_and_contains"]),
     ]:
         sealed = letterlock.seal(
             b"x", sender=alice, recipients=[bob.public], topic="t", now=NOW, hide_sender=hidden

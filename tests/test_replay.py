@@ -556,6 +556,51 @@ def test_sqlite_survives_reopen(tmp_path: Path) -> None:
         assert reason_of(lambda: check(window)) is Reason.REPLAYED
 
 
+def _sync_of_each_commit(store: SQLiteReplayStore, calls: Callable[[], object]) -> list[str]:
+    """The ``synchronous`` setting under which each transaction ``calls`` makes commits."""
+    statements: list[str] = []
+    db = store._database._db
+    setting = db.execute("PRAGMA synchronous").fetchone()[0]
+    db.set_trace_callback(statements.append)
+    try:
+        calls()
+    finally:
+        db.set_trace_callback(None)
+    modes = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+    current, commits = modes[setting], []
+    for statement in statements:
+        if statement.startswith("PRAGMA synchronous="):
+            current = statement.split("=", 1)[1]
+        elif statement == "COMMIT":
+            commits.append(current)
+    return commits
+
+
+def test_sqlite_syncs_every_handled_id_and_no_claim(tmp_path: Path) -> None:
+    """A handled id (finish, or a record without a claim) is committed with a sync
+    (``synchronous=FULL``): it must survive a power loss, or a replay would be accepted after
+    it. A claim, its extension and its release only keep live consumers apart and commit
+    without one (``NORMAL``; the next synced commit covers them): one sync per message, not
+    two."""
+    with SQLiteReplayStore(tmp_path / "replay.sqlite3") as store:
+        h = b"holder"
+
+        def one_message_and_more() -> None:
+            assert store.add(A, mid(1), NOW, now=NOW, holder=h, until=NOW + 60) is ADDED
+            assert store.extend(A, mid(1), h, NOW + 120)
+            assert store.finish(A, mid(1), h)
+            assert store.add(A, mid(2), NOW, now=NOW, holder=h, until=NOW + 60) is ADDED
+            assert store.release(A, mid(2), h)
+            assert store.add(A, mid(3), NOW, now=NOW) is ADDED  # recorded at once
+
+        commits = _sync_of_each_commit(store, one_message_and_more)
+        assert commits == ["NORMAL", "NORMAL", "FULL", "NORMAL", "NORMAL", "FULL"]
+    with SQLiteReplayStore(tmp_path / "replay.sqlite3") as reopened:  # and all of it is there
+        assert reopened.contains(A, mid(1))
+        assert not reopened.contains(A, mid(2))
+        assert reopened.contains(A, mid(3))
+
+
 def test_sqlite_two_store_objects_on_one_file_share_ids_and_floor(tmp_path: Path) -> None:
     path = tmp_path / "shared.sqlite3"
     with SQLiteReplayStore(path) as first, SQLiteReplayStore(path) as second:
@@ -1088,3 +1133,83 @@ def test_postgres_url_options_reach_the_session(pg_schema: str) -> None:
     with replay_store_from_url(url) as store:
         assert isinstance(store, PostgresReplayStore)
         assert store._db.execute("SHOW synchronous_commit").fetchone() == ("off",)
+
+
+# --------------------------------------------------------------------------- steps 9 and 11 at once
+
+
+def test_floor_and_contains_answers_as_floor_and_contains(store: ReplayStore) -> None:
+    """A store that answers steps 9 and 11 in one call (one round trip to Redis or PostgreSQL)
+    answers what its floor() and contains() answer, claimed, handled, pruned."""
+    at_once = store.floor_and_contains  # type: ignore[attr-defined]  # every store here has it
+
+    def agrees(sender: bytes, n: int) -> tuple[int, bool]:
+        answer = at_once(sender, mid(n))
+        assert answer == (store.floor(sender), store.contains(sender, mid(n)))
+        return answer  # type: ignore[no-any-return]
+
+    assert agrees(A, 1) == (-1, False)
+    store.add(A, mid(1), NOW, now=NOW, holder=H1, until=NOW + LEASE)
+    assert agrees(A, 1) == (-1, False)  # a claim is not a handled id
+    assert store.finish(A, mid(1), H1)
+    assert agrees(A, 1) == (-1, True)
+    assert agrees(M, 1) == (-1, False)  # one sender's id is not another's
+    store.prune(NOW + 1)
+    assert agrees(A, 1) == (NOW, False)
+    assert agrees(M, 2) == (NOW, False)
+
+
+class _Counting(MemoryReplayStore):
+    """A memory store that counts the questions a window asks it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[str] = []
+
+    def floor(self, sender: bytes | None = None) -> int:
+        self.asked.append("floor")
+        return super().floor(sender)
+
+    def contains(self, sender: bytes, message_id: bytes) -> bool:
+        self.asked.append("contains")
+        return super().contains(sender, message_id)
+
+    def floor_and_contains(self, sender: bytes, message_id: bytes) -> tuple[int, bool]:
+        self.asked.append("floor_and_contains")
+        return super().floor_and_contains(sender, message_id)
+
+
+def test_a_window_asks_a_store_that_can_once_for_steps_9_and_11() -> None:
+    store = _Counting()
+    window = ReplayWindow(store, max_age=MAX_AGE, skew=SKEW)
+    check(window)
+    assert store.asked == ["floor_and_contains"]
+    record(window)
+    assert reason_of(lambda: check(window)) is Reason.REPLAYED
+    store.asked.clear()
+    assert reason_of(lambda: check(window, created=-5)) is Reason.EXPIRED  # by the clock
+    assert store.asked == []
+
+
+def test_a_window_asks_a_store_without_it_floor_then_contains() -> None:
+    """A store of the ReplayStore protocol alone (a user's own) still gets both questions."""
+
+    class Plain:  # the protocol's methods only, delegated
+        def __init__(self) -> None:
+            self._inner = MemoryReplayStore()
+            self.asked: list[str] = []
+
+        def __getattr__(self, name: str) -> object:
+            if name == "floor_and_contains":
+                raise AttributeError(name)
+            self.asked.append(name)
+            return getattr(self._inner, name)
+
+    store = Plain()
+    window = ReplayWindow(store, max_age=MAX_AGE, skew=SKEW)  # type: ignore[arg-type]
+    fresh = window.check_fresh(sender=A, message_id=mid(1), created=NOW, expires=None, now=NOW)
+    assert fresh is None  # step 11 is then check_unseen's
+    record(window)
+    store.asked.clear()
+    assert reason_of(lambda: check(window)) is Reason.REPLAYED
+    assert store.asked == ["floor", "contains"]

@@ -15,6 +15,7 @@ Seal at the sender, open at the receiver; brokers in between see a topic and siz
 import logging as _logging
 
 from letterlock._api import Opener, Sealer, inspect, open, seal
+from letterlock._keyring import KeysetOpener
 from letterlock.core.carriage import CredentialBlock, CredentialFormat
 from letterlock.core.envelope import DEFAULT_LIMITS, Envelope, Header, Limits, RecipientEntry
 from letterlock.core.keys import (
@@ -48,6 +49,7 @@ from letterlock.errors import (
 )
 from letterlock.stores.sqlite import SQLiteReplayStore
 from letterlock.trust import FirstKnown, OwnIdentities, Pin, Pins
+from letterlock.trust.keysets import Keyset, SignedKeyset, sign_keyset
 
 __version__ = "0.1.0"
 
@@ -65,6 +67,8 @@ __all__ = [
     "Header",
     "Identity",
     "KeyStoreError",
+    "Keyset",
+    "KeysetOpener",
     "LetterlockError",
     "Limits",
     "MemoryReplayStore",
@@ -88,6 +92,7 @@ __all__ = [
     "SealKeywords",
     "SealOptions",
     "Sealer",
+    "SignedKeyset",
     "Signer",
     "StoreError",
     "Suite",
@@ -102,4 +107,5 @@ __all__ = [
     "inspect",
     "open",
     "seal",
+    "sign_keyset",
 ]

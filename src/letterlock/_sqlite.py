@@ -108,6 +108,7 @@ class Database:
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._mappings: dict[str, ExceptionMapping] = {}  # by ``what``: built once, not per call
+        self._durable = True  # synchronous=FULL, set in _set_up
         with self.translated("opening"):
             if not _file_or_nothing(self.path, schema.error):
                 _build(self.path, schema)
@@ -148,10 +149,20 @@ class Database:
             yield self._db
 
     @contextlib.contextmanager
-    def transaction(self, what: str = "") -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE``; ``COMMIT`` if the block returns, ``ROLLBACK`` if anything fails."""
-        with self.read(what) as db, _immediate(db):
-            yield db
+    def transaction(self, what: str = "", *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE``; ``COMMIT`` if the block returns, ``ROLLBACK`` if anything fails.
+
+        ``durable=False`` commits with ``synchronous=NORMAL``: in WAL mode the commit survives
+        the death of the process (it is in the WAL, which every process on the host reads) but
+        not a power loss until the next durable commit, whose sync covers every frame before
+        it. Only for state that matters among live processes (a claim), never for a record.
+        """
+        with self.read(what) as db:
+            if durable is not self._durable:
+                db.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=NORMAL")
+                self._durable = durable
+            with _immediate(db):
+                yield db
 
     def close(self) -> None:
         with self._lock, self.translated("closing"):

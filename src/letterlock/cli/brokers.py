@@ -37,6 +37,7 @@ import re
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ from rich.spinner import Spinner
 import letterlock
 from letterlock import (
     DEFAULT_LIMITS,
+    Identity,
     Opened,
     Opener,
     PublicIdentity,
@@ -59,10 +61,12 @@ from letterlock import (
     ReplayWindow,
     Topics,
     TransportError,
+    TrustPolicy,
     UsageError,
 )
 from letterlock._fs import make_private_dir
 from letterlock.cli.home import REPLAY_RETENTION, Home
+from letterlock.cli.keyset_files import keyset_opener
 from letterlock.cli.livetrust import LiveTrust, StatusFollower
 from letterlock.cli.options import (
     example,
@@ -88,7 +92,6 @@ from letterlock.cli.render import (
 )
 from letterlock.cli.streams import read_input, write_output
 from letterlock.cli.trustdata import TrustData, status_group_of
-from letterlock.core.trust import TrustPolicy
 from letterlock.sources.folder import Snapshot
 from letterlock.sources.updater import StatusUpdater
 from letterlock.stores import ClosingReplayStore, replay_store_from_url
@@ -371,9 +374,23 @@ class ListenerOpener:
     def __call__(self) -> Opener:
         home = Home(self.home)
         home.check()
-        identity = home.load(self.name, self.secret)
         window = ReplayWindow(_replay_store(home, self.name, self.replay), max_age=REPLAY_RETENTION)
-        return Opener(identity, trust=home.trust(home.own_publics(warn=warn)), replay=window)
+        trust = home.trust(home.own_publics(warn=warn))
+        return _listener_opener(home, self.name, self.secret, window, trust)
+
+
+def _listener_opener(  # noqa: PLR0917 - what every listener's opener is made of
+    home: Home, name: str, secret: Callable[[], bytes], window: ReplayWindow,
+    trust: TrustPolicy, identity: Identity | None = None,
+) -> Opener:  # fmt: skip
+    """The opener of a listener of ``name``: every key of its keyset that opens now, if it has
+    one (the keyset as it is at the start: restart listeners after each rotation step), else
+    its identity key (``identity``, if it is loaded already)."""
+    keyset = keyset_opener(home, name, trust=trust, replay=window, now=int(time.time()),
+                           get_passphrase=secret, limits=DEFAULT_LIMITS)  # fmt: skip
+    if keyset is not None:
+        return keyset
+    return Opener(identity or home.load(name, secret), trust=trust, replay=window)
 
 
 def _replay_store(home: Home, name: str, url: str | None) -> ClosingReplayStore:
@@ -686,7 +703,7 @@ def listen_command(
                 window = ReplayWindow(store, max_age=REPLAY_RETENTION)
                 trust, follower = _trust_of(home, own, broker, follow=follow_status,
                                             workers=workers)  # fmt: skip
-                opener = Opener(identity, trust=trust, replay=window)
+                opener = _listener_opener(home, name, lambda: secret, window, trust, identity)
                 listening = Listening(
                     url=broker, endpoint=endpoint, group=group, topics=topics, opener=opener,
                     opener_factory=factory, handler=Deliver(out, quiet), count=count,

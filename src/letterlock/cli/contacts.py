@@ -9,6 +9,7 @@ import click
 from letterlock import UsageError
 from letterlock.cli.home import Home
 from letterlock.cli.keys import read_key_line
+from letterlock.cli.keyset_files import forget_contact_keyset
 from letterlock.cli.options import example, pass_home
 from letterlock.cli.render import note, print_table, stdout_console
 from letterlock.trust import Source
@@ -90,4 +91,5 @@ def contact_remove(home: Home, name: str) -> None:
     """Forget contact NAME (messages can no longer be sealed to it by that name)."""
     with home.changing_contacts() as contacts:
         removed = contacts.remove(name)
+        forget_contact_keyset(home, name)  # its keyset names its key: it goes with the key
     note(f"removed contact {name!r} ({removed.identity.fingerprint_text})")

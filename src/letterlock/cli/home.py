@@ -10,6 +10,9 @@ Layout (directories 0700, private files 0600)::
                                in the envelopes it seals (``letterlock id attach``)
     HOME/x509_anchors/NAME.json  a company CA trusted for a namespace (``trust anchor``):
                                {"namespace": "ll://acme/", "certificate": PEM}
+    HOME/identities/NAME.keyset, NAME.keys/ID.key
+                               its keyset and the keys it certifies (cli/keysets.py,
+                               docs/spec/keyset.md); HOME/keysets/NAME.keyset: contacts'
     HOME/known_senders         pinned senders (letterlock.Pins text, like ssh's known_hosts)
     HOME/policy.toml           optional policy rules over them (docs/policy.md): when present,
                                deny by default: only topics a rule covers are accepted

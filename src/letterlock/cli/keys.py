@@ -9,6 +9,7 @@ import click
 
 from letterlock import PublicIdentity, Rejected, Suite, UsageError
 from letterlock.cli.home import DamagedIdentity, Home, check_identity_name
+from letterlock.cli.keyset_files import change_passphrase, passphrase_once
 from letterlock.cli.options import example, pass_home, passphrase_file_option
 from letterlock.cli.passphrase import new_passphrase, passphrase
 from letterlock.cli.render import note, print_table, stdout_console
@@ -153,14 +154,17 @@ def id_passwd(
         raise UsageError(
             f"identity {name!r} is on a PKCS#11 token; change the token's PIN with its own tools"
         )
-    identity = home.load(
-        name, lambda: passphrase(passphrase_file, prompt=f"Current passphrase for {name!r}: ")
-    )
+    current = passphrase_once(passphrase_file, name)
+    identity = home.load(name, current)
     new = new_passphrase(
         new_passphrase_file, prompt=f"New passphrase for {name!r}: ", use_env=False
     )
+    with home.locked():  # the keyset's keys first: NAME.key last, the old passphrase opens it
+        keys = change_passphrase(home, name, current, new)
     home.save_private_key(name, identity, new)
-    note(f"changed the passphrase of {name!r}")
+    note(
+        f"changed the passphrase of {name!r}" + (f" and of its {keys} keyset keys" if keys else "")
+    )
 
 
 @id_group.command(

@@ -31,6 +31,7 @@ from letterlock.cli.brokers import dlq_group, listen_command, send_command
 from letterlock.cli.contacts import contact_group
 from letterlock.cli.home import HOME_ENV, Home
 from letterlock.cli.keys import id_group, trust_group
+from letterlock.cli.keysets import contact_keyset, id_keyset, id_rotate, id_show
 from letterlock.cli.messages import inspect_command, open_command, seal_command
 from letterlock.cli.options import example
 from letterlock.cli.passphrase import ENV_VAR
@@ -97,6 +98,10 @@ cli.add_command(revoke_command)
 cli.add_command(status_group)
 trust_group.add_command(trust_check_command)
 register_x509(id_group, trust_group)
+id_group.add_command(id_rotate)
+id_group.add_command(id_show)
+id_group.add_command(id_keyset)
+contact_group.add_command(contact_keyset)
 
 
 @cli.command(

@@ -12,6 +12,7 @@ import click
 import letterlock
 from letterlock import Limits, PublicIdentity, Reason, Rejected, UsageError
 from letterlock.cli.home import HOME_ENV, REPLAY_RETENTION, Home
+from letterlock.cli.keyset_files import keyset_opener, own_recipient_ids, passphrase_once
 from letterlock.cli.options import (
     example,
     input_option,
@@ -131,7 +132,7 @@ def _addressee(home: Home, own: Mapping[str, PublicIdentity], envelope: letterlo
             "create one with: letterlock id new NAME)"
         )
     wanted = {entry.key_id for entry in envelope.header.recipients}
-    mine = [name for name, pid in own.items() if pid.recipient_id in wanted]
+    mine = [name for name, ids in own_recipient_ids(home, own).items() if ids & wanted]
     if not mine:
         raise Rejected(Reason.NOT_FOR_ME, "none of your identities is a recipient")
     if len(mine) > 1:
@@ -193,13 +194,18 @@ def open_command(
     envelope = letterlock.inspect(data, limits=limits)  # refuse junk before asking
     own = home.own_publics(warn=warn)
     name = name or _addressee(home, own, envelope)
-    identity = home.load(
-        name, lambda: passphrase(passphrase_file, prompt=f"Passphrase for {name!r}: ")
-    )
+    secret = passphrase_once(passphrase_file, name)
     now = int(time.time())
     with home.replay_window(max_age=max_age, now=now) as window:
-        opened = letterlock.open(data, identity=identity, trust=home.trust(own), replay=window,
-                                 topic=topic, now=now, limits=limits, record=False)  # fmt: skip
+        trust = home.trust(own)
+        keyset = keyset_opener(home, name, trust=trust, replay=window, now=now,
+                               get_passphrase=secret, limits=limits)  # fmt: skip
+        if keyset is not None:  # a keyset: the key the message is for, if it still opens
+            opened = keyset.open(data, topic=topic, now=now, record=False)
+        else:
+            identity = home.load(name, secret)
+            opened = letterlock.open(data, identity=identity, trust=trust, replay=window,
+                                     topic=topic, now=now, limits=limits, record=False)  # fmt: skip
         fields = opened_fields(opened)  # before the payload is out: reporting cannot fail
         try:
             with delivered(output_path, opened.payload, private=True):

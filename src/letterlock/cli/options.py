@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar, cast
 
@@ -10,6 +11,7 @@ import click
 
 from letterlock import DEFAULT_LIMITS, Padding, PublicIdentity, UsageError
 from letterlock.cli.home import Home
+from letterlock.cli.keyset_files import recipient_key
 from letterlock.cli.render import quoted, warn
 
 __all__ = [
@@ -186,7 +188,13 @@ def recipients_for(home: Home, sender: str, values: Sequence[str]) -> list[Publi
     names = dict.fromkeys(n.strip() for value in values for n in value.split(",") if n.strip())
     if not names:
         raise click.BadParameter("name at least one recipient", param_hint="--to")
-    recipients = [home.resolve_recipient(name, warn=warn) for name in names]
+    now = int(time.time())
+
+    def resolve(name: str) -> PublicIdentity:
+        return home.resolve_recipient(name, warn=warn)
+
+    # a recipient with a keyset: its primary key (docs/spec/keyset.md section 5)
+    recipients = [recipient_key(home, name, now=now, resolve=resolve) for name in names]
     suite = home.public(sender).suite
     for recipient in recipients:
         if recipient.suite is not suite:

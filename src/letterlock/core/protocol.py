@@ -591,13 +591,21 @@ def open_as(  # noqa: PLR0917 - the per-message path passes its arguments positi
     )  # steps 1-7
     suite = labels.suite
     claimed = labels.sender_key_id  # None when hidden: steps 9 and 11 wait for step 21
-    replay.check_time(sender=claimed, created=created, expires=expires, now=now)  # 8, 9
+    seen: bool | None = None  # step 11's answer, when the store gave it with step 9's
+    if claimed is None:
+        replay.check_time(sender=None, created=created, expires=expires, now=now)  # 8, 9
+    else:  # 8, 9, and step 11's lookup in the same store call where the store can
+        seen = replay.check_fresh(
+            sender=claimed, message_id=message_id, created=created, expires=expires, now=now
+        )
     if topic is not None and not (
         topic == labels.topic if type(topic) is str else labels.topic in topic
     ):  # step 10
         raise Rejected(Reason.WRONG_TOPIC, f"for {_shown(labels.topic)}, expected {_shown(topic)}")
-    if claimed is not None:
-        replay.check_unseen(claimed, message_id)  # step 11
+    if seen:
+        raise Rejected(Reason.REPLAYED)  # step 11
+    if seen is None and claimed is not None:
+        replay.check_unseen(claimed, message_id)  # step 11, asked on its own
     my_id = identity.public.recipient_id
     wrapped = labels.entries.get(my_id)
     if wrapped is None or identity.suite is not suite:  # step 12

@@ -62,6 +62,7 @@ from __future__ import annotations
 import enum
 import heapq
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
@@ -97,6 +98,26 @@ class Claim(enum.Enum):
     CLAIMED = "claimed"  #: the message is this consumer's to handle
     TAKEN_OVER = "taken_over"  #: it was claimed by a consumer that stopped renewing: now ours
     BUSY = "busy"  #: another consumer is handling it now: settle it to come back later
+
+
+# Per-message comparisons use these: an attribute of an Enum class costs a Python-level
+# __getattr__ hook on 3.11 (EnumType defines one), a global does not.
+_ADDED: Final = AddResult.ADDED
+_CLAIMED: Final = Claim.CLAIMED
+
+
+class LooksUpAtOnce(Protocol):
+    """What a :class:`ReplayStore` may add: steps 9 and 11's two questions in one call.
+
+    A store across a network (Redis, PostgreSQL) answers :meth:`ReplayStore.floor` and
+    :meth:`ReplayStore.contains` in one round trip this way, instead of two per message. The
+    answers are those two methods' at one moment; like theirs, they only refuse early (the
+    atomic :meth:`ReplayStore.add` decides).
+    """
+
+    def floor_and_contains(self, sender: bytes, message_id: bytes) -> tuple[int, bool]:
+        """``(floor(sender), contains(sender, message_id))``."""
+        ...
 
 
 class ReplayStore(Protocol):
@@ -187,6 +208,13 @@ class MemoryReplayStore:
         record = self._senders.get(sender)
         return record is not None and message_id in record.seen and message_id not in record.claims
 
+    def floor_and_contains(self, sender: bytes, message_id: bytes) -> tuple[int, bool]:
+        record = self._senders.get(sender)
+        if record is None:
+            return self._floor, False
+        seen = message_id in record.seen and message_id not in record.claims
+        return max(record.floor, self._floor), seen
+
     def add(
         self,
         sender: bytes,
@@ -225,7 +253,7 @@ class MemoryReplayStore:
             if holder is not None:
                 record.claims[message_id] = (holder, until)
             self._count += 1
-            return AddResult.ADDED
+            return _ADDED
 
     def _forget(self, record: _SenderRecord, message_id: bytes) -> None:
         del record.seen[message_id]
@@ -311,19 +339,55 @@ class ReplayWindow:
         now: int,
     ) -> None:
         """Steps 8, 9 and 11: raise Rejected unless the message is fresh. Records nothing."""
-        self.check_time(sender=sender, created=created, expires=expires, now=now)
-        if sender is not None:
+        if sender is None:
+            self.check_time(sender=None, created=created, expires=expires, now=now)
+            return
+        seen = self.check_fresh(
+            sender=sender, message_id=message_id, created=created, expires=expires, now=now
+        )
+        if seen is None:
             self.check_unseen(sender, message_id)
+        elif seen:
+            raise Rejected(Reason.REPLAYED)
 
     def check_time(
         self, *, sender: bytes | None, created: int, expires: int | None, now: int
     ) -> None:
         """Steps 8 and 9: the message's times against the window (``sender`` None: hidden)."""
+        self._check_clock(created, expires, now)
+        if created <= self.store.floor(sender):
+            raise Rejected(Reason.EXPIRED, "older than the replay window")
+
+    def check_fresh(
+        self, *, sender: bytes, message_id: bytes, created: int, expires: int | None, now: int
+    ) -> bool | None:
+        """Steps 8 and 9 for a visible sender, as :meth:`check_time`, and step 11's question.
+
+        Returns whether the id is recorded as handled, asked of the store in the same call as
+        its floor when the store can (:class:`LooksUpAtOnce`: one round trip, not two); the
+        caller refuses it as ``replayed`` at step 11, after step 10. None: the store answers
+        one question a call, and step 11 is :meth:`check_unseen`'s.
+        """
+        self._check_clock(created, expires, now)
+        at_once: Callable[[bytes, bytes], tuple[int, bool]] | None = getattr(
+            self.store, "floor_and_contains", None
+        )
+        if at_once is None:
+            if created <= self.store.floor(sender):
+                raise Rejected(Reason.EXPIRED, "older than the replay window")
+            return None
+        floor, seen = at_once(sender, message_id)
+        if created <= floor:
+            raise Rejected(Reason.EXPIRED, "older than the replay window")
+        return seen
+
+    def _check_clock(self, created: int, expires: int | None, now: int) -> None:
+        """Step 8, and step 9 against the clock (``max_age``): no store involved."""
         if created > now + self.skew:
             raise Rejected(Reason.NOT_YET_VALID, f"created {created - now}s in the future")
         if expires is not None and now >= expires:
             raise Rejected(Reason.EXPIRED, "past its expiry")
-        if created < now - self.max_age or created <= self.store.floor(sender):
+        if created < now - self.max_age:
             raise Rejected(Reason.EXPIRED, "older than the replay window")
 
     def check_unseen(self, sender: bytes, message_id: bytes) -> None:
@@ -334,7 +398,7 @@ class ReplayWindow:
     def record(self, *, sender: bytes, message_id: bytes, created: int, now: float) -> None:
         """Step 21: atomically record the id of a message that passed everything else."""
         result = self._add(sender, message_id, created, now=now, holder=None, until=0.0)
-        assert result is AddResult.ADDED  # a plain add is never BUSY nor TAKEN_OVER
+        assert result is _ADDED  # a plain add is never BUSY nor TAKEN_OVER
 
     def claim(
         self,
@@ -356,6 +420,8 @@ class ReplayWindow:
         if not holder:
             raise UsageError("a claim needs a holder")
         result = self._add(sender, message_id, created, now=now, holder=holder, until=until)
+        if result is _ADDED:
+            return _CLAIMED
         if result is AddResult.BUSY:
             return Claim.BUSY
         return Claim.TAKEN_OVER if result is AddResult.TAKEN_OVER else Claim.CLAIMED
@@ -390,6 +456,8 @@ class ReplayWindow:
         if due:
             self.store.prune(int(now) - self.max_age)
         result = self.store.add(sender, message_id, created, now=now, holder=holder, until=until)
+        if result is _ADDED:  # the usual case: one comparison
+            return result
         if result is AddResult.BELOW_FLOOR:
             raise Rejected(Reason.EXPIRED, "older than the replay window")
         if result is AddResult.SEEN:

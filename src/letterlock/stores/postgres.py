@@ -234,6 +234,17 @@ class PostgresReplayStore:
                 db.execute(self._statements.contains, (sender, message_id)).fetchone() is not None
             )
 
+    def floor_and_contains(self, sender: bytes, message_id: bytes) -> tuple[int, bool]:
+        """:meth:`floor` and :meth:`contains` in one query: one round trip a message."""
+        with self._connection("looking up an id") as db:
+            row = db.execute(
+                self._statements.floor_and_contains, (sender, sender, message_id)
+            ).fetchone()
+        assert row is not None  # one meta row, always (as for floor)
+        floor, seen = row
+        assert isinstance(floor, int)
+        return floor, seen is True
+
     def add(
         self,
         sender: bytes,
@@ -322,6 +333,11 @@ class _Statements:
             "WHERE sender = %s), -1)) FROM {s}.meta m"
         )
         self.contains = q("SELECT 1 FROM {s}.seen WHERE sender = %s AND id = %s AND holder IS NULL")
+        self.floor_and_contains = q(
+            "SELECT greatest(m.floor, coalesce((SELECT floor FROM {s}.senders "
+            "WHERE sender = %s), -1)), EXISTS (SELECT 1 FROM {s}.seen WHERE sender = %s "
+            "AND id = %s AND holder IS NULL) FROM {s}.meta m"
+        )
         # the record's shared lock, then the sender's row (created if new), its floor and count
         self.lock_sender = q(
             "INSERT INTO {s}.senders (sender, floor, count) "

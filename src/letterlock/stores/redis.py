@@ -34,10 +34,8 @@ one hash tag (``{letterlock}``). Every ``redis`` exception (and ``OSError``) bec
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Iterator
-from typing import Final
+from typing import Final, cast
 
 import redis
 import redis.commands.core
@@ -162,6 +160,23 @@ return 0
 """
 )
 
+# ARGV: prefix, sender hex, id; {floor, 1 if handled}: _FLOOR's and _CONTAINS' in one round trip
+_FLOOR_AND_CONTAINS = (
+    _KEYS
+    + """
+local common = redis.call('GET', ARGV[1] .. ':floor') or '-1'
+local ids, claims, own = keys(ARGV[1], ARGV[2])
+local floor = common
+local value = redis.call('GET', own)
+if value and tonumber(value) > tonumber(common) then floor = value end
+local seen = 0
+if redis.call('ZSCORE', ids, ARGV[3]) and redis.call('HEXISTS', claims, ARGV[3]) == 0 then
+  seen = 1
+end
+return {floor, seen}
+"""
+)
+
 # ARGV: prefix, cutoff, cutoff - 1; forgets ids created before cutoff, then empty senders
 _PRUNE = (
     _KEYS
@@ -243,17 +258,18 @@ class RedisReplayStore:
             register(_PRUNE),
             register(_COUNT),
         )
+        self._floor_and_contains = register(_FLOOR_AND_CONTAINS)
 
-    @contextlib.contextmanager
-    def _translated(self, what: str) -> Iterator[None]:
+    def _translated(self, what: str) -> map_exceptions:
+        """Redis's and the socket's errors as StoreError (a context manager, entered once or
+        more per message: not a generator, which costs more to enter than this)."""
         where = f"Redis replay record {self.prefix!r}: {what} failed: "
-        with map_exceptions(
+        return map_exceptions(
             {
                 redis.RedisError: lambda exc: StoreError(f"{where}{exc}"),
                 OSError: lambda exc: StoreError(f"{where}{exc}"),
             }
-        ):
-            yield
+        )
 
     def _run(self, what: str, script: redis.commands.core.Script, *args: bytes | str) -> object:
         if self._closed.is_set():
@@ -280,6 +296,12 @@ class RedisReplayStore:
 
     def contains(self, sender: bytes, message_id: bytes) -> bool:
         return self._run("looking up an id", self._contains, sender.hex(), message_id) == 1
+
+    def floor_and_contains(self, sender: bytes, message_id: bytes) -> tuple[int, bool]:
+        """:meth:`floor` and :meth:`contains` in one script: one round trip a message."""
+        reply = self._run("looking up an id", self._floor_and_contains, sender.hex(), message_id)
+        floor, seen = cast(list[object], reply)
+        return int(_text(floor)), seen == 1
 
     def add(
         self,

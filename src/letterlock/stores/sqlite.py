@@ -108,6 +108,17 @@ class SQLiteReplayStore:
             ).fetchone()
             return row is not None
 
+    def floor_and_contains(self, sender: bytes, message_id: bytes) -> tuple[int, bool]:
+        """:meth:`floor` and :meth:`contains` in one statement."""
+        with self._database.read("looking up an id") as db:
+            floor, seen = db.execute(
+                "SELECT max(m.floor, coalesce((SELECT floor FROM senders WHERE sender = ?), -1)), "
+                "EXISTS (SELECT 1 FROM seen WHERE sender = ? AND id = ? AND holder IS NULL) "
+                "FROM meta m",
+                (sender, sender, message_id),
+            ).fetchone()
+            return int(floor), seen == 1
+
     def add(
         self,
         sender: bytes,
@@ -118,7 +129,11 @@ class SQLiteReplayStore:
         holder: bytes | None = None,
         until: float = 0.0,
     ) -> AddResult:
-        with self._database.transaction("recording an id") as db:
+        # A claim commits without a sync of its own (durable=False): it only keeps live
+        # consumers apart, and after a power loss no holder is alive (a lost claim is a message
+        # handed on at once instead of after ``until``, as it would be anyway). The handled id
+        # (finish, or a record without a holder) is synced, and its sync covers the claim.
+        with self._database.transaction("recording an id", durable=holder is None) as db:
             floor, count = db.execute(
                 "SELECT max(m.floor, coalesce(s.floor, -1)), coalesce(s.count, 0) "
                 "FROM meta m LEFT JOIN senders s ON s.sender = ?",
@@ -173,7 +188,7 @@ class SQLiteReplayStore:
             ))  # fmt: skip
 
     def release(self, sender: bytes, message_id: bytes, holder: bytes) -> bool:
-        with self._database.transaction("releasing a claim") as db:
+        with self._database.transaction("releasing a claim", durable=False) as db:
             cursor = db.execute(
                 "DELETE FROM seen WHERE sender = ? AND id = ? AND holder = ?",
                 (sender, message_id, holder),
@@ -184,7 +199,7 @@ class SQLiteReplayStore:
             return True
 
     def extend(self, sender: bytes, message_id: bytes, holder: bytes, until: float) -> bool:
-        with self._database.transaction("extending a claim") as db:
+        with self._database.transaction("extending a claim", durable=False) as db:
             return _changed(db.execute(
                 "UPDATE seen SET until = ? WHERE sender = ? AND id = ? AND holder = ?",
                 (until, sender, message_id, holder),

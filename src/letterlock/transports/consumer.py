@@ -130,6 +130,10 @@ BUSY: Final = "busy"  #: the cause of a busy copy's retry (another consumer's li
 TAKEN_OVER: Final = "taken_over"  #: a claim of a consumer that stopped renewing it, taken
 CLAIM_LOST: Final = "claim_lost"  #: this handler outlived its claim; another took it over
 _MAX_ATTEMPTS: Final = DeadLetterReason.MAX_ATTEMPTS
+# Per-message uses of enum members are globals: an attribute of an Enum class costs a
+# Python-level __getattr__ hook on 3.11 (EnumType defines one), a global does not.
+_DELIVERED, _HANDLED = Outcome.DELIVERED, Outcome.HANDLED
+_CLAIMED: Final = Claim.CLAIMED
 _HANDLER_ERROR: Final = DeadLetterReason.HANDLER_ERROR
 
 Handler = Callable[[Opened], object]
@@ -232,7 +236,7 @@ class _Core:
     def _open(self, delivery: Delivery, now: float | None) -> Opened | _Verdict:
         """Open and claim ``delivery``, or say how to settle it without handing it over."""
         attempts = delivery.attempts
-        early = decide(Outcome.DELIVERED, attempts=attempts, policy=self.retry)
+        early = decide(_DELIVERED, attempts=attempts, policy=self.retry)
         if early is not None:  # delivered too often: not opened again
             return _Verdict(early, _MAX_ATTEMPTS.value, "delivered too often (crash loop?)")
         at = time.time() if now is None else float(now)
@@ -247,6 +251,8 @@ class _Core:
             refusal = decide(rejected.reason, attempts=attempts, policy=self.retry)
             assert refusal is not None  # a refusal is always settled
             return _Verdict(refusal, rejected.reason.value, rejected.detail)
+        if claim is _CLAIMED:
+            return opened
         if claim is Claim.BUSY:
             busy = decide(Outcome.BUSY, attempts=attempts, policy=self.retry, wait=self.claim_lease)
             assert busy is not None
@@ -271,9 +277,9 @@ class _Core:
                 "consumer while this handler ran past claim_lease; extend_lease() from long "
                 "handlers", delivery.queue, delivery.ref,
             )  # fmt: skip
-        done = decide(Outcome.HANDLED, attempts=delivery.attempts, policy=self.retry)
+        done = decide(_HANDLED, attempts=delivery.attempts, policy=self.retry)
         assert done is not None
-        return _Verdict(done)
+        return _ACKED if done == _ACKED.settlement else _Verdict(done)
 
     def _failed(self, delivery: Delivery, opened: Opened, exc: Exception) -> _Verdict:
         """The handler raised: the claim is released (a retry, or a redriven dead letter, is
@@ -347,6 +353,10 @@ class _Verdict:
     settlement: Settlement
     cause: str = ""  #: a reason code, a dead letter's reason, or busy
     detail: str = ""
+
+
+#: The verdict of almost every message, made once (a frozen dataclass costs ~1 us to build).
+_ACKED: Final = _Verdict(Ack())
 
 
 class SealedConsumer(_Core):

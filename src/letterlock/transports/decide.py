@@ -196,6 +196,10 @@ _HANDLER_ERROR: Final = DeadLetter(reason=DeadLetterReason.HANDLER_ERROR)
 _MAX_ATTEMPTS: Final = DeadLetter(reason=DeadLetterReason.MAX_ATTEMPTS)
 
 _U, _L, _E, _O = Count.UNKNOWN, Count.LEFT, Count.LAST, Count.OVER
+# Per-message comparisons use globals: an attribute of an Enum class costs a Python-level
+# __getattr__ hook on 3.11 (EnumType defines one), a global does not.
+_BUSY, _HANDLER_RAISED = Outcome.BUSY, Outcome.HANDLER_RAISED
+_RETRY_ON_ERROR: Final = OnHandlerError.RETRY
 
 #: The decision table (the module's table, as data): (row, count) -> settlement, ``None`` for
 #: "open it". Every pair is listed; :func:`decide` only reads it.
@@ -269,12 +273,12 @@ class RetryPolicy:
     def count(self, attempts: int | None) -> Count:
         """Where ``attempts`` (deliveries so far, this one included) stands."""
         if attempts is None:
-            return Count.UNKNOWN
+            return _U
         if attempts < 1:
             raise UsageError("attempts counts this delivery too: 1 or more, or None")
         if attempts < self.max_attempts:
-            return Count.LEFT
-        return Count.LAST if attempts == self.max_attempts else Count.OVER
+            return _L
+        return _E if attempts == self.max_attempts else _O
 
 
 def decide(
@@ -294,11 +298,11 @@ def decide(
     if type(outcome) is Reason:  # an enum with members is final; isinstance is slower here
         retried = SETTLEMENT[outcome] is OnRefusal.RETRY
         row = Row.REFUSED_RETRIED if retried else Row.REFUSED_OTHER
-    elif outcome is Outcome.HANDLER_RAISED and policy.on_handler_error is OnHandlerError.RETRY:
+    elif outcome is _HANDLER_RAISED and policy.on_handler_error is _RETRY_ON_ERROR:
         row = Row.HANDLER_RAISED_RETRIED
     else:
         row = _ROW_OF[cast(Outcome, outcome)]  # not a Reason: its exact type was checked
-    if (outcome is Outcome.BUSY) != (wait is not None):
+    if (outcome is _BUSY) != (wait is not None):
         raise UsageError("wait is given for a busy copy, and only for one")
     settlement = TABLE[row, count]
     if settlement is _BACKOFF:

@@ -1,0 +1,105 @@
+"""Fuzz target: arbitrary bytes through the keyset parsers (``docs/spec/keyset.md``).
+
+Each input is read twice: as keyset bytes (:meth:`Keyset.decode`, section 2) and, as text, as
+a signed keyset line verified against the fixed identity key (:meth:`SignedKeyset.from_text`,
+section 4). The only allowed outcomes are success and :class:`letterlock.ParseError`; anything
+else is a crash. A keyset that parses must re-encode to the same bytes (canonical) and satisfy
+the model's invariants (exactly one primary key). Each input is checked whole and at its
+prefixes, as ``fuzz_envelope.py`` does.
+
+Run: ``python fuzz/fuzz_keyset.py -atheris_runs=20000 NEW_DIR fuzz/corpus-keyset``. Seeds:
+``python fuzz/make_keyset_corpus.py``. Imported as a module, nothing is instrumented.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import struct
+import sys
+
+
+def _instrumentation() -> contextlib.AbstractContextManager[object]:
+    if __name__ != "__main__":
+        return contextlib.nullcontext()
+    import atheris  # noqa: PLC0415 - only the fuzzing run needs it (Linux only)
+
+    instrument: contextlib.AbstractContextManager[object] = atheris.instrument_imports(
+        include=["letterlock"]
+    )
+    return instrument
+
+
+with _instrumentation():
+    from letterlock import Identity, ParseError, Suite, hazmat
+    from letterlock.trust.keysets import Keyset, SignedKeyset, Status
+
+__all__ = ["IDENTITY", "TestOneInput", "check_one"]
+
+PARSED = "parsed"
+MALFORMED = "malformed"
+DENSE_PREFIXES = 64
+STRIDED_PREFIXES = 32
+
+
+def _fixed_identity() -> Identity:
+    """The fuzz identity key: public test keys, never use them for anything else."""
+    seed = hashlib.shake_256(b"letterlock fuzz keyset identity").digest(64)
+    encoded = b"LLS\x01" + bytes([Suite.X25519.value])
+    encoded += struct.pack(">H", 32) + seed[:32] + struct.pack(">H", 32) + seed[32:]
+    return hazmat.identity_from_private_bytes(encoded)
+
+
+IDENTITY = _fixed_identity()
+
+
+def check_one(data: bytes) -> str:
+    """ "parsed" if the bytes or the text parse (and verify), else "malformed"."""
+    outcomes = {_decoded(data)}
+    with contextlib.suppress(UnicodeDecodeError):
+        outcomes.add(_verified(data.decode("utf-8")))
+    return PARSED if PARSED in outcomes else MALFORMED
+
+
+def _decoded(data: bytes) -> str:
+    try:
+        keyset = Keyset.decode(data)
+    except ParseError:
+        return MALFORMED
+    assert keyset.encode() == data, "a parsed keyset re-encodes to other bytes"
+    assert sum(key.status is Status.PRIMARY for key in keyset.keys) == 1
+    return PARSED
+
+
+def _verified(text: str) -> str:
+    try:
+        signed = SignedKeyset.from_text(text, identity=IDENTITY.public)
+    except ParseError:
+        return MALFORMED
+    assert signed.keyset.identity == IDENTITY.public.fingerprint
+    return PARSED
+
+
+def prefix_lengths(size: int) -> range | list[int]:
+    if size <= DENSE_PREFIXES + STRIDED_PREFIXES:
+        return range(size)
+    stride = -(-(size - DENSE_PREFIXES) // STRIDED_PREFIXES)
+    return [*range(DENSE_PREFIXES), *range(DENSE_PREFIXES, size, stride)]
+
+
+def TestOneInput(data: bytes) -> None:  # noqa: N802 - the name atheris and libFuzzer expect
+    """Check the input whole and at its prefixes; only success or ParseError may happen."""
+    check_one(data)
+    for end in prefix_lengths(len(data)):
+        check_one(data[:end])
+
+
+def main() -> None:
+    import atheris  # noqa: PLC0415
+
+    atheris.Setup(sys.argv, TestOneInput)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()

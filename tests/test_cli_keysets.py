@@ -1,0 +1,201 @@
+"""``letterlock id rotate / id show / id keyset`` and ``contact keyset``, run as a user runs them.
+
+Bob rotates his encryption keys; alice seals to him with the keyset she took. The clock here is
+the real one, so the grace period's end is tested in tests/test_keysets.py (a fake clock);
+these tests use ``--grace 0`` where a deadline must pass.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from cli_support import Homes, assert_one_line_error, letterlock, posix_only, seal
+
+
+def _ok(home: Path, *args: str, stdin: bytes = b"") -> str:
+    result = letterlock(home, *args, stdin=stdin)
+    assert result.code == 0, result
+    return result.text
+
+
+def _show(home: Path, name: str = "bob") -> dict[str, object]:
+    shown: dict[str, object] = json.loads(_ok(home, "id", "show", name, "--json"))
+    return shown
+
+
+def _keys(home: Path) -> dict[int, dict[str, str]]:
+    keys = _show(home)["keys"]
+    assert isinstance(keys, list)
+    return {key["id"]: key for key in keys}
+
+
+def _distribute(homes: Homes) -> None:
+    line = _ok(homes.bob, "id", "keyset", "bob")
+    _ok(homes.alice, "contact", "keyset", "bob", "-", stdin=line.encode())
+
+
+def test_a_whole_rotation_moves_senders_to_the_new_key_and_old_messages_still_open(
+    homes: Homes,
+) -> None:
+    queued = seal(homes)  # to bob's identity key, before any keyset
+    _ok(homes.bob, "id", "rotate", "bob")  # 1. add: key 0 (the identity key) and key 1
+    keys = _keys(homes.bob)
+    assert [keys[0]["status"], keys[1]["status"]] == ["primary", "active"]
+    assert keys[0]["fingerprint"] == homes.bob_fingerprint
+    _ok(homes.bob, "id", "rotate", "bob", "--promote", "1")  # 3. promote
+    _distribute(homes)  # 2. distribute (after promoting: alice seals to key 1 at once)
+    after = seal(homes)
+    _ok(homes.bob, "id", "rotate", "bob", "--retire", "0")  # 4. retire, default grace 7 days
+    keys = _keys(homes.bob)
+    assert [keys[0]["status"], keys[1]["status"]] == ["retired", "primary"]
+    assert keys[0]["destroy_after"] == keys[0]["opens_until"]
+    table = letterlock(homes.bob, "id", "show", "bob")
+    assert table.code == 0, table
+    assert [line.split("\t")[:2] for line in table.text.splitlines()[-2:]] == [
+        ["0", "retired"],
+        ["1", "primary"],
+    ]
+    for message in (queued, after):  # within the grace period both open
+        assert letterlock(homes.bob, "open", stdin=message).code == 0
+    inspected = json.loads(_ok(homes.bob, "inspect", "--json", stdin=after))
+    assert inspected["recipients"] == [_recipient_id(keys[1]["fingerprint"])]
+
+
+def _recipient_id(fingerprint: str) -> str:
+    raw = base64.b64decode(fingerprint.removeprefix("SHA256:") + "=")
+    return raw[:16].hex()
+
+
+def test_a_destroyed_key_file_is_gone_and_its_messages_are_refused(homes: Homes) -> None:
+    _ok(homes.bob, "id", "rotate", "bob")
+    _ok(homes.bob, "id", "rotate", "bob", "--promote", "1")
+    _distribute(homes)
+    to_key_1 = seal(homes)
+    _ok(homes.bob, "id", "rotate", "bob")  # key 2
+    _ok(homes.bob, "id", "rotate", "bob", "--promote", "2")
+    refused = letterlock(homes.bob, "id", "rotate", "bob", "--destroy", "1")
+    assert_one_line_error(refused, 2, "cannot destroy key 1: it is active")
+    _ok(homes.bob, "id", "rotate", "bob", "--retire", "1")
+    refused = letterlock(homes.bob, "id", "rotate", "bob", "--destroy", "1")
+    assert_one_line_error(refused, 2, "grace period")
+    key_file = homes.bob / "identities" / "bob.keys" / "1.key"
+    assert key_file.exists()
+    result = letterlock(homes.bob, "id", "rotate", "bob", "--destroy", "1", "--early")
+    assert result.code == 0, result
+    assert not key_file.exists()
+    keys = _keys(homes.bob)
+    assert keys[1]["status"] == "destroyed"
+    assert keys[1]["private_key"] == "gone"
+    opened = letterlock(homes.bob, "open", stdin=to_key_1)
+    assert_one_line_error(opened, 1, "rejected: not_for_me", "destroyed")
+
+
+def test_a_retired_key_past_a_zero_grace_period_no_longer_opens(homes: Homes) -> None:
+    _ok(homes.bob, "id", "rotate", "bob")
+    _ok(homes.bob, "id", "rotate", "bob", "--promote", "1")
+    queued = seal(homes)  # alice still seals to key 0: she has no keyset of bob's
+    _ok(homes.bob, "id", "rotate", "bob", "--retire", "0", "--grace", "0")
+    opened = letterlock(homes.bob, "open", stdin=queued)
+    assert_one_line_error(opened, 1, "rejected: not_for_me", "past its deadline")
+
+
+def test_a_tampered_keyset_file_is_refused(homes: Homes) -> None:
+    _ok(homes.bob, "id", "rotate", "bob")
+    path = homes.bob / "identities" / "bob.keyset"
+    text = path.read_text()
+    prefix, encoded, signature = text.split(" ")
+    flipped = encoded[:40] + ("A" if encoded[40] != "A" else "B") + encoded[41:]
+    path.write_text(f"{prefix} {flipped} {signature}")
+    assert_one_line_error(letterlock(homes.bob, "id", "show", "bob"), 2, "bob.keyset: refused")
+    sealed = seal(homes)
+    assert_one_line_error(letterlock(homes.bob, "open", stdin=sealed), 2, "bob.keyset: refused")
+
+
+def test_a_contact_keyset_signed_by_another_key_or_rolled_back_is_refused(homes: Homes) -> None:
+    _ok(homes.alice, "id", "rotate", "alice")  # alice's own keyset: not bob's
+    alices = _ok(homes.alice, "id", "keyset", "alice")
+    refused = letterlock(homes.alice, "contact", "keyset", "bob", "-", stdin=alices.encode())
+    assert_one_line_error(refused, 2, "different identity")
+    _ok(homes.bob, "id", "rotate", "bob")
+    first = _ok(homes.bob, "id", "keyset", "bob")
+    _ok(homes.bob, "id", "rotate", "bob", "--promote", "1")
+    _distribute(homes)
+    refused = letterlock(homes.alice, "contact", "keyset", "bob", "-", stdin=first.encode())
+    assert_one_line_error(refused, 2, "refusing a rollback")
+
+
+def test_id_show_without_a_keyset_shows_the_identity_key(homes: Homes) -> None:
+    shown = _show(homes.bob)
+    assert shown["fingerprint"] == homes.bob_fingerprint
+    assert (shown["keyset_version"], shown["keys"]) == (None, [])
+    result = letterlock(homes.bob, "id", "show", "bob")
+    assert result.code == 0, result
+    assert homes.bob_fingerprint in result.text
+
+
+def test_id_rotate_takes_one_step_at_a_time(homes: Homes) -> None:
+    result = letterlock(homes.bob, "id", "rotate", "bob", "--promote", "1", "--retire", "0")
+    assert_one_line_error(result, 2, "one step at a time")
+    result = letterlock(homes.bob, "id", "rotate", "bob", "--promote", "1")
+    assert_one_line_error(result, 2, "no keyset yet")
+
+
+def test_id_passwd_re_encrypts_the_keys_of_the_keyset(homes: Homes, tmp_path: Path) -> None:
+    _ok(homes.bob, "id", "rotate", "bob")
+    _ok(homes.bob, "id", "rotate", "bob", "--promote", "1")
+    _distribute(homes)
+    sealed = seal(homes)  # to key 1
+    new = tmp_path / "new"
+    new.write_text("a new pass phrase for bob\n")
+    changed = letterlock(homes.bob, "id", "passwd", "bob", "--new-passphrase-file", str(new))
+    assert changed.code == 0, changed
+    assert "and of its 1 keyset keys" in changed.stderr
+    opened = letterlock(homes.bob, "open", "--passphrase-file", str(new), stdin=sealed)
+    assert opened.code == 0, opened
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_listener_opens_with_the_keys_of_its_keyset(
+    homes: Homes, tmp_path: Path, workers: str
+) -> None:
+    url = f"spool://{tmp_path}/spool.db"
+    listen = ("listen", "--broker", url, "--topic", "orders.*", "--as", "bob", "--workers", workers)
+    assert letterlock(homes.bob, *listen, "--timeout", "0.1").code == 0  # the group exists
+    _ok(homes.bob, "id", "rotate", "bob")
+    _ok(homes.bob, "id", "rotate", "bob", "--promote", "1")
+    _distribute(homes)
+    sent = letterlock(homes.alice, "send", "--broker", url, "--topic", "orders.eu", "--to", "bob",
+                      stdin=b"to key 1")  # fmt: skip
+    assert sent.code == 0, sent
+    result = letterlock(homes.bob, *listen, "--count", "1", "--timeout", "20")
+    assert result.code == 0, result
+    assert result.stdout == b"to key 1"
+
+
+@posix_only
+def test_keyset_files_others_can_write_or_read_are_refused(homes: Homes) -> None:
+    _ok(homes.bob, "id", "rotate", "bob")
+    keyset = homes.bob / "identities" / "bob.keyset"
+    keyset.chmod(0o666)
+    assert_one_line_error(letterlock(homes.bob, "id", "show", "bob"), 2, "bob.keyset")
+    keyset.chmod(0o644)
+    _ok(homes.bob, "id", "rotate", "bob", "--promote", "1")
+    _distribute(homes)
+    sealed = seal(homes)
+    key_file = homes.bob / "identities" / "bob.keys" / "1.key"
+    key_file.chmod(0o644)  # a private key others can read
+    assert_one_line_error(letterlock(homes.bob, "open", stdin=sealed), 2, "1.key")
+
+
+def test_removing_a_contact_forgets_its_keyset(homes: Homes) -> None:
+    _ok(homes.bob, "id", "rotate", "bob")
+    _ok(homes.bob, "id", "rotate", "bob", "--promote", "1")
+    _distribute(homes)
+    held = homes.alice / "keysets" / "bob.keyset"
+    assert held.exists()
+    _ok(homes.alice, "contact", "remove", "bob")
+    assert not held.exists()
