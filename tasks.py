@@ -11,7 +11,8 @@
                                benchmarks/broker_rabbitmq.py and benchmarks/memory.py for the
                                broker and memory figures
     python3 tasks.py vectors   regenerate vectors/ (tools/make_vectors.py)
-    python3 tasks.py fuzz [N]  run the envelope and keyset fuzz targets, N inputs each (20000)
+    python3 tasks.py fuzz [N]  run the envelope, keyset and status fuzz targets, N inputs each
+                               (20000)
 
 The virtual environment is updated when pyproject.toml changes; the demo installs letterlock
 alone, every other task also the 'test', 'bench' and 'all' extras.
@@ -82,7 +83,11 @@ def run_quietly(*args: str | Path, summary: str = "Done ") -> None:
 
 def fuzz(runs: int, *, quiet: bool = False) -> None:
     # libFuzzer writes new inputs into its first corpus directory: give it a scratch copy.
-    for target, seeds in (("fuzz_envelope.py", "corpus"), ("fuzz_keyset.py", "corpus-keyset")):
+    for target, seeds in (
+        ("fuzz_envelope.py", "corpus"),
+        ("fuzz_keyset.py", "corpus-keyset"),
+        ("fuzz_status.py", "corpus-status"),
+    ):
         with tempfile.TemporaryDirectory(prefix="letterlock-fuzz-") as scratch:
             corpus = Path(scratch) / "corpus"
             shutil.copytree(ROOT / "fuzz" / seeds, corpus)

@@ -117,3 +117,16 @@ def test_demo_reports_a_broken_spool(monkeypatch: pytest.MonkeyPatch) -> None:
     code, output = _play()
     assert code == 1
     assert "the demo stopped: disk full" in output
+
+
+def test_demo_shows_an_authority_chain_a_revocation_and_a_stale_status() -> None:
+    """Issue 9, done when: a certified sender accepted with its chain printed, a revoked one
+    refused, a stale status failing closed (and, once a fresh one arrives, opening again)."""
+    _, output = _play()
+    scene = output.split("4. Authorities")[1]
+    assert "✓ ll://acme/ledger/eu/dave" in scene
+    assert "chain payments > ledger-eu, status v1" in scene
+    assert "revoked (compromised) since" in scene
+    assert "stale: status version 2 is" in scene
+    assert "chain payments > ledger-eu, status v3" in scene
+    assert "erin: move" not in output  # the revoked sender's payload never shows

@@ -4,7 +4,9 @@ Usage: ``python tools/make_root_vectors.py OUTDIR`` writes ``OUTDIR/<name>.json`
 other ``*.json`` there.
 
 Keys are fixed: the key named ``N`` is derived from SHAKE-256("letterlock root vector key N")
-(an Ed25519 seed, an EC scalar, an ML-DSA-87 seed, or the pq suite's signature seed and scalar).
+(an Ed25519 seed, an EC scalar, an ML-DSA-87 seed, or the pq suite's signature seed and scalar);
+``identity-SUITE-...`` keys are letterlock identities whose private keys are derived the same
+way, signing through :class:`letterlock.trust.tufkeys.IdentitySigner`.
 ECDSA and ML-DSA signatures are randomised by pyca/cryptography, so signatures differ between
 runs; the outcomes and every other field do not.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import struct
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -23,9 +26,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa
 from securesystemslib.signer import CryptoSigner, Signature, Signer, SSlibKey
 from tuf.api.metadata import Metadata, Root, Timestamp
 
+from letterlock import Identity, Suite
 from letterlock.core.keys import format_fingerprint
+from letterlock.hazmat import identity_from_private_bytes
 from letterlock.trust.status import FIELD
-from letterlock.trust.tufkeys import DualSigner
+from letterlock.trust.tufkeys import DualSigner, IdentitySigner
 
 NOW = 1_800_000_000
 HOUR = 3600
@@ -46,9 +51,30 @@ def _scalar(name: str, size: int, order: int) -> int:
     return int.from_bytes(_seed(name, size), "big") % (order - 1) + 1
 
 
+def identity(name: str, suite: Suite) -> Identity:
+    """A letterlock identity of ``suite`` with keys derived from ``name``."""
+
+    def scalar(label: str, size: int, order: int) -> bytes:
+        return _scalar(f"{name} {label}", size + 8, order).to_bytes(size, "big")
+
+    if suite is Suite.X25519:
+        sig, kem = _seed(f"{name} sig", 32), _seed(f"{name} kem", 32)
+    elif suite is Suite.P256:
+        sig, kem = scalar("sig", 32, P256_N), scalar("kem", 32, P256_N)
+    elif suite is Suite.P384:
+        sig, kem = scalar("sig", 48, P384_N), scalar("kem", 48, P384_N)
+    else:
+        sig = _seed(f"{name} sig", 32) + scalar("sig ec", 48, P384_N)
+        kem = _seed(f"{name} kem", 64) + scalar("kem ec", 48, P384_N)
+    encoded = b"LLS\x01" + bytes([suite.value]) + struct.pack(">H", len(sig)) + sig
+    return identity_from_private_bytes(encoded + struct.pack(">H", len(kem)) + kem)
+
+
 def key(name: str) -> Signer:
     """The fixed signer named ``name``; its kind is the name's prefix."""
     kind = name.split("-", 1)[0]
+    if kind == "identity":  # identity-SUITE-...: a letterlock identity (trust.tufkeys)
+        return IdentitySigner(identity(name, Suite.from_label(name.split("-")[1])))
     if name.startswith("p384-dual-"):  # the ECDSA half of the dual key named by the rest
         scalar = _scalar(name.removeprefix("p384-") + " ecdsa", 56, P384_N)
         return CryptoSigner(ec.derive_private_key(scalar, ec.SECP384R1()))
@@ -171,6 +197,22 @@ def cases() -> list[dict[str, Any]]:
             sign(root(3, NEW, 3, STATUS), *OLD[1:], *NEW),
         ],
         expect={"roots": ["accept", "accept"], "root_version": 3},
+    )
+    identities = ["identity-x25519-a", "identity-p256-a", "identity-p384-a", "identity-pq-a"]
+    add(
+        "identity-keys",
+        "version 2 lists the signing keys of letterlock identities of every suite (x25519 as "
+        "Ed25519, p256 and p384 as ECDSA in DER, pq as the dual key), 3 of 4; its status key "
+        "is a p256 identity's",
+        roots=[sign(root(2, identities, 3, ["identity-p256-s"]), *V1[:2], *identities[1:])],
+        statuses=[sign(status(1), "identity-p256-s")],
+        expect={
+            "roots": ["accept"],
+            "root_version": 2,
+            "statuses": ["accept"],
+            "status_version": 1,
+            "fresh": True,
+        },
     )
     add(
         "rollback",

@@ -663,6 +663,32 @@ def spki_identity(keytype: str, public: str) -> bytes:
     )
 
 
+def tuf_public_key(suite: Suite, sig_public: bytes) -> tuple[str, str, str]:
+    """(keytype, scheme, public) of a p256, p384 or x25519 signature key as securesystemslib
+    writes it: hex of the raw key for Ed25519, PEM SubjectPublicKeyInfo for ECDSA."""
+    if suite is Suite.X25519:
+        return "ed25519", "ed25519", sig_public.hex()
+    if suite not in (Suite.P256, Suite.P384):
+        raise ValueError(f"a {suite} key is not a plain TUF key")
+    point = ec.EllipticCurvePublicKey.from_encoded_point(_CURVE[suite], sig_public)
+    pem = point.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode("ascii")
+    return "ecdsa", f"ecdsa-sha2-nistp{256 if suite is Suite.P256 else 384}", pem
+
+
+def tuf_signature(suite: Suite, signature: bytes) -> bytes:
+    """A letterlock signature as securesystemslib verifies it: DER for ECDSA (from section 2's
+    ``r || s``), the signature itself for Ed25519. ValueError for a malformed ``r || s``."""
+    if suite is Suite.X25519:
+        return signature
+    n = _SCALAR[suite]
+    der = _der_of(signature, n) if len(signature) == 2 * n else None
+    if der is None:
+        raise ValueError("not an ECDSA r || s signature")
+    return der
+
+
 def pq_public(sig_public: bytes) -> tuple[PqVerifier, bytes, bytes]:
     """The pq suite's signature key (ML-DSA-87 then a P-384 point, section 2) as a verifier
     and the DER SubjectPublicKeyInfo of each half, for :func:`spki_identity` comparisons.

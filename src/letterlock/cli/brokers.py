@@ -67,6 +67,7 @@ from letterlock import (
 from letterlock._fs import make_private_dir
 from letterlock.cli.home import REPLAY_RETENTION, Home
 from letterlock.cli.keyset_files import keyset_opener
+from letterlock.cli.livetrust import LiveTrust, StatusFollower
 from letterlock.cli.options import (
     example,
     input_option,
@@ -90,6 +91,9 @@ from letterlock.cli.render import (
     warn,
 )
 from letterlock.cli.streams import read_input, write_output
+from letterlock.cli.trustdata import TrustData, status_group_of
+from letterlock.sources.folder import Snapshot
+from letterlock.sources.updater import StatusUpdater
 from letterlock.stores import ClosingReplayStore, replay_store_from_url
 from letterlock.transports import (
     DeadLetterRecord,
@@ -190,6 +194,10 @@ def _endpoint(url: str) -> Iterator[Endpoint]:
         yield endpoint
     finally:
         endpoint.close()
+
+
+#: The broker at a URL, closed on the way out (for other commands: ``status publish``).
+endpoint_at = _endpoint
 
 
 def _topics(endpoint: Endpoint, pattern: str) -> Topics:
@@ -642,6 +650,12 @@ def _summary(listened: Listened, group: str) -> str:
     "redis://... or postgresql://... to share them with listeners on other hosts, "
     "sqlite:///path (default: a record per identity in the home).",
 )
+@click.option(
+    "--follow-status",
+    is_flag=True,
+    help="Also follow status documents on the broker's letterlock.status topic (a home with a "
+    "pinned root), using each newer one at once (one worker only).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Report only problems on stderr.")
 @passphrase_file_option
 @pass_home
@@ -657,6 +671,7 @@ def listen_command(
     out_dir: str | None,
     workers: int,
     replay: str | None,
+    follow_status: bool,
     quiet: bool,
     passphrase_file: str | None,
 ) -> None:
@@ -686,18 +701,46 @@ def listen_command(
             with shared or contextlib.nullcontext(), _replay_store(home, name, replay) as store:
                 # older messages are refused (expired): the record forgets their ids by then
                 window = ReplayWindow(store, max_age=REPLAY_RETENTION)
-                opener = _listener_opener(
-                    home, name, lambda: secret, window, home.trust(own), identity
-                )
+                trust, follower = _trust_of(home, own, broker, follow=follow_status,
+                                            workers=workers)  # fmt: skip
+                opener = _listener_opener(home, name, lambda: secret, window, trust, identity)
                 listening = Listening(
                     url=broker, endpoint=endpoint, group=group, topics=topics, opener=opener,
                     opener_factory=factory, handler=Deliver(out, quiet), count=count,
                     timeout=timeout, log=_consumer_log(quiet),
                     ready=_ready(broker, name, group, quiet),
                 )  # fmt: skip
-                listened = _run_listener(listening, workers=workers)
+                try:
+                    listened = _run_listener(listening, workers=workers)
+                finally:
+                    if follower is not None:
+                        follower.stop()
     if not quiet:
         note(_summary(listened, group))
+
+
+def _trust_of(
+    home: Home, own: dict[str, PublicIdentity], broker: str, *, follow: bool, workers: int
+) -> tuple[TrustPolicy, StatusFollower | None]:
+    """The listener's trust; with ``follow``, a live one that each newer status replaces."""
+    if not follow:
+        return home.trust(own), None
+    if workers != 1:
+        raise UsageError("--follow-status needs --workers 1")
+    data = TrustData(home)
+    snapshot = data.snapshot()
+    if snapshot is None:
+        raise UsageError("--follow-status needs a pinned root: letterlock root pin FILE")
+    senders = home.senders(own)
+    live = LiveTrust(data.revocations_in_front(senders, snapshot))
+
+    def swap(new: Snapshot) -> None:
+        live.swap(data.revocations_in_front(senders, new))
+
+    updater = StatusUpdater(data.cache(), snapshot, on_change=swap)
+    group = status_group_of(home)
+    follower = StatusFollower(broker, updater, group=group, on_error=warn).start()
+    return live, follower
 
 
 # dlq -------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 import letterlock
+from letterlock.cli.demo_authority import authority_scene
 from letterlock.transports import RetryPolicy, SealedConsumer, Spool
 
 __all__ = ["run"]
@@ -429,7 +430,9 @@ def _play(w: World, console: Console) -> list[str]:
         results.append(w.poll_all())
     _say(console, _moves_table(results))
     _say(console, _dead_letter_table(w.spool))
-    return _check_letters(w) + _check_moves(results) + _check_leaks(w)
+    scene, scene_problems = authority_scene(w.spool.path.parent, w.now)
+    _say(console, scene)
+    return _check_letters(w) + _check_moves(results) + _check_leaks(w) + scene_problems
 
 
 TRY_NEXT = (

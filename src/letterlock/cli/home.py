@@ -20,6 +20,9 @@ Layout (directories 0700, private files 0600)::
     HOME/replay.sqlite         ids of opened messages (letterlock.stores.sqlite)
     HOME/listen/NAME.sqlite    ids of messages ``listen --as NAME`` handled, and the claims of
                                its running listeners (one per identity: see listener_store)
+    HOME/authorities/, root/, status/, trust/
+                               authorities, roots and status documents, and what a receiver
+                               trusts beyond pins (letterlock.cli.trustdata)
     HOME/.lock                 held (flock) by a command that changes known_senders or
                                identities/ or contacts, from reading them to the rename
 
@@ -61,6 +64,7 @@ from letterlock.cli.strict import (
     open_private,
     read_checked,
 )
+from letterlock.cli.trustdata import TrustData
 from letterlock.core.trust import TrustPolicy
 from letterlock.keystore import decrypt_identity, encrypt_identity, save_identity
 from letterlock.keystore.file import MAX_FILE_SIZE
@@ -153,6 +157,14 @@ class Home:
     def check(self) -> None:
         """Refuse an unsafe home (UsageError naming the path) before a command uses it."""
         self._exists_safely()
+
+    def exists_safely(self) -> bool:
+        """Check the home and the directories above it; False if it does not exist yet."""
+        return self._exists_safely()
+
+    def make_dir(self, directory: Path) -> None:
+        """Create ``directory`` in the home (mode 0700) unless it exists, and check it."""
+        self._make(directory)
 
     def _exists_safely(self) -> bool:
         """Check the home and the directories above it; False if it does not exist yet."""
@@ -351,14 +363,29 @@ class Home:
             where = self.token_path(name) if self.token_of(name) else self.key_path(name)
             raise KeyStoreError(f"{where} and {self.pub_path(name)} hold different keys")
         chain = self.chain(name)
+        data = TrustData(self)
+        status = data.status()
+        held = 0 if status is None else status.version
         if chain:  # the identity presents its chain in every envelope it seals
             bound = bound_identity(chain[0])
             if isinstance(bound, tuple) and bound[1] == public:
-                return identity.with_credentials(CredentialFormat.X509, chain)
+                return identity.with_credentials(CredentialFormat.X509, chain, status_version=held)
             raise UsageError(
                 f"{self.chain_path(name)} does not certify identity {name!r}'s key "
                 f"(a rotated key?): attach a new certificate with letterlock id attach"
             )
+        presented = data.presented(name)
+        if presented:  # its letterlock credentials, leaf first (``authority present``)
+            if presented[0].subject_identity != public:
+                raise UsageError(
+                    f"{data.presented_path(name)} does not certify identity {name!r}'s key "
+                    f"(a rotated key?): present new credentials with letterlock authority present"
+                )
+            encoded = [c.encoded for c in presented]
+            return identity.with_credentials(CredentialFormat.LETTERLOCK, encoded,
+                                             status_version=held)  # fmt: skip
+        if held:  # no chain to present: the block carries only the status version
+            return identity.with_credentials(CredentialFormat.NONE, (), status_version=held)
         return identity
 
     def _unlock(self, name: str, get_secret: Callable[[], bytes]) -> Identity:
@@ -411,19 +438,23 @@ class Home:
                 write_private_file(self.known_senders, data, overwrite=True)
 
     def trust(self, own: dict[str, PublicIdentity]) -> TrustPolicy:
-        """The home's trust policy: its pins, ``own`` (from :meth:`own_publics`) as self, and
-        senders whose X.509 chain (carried in the envelope) verifies to one of its anchors,
-        under the rules of ``policy.toml`` if the home has one."""
+        """The home's trust policy: :meth:`senders` and, with a pinned root, the status
+        document it holds in front (revocations, and failing closed when it is stale)."""
+        return TrustData(self).revocations_in_front(self.senders(own))
+
+    def senders(self, own: dict[str, PublicIdentity]) -> TrustPolicy:
+        """Its pins, ``own`` (from :meth:`own_publics`) as self, senders whose X.509 chain
+        (carried in the envelope) verifies to one of its X.509 anchors, and senders certified
+        by its anchored authorities (:mod:`letterlock.cli.trustdata`), under the rules of
+        ``policy.toml`` if the home has one."""
+        policies: list[TrustPolicy] = [self.pins(), OwnIdentities(own)]
         anchors = self.anchors()
-        senders = (
-            FirstKnown(self.pins(), OwnIdentities(own))
-            if not anchors
-            else FirstKnown(
-                self.pins(),
-                OwnIdentities(own),
-                X509Senders(AnchorSet(anchors), [], now=int(time.time())),
-            )
-        )
+        if anchors:
+            policies.append(X509Senders(AnchorSet(anchors), [], now=int(time.time())))
+        authorities = TrustData(self).authorities()
+        if authorities is not None:
+            policies.append(authorities)
+        senders = FirstKnown(*policies)
         rules = self.rules()
         return senders if rules is None else Rules(senders, rules)
 

@@ -26,6 +26,7 @@ from rich.console import Console
 
 import letterlock
 from letterlock import LetterlockError, Rejected, UsageError
+from letterlock.cli.authority import authority_group
 from letterlock.cli.brokers import dlq_group, listen_command, send_command
 from letterlock.cli.contacts import contact_group
 from letterlock.cli.home import HOME_ENV, Home
@@ -36,6 +37,8 @@ from letterlock.cli.options import example
 from letterlock.cli.passphrase import ENV_VAR
 from letterlock.cli.policy import trust_check_command
 from letterlock.cli.render import safe, stdout_console
+from letterlock.cli.root import root_group
+from letterlock.cli.status import revoke_command, status_group
 from letterlock.cli.x509 import register as register_x509
 
 __all__ = ["cli", "main", "run"]
@@ -89,6 +92,10 @@ cli.add_command(inspect_command)
 cli.add_command(send_command)
 cli.add_command(listen_command)
 cli.add_command(dlq_group)
+cli.add_command(authority_group)
+cli.add_command(root_group)
+cli.add_command(revoke_command)
+cli.add_command(status_group)
 trust_group.add_command(trust_check_command)
 register_x509(id_group, trust_group)
 id_group.add_command(id_rotate)

@@ -22,11 +22,11 @@ from letterlock.cli.options import example, pass_home
 from letterlock.cli.render import note, safe
 from letterlock.cli.streams import read_input
 from letterlock.core.topics import Dialect
-from letterlock.core.trust import Refusal, TrustPolicy
-from letterlock.trust import Rules, ScopePattern
+from letterlock.core.trust import Refusal, TrustPolicy, Via
+from letterlock.trust import ScopePattern
 from letterlock.trust.check import admit_pattern
 
-__all__ = ["trust_check_command"]
+__all__ = ["key_id_of", "trust_check_command"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,7 +53,8 @@ def _sender_from_file(file: str) -> PublicIdentity:
     raise UsageError(f"no public key line in {where} (expected 'letterlock id export' output)")
 
 
-def _key_id(fingerprint: str) -> bytes:
+def key_id_of(fingerprint: str) -> bytes:
+    """The 32 bytes of a ``SHA256:...`` fingerprint; UsageError if it is not one."""
     text = fingerprint.removeprefix("SHA256:")
     try:
         key_id = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
@@ -122,11 +123,14 @@ def _as_text(answer: _Answer, key: str, topic: str, policy_file: str | None) -> 
     sender = answer.sender
     who = f" {key}" if sender is None else (f" {sender.name} ({sender.fingerprint}, {sender.via})")
     if answer.accepted:
-        why = (
-            f"by rule {', '.join(answer.governing)}"
-            if policy_file is not None
-            else "(no policy.toml: pinned and own keys are accepted on every topic)"
-        )
+        if policy_file is not None:
+            why = f"by rule {', '.join(answer.governing)}"
+        elif sender is not None and sender.via is Via.AUTHORITY:
+            why = (
+                f"(no policy.toml: within the scope of its chain {' > '.join(sender.authorities)})"
+            )
+        else:
+            why = "(no policy.toml: pinned and own keys are accepted on every topic)"
         return f"accepted:{who} on {topic!r} {why}"
     return f"refused:{who} on {topic!r}: {answer.reason} ({answer.detail})"
 
@@ -182,10 +186,10 @@ def trust_check_command(
         key = sender.fingerprint_text
     else:
         assert fingerprint is not None
-        key_id = _key_id(fingerprint)
+        key_id = key_id_of(fingerprint)
         sender, key = policy.lookup(key_id), format_fingerprint(key_id)
     answer = _UNKNOWN if sender is None else _answer(policy, sender, pattern)
-    policy_file = str(home.policy_file) if isinstance(policy, Rules) else None
+    policy_file = str(home.policy_file) if home.rules() is not None else None
     if as_json:
         click.echo(_as_json(answer, topic, name, policy_file))
     else:

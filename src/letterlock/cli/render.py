@@ -127,7 +127,13 @@ def opened_fields(opened: Opened) -> Rows:
         ("via", sender.via),
         *([("principal", sender.principal)] if sender.principal not in (None, sender.name) else []),
         *([("chain", " > ".join(sender.authorities))] if sender.authorities else []),
+        *([("roles", ", ".join(sorted(sender.roles)))] if sender.roles else []),
         *([("rule", sender.rule)] if sender.rule is not None else []),
+        *(
+            [("status", f"version {sender.status_version}, {sender.status_age} s old")]
+            if sender.status_version is not None
+            else []
+        ),
         ("suite", opened.suite.label),
         ("topic", opened.topic),
         ("message id", opened.message_id.hex()),

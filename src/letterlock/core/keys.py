@@ -35,6 +35,7 @@ __all__ = [
     "Signer",
     "is_checked",
     "key_line_check",
+    "signature_public_key",
 ]
 
 PUBLIC_MAGIC: Final = b"LLP\x01"
@@ -65,6 +66,12 @@ def _split_identity(data: bytes, magic: bytes, what: str) -> tuple[Suite, bytes,
     if len(second) != second_len or len(data) != rest + 2 + second_len:
         raise ParseError(f"{what} has the wrong length")
     return suite, first, second
+
+
+def signature_public_key(public: PublicIdentity) -> bytes:
+    """The raw signature public key inside ``public`` (section 3.1): an Ed25519 key, an
+    uncompressed EC point, or the pq suite's ML-DSA-87 key then its P-384 point."""
+    return _split_identity(public.to_bytes(), PUBLIC_MAGIC, "public key")[1]
 
 
 def _join_identity(magic: bytes, suite: Suite, first: bytes, second: bytes) -> bytes:

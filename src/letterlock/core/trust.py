@@ -97,7 +97,9 @@ class VerifiedSender:
     intersection along it); other senders leave the defaults. ``rule`` names the receiver's
     policy rules that admitted the message (:class:`letterlock.trust.Rules`: every rule
     governing its topic, comma-separated), None where no rule layer decided. ``via`` is the
-    trust mode.
+    trust mode. ``status_version`` and ``status_age`` (seconds since it was issued) describe
+    the status document the receiver held when it admitted the sender
+    (:class:`letterlock.trust.status.Revocations` fills them), None where no status applies.
     """
 
     name: str
@@ -109,6 +111,8 @@ class VerifiedSender:
     authorities: tuple[str, ...] = ()
     roles: frozenset[str] = frozenset()
     rule: str | None = None
+    status_version: int | None = None
+    status_age: int | None = None
 
     def __str__(self) -> str:
         return f"{self.name} ({self.fingerprint}, {self.via})"

@@ -8,6 +8,8 @@ A pattern with wildcards is answered for *every* topic it matches, policy by pol
   :meth:`~letterlock.trust.Rules.judge_pattern` (:func:`~letterlock.trust.scope.covers`);
 * :class:`~letterlock.trust.FirstKnown`: the policy that decides for the key;
 * :class:`~letterlock.trust.Authorities`: a chain whose every link covers the pattern;
+* :class:`~letterlock.trust.status.Revocations`: its inner policy's answer, then the status
+  (revocations and freshness, for a message dated now);
 * :class:`~letterlock.trust.Pins`: a pin with topic patterns must cover the pattern
   (:func:`~letterlock.trust.scope.covers`); otherwise pins, like
   :class:`~letterlock.trust.OwnIdentities`, admit a key on every topic or on none, so any
@@ -28,6 +30,7 @@ from letterlock.trust.combine import FirstKnown, OwnIdentities
 from letterlock.trust.pins import Pins
 from letterlock.trust.rules import Rules
 from letterlock.trust.scope import ScopePattern, covers
+from letterlock.trust.status import Revocations
 
 __all__ = ["admit_pattern"]
 
@@ -66,6 +69,11 @@ def admit_pattern(
         return admit_pattern(deciding, sender, pattern, now=now)
     if isinstance(policy, Authorities):
         return policy.admit_pattern(sender, pattern, now=now)
+    if isinstance(policy, Revocations):
+        verified = admit_pattern(policy.inner, sender, pattern, now=now)
+        if isinstance(verified, Refusal):
+            return verified
+        return policy.judge(verified, created=now, now=now)
     raise UsageError(
         f"{type(policy).__name__} answers for single topics only: give a topic, not {pattern}"
     )

@@ -183,6 +183,14 @@ class TrustedRoot:
         """Refuse ``metadata`` with ``rule`` unless a threshold of ``role``'s keys signed it."""
         require_threshold(self._signed, role, metadata, rule)
 
+    def threshold(self, role: str) -> int:
+        """How many distinct keys of ``role`` (``root``, ``timestamp``) must sign."""
+        return self._signed.roles[role].threshold
+
+    def keyids(self, role: str) -> tuple[str, ...]:
+        """The key ids ``role`` lists."""
+        return tuple(self._signed.roles[role].keyids)
+
     def check_current(self, now: int) -> None:
         """Refuse to use this root at ``now`` if it has expired (TUF: expired at ``expires``)."""
         if now >= self.expires:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ __all__ = [
     "Status",
     "accept_status",
     "rebase_status",
+    "unverified_status",
 ]
 
 #: The field of ``signed`` that carries letterlock's status.
@@ -120,6 +122,12 @@ class Status:
             if found is not None and found.refuses(dated):
                 return found
         return None
+
+
+def unverified_status(data: bytes) -> Status:
+    """The status in ``data``, parsed but NOT verified: for a publisher checking a document
+    before it signs it. Receivers use :meth:`Status.verify` or :func:`accept_status`."""
+    return _status_of(data, parse_metadata(data, Timestamp, limit=MAX_STATUS_BYTES))
 
 
 def accept_status(root: TrustedRoot, held: Status | None, data: bytes, *, now: int) -> Status:
@@ -189,13 +197,25 @@ class Revocations:
     A sender the inner policy admits is refused when the status held revokes its key or
     principal (:attr:`VerifiedSender.principal`, else its ``name``) for the message's date,
     even if that status is stale (revocations are never taken back); otherwise when the status
-    is stale, as a transient refusal (a fresher status may arrive).
+    is stale, as a transient refusal (a fresher status may arrive). The refusal says when the
+    message carries a newer status version than the receiver holds
+    (:attr:`~letterlock.core.trust.TrustContext.status_version`): the receiver is behind.
+    An admitted sender carries the held status's version and age
+    (:attr:`VerifiedSender.status_version`, :attr:`VerifiedSender.status_age`).
     """
 
     def __init__(self, inner: TrustPolicy, status: Status | None, freshness: Freshness) -> None:
         self._inner = inner
         self._status = status
         self._freshness = freshness
+
+    @property
+    def inner(self) -> TrustPolicy:
+        return self._inner
+
+    @property
+    def status(self) -> Status | None:
+        return self._status
 
     def lookup(
         self, key_id: bytes, credentials: CredentialBlock | None = None
@@ -206,19 +226,35 @@ class Revocations:
         verdict = self._inner.admit(sender, context)
         if isinstance(verdict, Refusal):
             return verdict
-        if self._status is not None:
-            found = self._status.revocation(
-                key=sender.fingerprint,
+        return self.judge(
+            verdict, created=context.created, now=context.now, carried=context.status_version
+        )
+
+    def judge(
+        self, verdict: VerifiedSender, *, created: int, now: int, carried: int = 0
+    ) -> VerifiedSender | Refusal:
+        """The status's word on a sender the inner policy admitted, for a message dated
+        ``created`` received at ``now`` that carries the sender's status version ``carried``."""
+        status = self._status
+        if status is not None:
+            found = status.revocation(
+                key=verdict.key_id,
                 principal=verdict.principal if verdict.principal is not None else verdict.name,
-                dated=context.created,
+                dated=created,
             )
             if found is not None:
                 return Refusal(detail=f"revoked ({found.reason}) since {found.since}")
         try:
-            self._freshness.check(self._status, context.now)
+            self._freshness.check(status, now)
         except MetadataRefused as exc:
-            return Refusal(detail=str(exc), transient=True)
-        return verdict
+            held = 0 if status is None else status.version
+            behind = f"; the sender has status version {carried}" if carried > held else ""
+            return Refusal(detail=f"{exc}{behind}", transient=True)
+        if status is None:
+            return verdict
+        return dataclasses.replace(
+            verdict, status_version=status.version, status_age=max(0, now - status.issued)
+        )
 
 
 # --------------------------------------------------------------------------- parsing

@@ -28,9 +28,18 @@ from securesystemslib.signer import (
 
 from letterlock import _crypto
 from letterlock._suites import Suite
+from letterlock.core.keys import Identity, PublicIdentity, signature_public_key
 from letterlock.errors import UsageError
 
-__all__ = ["DUAL_CONTEXT", "SUPPORTED", "DualKey", "DualSigner", "key_identities"]
+__all__ = [
+    "DUAL_CONTEXT",
+    "SUPPORTED",
+    "DualKey",
+    "DualSigner",
+    "IdentitySigner",
+    "key_identities",
+    "tuf_key",
+]
 
 #: Prefixed to the signed bytes before a dual key signs them, so a dual root key's signature can
 #: never be taken for an envelope signature by the same key, nor the other way round.
@@ -130,6 +139,56 @@ class DualSigner(Signer):
 
     def __repr__(self) -> str:
         return "<DualSigner>"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("private keys cannot be pickled")
+
+
+def tuf_key(public: PublicIdentity) -> Key:
+    """The signature key of a letterlock identity as the TUF key a root lists: Ed25519 for
+    x25519, ECDSA for p256 and p384 (securesystemslib's own types, default key ids), and a
+    :class:`DualKey` for pq."""
+    raw = signature_public_key(public)
+    if public.suite is Suite.PQ:
+        return DualKey.from_public(raw)
+    keytype, scheme, text = _crypto.tuf_public_key(public.suite, raw)
+    keyval = {"public": text}
+    return SSlibKey(_default_keyid(keytype, scheme, keyval), keytype, scheme, keyval)
+
+
+class IdentitySigner(Signer):
+    """Signs TUF metadata with a letterlock identity's signing key (a key file's, or a token's:
+    only its :class:`~letterlock.core.keys.Signer` capability is used). Its public key is
+    :func:`tuf_key` of the identity. Like :class:`DualSigner`, a pq identity signs
+    :data:`DUAL_CONTEXT` and the payload; the others sign the payload as securesystemslib
+    verifies it (ECDSA with the curve's hash, in DER; Ed25519)."""
+
+    def __init__(self, identity: Identity) -> None:
+        self._identity = identity
+        self._public = tuf_key(identity.public)
+
+    @property
+    def public_key(self) -> Key:
+        return self._public
+
+    def sign(self, payload: bytes) -> Signature:
+        suite = self._identity.suite
+        if suite is Suite.PQ:
+            return Signature(self._public.keyid, self._identity.sign(DUAL_CONTEXT + payload).hex())
+        raw = _crypto.tuf_signature(suite, self._identity.sign(payload))
+        return Signature(self._public.keyid, raw.hex())
+
+    @classmethod
+    def from_priv_key_uri(
+        cls,
+        priv_key_uri: str,
+        public_key: Key,
+        secrets_handler: SecretsHandler | None = None,
+    ) -> NoReturn:
+        raise UsageError("identity signers are loaded from a letterlock key store, not a key URI")
+
+    def __repr__(self) -> str:
+        return f"<IdentitySigner {self._public.keyid[:16]}>"
 
     def __reduce__(self) -> NoReturn:
         raise TypeError("private keys cannot be pickled")
