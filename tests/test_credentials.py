@@ -578,6 +578,7 @@ def test_certified_sender_opens_with_principal_chain_and_roles() -> None:
         principal="ll://acme/payments/billing",
         authorities=("acme", "payments"),
         roles=frozenset({"writer"}),
+        path_keys=(keys()[0].public.fingerprint, keys()[1].public.fingerprint),  # root, payments
     )
 
 

@@ -100,6 +100,10 @@ class VerifiedSender:
     trust mode. ``status_version`` and ``status_age`` (seconds since it was issued) describe
     the status document the receiver held when it admitted the sender
     (:class:`letterlock.trust.status.Revocations` fills them), None where no status applies.
+    ``path_keys`` names every key that vouched for the sender, the receiver's anchor first
+    (an authority chain: each credential's issuer key fingerprint; an X.509 path: the SHA-256
+    of each CA certificate's SubjectPublicKeyInfo, the anchor's included), so that a status
+    document revoking any of them refuses the sender; empty for pins and own identities.
     """
 
     name: str
@@ -113,6 +117,7 @@ class VerifiedSender:
     rule: str | None = None
     status_version: int | None = None
     status_age: int | None = None
+    path_keys: tuple[bytes, ...] = ()
 
     def __str__(self) -> str:
         return f"{self.name} ({self.fingerprint}, {self.via})"

@@ -345,4 +345,5 @@ def _reported(chain: Chain) -> VerifiedSender:
         principal=str(chain.principal),
         authorities=chain.authorities,
         roles=chain.roles,
+        path_keys=tuple(credential.issuer_key_id for credential in chain.credentials),
     )

@@ -194,8 +194,10 @@ class Freshness:
 class Revocations:
     """A :class:`~letterlock.core.trust.TrustPolicy`: another policy's answer, then the status.
 
-    A sender the inner policy admits is refused when the status held revokes its key or
-    principal (:attr:`VerifiedSender.principal`, else its ``name``) for the message's date,
+    A sender the inner policy admits is refused when the status held revokes its key, its
+    principal (:attr:`VerifiedSender.principal`, else its ``name``) or any key on the path that
+    vouched for it (:attr:`VerifiedSender.path_keys`: authorities and CAs, the anchor's
+    included) for the message's date,
     even if that status is stale (revocations are never taken back); otherwise when the status
     is stale, as a transient refusal (a fresher status may arrive). The refusal says when the
     message carries a newer status version than the receiver holds
@@ -244,6 +246,13 @@ class Revocations:
             )
             if found is not None:
                 return Refusal(detail=f"revoked ({found.reason}) since {found.since}")
+            for key in verdict.path_keys:
+                found = status.revocation(key=key, dated=created)
+                if found is not None:
+                    return Refusal(
+                        detail=f"authority key {format_fingerprint(key)} on its path revoked "
+                        f"({found.reason}) since {found.since}"
+                    )
         try:
             self._freshness.check(status, now)
         except MetadataRefused as exc:

@@ -29,6 +29,7 @@ name-constraint checks; a single SAN keeps name-constraint work to one name per 
 from __future__ import annotations
 
 import enum
+import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ __all__ = [
     "X509Refusal",
     "X509Sender",
     "bound_identity",
+    "ca_key_id",
     "carried_order",
     "certificate_request",
     "check_principal",
@@ -279,10 +281,13 @@ class AnchorSet:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChainLink:
-    """One certificate of a verified path: its subject and SHA-256 fingerprint (hex)."""
+    """One certificate of a verified path: its subject, SHA-256 fingerprint (hex), and
+    ``key_id``, the SHA-256 of its SubjectPublicKeyInfo (:func:`ca_key_id`): the name a status
+    document revokes its key by."""
 
     subject: str
     fingerprint: str
+    key_id: bytes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -315,6 +320,23 @@ class X509Sender:
 
 
 # ------------------------------------------------------------------------ verification
+
+
+def _key_id(cert: _x509.Certificate) -> bytes:
+    return hashlib.sha256(cert.spki).digest()
+
+
+def ca_key_id(certificate: bytes) -> bytes:
+    """The key id a status document names a CA's key by (``docs/spec/x509.md``): the SHA-256 of
+    the SubjectPublicKeyInfo of ``certificate`` (DER, or the first PEM certificate), written
+    like a key fingerprint (``SHA256:...``). It names the key, so every certificate of the same
+    key is revoked with it. :class:`~letterlock.errors.ParseError` if it is no certificate."""
+    try:
+        if certificate.lstrip().startswith(b"-----BEGIN"):
+            return _key_id(_x509.load_pem(certificate)[0])
+        return _key_id(_x509.load_der(certificate))
+    except ValueError as exc:
+        raise ParseError(f"not a certificate: {exc}") from None
 
 
 def _parse_all(
@@ -465,7 +487,10 @@ def verify_chain(
         principal=principal,
         identity=identity,
         anchor=anchor.name,
-        chain=tuple(ChainLink(subject=c.subject, fingerprint=c.fingerprint.hex()) for c in path),
+        chain=tuple(
+            ChainLink(subject=c.subject, fingerprint=c.fingerprint.hex(), key_id=_key_id(c))
+            for c in path
+        ),
         scopes=scopes,
         not_after=min(c.not_after for c in path),
     )

@@ -239,7 +239,8 @@ class X509Senders:
 def _reported(result: X509Sender) -> VerifiedSender:
     """The verified sender ``open`` reports for a chain: the principal as its name, and as its
     authorities the receiver's anchor name, then the subjects of the path's intermediates from
-    the anchor down."""
+    the anchor down; as its path keys the key ids of the anchor and each intermediate, from the
+    anchor down."""
     identity = result.identity
     return VerifiedSender(
         name=result.principal,
@@ -249,4 +250,5 @@ def _reported(result: X509Sender) -> VerifiedSender:
         via=Via.X509,
         principal=result.principal,
         authorities=(result.anchor, *(link.subject for link in reversed(result.chain[1:-1]))),
+        path_keys=tuple(link.key_id for link in reversed(result.chain[1:])),
     )
