@@ -210,6 +210,26 @@ def test_revoked_key_is_refused_from_its_revoked_since_time(w: World) -> None:
     assert ok(open_(w, sealed(w.clerk, "clerk"))).stdout == b"order 42"  # others unaffected
 
 
+def test_a_revoked_sub_authority_refuses_the_principals_it_certified(w: World) -> None:
+    """eu (certified by payments) is superseded: clerk, whom eu certified, is refused from the
+    revoked-since time on; billing, certified by payments directly, is not."""
+    fresh(w)
+    before = sealed(w.clerk, "clerk")
+    time.sleep(1.1)  # envelope times are whole seconds
+    since = int(time.time())
+    listed = json.loads(ok(letterlock(w.issuer, "authority", "list", "--json")).stdout)
+    eu = next(a["fingerprint"] for a in listed["authorities"] if a["name"] == "eu")
+    ok(letterlock(w.issuer, "revoke", "--key", eu, "--reason", "superseded",
+                  "--since", str(since)))  # fmt: skip
+    after = sealed(w.clerk, "clerk")
+    fresh(w)
+    refused = open_(w, after)
+    assert refused.code == 1, refused
+    assert f"authority key {eu} on its path revoked (superseded)" in refused.stderr
+    assert ok(open_(w, before)).stdout == b"order 42"  # dated before: still opens
+    assert ok(open_(w, sealed(w.billing, "billing"))).stdout == b"order 42"
+
+
 def test_compromise_at_an_unknown_time_refuses_every_message(w: World) -> None:
     fresh(w)
     before = sealed(w.clerk, "clerk")

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from cli_support import Homes, Result, letterlock
+from letterlock.core.keys import format_fingerprint
 from letterlock.trust import x509
 from openssl_ca import Openssl, scope_sections
 
@@ -189,3 +190,22 @@ def test_inspect_shows_the_credential_block(homes: Homes, tmp_path: Path) -> Non
     shown = _ok(letterlock(homes.bob, "inspect", stdin=_sealed(homes))).text
     assert "x509, 2 item(s)" in shown
     assert "status version 0" in shown
+
+
+def test_revoke_names_a_ca_by_its_certificates_key(homes: Homes, tmp_path: Path) -> None:
+    """``revoke --ca-cert`` records the CA's key id (SHA-256 of its SubjectPublicKeyInfo), the
+    name the receivers' path check looks up (tested in ``test_path_revocation.py``)."""
+    ssl = _ca(tmp_path)
+    issuing = ssl.made["Acme Issuing"]
+    expected = format_fingerprint(x509.ca_key_id(issuing.read_bytes()))
+    done = _ok(letterlock(homes.alice, "revoke", "--ca-cert", str(issuing),
+                          "--reason", "compromised", "--since", "unknown"))  # fmt: skip
+    assert f"revoked {expected} (compromised-unknown-time)" in done.stderr
+    both = letterlock(homes.alice, "revoke", "--ca-cert", str(issuing), "--key", expected,
+                      "--reason", "superseded")  # fmt: skip
+    assert both.code != 0
+    assert "exactly one of" in both.stderr
+    junk = tmp_path / "junk.pem"
+    junk.write_bytes(b"not a certificate")
+    assert "not a certificate" in letterlock(homes.alice, "revoke", "--ca-cert", str(junk),
+                                             "--reason", "superseded").stderr  # fmt: skip

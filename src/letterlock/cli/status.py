@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import json
 import time
+from pathlib import Path
 
 import click
 
@@ -43,6 +44,7 @@ from letterlock.trust.status import (
     Status,
     unverified_status,
 )
+from letterlock.trust.x509 import ca_key_id
 
 __all__ = ["revoke_command", "status_group"]
 
@@ -73,10 +75,17 @@ def _since(text: str | None, reason: str) -> int | None:
     epilog=example(
         "letterlock revoke --key SHA256:... --reason compromised --since 2026-05-01T09:00:00Z",
         "letterlock revoke --principal ll://acme/payments/billing --reason superseded",
+        "letterlock revoke --ca-cert issuing-ca.pem --reason compromised --since unknown",
         "letterlock status publish --key ts --broker spool:///var/lib/ll/spool.sqlite",
     ),
 )
 @click.option("--key", "fingerprint", metavar="SHA256:...", help="Revoke this key.")
+@click.option(
+    "--ca-cert",
+    type=click.Path(dir_okay=False, exists=True),
+    metavar="FILE",
+    help="Revoke the key of this X.509 CA certificate (PEM or DER): every leaf it vouches for.",
+)
 @click.option("--principal", metavar="ll://...", help="Revoke every key of this principal.")
 @click.option(
     "--reason",
@@ -90,11 +99,25 @@ def _since(text: str | None, reason: str) -> int | None:
 )
 @pass_home
 def revoke_command(
-    home: Home, *, fingerprint: str | None, principal: str | None, reason: str, since: str | None
+    home: Home,
+    *,
+    fingerprint: str | None,
+    ca_cert: str | None,
+    principal: str | None,
+    reason: str,
+    since: str | None,
 ) -> None:
-    """Add a revocation to the next status document ('letterlock status publish' sends it)."""
-    if (fingerprint is None) == (principal is None):
-        raise UsageError("revoke exactly one of --key FINGERPRINT or --principal P")
+    """Add a revocation to the next status document ('letterlock status publish' sends it).
+
+    --key names a sender's or an authority's key; revoking an authority's refuses every
+    principal it certified. --ca-cert names an X.509 CA's key by its certificate."""
+    if [fingerprint, ca_cert, principal].count(None) != 2:
+        raise UsageError("revoke exactly one of --key FINGERPRINT, --ca-cert FILE or --principal P")
+    if ca_cert is not None:
+        try:
+            fingerprint = format_fingerprint(ca_key_id(Path(ca_cert).read_bytes()))
+        except ParseError as exc:
+            raise UsageError(f"{ca_cert}: {exc}") from None
     when = _since(since, reason)
     entry: dict[str, object] = {"reason": reason, "since": when}
     if when is None:
