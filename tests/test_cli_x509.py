@@ -209,3 +209,35 @@ def test_revoke_names_a_ca_by_its_certificates_key(homes: Homes, tmp_path: Path)
     junk.write_bytes(b"not a certificate")
     assert "not a certificate" in letterlock(homes.alice, "revoke", "--ca-cert", str(junk),
                                              "--reason", "superseded").stderr  # fmt: skip
+
+
+def test_a_sender_bob_revoked_stays_refused_with_a_valid_certificate(
+    homes: Homes, tmp_path: Path
+) -> None:
+    """bob pinned billing, then revoked it (``trust revoke``): billing's certificate from the
+    CA bob anchors does not admit the key again (the home puts its revoked pins in front of
+    every policy, :class:`letterlock.trust.DenyRevokedPins`)."""
+    ssl = _ca(tmp_path)
+    _ok(letterlock(homes.alice, "id", "new", "billing"))
+    csr = _ok(letterlock(homes.alice, "id", "csr", "billing", "--principal", PRINCIPAL)).stdout
+    leaf = _sign(ssl, csr, "billing")
+    _ok(letterlock(homes.alice, "id", "attach", "billing", str(leaf),
+                   str(ssl.made["Acme Issuing"])))  # fmt: skip
+    _ok(letterlock(homes.bob, "trust", "anchor", str(ssl.made["Acme Root"]), "--name", "acme",
+                   "--namespace", "ll://acme/"))  # fmt: skip
+    exported = _ok(letterlock(homes.alice, "id", "export", "billing")).stdout
+    _ok(letterlock(homes.bob, "trust", "pin", "-", "--name", "billing", stdin=exported))
+    sealed = _sealed(homes)
+    assert _ok(letterlock(homes.bob, "open", stdin=sealed)).stdout == b"certified hello"
+    _ok(letterlock(homes.bob, "trust", "revoke", "billing"))
+    refused = letterlock(homes.bob, "open", stdin=_sealed(homes))
+    assert refused.code == 1, refused
+    assert refused.stdout == b""
+    assert "rejected: untrusted (pin 'billing' is revoked)" in refused.stderr
+
+
+def test_the_homes_policy_refuses_its_revoked_pins_in_front(tmp_path: Path) -> None:
+    from letterlock.cli.home import Home
+    from letterlock.trust import DenyRevokedPins
+
+    assert isinstance(Home(tmp_path / "home").senders({}), DenyRevokedPins)

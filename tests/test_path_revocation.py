@@ -14,9 +14,11 @@ from conftest import NOW
 from letterlock import CredentialFormat, Identity, Rejected, ReplayWindow, Suite
 from letterlock.core.keys import PrivateKeys
 from letterlock.core.principal import Namespace
-from letterlock.core.trust import TrustPolicy
+from letterlock.core.trust import Refusal, TrustPolicy
 from letterlock.errors import ParseError, Reason
+from letterlock.trust import DenyRevokedPins, FirstKnown, Pins
 from letterlock.trust.authorities import Authorities
+from letterlock.trust.check import admit_pattern
 from letterlock.trust.credentials import Anchor as CredentialAnchor
 from letterlock.trust.credentials import Credential, Kind, Scope, issue
 from letterlock.trust.scope import ScopePattern
@@ -200,3 +202,58 @@ def test_the_ca_key_id_names_the_key_not_the_certificate(ssl: Openssl) -> None:
     assert ca_key_id(ssl.made["Acme Issuing"].read_bytes()) == issuing  # PEM
     with pytest.raises(ParseError):
         ca_key_id(b"not a certificate")
+
+
+# ---------------------------------------------------------------- the receiver's own revocation
+
+
+def _revoked_pin(identity: Identity) -> Pins:
+    pins = Pins()
+    pins.pin("billing", identity.public)
+    pins.revoke("billing")
+    return pins
+
+
+@needs_openssl
+def test_a_locally_revoked_key_stays_refused_when_it_carries_a_valid_certificate(
+    ssl: Openssl, keys: PrivateKeys
+) -> None:
+    now = _now()
+    bob = Identity.generate(Suite.P256)
+    carried, sender = _x509(ssl, keys, "carried", now)
+    pins = _revoked_pin(keys.identity())
+    sealed = _seal(sender, bob, now)
+    # the hole: a policy asked before the pins admits the key they revoked
+    assert _open(sealed, bob, FirstKnown(carried, pins), now) == b"hi"
+    for inner in (FirstKnown(carried, pins), FirstKnown(pins, carried), carried):
+        with pytest.raises(Rejected) as caught:
+            _open(sealed, bob, DenyRevokedPins(pins, inner), now)
+        assert caught.value.reason is Reason.UNTRUSTED
+        assert "pin 'billing' is revoked" in caught.value.detail
+        refused = admit_pattern(
+            DenyRevokedPins(pins, inner), keys.identity().public, ScopePattern.parse("orders.#"),
+            now=now,
+        )  # fmt: skip
+        assert isinstance(refused, Refusal)
+        assert "revoked" in refused.detail
+    # a key the pins do not revoke is the inner policy's to decide
+    assert _open(sealed, bob, DenyRevokedPins(Pins(), FirstKnown(carried, pins)), now) == b"hi"
+
+
+def test_a_locally_revoked_key_stays_refused_when_an_authority_certifies_it() -> None:
+    pki = _Credentials()
+    inner, sender = pki.carried()
+    pins = _revoked_pin(pki.billing)
+    sealed = _seal(sender, pki.bob, NOW)
+    assert _open(sealed, pki.bob, FirstKnown(inner, pins), NOW) == b"hi"
+    with pytest.raises(Rejected) as caught:
+        _open(sealed, pki.bob, DenyRevokedPins(pins, FirstKnown(inner, pins)), NOW)
+    assert caught.value.reason is Reason.UNTRUSTED
+    # revoked after the policy was made: refused too (the pins are read on every call)
+    later = Pins()
+    policy = DenyRevokedPins(later, FirstKnown(inner, later))
+    later.pin("billing", pki.billing.public)
+    assert _open(sealed, pki.bob, policy, NOW) == b"hi"
+    later.revoke("billing")
+    with pytest.raises(Rejected):
+        _open(_seal(sender, pki.bob, NOW + 1), pki.bob, policy, NOW + 1)

@@ -69,7 +69,15 @@ from letterlock.core.trust import TrustPolicy
 from letterlock.keystore import decrypt_identity, encrypt_identity, save_identity
 from letterlock.keystore.file import MAX_FILE_SIZE
 from letterlock.stores.sqlite import SQLiteReplayStore
-from letterlock.trust import Contacts, FirstKnown, OwnIdentities, Rule, Rules, parse_policy
+from letterlock.trust import (
+    Contacts,
+    DenyRevokedPins,
+    FirstKnown,
+    OwnIdentities,
+    Rule,
+    Rules,
+    parse_policy,
+)
 from letterlock.trust.pins import check_name, valid_name
 from letterlock.trust.x509 import Anchor, AnchorSet, bound_identity
 from letterlock.trust.x509_senders import X509Senders
@@ -446,17 +454,21 @@ class Home:
         """Its pins, ``own`` (from :meth:`own_publics`) as self, senders whose X.509 chain
         (carried in the envelope) verifies to one of its X.509 anchors, and senders certified
         by its anchored authorities (:mod:`letterlock.cli.trustdata`), under the rules of
-        ``policy.toml`` if the home has one."""
-        policies: list[TrustPolicy] = [self.pins(), OwnIdentities(own)]
+        ``policy.toml`` if the home has one; a key revoked in its pins is refused in front of
+        all of them (:class:`~letterlock.trust.DenyRevokedPins`)."""
+        pins = self.pins()
+        policies: list[TrustPolicy] = [pins, OwnIdentities(own)]
         anchors = self.anchors()
         if anchors:
             policies.append(X509Senders(AnchorSet(anchors), [], now=int(time.time())))
         authorities = TrustData(self).authorities()
         if authorities is not None:
             policies.append(authorities)
-        senders = FirstKnown(*policies)
+        senders: TrustPolicy = FirstKnown(*policies)
         rules = self.rules()
-        return senders if rules is None else Rules(senders, rules)
+        if rules is not None:
+            senders = Rules(senders, rules)
+        return DenyRevokedPins(pins, senders)  # a key revoked here: refused whatever vouches
 
     def rules(self) -> tuple[Rule, ...] | None:
         """The rules of ``policy.toml``, or None if the home has none (then pins decide alone)."""

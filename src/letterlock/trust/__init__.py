@@ -7,7 +7,7 @@ policy rules over any of them (deny by default; ``docs/policy.md``).
 """
 
 from letterlock.trust.authorities import Authorities
-from letterlock.trust.combine import FirstKnown, OwnIdentities
+from letterlock.trust.combine import DenyRevokedPins, FirstKnown, OwnIdentities
 from letterlock.trust.contacts import Contact, Contacts, Source
 from letterlock.trust.credentials import (
     Anchor,
@@ -34,6 +34,7 @@ __all__ = [
     "Contact",
     "Contacts",
     "Credential",
+    "DenyRevokedPins",
     "FirstKnown",
     "Kind",
     "OwnIdentities",

@@ -26,7 +26,7 @@ from letterlock.core.keys import PublicIdentity
 from letterlock.core.trust import Refusal, TrustContext, TrustPolicy, VerifiedSender
 from letterlock.errors import Reason, UsageError
 from letterlock.trust.authorities import Authorities
-from letterlock.trust.combine import FirstKnown, OwnIdentities
+from letterlock.trust.combine import DenyRevokedPins, FirstKnown, OwnIdentities
 from letterlock.trust.pins import Pins
 from letterlock.trust.rules import Rules
 from letterlock.trust.scope import ScopePattern, covers
@@ -62,6 +62,11 @@ def admit_pattern(
             where = "" if verdict.refused_by is None else f"rule {verdict.refused_by}: "
             return Refusal(detail=where + verdict.why)
         return dataclasses.replace(verified, rule=",".join(verdict.governing))
+    if isinstance(policy, DenyRevokedPins):
+        denied = policy.denied(sender.fingerprint)
+        if denied is not None:
+            return denied
+        return admit_pattern(policy.inner, sender, pattern, now=now)
     if isinstance(policy, FirstKnown):
         deciding = policy.deciding(sender.fingerprint)
         if deciding is None or policy.lookup(sender.fingerprint) != sender:

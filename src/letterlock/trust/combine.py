@@ -2,7 +2,11 @@
 
 :class:`FirstKnown` asks its policies in order; the first that knows a sender's key decides
 for it, alone: a later policy cannot admit a key an earlier one refuses (a revoked pin stays
-revoked even if another policy would take the key). :class:`OwnIdentities` admits a receiver's
+revoked even if another policy would take the key). That holds only while the pins come
+first and the sender's key is known by them: a policy asked first (or a key another policy
+places from a carried chain) is not held to it. :class:`DenyRevokedPins` holds every policy to
+it: put it outermost, ``DenyRevokedPins(pins, FirstKnown(...))``, and a key the receiver
+revoked itself is refused whatever vouches for it. :class:`OwnIdentities` admits a receiver's
 own keys, as the CLI does for a message one of its identities sealed to itself.
 """
 
@@ -21,8 +25,9 @@ from letterlock.core.trust import (
     lookup_carried,
 )
 from letterlock.errors import Reason, UsageError
+from letterlock.trust.pins import PinRefusal, Pins, PinWhy
 
-__all__ = ["FirstKnown", "OwnIdentities"]
+__all__ = ["DenyRevokedPins", "FirstKnown", "OwnIdentities"]
 
 
 class FirstKnown:
@@ -91,3 +96,41 @@ class OwnIdentities:
     def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | Refusal:
         verified = self._by_key.get(sender.fingerprint)
         return verified if verified is not None else Refusal(detail="not one of your identities")
+
+
+class DenyRevokedPins:
+    """A :class:`~letterlock.core.trust.TrustPolicy`: ``inner``, except that a key ``pins``
+    holds as revoked (``@revoked``) is refused, whatever ``inner`` would say of it.
+
+    The receiver's own revocation is a deny list in front of every policy: a revoked key
+    that carries a valid certificate, or that an authority's credential names, stays refused
+    (reason ``untrusted``). The pins are read on every call, so a key revoked after this policy
+    was made is refused too.
+    """
+
+    def __init__(self, pins: Pins, inner: TrustPolicy) -> None:
+        self._pins = pins
+        self._inner = inner
+
+    @property
+    def inner(self) -> TrustPolicy:
+        return self._inner
+
+    def denied(self, key_id: bytes) -> Refusal | None:
+        """The refusal of ``key_id`` if the pins hold it as revoked, else None."""
+        pin = self._pins.pin_of(key_id)
+        if pin is not None and pin.revoked:
+            return PinRefusal(detail=f"pin {pin.name!r} is revoked", why=PinWhy.REVOKED)
+        return None
+
+    def lookup(
+        self, key_id: bytes, credentials: CredentialBlock | None = None
+    ) -> PublicIdentity | None:
+        pin = self._pins.pin_of(key_id)
+        if pin is not None and pin.revoked:
+            return pin.identity  # known, so that admit refuses it as revoked
+        return lookup_carried(self._inner, key_id, credentials)
+
+    def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | Refusal:
+        denied = self.denied(sender.fingerprint)
+        return denied if denied is not None else self._inner.admit(sender, context)
