@@ -120,3 +120,36 @@ def reveal(secret: Callable[[], bytes], out: Connection) -> None:
     close = getattr(secret, "close", None)
     if close is not None:
         close()
+
+
+def tamper(secret: Callable[[], bytes], out: Connection) -> None:
+    """In a spawned process: try every way a compromised worker has to change the secret the
+    next workers read; send back the ways that worked, and the access mode of its descriptor."""
+    import fcntl
+    import mmap
+
+    fd: int = getattr(secret, "_fd")  # noqa: B009 - the worker's inherited descriptor
+    size = len(secret())
+    worked: list[str] = []
+
+    def attempt(name: str, action: Callable[[], object]) -> None:
+        try:
+            action()
+        except (OSError, ValueError):
+            return
+        worked.append(name)
+
+    def reopened() -> None:
+        again = os.open(f"/proc/self/fd/{fd}", os.O_RDWR)
+        try:
+            os.pwrite(again, b"X" * size, 0)
+        finally:
+            os.close(again)
+
+    attempt("write", lambda: os.pwrite(fd, b"X" * size, 0))
+    attempt("reopen read-write", reopened)
+    attempt("truncate", lambda: os.ftruncate(fd, 0))
+    attempt("grow", lambda: os.ftruncate(fd, size + 1))
+    attempt("writable mapping", lambda: mmap.mmap(fd, size).close())
+    attempt("unseal", lambda: fcntl.fcntl(fd, fcntl.F_ADD_SEALS, 0))
+    out.send((worked, fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE))

@@ -75,8 +75,10 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import fcntl
 import importlib
 import logging
+import mmap
 import multiprocessing
 import os
 import pickle
@@ -132,7 +134,11 @@ class WorkerSecret:
     Calling it returns the secret's bytes (a :data:`~letterlock.keystore.base.Secret`). It is
     kept in an anonymous in-memory file (``memfd_create``; an unlinked temporary file where the
     system has none). Pickled while a process is being spawned (the pool starting a worker), it
-    carries only that file's descriptor, which the new process inherits and reads; pickled any
+    carries only a read-only descriptor of that file, which the new process inherits and reads.
+    The file is sealed (Linux 5.1 or later: no writes, no resizing, no new writable mappings,
+    no further seals), so a compromised worker cannot change what later workers read, neither
+    through its descriptor nor by reopening the file read-write; only the mapping this object
+    keeps can write it, to overwrite it on :meth:`close`. Pickled any
     other way (to a queue, a file, another host) it carries nothing, and the copy raises
     :class:`~letterlock.errors.UsageError` when called. :meth:`close` (or leaving a ``with``
     block) overwrites the file and closes it; keep it open while the pool runs, since a
@@ -144,16 +150,11 @@ class WorkerSecret:
     def __init__(self, secret: bytes) -> None:
         if not isinstance(secret, bytes) or not secret:
             raise UsageError("a worker secret is non-empty bytes")
-        fd = _anonymous_file()
-        try:
-            os.write(fd, secret)
-        except BaseException:
-            os.close(fd)
-            raise
+        fd, view = _sealed_file(secret)
         self._fd: int | None = fd
         self._size = len(secret)
         self._closer: weakref.finalize[Any, Any] | None = weakref.finalize(
-            self, _wipe_and_close, fd, len(secret)
+            self, _wipe_and_close, fd, view
         )
 
     @classmethod
@@ -193,17 +194,55 @@ class WorkerSecret:
         return (_inherit, (DupFd(self._fd), self._size))
 
 
-def _anonymous_file() -> int:
-    """A descriptor of a new file that has no name and lives in memory where it can."""
+#: Linux's F_SEAL_FUTURE_WRITE (5.1): no writes and no new writable mappings, while the
+#: writable mappings made before it still write (Python's fcntl module does not name it).
+_F_SEAL_FUTURE_WRITE: Final = 0x0010
+_SEALS: Final = (
+    getattr(fcntl, "F_SEAL_SHRINK", 0)
+    | getattr(fcntl, "F_SEAL_GROW", 0)
+    | _F_SEAL_FUTURE_WRITE
+    | getattr(fcntl, "F_SEAL_SEAL", 0)
+)
+
+
+def _sealed_file(secret: bytes) -> tuple[int, mmap.mmap]:
+    """A read-only, close-on-exec descriptor of a new anonymous file holding ``secret``, and a
+    writable shared mapping of it: after the seals, the only way left to write it (the wipe)."""
     if hasattr(os, "memfd_create"):
-        return os.memfd_create("letterlock-worker-secret", os.MFD_CLOEXEC)
-    with tempfile.TemporaryFile() as file:  # pragma: no cover - systems without memfd
-        return os.dup(file.fileno())
+        fd = os.memfd_create("letterlock-worker-secret", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        sealing = True
+    else:  # pragma: no cover - systems without memfd: an unlinked file, not sealed
+        with tempfile.TemporaryFile() as file:
+            fd, sealing = os.dup(file.fileno()), False
+    try:
+        written = os.write(fd, secret)
+        if written != len(secret):  # pragma: no cover - a short write to a new memory file
+            raise OSError(f"wrote {written} of {len(secret)} bytes of the worker secret")
+        view = mmap.mmap(fd, len(secret))
+        try:
+            if sealing:
+                fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
+            return _read_only(fd), view
+        except BaseException:
+            view.close()
+            raise
+    finally:
+        os.close(fd)
 
 
-def _wipe_and_close(fd: int, size: int) -> None:
-    with contextlib.suppress(OSError):
-        os.pwrite(fd, bytes(size), 0)
+def _read_only(fd: int) -> int:
+    """A new read-only close-on-exec descriptor of the file behind ``fd``."""
+    try:
+        return os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:  # pragma: no cover - no /proc: /dev/fd (BSD, macOS), where
+        # opening it may duplicate the descriptor with its write access (no seals there either)
+        return os.open(f"/dev/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
+
+
+def _wipe_and_close(fd: int, view: mmap.mmap) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        view[:] = bytes(len(view))
+        view.close()
     with contextlib.suppress(OSError):
         os.close(fd)
 
