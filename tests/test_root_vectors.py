@@ -12,8 +12,11 @@ from typing import Any
 
 import pytest
 
+from letterlock.core.suites import Suite
+from letterlock.core.trust import Refusal, VerifiedSender, Via
+from letterlock.trust import Pins
 from letterlock.trust.root import MetadataRefused, TrustedRoot
-from letterlock.trust.status import Freshness, Status, accept_status
+from letterlock.trust.status import Freshness, Revocations, Status, accept_status
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = sorted((ROOT / "vectors" / "root").glob("*.json"))
@@ -59,9 +62,24 @@ def run(vector: dict[str, Any]) -> tuple[dict[str, Any], list[bool]]:
         assert held is not None
         key = check.get("key")
         raw = base64.b64decode(key[7:] + "=") if key is not None else None
+        if "path" in check:  # through the policy that decides: the sender and its path keys
+            assert raw is not None
+            sender = VerifiedSender(
+                name="sender", fingerprint=key, key_id=raw, suite=Suite.X25519,
+                via=Via.AUTHORITY, path_keys=tuple(_raw(k) for k in check["path"]),
+            )  # fmt: skip
+            judged = Revocations(Pins(), held, Freshness(max_age=0, allow_stale=True)).judge(
+                sender, created=check["dated"], now=now
+            )
+            refused.append(isinstance(judged, Refusal))
+            continue
         found = held.revocation(key=raw, principal=check.get("principal"), dated=check["dated"])
         refused.append(found is not None)
     return outcome, refused
+
+
+def _raw(fingerprint: str) -> bytes:
+    return base64.b64decode(fingerprint.removeprefix("SHA256:") + "=")
 
 
 def test_there_are_vectors() -> None:

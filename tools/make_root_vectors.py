@@ -309,6 +309,33 @@ def cases() -> list[dict[str, Any]]:
         ],
         expect={"statuses": ["accept"], "status_version": 4, "fresh": True},
     )
+    anchor, payments, issuing = fingerprint("anchor"), fingerprint("payments"), fingerprint("ca")
+    on_path = {
+        payments: {"reason": "superseded", "since": NOW - DAY},
+        issuing: {"reason": "compromised-unknown-time"},
+        anchor: {"reason": "compromised", "since": NOW - 3 * DAY},
+    }
+    carol = fingerprint("carol")
+    add(
+        "status-revocations-on-the-path",
+        "a status revoking an authority, a CA and an anchor: the senders they vouch for",
+        statuses=[sign(status(4, keys=on_path), STATUS[0])],
+        checks=[
+            {"key": carol, "path": [payments], "dated": NOW - DAY - 1, "refused": False},
+            {"key": carol, "path": [payments], "dated": NOW - DAY, "refused": True},
+            {"key": carol, "path": [issuing], "dated": 0, "refused": True},
+            {"key": carol, "path": [anchor, fingerprint("x")], "dated": NOW, "refused": True},
+            {"key": carol, "path": [anchor], "dated": NOW - 3 * DAY - 1, "refused": False},
+            {
+                "key": carol,
+                "path": [fingerprint("x"), fingerprint("y")],
+                "dated": NOW,
+                "refused": False,
+            },
+            {"key": payments, "path": [], "dated": NOW, "refused": True},
+        ],
+        expect={"statuses": ["accept"], "status_version": 4, "fresh": True},
+    )
     add(
         "status-rollback-and-equivocation",
         "status 5, then 4 (rollback), 5 re-signed by the other key (kept), 5 with other content",

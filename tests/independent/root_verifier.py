@@ -246,10 +246,13 @@ class StatusDoc:
         self.principals = {k: _entry(v) for k, v in body["principals"].items()}
         self.signed = canonical(signed)
 
-    def refuses(self, key: str | None, principal: str | None, dated: int) -> bool:
-        """Section 4.4."""
+    def refuses(
+        self, key: str | None, principal: str | None, dated: int, path: tuple[str, ...] = ()
+    ) -> bool:
+        """Section 4.4: the key, the principal, and every key on the path."""
         for entry in (self.keys.get(_fingerprint(key)) if key else None,
-                      self.principals.get(principal) if principal else None):  # fmt: skip
+                      self.principals.get(principal) if principal else None,
+                      *(self.keys.get(_fingerprint(k)) for k in path)):  # fmt: skip
             if entry is None:
                 continue
             reason, since = entry
@@ -340,7 +343,10 @@ def run_vector(vector: Document) -> tuple[Document, list[bool]]:
         held is not None and now < held.expires and now - held.issued <= vector["max_age"]
     )
     refused = [
-        held is not None and held.refuses(check.get("key"), check.get("principal"), check["dated"])
+        held is not None
+        and held.refuses(
+            check.get("key"), check.get("principal"), check["dated"], tuple(check.get("path", ()))
+        )
         for check in vector["checks"]
     ]
     return outcome, refused
