@@ -129,7 +129,9 @@ def test_check_by_fingerprint_and_an_unknown_sender(homes: Homes, tmp_path: Path
     )  # fmt: skip
     assert by_unknown_fingerprint.code == 1
     assert by_unknown_fingerprint.text == (
-        f"refused: {fingerprint} on 'orders.eu': unknown_sender (no pin or identity has this key)\n"
+        f"refused: {fingerprint} on 'orders.eu': unknown_sender (no pin, identity or held "
+        "credential places this key (a chain carried in its envelopes counts only once "
+        "imported: letterlock authority import))\n"
     )
 
 

@@ -71,7 +71,10 @@ _UNKNOWN = _Answer(
     accepted=False,
     sender=None,
     reason="unknown_sender",
-    detail="no pin or identity has this key",
+    detail=(
+        "no pin, identity or held credential places this key (a chain carried in its "
+        "envelopes counts only once imported: letterlock authority import)"
+    ),
     governing=(),
 )
 

@@ -229,7 +229,7 @@ class Authorities:
         return ChainRefusal(
             why=Why.TOPIC_OUTSIDE_SCOPE,
             link=link - 1 if link else None,
-            detail=f"{topic!r} is outside the scope of link {link} (carried chain)",
+            detail=f"{topic!r} is outside {_scope_of(link)} (carried chain)",
         )
 
     def _anchor_of(self, chain: Chain) -> Anchor:
@@ -267,7 +267,7 @@ class Authorities:
                 verdict = ChainRefusal(
                     why=Why.TOPIC_OUTSIDE_SCOPE,
                     link=link - 1 if link else None,
-                    detail=f"{topic!r} is outside the scope of link {link} (under {issuer})",
+                    detail=f"{topic!r} is outside {_scope_of(link)} (under {issuer})",
                 )
             first = first or verdict
         return first or ChainRefusal(why=Why.NO_CHAIN, detail="no credential chain to an anchor")
@@ -292,7 +292,7 @@ class Authorities:
                 verdict = ChainRefusal(
                     why=Why.TOPIC_OUTSIDE_SCOPE,
                     link=link - 1 if link else None,
-                    detail=f"{str(pattern)!r} is not within the scope of link {link}",
+                    detail=f"{str(pattern)!r} is not within {_scope_of(link)}",
                 )
             first = first or verdict
         return self._refusal(
@@ -347,3 +347,9 @@ def _reported(chain: Chain) -> VerifiedSender:
         roles=chain.roles,
         path_keys=tuple(credential.issuer_key_id for credential in chain.credentials),
     )
+
+
+def _scope_of(link: int) -> str:
+    """Which scope refused, for a refusal's detail: ``link`` 0 is the receiver's anchor, ``n``
+    the chain's credential ``n - 1`` (the numbering of :class:`ChainRefusal`'s ``link``)."""
+    return "the anchor's scope" if link == 0 else f"the scope of credential {link - 1}"

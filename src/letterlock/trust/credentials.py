@@ -44,6 +44,7 @@ from typing import Final
 from letterlock.core.keys import Identity, PublicIdentity
 from letterlock.core.principal import Namespace, Principal
 from letterlock.core.suites import Suite
+from letterlock.core.times import iso_utc
 from letterlock.errors import ParseError, UsageError
 from letterlock.trust.pins import valid_name
 from letterlock.trust.scope import ANY, ONE, ScopePattern, Slot, covers
@@ -590,7 +591,9 @@ def verify_chain(
                 why=Why.NOT_YET_VALID, link=index, detail=f"from {credential.not_before}"
             )
         if now >= credential.not_after:
-            return ChainRefusal(why=Why.EXPIRED, link=index, detail=f"since {credential.not_after}")
+            return ChainRefusal(
+                why=Why.EXPIRED, link=index, detail=f"since {iso_utc(credential.not_after)}"
+            )
         issuer = credential.subject_identity
     # Depth: the authority at position j (0: the anchor) allows max_depth_j authorities below.
     depths = [anchor.max_depth] + [c.max_depth for c in credentials[:-1]]

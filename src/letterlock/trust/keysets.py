@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Final
 
 from letterlock.core.keys import Identity, PublicIdentity
+from letterlock.core.times import iso_utc
 from letterlock.errors import ParseError, UsageError
 
 __all__ = [
@@ -189,7 +190,7 @@ class Keyset:
         key = self._moved(key_id, "destroy")
         if now < key.deadline(self.grace) and not early:
             raise UsageError(
-                f"key {key_id} opens queued messages until {key.deadline(self.grace)} "
+                f"key {key_id} opens queued messages until {iso_utc(key.deadline(self.grace))} "
                 "(its grace period); destroy it then, or now with the early option"
             )
         keys = [replace(k, status=Status.DESTROYED) if k.key_id == key_id else k

@@ -38,6 +38,7 @@ from securesystemslib.signer import Key
 from tuf.api.metadata import Metadata, Root, Signed, Timestamp
 from tuf.api.serialization import DeserializationError
 
+from letterlock.core.times import iso_utc
 from letterlock.errors import ParseError
 from letterlock.trust.tufkeys import key_identities
 
@@ -195,7 +196,7 @@ class TrustedRoot:
         """Refuse to use this root at ``now`` if it has expired (TUF: expired at ``expires``)."""
         if now >= self.expires:
             raise MetadataRefused(
-                Rule.EXPIRED, f"root version {self.version} expired at {self.expires}"
+                Rule.EXPIRED, f"root version {self.version} expired at {iso_utc(self.expires)}"
             )
 
 

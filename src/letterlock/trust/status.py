@@ -33,6 +33,7 @@ from tuf.api.metadata import Metadata, Timestamp
 
 from letterlock.core.carriage import CredentialBlock
 from letterlock.core.keys import PublicIdentity, format_fingerprint
+from letterlock.core.times import iso_utc
 from letterlock.core.trust import (
     Refusal,
     TrustContext,
@@ -181,7 +182,7 @@ class Freshness:
             raise MetadataRefused(Rule.STALE, "no status document yet")
         if now >= status.expires:
             raise MetadataRefused(
-                Rule.STALE, f"status version {status.version} expired at {status.expires}"
+                Rule.STALE, f"status version {status.version} expired at {iso_utc(status.expires)}"
             )
         if now - status.issued > self.max_age:
             raise MetadataRefused(
@@ -245,13 +246,13 @@ class Revocations:
                 dated=created,
             )
             if found is not None:
-                return Refusal(detail=f"revoked ({found.reason}) since {found.since}")
+                return Refusal(detail=f"revoked ({found.reason}) since {_since(found)}")
             for key in verdict.path_keys:
                 found = status.revocation(key=key, dated=created)
                 if found is not None:
                     return Refusal(
                         detail=f"authority key {format_fingerprint(key)} on its path revoked "
-                        f"({found.reason}) since {found.since}"
+                        f"({found.reason}) since {_since(found)}"
                     )
         try:
             self._freshness.check(status, now)
@@ -264,6 +265,10 @@ class Revocations:
         return dataclasses.replace(
             verdict, status_version=status.version, status_age=max(0, now - status.issued)
         )
+
+
+def _since(found: Revocation) -> str:
+    return "an unknown time" if found.since is None else iso_utc(found.since)
 
 
 # --------------------------------------------------------------------------- parsing
