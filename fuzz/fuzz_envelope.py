@@ -14,25 +14,13 @@ corpus unchanged). Imported as a module, nothing is instrumented and atheris is 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import struct
-import sys
 from collections.abc import Callable
 
+from harness import check_prefixes, fuzz, instrumentation
 
-def _instrumentation() -> contextlib.AbstractContextManager[object]:
-    if __name__ != "__main__":
-        return contextlib.nullcontext()
-    import atheris  # noqa: PLC0415 - only the fuzzing run needs it (Linux only)
-
-    instrument: contextlib.AbstractContextManager[object] = atheris.instrument_imports(
-        include=["letterlock"]
-    )
-    return instrument
-
-
-with _instrumentation():
+with instrumentation(__name__ == "__main__"):
     import letterlock
     from letterlock import Identity, Pins, Rejected, ReplayWindow, Suite, hazmat
     from letterlock.core.envelope import DEFAULT_LIMITS, parse
@@ -46,10 +34,6 @@ __all__ = ["NOW", "RECEIVERS", "SENDERS", "TestOneInput", "check_one", "fixed_id
 NOW = 1_700_000_000
 ALL_SUITES = frozenset(Suite)
 OPENED = "opened"
-#: Every prefix shorter than DENSE_PREFIXES is checked, then at most STRIDED_PREFIXES more at a
-#: stride: enough to cut inside every header field while keeping ~200 inputs a second.
-DENSE_PREFIXES = 64
-STRIDED_PREFIXES = 32
 
 
 def fixed_identity(suite: Suite, role: str) -> Identity:
@@ -113,27 +97,10 @@ def _outcome(call: Callable[[], letterlock.Opened]) -> str:
     return OPENED
 
 
-def prefix_lengths(size: int) -> range | list[int]:
-    """The prefix lengths checked for an input of ``size`` bytes: dense, then strided."""
-    if size <= DENSE_PREFIXES + STRIDED_PREFIXES:
-        return range(size)
-    stride = -(-(size - DENSE_PREFIXES) // STRIDED_PREFIXES)
-    return [*range(DENSE_PREFIXES), *range(DENSE_PREFIXES, size, stride)]
-
-
 def TestOneInput(data: bytes) -> None:  # noqa: N802 - the name atheris and libFuzzer expect
     """Check the input whole and at its prefixes; only success or Rejected may happen."""
-    check_one(data)
-    for end in prefix_lengths(len(data)):
-        check_one(data[:end])
-
-
-def main() -> None:
-    import atheris  # noqa: PLC0415
-
-    atheris.Setup(sys.argv, TestOneInput)
-    atheris.Fuzz()
+    check_prefixes(check_one, data)
 
 
 if __name__ == "__main__":
-    main()
+    fuzz(TestOneInput)

@@ -16,21 +16,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import struct
-import sys
 
+from harness import check_prefixes, fuzz, instrumentation
 
-def _instrumentation() -> contextlib.AbstractContextManager[object]:
-    if __name__ != "__main__":
-        return contextlib.nullcontext()
-    import atheris  # noqa: PLC0415 - only the fuzzing run needs it (Linux only)
-
-    instrument: contextlib.AbstractContextManager[object] = atheris.instrument_imports(
-        include=["letterlock"]
-    )
-    return instrument
-
-
-with _instrumentation():
+with instrumentation(__name__ == "__main__"):
     from letterlock import Identity, ParseError, Suite, hazmat
     from letterlock.trust.keysets import Keyset, SignedKeyset, Status
 
@@ -38,8 +27,6 @@ __all__ = ["IDENTITY", "TestOneInput", "check_one"]
 
 PARSED = "parsed"
 MALFORMED = "malformed"
-DENSE_PREFIXES = 64
-STRIDED_PREFIXES = 32
 
 
 def _fixed_identity() -> Identity:
@@ -80,26 +67,10 @@ def _verified(text: str) -> str:
     return PARSED
 
 
-def prefix_lengths(size: int) -> range | list[int]:
-    if size <= DENSE_PREFIXES + STRIDED_PREFIXES:
-        return range(size)
-    stride = -(-(size - DENSE_PREFIXES) // STRIDED_PREFIXES)
-    return [*range(DENSE_PREFIXES), *range(DENSE_PREFIXES, size, stride)]
-
-
 def TestOneInput(data: bytes) -> None:  # noqa: N802 - the name atheris and libFuzzer expect
     """Check the input whole and at its prefixes; only success or ParseError may happen."""
-    check_one(data)
-    for end in prefix_lengths(len(data)):
-        check_one(data[:end])
-
-
-def main() -> None:
-    import atheris  # noqa: PLC0415
-
-    atheris.Setup(sys.argv, TestOneInput)
-    atheris.Fuzz()
+    check_prefixes(check_one, data)
 
 
 if __name__ == "__main__":
-    main()
+    fuzz(TestOneInput)

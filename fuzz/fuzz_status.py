@@ -17,25 +17,14 @@ as a module, nothing is instrumented and atheris is not needed.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import struct
 import sys
 from pathlib import Path
 
+from harness import fuzz, instrumentation
 
-def _instrumentation() -> contextlib.AbstractContextManager[object]:
-    if __name__ != "__main__" or "--make-corpus" in sys.argv:
-        return contextlib.nullcontext()
-    import atheris  # noqa: PLC0415 - only the fuzzing run needs it (Linux only)
-
-    instrument: contextlib.AbstractContextManager[object] = atheris.instrument_imports(
-        include=["letterlock"]
-    )
-    return instrument
-
-
-with _instrumentation():
+with instrumentation(__name__ == "__main__" and "--make-corpus" not in sys.argv):
     from letterlock import Identity, Suite, hazmat
     from letterlock.sources.folder import Snapshot, SnapshotCache
     from letterlock.sources.publish import make_root, make_status, sign_metadata
@@ -151,7 +140,4 @@ if __name__ == "__main__":
     if "--make-corpus" in sys.argv:
         _make_corpus()
     else:
-        import atheris
-
-        atheris.Setup(sys.argv, TestOneInput)
-        atheris.Fuzz()
+        fuzz(TestOneInput)

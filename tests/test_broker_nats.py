@@ -451,6 +451,19 @@ def test_a_skip_by_the_group_header_drops_and_leaves_no_trace(names: Names) -> N
         endpoint.close()
 
 
+def _one_attempt_reader(endpoint: NatsEndpoint, names: Names, topics: Topics) -> SealedConsumer:
+    """The group's consumer that dead-letters a refused message at its first delivery."""
+    return SealedConsumer(
+        endpoint, names.group, opener=opener(), topics=topics, retry=RetryPolicy(max_attempts=1)
+    )
+
+
+def _refuse_all(subscription: Subscription, reader: SealedConsumer) -> None:
+    """Hand ``reader`` what is delivered until a second passes without a delivery."""
+    for delivery in subscription.deliveries(idle_timeout=1):
+        reader.handle(delivery, lambda opened: None)
+
+
 def test_a_guessed_deduplication_id_never_drops_a_dead_letter_or_a_redriven_copy(
     names: Names,
 ) -> None:
@@ -463,14 +476,10 @@ def test_a_guessed_deduplication_id_never_drops_a_dead_letter_or_a_redriven_copy
     endpoint = NatsEndpoint.from_url(names.url(fetch_timeout=0.2, lease=1))
     try:
         subscription = endpoint.subscribe(topics, group=names.group)
-        reader = SealedConsumer(
-            endpoint, names.group, opener=opener(), topics=topics,
-            retry=RetryPolicy(max_attempts=1),
-        )  # fmt: skip
+        reader = _one_attempt_reader(endpoint, names, topics)
 
         def drain() -> None:
-            for delivery in subscription.deliveries(idle_timeout=1):
-                reader.handle(delivery, lambda opened: None)
+            _refuse_all(subscription, reader)
 
         endpoint.publish(subject, seal(b"from eve", subject, sender=CAST.eve))
         drain()  # the dead-letter stream exists now
@@ -508,13 +517,9 @@ def test_a_guessed_id_on_another_subject_with_the_same_bytes_does_not_take_a_red
     endpoint = NatsEndpoint.from_url(names.url(fetch_timeout=0.2, lease=1))
     try:
         subscription = endpoint.subscribe(topics, group=names.group)
-        reader = SealedConsumer(
-            endpoint, names.group, opener=opener(), topics=topics,
-            retry=RetryPolicy(max_attempts=1),
-        )  # fmt: skip
+        reader = _one_attempt_reader(endpoint, names, topics)
         endpoint.publish(subject, seal(b"from eve", subject, sender=CAST.eve))
-        for delivery in subscription.deliveries(idle_timeout=1):
-            reader.handle(delivery, lambda opened: None)
+        _refuse_all(subscription, reader)
         first = endpoint.dead_letters(names.group)[0]
         elsewhere = names.subject("elsewhere")  # read by another group: the copy stays there
         other = endpoint.subscribe(Topics.nats(elsewhere), group=unique("other"))

@@ -3,31 +3,19 @@ truncation and byte flip of them, and only ParseError ever escapes the parsers."
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-FUZZ = Path(__file__).parents[1] / "fuzz"
+from fuzz_support import FUZZ, load_target
+
 CORPUS = sorted((FUZZ / "corpus-keyset").iterdir())
 
 
-def _load_target() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fuzz_keyset", FUZZ / "fuzz_keyset.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("fuzz_keyset", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-TARGET = _load_target()
+TARGET = load_target("fuzz_keyset")
 fuzz_one_input: Callable[[bytes], None] = TARGET.TestOneInput
 check_one: Callable[[bytes], str] = TARGET.check_one
 

@@ -3,32 +3,19 @@ be accepted or refused with MetadataRefused, whole, truncated or with any byte c
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fuzz_support import FUZZ, load_target
 from letterlock.trust.root import Rule
 
-FUZZ = Path(__file__).parents[1] / "fuzz"
 CORPUS = sorted((FUZZ / "corpus-status").iterdir())
 
 
-def _load_target() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fuzz_status", FUZZ / "fuzz_status.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("fuzz_status", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-TARGET = _load_target()
+TARGET = load_target("fuzz_status")
 
 
 def test_the_seeds_are_the_ones_the_target_makes() -> None:

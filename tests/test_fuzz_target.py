@@ -6,29 +6,17 @@ this runs everywhere pytest runs; the real fuzzing run is ``make fuzz``.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-FUZZ = Path(__file__).parents[1] / "fuzz"
+from fuzz_support import FUZZ, load_target
+
 CORPUS = sorted((FUZZ / "corpus").iterdir())
 
 
-def _load_target() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("fuzz_envelope", FUZZ / "fuzz_envelope.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("fuzz_envelope", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-TARGET = _load_target()
+TARGET = load_target("fuzz_envelope")
 fuzz_one_input: Callable[[bytes], None] = TARGET.TestOneInput
 check_one: Callable[[bytes], str] = TARGET.check_one
 

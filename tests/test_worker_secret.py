@@ -7,6 +7,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
+from collections.abc import Callable
+from multiprocessing.connection import Connection
 from multiprocessing.context import set_spawning_popen
 from multiprocessing.popen_spawn_posix import _DupFd
 from multiprocessing.reduction import ForkingPickler
@@ -23,33 +25,31 @@ from letterlock.transports.pool import WorkerSecret
 SECRET = b"0815-worker-pin-\xe2\x9c\x93"
 
 
-def test_a_spawned_process_reads_it_and_the_parents_copy_stays_whole() -> None:
+def _spawn(target: Callable[[WorkerSecret, Connection], None], secret: WorkerSecret) -> bytes:
+    """What ``target(secret, pipe)`` sends back from a spawned process, which must exit 0."""
     context = multiprocessing.get_context("spawn")
+    mine, theirs = context.Pipe(duplex=False)
+    child = context.Process(target=target, args=(secret, theirs))
+    child.start()
+    theirs.close()
+    assert mine.poll(30)
+    sent = mine.recv_bytes()
+    child.join(30)
+    assert child.exitcode == 0
+    return sent
+
+
+def test_a_spawned_process_reads_it_and_the_parents_copy_stays_whole() -> None:
     with WorkerSecret(SECRET) as secret:
-        mine, theirs = context.Pipe(duplex=False)
-        child = context.Process(target=pool_support.reveal, args=(secret, theirs))
-        child.start()
-        theirs.close()
-        assert mine.poll(30)
-        assert mine.recv_bytes() == SECRET
-        child.join(30)
-        assert child.exitcode == 0
+        assert _spawn(pool_support.reveal, secret) == SECRET
         assert secret() == SECRET  # the worker closed its copy; the file is the parent's
 
 
 def test_a_program_the_worker_runs_does_not_inherit_it() -> None:
     """The worker's descriptor is close-on-exec, like the pool's: a program a worker's
     application code starts (os.system, os.posix_spawn, exec) cannot read the PIN."""
-    context = multiprocessing.get_context("spawn")
     with WorkerSecret(SECRET) as secret:
-        mine, theirs = context.Pipe(duplex=False)
-        child = context.Process(target=pool_support.reveal_to_a_program, args=(secret, theirs))
-        child.start()
-        theirs.close()
-        assert mine.poll(30)
-        assert SECRET not in mine.recv_bytes()
-        child.join(30)
-        assert child.exitcode == 0
+        assert SECRET not in _spawn(pool_support.reveal_to_a_program, secret)
 
 
 class _Spawning:

@@ -14,14 +14,15 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import click
 
 from letterlock import Rejected, Suite, UsageError
 from letterlock.cli.home import Home
 from letterlock.cli.keys import read_key_line
-from letterlock.cli.options import example, pass_home, passphrase_file_option
+from letterlock.cli.options import dialect_option, example, pass_home, passphrase_file_option
 from letterlock.cli.passphrase import new_passphrase, passphrase
 from letterlock.cli.render import iso_time, note, print_fields, print_table, stdout_console
 from letterlock.cli.streams import read_input
@@ -80,6 +81,16 @@ def _info_json(info: AuthorityInfo) -> dict[str, object]:
     }
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _depth_option(help_text: str) -> Callable[[F], F]:
+    """``--depth``: how many authorities deep a delegation may go (0 to MAX_DEPTH, default 0)."""
+    return click.option(
+        "--depth", type=click.IntRange(0, MAX_DEPTH), default=0, show_default=True, help=help_text
+    )
+
+
 @click.group(
     "authority",
     short_help="Authorities that certify senders, and the ones you trust.",
@@ -100,13 +111,7 @@ def authority_group() -> None:
 @click.option(
     "--namespace", required=True, help="The principals it certifies lie below this (ll://.../)."
 )
-@click.option(
-    "--depth",
-    type=click.IntRange(0, MAX_DEPTH),
-    default=0,
-    show_default=True,
-    help="How many authorities deep it may delegate (0: it certifies principals only).",
-)
+@_depth_option("How many authorities deep it may delegate (0: it certifies principals only).")
 @click.option(
     "--suite",
     type=click.Choice([suite.label for suite in Suite]),
@@ -229,21 +234,9 @@ def _subject_key(
 @click.option("--role", "roles", multiple=True, metavar="R", help="A role it holds (repeatable).")
 @click.option("--publish", multiple=True, metavar="PATTERN", help="May publish on (repeatable).")
 @click.option("--consume", multiple=True, metavar="PATTERN", help="May consume (repeatable).")
-@click.option(
-    "--dialect",
-    type=click.Choice([d.value for d in Dialect]),
-    default=Dialect.AMQP.value,
-    show_default=True,
-    help="Syntax of the patterns: amqp (* #), mqtt (+ #), nats (* >).",
-)
+@dialect_option("Syntax of the patterns: amqp (* #), mqtt (+ #), nats (* >).")
 @click.option("--namespace", help="A sub-authority's namespace (default: the issuer's).")
-@click.option(
-    "--depth",
-    type=click.IntRange(0, MAX_DEPTH),
-    default=0,
-    show_default=True,
-    help="How many authorities deep a sub-authority may delegate further.",
-)
+@_depth_option("How many authorities deep a sub-authority may delegate further.")
 @click.option("--lifetime", default="30d", show_default=True, help="How long it is valid.")
 @passphrase_file_option
 @pass_home
@@ -321,13 +314,7 @@ def authority_certify(
 @click.argument("file")
 @click.option("--name", required=True, help="Your name for this authority.")
 @click.option("--namespace", required=True, help="Accept only principals below this (ll://.../).")
-@click.option(
-    "--depth",
-    type=click.IntRange(0, MAX_DEPTH),
-    default=0,
-    show_default=True,
-    help="How many sub-authorities deep you accept its delegation.",
-)
+@_depth_option("How many sub-authorities deep you accept its delegation.")
 @click.option("--role", "roles", multiple=True, help="Restrict to these roles (default: any).")
 @click.option("--publish", multiple=True, metavar="PATTERN", help="Restrict topics (amqp syntax).")
 @click.option("--expect-fingerprint", metavar="SHA256:...", help="Refuse any other key.")

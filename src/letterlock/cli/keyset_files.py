@@ -24,11 +24,10 @@ from letterlock._fs import write_private_file
 from letterlock._keyring import KeysetOpener
 from letterlock.cli.home import Home, check_identity_name
 from letterlock.cli.passphrase import passphrase
-from letterlock.cli.strict import read_checked
+from letterlock.cli.strict import read_checked, read_private_key
 from letterlock.core.trust import TrustPolicy
 from letterlock.errors import KeyStoreError
-from letterlock.keystore import decrypt_identity, encrypt_identity
-from letterlock.keystore.file import MAX_FILE_SIZE
+from letterlock.keystore import encrypt_identity
 from letterlock.trust.keysets import MAX_TEXT, SignedKeyset, Status, sealing_key
 from letterlock.trust.pins import check_name
 
@@ -91,16 +90,11 @@ def _load_key(home: Home, name: str, key_id: int, secret: Callable[[], bytes],
     if key_id == 0:
         return home.load(name, secret)
     path = key_path(home, name, key_id)
-    data = read_checked(path, limit=MAX_FILE_SIZE, secret=True)
-    if data is None:
-        raise UsageError(f"{path} is missing: the keyset certifies key {key_id}")
-    try:
-        identity = decrypt_identity(data, secret())
-    except KeyStoreError as exc:
-        raise KeyStoreError(f"{path}: {exc}") from None
-    if identity.public != public:
-        raise KeyStoreError(f"{path} is not the key {key_id} that {name}.keyset certifies")
-    return identity
+    return read_private_key(
+        path, secret, public,
+        missing=f"{path} is missing: the keyset certifies key {key_id}",
+        mismatch=f"{path} is not the key {key_id} that {name}.keyset certifies",
+    )  # fmt: skip
 
 
 def change_passphrase(home: Home, name: str, old: Callable[[], bytes], new: bytes) -> int:

@@ -13,9 +13,11 @@ from letterlock import DEFAULT_LIMITS, Padding, PublicIdentity, UsageError
 from letterlock.cli.home import Home
 from letterlock.cli.keyset_files import recipient_key
 from letterlock.cli.render import quoted, warn
+from letterlock.core.topics import Dialect
 
 __all__ = [
     "MAX_EXPIRES_IN",
+    "dialect_option",
     "example",
     "input_option",
     "max_size_option",
@@ -80,6 +82,17 @@ def whole_number(unit: str, maximum: int) -> Callable[[click.Context, click.Para
 
 
 MAX_SIZE_LIMIT: Final = 2**40  # 1 TiB: any envelope a machine can hold in memory
+
+
+def dialect_option(help_text: str) -> Callable[[F], F]:
+    """``--dialect``: the syntax of topic patterns, amqp (the default), mqtt or nats."""
+    return click.option(
+        "--dialect",
+        type=click.Choice([d.value for d in Dialect]),
+        default=Dialect.AMQP.value,
+        show_default=True,
+        help=help_text,
+    )
 
 
 def max_size_option(help_text: str) -> Callable[[F], F]:

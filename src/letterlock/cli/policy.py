@@ -18,7 +18,7 @@ import click
 
 from letterlock import PublicIdentity, Rejected, UsageError, VerifiedSender, format_fingerprint
 from letterlock.cli.home import Home, check_identity_name
-from letterlock.cli.options import example, pass_home
+from letterlock.cli.options import dialect_option, example, pass_home
 from letterlock.cli.render import note, safe
 from letterlock.cli.streams import read_input
 from letterlock.core.topics import Dialect
@@ -147,13 +147,7 @@ def _as_text(answer: _Answer, key: str, topic: str, policy_file: str | None) -> 
 )
 @click.option("--as", "name", metavar="NAME", required=True, help="Your receiving identity.")
 @click.option("--topic", required=True, help="A topic, or a listen pattern (answers for all).")
-@click.option(
-    "--dialect",
-    type=click.Choice([d.value for d in Dialect]),
-    default=Dialect.AMQP.value,
-    show_default=True,
-    help="Pattern syntax of --topic: amqp (* #), mqtt (+ #), nats (* >).",
-)
+@dialect_option("Pattern syntax of --topic: amqp (* #), mqtt (+ #), nats (* >).")
 @click.option(
     "--sender",
     "sender_file",

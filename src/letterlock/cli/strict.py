@@ -24,12 +24,23 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from letterlock.errors import UsageError
+from letterlock.core.keys import Identity, PublicIdentity
+from letterlock.errors import KeyStoreError, UsageError
+from letterlock.keystore import decrypt_identity
+from letterlock.keystore.file import MAX_FILE_SIZE
 
-__all__ = ["check_ancestors", "check_directory", "check_file", "open_private", "read_checked"]
+__all__ = [
+    "check_ancestors",
+    "check_directory",
+    "check_file",
+    "open_private",
+    "read_checked",
+    "read_private_key",
+]
 
 STRICT: Final = os.name == "posix"
 _NOFOLLOW: Final = getattr(os, "O_NOFOLLOW", 0)
@@ -148,6 +159,24 @@ def read_checked(path: Path, *, limit: int, secret: bool = False) -> bytes | Non
     if len(data) > limit:
         raise UsageError(f"{path} is larger than {limit} bytes; it is not a letterlock file")
     return data
+
+
+def read_private_key(
+    path: Path, secret: Callable[[], bytes], public: PublicIdentity, *, missing: str, mismatch: str
+) -> Identity:
+    """The private key in the encrypted key file ``path`` (checked as a secret file), which must
+    be the key of ``public``. ``secret`` is asked only once the file is read. A missing file is
+    a UsageError saying ``missing``; another key, a KeyStoreError saying ``mismatch``."""
+    data = read_checked(path, limit=MAX_FILE_SIZE, secret=True)
+    if data is None:
+        raise UsageError(missing)
+    try:
+        identity = decrypt_identity(data, secret())
+    except KeyStoreError as exc:
+        raise KeyStoreError(f"{path}: {exc}") from None
+    if identity.public != public:
+        raise KeyStoreError(mismatch)
+    return identity
 
 
 def check_file(path: Path) -> bool:

@@ -37,14 +37,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from letterlock import Identity, KeyStoreError, PublicIdentity, Suite, UsageError
+from letterlock import Identity, PublicIdentity, Suite, UsageError
 from letterlock._fs import write_private_file
 from letterlock.cli.render import quoted
-from letterlock.cli.strict import check_directory, read_checked
+from letterlock.cli.strict import check_directory, read_checked, read_private_key
 from letterlock.core.principal import Namespace
 from letterlock.core.trust import TrustPolicy
-from letterlock.keystore import decrypt_identity, encrypt_identity
-from letterlock.keystore.file import MAX_FILE_SIZE
+from letterlock.keystore import encrypt_identity
 from letterlock.sources.folder import Snapshot, SnapshotCache
 from letterlock.trust.authorities import Authorities
 from letterlock.trust.credentials import MAX_DEPTH, Anchor, Credential, parse_credentials
@@ -177,16 +176,11 @@ class TrustData:
     def load_authority(self, name: str, get_passphrase: Callable[[], bytes]) -> Identity:
         info = self.authority(name)
         path = self.authorities_dir / f"{name}.key"
-        data = read_checked(path, limit=MAX_FILE_SIZE, secret=True)
-        if data is None:
-            raise UsageError(f"no authority named {quoted(name)} in {self.authorities_dir}")
-        try:
-            identity = decrypt_identity(data, get_passphrase())
-        except KeyStoreError as exc:
-            raise KeyStoreError(f"{path}: {exc}") from None
-        if identity.public != info.public:
-            raise KeyStoreError(f"{path} and its .pub hold different keys")
-        return identity
+        return read_private_key(
+            path, get_passphrase, info.public,
+            missing=f"no authority named {quoted(name)} in {self.authorities_dir}",
+            mismatch=f"{path} and its .pub hold different keys",
+        )  # fmt: skip
 
     # credentials own identities present ------------------------------------------------
 

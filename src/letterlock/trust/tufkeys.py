@@ -13,7 +13,7 @@ a dual key counts as the same holder as a plain key that shares one of its halve
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Final, NoReturn
+from typing import Any, ClassVar, Final, NoReturn
 
 from securesystemslib.exceptions import UnverifiedSignatureError
 from securesystemslib.formats import encode_canonical
@@ -106,8 +106,28 @@ class DualKey(Key):
             raise UnverifiedSignatureError(f"failed to verify signature by {self.keyid}")
 
 
-class DualSigner(Signer):
+class _LocalSigner(Signer):
+    """A signer whose private key lives in this process: never from a key URI, never pickled."""
+
+    _loaded_as: ClassVar[str]
+
+    @classmethod
+    def from_priv_key_uri(
+        cls,
+        priv_key_uri: str,
+        public_key: Key,
+        secrets_handler: SecretsHandler | None = None,
+    ) -> NoReturn:
+        raise UsageError(f"{cls._loaded_as} are loaded from a letterlock key store, not a key URI")
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("private keys cannot be pickled")
+
+
+class DualSigner(_LocalSigner):
     """Signs TUF metadata with a pq dual key held in this process (no repr, never pickled)."""
+
+    _loaded_as = "dual keys"
 
     def __init__(self, sig_private: bytes) -> None:
         try:
@@ -128,20 +148,8 @@ class DualSigner(Signer):
         raw = self._signer.sign(DUAL_CONTEXT + payload)
         return Signature(self._public.keyid, raw.hex())
 
-    @classmethod
-    def from_priv_key_uri(
-        cls,
-        priv_key_uri: str,
-        public_key: Key,
-        secrets_handler: SecretsHandler | None = None,
-    ) -> NoReturn:
-        raise UsageError("dual keys are loaded from a letterlock key store, not a key URI")
-
     def __repr__(self) -> str:
         return "<DualSigner>"
-
-    def __reduce__(self) -> NoReturn:
-        raise TypeError("private keys cannot be pickled")
 
 
 def tuf_key(public: PublicIdentity) -> Key:
@@ -156,12 +164,14 @@ def tuf_key(public: PublicIdentity) -> Key:
     return SSlibKey(_default_keyid(keytype, scheme, keyval), keytype, scheme, keyval)
 
 
-class IdentitySigner(Signer):
+class IdentitySigner(_LocalSigner):
     """Signs TUF metadata with a letterlock identity's signing key (a key file's, or a token's:
     only its :class:`~letterlock.core.keys.Signer` capability is used). Its public key is
     :func:`tuf_key` of the identity. Like :class:`DualSigner`, a pq identity signs
     :data:`DUAL_CONTEXT` and the payload; the others sign the payload as securesystemslib
     verifies it (ECDSA with the curve's hash, in DER; Ed25519)."""
+
+    _loaded_as = "identity signers"
 
     def __init__(self, identity: Identity) -> None:
         self._identity = identity
@@ -178,20 +188,8 @@ class IdentitySigner(Signer):
         raw = _crypto.tuf_signature(suite, self._identity.sign(payload))
         return Signature(self._public.keyid, raw.hex())
 
-    @classmethod
-    def from_priv_key_uri(
-        cls,
-        priv_key_uri: str,
-        public_key: Key,
-        secrets_handler: SecretsHandler | None = None,
-    ) -> NoReturn:
-        raise UsageError("identity signers are loaded from a letterlock key store, not a key URI")
-
     def __repr__(self) -> str:
         return f"<IdentitySigner {self._public.keyid[:16]}>"
-
-    def __reduce__(self) -> NoReturn:
-        raise TypeError("private keys cannot be pickled")
 
 
 def key_identities(key: Key) -> frozenset[bytes]:
