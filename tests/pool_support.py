@@ -126,6 +126,7 @@ def tamper(secret: Callable[[], bytes], out: Connection) -> None:
     """In a spawned process: try every way a compromised worker has to change the secret the
     next workers read; send back the ways that worked, and the access mode of its descriptor."""
     import fcntl
+    import json
     import mmap
 
     fd: int = getattr(secret, "_fd")  # noqa: B009 - the worker's inherited descriptor
@@ -152,4 +153,5 @@ def tamper(secret: Callable[[], bytes], out: Connection) -> None:
     attempt("grow", lambda: os.ftruncate(fd, size + 1))
     attempt("writable mapping", lambda: mmap.mmap(fd, size).close())
     attempt("unseal", lambda: fcntl.fcntl(fd, fcntl.F_ADD_SEALS, 0))
-    out.send((worked, fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE))
+    access = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
+    out.send_bytes(json.dumps({"worked": worked, "access": access}).encode())
