@@ -54,3 +54,14 @@ ALLOWED = {"accepted", "copy", *(str(rule) for rule in Rule)}
 @settings(max_examples=100, deadline=None)
 def test_random_bytes_are_refused(data: bytes) -> None:
     assert "accepted" not in TARGET.check_one(data)
+
+
+def test_a_number_canonical_json_cannot_write_is_malformed_not_a_crash() -> None:
+    """Found by CI's run of the property above: one byte turned a time into a float
+    (``"issued":1.00000000``): JSON reads it, canonical JSON cannot write it back, so the
+    signed bytes did not exist and TUF's ``SerializationError`` escaped the parser."""
+    seed = (FUZZ / "corpus-status" / "empty-v1.json").read_bytes()
+    at = seed.index(b'"issued":1') + len(b'"issued":1')
+    changed = seed[:at] + b"." + seed[at + 1 :]
+    assert changed != seed
+    assert set(TARGET.check_one(changed).split(",")) == {str(Rule.MALFORMED)}

@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 from securesystemslib.exceptions import UnverifiedSignatureError, VerificationError
 from securesystemslib.signer import Key
 from tuf.api.metadata import Metadata, Root, Signed, Timestamp
-from tuf.api.serialization import DeserializationError
+from tuf.api.serialization import DeserializationError, SerializationError
 
 from letterlock.core.times import iso_utc
 from letterlock.errors import ParseError
@@ -89,6 +89,10 @@ def parse_metadata(data: bytes, kind: type[_S], *, limit: int) -> Metadata[_S]:
         metadata = Metadata[Any].from_bytes(data)
     except DeserializationError as exc:
         raise MetadataRefused(Rule.MALFORMED, f"not TUF metadata ({exc})") from None
+    try:  # what the signatures cover: JSON that canonical JSON cannot write (a float) has none
+        metadata.signed_bytes  # noqa: B018 - serialises, or raises
+    except SerializationError:
+        raise MetadataRefused(Rule.MALFORMED, "not canonical JSON (a float?)") from None
     if not isinstance(metadata.signed, kind):
         raise MetadataRefused(Rule.MALFORMED, f"{metadata.signed.type} metadata, not {kind.type}")
     if isinstance(metadata.signed, Root):
