@@ -13,7 +13,8 @@ place on first open. A file of the earlier, unstamped layout (one floor and one 
 senders) is refused with a message saying what to do: its ids name no sender, so no safe
 conversion exists.
 The file is opened as :mod:`letterlock._sqlite` opens all of letterlock's files (mode 0600, checked
-before anything is written, WAL, durable commits), which also translates every ``sqlite3`` and
+before anything is written, WAL, durable commits; a claim's commits skip their own sync, see
+:meth:`SQLiteReplayStore.add`), which also translates every ``sqlite3`` and
 ``OSError`` error into :class:`~letterlock.errors.StoreError`: a replay store is not a transport.
 """
 
@@ -70,7 +71,8 @@ SCHEMA: Final = Schema(
 
 
 class SQLiteReplayStore:
-    """A :class:`~letterlock.core.replay.ReplayStore` in a SQLite file (WAL, durable commits).
+    """A :class:`~letterlock.core.replay.ReplayStore` in a SQLite file (WAL; every handled id
+    is synced, a claim survives the process but is synced only with the next handled id).
 
     ``capacity`` is the number of ids kept per sender.
     """
