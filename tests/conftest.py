@@ -9,6 +9,10 @@ Hypothesis tests cannot take function-scoped fixtures, so :func:`cast_of` is als
 from __future__ import annotations
 
 import functools
+import os
+import sys
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +21,29 @@ import pytest
 from cli_support import Homes, copy_homes, prepare_homes
 from letterlock import Identity, Pins, PublicIdentity, Suite
 from letterlock.core.envelope import Envelope, encode_envelope
+
+_EXIT_STATUS = pytest.StashKey[int]()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Never hang after the summary: a thread a failed test left running (a publisher
+    retrying against a queue its fixture has deleted) would keep the interpreter alive
+    forever, and CI would time out instead of reporting. Name such threads and exit."""
+    deadline = time.monotonic() + 5.0
+    stray = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    for thread in stray:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    alive = [t.name for t in stray if t.is_alive()]
+    if alive and _EXIT_STATUS in config.stash:
+        print(f"\nthreads left running after the tests, not waited for: {alive}", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(config.stash[_EXIT_STATUS])
+
 
 #: A fixed "now" for every test that does not care about the clock (2023-11-14T22:13:20Z).
 NOW = 1_700_000_000

@@ -306,8 +306,22 @@ class AmqpChannel:
     def settle(
         self, delivery: Delivery, settlement: Settlement, *, now: float | None = None
     ) -> None:
-        """Ack, retry (now, or after a delay through the delay queue) or dead-letter."""
+        """Ack, retry (now, or after a delay through the delay queue) or dead-letter.
+
+        LeaseLost if the connection drops meanwhile: RabbitMQ puts back every message this
+        channel had not acked (a copy already handled comes back and is refused as a replay).
+        """
         tag = self._tag(delivery)
+        try:
+            self._settle(delivery, tag, settlement)
+        except TransportError as exc:
+            if isinstance(exc, LeaseLost) or not isinstance(exc.__cause__, _CONNECTION_LOST):
+                raise
+            lost = exc.__cause__
+            message = f"the channel closed ({lost!r}): RabbitMQ puts the message back"
+            raise LeaseLost(message) from lost
+
+    def _settle(self, delivery: Delivery, tag: int, settlement: Settlement) -> None:
         with map_exceptions(ERRORS):
             match settlement:
                 case Ack() if self._coalesce:
