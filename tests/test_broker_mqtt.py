@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -359,6 +360,48 @@ def test_an_unacked_delivery_comes_back_on_reconnect_and_its_old_tag_is_stale(mq
     handled: list[Opened] = []
     assert drain(again, mqtt.consumer(endpoint, topics), handled) == 1
     assert [o.payload for o in handled] == [b"once"]
+
+
+def cut(subscription: Subscription) -> None:
+    """Cut the wire under ``subscription`` (the client's socket shut down, as a broker restart
+    or a network fault would) and wait until paho has seen its connection end."""
+    connection = subscription.connection  # type: ignore[attr-defined]
+    connection.client.socket().shutdown(socket.SHUT_RDWR)
+    assert connection.lost.wait(30)
+
+
+def test_a_connection_lost_before_the_ack_is_lease_lost_and_the_message_comes_back(
+    mqtt: Mqtt,
+) -> None:
+    """The wire is cut while the handler runs: the ack cannot reach the broker. Settling is
+    LeaseLost (counted, never a TransportError out of ``handle``), the message comes again
+    when the group is subscribed again, and the replay window refuses that copy: the
+    application saw it once."""
+    endpoint = mqtt.endpoint()
+    topic = mqtt.topic("x")
+    topics = Topics.mqtt(topic)
+    subscription = endpoint.subscribe(topics, group=mqtt.group)
+    endpoint.publish(topic, mqtt.seal(b"once", topic))
+    consumer = mqtt.consumer(endpoint, topics)
+    handled: list[Opened] = []
+
+    def handler(opened: Opened) -> None:
+        handled.append(opened)
+        cut(subscription)
+
+    deliveries = subscription.deliveries(idle_timeout=5)
+    first = next(deliveries)
+    assert consumer.handle(first, handler)
+    assert consumer.metrics.get("lease_lost") == 1
+    assert "acked" not in consumer.metrics
+    with pytest.raises(LeaseLost):
+        endpoint.extend_lease(first)
+    with pytest.raises(TransportError, match="subscribe again"):
+        next(deliveries)
+    again = endpoint.subscribe(topics, group=mqtt.group)
+    assert drain(again, consumer, handled) == 0
+    assert [o.payload for o in handled] == [b"once"]
+    assert consumer.metrics.get("dead_lettered:replayed") == 1
 
 
 def test_a_busy_copy_is_held_unacked_and_handed_out_again_after_the_delay(mqtt: Mqtt) -> None:

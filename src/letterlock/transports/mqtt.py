@@ -33,8 +33,11 @@ What MQTT has, and what the adapter makes of it:
   busy cores); running paho's loop in the iterating thread instead (``client.loop()``) saves it
   but was slower end to end, since reading the network then no longer overlaps opening messages.
   A delivery is settled only on the connection it came on (a packet id names a message on one
-  connection only); settling one whose connection is gone raises LeaseLost, and the broker sends
-  it again to the next consumer.
+  connection only); settling one whose connection is gone (closed, taken over, or dropped: paho
+  saw it end), or calling ``extend_lease`` for it, raises LeaseLost, and the broker sends it
+  again to the next consumer of the group. An ack written just as the connection drops, before
+  paho sees it end, is lost unseen (MQTT confirms no PUBACK): the message comes again too, and
+  the replay window refuses it.
 * **No nack, no delay, no attempt count** (``dup`` says only "maybe seen before"): attempts is
   None, so a refusal is never retried (see :mod:`~letterlock.transports.decide`). A Retry (a copy
   another consumer's live claim holds) keeps the message unacked in the session, where a crash
@@ -212,6 +215,9 @@ class _Connection:
         self.inbox: queue.SimpleQueue[tuple[int, paho.MQTTMessage] | TransportError]
         self.inbox = queue.SimpleQueue()
         self.generation = 0  #: this connection's number (_CONNECTIONS); 0 before it is up
+        #: Set once paho saw this connection end (dropped, taken over or closed): an ack
+        #: written now would go nowhere, and its message comes back on the next connection.
+        self.lost = threading.Event()
         self._closing = False
         self._connected = threading.Event()
         self._refused: ReasonCode | None = None
@@ -262,6 +268,7 @@ class _Connection:
 
     def _on_disconnect(self, client: paho.Client, userdata: object, flags: object,
                        reason: ReasonCode, properties: object) -> None:  # fmt: skip
+        self.lost.set()
         if self._closing:
             return
         why = (
@@ -327,12 +334,15 @@ class _Connection:
         except Exception:
             with map_exceptions(_ERRORS):
                 raise  # the exception being handled, mapped
+        if rc == MQTTErrorCode.MQTT_ERR_NO_CONN:  # nothing to send it on: the message comes again
+            raise LeaseLost("MQTT ack: the connection is gone")
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise _failed("ack", rc)
 
     def close(self) -> None:
         """Disconnect; what was not acked stays with a persistent session."""
         self._closing = True
+        self.lost.set()
         with map_exceptions(_ERRORS):
             self.client.disconnect()
             self.client.loop_stop()
@@ -423,11 +433,19 @@ class MqttEndpoint:
     def settle(
         self, delivery: Delivery, settlement: Settlement, *, now: float | None = None
     ) -> None:
-        """Ack; hold for a retry; or publish a dead-letter copy, wait for its PUBACK, then ack."""
+        """Ack; hold for a retry; or publish a dead-letter copy, wait for its PUBACK, then ack.
+
+        LeaseLost once the connection the delivery came on is gone (see the module): the
+        message stays in the group's session and comes again when it is subscribed again. A
+        dead letter whose copy was published when that connection dropped is so published
+        twice (the copy that comes again is refused again): noise, never a loss. A dead-letter
+        copy the broker refuses, or whose PUBACK does not come, raises TransportError, and the
+        delivery is left unacked.
+        """
         subscription, mid, qos = self._owner(delivery)
         match settlement:
             case Ack():
-                subscription.connection.ack(mid, qos)
+                self._ack(subscription, mid, qos)
             case Retry(delay=delay):
                 subscription.hold(delivery, delay)
             case DeadLetter(reason=reason):
@@ -436,10 +454,29 @@ class MqttEndpoint:
                     *_dead_letter(self.settings.v5, reason.value, delivery.topic, delivery.body),
                 )  # fmt: skip
                 self._owner(delivery)  # a reconnect while waiting: the resent copy settles
-                subscription.connection.ack(mid, qos)
+                self._ack(subscription, mid, qos)
+
+    @staticmethod
+    def _ack(subscription: _MqttSubscription, mid: int, qos: int) -> None:
+        """Ack on the delivery's connection; LeaseLost if paho has no connection to send it
+        on. (MQTT answers no PUBACK: one written as the connection dropped is lost unseen, and
+        the copy that comes again is refused as a replay.)"""
+        connection = subscription.connection
+        try:
+            connection.ack(mid, qos)
+        except TransportError as exc:
+            if not connection.lost.is_set():
+                raise
+            raise LeaseLost(
+                "the connection was lost while acking; the message comes again"
+            ) from exc
 
     def extend_lease(self, delivery: Delivery, *, now: float | None = None) -> None:
-        """Nothing to extend: MQTT has no lease (a delivery stays until its consumer leaves)."""
+        """Nothing to extend: MQTT has no lease (a delivery stays until its consumer leaves).
+
+        LeaseLost once the connection the delivery came on is gone: the broker sends the
+        message again on the group's next connection."""
+        self._owner(delivery)
 
     def _owner(self, delivery: Delivery) -> tuple[_MqttSubscription, int, int]:
         subscription = self._subscriptions.get(delivery.queue)
@@ -448,6 +485,7 @@ class MqttEndpoint:
             subscription is None
             or subscription.closed
             or subscription.connection.generation != generation
+            or subscription.connection.lost.is_set()
         ):
             raise LeaseLost("the connection that took this delivery is gone; it comes again")
         return subscription, mid, qos
@@ -463,7 +501,9 @@ class MqttEndpoint:
         level = _level(group)
         old = self._subscriptions.get(group)
         if old is not None and not old.closed:
-            raise UsageError(f"group {group!r} already has a consumer on this endpoint")
+            if not old.connection.lost.is_set():
+                raise UsageError(f"group {group!r} already has a consumer on this endpoint")
+            old.close()  # its connection dropped: subscribing again resumes the session
         dead = _Connection(self.settings, f"{_SESSION_ROOT}/dead/{level}", persistent=True)
         try:
             dead.subscribe([f"{DEAD_ROOT}/{level}"])
