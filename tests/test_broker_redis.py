@@ -11,8 +11,10 @@ import asyncio
 import multiprocessing
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -287,6 +289,81 @@ def test_an_ack_within_half_a_lease_is_one_xack_and_later_the_checked_script(
     assert list(deliveries) == []
     subscription.close()
     endpoint.close()
+
+
+@contextmanager
+def unreachable(endpoint: RedisEndpoint) -> Iterator[Callable[[], None]]:
+    """Yield a function that cuts the wire under ``endpoint``'s connections (their sockets
+    shut down) and sends every reconnection to a port where nothing listens, as if Redis
+    were gone; on leaving, Redis can be reached again."""
+    pool = endpoint.client.connection_pool
+    port = pool.connection_kwargs["port"]
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))  # bound, never listening: a connection there is refused
+    connections = lambda: [*pool._available_connections, *pool._in_use_connections]  # noqa: E731
+
+    def cut() -> None:
+        pool.connection_kwargs["port"] = dead.getsockname()[1]
+        for connection in connections():
+            connection.port = pool.connection_kwargs["port"]
+            connection._sock.shutdown(socket.SHUT_RDWR)
+
+    try:
+        yield cut
+    finally:
+        pool.connection_kwargs["port"] = port
+        for connection in connections():
+            connection.port = port
+        dead.close()
+
+
+def test_redis_unreachable_while_settling_is_lease_lost_and_the_entry_comes_back(
+    stream: str,
+) -> None:
+    """The wire is cut while the handler runs, and Redis cannot be reached again before
+    redis-py's retries run out: the ack is LeaseLost (counted, never a TransportError out of
+    ``handle``), and so is a heartbeat. Once Redis is back the entry, still pending, is
+    reclaimed after the lease and refused as a replay: the application saw it once."""
+    endpoint = endpoint_of(stream)
+    topics = Topics("orders.eu")
+    subscription = endpoint.subscribe(topics, group="g")
+    endpoint.publish("orders.eu", seal(PAYLOAD, "orders.eu"))
+    reader = consumer(endpoint, "g", topics, max_attempts=5)
+    handled: list[Opened] = []
+    deliveries = subscription.deliveries(idle_timeout=LEASE * 3)
+    first = next(deliveries)
+    with unreachable(endpoint) as cut:
+
+        def handler(opened: Opened) -> None:
+            handled.append(opened)
+            cut()
+
+        assert reader.handle(first, handler)
+        assert dict(reader.metrics) == {"lease_lost": 1}
+        with pytest.raises(LeaseLost):
+            endpoint.extend_lease(first)
+    for delivery in deliveries:  # reclaimed once idle for the lease
+        reader.handle(delivery, handled.append)
+    assert [o.payload for o in handled] == [PAYLOAD]
+    assert dict(reader.metrics) == {"lease_lost": 1, "dead_lettered:replayed": 1}
+
+
+def test_a_refused_connection_while_settling_is_not_lease_lost(stream: str) -> None:
+    """Only Redis out of reach is LeaseLost: a connection Redis refuses (here a password it
+    does not know, on reconnecting) surfaces as TransportError."""
+    endpoint = endpoint_of(stream)
+    topics = Topics("orders.eu")
+    subscription = endpoint.subscribe(topics, group="g")
+    endpoint.publish("orders.eu", b"x")
+    delivery = next(subscription.deliveries(idle_timeout=IDLE))
+    pool = endpoint.client.connection_pool
+    for connection in [*pool._available_connections, *pool._in_use_connections]:
+        connection.username, connection.password = "nobody", "wrong"
+        connection.disconnect()
+    with pytest.raises(TransportError) as refused:
+        endpoint.settle(delivery, Ack())
+    assert not isinstance(refused.value, LeaseLost)
+    assert isinstance(refused.value.__cause__, redis.exceptions.AuthenticationError)
 
 
 def test_extend_lease_keeps_an_entry_from_other_consumers(stream: str) -> None:

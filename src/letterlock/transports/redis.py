@@ -87,8 +87,15 @@ replies and the settlement decisions (module functions), and a subscription's sc
 reclaims, reads and hand-overs (``_Intake``), so a fix lands once.
 
 Every ``redis.exceptions.RedisError`` (``ConnectionError`` and ``TimeoutError`` included)
-leaves as :class:`~letterlock.errors.TransportError`. One client is one connection pool:
-open one endpoint per process.
+leaves as :class:`~letterlock.errors.TransportError`, but for settling: a settlement or
+``extend_lease`` that cannot reach Redis (a ``ConnectionError`` or ``TimeoutError`` once
+redis-py's own retries on a new connection ran out) raises
+:class:`~letterlock.transports.base.LeaseLost`. Nothing was settled, or all of it was (each
+settlement is one command): the entry stays pending, to be reclaimed once idle for the lease,
+or it was acked (and dead-lettered) already. So a lost connection never stops a consumer in
+``handle``, and the copy that comes back, handled already, is refused as a replay. A connection
+refused (credentials, ACLs) and every error Redis answers stay TransportError. One client is
+one connection pool: open one endpoint per process.
 """
 
 from __future__ import annotations
@@ -124,6 +131,17 @@ _MAX_BLOCK: Final = 1.0  # seconds an XREADGROUP blocks at most before due entri
 _C = TypeVar("_C")
 _S = TypeVar("_S")
 _MAPPING: Final[ExceptionMapping] = {redis.exceptions.RedisError: TransportError}
+#: What says Redis could not be reached (once redis-py's own retries, on a new connection, ran
+#: out): a settlement or heartbeat that meets it is LeaseLost, the entry staying pending to be
+#: reclaimed after the lease. Not what says a connection was refused (credentials, ACLs, a full
+#: pool): those surface as TransportError.
+_UNREACHABLE: Final = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+_REFUSED: Final = (
+    redis.exceptions.AuthenticationError,
+    redis.exceptions.AuthorizationError,
+    redis.exceptions.MaxConnectionsError,
+    redis.exceptions.ExternalAuthProviderError,
+)
 #: redis-py refuses a malformed URL or an unknown parameter with ValueError or TypeError.
 _URL_MAPPING: Final[ExceptionMapping] = {**_MAPPING, ValueError: UsageError, TypeError: UsageError}
 
@@ -365,6 +383,24 @@ def _check_group(topics: Topics, group: str) -> None:
 
 
 @contextmanager
+def _settling() -> Iterator[None]:
+    """Map redis-py's errors for a settlement or heartbeat: Redis unreachable is LeaseLost."""
+    try:
+        with map_exceptions(_MAPPING):
+            yield
+    except TransportError as exc:
+        lost = exc.__cause__
+        if isinstance(exc, LeaseLost) or not isinstance(lost, _UNREACHABLE):
+            raise
+        if isinstance(lost, _REFUSED):
+            raise
+        raise LeaseLost(
+            f"Redis could not be reached ({type(lost).__name__}): the entry stays pending, to "
+            "be reclaimed once idle for the lease"
+        ) from lost
+
+
+@contextmanager
 def _creating_group() -> Iterator[None]:
     """Around ``XGROUP CREATE``: a group that exists already is left as it is (BUSYGROUP)."""
     with map_exceptions(_MAPPING):
@@ -479,7 +515,7 @@ class RedisEndpoint(_Stream[Script]):
         self._settle(*self._settle_call(delivery, None))
 
     def _settle(self, held: RedisDelivery, script: list[Any] | None) -> None:
-        with map_exceptions(_MAPPING):
+        with _settling():
             if script is None:
                 _check_acked(self.client.xack(self.stream, held.queue, held.tag))
             else:
@@ -704,7 +740,7 @@ class AsyncRedisEndpoint(_Stream[AsyncScript]):
         await self._settle(*self._settle_call(delivery, None))
 
     async def _settle(self, held: RedisDelivery, script: list[Any] | None) -> None:
-        with map_exceptions(_MAPPING):
+        with _settling():
             if script is None:
                 _check_acked(await self.client.xack(self.stream, held.queue, held.tag))
             else:
