@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -699,7 +700,8 @@ def test_a_message_that_is_no_jetstream_delivery_leaves_as_a_transport_error() -
 def test_a_fetch_and_an_ack_on_a_closed_connection_leave_as_transport_errors(
     names: Names,
 ) -> None:
-    """``fetch`` and ``settle`` with an Ack map nats-py's errors without a context manager."""
+    """``fetch`` and ``settle`` with an Ack map nats-py's errors without a context manager
+    (the ack as LeaseLost, a TransportError: the connection is gone)."""
 
     async def run() -> tuple[BaseException | None, BaseException | None]:
         nc = await nats.connect(URL)
@@ -723,3 +725,83 @@ def test_a_fetch_and_an_ack_on_a_closed_connection_leave_as_transport_errors(
     fetched, acked = asyncio.run(run())
     assert isinstance(fetched, nats.errors.ConnectionClosedError)
     assert isinstance(acked, nats.errors.ConnectionClosedError)
+
+
+def test_a_connection_closed_before_the_settlement_is_lease_lost_and_the_message_comes_back(
+    names: Names,
+) -> None:
+    """The connection a delivery came on is closed while its handler runs (for good: no
+    reconnect will take the ack). Settling is LeaseLost, as is a heartbeat (counted, never a
+    TransportError out of ``handle``); the server delivers the message again after
+    ack_wait, to another connection, and the replay window refuses it: handled once."""
+    subject = names.subject("closed")
+    topics = Topics.nats(subject)
+    replay = ReplayWindow()
+    handled: list[bytes] = []
+
+    async def run() -> tuple[dict[str, int], dict[str, int], type[BaseException]]:
+        nc = await nats.connect(URL)
+        broker = NatsBroker(nc.jetstream(), dead=names.dead, lease=1, fetch_timeout=0.3)
+        psub = await broker.subscribe(topics, group=names.group)
+        await broker.publish(subject, seal(b"once", subject))
+        [msg] = await broker.fetch(psub, 2)
+        first = AsyncSealedConsumer(broker, names.group, opener=opener(replay), topics=topics)
+        heartbeat: list[type[BaseException]] = []
+
+        async def handler(opened: Opened) -> None:
+            handled.append(opened.payload)
+            await nc.close()
+            try:
+                await first.extend_lease()
+            except TransportError as exc:
+                heartbeat.append(type(exc))
+
+        assert await first.handle(broker.delivery(msg, names.group), handler)
+        async with jetstream() as js:
+            again = NatsBroker(js, dead=names.dead, lease=1, fetch_timeout=2.5)
+            await again.subscribe(topics, group=names.group)
+            second = AsyncSealedConsumer(again, names.group, opener=opener(replay), topics=topics)
+            assert await second.poll(lambda o: handled.append(o.payload)) == 0
+        return dict(first.metrics), dict(second.metrics), heartbeat[0]
+
+    first, second, heartbeat = asyncio.run(run())
+    assert handled == [b"once"]
+    assert first == {"lease_lost": 1}
+    assert heartbeat is LeaseLost
+    assert second == {"dead_lettered:replayed": 1}
+
+
+def test_a_wire_cut_under_the_endpoint_never_stops_handle_and_the_message_is_handled_once(
+    names: Names,
+) -> None:
+    """The client's socket is shut down while the handler runs: nats-py reconnects by
+    itself, and the ack either waits in its buffer and reaches the server once it is back, or
+    was lost with the old socket and the message comes again after ack_wait, refused as a
+    replay. Either way ``handle`` raises nothing and the application sees the message once.
+    (Already so before LeaseLost was mapped: nats-py buffers while it reconnects.)"""
+    subject = names.subject("cut")
+    topics = Topics.nats(subject)
+    endpoint = NatsEndpoint.from_url(names.url(lease=1, fetch_timeout=0.3))
+    try:
+        subscription = endpoint.subscribe(topics, group=names.group)
+        endpoint.publish(subject, seal(b"once", subject))
+        consumer = SealedConsumer(endpoint, names.group, opener=opener(), topics=topics)
+        handled: list[bytes] = []
+
+        def handler(opened: Opened) -> None:
+            handled.append(opened.payload)
+            writer = endpoint._nc._transport._io_writer  # type: ignore[union-attr]
+            fd = writer.get_extra_info("socket").fileno()
+            with socket.socket(fileno=os.dup(fd)) as wire:
+                wire.shutdown(socket.SHUT_RDWR)
+
+        deliveries = subscription.deliveries(idle_timeout=2.5)  # > ack_wait
+        assert consumer.handle(next(deliveries), handler)
+        for delivery in deliveries:
+            consumer.handle(delivery, lambda o: handled.append(o.payload))
+        subscription.close()
+        assert endpoint._nc.stats["reconnects"] >= 1  # the wire was cut indeed
+    finally:
+        endpoint.close()
+    assert handled == [b"once"]
+    assert dict(consumer.metrics) in ({"acked": 1}, {"acked": 1, "dead_lettered:replayed": 1})

@@ -15,7 +15,10 @@ its topic ``msg.subject`` (the broker's claim), attempts ``msg.metadata.num_deli
 stream with the one opaque reason in a header, awaits the stream's ack, then ``msg.term()``, so
 nothing is terminated that is not kept. ``extend_lease`` is ``msg.in_progress()``, which
 restarts ``ack_wait``. A second settlement of one delivery raises
-:class:`~letterlock.transports.base.LeaseLost`; the server itself accepts an ack of a delivery it
+:class:`~letterlock.transports.base.LeaseLost`, and so does a settlement or heartbeat on a
+connection that is gone (closed, or reconnecting past what nats-py buffers or a request waits):
+the server delivers the message again after ``ack_wait`` (see :meth:`NatsBroker.settle`). The
+server itself accepts an ack of a delivery it
 has already handed to another consumer, so a lease lost to a slow handler is caught by the
 consumer's replay-store claim, not here. Publish is ``js.publish``, acknowledged by the stream;
 ``NoStreamResponseError`` (no stream captures the subject) is
@@ -148,6 +151,18 @@ ERRORS: Final[ExceptionMapping] = {
     TimeoutError: TransportError,  # asyncio's, and nats-py's own are one
     OSError: TransportError,
 }
+
+#: What says the connection a delivery came on is gone (closed, draining, or reconnecting with
+#: no room left to buffer): a settlement or heartbeat that meets it is LeaseLost. (A timeout
+#: while the client is not connected is one too: see :meth:`NatsBroker.settle`.)
+_CONNECTION_LOST: Final = (
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionDrainingError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.OutboundBufferLimitError,
+    nats.errors.StaleConnectionError,
+    OSError,
+)
 
 
 def consumer_name(group: str) -> str:
@@ -368,23 +383,38 @@ class NatsBroker:
     async def settle(
         self, delivery: Delivery, settlement: Settlement, *, now: float | None = None
     ) -> None:
-        """Ack, ``nak(delay=...)``, or keep in the dead-letter stream and ``term()``."""
+        """Ack, ``nak(delay=...)``, or keep in the dead-letter stream and ``term()``.
+
+        LeaseLost if the connection is gone (closed for good, or reconnecting for longer than
+        a request waits, or with nowhere left to buffer): the server delivers the message again
+        once ``ack_wait`` has passed, and a copy already handled is refused as a replay. While
+        nats-py reconnects, an ack or ``term()`` waits in its buffer and reaches the server
+        once it is back; one written just as the connection dropped is lost unseen, and the
+        message comes again too. A dead letter kept before the connection dropped and not
+        terminated is kept again when the message comes back (its ``Nats-Msg-Id`` counts the
+        delivery): a duplicate dead letter, never a lost message. A dead letter the stream
+        refuses (Unroutable, a deduplication id held by another message) surfaces.
+        """
         msg = _msg(delivery)
-        if type(settlement) is Ack:  # the common case, without a context manager per message
-            try:
-                await msg.ack()
-            except Exception:
-                _reraise_mapped()
-            return
-        with map_exceptions(ERRORS):
-            match settlement:
-                case Ack():
+        try:
+            if type(settlement) is Ack:  # the common case, without a context manager per message
+                try:
                     await msg.ack()
-                case Retry(delay=delay):
-                    await msg.nak(delay=delay)
-                case DeadLetter(reason=reason):
-                    await self._keep(delivery, msg, reason)
-                    await msg.term()
+                except Exception:
+                    _reraise_mapped()
+                return
+            with map_exceptions(ERRORS):
+                match settlement:
+                    case Ack():
+                        await msg.ack()
+                    case Retry(delay=delay):
+                        await msg.nak(delay=delay)
+                    case DeadLetter(reason=reason):
+                        await self._keep(delivery, msg, reason)
+                        await msg.term()
+        except TransportError as exc:
+            _raise_if_lost(exc, msg)
+            raise
 
     async def _keep(self, delivery: Delivery, msg: Msg, reason: DeadLetterReason) -> None:
         """Publish a dead letter and await the dead-letter stream's ack (or raise: then the
@@ -437,9 +467,15 @@ class NatsBroker:
             raise refused
 
     async def extend_lease(self, delivery: Delivery, *, now: float | None = None) -> None:
-        """``msg.in_progress()``: ``ack_wait`` starts again."""
-        with map_exceptions(ERRORS):
-            await _msg(delivery).in_progress()
+        """``msg.in_progress()``: ``ack_wait`` starts again; LeaseLost if the connection is
+        gone (as :meth:`settle`)."""
+        msg = _msg(delivery)
+        try:
+            with map_exceptions(ERRORS):
+                await msg.in_progress()
+        except TransportError as exc:
+            _raise_if_lost(exc, msg)
+            raise
 
     # dead letters -------------------------------------------------------------------------
 
@@ -481,6 +517,21 @@ def _reraise_mapped() -> NoReturn:
     """Raise the exception being handled as :data:`ERRORS` maps it (call in ``except``)."""
     with map_exceptions(ERRORS):
         raise  # noqa: PLE0704 - re-raised inside the mapping on purpose
+
+
+def _raise_if_lost(exc: TransportError, msg: Msg) -> None:
+    """Raise LeaseLost from ``exc`` (a settlement's or heartbeat's error) if it says the
+    connection ``msg`` came on is gone: the server delivers it again after ``ack_wait``."""
+    cause = exc.__cause__
+    if isinstance(exc, LeaseLost) or cause is None:
+        return
+    if isinstance(cause, _CONNECTION_LOST) or (
+        isinstance(cause, TimeoutError) and not getattr(msg._client, "is_connected", True)
+    ):
+        raise LeaseLost(
+            f"the connection to NATS is gone ({type(cause).__name__}): the message comes "
+            "again after ack_wait"
+        ) from cause
 
 
 def _redriven_elsewhere(msg: Msg, group: str) -> bool:
