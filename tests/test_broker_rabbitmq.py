@@ -649,6 +649,53 @@ def test_a_connection_lost_while_acking_is_lease_lost_and_the_message_comes_back
     assert rabbit.raw(rabbit.group) == []
 
 
+@pytest.mark.parametrize("rabbit", ["classic"], indirect=True)
+def test_a_heartbeat_on_a_lost_connection_is_lease_lost_and_the_message_handled_once(
+    rabbit: Rabbit,
+) -> None:
+    """The wire is cut while a long handler runs and extends its lease: the heartbeat is
+    LeaseLost (the handler learns its message went back), the settlement too, and the
+    subscription reconnects; the copy RabbitMQ delivers again is refused as a replay."""
+    endpoint = rabbit.endpoint(prefetch="10", ack_batch="1", reconnect="10")
+    topic = rabbit.topic("x")
+    subscription = endpoint.subscribe(Topics(topic), group=rabbit.group)
+    endpoint.publish(topic, rabbit.seal(b"once", "x"))
+    consumer = consumer_of(endpoint, rabbit, topic)
+    seen: list[bytes] = []
+    heartbeat: list[type[BaseException]] = []
+
+    def handler(opened: Opened) -> None:
+        seen.append(opened.payload)
+        endpoint.connection()._impl._transport._sock.shutdown(socket.SHUT_RDWR)  # the wire cut
+        try:
+            consumer.extend_lease()
+        except TransportError as exc:
+            heartbeat.append(type(exc))
+
+    deliveries = subscription.deliveries(idle_timeout=IDLE)
+    assert consumer.handle(next(deliveries), handler)
+    assert heartbeat == [LeaseLost]
+    for delivery in deliveries:  # after reconnecting
+        consumer.handle(delivery, lambda o: seen.append(o.payload))
+    subscription.close()
+    assert seen == [b"once"]
+    assert consumer.metrics == {"lease_lost": 1, "dead_lettered:replayed": 1}
+
+
+def test_only_consumer_timeout_among_the_channels_rabbitmq_closes_is_a_lost_lease() -> None:
+    """RabbitMQ closing a channel for a settlement it refuses (404, 403) surfaces; closing it
+    because a delivery outlived ``consumer_timeout`` (406) puts the message back: LeaseLost.
+    (RabbitMQ 3.10 here sets that timeout for the whole server only, so no live test.)"""
+    from letterlock.transports.amqp import _lost
+
+    timed_out = "PRECONDITION_FAILED - delivery acknowledgement on channel 1 timed out"
+    assert _lost(pika.exceptions.ChannelClosedByBroker(406, timed_out))
+    assert not _lost(pika.exceptions.ChannelClosedByBroker(404, "NOT_FOUND - no exchange"))
+    assert not _lost(pika.exceptions.ChannelClosedByBroker(403, "ACCESS_REFUSED"))
+    assert _lost(pika.exceptions.StreamLostError("Transport indicated EOF"))
+    assert _lost(pika.exceptions.ChannelWrongStateError("Channel is closed."))
+
+
 def test_a_group_declared_again_as_another_queue_type_is_refused(rabbit: Rabbit) -> None:
     endpoint = rabbit.endpoint()
     endpoint.declare(Topics(rabbit.topic("x")), group=rabbit.group)
@@ -700,6 +747,106 @@ def test_the_asyncio_adapter_cannot_settle_after_its_channel_closed(rabbit: Rabb
 
     asyncio.run(run())
     assert [body for _, _, body in rabbit.raw(rabbit.group)] == [b"bytes"]
+
+
+def cut_aio(broker: Any) -> None:
+    """Shut down the socket under an AioAmqpBroker's connection (aiormq keeps its writer in
+    its writer task only): the wire cut, before aio-pika has noticed."""
+    connection = broker._connection.transport.connection
+    writer = connection._writer_task.get_coro().cr_frame.f_locals["writer"]
+    with socket.socket(fileno=os.dup(writer.get_extra_info("socket").fileno())) as wire:
+        wire.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.mark.parametrize("rabbit", ["classic"], indirect=True)
+def test_the_asyncio_adapter_is_lease_lost_when_the_connection_drops_before_the_ack(
+    rabbit: Rabbit,
+) -> None:
+    """The wire is cut while the handler runs, and the ack is written before aio-pika has
+    seen the connection go: LeaseLost (counted, never a TransportError out of ``handle``).
+    RabbitMQ puts the message back; another connection gets it and the replay window
+    refuses it: the application saw it once."""
+    from letterlock.transports import AsyncSealedConsumer
+    from letterlock.transports.aio_amqp import AioAmqpBroker
+
+    topic = rabbit.topic("x")
+    replay = ReplayWindow()
+    seen: list[bytes] = []
+
+    async def consumer(broker: AioAmqpBroker) -> AsyncSealedConsumer:
+        opener = Opener(CAST.bob, trust=CAST.pins(), replay=replay)
+        return AsyncSealedConsumer(
+            broker, rabbit.group, opener=opener, topics=topic, retry=RetryPolicy(max_attempts=1)
+        )
+
+    async def run() -> tuple[dict[str, int], dict[str, int]]:
+        broker = await AioAmqpBroker.connect(rabbit.url())
+        try:
+            queue = await broker.declare(topic, group=rabbit.group)
+            await broker.publish(topic, rabbit.seal(b"once", "x"))
+            first = await consumer(broker)
+
+            def handler(opened: Opened) -> None:
+                seen.append(opened.payload)
+                cut_aio(broker)
+
+            assert await broker.consume(queue, first, handler, max_messages=1) == 1
+        finally:
+            await broker.close()
+        again = await AioAmqpBroker.connect(rabbit.url())
+        try:
+            queue = await again.declare(topic, group=rabbit.group)
+            second = await consumer(again)
+            assert await again.consume(queue, second, seen.append, idle_timeout=5) == 0
+        finally:
+            await again.close()
+        return dict(first.metrics), dict(second.metrics)
+
+    first, second = asyncio.run(run())
+    assert seen == [b"once"]
+    assert first == {"lease_lost": 1}
+    assert second == {"dead_lettered:replayed": 1}
+
+
+@pytest.mark.parametrize("rabbit", ["classic"], indirect=True)
+def test_a_dead_letter_rabbitmq_refuses_surfaces_and_is_not_lease_lost(rabbit: Rabbit) -> None:
+    """Only a lost connection is LeaseLost: a dead letter whose exchange is gone (RabbitMQ
+    closes the channel, 404) is a TransportError out of ``handle``, with pika and aio-pika,
+    and the message is not acked (RabbitMQ puts it back with the closed channel)."""
+    from letterlock.transports import AsyncSealedConsumer
+    from letterlock.transports.aio_amqp import AioAmqpBroker
+
+    topic = rabbit.topic("x")
+    endpoint = rabbit.endpoint()
+    subscription = endpoint.subscribe(Topics(topic), group=rabbit.group)
+    channel = rabbit.plain()
+    channel.exchange_delete(rabbit.names.dead_letter_exchange)
+    channel.connection.close()
+    endpoint.publish(topic, rabbit.seal(b"forged", "x", sender=CAST.eve))
+    [delivery] = subscription.deliveries(idle_timeout=IDLE)
+    with pytest.raises(TransportError) as refused:
+        consumer_of(endpoint, rabbit, topic).handle(delivery, lambda o: None)
+    assert not isinstance(refused.value, LeaseLost)
+    subscription.close()
+
+    async def run() -> BaseException:
+        broker = await AioAmqpBroker.connect(rabbit.url())
+        try:
+            opener = Opener(CAST.bob, trust=CAST.pins(), replay=ReplayWindow())
+            consumer = AsyncSealedConsumer(
+                broker, rabbit.group, opener=opener, topics=topic,
+                retry=RetryPolicy(max_attempts=1),
+            )  # fmt: skip
+            message = await (await broker.channel.get_queue(rabbit.group)).get(timeout=5)
+            assert message is not None
+            with pytest.raises(TransportError) as caught:
+                await consumer.handle(broker.delivery(rabbit.group, message), lambda o: None)
+            return caught.value
+        finally:
+            await broker.close()
+
+    assert not isinstance(asyncio.run(run()), LeaseLost)
+    assert [body for _, _, body in rabbit.raw(rabbit.group)] == [delivery.body]
 
 
 def test_a_long_handler_keeps_its_connection_by_extending_its_lease(rabbit: Rabbit) -> None:

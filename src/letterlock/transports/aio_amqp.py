@@ -6,9 +6,10 @@ ack; retry now with ``nack(requeue=True)``, later through ``<group>.delay``; dea
 published to ``<exchange>.dead`` with the one reason word, confirmed, then acked), on a robust
 connection (``aio_pika.connect_robust``) that reconnects by itself and declares again what was
 declared on it. A delivery is settled through the channel it came from; once that channel has
-closed (a lost connection), settling it raises :class:`~.base.LeaseLost`: RabbitMQ has put the
-message back already. Like pika's, this adapter never extends a lease (RabbitMQ has none) and
-reads ``lease=`` on the URL without using it.
+closed (a lost connection), or when the connection drops under the settlement, settling it
+raises :class:`~.base.LeaseLost`: RabbitMQ puts the message back (see
+:meth:`AioAmqpBroker.settle`). Like pika's, this adapter never extends a lease (RabbitMQ has
+none) and reads ``lease=`` on the URL without using it.
 
 The way an aio-pika user consumes, with the consumer in between::
 
@@ -36,6 +37,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aio_pika
 import aio_pika.exceptions
+import aiormq.exceptions
 from aio_pika.abc import (
     AbstractChannel,
     AbstractIncomingMessage,
@@ -65,6 +67,16 @@ ERRORS: Final[ExceptionMapping] = {
     OSError: TransportError,
     RuntimeError: TransportError,  # aiormq's "connection closed" on a dead writer
 }
+#: What says the connection is gone (dropped, reset, closed under a settlement): a settlement
+#: that meets it is LeaseLost, RabbitMQ putting back what the channel had not acked. Not what
+#: says the broker refused something (a channel it closed, a nack, a login it refused).
+_CONNECTION_LOST: Final = (aiormq.exceptions.AMQPConnectionError, RuntimeError, OSError)
+_REFUSED: Final = (
+    aiormq.exceptions.AuthenticationError,
+    aiormq.exceptions.ProbableAuthenticationError,
+    aiormq.exceptions.IncompatibleProtocolError,
+    aiormq.exceptions.ConnectionNotAllowed,
+)
 _ids = itertools.count(1)
 
 
@@ -211,7 +223,15 @@ class AioAmqpBroker:
     async def settle(
         self, delivery: Delivery, settlement: Settlement, *, now: float | None = None
     ) -> None:
-        """Ack, retry (now, or later through the delay queue) or dead-letter, then forget it."""
+        """Ack, retry (now, or later through the delay queue) or dead-letter, then forget it.
+
+        LeaseLost if the channel closed, or the connection drops meanwhile (before aio-pika
+        has seen it go: the write fails): RabbitMQ puts back every message the channel had not
+        acked, and a copy already handled is refused as a replay. A retry or dead letter whose
+        copy was confirmed just before the drop is so published twice (a copy in the delay
+        queue that comes back as a replay, a duplicate dead letter): noise, never a loss. What
+        RabbitMQ refuses (a copy it returns or nacks, a channel it closes) surfaces.
+        """
         message = self._held.pop(delivery.tag, None)
         if message is None:
             raise LeaseLost("not a delivery this broker holds: settled already, or not ours")
@@ -219,6 +239,22 @@ class AioAmqpBroker:
             message.channel  # noqa: B018 - raises once the channel it came on has closed
         except aio_pika.exceptions.ChannelInvalidStateError:
             raise LeaseLost("the channel closed: RabbitMQ has put the message back") from None
+        try:
+            await self._settle(message, delivery, settlement)
+        except TransportError as exc:
+            lost = exc.__cause__
+            if (
+                isinstance(exc, LeaseLost)
+                or not isinstance(lost, _CONNECTION_LOST)
+                or isinstance(lost, _REFUSED)
+            ):
+                raise
+            why = f"the connection dropped ({lost!r}): RabbitMQ puts the message back"
+            raise LeaseLost(why) from lost
+
+    async def _settle(
+        self, message: AbstractIncomingMessage, delivery: Delivery, settlement: Settlement
+    ) -> None:
         group = delivery.queue
         with map_exceptions(ERRORS):
             match settlement:

@@ -122,6 +122,8 @@ _CONNECTION_LOST: Final = (
     pika.exceptions.ChannelWrongStateError,
     OSError,
 )
+#: RabbitMQ's reply when it closes a channel whose delivery outlived ``consumer_timeout``.
+_PRECONDITION_FAILED: Final = 406
 #: What closing something already closed (by the broker, a restart) may raise.
 _CLOSING: Final = (pika.exceptions.AMQPError, OSError)
 _PERSISTENT: Final = 2
@@ -195,6 +197,15 @@ def declare(
                 back |= {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
             channel.queue_declare(names.delay_queue, durable=True, arguments=back)
     return names
+
+
+def _lost(exc: BaseException | None) -> bool:
+    """Whether a settlement's error says the delivery went back to the queue: the connection
+    or channel is gone (not closed by RabbitMQ for what it was asked), or RabbitMQ closed the
+    channel because the delivery outlived ``consumer_timeout``."""
+    if isinstance(exc, pika.exceptions.ChannelClosedByBroker):
+        return exc.reply_code == _PRECONDITION_FAILED and "timed out" in exc.reply_text
+    return isinstance(exc, _CONNECTION_LOST)
 
 
 def _count(value: object) -> int:
@@ -310,12 +321,17 @@ class AmqpChannel:
 
         LeaseLost if the connection drops meanwhile: RabbitMQ puts back every message this
         channel had not acked (a copy already handled comes back and is refused as a replay).
+        A retry or dead letter whose copy was confirmed just before the drop is so published
+        twice (noise, never a loss). What RabbitMQ refuses is no lost connection and surfaces
+        as TransportError, the message unacked: a copy it returns or nacks, a channel it
+        closes for the settlement (a dead-letter exchange deleted: 404; permissions: 403),
+        but for ``consumer_timeout`` (406, "timed out"), which is a lease lost.
         """
         tag = self._tag(delivery)
         try:
             self._settle(delivery, tag, settlement)
         except TransportError as exc:
-            if isinstance(exc, LeaseLost) or not isinstance(exc.__cause__, _CONNECTION_LOST):
+            if isinstance(exc, LeaseLost) or not _lost(exc.__cause__):
                 raise
             lost = exc.__cause__
             message = f"the channel closed ({lost!r}): RabbitMQ puts the message back"
@@ -586,14 +602,21 @@ class AmqpEndpoint:
         per-message lease, but pika answers heartbeats only while it runs, and a connection
         that misses two is closed, its deliveries going to other consumers. So this lets
         pika run once (``process_data_events(time_limit=0)``; what arrives meanwhile waits
-        in the subscription). LeaseLost if the delivery's channel has closed already."""
+        in the subscription). LeaseLost if the delivery's channel has closed already, or the
+        connection turns out to be lost now."""
         prefix, _, _ = delivery.tag.rpartition(".")
         channel = self._channels.get(f"{prefix}.")
         if channel is None or not channel.channel.is_open:
             raise LeaseLost("the channel closed: RabbitMQ has put the message back")
-        with map_exceptions(ERRORS):
-            channel.send_acks()
-            channel.channel.connection.process_data_events(time_limit=0)
+        try:
+            with map_exceptions(ERRORS):
+                channel.send_acks()
+                channel.channel.connection.process_data_events(time_limit=0)
+        except TransportError as exc:
+            if not _lost(exc.__cause__):
+                raise
+            lost = exc.__cause__
+            raise LeaseLost(f"the connection was lost ({lost!r}): RabbitMQ puts it back") from lost
 
     # the Endpoint -----------------------------------------------------------------------
 
