@@ -7,6 +7,7 @@ ends the persistent sessions it made (:meth:`MqttEndpoint.forget`).
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import signal
@@ -371,7 +372,7 @@ def cut(subscription: Subscription) -> None:
 
 
 def test_a_connection_lost_before_the_ack_is_lease_lost_and_the_message_comes_back(
-    mqtt: Mqtt,
+    mqtt: Mqtt, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The wire is cut while the handler runs: the ack cannot reach the broker. Settling is
     LeaseLost (counted, never a TransportError out of ``handle``), the message comes again
@@ -391,9 +392,11 @@ def test_a_connection_lost_before_the_ack_is_lease_lost_and_the_message_comes_ba
 
     deliveries = subscription.deliveries(idle_timeout=5)
     first = next(deliveries)
-    assert consumer.handle(first, handler)
+    with caplog.at_level(logging.WARNING, logger="letterlock.transports.consumer"):
+        assert consumer.handle(first, handler)
     assert consumer.metrics.get("lease_lost") == 1
     assert "acked" not in consumer.metrics
+    assert "the connection that took this delivery is gone" in caplog.text  # not a lease
     with pytest.raises(LeaseLost):
         endpoint.extend_lease(first)
     with pytest.raises(TransportError, match="subscribe again"):

@@ -322,12 +322,12 @@ class _Core:
                     shown.value, code, f" ({detail})" if detail else "",
                 )  # fmt: skip
 
-    def _lease_lost(self, delivery: Delivery) -> None:
+    def _lease_lost(self, delivery: Delivery, lost: LeaseLost) -> None:
         self._counts[LEASE_LOST] += 1
         self._note(
-            logging.WARNING, LEASE_LOST, "queue %s: message %s outlived its lease and was "
-            "delivered again; give the broker a longer lease, or extend it from the handler",
-            delivery.queue, delivery.ref,
+            logging.WARNING, LEASE_LOST, "queue %s: message %s is no longer this consumer's "
+            "(%s); the broker delivers it again. If it outlived its lease, give the broker a "
+            "longer lease, or extend it from the handler", delivery.queue, delivery.ref, lost,
         )  # fmt: skip
 
     def _note(self, level: int, key: str, message: str, *args: object) -> None:
@@ -439,8 +439,8 @@ class SealedConsumer(_Core):
         """Tell the broker; count and log it (unless the lease was lost)."""
         try:
             self.broker.settle(delivery, verdict.settlement, now=now)
-        except LeaseLost:
-            self._lease_lost(delivery)
+        except LeaseLost as lost:
+            self._lease_lost(delivery, lost)
             return
         self._settled(delivery, verdict)
 
@@ -519,7 +519,7 @@ class AsyncSealedConsumer(_Core):
     async def _settle(self, delivery: Delivery, verdict: _Verdict, now: float | None) -> None:
         try:
             await self.broker.settle(delivery, verdict.settlement, now=now)
-        except LeaseLost:
-            self._lease_lost(delivery)
+        except LeaseLost as lost:
+            self._lease_lost(delivery, lost)
             return
         self._settled(delivery, verdict)
