@@ -27,8 +27,12 @@ each delivery as :class:`~letterlock.transports.SealedConsumer` tells it, by the
 * Errors: every exception of the client library leaves an adapter as
   :class:`~letterlock.errors.TransportError` through :func:`letterlock._edges.map_exceptions`;
   a settlement or heartbeat that comes after the broker gave the delivery to someone else
-  raises :class:`LeaseLost`; a publish that no queue would ever read raises :class:`Unroutable`
-  where the broker can tell.
+  raises :class:`LeaseLost`, and so does one that cannot reach the broker because the
+  connection or channel it needs is gone (the message stays with the broker and comes back:
+  redelivery, a reclaimed pending entry, ``ack_wait``, an MQTT session resumed), so that a
+  lost connection never stops a consumer in ``handle``; what the broker refuses (a
+  permission, a dead-letter copy it will not take) stays a TransportError. A publish that no
+  queue would ever read raises :class:`Unroutable` where the broker can tell.
 * asyncio clients (aio-pika, nats-py) answer the same calls as coroutines: :class:`AsyncBroker`
   and :class:`AsyncPullBroker` mirror :class:`Broker` and :class:`PullBroker` (as httpcore's
   ``AsyncNetworkBackend`` mirrors ``NetworkBackend``), and
@@ -236,12 +240,14 @@ class Broker(Protocol):
     ) -> None:
         """Ack, retry after ``settlement.delay`` or dead-letter with ``settlement.reason``.
 
-        Raises LeaseLost if the delivery is no longer this consumer's.
+        Raises LeaseLost if the delivery is no longer this consumer's, or if the connection
+        it must be settled through is gone (the broker has it back).
         """
         ...
 
     def extend_lease(self, delivery: Delivery, *, now: float | None = None) -> None:
-        """A heartbeat: keep the delivery this consumer's for another lease (if leases exist)."""
+        """A heartbeat: keep the delivery this consumer's for another lease (if leases exist);
+        LeaseLost as for :meth:`settle`."""
         ...
 
 

@@ -37,7 +37,9 @@ delivered more than ``max_attempts``   dead letter ``max_attempts`` (a crash loo
 :attr:`SealedConsumer.metrics` counts each settlement locally: ``acked``, ``retried:<reason>``,
 ``dead_lettered:<reason>`` (the reason code, not the word the broker got; or ``handler_error``,
 ``max_attempts``), ``retried:busy``, ``lease_lost`` when the lease ran out before the consumer
-settled (another delivery of the message has it now), ``taken_over`` and ``claim_lost``.
+settled (another delivery of the message has it now) or the connection to the broker was lost
+(the broker delivers the message again; a copy already handled is refused as ``replayed``),
+``taken_over`` and ``claim_lost``.
 
 What the broker learns of a refusal: the broker is hostile, so it must not be able to probe whom
 the receiver trusts by sending forgeries. Every refused message is dead-lettered with one word,
