@@ -300,7 +300,9 @@ def unreachable(endpoint: RedisEndpoint) -> Iterator[Callable[[], None]]:
     port = pool.connection_kwargs["port"]
     dead = socket.socket()
     dead.bind(("127.0.0.1", 0))  # bound, never listening: a connection there is refused
-    connections = lambda: [*pool._available_connections, *pool._in_use_connections]  # noqa: E731
+
+    def connections() -> list[Any]:
+        return [*pool._available_connections, *pool._in_use_connections]
 
     def cut() -> None:
         pool.connection_kwargs["port"] = dead.getsockname()[1]
@@ -631,6 +633,57 @@ def test_asyncio_a_quiet_consumers_entry_is_reclaimed_and_its_lease_extended(
         await endpoint.close()
 
     asyncio.run(scenario())
+
+
+def test_asyncio_redis_unreachable_while_settling_is_lease_lost(stream: str) -> None:
+    """As with the sync endpoint: an ack and a heartbeat that cannot reach Redis (its
+    connections closed, every reconnection refused) are LeaseLost, and the entry, still
+    pending, comes back once Redis can be reached, refused as a replay."""
+
+    async def scenario() -> tuple[list[bytes], dict[str, int]]:
+        endpoint = async_endpoint_of(stream)
+        topics = Topics("pay")
+        subscription = await endpoint.subscribe(topics, group="g")
+        await endpoint.publish("pay", seal(b"pay 10", "pay"))
+        opener = Opener(CAST.bob, trust=CAST.pins(), replay=ReplayWindow())
+        reader = AsyncSealedConsumer(
+            endpoint, "g", opener=opener, topics=topics, retry=RetryPolicy(max_attempts=5)
+        )
+        pool = endpoint.client.connection_pool
+        port = pool.connection_kwargs["port"]
+        handled: list[bytes] = []
+        deliveries = subscription.deliveries(idle_timeout=LEASE * 3)
+        first = await anext(deliveries)
+        with socket.socket() as dead:
+            dead.bind(("127.0.0.1", 0))  # bound, never listening: connecting is refused
+
+            def connections() -> list[Any]:
+                return [*pool._available_connections, *pool._in_use_connections]
+
+            async def handler(opened: Opened) -> None:
+                handled.append(opened.payload)
+                pool.connection_kwargs["port"] = dead.getsockname()[1]
+                for connection in connections():
+                    connection.port = pool.connection_kwargs["port"]
+                    await connection.disconnect()
+
+            try:
+                assert await reader.handle(first, handler)
+                with pytest.raises(LeaseLost):
+                    await endpoint.extend_lease(first)
+            finally:
+                pool.connection_kwargs["port"] = port
+                for connection in connections():
+                    connection.port = port
+        async for delivery in deliveries:  # reclaimed once idle for the lease
+            await reader.handle(delivery, handler=lambda o: handled.append(o.payload))
+        await subscription.close()
+        await endpoint.close()
+        return handled, dict(reader.metrics)
+
+    handled, metrics = asyncio.run(scenario())
+    assert handled == [b"pay 10"]
+    assert metrics == {"lease_lost": 1, "dead_lettered:replayed": 1}
 
 
 # the URL and the edge ------------------------------------------------------------------
