@@ -407,6 +407,39 @@ def test_a_connection_lost_before_the_ack_is_lease_lost_and_the_message_comes_ba
     assert consumer.metrics.get("dead_lettered:replayed") == 1
 
 
+def test_a_connection_lost_between_a_dead_letter_and_its_ack_dead_letters_twice_not_never(
+    mqtt: Mqtt, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forgery is dead-lettered: its copy is published (and PUBACKed), then the wire under
+    the subscription is cut before the ack. LeaseLost; the forgery comes again on the
+    resumed session and is dead-lettered again: two dead letters, noise, never none."""
+    endpoint = mqtt.endpoint()
+    topic = mqtt.topic("x")
+    topics = Topics.mqtt(topic)
+    subscription = endpoint.subscribe(topics, group=mqtt.group)
+    forged = mqtt.seal(b"forged", topic, sender=CAST.mallory)
+    endpoint.publish(topic, forged)
+    consumer = mqtt.consumer(endpoint, topics)
+    publish = endpoint._publisher.publish
+
+    def publish_then_cut(*args: object, **kwargs: object) -> int:
+        mid = publish(*args, **kwargs)  # type: ignore[arg-type]
+        cut(subscription)
+        return mid
+
+    monkeypatch.setattr(endpoint._publisher, "publish", publish_then_cut)
+    deliveries = subscription.deliveries(idle_timeout=5)
+    assert not consumer.handle(next(deliveries), lambda o: None)
+    monkeypatch.undo()
+    assert dict(consumer.metrics) == {"lease_lost": 1}
+    again = endpoint.subscribe(topics, group=mqtt.group)
+    assert drain(again, consumer, []) == 0
+    assert dict(consumer.metrics) == {"lease_lost": 1, "dead_lettered:unknown_sender": 1}
+    again.close()
+    dead = endpoint.dead_letters(mqtt.group)
+    assert [d.body for d in dead] == [forged, forged]
+
+
 def test_a_busy_copy_is_held_unacked_and_handed_out_again_after_the_delay(mqtt: Mqtt) -> None:
     endpoint = mqtt.endpoint()
     topics = Topics.mqtt(mqtt.topic("x"))
