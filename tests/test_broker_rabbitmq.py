@@ -726,7 +726,8 @@ def test_a_callback_lets_the_handlers_exception_out_after_dead_lettering(rabbit:
 
 
 def test_the_asyncio_adapter_cannot_settle_after_its_channel_closed(rabbit: Rabbit) -> None:
-    """RabbitMQ puts back what a closed channel held: settling it then is LeaseLost."""
+    """RabbitMQ puts back what a closed channel held: settling it, or a heartbeat for it,
+    is then LeaseLost."""
     from letterlock.transports.aio_amqp import AioAmqpBroker
 
     topic = rabbit.topic("x")
@@ -739,7 +740,10 @@ def test_the_asyncio_adapter_cannot_settle_after_its_channel_closed(rabbit: Rabb
             message = await queue.get(timeout=5, fail=True)
             assert message is not None
             delivery = broker.delivery(rabbit.group, message)
+            await broker.extend_lease(delivery)  # nothing to extend while the channel is open
             await broker.channel.close()
+            with pytest.raises(LeaseLost):
+                await broker.extend_lease(delivery)
             with pytest.raises(LeaseLost):
                 await broker.settle(delivery, Ack())
         finally:

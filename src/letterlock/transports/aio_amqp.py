@@ -293,7 +293,16 @@ class AioAmqpBroker:
         await target.publish(message, routing_key=key, mandatory=True)
 
     async def extend_lease(self, delivery: Delivery, *, now: float | None = None) -> None:
-        """Nothing: RabbitMQ has no per-message lease."""
+        """Nothing to extend: RabbitMQ has no per-message lease (and aio-pika's loop answers
+        the connection's heartbeats). LeaseLost if the channel the delivery came on has closed:
+        RabbitMQ has put the message back."""
+        message = self._held.get(delivery.tag)
+        if message is None:
+            raise LeaseLost("not a delivery this broker holds: settled already, or not ours")
+        try:
+            message.channel  # noqa: B018 - raises once the channel it came on has closed
+        except aio_pika.exceptions.ChannelInvalidStateError:
+            raise LeaseLost("the channel closed: RabbitMQ has put the message back") from None
 
     async def consume(
         self,
