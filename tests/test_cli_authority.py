@@ -127,6 +127,29 @@ def test_certified_senders_are_accepted_with_their_chain_printed(w: World) -> No
     assert "roles: writer" in deep.stderr
 
 
+def _fingerprint(w: World, authority: str) -> str:
+    shown = ok(letterlock(w.issuer, "authority", "show", authority, "--json")).stdout
+    return str(json.loads(shown)["fingerprint"])
+
+
+def test_open_reports_the_keys_on_the_path_as_revoke_takes_them(w: World) -> None:
+    """Every authority key that vouched for the sender, the anchor's first: the names a
+    status document revokes them by (``letterlock revoke --key``)."""
+    fresh(w)
+    payments, eu = _fingerprint(w, "payments"), _fingerprint(w, "eu")
+    opened = ok(open_(w, sealed(w.billing, "billing")))
+    assert f"chain: payments\n  path keys: {payments}\n" in opened.stderr
+    deep = ok(open_(w, sealed(w.clerk, "clerk")))
+    assert f"chain: payments > eu\n  path keys: {payments} > {eu}\n" in deep.stderr
+    revoked = ok(letterlock(w.issuer, "revoke", "--key", eu, "--reason", "compromised",
+                            "--since", "unknown"))  # fmt: skip
+    assert f"revoked {eu} " in revoked.stderr
+    fresh(w)
+    refused = open_(w, sealed(w.clerk, "clerk"))
+    assert refused.code == 1, refused
+    assert f"authority key {eu} on its path revoked" in refused.stderr
+
+
 def test_a_delegated_sender_is_held_to_the_narrowest_scope(w: World) -> None:
     """clerk's own credential says orders.#, but eu may only publish on orders.eu.#."""
     fresh(w)
@@ -144,6 +167,7 @@ def test_trust_check_answers_for_certified_senders(w: World) -> None:
     answer = json.loads(ok(yes).stdout)
     assert answer["accepted"] is True
     assert answer["sender"]["authorities"] == ["payments", "eu"]
+    assert answer["sender"]["path_keys"] == [_fingerprint(w, "payments"), _fingerprint(w, "eu")]
     no = letterlock(w.bob, "trust", "check", "--as", "bob", "--topic", "orders.#",
                     "--sender", clerk_pub)  # fmt: skip
     assert no.code == 1, no

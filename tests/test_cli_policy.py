@@ -91,6 +91,7 @@ def test_check_as_json(homes: Homes, tmp_path: Path) -> None:
             "principal": None,
             "authorities": [],
             "roles": [],
+            "path_keys": [],
         },
     }
     refused = _check(homes, key, "payroll", "--json")

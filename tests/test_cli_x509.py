@@ -102,6 +102,10 @@ def test_csr_attach_seal_and_open_with_only_an_anchor(homes: Homes, tmp_path: Pa
     assert PRINCIPAL in opened.stderr
     assert "acme > CN=Acme Issuing,O=Acme" in opened.stderr
     assert "x509" in opened.stderr
+    # the CAs' key ids, the anchor's first, as 'revoke --ca-cert' names them
+    root, issuing = (format_fingerprint(x509.ca_key_id(ssl.made[ca].read_bytes()))
+                     for ca in ("Acme Root", "Acme Issuing"))  # fmt: skip
+    assert f"path keys: {root} > {issuing}\n" in opened.stderr
     # the CA's scope: orders.# only
     outside = letterlock(homes.bob, "open", stdin=_sealed(homes, "payroll.run"))
     assert outside.code != 0

@@ -116,6 +116,7 @@ def _as_json(answer: _Answer, topic: str, receiver: str, policy_file: str | None
                 "principal": sender.principal,
                 "authorities": list(sender.authorities),
                 "roles": sorted(sender.roles),
+                "path_keys": [format_fingerprint(key) for key in sender.path_keys],
             },
         },
         indent=2,
