@@ -174,6 +174,104 @@ def test_trust_check_answers_for_certified_senders(w: World) -> None:
     assert "topic_outside_scope" in no.stdout.decode()
 
 
+def test_trust_check_reads_the_chain_a_message_carries_without_importing_it(
+    w: World, tmp_path: Path
+) -> None:
+    """carol anchors payments and imports nothing: ``--message`` asks with the chain the
+    envelope carries, as open would, on its topic or on any other, and says why not."""
+    carol = tmp_path / "carol"
+    ok(letterlock(carol, "id", "new", "carol"))
+    ok(letterlock(carol, "authority", "anchor", str(w.files / "payments.pub"), "--name",
+                  "payments", "--namespace", NS, "--depth", "1"))  # fmt: skip
+    for home, name in ((w.billing, "billing"), (w.clerk, "clerk")):
+        ok(letterlock(home, "authority", "present", name, str(w.files / "all.cred")))
+    billing, clerk = tmp_path / "billing.ll", tmp_path / "clerk.ll"
+    billing.write_bytes(sealed(w.billing, "billing", topic="orders.eu.fr"))
+    clerk.write_bytes(sealed(w.clerk, "clerk", topic="orders.eu.fr"))
+
+    def check(*args: str) -> Result:
+        return letterlock(carol, "trust", "check", "--as", "carol", *args)
+
+    key = json.loads(ok(check("--message", str(billing), "--json")).stdout)["sender"]
+    by_key = check("--fingerprint", key["fingerprint"], "--topic", "orders.eu.fr")
+    assert by_key.code == 1, by_key
+    assert "unknown_sender" in by_key.text
+    assert "or with --message FILE" in by_key.text
+    on_its_topic = ok(check("--message", str(billing))).text
+    assert on_its_topic == (
+        f"accepted: ll://acme/payments/billing ({key['fingerprint']}, authority) on "
+        "'orders.eu.fr' (no policy.toml: within the scope of its chain payments)\n"
+    )
+    assert key["path_keys"] == [_fingerprint(w, "payments")]
+    assert ok(check("--message", str(billing), "--topic", "orders.#")).code == 0
+    refunds = check("--message", str(billing), "--topic", "refunds.#")
+    assert refunds.code == 1, refunds
+    assert (
+        "topic_outside_scope (link 0): 'refunds.#' is not within the scope of credential 0 "
+        "(carried chain)" in refunds.text
+    )
+    exact = check("--message", str(billing), "--topic", "refunds.eu")
+    assert exact.code == 1, exact
+    assert "'refunds.eu' is outside the scope of credential 0 (carried chain)" in exact.text
+    delegated = check("--message", str(clerk), "--topic", "orders.#")  # eu: orders.eu.# only
+    assert delegated.code == 1, delegated
+    assert "(link 0): 'orders.#' is not within the scope of credential 0" in delegated.text
+    assert ok(check("--message", str(clerk))).text.startswith(
+        "accepted: ll://acme/payments/eu/clerk"
+    )
+    listed = json.loads(ok(letterlock(carol, "authority", "list", "--json")).stdout)
+    assert listed["credentials"] == 0  # nothing was imported
+
+
+def test_trust_check_says_why_a_carried_chain_places_no_key(w: World, tmp_path: Path) -> None:
+    dave = tmp_path / "dave"
+    ok(letterlock(dave, "id", "new", "dave"))
+    ok(letterlock(w.issuer, "authority", "create", "other", "--namespace", NS))
+    other = tmp_path / "other.pub"
+    other.write_bytes(ok(letterlock(w.issuer, "authority", "export", "other")).stdout)
+    ok(letterlock(dave, "authority", "anchor", str(other), "--name", "other", "--namespace", NS))
+    ok(letterlock(w.billing, "authority", "present", "billing", str(w.files / "all.cred")))
+    message = tmp_path / "billing.ll"
+    message.write_bytes(sealed(w.billing, "billing"))
+    refused = letterlock(dave, "trust", "check", "--as", "dave", "--message", str(message))
+    assert refused.code == 1, refused
+    assert refused.text.startswith("refused: SHA256:")
+    assert "on 'orders.eu.fr': unknown_sender (no pin, identity or held credential places " in (
+        refused.text
+    )
+    assert "nor the chain the message carries: no_chain" in refused.text
+    bare = tmp_path / "bare.ll"
+    bare.write_bytes(sealed(w.clerk, "clerk"))  # clerk presents nothing here
+    plain = letterlock(dave, "trust", "check", "--as", "dave", "--message", str(bare))
+    assert plain.code == 1, plain
+    assert "the message carries no chain" in plain.text
+
+
+def test_trust_check_of_a_message_refuses_what_it_cannot_read(w: World, tmp_path: Path) -> None:
+    hidden = tmp_path / "hidden.ll"
+    hidden.write_bytes(ok(letterlock(w.billing, "seal", "--from", "billing", "--to", "bob",
+                                     "--topic", "orders.eu", "--hide-sender",
+                                     stdin=b"x")).stdout)  # fmt: skip
+    junk = tmp_path / "junk.ll"
+    junk.write_bytes(b"not an envelope")
+    for file, words in ((hidden, "hides its sender"), (junk, "is not an envelope")):
+        refused = letterlock(w.bob, "trust", "check", "--as", "bob", "--message", str(file))
+        assert refused.code == 2, refused
+        assert words in refused.stderr
+    both = letterlock(w.bob, "trust", "check", "--as", "bob", "--message", str(junk),
+                      "--sender", str(w.files / "billing.pub"), "--topic", "t")  # fmt: skip
+    assert both.code == 2, both
+    assert "exactly one of" in both.stderr
+    no_topic = letterlock(w.bob, "trust", "check", "--as", "bob", "--sender",
+                          str(w.files / "billing.pub"))  # fmt: skip
+    assert no_topic.code == 2, no_topic
+    assert "give --topic" in no_topic.stderr
+    help_text = ok(letterlock(w.bob, "trust", "check", "--help")).text
+    assert help_text.rstrip().splitlines()[-1].strip() == (
+        "letterlock trust check --as bob --message order.ll"
+    )
+
+
 def test_authority_show_and_list(w: World) -> None:
     shown = json.loads(ok(letterlock(w.issuer, "authority", "show", "payments", "--json")).stdout)
     assert (shown["namespace"], shown["max_depth"]) == (NS, 1)
