@@ -463,6 +463,41 @@ def test_listen_fails_closed_until_a_status_arrives_on_the_broker(w: World, tmp_
     assert shown["version"] == 1  # persisted by the listener's follower
 
 
+def test_a_pool_of_listeners_follows_the_status_published_on_the_broker(
+    w: World, tmp_path: Path
+) -> None:
+    """``--follow-status --workers 2``: the pool's process follows the status topic and saves
+    what it accepts in the home; the workers (other processes, started without a status) fail
+    closed, then open with the status published after they refused (each worker reads the
+    saved status again when it changes)."""
+    url = f"spool://{tmp_path}/spool.sqlite"
+    listen = ("listen", "--broker", url, "--topic", "orders.#", "--as", "bob")
+    ok(letterlock(w.bob, *listen, "--timeout", "0.1"))  # the group exists from now on
+    ok(letterlock(w.bob, "status", "update", "--broker", url, "--wait", "0.1"))  # and its own
+    for n in range(2):
+        ok(letterlock(w.billing, "send", "--broker", url, "--topic", "orders.eu.fr",
+                      "--from", "billing", "--to", "bob", stdin=b"order %d" % n))  # fmt: skip
+    out = tmp_path / "out"
+    pool = spawn(w.bob, *listen, "--follow-status", "--workers", "2", "--count", "2",
+                 "--timeout", "60", "--out", str(out))  # fmt: skip
+    try:
+        assert pool.stderr is not None
+        seen: list[str] = []
+        while not seen or "retrying in" not in seen[-1]:  # a worker refused: no status yet
+            line = pool.stderr.readline().decode()
+            assert line, "".join(seen)
+            seen.append(line)
+        ok(letterlock(w.issuer, "status", "publish", "--key", "ts", "--broker", url))
+    finally:
+        result = finish(pool)
+    assert result.code == 0, result
+    assert sorted(p.read_bytes() for p in out.iterdir()) == [b"order 0", b"order 1"]
+    assert result.stderr.count("status: version 1,") == 2
+    assert "handled 2 messages" in result.stderr
+    shown = json.loads(ok(letterlock(w.bob, "status", "show", "--json")).stdout)
+    assert shown["version"] == 1  # saved by the pool's follower
+
+
 # ------------------------------------------------------------------- carried in the envelope
 
 
