@@ -262,15 +262,13 @@ def trust_check_command(
         topic = message.topic
     pattern = ScopePattern.parse(topic, Dialect(dialect))
     policy = home.trust(home.own_publics(warn=note))
-    sender = None
     credentials = None if message is None else message.credentials
+    sender: PublicIdentity | None
     if sender_file is not None:
         sender = _sender_from_file(sender_file)
         key = sender.fingerprint_text
     else:
-        key_id = key_id_of(fingerprint) if fingerprint is not None else None
-        key_id = key_id if message is None else message.key_id
-        assert key_id is not None
+        key_id = message.key_id if message is not None else key_id_of(str(fingerprint))
         sender, key = lookup_carried(policy, key_id, credentials), format_fingerprint(key_id)
     if sender is None:
         answer = _unknown(policy, message)
