@@ -127,6 +127,29 @@ def test_certified_senders_are_accepted_with_their_chain_printed(w: World) -> No
     assert "roles: writer" in deep.stderr
 
 
+def _fingerprint(w: World, authority: str) -> str:
+    shown = ok(letterlock(w.issuer, "authority", "show", authority, "--json")).stdout
+    return str(json.loads(shown)["fingerprint"])
+
+
+def test_open_reports_the_keys_on_the_path_as_revoke_takes_them(w: World) -> None:
+    """Every authority key that vouched for the sender, the anchor's first: the names a
+    status document revokes them by (``letterlock revoke --key``)."""
+    fresh(w)
+    payments, eu = _fingerprint(w, "payments"), _fingerprint(w, "eu")
+    opened = ok(open_(w, sealed(w.billing, "billing")))
+    assert f"chain: payments\n  path keys: {payments}\n" in opened.stderr
+    deep = ok(open_(w, sealed(w.clerk, "clerk")))
+    assert f"chain: payments > eu\n  path keys: {payments} > {eu}\n" in deep.stderr
+    revoked = ok(letterlock(w.issuer, "revoke", "--key", eu, "--reason", "compromised",
+                            "--since", "unknown"))  # fmt: skip
+    assert f"revoked {eu} " in revoked.stderr
+    fresh(w)
+    refused = open_(w, sealed(w.clerk, "clerk"))
+    assert refused.code == 1, refused
+    assert f"authority key {eu} on its path revoked" in refused.stderr
+
+
 def test_a_delegated_sender_is_held_to_the_narrowest_scope(w: World) -> None:
     """clerk's own credential says orders.#, but eu may only publish on orders.eu.#."""
     fresh(w)
@@ -144,10 +167,109 @@ def test_trust_check_answers_for_certified_senders(w: World) -> None:
     answer = json.loads(ok(yes).stdout)
     assert answer["accepted"] is True
     assert answer["sender"]["authorities"] == ["payments", "eu"]
+    assert answer["sender"]["path_keys"] == [_fingerprint(w, "payments"), _fingerprint(w, "eu")]
     no = letterlock(w.bob, "trust", "check", "--as", "bob", "--topic", "orders.#",
                     "--sender", clerk_pub)  # fmt: skip
     assert no.code == 1, no
     assert "topic_outside_scope" in no.stdout.decode()
+
+
+def test_trust_check_reads_the_chain_a_message_carries_without_importing_it(
+    w: World, tmp_path: Path
+) -> None:
+    """carol anchors payments and imports nothing: ``--message`` asks with the chain the
+    envelope carries, as open would, on its topic or on any other, and says why not."""
+    carol = tmp_path / "carol"
+    ok(letterlock(carol, "id", "new", "carol"))
+    ok(letterlock(carol, "authority", "anchor", str(w.files / "payments.pub"), "--name",
+                  "payments", "--namespace", NS, "--depth", "1"))  # fmt: skip
+    for home, name in ((w.billing, "billing"), (w.clerk, "clerk")):
+        ok(letterlock(home, "authority", "present", name, str(w.files / "all.cred")))
+    billing, clerk = tmp_path / "billing.ll", tmp_path / "clerk.ll"
+    billing.write_bytes(sealed(w.billing, "billing", topic="orders.eu.fr"))
+    clerk.write_bytes(sealed(w.clerk, "clerk", topic="orders.eu.fr"))
+
+    def check(*args: str) -> Result:
+        return letterlock(carol, "trust", "check", "--as", "carol", *args)
+
+    key = json.loads(ok(check("--message", str(billing), "--json")).stdout)["sender"]
+    by_key = check("--fingerprint", key["fingerprint"], "--topic", "orders.eu.fr")
+    assert by_key.code == 1, by_key
+    assert "unknown_sender" in by_key.text
+    assert "or with --message FILE" in by_key.text
+    on_its_topic = ok(check("--message", str(billing))).text
+    assert on_its_topic == (
+        f"accepted: ll://acme/payments/billing ({key['fingerprint']}, authority) on "
+        "'orders.eu.fr' (no policy.toml: within the scope of its chain payments)\n"
+    )
+    assert key["path_keys"] == [_fingerprint(w, "payments")]
+    assert ok(check("--message", str(billing), "--topic", "orders.#")).code == 0
+    refunds = check("--message", str(billing), "--topic", "refunds.#")
+    assert refunds.code == 1, refunds
+    assert (
+        "topic_outside_scope (link 0): 'refunds.#' is not within the scope of credential 0 "
+        "(carried chain)" in refunds.text
+    )
+    exact = check("--message", str(billing), "--topic", "refunds.eu")
+    assert exact.code == 1, exact
+    assert "'refunds.eu' is outside the scope of credential 0 (carried chain)" in exact.text
+    delegated = check("--message", str(clerk), "--topic", "orders.#")  # eu: orders.eu.# only
+    assert delegated.code == 1, delegated
+    assert "(link 0): 'orders.#' is not within the scope of credential 0" in delegated.text
+    assert ok(check("--message", str(clerk))).text.startswith(
+        "accepted: ll://acme/payments/eu/clerk"
+    )
+    listed = json.loads(ok(letterlock(carol, "authority", "list", "--json")).stdout)
+    assert listed["credentials"] == 0  # nothing was imported
+
+
+def test_trust_check_says_why_a_carried_chain_places_no_key(w: World, tmp_path: Path) -> None:
+    dave = tmp_path / "dave"
+    ok(letterlock(dave, "id", "new", "dave"))
+    ok(letterlock(w.issuer, "authority", "create", "other", "--namespace", NS))
+    other = tmp_path / "other.pub"
+    other.write_bytes(ok(letterlock(w.issuer, "authority", "export", "other")).stdout)
+    ok(letterlock(dave, "authority", "anchor", str(other), "--name", "other", "--namespace", NS))
+    ok(letterlock(w.billing, "authority", "present", "billing", str(w.files / "all.cred")))
+    message = tmp_path / "billing.ll"
+    message.write_bytes(sealed(w.billing, "billing"))
+    refused = letterlock(dave, "trust", "check", "--as", "dave", "--message", str(message))
+    assert refused.code == 1, refused
+    assert refused.text.startswith("refused: SHA256:")
+    assert "on 'orders.eu.fr': unknown_sender (no pin, identity or held credential places " in (
+        refused.text
+    )
+    assert "nor the chain the message carries: no_chain" in refused.text
+    bare = tmp_path / "bare.ll"
+    bare.write_bytes(sealed(w.clerk, "clerk"))  # clerk presents nothing here
+    plain = letterlock(dave, "trust", "check", "--as", "dave", "--message", str(bare))
+    assert plain.code == 1, plain
+    assert "the message carries no chain" in plain.text
+
+
+def test_trust_check_of_a_message_refuses_what_it_cannot_read(w: World, tmp_path: Path) -> None:
+    hidden = tmp_path / "hidden.ll"
+    hidden.write_bytes(ok(letterlock(w.billing, "seal", "--from", "billing", "--to", "bob",
+                                     "--topic", "orders.eu", "--hide-sender",
+                                     stdin=b"x")).stdout)  # fmt: skip
+    junk = tmp_path / "junk.ll"
+    junk.write_bytes(b"not an envelope")
+    for file, words in ((hidden, "hides its sender"), (junk, "is not an envelope")):
+        refused = letterlock(w.bob, "trust", "check", "--as", "bob", "--message", str(file))
+        assert refused.code == 2, refused
+        assert words in refused.stderr
+    both = letterlock(w.bob, "trust", "check", "--as", "bob", "--message", str(junk),
+                      "--sender", str(w.files / "billing.pub"), "--topic", "t")  # fmt: skip
+    assert both.code == 2, both
+    assert "exactly one of" in both.stderr
+    no_topic = letterlock(w.bob, "trust", "check", "--as", "bob", "--sender",
+                          str(w.files / "billing.pub"))  # fmt: skip
+    assert no_topic.code == 2, no_topic
+    assert "give --topic" in no_topic.stderr
+    help_text = ok(letterlock(w.bob, "trust", "check", "--help")).text
+    assert help_text.rstrip().splitlines()[-1].strip() == (
+        "letterlock trust check --as bob --message order.ll"
+    )
 
 
 def test_authority_show_and_list(w: World) -> None:
@@ -339,6 +461,41 @@ def test_listen_fails_closed_until_a_status_arrives_on_the_broker(w: World, tmp_
     assert "status: version 1," in result.stderr
     shown = json.loads(ok(letterlock(w.bob, "status", "show", "--json")).stdout)
     assert shown["version"] == 1  # persisted by the listener's follower
+
+
+def test_a_pool_of_listeners_follows_the_status_published_on_the_broker(
+    w: World, tmp_path: Path
+) -> None:
+    """``--follow-status --workers 2``: the pool's process follows the status topic and saves
+    what it accepts in the home; the workers (other processes, started without a status) fail
+    closed, then open with the status published after they refused (each worker reads the
+    saved status again when it changes)."""
+    url = f"spool://{tmp_path}/spool.sqlite"
+    listen = ("listen", "--broker", url, "--topic", "orders.#", "--as", "bob")
+    ok(letterlock(w.bob, *listen, "--timeout", "0.1"))  # the group exists from now on
+    ok(letterlock(w.bob, "status", "update", "--broker", url, "--wait", "0.1"))  # and its own
+    for n in range(2):
+        ok(letterlock(w.billing, "send", "--broker", url, "--topic", "orders.eu.fr",
+                      "--from", "billing", "--to", "bob", stdin=b"order %d" % n))  # fmt: skip
+    out = tmp_path / "out"
+    pool = spawn(w.bob, *listen, "--follow-status", "--workers", "2", "--count", "2",
+                 "--timeout", "60", "--out", str(out))  # fmt: skip
+    try:
+        assert pool.stderr is not None
+        seen: list[str] = []
+        while not seen or "retrying in" not in seen[-1]:  # a worker refused: no status yet
+            line = pool.stderr.readline().decode()
+            assert line, "".join(seen)
+            seen.append(line)
+        ok(letterlock(w.issuer, "status", "publish", "--key", "ts", "--broker", url))
+    finally:
+        result = finish(pool)
+    assert result.code == 0, result
+    assert sorted(p.read_bytes() for p in out.iterdir()) == [b"order 0", b"order 1"]
+    assert result.stderr.count("status: version 1,") == 2
+    assert "handled 2 messages" in result.stderr
+    shown = json.loads(ok(letterlock(w.bob, "status", "show", "--json")).stdout)
+    assert shown["version"] == 1  # saved by the pool's follower
 
 
 # ------------------------------------------------------------------- carried in the envelope

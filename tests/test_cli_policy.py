@@ -91,6 +91,7 @@ def test_check_as_json(homes: Homes, tmp_path: Path) -> None:
             "principal": None,
             "authorities": [],
             "roles": [],
+            "path_keys": [],
         },
     }
     refused = _check(homes, key, "payroll", "--json")
@@ -130,15 +131,15 @@ def test_check_by_fingerprint_and_an_unknown_sender(homes: Homes, tmp_path: Path
     assert by_unknown_fingerprint.code == 1
     assert by_unknown_fingerprint.text == (
         f"refused: {fingerprint} on 'orders.eu': unknown_sender (no pin, identity or held "
-        "credential places this key (a chain carried in its envelopes counts only once "
-        "imported: letterlock authority import))\n"
+        "credential places this key (a chain carried in its envelopes counts once imported, "
+        "letterlock authority import, or with --message FILE))\n"
     )
 
 
 def test_check_usage_errors(homes: Homes, tmp_path: Path) -> None:
     key = _alice_key(homes, tmp_path)
     both = _check(homes, key, "orders", "--fingerprint", homes.alice_fingerprint)
-    assert_one_line_error(both, 2, "exactly one of --sender FILE or --fingerprint")
+    assert_one_line_error(both, 2, "exactly one of --sender FILE, --fingerprint or --message FILE")
     assert_one_line_error(
         letterlock(
             homes.bob, "trust", "check", "--as", "bob", "--topic", "t", "--fingerprint", "x"

@@ -102,6 +102,26 @@ def test_csr_attach_seal_and_open_with_only_an_anchor(homes: Homes, tmp_path: Pa
     assert PRINCIPAL in opened.stderr
     assert "acme > CN=Acme Issuing,O=Acme" in opened.stderr
     assert "x509" in opened.stderr
+    # the CAs' key ids, the anchor's first, as 'revoke --ca-cert' names them
+    root, issuing = (format_fingerprint(x509.ca_key_id(ssl.made[ca].read_bytes()))
+                     for ca in ("Acme Root", "Acme Issuing"))  # fmt: skip
+    assert f"path keys: {root} > {issuing}\n" in opened.stderr
+    # trust check reads the chain the message carries, on its topic, without importing it
+    message = tmp_path / "billing.ll"
+    message.write_bytes(sealed)
+    checked = json.loads(_ok(letterlock(homes.bob, "trust", "check", "--as", "bob",
+                                        "--message", str(message), "--json")).stdout)  # fmt: skip
+    assert (checked["topic"], checked["sender"]["via"]) == ("orders.eu", "x509")
+    assert checked["sender"]["path_keys"] == [root, issuing]
+    elsewhere = letterlock(homes.bob, "trust", "check", "--as", "bob", "--message", str(message),
+                           "--topic", "payroll.run")  # fmt: skip
+    assert elsewhere.code == 1, elsewhere
+    assert "x509 scope" in elsewhere.text
+    carol = tmp_path / "carol"  # no anchor at all
+    _ok(letterlock(carol, "id", "new", "carol"))
+    strange = letterlock(carol, "trust", "check", "--as", "carol", "--message", str(message))
+    assert strange.code == 1, strange
+    assert "nor the chain the message carries (no anchor of yours reads its format)" in strange.text
     # the CA's scope: orders.# only
     outside = letterlock(homes.bob, "open", stdin=_sealed(homes, "payroll.run"))
     assert outside.code != 0

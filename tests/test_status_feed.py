@@ -312,3 +312,45 @@ def test_two_updaters_of_one_home_never_save_an_older_status(tmp_path: Path) -> 
     saved = data.status()
     assert saved is not None
     assert saved.version == 3
+
+
+def test_a_pool_worker_uses_each_status_its_pool_saved_in_the_home(tmp_path: Path) -> None:
+    """``listen --follow-status --workers N``: the pool's follower saves each status it accepts
+    in the home; a worker's :class:`SavedStatusTrust` uses it from its next question on, a
+    revocation included, and never goes back to an older status put there."""
+    from letterlock import Refusal
+    from letterlock.cli.home import Home
+    from letterlock.cli.livetrust import RECHECK_EVERY, SavedStatusTrust
+    from letterlock.cli.trustdata import TrustData
+
+    home = Home(tmp_path / "home")
+    data = TrustData(home)
+    data.pin_root(ROOT.data)
+    snapshot = data.snapshot()
+    assert snapshot is not None
+    clock = [0.0]
+    worker = SavedStatusTrust(data, _admitting(), every=RECHECK_EVERY, clock=lambda: clock[0])
+    sender = KEYS["mallory"].public
+    stale = worker.admit(sender, _context(NOW))
+    assert isinstance(stale, Refusal)
+    assert stale.transient  # no status yet: fail closed, retry later
+    follower = StatusUpdater(data.cache(), snapshot)  # the pool's, in another process
+    follower.offer(status(3), now=NOW)
+    clock[0] += RECHECK_EVERY / 2
+    assert isinstance(worker.admit(sender, _context(NOW)), Refusal)  # not looked again yet
+    clock[0] += RECHECK_EVERY / 2
+    admitted = worker.admit(sender, _context(NOW))
+    assert not isinstance(admitted, Refusal)
+    assert admitted.status_version == 3
+    revoking: dict[str, Any] = {sender.fingerprint_text: {"reason": "compromised-unknown-time"}}
+    follower.offer(status(4, **revoking), now=NOW)
+    clock[0] += RECHECK_EVERY
+    revoked = worker.admit(sender, _context(NOW))
+    assert isinstance(revoked, Refusal)
+    assert not revoked.transient
+    # a worker started now (a replacement) loads the newest at its start
+    assert isinstance(SavedStatusTrust(data, _admitting()).admit(sender, _context(NOW)), Refusal)
+    # an older status written over it (not by a HomeCache): the worker keeps version 4
+    SnapshotCache(data.trust_dir).save(Snapshot(root=ROOT, status=Status.verify(ROOT, status(3))))
+    clock[0] += RECHECK_EVERY
+    assert isinstance(worker.admit(sender, _context(NOW)), Refusal)

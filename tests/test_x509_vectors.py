@@ -19,7 +19,11 @@ from typing import Any
 
 import pytest
 
+from independent.x509_key_ids import path_key_ids as independent_key_ids
+from letterlock import Suite, format_fingerprint
+from letterlock.core.trust import Refusal, TrustContext
 from letterlock.trust.x509 import Anchor, AnchorSet, Refused, X509Sender, verify_sender
+from letterlock.trust.x509_senders import X509Senders
 
 VECTORS = Path(__file__).resolve().parents[1] / "docs" / "spec" / "x509-vectors.json"
 CASES: list[dict[str, Any]] = json.loads(VECTORS.read_text(encoding="utf-8"))["cases"]
@@ -39,12 +43,16 @@ def test_the_vectors_cover_every_outcome() -> None:
     }  # fmt: skip
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case["name"] for case in CASES])
-def test_letterlock_reaches_the_expected_outcome(case: dict[str, Any]) -> None:
-    anchors = AnchorSet(
+def _anchors(case: dict[str, Any]) -> AnchorSet:
+    return AnchorSet(
         Anchor(name=a["name"], namespace=a["namespace"], certificate=_der(a["certificate"]))
         for a in case["anchors"]
     )
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case["name"] for case in CASES])
+def test_letterlock_reaches_the_expected_outcome(case: dict[str, Any]) -> None:
+    anchors = _anchors(case)
     chain = [_der(pem) for pem in case["chain"]]
     result = verify_sender(
         anchors, chain[0], chain[1:], at=case["at"], key_id=bytes.fromhex(case["key_id"]),
@@ -73,3 +81,23 @@ def test_openssl_judges_the_path_alone(case: dict[str, Any], tmp_path: Path) -> 
         command += ["-untrusted", str(untrusted)]
     verdict = subprocess.run([*command, str(leaf)], capture_output=True, text=True, check=False)
     assert (verdict.returncode == 0) is case["path_valid"], verdict.stdout + verdict.stderr
+
+
+ACCEPTED = [case for case in CASES if case["expect"] == "accept"]
+
+
+@pytest.mark.parametrize("case", ACCEPTED, ids=[case["name"] for case in ACCEPTED])
+def test_the_path_keys_letterlock_reports_are_the_stated_key_ids(case: dict[str, Any]) -> None:
+    """``VerifiedSender.path_keys`` (what a status document's revocation is checked against)
+    names the keys the vector states, which the independent reading of the spec computes."""
+    chain = [_der(pem) for pem in case["chain"]]
+    senders = X509Senders(_anchors(case), [chain], now=case["at"])
+    identity = senders.lookup(bytes.fromhex(case["key_id"]))
+    assert identity is not None
+    context = TrustContext(topic=case["topic"], suite=Suite.P256, content_type=None, headers={},
+                           created=case["at"], now=case["at"])  # fmt: skip
+    verified = senders.admit(identity, context)
+    assert not isinstance(verified, Refusal), verified
+    assert [format_fingerprint(key) for key in verified.path_keys] == case["path_key_ids"]
+    anchors = [_der(anchor["certificate"]) for anchor in case["anchors"]]
+    assert independent_key_ids(anchors, chain) == case["path_key_ids"]

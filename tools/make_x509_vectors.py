@@ -8,7 +8,12 @@ committed file is the reference. Each case states the anchors (with namespaces),
 (leaf first), the time, the envelope's sender key id and topic, and two outcomes:
 ``expect`` (letterlock's: ``accept`` or the refusal code of section 7) and ``path_valid``
 (RFC 5280 path validation alone, without letterlock's rules, as ``openssl verify -purpose any``
-judges it; ``tests/test_x509_vectors.py`` asks openssl again).
+judges it; ``tests/test_x509_vectors.py`` asks openssl again). An accepted case also states
+``path_key_ids``: the key ids of its anchor and intermediates, the anchor's first (section 7,
+"Key id and revocation"), which ``tests/independent/x509_key_ids.py`` computes again.
+
+``--add-key-ids FILE`` adds ``path_key_ids`` to the cases of an existing file instead (the
+certificates and times unchanged).
 """
 
 from __future__ import annotations
@@ -20,8 +25,33 @@ from pathlib import Path
 from typing import Any
 
 from letterlock import Suite
-from letterlock.core.keys import PrivateKeys
+from letterlock.core.keys import PrivateKeys, format_fingerprint
+from letterlock.trust.x509 import ca_key_id
 from openssl_ca import CA_EXT, DAY, Openssl, scope_ext, unix_now
+
+
+def path_key_ids(anchor: str, chain: list[str]) -> list[str]:
+    """The key ids of the path of an accepted ``chain`` (PEM, leaf first) ending at ``anchor``:
+    the anchor's first, then each intermediate's from the anchor down."""
+    path = [anchor, *reversed(chain[1:])]
+    return [format_fingerprint(ca_key_id(pem.encode("ascii"))) for pem in path]
+
+
+def _with_key_ids(case: dict[str, Any]) -> dict[str, Any]:
+    """``case`` with ``path_key_ids`` after ``principal`` (None unless it is accepted)."""
+    ids = None
+    if case["expect"] == "accept":
+        (anchor,) = case["anchors"]
+        ids = path_key_ids(anchor["certificate"], case["chain"])
+    fields = list(case.items())
+    at = [name for name, _ in fields].index("principal") + 1
+    return dict([*fields[:at], ("path_key_ids", ids), *fields[at:]])
+
+
+def add_key_ids(path: Path) -> None:
+    document = json.loads(path.read_text(encoding="utf-8"))
+    document["cases"] = [_with_key_ids(case) for case in document["cases"]]
+    path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
 
 
 def main(out: Path) -> None:
@@ -72,18 +102,20 @@ def main(out: Path) -> None:
             key_id: bytes | None = None,
             principal: str | None = "ll://acme/payments/billing",
         ) -> dict[str, Any]:
-            return {
-                "name": name,
-                "description": description,
-                "anchors": anchors or [acme],
-                "chain": [pem(c) for c in chain],
-                "at": when,
-                "key_id": (key_id or keys.public.fingerprint).hex(),
-                "topic": topic,
-                "expect": expect,
-                "principal": principal if expect == "accept" else None,
-                "path_valid": path_valid,
-            }
+            return _with_key_ids(
+                {
+                    "name": name,
+                    "description": description,
+                    "anchors": anchors or [acme],
+                    "chain": [pem(c) for c in chain],
+                    "at": when,
+                    "key_id": (key_id or keys.public.fingerprint).hex(),
+                    "topic": topic,
+                    "expect": expect,
+                    "principal": principal if expect == "accept" else None,
+                    "path_valid": path_valid,
+                }
+            )
 
         ladder = [f"Ladder {i}" for i in reversed(range(5))]
         cases = [
@@ -165,4 +197,7 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    if sys.argv[1:2] == ["--add-key-ids"]:
+        add_key_ids(Path(sys.argv[2]))
+    else:
+        main(Path(sys.argv[1]))

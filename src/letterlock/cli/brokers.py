@@ -67,7 +67,7 @@ from letterlock import (
 from letterlock._fs import make_private_dir
 from letterlock.cli.home import REPLAY_RETENTION, Home
 from letterlock.cli.keyset_files import keyset_opener
-from letterlock.cli.livetrust import LiveTrust, StatusFollower
+from letterlock.cli.livetrust import LiveTrust, SavedStatusTrust, StatusFollower
 from letterlock.cli.options import (
     example,
     input_option,
@@ -370,12 +370,19 @@ class ListenerOpener:
     name: str
     secret: WorkerSecret = field(repr=False)
     replay: str | None = None  #: ``--replay URL``; None: the identity's record in the home
+    #: ``--follow-status``: the status the pool's follower saves in the home, as it changes
+    follow_status: bool = False
 
     def __call__(self) -> Opener:
         home = Home(self.home)
         home.check()
         window = ReplayWindow(_replay_store(home, self.name, self.replay), max_age=REPLAY_RETENTION)
-        trust = home.trust(home.own_publics(warn=warn))
+        own = home.own_publics(warn=warn)
+        trust = (
+            SavedStatusTrust(TrustData(home), home.senders(own))
+            if self.follow_status
+            else home.trust(own)
+        )
         return _listener_opener(home, self.name, self.secret, window, trust)
 
 
@@ -654,7 +661,8 @@ def _summary(listened: Listened, group: str) -> str:
     "--follow-status",
     is_flag=True,
     help="Also follow status documents on the broker's letterlock.status topic (a home with a "
-    "pinned root), using each newer one at once (one worker only).",
+    "pinned root), using each newer one at once (with --workers N: saved in the home, each "
+    "worker uses it from its next message).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Report only problems on stderr.")
 @passphrase_file_option
@@ -697,12 +705,12 @@ def listen_command(
             secret = passphrase(passphrase_file, prompt=f"Passphrase for {name!r}: ")
             identity = home.load(name, lambda: secret)  # a wrong passphrase fails here, once
             shared = WorkerSecret(secret) if workers > 1 else None
-            factory = None if shared is None else ListenerOpener(home.root, name, shared, replay)
+            factory = None if shared is None else ListenerOpener(home.root, name, shared, replay,
+                                                                 follow_status)  # fmt: skip
             with shared or contextlib.nullcontext(), _replay_store(home, name, replay) as store:
                 # older messages are refused (expired): the record forgets their ids by then
                 window = ReplayWindow(store, max_age=REPLAY_RETENTION)
-                trust, follower = _trust_of(home, own, broker, follow=follow_status,
-                                            workers=workers)  # fmt: skip
+                trust, follower = _trust_of(home, own, broker, follow=follow_status)
                 opener = _listener_opener(home, name, lambda: secret, window, trust, identity)
                 listening = Listening(
                     url=broker, endpoint=endpoint, group=group, topics=topics, opener=opener,
@@ -720,13 +728,14 @@ def listen_command(
 
 
 def _trust_of(
-    home: Home, own: dict[str, PublicIdentity], broker: str, *, follow: bool, workers: int
+    home: Home, own: dict[str, PublicIdentity], broker: str, *, follow: bool
 ) -> tuple[TrustPolicy, StatusFollower | None]:
-    """The listener's trust; with ``follow``, a live one that each newer status replaces."""
+    """The listener's trust; with ``follow``, a live one that each newer status replaces.
+
+    The follower's updater saves each status it accepts in the home before it is used: a pool's
+    workers (other processes) read it from there (:class:`SavedStatusTrust`)."""
     if not follow:
         return home.trust(own), None
-    if workers != 1:
-        raise UsageError("--follow-status needs --workers 1")
     data = TrustData(home)
     snapshot = data.snapshot()
     if snapshot is None:

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from letterlock import Envelope, Opened, format_fingerprint
+from letterlock import Envelope, Opened, VerifiedSender, format_fingerprint
 
 __all__ = [
     "envelope_fields",
@@ -23,6 +23,7 @@ __all__ = [
     "iso_time",
     "note",
     "opened_fields",
+    "path_keys",
     "print_fields",
     "print_table",
     "quoted",
@@ -118,6 +119,12 @@ def _headers(headers: Mapping[str, str] | Sequence[tuple[str, str]]) -> Rows:
     return [(f"header {name}", value) for name, value in items]
 
 
+def path_keys(sender: VerifiedSender) -> str:
+    """The keys that vouched for ``sender``, the anchor's first, as ``status revoke --key``
+    takes them: authority key fingerprints, or the key ids of an X.509 path's CAs."""
+    return " > ".join(format_fingerprint(key) for key in sender.path_keys)
+
+
 def opened_fields(opened: Opened) -> Rows:
     """Who signed an opened message and what it was bound to."""
     sender = opened.sender
@@ -127,6 +134,7 @@ def opened_fields(opened: Opened) -> Rows:
         ("via", sender.via),
         *([("principal", sender.principal)] if sender.principal not in (None, sender.name) else []),
         *([("chain", " > ".join(sender.authorities))] if sender.authorities else []),
+        *([("path keys", path_keys(sender))] if sender.path_keys else []),
         *([("roles", ", ".join(sorted(sender.roles)))] if sender.roles else []),
         *([("rule", sender.rule)] if sender.rule is not None else []),
         *(

@@ -178,6 +178,17 @@ class Authorities:
         self._chains[sender.fingerprint, index] = (verdict, verified, valid_from, verdict.not_after)
         return verdict, verified
 
+    def why_not_placed(self, key_id: bytes, credentials: CredentialBlock) -> str | None:
+        """Why the chain ``credentials`` carries does not place ``key_id`` (None: it does, or
+        the block holds no letterlock chain): for ``letterlock trust check --message``."""
+        if credentials.format is not CredentialFormat.LETTERLOCK:
+            return None
+        carried = self._carried_chain(credentials)
+        if isinstance(carried, ChainRefusal):
+            where = "" if carried.link is None else f" (link {carried.link})"
+            return f"{carried.why.value}{where}: {carried.detail}"
+        return None if carried[0].sender.fingerprint == key_id else "it certifies another key"
+
     def _carried_chain(self, block: CredentialBlock) -> _Carried | ChainRefusal:
         """The chain ``block`` carries, verified from one of the anchors (cached by digest)."""
         known = self._carried.get(block.chain_digest)
@@ -232,6 +243,30 @@ class Authorities:
             detail=f"{topic!r} is outside {_scope_of(link)} (carried chain)",
         )
 
+    def _carried_covering(
+        self, block: CredentialBlock, sender: PublicIdentity, pattern: ScopePattern, now: int
+    ) -> VerifiedSender | ChainRefusal | None:
+        """:meth:`_check_carried` for every topic of ``pattern`` (no memo: not on the open
+        path)."""
+        known = self._carried_chain(block)
+        if isinstance(known, ChainRefusal) or known[0].sender != sender:
+            return None
+        chain, verified, valid_from, not_after = known
+        if not valid_from <= now < not_after:
+            verdict = verify_chain(
+                self._anchor_of(chain), chain.credentials, now=now, verified=self._verified
+            )
+            if not isinstance(verdict, Chain):
+                return verdict
+        link = chain.first_link_not_covering(pattern)
+        if link is None:
+            return verified
+        return ChainRefusal(
+            why=Why.TOPIC_OUTSIDE_SCOPE,
+            link=link - 1 if link else None,
+            detail=f"{str(pattern)!r} is not within {_scope_of(link)} (carried chain)",
+        )
+
     def _anchor_of(self, chain: Chain) -> Anchor:
         issuer = chain.credentials[0].issuer_key_id
         return next(a for a in self._anchors[issuer] if a.name == chain.anchor)
@@ -273,12 +308,24 @@ class Authorities:
         return first or ChainRefusal(why=Why.NO_CHAIN, detail="no credential chain to an anchor")
 
     def admit_pattern(
-        self, sender: PublicIdentity, pattern: ScopePattern, *, now: int
+        self,
+        sender: PublicIdentity,
+        pattern: ScopePattern,
+        *,
+        now: int,
+        credentials: CredentialBlock | None = None,
     ) -> VerifiedSender | Refusal:
         """:meth:`admit` for every topic of ``pattern`` at once (``letterlock trust check`` on
         a listen pattern): the first chain each of whose links covers the whole pattern
-        (:meth:`~letterlock.trust.credentials.Chain.first_link_not_covering`). Not on the open
-        path: covering is exponential in the worst case."""
+        (:meth:`~letterlock.trust.credentials.Chain.first_link_not_covering`), the chain
+        ``credentials`` carries first, as :meth:`admit` takes it. Not on the open path:
+        covering is exponential in the worst case."""
+        if credentials is not None and credentials.format is CredentialFormat.LETTERLOCK:
+            carried = self._carried_covering(credentials, sender, pattern, now)
+            if isinstance(carried, VerifiedSender):
+                return carried
+            if carried is not None and sender.fingerprint not in self._leaves:
+                return self._refusal(carried)
         paths = self._paths.get(sender.fingerprint)
         if paths is None:
             paths = self._paths[sender.fingerprint] = tuple(self.candidates(sender.fingerprint))

@@ -1,13 +1,16 @@
 """Would a sender be admitted on a topic, or on every topic of a pattern? Pure.
 
-:func:`admit_pattern` answers ``letterlock trust check`` without a message. An exact topic is
-asked exactly as :func:`letterlock.open` asks it (:meth:`TrustPolicy.admit` with that topic).
+:func:`admit_pattern` answers ``letterlock trust check`` without a message, or with the
+credential block a message carries (its sender's chain, placed only if it verifies from the
+policy's own anchors, exactly as :func:`letterlock.open` places it). An exact topic is asked
+exactly as :func:`letterlock.open` asks it (:meth:`TrustPolicy.admit` with that topic).
 A pattern with wildcards is answered for *every* topic it matches, policy by policy:
 
 * :class:`~letterlock.trust.Rules`: the source for the pattern, then
   :meth:`~letterlock.trust.Rules.judge_pattern` (:func:`~letterlock.trust.scope.covers`);
 * :class:`~letterlock.trust.FirstKnown`: the policy that decides for the key;
-* :class:`~letterlock.trust.Authorities`: a chain whose every link covers the pattern;
+* :class:`~letterlock.trust.Authorities`: a chain whose every link covers the pattern (the
+  carried chain first, as :meth:`~letterlock.trust.Authorities.admit` takes it first);
 * :class:`~letterlock.trust.status.Revocations`: its inner policy's answer, then the status
   (revocations and freshness, for a message dated now);
 * :class:`~letterlock.trust.Pins`: a pin with topic patterns must cover the pattern
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from letterlock.core.carriage import CredentialBlock
 from letterlock.core.keys import PublicIdentity
 from letterlock.core.trust import Refusal, TrustContext, TrustPolicy, VerifiedSender
 from letterlock.errors import Reason, UsageError
@@ -31,14 +35,21 @@ from letterlock.trust.pins import Pins
 from letterlock.trust.rules import Rules
 from letterlock.trust.scope import ScopePattern, covers
 from letterlock.trust.status import Revocations
+from letterlock.trust.x509_senders import X509Senders
 
-__all__ = ["admit_pattern"]
+__all__ = ["admit_pattern", "why_not_placed"]
 
 
 def admit_pattern(
-    policy: TrustPolicy, sender: PublicIdentity, pattern: ScopePattern, *, now: int
+    policy: TrustPolicy,
+    sender: PublicIdentity,
+    pattern: ScopePattern,
+    *,
+    now: int,
+    credentials: CredentialBlock | None = None,
 ) -> VerifiedSender | Refusal:
-    """What ``policy`` says to ``sender`` publishing on every topic of ``pattern`` at ``now``."""
+    """What ``policy`` says to ``sender`` publishing on every topic of ``pattern`` at ``now``,
+    with the ``credentials`` a message of its carries (its chain and status version), if any."""
     if not pattern.is_exact and isinstance(policy, Pins):
         pin = policy.pin_of(sender.fingerprint)
         if pin is not None and pin.topics and not covers(pin.topics, pattern):
@@ -51,10 +62,12 @@ def admit_pattern(
             headers={},
             created=now,
             now=now,
+            status_version=0 if credentials is None else credentials.status_version,
+            credentials=credentials,
         )
         return policy.admit(sender, context)
     if isinstance(policy, Rules):
-        verified = admit_pattern(policy.source, sender, pattern, now=now)
+        verified = admit_pattern(policy.source, sender, pattern, now=now, credentials=credentials)
         if isinstance(verified, Refusal):
             return verified
         verdict = policy.judge_pattern(verified, pattern)
@@ -66,19 +79,40 @@ def admit_pattern(
         denied = policy.denied(sender.fingerprint)
         if denied is not None:
             return denied
-        return admit_pattern(policy.inner, sender, pattern, now=now)
+        return admit_pattern(policy.inner, sender, pattern, now=now, credentials=credentials)
     if isinstance(policy, FirstKnown):
-        deciding = policy.deciding(sender.fingerprint)
-        if deciding is None or policy.lookup(sender.fingerprint) != sender:
+        deciding = policy.deciding(sender.fingerprint, credentials)
+        if deciding is None or policy.lookup(sender.fingerprint, credentials) != sender:
             return Refusal(reason=Reason.UNKNOWN_SENDER, detail="no policy knows this key")
-        return admit_pattern(deciding, sender, pattern, now=now)
+        return admit_pattern(deciding, sender, pattern, now=now, credentials=credentials)
     if isinstance(policy, Authorities):
-        return policy.admit_pattern(sender, pattern, now=now)
+        return policy.admit_pattern(sender, pattern, now=now, credentials=credentials)
     if isinstance(policy, Revocations):
-        verified = admit_pattern(policy.inner, sender, pattern, now=now)
+        verified = admit_pattern(policy.inner, sender, pattern, now=now, credentials=credentials)
         if isinstance(verified, Refusal):
             return verified
         return policy.judge(verified, created=now, now=now)
     raise UsageError(
         f"{type(policy).__name__} answers for single topics only: give a topic, not {pattern}"
     )
+
+
+def why_not_placed(policy: TrustPolicy, key_id: bytes, credentials: CredentialBlock) -> str:
+    """Why the chain ``credentials`` carries places no key ``key_id`` under ``policy``: what
+    the policies that read carried chains (:class:`~letterlock.trust.Authorities`,
+    :class:`~letterlock.trust.x509_senders.X509Senders`) say of it, found through the
+    combinators this module knows."""
+    if isinstance(policy, Authorities | X509Senders):
+        return policy.why_not_placed(key_id, credentials) or ""
+    inner: tuple[TrustPolicy, ...] = ()
+    if isinstance(policy, Rules):
+        inner = (policy.source,)
+    elif isinstance(policy, DenyRevokedPins | Revocations):
+        inner = (policy.inner,)
+    elif isinstance(policy, FirstKnown):
+        inner = policy.policies
+    for each in inner:
+        why = why_not_placed(each, key_id, credentials)
+        if why:
+            return why
+    return ""

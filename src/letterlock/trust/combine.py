@@ -38,6 +38,11 @@ class FirstKnown:
             raise UsageError("FirstKnown needs at least one policy")
         self._policies = policies
 
+    @property
+    def policies(self) -> tuple[TrustPolicy, ...]:
+        """The policies asked, in order."""
+        return self._policies
+
     def _deciding(
         self, key_id: bytes, credentials: CredentialBlock | None = None
     ) -> tuple[TrustPolicy, PublicIdentity] | None:

@@ -120,6 +120,16 @@ class X509Senders:
         found = self._by_key.get(key_id)
         return None if found is None else found[0]
 
+    def why_not_placed(self, key_id: bytes, credentials: CredentialBlock) -> str | None:
+        """Why the X.509 chain ``credentials`` carries does not place ``key_id`` (None: it
+        does, or the block holds no X.509 chain): for ``letterlock trust check --message``."""
+        if credentials.format is not CredentialFormat.X509:
+            return None
+        carried = self._carried_chain(credentials)
+        if isinstance(carried, Refused):
+            return f"x509 {carried.reason.value}: {carried.detail}"
+        return None if carried[1].key_id == key_id else "it certifies another key"
+
     def _carried_chain(self, block: CredentialBlock) -> _Verified | Refused:
         """The carried chain of ``block`` verified at its ``t0`` (cached by its digest)."""
         digest = block.chain_digest
