@@ -5,8 +5,8 @@ a signed keyset line verified against the fixed identity key (:meth:`SignedKeyse
 section 4). The only allowed outcomes are success and :class:`letterlock.ParseError`; anything
 else is a crash. A keyset that parses must re-encode to the same bytes (canonical) and satisfy
 the model's invariants (exactly one primary encryption key, at most one primary signing key,
-and a signing key never opens nor an encryption key signs, section 9). Each input is checked whole and at its
-prefixes, as ``fuzz_envelope.py`` does.
+and a signing key never opens nor an encryption key signs, section 9). Each input is checked
+whole and at its prefixes, as ``fuzz_envelope.py`` does.
 
 Run: ``python fuzz/fuzz_keyset.py -atheris_runs=20000 NEW_DIR fuzz/corpus-keyset``. Seeds:
 ``python fuzz/make_keyset_corpus.py``. Imported as a module, nothing is instrumented.
