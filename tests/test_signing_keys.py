@@ -31,7 +31,15 @@ from letterlock import (
 )
 from letterlock.core.trust import TrustPolicy
 from letterlock.trust import DelegatedSigners, DenyRevokedPins, FirstKnown, delegated
-from letterlock.trust.keysets import Keyset, Purpose, SignedKeyset, Status, sign_keyset
+from letterlock.trust.keysets import (
+    Keyset,
+    Purpose,
+    SignedKeyset,
+    Status,
+    sealing_key,
+    sign_keyset,
+)
+from letterlock.trust.pins import parse_topics
 from letterlock.trust.status import (
     Freshness,
     Revocation,
@@ -228,6 +236,16 @@ def test_a_keyset_of_an_identity_the_receiver_does_not_trust_is_refused() -> Non
     assert refused.reason is Reason.UNKNOWN_SENDER
 
 
+def test_the_policy_decides_on_the_identity_key() -> None:
+    """A pin's topics bind its identity's signing keys: off its topics, refused."""
+    keyset, signer = _with_signer()
+    pins = Pins()
+    pins.pin("alice", ALICE.public, topics=parse_topics(["billing.#"]))
+    refused = _refused(_sealed(keyset, signer), _trust(pins))
+    assert refused.reason is Reason.UNTRUSTED
+    assert "may not publish on this topic" in refused.detail
+
+
 def test_a_revoked_identity_pin_refuses_its_signing_keys() -> None:
     keyset, signer = _with_signer()
     pins = _pins()
@@ -355,8 +373,14 @@ def test_signing_key_is_the_current_primary_signing_key() -> None:
 
 
 def test_the_primary_encryption_key_is_not_the_signing_key() -> None:
+    """Key 1 signs (primary), key 2 encrypts (primary): senders seal to key 2, never key 1."""
     keyset, _ = _with_signer()
     assert keyset.primary.key_id == 0  # sealing_key and opens_with read the encryption keys
+    enc = Identity.generate(Suite.X25519)
+    keyset = keyset.add(enc.public, now=NOW, lifetime=LIFETIME).promote(2, now=NOW)
+    assert [k.status for k in keyset.keys] == [Status.ACTIVE, Status.PRIMARY, Status.PRIMARY]
+    assert keyset.primary.key_id == 2
+    assert sealing_key(keyset, NOW) == enc.public
 
 
 # --------------------------------------------------------------------- the keyset model
