@@ -228,6 +228,20 @@ def test_a_signing_key_signs_and_a_receiver_pinning_the_identity_opens(homes: Ho
     assert "messages are signed by signing key 1" in table
 
 
+def test_with_a_signing_key_the_identity_key_file_can_be_kept_elsewhere(homes: Homes) -> None:
+    """Seal does not read NAME.key then (the home still names identities by that file: a
+    placeholder stays)."""
+    _ok(homes.alice, "id", "rotate", "alice", "--signing")
+    key_file = homes.alice / "identities" / "alice.key"
+    key_file.rename(homes.alice / "alice.key.offline")
+    key_file.write_bytes(b"kept offline\n")
+    key_file.chmod(0o600)
+    sealed = seal(homes)  # signed by the signing key: NAME.key is not read
+    assert letterlock(homes.bob, "open", stdin=sealed).code == 0
+    refused = letterlock(homes.alice, "id", "rotate", "alice", "--signing")
+    assert refused.code != 0  # changing the keyset needs the identity key
+
+
 def test_a_retired_signing_key_stops_signing_and_the_identity_key_signs_again(
     homes: Homes,
 ) -> None:

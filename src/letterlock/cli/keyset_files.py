@@ -25,7 +25,7 @@ from letterlock._keyring import KeysetOpener
 from letterlock.cli.home import Home, check_identity_name
 from letterlock.cli.passphrase import passphrase
 from letterlock.cli.strict import read_checked, read_private_key
-from letterlock.core.carriage import CredentialFormat
+from letterlock.cli.trustdata import TrustData
 from letterlock.core.trust import TrustPolicy
 from letterlock.errors import KeyStoreError
 from letterlock.keystore import encrypt_identity
@@ -194,18 +194,18 @@ def sealing_identity(
     """Own identity ``name`` as a sender: signing with the current signing key of its keyset
     (``docs/spec/keyset.md`` section 9), its messages carrying the keyset, if it has one; else
     (and for a hidden sender, or an identity that presents an X.509 or letterlock chain for
-    its identity key) signing with the identity key."""
-    secret = _asked_once(get_passphrase)
-    identity = home.load(name, secret)
+    its identity key) signing with the identity key (:meth:`Home.load`).
+
+    With a signing key, the identity key's file (NAME.key) is not read: it is needed only to
+    change the keyset, and may be kept elsewhere in between."""
     signed = own_keyset(home, name)
     key = None if signed is None else signed.keyset.signing_key(now)
-    block = identity.credentials
-    if signed is None or key is None or hide_sender:
-        return identity
-    if block is not None and block.format is not CredentialFormat.NONE:
-        return identity  # its chain certifies the identity key, which therefore signs
-    signing = _load_key(home, name, key.key_id, secret, key.public)
-    held = 0 if block is None else block.status_version
+    data = TrustData(home)
+    if signed is None or key is None or hide_sender or home.chain(name) or data.presented(name):
+        return home.load(name, get_passphrase)
+    status = data.status()
+    signing = _load_key(home, name, key.key_id, get_passphrase, key.public)
+    held = 0 if status is None else status.version
     return delegated(signing, signed, now=now, status_version=held)
 
 
