@@ -97,7 +97,8 @@ def parse_duration(text: str, *, what: str, zero: bool = False) -> int:
 )  # fmt: skip
 @click.option(
     "--lifetime", default=None, metavar="DURATION",
-    help=f"Lifetime of the added key (and of key 0 when the keyset starts): senders stop "
+    help=f"Lifetime of the added key (and of key 0 when the keyset starts, unless "
+    f"--signing: then {DEFAULT_LIFETIME}): senders stop "
     f"sealing to a key, and a signing key signs, until its end. 7d, 12h, 30m, 3600s "
     f"[default: {DEFAULT_LIFETIME}; {DEFAULT_SIGNING_LIFETIME} with --signing].",
 )  # fmt: skip
