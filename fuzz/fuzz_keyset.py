@@ -4,8 +4,9 @@ Each input is read twice: as keyset bytes (:meth:`Keyset.decode`, section 2) and
 a signed keyset line verified against the fixed identity key (:meth:`SignedKeyset.from_text`,
 section 4). The only allowed outcomes are success and :class:`letterlock.ParseError`; anything
 else is a crash. A keyset that parses must re-encode to the same bytes (canonical) and satisfy
-the model's invariants (exactly one primary key). Each input is checked whole and at its
-prefixes, as ``fuzz_envelope.py`` does.
+the model's invariants (exactly one primary encryption key, at most one primary signing key,
+and a signing key never opens nor an encryption key signs, section 9). Each input is checked
+whole and at its prefixes, as ``fuzz_envelope.py`` does.
 
 Run: ``python fuzz/fuzz_keyset.py -atheris_runs=20000 NEW_DIR fuzz/corpus-keyset``. Seeds:
 ``python fuzz/make_keyset_corpus.py``. Imported as a module, nothing is instrumented.
@@ -21,7 +22,7 @@ from harness import check_prefixes, fuzz, instrumentation
 
 with instrumentation(__name__ == "__main__"):
     from letterlock import Identity, ParseError, Suite, hazmat
-    from letterlock.trust.keysets import Keyset, SignedKeyset, Status
+    from letterlock.trust.keysets import Keyset, Purpose, SignedKeyset, Status
 
 __all__ = ["IDENTITY", "TestOneInput", "check_one"]
 
@@ -54,7 +55,16 @@ def _decoded(data: bytes) -> str:
     except ParseError:
         return MALFORMED
     assert keyset.encode() == data, "a parsed keyset re-encodes to other bytes"
-    assert sum(key.status is Status.PRIMARY for key in keyset.keys) == 1
+    primaries = [key.purpose for key in keyset.keys if key.status is Status.PRIMARY]
+    assert primaries.count(Purpose.ENCRYPT) == 1
+    assert primaries.count(Purpose.SIGN) <= 1
+    assert keyset.primary.purpose is Purpose.ENCRYPT
+    for key in keyset.keys:
+        if key.purpose is Purpose.SIGN:
+            assert key not in keyset.opens_with(key.not_before)
+        else:
+            assert keyset.signer(key.public.fingerprint) is None
+            assert not key.signs(created=key.not_before, now=key.not_before)
     return PARSED
 
 

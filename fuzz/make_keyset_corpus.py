@@ -1,8 +1,9 @@
 """Write the keyset fuzz seeds: keysets of the fixed fuzz identity, as bytes and as text.
 
 Usage: ``python fuzz/make_keyset_corpus.py [DIR]`` (default ``fuzz/corpus-keyset``): a new
-keyset, and one after a whole rotation (a retired, a primary and an active key), each as its
-encoding and as its signed line, so the fuzzer starts from inputs that parse.
+keyset, one after a whole rotation (a retired, a primary and an active key), and one with
+signing keys too (a former one, active, and the primary), each as its encoding and as its
+signed line, so the fuzzer starts from inputs that parse.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from fuzz_keyset import IDENTITY, PARSED, check_one
 
 from letterlock import PublicIdentity, Suite, hazmat
-from letterlock.trust.keysets import Keyset, sign_keyset
+from letterlock.trust.keysets import Keyset, Purpose, sign_keyset
 
 NOW = 1_700_000_000
 DAY = 86_400
@@ -33,8 +34,10 @@ def seeds() -> dict[str, bytes]:
     rotated = started.add(_key("one"), now=NOW + DAY, lifetime=90 * DAY)
     rotated = rotated.promote(1, now=NOW + DAY).retire(0, now=NOW + DAY)
     rotated = rotated.add(_key("two"), now=NOW + 2 * DAY, lifetime=90 * DAY)
+    signing = rotated.add(_key("s1"), now=NOW + DAY, lifetime=30 * DAY, purpose=Purpose.SIGN)
+    signing = signing.add(_key("s2"), now=NOW + 2 * DAY, lifetime=30 * DAY, purpose=Purpose.SIGN)
     out = {}
-    for name, keyset in (("started", started), ("rotated", rotated)):
+    for name, keyset in (("started", started), ("rotated", rotated), ("signing", signing)):
         out[f"{name}.bin"] = keyset.encode()
         out[f"{name}.txt"] = sign_keyset(keyset, IDENTITY).to_text().encode()
     return out

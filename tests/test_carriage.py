@@ -163,7 +163,7 @@ def test_the_header_memo_keeps_the_block_and_tells_status_versions_apart() -> No
 def test_parse_refuses_what_section_4_1_refuses() -> None:
     alice, bob = Identity.generate(Suite.X25519), Identity.generate(Suite.X25519)
     plain = _sealed(alice, bob)
-    assert _reason(_with_block(plain, _block(kind=3))) is Reason.UNSUPPORTED  # unknown format
+    assert _reason(_with_block(plain, _block(kind=4))) is Reason.UNSUPPORTED  # unknown format
     too_many = _block([b"x"] * (MAX_CREDENTIAL_ITEMS + 1))
     assert _reason(_with_block(plain, too_many)) is Reason.OVER_LIMIT
     assert _reason(_with_block(plain, _block([b"x", b""]))) is Reason.MALFORMED  # empty item

@@ -55,9 +55,9 @@ def test_a_whole_rotation_moves_senders_to_the_new_key_and_old_messages_still_op
     assert keys[0]["destroy_after"] == keys[0]["opens_until"]
     table = letterlock(homes.bob, "id", "show", "bob")
     assert table.code == 0, table
-    assert [line.split("\t")[:2] for line in table.text.splitlines()[-2:]] == [
-        ["0", "retired"],
-        ["1", "primary"],
+    assert [line.split("\t")[:3] for line in table.text.splitlines()[-2:]] == [
+        ["0", "encrypt", "retired"],
+        ["1", "encrypt", "primary"],
     ]
     for message in (queued, after):  # within the grace period both open
         assert letterlock(homes.bob, "open", stdin=message).code == 0
@@ -199,3 +199,76 @@ def test_removing_a_contact_forgets_its_keyset(homes: Homes) -> None:
     assert held.exists()
     _ok(homes.alice, "contact", "remove", "bob")
     assert not held.exists()
+
+
+# ------------------------------------------------------------------ signing keys (section 9)
+
+
+def test_a_signing_key_signs_and_a_receiver_pinning_the_identity_opens(homes: Homes) -> None:
+    """Alice adds a signing key; her messages name it and carry her keyset; bob, who pins only
+    alice's identity key and has never seen her keyset, opens them as alice."""
+    before = seal(homes)
+    _ok(homes.alice, "id", "rotate", "alice", "--signing")
+    shown = _show(homes.alice, "alice")
+    keys = {key["id"]: key for key in shown["keys"]}  # type: ignore[attr-defined]
+    assert shown["signing_key"] == 1
+    assert (keys[1]["purpose"], keys[1]["status"], keys[1]["signs"]) == ("sign", "primary", True)
+    assert (keys[0]["purpose"], keys[0]["opens_until"] is not None) == ("encrypt", True)
+    assert keys[1]["opens_until"] is None
+    sealed = seal(homes)
+    signer = json.loads(_ok(homes.bob, "inspect", "--json", stdin=sealed))["sender_fingerprint"]
+    assert signer == keys[1]["fingerprint"]
+    assert _sender(homes, before) == homes.alice_fingerprint
+    opened = letterlock(homes.bob, "open", stdin=sealed)
+    assert opened.code == 0, opened
+    assert "signed by\talice" in opened.stderr or "alice" in opened.stderr.split("\n")[1]
+    assert homes.alice_fingerprint in opened.stderr
+    assert keys[1]["fingerprint"] in opened.stderr  # the signing key, reported beside it
+    table = _ok(homes.alice, "id", "show", "alice")
+    assert "messages are signed by signing key 1" in table
+
+
+def test_with_a_signing_key_the_identity_key_file_can_be_kept_elsewhere(homes: Homes) -> None:
+    """Seal does not read NAME.key then (the home still names identities by that file: a
+    placeholder stays)."""
+    _ok(homes.alice, "id", "rotate", "alice", "--signing")
+    key_file = homes.alice / "identities" / "alice.key"
+    key_file.rename(homes.alice / "alice.key.offline")
+    key_file.write_bytes(b"kept offline\n")
+    key_file.chmod(0o600)
+    sealed = seal(homes)  # signed by the signing key: NAME.key is not read
+    assert letterlock(homes.bob, "open", stdin=sealed).code == 0
+    refused = letterlock(homes.alice, "id", "rotate", "alice", "--signing")
+    assert refused.code != 0  # changing the keyset needs the identity key
+
+
+def test_a_retired_signing_key_stops_signing_and_the_identity_key_signs_again(
+    homes: Homes,
+) -> None:
+    _ok(homes.alice, "id", "rotate", "alice", "--signing")
+    signed_by_key = seal(homes)
+    _ok(homes.alice, "id", "rotate", "alice", "--retire", "1")
+    assert _show(homes.alice, "alice")["signing_key"] is None
+    by_identity = seal(homes)
+    assert _sender(homes, by_identity) == homes.alice_fingerprint
+    assert _sender(homes, signed_by_key) != homes.alice_fingerprint
+    assert letterlock(homes.bob, "open", stdin=by_identity).code == 0
+    # bob, holding alice's newer keyset, refuses what the retired key signed before
+    _ok(homes.bob, "contact", "keyset", "alice", "-",
+        stdin=_ok(homes.alice, "id", "keyset", "alice").encode())  # fmt: skip
+    refused = letterlock(homes.bob, "open", stdin=signed_by_key)
+    assert refused.code != 0
+    assert "retired" in refused.stderr
+    _ok(homes.alice, "id", "rotate", "alice", "--destroy", "1")  # no grace for a signing key
+    assert _show(homes.alice, "alice")["keys"][1]["private_key"] == "gone"  # type: ignore[index]
+
+
+def _sender(homes: Homes, sealed: bytes) -> str:
+    inspected = json.loads(_ok(homes.bob, "inspect", "--json", stdin=sealed))
+    fingerprint: str = inspected["sender_fingerprint"]
+    return fingerprint
+
+
+def test_signing_goes_with_no_other_step(homes: Homes) -> None:
+    refused = letterlock(homes.alice, "id", "rotate", "alice", "--signing", "--promote", "0")
+    assert_one_line_error(refused, 2, "one step at a time")

@@ -21,7 +21,9 @@ check_one: Callable[[bytes], str] = TARGET.check_one
 
 
 def test_corpus_has_bytes_and_text_seeds() -> None:
-    assert {p.name for p in CORPUS} >= {"started.bin", "started.txt", "rotated.bin", "rotated.txt"}
+    assert {p.name for p in CORPUS} >= {
+        "started.bin", "started.txt", "rotated.bin", "rotated.txt", "signing.bin", "signing.txt",
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize("path", CORPUS, ids=[p.name for p in CORPUS])

@@ -19,7 +19,10 @@ ROOT = Path(__file__).parents[1]
 FOLDER = ROOT / "vectors" / "keyset"
 GENERATOR = ROOT / "tools" / "make_keyset_vectors.py"
 FILES = sorted(FOLDER.glob("*.json"))
-OUTCOME = ("expect", "reason", "version", "grace", "keys", "sealing_key", "opens_with")
+OUTCOME = (
+    "expect", "reason", "version", "grace", "keys", "sealing_key", "opens_with", "signing_key",
+    "signs",
+)  # fmt: skip
 
 
 def _reason(problem: ParseError) -> str:
@@ -42,15 +45,18 @@ def outcome(vector: dict[str, Any]) -> dict[str, Any]:
         sealing: str | None = sealing_key(keyset, now).fingerprint_text
     except UsageError:
         sealing = None
+    signing = keyset.signing_key(now)
     return {
         "expect": "success", "version": keyset.version, "grace": keyset.grace,
         "keys": [
-            {"id": k.key_id, "status": k.status.name.lower(),
+            {"id": k.key_id, "purpose": k.purpose.name.lower(), "status": k.status.name.lower(),
              "fingerprint": k.public.fingerprint_text, "not_before": k.not_before,
              "not_after": k.not_after, "retired_at": k.retired_at or 0}
             for k in keyset.keys
         ],
         "sealing_key": sealing, "opens_with": [k.key_id for k in keyset.opens_with(now)],
+        "signing_key": None if signing is None else signing.public.fingerprint_text,
+        "signs": [k.key_id for k in keyset.keys if k.signs(created=now, now=now)],
     }  # fmt: skip
 
 

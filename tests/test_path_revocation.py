@@ -257,3 +257,31 @@ def test_a_locally_revoked_key_stays_refused_when_an_authority_certifies_it() ->
     later.revoke("billing")
     with pytest.raises(Rejected):
         _open(_seal(sender, pki.bob, NOW + 1), pki.bob, policy, NOW + 1)
+
+
+# ------------------------------------------------ a delegated signing key (keyset.md section 9)
+
+
+def test_a_signing_key_of_an_identity_an_authority_certifies_is_refused_with_its_path() -> None:
+    """Billing's identity key is certified by the payments authority (in the receiver's
+    snapshot); billing signs with a signing key of its keyset. Admitted as billing's principal,
+    with the authority path and billing's identity key in ``path_keys``; a status revoking the
+    authority, billing's identity key or the signing key refuses it."""
+    from letterlock.trust import DelegatedSigners, delegated
+    from letterlock.trust.keysets import Keyset, Purpose, sign_keyset
+
+    pki = _Credentials()
+    inner, billing = pki.snapshot()
+    signer = Identity.generate(Suite.X25519)
+    keyset = Keyset.start(billing.public, now=NOW - 60, lifetime=86400, grace=0)
+    keyset = keyset.add(signer.public, now=NOW - 60, lifetime=3600, purpose=Purpose.SIGN)
+    sender = delegated(signer, sign_keyset(keyset, billing), now=NOW)
+    sealed = _seal(sender, pki.bob, NOW)
+    clean = Revocations(DelegatedSigners(inner), _status(NOW, {}), FRESH)
+    opened = letterlock.open(sealed, identity=pki.bob, trust=clean, replay=ReplayWindow(), now=NOW)
+    assert opened.sender.principal == PRINCIPAL
+    assert opened.sender.key_id == signer.public.fingerprint
+    assert opened.sender.path_keys[-1] == billing.public.fingerprint
+    for key in (pki.payments, billing, signer):
+        trust = _revoking(DelegatedSigners(inner), NOW, key.public.fingerprint, COMPROMISED, NOW)
+        _refused(sealed, pki.bob, trust, NOW)

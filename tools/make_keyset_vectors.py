@@ -30,6 +30,8 @@ DAY: Final = 86_400
 GRACE: Final = 7 * DAY
 ACTIVE, PRIMARY, RETIRED, DESTROYED = 1, 2, 3, 4
 STATUS = {ACTIVE: "active", PRIMARY: "primary", RETIRED: "retired", DESTROYED: "destroyed"}
+SIGN, ENCRYPT = 1, 2
+PURPOSE = {SIGN: "sign", ENCRYPT: "encrypt"}
 
 
 def key(role: str, suite: Suite = Suite.X25519) -> Identity:
@@ -40,6 +42,7 @@ def key(role: str, suite: Suite = Suite.X25519) -> Identity:
 
 
 OWNER, K1, K2, K3, MALLORY = map(key, ("owner", "k1", "k2", "k3", "mallory"))
+S1, S2 = map(key, ("s1", "s2"))  # signing keys (section 9)
 P256_KEY = key("p256", Suite.P256)
 
 
@@ -108,19 +111,28 @@ def _keys(ks: KS, *changed: K) -> KS:
 
 
 def success(  # noqa: PLR0917 - a vector's fields, in the order the table lists them
-    name: str, description: str, ks: KS, now: int, sealing: Identity | None, opens: list[int]
+    name: str,
+    description: str,
+    ks: KS,
+    now: int,
+    sealing: Identity | None,
+    opens: list[int],
+    signing: Identity | None = None,
+    signs: tuple[int, ...] = (),
 ) -> dict[str, Any]:
     return {
         "name": name, "description": description, "text": line(ks.encode()), "now": now,
         "expect": "success", "version": ks.version, "grace": ks.grace,
         "keys": [
-            {"id": k.key_id, "status": STATUS[k.status],
+            {"id": k.key_id, "purpose": PURPOSE[k.purpose], "status": STATUS[k.status],
              "fingerprint": k.identity.public.fingerprint_text, "not_before": k.not_before,
              "not_after": k.not_after, "retired_at": k.retired_at}
             for k in ks.keys
         ],
         "sealing_key": None if sealing is None else sealing.public.fingerprint_text,
         "opens_with": opens,
+        "signing_key": None if signing is None else signing.public.fingerprint_text,
+        "signs": list(signs),
     }  # fmt: skip
 
 
@@ -133,7 +145,17 @@ def malformed(name: str, description: str, ks: KS) -> dict[str, Any]:
     return reject(f"reject-malformed-{name}", description, line(ks.encode()), "malformed")
 
 
+def _signing() -> KS:
+    """ROTATED with two signing keys: 3, the former one (active), and 4, the primary."""
+    return _keys(
+        ROTATED,
+        K(3, ACTIVE, S1, ROTATION - 5 * DAY, ROTATION + 5 * DAY, purpose=SIGN),
+        K(4, PRIMARY, S2, ROTATION, ROTATION + 30 * DAY, purpose=SIGN),
+    )
+
+
 def vectors() -> list[dict[str, Any]]:
+    signing = _signing()
     rotated_text = line(ROTATED.encode())
     encoded, signature = (base64.b64decode(p) for p in rotated_text.split(" ")[1:])
     flipped = bytes([signature[0] ^ 1]) + signature[1:]
@@ -154,6 +176,22 @@ def vectors() -> list[dict[str, Any]]:
                 "ended serves only until not_after", _keys(ROTATED, K(
                     0, RETIRED, OWNER, T0, T0 + 5 * DAY, retired_at=ROTATION)),
                 T0 + 5 * DAY + GRACE, K1, [1, 2]),
+        success("success-signing-keys", "two signing keys: the primary signs, the former "
+                "one (active) still vouches; neither opens", signing, ROTATION, K1, [0, 1, 2],
+                S2, (3, 4)),
+        success("success-signing-key-expired", "the former signing key past its lifetime "
+                "vouches for nothing", signing, ROTATION + 5 * DAY, K1, [0, 1, 2], S2, (4,)),
+        success("success-signing-key-not-yet-valid", "the primary signing key before its "
+                "not_before: no key to sign with", signing, ROTATION - DAY, K1, [0, 1, 2],
+                None, (3,)),
+        success("success-signing-key-retired", "a retired signing key vouches for nothing; "
+                "no primary signing key", _keys(signing, replace(
+                    signing.keys[4], status=RETIRED, retired_at=ROTATION + DAY)),
+                ROTATION + DAY, K1, [0, 1, 2], None, (3,)),
+        success("success-signing-key-destroyed", "a destroyed signing key vouches for "
+                "nothing", _keys(signing, replace(signing.keys[3], status=DESTROYED,
+                                                   retired_at=ROTATION)),
+                ROTATION, K1, [0, 1, 2], S2, (4,)),
         reject("reject-wrong-identity", "a valid keyset of another identity (mallory's)",
                line(replace(STARTED, identity=MALLORY.public.fingerprint, keys=(
                    K(0, PRIMARY, MALLORY, T0, T0 + DAY),)).encode(), MALLORY),
@@ -186,8 +224,16 @@ def vectors() -> list[dict[str, Any]]:
                                          replace(ROTATED.keys[2], key_id=1)))),
         malformed("same-key-twice", "one public key under ids 1 and 2",
                   _keys(ROTATED, replace(ROTATED.keys[2], identity=K1))),
-        malformed("purpose", "purpose 0x01 (undefined in version 1)",
-                  _keys(ROTATED, replace(ROTATED.keys[2], purpose=1))),
+        malformed("purpose", "purpose 0x03 (undefined)",
+                  _keys(ROTATED, replace(ROTATED.keys[2], purpose=3))),
+        malformed("purpose-zero", "purpose 0x00 (undefined)",
+                  _keys(ROTATED, replace(ROTATED.keys[2], purpose=0))),
+        malformed("two-primary-signing-keys", "signing keys 3 and 4 both primary",
+                  _keys(signing, replace(signing.keys[3], status=PRIMARY))),
+        malformed("key-0-signing", "key 0 (the identity key) of purpose signing",
+                  _keys(ROTATED, replace(ROTATED.keys[0], purpose=SIGN))),
+        malformed("only-a-signing-primary", "the only primary key is a signing key",
+                  _keys(signing, replace(signing.keys[1], status=ACTIVE))),
         malformed("status", "status 0x05", _keys(ROTATED, replace(ROTATED.keys[2], status=5))),
         malformed("retired-without-time", "a retired key with retired_at 0",
                   _keys(ROTATED, replace(ROTATED.keys[0], retired_at=0))),

@@ -865,15 +865,21 @@ def _success_credentials_letterlock(k: Kit) -> Result:
     return ok(k, k.message(credentials=block))
 
 
+@case("success-credentials-keyset", "a credential block of format 3: a keyset and a signature")
+def _success_credentials_keyset(k: Kit) -> Result:
+    block = CredentialBlock.of(CredentialFormat.KEYSET, [b"LLE\x01 a keyset", b"a signature"])
+    return ok(k, k.message(credentials=block))
+
+
 @case("reject-credentials-hidden-sender", "malicious: HIDDEN_SENDER and CREDENTIALS together")
 def _credentials_hidden(k: Kit) -> Result:
     edit = _carrying(credentials=_raw_block(1, 0, []))
     return no(Reason.UNSUPPORTED, k, forge(k, k.message(hide_sender=True), edit=edit))
 
 
-@case("reject-credentials-unknown-format", "malicious: credential format 3")
+@case("reject-credentials-unknown-format", "malicious: credential format 4")
 def _credentials_format(k: Kit) -> Result:
-    edit = _carrying(credentials=_raw_block(1, 3, [LEAF_ITEM]))
+    edit = _carrying(credentials=_raw_block(1, 4, [LEAF_ITEM]))
     return no(Reason.UNSUPPORTED, k, forge(k, k.message(), edit=edit))
 
 

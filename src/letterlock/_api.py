@@ -20,6 +20,7 @@ from letterlock.core.cache import (
     UnwrapCache,
     WrapCache,
 )
+from letterlock.core.carriage import CredentialFormat
 from letterlock.core.envelope import DEFAULT_LIMITS, MESSAGE_ID_SIZE, Envelope, Limits, parse
 from letterlock.core.keys import Identity, PublicIdentity
 from letterlock.core.protocol import (
@@ -39,7 +40,8 @@ from letterlock.core.replay import ReplayWindow
 from letterlock.core.suites import Suite
 from letterlock.core.topics import Topics
 from letterlock.core.trust import TrustPolicy
-from letterlock.errors import UsageError
+from letterlock.errors import ParseError, UsageError
+from letterlock.trust.keysets import Keyset
 
 __all__ = ["Opener", "Sealer", "inspect", "open", "seal"]
 
@@ -150,6 +152,7 @@ class Sealer:
         self._fingerprint = sender.public.fingerprint
         self._sign = sender.signer.sign
         self._credentials = sender.credentials
+        self._window = _signing_window(sender)
         self._plain: dict[str, SealOptions] = {}  # topic -> its options when none are given
 
     def seal(
@@ -198,6 +201,11 @@ class Sealer:
         into: bytearray | None,
     ) -> bytes:
         created = _seconds(now)
+        if self._window is not None and not self._window[0] <= created < self._window[1]:
+            raise UsageError(
+                "the delegated signing key is outside its lifetime: receivers would refuse the "
+                "message (docs/spec/keyset.md section 9); sign with a current key"
+            )
         readers: Sequence[PublicIdentity] = (
             recipients if isinstance(recipients, list | tuple) else list(recipients)
         )
@@ -309,6 +317,21 @@ def _accepted(identity: Identity, suites: Iterable[Suite] | None) -> frozenset[S
     if not isinstance(identity, Identity):
         raise UsageError("identity must be a letterlock.Identity (a private identity)")
     return frozenset(suites) if suites is not None else frozenset({identity.suite})
+
+
+def _signing_window(sender: Identity) -> tuple[int, int] | None:
+    """The lifetime of ``sender``'s key if it signs as a delegated signing key (its messages
+    carry a keyset, ``docs/spec/keyset.md`` section 9), else None."""
+    block = sender.credentials
+    if block is None or block.format is not CredentialFormat.KEYSET or not block.items:
+        return None
+    try:
+        key = Keyset.decode(block.items[0]).signer(sender.public.fingerprint)
+    except ParseError:
+        key = None
+    if key is None:
+        raise UsageError("the keyset this identity carries does not list it as a signing key")
+    return key.not_before, key.not_after
 
 
 def _recipient_set(readers: Sequence[PublicIdentity]) -> tuple[bytes, ...]:

@@ -21,7 +21,7 @@ from letterlock.core.suites import Suite
 from letterlock.core.topics import Topics
 from letterlock.core.trust import TrustPolicy
 from letterlock.errors import Reason, Rejected, UsageError
-from letterlock.trust.keysets import Keyset, Status
+from letterlock.trust.keysets import Keyset, Purpose, Status
 
 __all__ = ["KeysetOpener"]
 
@@ -29,8 +29,9 @@ __all__ = ["KeysetOpener"]
 class KeysetOpener(Opener):
     """Opens messages sent to any key of ``keyset`` that may open them at the time of opening.
 
-    ``keys`` maps key ids to the private identities of the keyset's keys (each must be the key
-    the keyset certifies under that id); keys the keyset says are destroyed must be absent.
+    ``keys`` maps key ids to the private identities of the keyset's encryption keys (each must
+    be the key the keyset certifies under that id); keys the keyset says are destroyed, and its
+    signing keys, must be absent: a message sealed to a signing key is ``not_for_me``.
     The envelope's recipient block names the key; a message for a retired key past its
     deadline, or for a destroyed key, is refused as ``not_for_me``. An :class:`Opener`, so a
     consumer takes it as one: ``identity`` is the primary key's if it is given, and ``trust``
@@ -53,6 +54,8 @@ class KeysetOpener(Opener):
         self._openers: dict[int, Opener] = {}
         for key_id, identity in keys.items():
             key = keyset.key(key_id)
+            if key.purpose is not Purpose.ENCRYPT:
+                raise UsageError(f"key {key_id} is a signing key: it opens nothing")
             if key.status is Status.DESTROYED:
                 raise UsageError(f"key {key_id} is destroyed; its private key must be gone")
             if not isinstance(identity, Identity) or identity.public != key.public:
@@ -160,6 +163,8 @@ class KeysetOpener(Opener):
 
 def _why_not(keyset: Keyset, key_id: int, now: int, *, have: bool) -> str:
     key = keyset.key(key_id)
+    if key.purpose is not Purpose.ENCRYPT:
+        return f"for key {key_id}, a signing key (it opens nothing)"
     if key.status is Status.DESTROYED:
         return f"for key {key_id}, destroyed"
     if now >= key.deadline(keyset.grace):

@@ -20,6 +20,7 @@ from .verifier import _verify_signature as verify_signature
 
 LABEL = b"letterlock/v1 keyset\x00"
 STATUSES = {1: "active", 2: "primary", 3: "retired", 4: "destroyed"}
+PURPOSES = {1: "sign", 2: "encrypt"}
 MAX_GRACE = 366 * 86400
 
 
@@ -63,16 +64,17 @@ def parse(data: bytes) -> dict[str, Any]:
             raise _malformed()
         suite, _ = _public_identity(public)  # rule 1: a valid public identity
         suites.add(suite.name)
-        if purpose != 2 or status not in STATUSES:
+        if purpose not in PURPOSES or status not in STATUSES:
             raise _malformed()  # rule 4
         if not not_before < not_after or (retired == 0) != (status in (1, 2)):
             raise _malformed()  # rule 6
         fingerprint = hashlib.sha256(public).digest()
-        if (key_id == 0) != (fingerprint == identity):
+        if (key_id == 0) != (fingerprint == identity) or (key_id == 0 and purpose != 2):
             raise _malformed()  # rule 7
         keys.append(
             {
                 "id": key_id,
+                "purpose": PURPOSES[purpose],
                 "status": STATUSES[status],
                 "fp": fingerprint,
                 "not_before": not_before,
@@ -87,7 +89,8 @@ def parse(data: bytes) -> dict[str, Any]:
         raise _malformed()  # rule 3
     if len({k["fp"] for k in keys}) != len(keys):
         raise _malformed()  # rule 3
-    if [k["status"] for k in keys].count("primary") != 1 or len(suites) != 1:
+    primaries = [k["purpose"] for k in keys if k["status"] == "primary"]
+    if primaries.count("encrypt") != 1 or primaries.count("sign") > 1 or len(suites) != 1:
         raise _malformed()  # rules 4 and 5
     return {"identity": identity, "version": version, "grace": grace, "keys": keys}
 
@@ -109,6 +112,15 @@ def verify_line(text: str, identity: bytes) -> dict[str, Any]:
     return keyset
 
 
+def _signs(key: dict[str, Any], created: int, now: int) -> bool:
+    """Section 9: a signing key in service, within its lifetime at both times."""
+    return (
+        key["purpose"] == "sign" and key["status"] in ("active", "primary")
+        and key["not_before"] <= created < key["not_after"]
+        and key["not_before"] <= now < key["not_after"]
+    )  # fmt: skip
+
+
 def _deadline(key: dict[str, Any], grace: int) -> int:
     """Section 5: end(K) + G, end(K) = min(retired_at, not_after), or not_after."""
     end = key["not_after"] if key["retired_at"] == 0 else min(key["retired_at"], key["not_after"])
@@ -121,7 +133,16 @@ def verify_vector(vector: dict[str, Any]) -> dict[str, Any]:
     except _RejectError as exc:
         return {"expect": "reject", "reason": exc.reason}
     now, grace = vector["now"], keyset["grace"]
-    primary = next(k for k in keyset["keys"] if k["status"] == "primary")
+    primary = next(
+        k for k in keyset["keys"] if k["status"] == "primary" and k["purpose"] == "encrypt"
+    )
+    signer = next(
+        (k for k in keyset["keys"] if k["status"] == "primary" and k["purpose"] == "sign"), None
+    )
+    signing = (
+        fingerprint_text(signer["fp"])
+        if signer is not None and signer["not_before"] <= now < signer["not_after"] else None
+    )  # fmt: skip
     sealing = (
         fingerprint_text(primary["fp"])
         if primary["not_before"] <= now < primary["not_after"] else None
@@ -129,12 +150,16 @@ def verify_vector(vector: dict[str, Any]) -> dict[str, Any]:
     return {
         "expect": "success", "version": keyset["version"], "grace": grace,
         "keys": [
-            {"id": k["id"], "status": k["status"], "fingerprint": fingerprint_text(k["fp"]),
+            {"id": k["id"], "purpose": k["purpose"], "status": k["status"],
+             "fingerprint": fingerprint_text(k["fp"]),
              "not_before": k["not_before"], "not_after": k["not_after"],
              "retired_at": k["retired_at"]}
             for k in keyset["keys"]
         ],
         "sealing_key": sealing,
         "opens_with": [k["id"] for k in keyset["keys"]
-                       if k["status"] != "destroyed" and now < _deadline(k, grace)],
+                       if k["purpose"] == "encrypt" and k["status"] != "destroyed"
+                       and now < _deadline(k, grace)],
+        "signing_key": signing,
+        "signs": [k["id"] for k in keyset["keys"] if _signs(k, now, now)],
     }  # fmt: skip

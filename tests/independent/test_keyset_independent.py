@@ -12,7 +12,10 @@ from .keyset_verifier import verify_vector
 
 FOLDER = Path(__file__).parents[2] / "vectors" / "keyset"
 FILES = sorted(FOLDER.glob("*.json"))
-OUTCOME = ("expect", "reason", "version", "grace", "keys", "sealing_key", "opens_with")
+OUTCOME = (
+    "expect", "reason", "version", "grace", "keys", "sealing_key", "opens_with", "signing_key",
+    "signs",
+)  # fmt: skip
 
 
 def test_there_are_keyset_vectors() -> None:

@@ -459,7 +459,7 @@ def _credential_block(cur: _Cursor, me: _Receiver) -> tuple[int, int, tuple[byte
     start = cur.pos
     status_version = cur.uint(8)
     kind = cur.uint(1)
-    if kind not in (0, 1, 2):
+    if kind not in (0, 1, 2, 3):
         raise _RejectError("unsupported")
     count = cur.uint(1)
     if count > MAX_CREDENTIAL_ITEMS:

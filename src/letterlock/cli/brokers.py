@@ -66,7 +66,7 @@ from letterlock import (
 )
 from letterlock._fs import make_private_dir
 from letterlock.cli.home import REPLAY_RETENTION, Home
-from letterlock.cli.keyset_files import keyset_opener
+from letterlock.cli.keyset_files import keyset_opener, sealing_identity
 from letterlock.cli.livetrust import LiveTrust, SavedStatusTrust, StatusFollower
 from letterlock.cli.options import (
     example,
@@ -311,9 +311,11 @@ def send_command(
         headers = signed_headers(header)
         recipients = recipients_for(home, sender, to)
         with _endpoint(broker) as endpoint:
-            identity = home.load(
-                sender, lambda: passphrase(passphrase_file, prompt=f"Passphrase for {sender!r}: ")
-            )
+            identity = sealing_identity(
+                home, sender,
+                lambda: passphrase(passphrase_file, prompt=f"Passphrase for {sender!r}: "),
+                now=int(time.time()), hide_sender=hide_sender,
+            )  # fmt: skip
             payload = _payload(input_path, hide_sender=hide_sender)
             sealed = letterlock.seal(
                 payload, sender=identity, recipients=recipients, topic=topic, headers=headers,

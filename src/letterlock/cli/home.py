@@ -71,6 +71,7 @@ from letterlock.keystore.file import MAX_FILE_SIZE
 from letterlock.stores.sqlite import SQLiteReplayStore
 from letterlock.trust import (
     Contacts,
+    DelegatedSigners,
     DenyRevokedPins,
     FirstKnown,
     OwnIdentities,
@@ -454,8 +455,10 @@ class Home:
         """Its pins, ``own`` (from :meth:`own_publics`) as self, senders whose X.509 chain
         (carried in the envelope) verifies to one of its X.509 anchors, and senders certified
         by its anchored authorities (:mod:`letterlock.cli.trustdata`), under the rules of
-        ``policy.toml`` if the home has one; a key revoked in its pins is refused in front of
-        all of them (:class:`~letterlock.trust.DenyRevokedPins`)."""
+        ``policy.toml`` if the home has one; the signing keys those senders' keysets certify,
+        admitted as the senders (:class:`~letterlock.trust.DelegatedSigners`, with the keysets
+        the home holds); a key revoked in its pins is refused in front of all of them
+        (:class:`~letterlock.trust.DenyRevokedPins`)."""
         pins = self.pins()
         policies: list[TrustPolicy] = [pins, OwnIdentities(own)]
         anchors = self.anchors()
@@ -468,6 +471,10 @@ class Home:
         rules = self.rules()
         if rules is not None:
             senders = Rules(senders, rules)
+        # keyset_files reads keysets through Home: imported here, where it is needed
+        from letterlock.cli.keyset_files import known_keysets  # noqa: PLC0415 - import cycle
+
+        senders = DelegatedSigners(senders, known_keysets(self))  # signing keys, as identities
         return DenyRevokedPins(pins, senders)  # a key revoked here: refused whatever vouches
 
     def rules(self) -> tuple[Rule, ...] | None:

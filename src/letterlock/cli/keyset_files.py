@@ -25,10 +25,12 @@ from letterlock._keyring import KeysetOpener
 from letterlock.cli.home import Home, check_identity_name
 from letterlock.cli.passphrase import passphrase
 from letterlock.cli.strict import read_checked, read_private_key
+from letterlock.cli.trustdata import TrustData
 from letterlock.core.trust import TrustPolicy
 from letterlock.errors import KeyStoreError
 from letterlock.keystore import encrypt_identity
-from letterlock.trust.keysets import MAX_TEXT, SignedKeyset, Status, sealing_key
+from letterlock.trust.delegation import delegated
+from letterlock.trust.keysets import MAX_TEXT, Keyset, Purpose, SignedKeyset, Status, sealing_key
 from letterlock.trust.pins import check_name
 
 __all__ = [
@@ -38,11 +40,13 @@ __all__ = [
     "key_path",
     "keyset_opener",
     "keyset_path",
+    "known_keysets",
     "own_keyset",
     "own_recipient_ids",
     "passphrase_once",
     "read_signed",
     "recipient_key",
+    "sealing_identity",
     "write_keyset",
 ]
 
@@ -161,8 +165,48 @@ def own_recipient_ids(home: Home, own: Mapping[str, PublicIdentity]) -> dict[str
     for name, public in own.items():
         signed = own_keyset(home, name)
         keys = () if signed is None else signed.keyset.keys
-        ids[name] = {public.recipient_id} | {key.public.recipient_id for key in keys}
+        ids[name] = {public.recipient_id} | {
+            key.public.recipient_id for key in keys if key.purpose is Purpose.ENCRYPT
+        }
     return ids
+
+
+def known_keysets(home: Home) -> dict[bytes, Keyset]:
+    """The keysets the home holds (its own and its contacts'), by identity fingerprint: what
+    decides a delegated signing key when a message carries an older version (keyset.md
+    section 9, step 5)."""
+    known = {}
+    for contact in home.contacts():
+        signed = read_signed(contact_keyset_path(home, contact.name), contact.identity)
+        if signed is not None:
+            known[contact.identity.fingerprint] = signed.keyset
+    for name in home.names():
+        signed = own_keyset(home, name)
+        if signed is not None:
+            known[signed.keyset.identity] = signed.keyset
+    return known
+
+
+def sealing_identity(
+    home: Home, name: str, get_passphrase: Callable[[], bytes], *, now: int,
+    hide_sender: bool = False,
+) -> Identity:  # fmt: skip
+    """Own identity ``name`` as a sender: signing with the current signing key of its keyset
+    (``docs/spec/keyset.md`` section 9), its messages carrying the keyset, if it has one; else
+    (and for a hidden sender, or an identity that presents an X.509 or letterlock chain for
+    its identity key) signing with the identity key (:meth:`Home.load`).
+
+    With a signing key, the identity key's file (NAME.key) is not read: it is needed only to
+    change the keyset, and may be kept elsewhere in between."""
+    signed = own_keyset(home, name)
+    key = None if signed is None else signed.keyset.signing_key(now)
+    data = TrustData(home)
+    if signed is None or key is None or hide_sender or home.chain(name) or data.presented(name):
+        return home.load(name, get_passphrase)
+    status = data.status()
+    signing = _load_key(home, name, key.key_id, get_passphrase, key.public)
+    held = 0 if status is None else status.version
+    return delegated(signing, signed, now=now, status_version=held)
 
 
 def keyset_opener(

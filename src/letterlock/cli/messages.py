@@ -12,7 +12,12 @@ import click
 import letterlock
 from letterlock import Limits, PublicIdentity, Reason, Rejected, UsageError
 from letterlock.cli.home import HOME_ENV, REPLAY_RETENTION, Home
-from letterlock.cli.keyset_files import keyset_opener, own_recipient_ids, passphrase_once
+from letterlock.cli.keyset_files import (
+    keyset_opener,
+    own_recipient_ids,
+    passphrase_once,
+    sealing_identity,
+)
 from letterlock.cli.options import (
     example,
     input_option,
@@ -86,9 +91,10 @@ def seal_command(
     check_output(output_path)
     headers = signed_headers(header)
     recipients = recipients_for(home, sender, to)
-    identity = home.load(
-        sender, lambda: passphrase(passphrase_file, prompt=f"Passphrase for {sender!r}: ")
-    )
+    identity = sealing_identity(
+        home, sender, lambda: passphrase(passphrase_file, prompt=f"Passphrase for {sender!r}: "),
+        now=int(time.time()), hide_sender=hide_sender,
+    )  # fmt: skip
     try:
         payload = read_input(input_path, limit=max_size)
     except Rejected:

@@ -131,6 +131,11 @@ def opened_fields(opened: Opened) -> Rows:
     rows = [
         ("signed by", sender.name),
         ("fingerprint", sender.fingerprint),
+        *(  # a delegated signing key signed for the identity (docs/spec/keyset.md section 9)
+            [("signing key", signing)]
+            if (signing := format_fingerprint(sender.key_id)) != sender.fingerprint
+            else []
+        ),
         ("via", sender.via),
         *([("principal", sender.principal)] if sender.principal not in (None, sender.name) else []),
         *([("chain", " > ".join(sender.authorities))] if sender.authorities else []),

@@ -2,8 +2,9 @@
 
 A sender whose receivers may never have seen it carries its credentials in the signed header:
 the status version it knows and a chain (X.509 certificates, or letterlock credentials), leaf
-first. A :class:`CredentialBlock` is that block, encoded and checked; receivers get it from
-the parser, senders attach one to their identity (:meth:`letterlock.Identity.with_credentials`).
+first, or the keyset by which its identity key certifies the signing key that signed. A
+:class:`CredentialBlock` is that block, encoded and checked; receivers get it from the parser,
+senders attach one to their identity (:meth:`letterlock.Identity.with_credentials`).
 
 The block is only the sender's claim: a trust policy verifies the chain against its own anchors
 and never takes a certificate's word for whom it certifies or what it may do.
@@ -43,6 +44,7 @@ class CredentialFormat(enum.IntEnum):
     NONE = 0  #: no items: the block carries only a status version
     LETTERLOCK = 1  #: letterlock credentials (``docs/spec/credentials.md``), leaf first
     X509 = 2  #: X.509 certificates, DER, leaf first (``docs/spec/x509.md``)
+    KEYSET = 3  #: a keyset and its identity key's signature (``docs/spec/keyset.md`` 9)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -103,7 +103,11 @@ class VerifiedSender:
     ``path_keys`` names every key that vouched for the sender, the receiver's anchor first
     (an authority chain: each credential's issuer key fingerprint; an X.509 path: the SHA-256
     of each CA certificate's SubjectPublicKeyInfo, the anchor's included), so that a status
-    document revoking any of them refuses the sender; empty for pins and own identities.
+    document revoking any of them refuses the sender; empty for pins and own identities. A
+    sender that signed with a delegated signing key (``docs/spec/keyset.md`` section 9) is
+    reported as its identity (``name``, ``fingerprint``, ``principal``), with ``key_id`` the
+    signing key's fingerprint (the key that signed; replay records key on it) and the
+    identity key last in ``path_keys``.
     """
 
     name: str

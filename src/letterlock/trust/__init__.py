@@ -21,6 +21,7 @@ from letterlock.trust.credentials import (
     parse_credentials,
     verify_chain,
 )
+from letterlock.trust.delegation import DelegatedSigners, delegated
 from letterlock.trust.pins import Pin, PinRefusal, Pins, PinWhy, Rotation, sign_rotation
 from letterlock.trust.policy_file import parse_policy
 from letterlock.trust.rules import PrincipalPattern, Rule, Rules, Verdict
@@ -34,6 +35,7 @@ __all__ = [
     "Contact",
     "Contacts",
     "Credential",
+    "DelegatedSigners",
     "DenyRevokedPins",
     "FirstKnown",
     "Kind",
@@ -52,6 +54,7 @@ __all__ = [
     "Verdict",
     "Why",
     "covers",
+    "delegated",
     "issue",
     "overlaps",
     "parse_credentials",

@@ -11,6 +11,8 @@ A pattern with wildcards is answered for *every* topic it matches, policy by pol
 * :class:`~letterlock.trust.FirstKnown`: the policy that decides for the key;
 * :class:`~letterlock.trust.Authorities`: a chain whose every link covers the pattern (the
   carried chain first, as :meth:`~letterlock.trust.Authorities.admit` takes it first);
+* :class:`~letterlock.trust.DelegatedSigners`: its inner policy (a question about a key,
+  without a message, is one about an identity key: signing keys are admitted as theirs);
 * :class:`~letterlock.trust.status.Revocations`: its inner policy's answer, then the status
   (revocations and freshness, for a message dated now);
 * :class:`~letterlock.trust.Pins`: a pin with topic patterns must cover the pattern
@@ -31,6 +33,7 @@ from letterlock.core.trust import Refusal, TrustContext, TrustPolicy, VerifiedSe
 from letterlock.errors import Reason, UsageError
 from letterlock.trust.authorities import Authorities
 from letterlock.trust.combine import DenyRevokedPins, FirstKnown, OwnIdentities
+from letterlock.trust.delegation import DelegatedSigners
 from letterlock.trust.pins import Pins
 from letterlock.trust.rules import Rules
 from letterlock.trust.scope import ScopePattern, covers
@@ -79,6 +82,13 @@ def admit_pattern(
         denied = policy.denied(sender.fingerprint)
         if denied is not None:
             return denied
+        verified = admit_pattern(policy.inner, sender, pattern, now=now, credentials=credentials)
+        for key in () if isinstance(verified, Refusal) else verified.path_keys:
+            denied = policy.denied(key)
+            if denied is not None:
+                return denied
+        return verified
+    if isinstance(policy, DelegatedSigners):
         return admit_pattern(policy.inner, sender, pattern, now=now, credentials=credentials)
     if isinstance(policy, FirstKnown):
         deciding = policy.deciding(sender.fingerprint, credentials)

@@ -109,7 +109,9 @@ class DenyRevokedPins:
 
     The receiver's own revocation is a deny list in front of every policy: a revoked key
     that carries a valid certificate, or that an authority's credential names, stays refused
-    (reason ``untrusted``). The pins are read on every call, so a key revoked after this policy
+    (reason ``untrusted``), and so does a sender that a revoked key vouched for (in
+    :attr:`VerifiedSender.path_keys`: a revoked identity's delegated signing key, a revoked
+    authority's principal). The pins are read on every call, so a key revoked after this policy
     was made is refused too.
     """
 
@@ -138,4 +140,12 @@ class DenyRevokedPins:
 
     def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | Refusal:
         denied = self.denied(sender.fingerprint)
-        return denied if denied is not None else self._inner.admit(sender, context)
+        if denied is not None:
+            return denied
+        verdict = self._inner.admit(sender, context)
+        if isinstance(verdict, VerifiedSender):
+            for key in verdict.path_keys:  # what vouched for it: an identity, an authority
+                denied = self.denied(key)
+                if denied is not None:
+                    return denied
+        return verdict

@@ -1,16 +1,22 @@
-"""Keysets: an identity key certifies its encryption keys, each with a lifetime and a status.
+"""Keysets: an identity key certifies its encryption and signing keys, each with a lifetime
+and a status.
 
 Pure: bytes, time and keys in, decisions and bytes out (``docs/spec/keyset.md``). A
-:class:`Keyset` is what the identity key signs: its encryption keys (Tink-style: an id and a
-status, :class:`Status`), their lifetimes, and the grace period during which a retired key
-still opens the messages queued for it. Rotation is four steps, each a method that returns the
+:class:`Keyset` is what the identity key signs: its encryption keys and its delegated signing
+keys (Tink-style: an id, a :class:`Purpose` and a status, :class:`Status`), their lifetimes,
+and the grace period during which a retired encryption key still opens the messages queued
+for it. Rotation is four steps, each a method that returns the
 next keyset (nothing is changed in place): :meth:`Keyset.add`, distribute (the caller hands
 the signed text to its contacts), :meth:`Keyset.promote`, :meth:`Keyset.retire`, and after the
 grace period :meth:`Keyset.destroy`. :data:`TRANSITIONS` is the state machine; the code reads it.
 
 The decisions: :func:`sealing_key` (a sender seals to the primary key, only within its
 lifetime) and :meth:`Keyset.opens_with` (a receiver opens with a key that is not destroyed
-until the earlier of its retirement and the end of its lifetime, plus the grace period).
+until the earlier of its retirement and the end of its lifetime, plus the grace period) for
+encryption keys; :meth:`Keyset.signing_key` (a sender signs with the primary signing key,
+only within its lifetime) and :meth:`Keyset.signs` (a receiver accepts a signature by a
+signing key in service, within its lifetime at the message's time and at its own) for signing
+keys (section 9). An encryption key never signs and a signing key never opens.
 """
 
 from __future__ import annotations
@@ -52,9 +58,10 @@ _ENTRY: Final = struct.Struct(">IBBQQQH")  # id, purpose, status, not_before, no
 
 
 class Purpose(enum.IntEnum):
-    """What a key in a keyset is for. Version 1 certifies encryption keys only (section 2)."""
+    """What a key in a keyset is for (section 2): each key serves one purpose only."""
 
-    ENCRYPT = 2
+    SIGN = 1  #: a delegated signing key: signs messages for the identity (section 9)
+    ENCRYPT = 2  #: an encryption key: senders seal to it (section 5)
 
 
 class Status(enum.IntEnum):
@@ -81,7 +88,8 @@ TRANSITIONS: Final[dict[str, dict[Status, Status]]] = {
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Key:
-    """One key of a keyset: a v1 public identity, used for its encryption key only."""
+    """One key of a keyset: a v1 public identity, used for its encryption key only (purpose
+    ENCRYPT) or for its signing key only (purpose SIGN)."""
 
     key_id: int
     purpose: Purpose
@@ -99,8 +107,21 @@ class Key:
         return min(self.retired_at, self.not_after)
 
     def deadline(self, grace: int) -> int:
-        """The first second at which it no longer opens anything (destroyed keys: never)."""
-        return self.service_end + grace
+        """The first second at which it no longer opens anything (destroyed keys: never).
+
+        A signing key opens nothing and has nothing queued for it: its deadline is its
+        service end, without grace (it may be destroyed once retired)."""
+        return self.service_end + (grace if self.purpose is Purpose.ENCRYPT else 0)
+
+    def signs(self, *, created: int, now: int) -> bool:
+        """True if this key, a signing key, vouches for a message created at ``created`` and
+        verified at ``now``: in service, and within its lifetime at both times (section 9)."""
+        return (
+            self.purpose is Purpose.SIGN
+            and self.status.in_service
+            and self.not_before <= created < self.not_after
+            and self.not_before <= now < self.not_after
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -138,7 +159,37 @@ class Keyset:
 
     @property
     def primary(self) -> Key:
-        return next(key for key in self.keys if key.status is Status.PRIMARY)
+        """The primary encryption key (the one senders seal to)."""
+        return next(
+            key for key in self.keys
+            if key.status is Status.PRIMARY and key.purpose is Purpose.ENCRYPT
+        )  # fmt: skip
+
+    @property
+    def signing_primary(self) -> Key | None:
+        """The primary signing key (the one the identity signs with), or None."""
+        return next(
+            (key for key in self.keys
+             if key.status is Status.PRIMARY and key.purpose is Purpose.SIGN),
+            None,
+        )  # fmt: skip
+
+    def signing_key(self, now: int) -> Key | None:
+        """The key a sender signs with at ``now``: the primary signing key, within its
+        lifetime; None if there is none (the identity key then signs itself)."""
+        key = self.signing_primary
+        if key is None or not key.not_before <= now < key.not_after:
+            return None
+        return key
+
+    def signer(self, fingerprint: bytes) -> Key | None:
+        """The signing key (purpose SIGN) whose fingerprint is ``fingerprint``, whatever its
+        status; None if no signing key of this keyset has it (an encryption key never signs).
+        """
+        for key in self.keys:
+            if key.purpose is Purpose.SIGN and key.public.fingerprint == fingerprint:
+                return key
+        return None
 
     def _next(self, keys: Iterable[Key], now: int, grace: int | None = None) -> Keyset:
         return Keyset(
@@ -148,38 +199,48 @@ class Keyset:
         )  # fmt: skip
 
     def add(
-        self, public: PublicIdentity, *, now: int, lifetime: int, grace: int | None = None
-    ) -> Keyset:
-        """Step 1: a new ACTIVE key (opens at once; senders move to it when it is promoted).
+        self, public: PublicIdentity, *, now: int, lifetime: int, grace: int | None = None,
+        purpose: Purpose = Purpose.ENCRYPT,
+    ) -> Keyset:  # fmt: skip
+        """Step 1: a new ACTIVE encryption key (opens at once; senders move to it when it is
+        promoted), or a new signing key, PRIMARY at once (section 9: receivers learn it from
+        the messages it signs); the former primary signing key becomes ACTIVE.
 
         ``grace`` replaces the keyset's grace period, as in :meth:`retire`.
         """
         if any(key.public == public for key in self.keys):
             raise UsageError(f"{public.fingerprint_text} is in the keyset already")
+        signing = Purpose(purpose) is Purpose.SIGN
         new = Key(
-            key_id=max(key.key_id for key in self.keys) + 1, purpose=Purpose.ENCRYPT,
-            status=Status.ACTIVE, public=public, not_before=now, not_after=_add(now, lifetime),
+            key_id=max(key.key_id for key in self.keys) + 1, purpose=Purpose(purpose),
+            status=Status.PRIMARY if signing else Status.ACTIVE, public=public,
+            not_before=now, not_after=_add(now, lifetime),
         )  # fmt: skip
-        return self._next((*self.keys, new), now, grace)
+        keys = [_demoted(k, Purpose.SIGN) for k in self.keys] if signing else list(self.keys)
+        return self._next((*keys, new), now, grace)
 
     def promote(self, key_id: int, *, now: int) -> Keyset:
-        """Step 3: ``key_id`` becomes the primary key; the former primary becomes ACTIVE."""
+        """Step 3: ``key_id`` becomes the primary key of its purpose; the former primary of
+        that purpose becomes ACTIVE."""
         key = self._moved(key_id, "promote")
         if not key.not_before <= now < key.not_after:
             raise UsageError(f"key {key_id} is outside its lifetime; add a new key instead")
         keys = [
-            replace(k, status=Status.ACTIVE) if k.status is Status.PRIMARY
-            else replace(k, status=Status.PRIMARY) if k.key_id == key_id else k
+            replace(k, status=Status.PRIMARY) if k.key_id == key_id else _demoted(k, key.purpose)
             for k in self.keys
-        ]  # fmt: skip
+        ]
         return self._next(keys, now)
 
     def retire(self, key_id: int, *, now: int, grace: int | None = None) -> Keyset:
         """Step 4: ``key_id`` stops serving now; it opens queued messages until its deadline.
 
-        ``grace`` replaces the keyset's grace period (for every key: it is one setting).
+        ``grace`` replaces the keyset's grace period (for every key: it is one setting). The
+        primary signing key may be retired too (the identity key then signs itself again);
+        the primary encryption key may not (promote another first).
         """
-        self._moved(key_id, "retire")
+        key = self.key(key_id)
+        if not (key.purpose is Purpose.SIGN and key.status is Status.PRIMARY):
+            self._moved(key_id, "retire")
         keys = [replace(k, status=Status.RETIRED, retired_at=now) if k.key_id == key_id else k
                 for k in self.keys]  # fmt: skip
         return self._next(keys, now, grace)
@@ -204,10 +265,12 @@ class Keyset:
         return key
 
     def opens_with(self, now: int) -> tuple[Key, ...]:
-        """The keys that open messages at ``now``: not destroyed, and before their deadline."""
+        """The encryption keys that open messages at ``now``: not destroyed, and before their
+        deadline. A signing key never opens anything."""
         return tuple(
             key for key in self.keys
-            if key.status is not Status.DESTROYED and now < key.deadline(self.grace)
+            if key.purpose is Purpose.ENCRYPT and key.status is not Status.DESTROYED
+            and now < key.deadline(self.grace)
         )  # fmt: skip
 
     def encode(self) -> bytes:
@@ -262,6 +325,13 @@ class Keyset:
         return keyset
 
 
+def _demoted(key: Key, purpose: Purpose) -> Key:
+    """``key`` made ACTIVE if it is the primary key of ``purpose``, else ``key``."""
+    if key.purpose is purpose and key.status is Status.PRIMARY:
+        return replace(key, status=Status.ACTIVE)
+    return key
+
+
 def _add(now: int, seconds: int) -> int:
     if seconds < 1:
         raise UsageError("a key's lifetime is at least one second")
@@ -283,8 +353,11 @@ def _check(keyset: Keyset) -> None:
         raise UsageError("keyset keys must be in increasing order of id, each id once")
     if len({key.public for key in keyset.keys}) != len(keyset.keys):
         raise UsageError("a public key appears twice in the keyset")
-    if sum(key.status is Status.PRIMARY for key in keyset.keys) != 1:
-        raise UsageError("a keyset has exactly one primary key")
+    primaries = [key.purpose for key in keyset.keys if key.status is Status.PRIMARY]
+    if primaries.count(Purpose.ENCRYPT) != 1:
+        raise UsageError("a keyset has exactly one primary encryption key")
+    if primaries.count(Purpose.SIGN) > 1:
+        raise UsageError("a keyset has at most one primary signing key")
     suite = keyset.keys[0].public.suite
     for key in keyset.keys:
         if not 0 <= key.key_id < 2**32:
@@ -297,7 +370,9 @@ def _check(keyset: Keyset) -> None:
             raise UsageError(f"key {key.key_id}: a retirement time goes with retired keys only")
         if key.retired_at is not None and not 0 < key.retired_at <= _U64_MAX:
             raise UsageError(f"key {key.key_id}: retirement time out of range")
-        if key.key_id == 0 and key.public.fingerprint != keyset.identity:
+        if key.key_id == 0 and (
+            key.public.fingerprint != keyset.identity or key.purpose is not Purpose.ENCRYPT
+        ):
             raise UsageError("key 0 is the identity key's own encryption key")
         if key.key_id != 0 and key.public.fingerprint == keyset.identity:
             raise UsageError("the identity key is key 0 or absent")
