@@ -117,7 +117,7 @@ def why_not_placed(policy: TrustPolicy, key_id: bytes, credentials: CredentialBl
     inner: tuple[TrustPolicy, ...] = ()
     if isinstance(policy, Rules):
         inner = (policy.source,)
-    elif isinstance(policy, DenyRevokedPins | Revocations):
+    elif isinstance(policy, DenyRevokedPins | Revocations | DelegatedSigners):
         inner = (policy.inner,)
     elif isinstance(policy, FirstKnown):
         inner = policy.policies
