@@ -718,6 +718,7 @@ def test_a_subscription_outlives_redis_out_of_reach_and_handles_every_message_on
     handled: list[bytes] = []
     tries: list[str] = []
     regroup = endpoint._regroup
+    idle_timeout = LEASE * 3
 
     def trying(group: str, since: str) -> None:
         tries.append(since)
@@ -728,7 +729,7 @@ def test_a_subscription_outlives_redis_out_of_reach_and_handles_every_message_on
         regroup(group, since)
 
     endpoint._regroup = trying  # type: ignore[method-assign]
-    deliveries = subscription.deliveries(idle_timeout=LEASE * 3)
+    deliveries = subscription.deliveries(idle_timeout=idle_timeout)
     assert reader.handle(next(deliveries), lambda o: handled.append(o.payload))
     with unreachable(endpoint) as cut:
 
@@ -827,8 +828,9 @@ def test_the_intake_backs_off_up_to_a_second_until_reconnect_runs_out() -> None:
 
 
 def test_asyncio_a_subscription_outlives_redis_out_of_reach(stream: str) -> None:
-    """As with the sync endpoint: Redis out of reach for longer than redis-py's retries,
-    then back; the subscription goes on and handles the message written meanwhile."""
+    """As with the sync endpoint: Redis out of reach for longer than redis-py's retries and
+    than the idle timeout, then back; the subscription goes on (time spent reconnecting is
+    not idle time) and hands over the message written meanwhile."""
 
     async def scenario() -> list[bytes]:
         endpoint = async_endpoint_of(stream)
@@ -839,12 +841,15 @@ def test_asyncio_a_subscription_outlives_redis_out_of_reach(stream: str) -> None
         tries: list[str] = []
         regroup = endpoint._regroup
         other = redis.asyncio.Redis.from_url(SERVICES["redis"].url)
+        idle_timeout = LEASE * 3
+        cut_at: list[float] = []
 
         async def trying(group: str, since: str) -> None:
             tries.append(since)
             if len(tries) == 1:
                 await other.xadd(stream, {"topic": "pay", "body": b"second"})
-            else:
+            else:  # back, once out of reach for longer than the idle timeout
+                await asyncio.sleep(max(0.0, cut_at[0] + idle_timeout + 0.5 - time.monotonic()))
                 point(endpoint, port)
             await regroup(group, since)
 
@@ -852,10 +857,11 @@ def test_asyncio_a_subscription_outlives_redis_out_of_reach(stream: str) -> None
         got: list[bytes] = []
         with socket.socket() as dead:
             dead.bind(("127.0.0.1", 0))
-            async for delivery in subscription.deliveries(idle_timeout=LEASE * 3):
+            async for delivery in subscription.deliveries(idle_timeout=idle_timeout):
                 got.append(delivery.body)
                 await endpoint.settle(delivery, Ack())
                 if len(got) == 1:
+                    cut_at.append(time.monotonic())
                     point(endpoint, dead.getsockname()[1])
                     for connection in connections(endpoint):
                         await connection.disconnect()

@@ -592,6 +592,7 @@ class RedisEndpoint(_Stream[Script]):
         _check_group(topics, group)
         with _creating_group():
             self.client.xgroup_create(self.stream, group, id="$", mkstream=True)
+        with map_exceptions(_MAPPING):
             since = self._since(self.client.time())
         return _RedisSubscription(self, topics, group, _consumer_name(), since)
 
@@ -893,6 +894,7 @@ class AsyncRedisEndpoint(_Stream[AsyncScript]):
         _check_group(topics, group)
         with _creating_group():
             await self.client.xgroup_create(self.stream, group, id="$", mkstream=True)
+        with map_exceptions(_MAPPING):
             since = self._since(await self.client.time())
         return AsyncRedisSubscription(self, topics, group, _consumer_name(), since)
 
