@@ -108,10 +108,10 @@ redis-py's own retries on a new connection ran out), or whose group Redis no lon
 (``NOGROUP``), raises :class:`~letterlock.transports.base.LeaseLost`. Nothing was settled,
 or all of it was (each settlement is one command): the entry stays pending, to be reclaimed
 once idle for the lease, or it was acked (and dead-lettered) already (or its group, and it,
-are gone). So a lost connection never stops a consumer in
-``handle``, and the copy that comes back, handled already, is refused as a replay. A connection
-refused (credentials, ACLs) and every error Redis answers stay TransportError. One client is
-one connection pool: open one endpoint per process.
+are gone). So a lost connection never stops a consumer in ``handle``, and the copy that comes
+back, handled already, is refused as a replay. A connection refused (credentials, ACLs) and
+every other error Redis answers stay TransportError. One client is one connection pool: open
+one endpoint per process.
 """
 
 from __future__ import annotations
