@@ -752,10 +752,10 @@ class _Intake:
     def take(self, entries: Sequence[tuple[bytes, Any, int]], now: float) -> list[bytes]:
         """Buffer the entries the group takes, read at ``now``; the ids of those it skips
         (the caller acks them)."""
+        if entries and _seq(last := _text(entries[-1][0])) > _seq(self.since):
+            self.since = last  # a read's entries come in order, a reclaim's are older
         skipped = []
         for entry_id, raw, attempts in entries:
-            if _seq(_text(entry_id)) > _seq(self.since):
-                self.since = _text(entry_id)
             delivery = _delivery(
                 entry_id, raw, attempts, now, topics=self.topics, group=self.group,
                 consumer=self.consumer,
