@@ -212,7 +212,7 @@ def test_a_skip_by_the_brokers_fields_drops_and_leaves_no_trace(
 def test_the_intake_both_endpoints_drive_schedules_without_io() -> None:
     """The subscription's schedule (no server): what it takes, skips, hands over, and how
     long it blocks; an entry read a lease ago or more is not handed over."""
-    intake = _Intake(Topics("pay.*"), "g", "me", lease=1.0)
+    intake = _Intake(Topics("pay.*"), "g", "me", lease=1.0, reconnect=0, since="0-0")
     now = time.monotonic()
     skipped = intake.take(
         [(b"1-0", {b"topic": b"pay.eu", b"body": b"a"}, 1),
@@ -301,22 +301,28 @@ def unreachable(endpoint: RedisEndpoint) -> Iterator[Callable[[], None]]:
     dead = socket.socket()
     dead.bind(("127.0.0.1", 0))  # bound, never listening: a connection there is refused
 
-    def connections() -> list[Any]:
-        return [*pool._available_connections, *pool._in_use_connections]
-
     def cut() -> None:
-        pool.connection_kwargs["port"] = dead.getsockname()[1]
-        for connection in connections():
-            connection.port = pool.connection_kwargs["port"]
+        point(endpoint, dead.getsockname()[1])
+        for connection in connections(endpoint):
             connection._sock.shutdown(socket.SHUT_RDWR)
 
     try:
         yield cut
     finally:
-        pool.connection_kwargs["port"] = port
-        for connection in connections():
-            connection.port = port
+        point(endpoint, port)
         dead.close()
+
+
+def connections(endpoint: RedisEndpoint | AsyncRedisEndpoint) -> list[Any]:
+    pool = cast(Any, endpoint.client.connection_pool)
+    return [*pool._available_connections, *pool._in_use_connections]
+
+
+def point(endpoint: RedisEndpoint | AsyncRedisEndpoint, port: int) -> None:
+    """Send ``endpoint``'s connections, and the ones it makes from now on, to ``port``."""
+    endpoint.client.connection_pool.connection_kwargs["port"] = port
+    for connection in connections(endpoint):
+        connection.port = port
 
 
 def test_redis_unreachable_while_settling_is_lease_lost_and_the_entry_comes_back(
@@ -686,6 +692,188 @@ def test_asyncio_redis_unreachable_while_settling_is_lease_lost(stream: str) -> 
     assert metrics == {"lease_lost": 1, "dead_lettered:replayed": 1}
 
 
+# Redis out of reach, or the group lost, while a subscription reads ---------------------
+
+
+def sealed_fields(payload: bytes, topic: str) -> dict[Any, Any]:
+    """An entry as a publisher writes it (for one writing beside the endpoint under test)."""
+    return {"topic": topic, "body": seal(payload, topic)}
+
+
+def test_a_subscription_outlives_redis_out_of_reach_and_handles_every_message_once(
+    stream: str, plain: redis.Redis
+) -> None:
+    """The wire is cut while a message is handled, and Redis refuses every reconnection for
+    longer than redis-py's retries (the read's, then one try of the subscription's), while
+    another publisher goes on writing. Once Redis is back the subscription goes on: the
+    entry whose ack could not be sent is reclaimed through XAUTOCLAIM and refused as a
+    replay, and the application handled every message exactly once."""
+    endpoint = endpoint_of(stream, batch=1)
+    port = endpoint.client.connection_pool.connection_kwargs["port"]
+    topics = Topics("orders.eu")
+    subscription = endpoint.subscribe(topics, group="g")
+    for n in (1, 2, 3):
+        endpoint.publish("orders.eu", seal(b"order %d" % n, "orders.eu"))
+    reader = consumer(endpoint, "g", topics, max_attempts=5)
+    handled: list[bytes] = []
+    tries: list[str] = []
+    regroup = endpoint._regroup
+    idle_timeout = LEASE * 3
+
+    def trying(group: str, since: str) -> None:
+        tries.append(since)
+        if len(tries) == 1:  # the read gave up: Redis out of reach for longer than that
+            plain.xadd(stream, sealed_fields(b"order 4", "orders.eu"))
+        else:
+            point(endpoint, port)  # Redis is back
+        regroup(group, since)
+
+    endpoint._regroup = trying  # type: ignore[method-assign]
+    deliveries = subscription.deliveries(idle_timeout=idle_timeout)
+    assert reader.handle(next(deliveries), lambda o: handled.append(o.payload))
+    with unreachable(endpoint) as cut:
+
+        def handler(opened: Opened) -> None:
+            handled.append(opened.payload)
+            cut()
+
+        assert reader.handle(next(deliveries), handler)  # its ack is LeaseLost
+        for delivery in deliveries:
+            reader.handle(delivery, lambda o: handled.append(o.payload))
+    assert len(tries) == 2  # one try failed, the next found Redis back
+    assert sorted(handled) == [b"order 1", b"order 2", b"order 3", b"order 4"]
+    assert dict(reader.metrics) == {"acked": 3, "lease_lost": 1, "dead_lettered:replayed": 1}
+    subscription.close()
+    endpoint.close()
+
+
+def test_with_reconnect_0_redis_out_of_reach_ends_the_subscription(stream: str) -> None:
+    """``reconnect=0``: the read's error, once redis-py's retries ran out, leaves
+    ``deliveries`` as TransportError, as before reconnecting was an option."""
+    endpoint = endpoint_of(stream, reconnect=0)
+    subscription = endpoint.subscribe(Topics("orders.eu"), group="g")
+    deliveries = subscription.deliveries(idle_timeout=LEASE * 3)
+    with unreachable(endpoint) as cut:
+        cut()
+        with pytest.raises(TransportError) as lost:
+            next(deliveries)
+    assert isinstance(lost.value.__cause__, redis.exceptions.ConnectionError)
+    endpoint.close()
+
+
+def test_a_group_redis_lost_is_made_again_after_the_last_entry_seen(
+    stream: str, plain: redis.Redis
+) -> None:
+    """As after a restart of a Redis that keeps nothing on disk: the stream and the group are
+    gone, and a publisher writes again first. The subscription makes the group again after
+    the last entry it saw and reads what was written since; an entry from before that
+    (written with an older id) is not read; a settlement of an entry of the lost group is
+    LeaseLost."""
+    endpoint = endpoint_of(stream)
+    topics = Topics("orders.eu")
+    subscription = endpoint.subscribe(topics, group="g")
+    endpoint.publish("orders.eu", seal(b"before", "orders.eu"))
+    deliveries = subscription.deliveries(idle_timeout=LEASE * 3)
+    first = next(deliveries)
+    plain.delete(stream)  # Redis lost everything
+    with pytest.raises(LeaseLost):
+        endpoint.extend_lease(first)
+    with pytest.raises(LeaseLost):
+        endpoint.settle(first, Retry(delay=0.1))
+    plain.xadd(stream, sealed_fields(b"old", "orders.eu"), id="1-0")
+    plain.xadd(stream, sealed_fields(b"after", "orders.eu"))
+    got = []
+    for delivery in deliveries:
+        got.append(delivery.body)
+        endpoint.settle(delivery, Ack())
+    assert got == [seal_of(plain, stream)]
+    subscription.close()
+    endpoint.close()
+
+
+def seal_of(plain: redis.Redis, stream: str) -> bytes:
+    """The body of the stream's last entry."""
+    [(_id, fields)] = cast(list[tuple[bytes, dict[bytes, bytes]]], plain.xrevrange(stream, count=1))
+    return fields[b"body"]
+
+
+def test_the_intake_backs_off_up_to_a_second_until_reconnect_runs_out() -> None:
+    """Without I/O: pauses double up to 1 s within ``reconnect`` seconds of the outage's
+    start, then the error is raised; a read that succeeds ends the outage; what is not Redis
+    out of reach or a lost group is raised at once, and so is everything with reconnect 0."""
+    gone = TransportError("x")
+    gone.__cause__ = redis.exceptions.ConnectionError("gone")
+    intake = _Intake(Topics("pay"), "g", "me", lease=1.0, reconnect=3.0, since="0-0")
+    pauses = [intake.pause(gone, t) for t in (100.0, 100.1, 100.2, 100.4, 100.8, 101.6, 102.6)]
+    assert pauses == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0, pytest.approx(0.4)]
+    with pytest.raises(TransportError) as raised:
+        intake.pause(gone, 103.0)
+    assert raised.value is gone
+    intake.served()
+    assert intake.pause(gone, 200.0) == 0.05
+    nogroup = TransportError("x")
+    nogroup.__cause__ = redis.exceptions.ResponseError("NOGROUP No such key")
+    assert intake.pause(nogroup, 200.1) == 0.1
+    for cause in (
+        redis.exceptions.ResponseError("WRONGTYPE"),
+        redis.exceptions.AuthenticationError("no"),
+    ):
+        other = TransportError("x")
+        other.__cause__ = cause
+        with pytest.raises(TransportError):
+            intake.pause(other, 200.2)
+    never = _Intake(Topics("pay"), "g", "me", lease=1.0, reconnect=0, since="0-0")
+    with pytest.raises(TransportError):
+        never.pause(gone, 0.0)
+
+
+def test_asyncio_a_subscription_outlives_redis_out_of_reach(stream: str) -> None:
+    """As with the sync endpoint: Redis out of reach for longer than redis-py's retries and
+    than the idle timeout, then back; the subscription goes on (time spent reconnecting is
+    not idle time) and hands over the message written meanwhile."""
+
+    async def scenario() -> list[bytes]:
+        endpoint = async_endpoint_of(stream)
+        port = endpoint.client.connection_pool.connection_kwargs["port"]
+        topics = Topics("pay")
+        subscription = await endpoint.subscribe(topics, group="g")
+        await endpoint.publish("pay", b"first")
+        tries: list[str] = []
+        regroup = endpoint._regroup
+        other = redis.asyncio.Redis.from_url(SERVICES["redis"].url)
+        idle_timeout = LEASE * 3
+        cut_at: list[float] = []
+
+        async def trying(group: str, since: str) -> None:
+            tries.append(since)
+            if len(tries) == 1:
+                await other.xadd(stream, {"topic": "pay", "body": b"second"})
+            else:  # back, once out of reach for longer than the idle timeout
+                await asyncio.sleep(max(0.0, cut_at[0] + idle_timeout + 0.5 - time.monotonic()))
+                point(endpoint, port)
+            await regroup(group, since)
+
+        endpoint._regroup = trying  # type: ignore[method-assign]
+        got: list[bytes] = []
+        with socket.socket() as dead:
+            dead.bind(("127.0.0.1", 0))
+            async for delivery in subscription.deliveries(idle_timeout=idle_timeout):
+                got.append(delivery.body)
+                await endpoint.settle(delivery, Ack())
+                if len(got) == 1:
+                    cut_at.append(time.monotonic())
+                    point(endpoint, dead.getsockname()[1])
+                    for connection in connections(endpoint):
+                        await connection.disconnect()
+        assert len(tries) == 2
+        await other.aclose()
+        await subscription.close()
+        await endpoint.close()
+        return got
+
+    assert asyncio.run(scenario()) == [b"first", b"second"]
+
+
 # the URL and the edge ------------------------------------------------------------------
 
 
@@ -697,7 +885,12 @@ def test_the_url_takes_tuning_and_refuses_what_it_does_not_know() -> None:
         "s", 2.5, 4, 1000,
     )  # fmt: skip
     endpoint.close()
-    for bad in ("lease=0", "lease=x", "batch=1.5", "maxlen=-1", "no_such_option=1"):
+    assert endpoint.reconnect == 30
+    assert RedisEndpoint.from_url("redis://127.0.0.1:6379/0?reconnect=0").reconnect == 0
+    assert RedisEndpoint.from_url("redis://127.0.0.1:6379/0?reconnect=2.5").reconnect == 2.5
+    bad_ones = ("lease=0", "lease=x", "batch=1.5", "maxlen=-1", "no_such_option=1",
+                "reconnect=-1", "reconnect=x", "reconnect=inf", "reconnect=nan")  # fmt: skip
+    for bad in bad_ones:
         with pytest.raises(UsageError):
             RedisEndpoint.from_url(f"redis://127.0.0.1:6379/0?{bad}")
     with pytest.raises(UsageError):

@@ -364,6 +364,46 @@ def test_a_killed_listener_resumes_its_group_and_handles_nothing_twice(
 
 
 @posix_only
+def test_listen_on_redis_goes_on_when_redis_is_out_of_reach_for_a_while(homes: Homes) -> None:
+    """``listen --broker redis://...`` reaches Redis through a gate that is closed after the
+    first message (every connection cut, every new one refused) for longer than redis-py's
+    retries and one reconnection try of the subscription, while a second message is sent
+    straight to Redis. Once the gate opens, the listener handles it and stops on --count 2."""
+    require("redis")
+    import redis
+
+    from gate import Gate
+
+    stream = unique("ll-stream")
+    gate = Gate("127.0.0.1", 6379)
+    direct = f"redis://127.0.0.1:6379/0?stream={stream}&lease=1"
+    gated = f"redis://127.0.0.1:{gate.port}/0?stream={stream}&lease=1"
+    listener = spawn(homes.bob, "listen", "--broker", gated, "--topic", PATTERN, "--as", "bob",
+                     "--count", "2", "--timeout", "60")  # fmt: skip
+    try:
+        _read_until(listener, "listening on")
+        send(homes, direct, b"before\n")
+        _read_until(listener, "signed by: alice")
+        gate.close()
+        send(homes, direct, b"during\n")
+        # the read's first connection and redis-py's 10 retries, then one whole try of ours
+        _wait_for(lambda: gate.refused >= 2 * 11, timeout=60)
+        assert listener.poll() is None
+        gate.open()
+        result = finish(listener)
+    finally:
+        if listener.poll() is None:
+            listener.kill()
+            finish(listener)
+        gate.stop()
+        plain = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+        plain.delete(stream, *plain.keys(f"{stream}:dead:*"))
+        plain.close()
+    assert result.code == 0, result
+    assert result.stdout == b"before\nduring\n"
+
+
+@posix_only
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
 def test_a_signal_waits_for_the_message_in_hand_to_be_acked(
     homes: Homes, url: str, signum: int, code: int

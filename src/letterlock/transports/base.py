@@ -118,7 +118,8 @@ do not ask who holds an entry, so each settlement and heartbeat is one Lua scrip
 with ``XPENDING`` that the entry is still this consumer's (else LeaseLost) before it acts:
 atomic, dead letter and ack together. Publish is ``XADD``; there is no Unroutable (a stream
 exists once written). ``redis.exceptions.RedisError`` (its ``ConnectionError`` and
-``TimeoutError`` included) becomes TransportError.
+``TimeoutError`` included) becomes TransportError; a subscription first tries to reach Redis
+again, and makes its group again if Redis lost it, for the URL's ``reconnect`` seconds.
 
 **ZeroMQ** (pyzmq; :mod:`letterlock.transports.zmq`): no broker at all, at most once. The
 adapter pulls from a ``PULL`` or ``SUB`` socket (``poll``, then ``recv_multipart()``); the topic

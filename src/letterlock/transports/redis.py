@@ -74,6 +74,21 @@ back busy more than once, each time counted against ``max_attempts``: keep ``lea
 ``max_attempts`` above ``claim_lease`` (the defaults, 30 s x 5 and 60 s, do). Redis keeps time
 itself: the seam's ``now`` is ignored.
 
+Reconnecting. ``reconnect=SECONDS`` (default 30; 0: never) is how long a subscription keeps
+trying to reach Redis again, backing off up to 1 s between tries, once a read or reclaim
+found it out of reach (a ``ConnectionError`` or ``TimeoutError`` after redis-py's own retries,
+a few seconds) or found the group gone (``NOGROUP``), before that error leaves ``deliveries``
+as TransportError; time spent reconnecting is not idle time. Each try is ``XGROUP CREATE ...
+MKSTREAM``, which finds the group in place (Redis was out of reach: its pending entries come
+back through ``XAUTOCLAIM`` once idle for the lease, the subscription's unhanded entries with
+them) or makes it again. A Redis that keeps nothing on disk and restarted has lost the stream,
+the group and its pending entries: those messages are the server's loss, which the consumer
+cannot see or undo. The group is made again at the last entry the subscription saw (or
+Redis's clock when it subscribed), so the entries written since the restart, publishers often
+being back first, are all read, and none from before it (assuming Redis's clock did not go
+back). A settlement or heartbeat for an entry of a group Redis lost is LeaseLost. An outage
+ends when a read succeeds: a group lost again at once backs off further, never spins.
+
 Other parameters: ``batch`` (default 16): entries read per ``XREADGROUP``; an entry read but
 not handed over within its lease is left for ``XAUTOCLAIM``. ``maxlen``: trim the stream to
 about that many entries on publish (``MAXLEN ~``; default none: a trimmed entry that a slow
@@ -89,17 +104,19 @@ reclaims, reads and hand-overs (``_Intake``), so a fix lands once.
 Every ``redis.exceptions.RedisError`` (``ConnectionError`` and ``TimeoutError`` included)
 leaves as :class:`~letterlock.errors.TransportError`, but for settling: a settlement or
 ``extend_lease`` that cannot reach Redis (a ``ConnectionError`` or ``TimeoutError`` once
-redis-py's own retries on a new connection ran out) raises
-:class:`~letterlock.transports.base.LeaseLost`. Nothing was settled, or all of it was (each
-settlement is one command): the entry stays pending, to be reclaimed once idle for the lease,
-or it was acked (and dead-lettered) already. So a lost connection never stops a consumer in
-``handle``, and the copy that comes back, handled already, is refused as a replay. A connection
-refused (credentials, ACLs) and every error Redis answers stay TransportError. One client is
-one connection pool: open one endpoint per process.
+redis-py's own retries on a new connection ran out), or whose group Redis no longer has
+(``NOGROUP``), raises :class:`~letterlock.transports.base.LeaseLost`. Nothing was settled,
+or all of it was (each settlement is one command): the entry stays pending, to be reclaimed
+once idle for the lease, or it was acked (and dead-lettered) already (or its group, and it,
+are gone). So a lost connection never stops a consumer in ``handle``, and the copy that comes
+back, handled already, is refused as a replay. A connection refused (credentials, ACLs) and
+every other error Redis answers stay TransportError. One client is one connection pool: open
+one endpoint per process.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import socket
@@ -127,6 +144,9 @@ __all__ = ["AsyncRedisEndpoint", "AsyncRedisSubscription", "RedisDelivery", "Red
 DEFAULT_STREAM: Final = "letterlock"
 DEFAULT_LEASE: Final = 30.0
 DEFAULT_BATCH: Final = 16
+DEFAULT_RECONNECT: Final = 30.0
+_FIRST_PAUSE: Final = 0.05  # seconds before the first try to reach Redis again, doubling
+_LAST_PAUSE: Final = 1.0  # ... up to this
 _MAX_BLOCK: Final = 1.0  # seconds an XREADGROUP blocks at most before due entries are reclaimed
 _C = TypeVar("_C")
 _S = TypeVar("_S")
@@ -142,6 +162,8 @@ _REFUSED: Final = (
     redis.exceptions.MaxConnectionsError,
     redis.exceptions.ExternalAuthProviderError,
 )
+#: What Redis answers when the stream or the group is gone (deleted, or a restart lost it).
+_NOGROUP: Final = "NOGROUP"
 #: redis-py refuses a malformed URL or an unknown parameter with ValueError or TypeError.
 _URL_MAPPING: Final[ExceptionMapping] = {**_MAPPING, ValueError: UsageError, TypeError: UsageError}
 
@@ -227,6 +249,31 @@ def _positive(query: dict[str, str], name: str, default: float) -> float:
     return value
 
 
+def _seconds(query: dict[str, str], name: str, default: float) -> float:
+    """A duration that may be 0 (never), not negative or infinite."""
+    text = query.pop(name, None)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < float("inf"):
+        raise UsageError(f"the Redis URL's {name} must be a number of seconds, not {text!r}")
+    return value
+
+
+def _lost(exc: TransportError) -> bool:
+    """Whether ``exc`` says Redis is out of reach or lost the group, which a subscription
+    outlives; not a connection refused, nor any other answer of Redis."""
+    cause = exc.__cause__
+    if isinstance(cause, _REFUSED):
+        return False
+    if isinstance(cause, _UNREACHABLE):
+        return True
+    return isinstance(cause, redis.exceptions.ResponseError) and _NOGROUP in str(cause)
+
+
 def _millis(entry_id: bytes | str) -> float:
     """The time in an entry id (``<ms>-<n>``), in seconds."""
     text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
@@ -252,12 +299,14 @@ def _parse_url(url: str) -> tuple[str, dict[str, Any]]:
     stream = query.pop("stream", DEFAULT_STREAM)
     lease = _positive(query, "lease", DEFAULT_LEASE)
     batch = _positive(query, "batch", DEFAULT_BATCH)
+    reconnect = _seconds(query, "reconnect", DEFAULT_RECONNECT)
     maxlen = query.pop("maxlen", None)
     if batch != int(batch) or (maxlen is not None and not maxlen.isdigit()):
         raise UsageError("the Redis URL's batch and maxlen are whole numbers")
     rest = urlunsplit((*parts[:3], urlencode(query), parts.fragment))
     maximum = None if maxlen is None else int(maxlen)
-    return rest, {"stream": stream, "lease": lease, "batch": int(batch), "maxlen": maximum}
+    options = {"stream": stream, "lease": lease, "batch": int(batch), "maxlen": maximum}
+    return rest, {**options, "reconnect": reconnect}
 
 
 def _held(delivery: Delivery) -> RedisDelivery:
@@ -390,10 +439,13 @@ def _settling() -> Iterator[None]:
             yield
     except TransportError as exc:
         lost = exc.__cause__
-        if isinstance(exc, LeaseLost) or not isinstance(lost, _UNREACHABLE):
+        if isinstance(exc, LeaseLost) or not _lost(exc):
             raise
-        if isinstance(lost, _REFUSED):
-            raise
+        if isinstance(lost, redis.exceptions.ResponseError):
+            raise LeaseLost(
+                "Redis no longer has this entry's group (the stream was deleted, or a restart "
+                "lost it): there is nothing left to settle"
+            ) from lost
         raise LeaseLost(
             f"Redis could not be reached ({type(lost).__name__}): the entry stays pending, to "
             "be reclaimed once idle for the lease"
@@ -420,16 +472,19 @@ class _Stream(Generic[_S]):
 
     def __init__(
         self, register: Callable[[str], _S], *, stream: str, lease: float, batch: int,
-        maxlen: int | None,
+        maxlen: int | None, reconnect: float,
     ) -> None:  # fmt: skip
         if not isinstance(stream, str) or not stream:
             raise UsageError("a Redis stream is named by a non-empty string")
         if not lease > 0 or not batch >= 1 or (maxlen is not None and maxlen < 1):
             raise UsageError("lease must be positive, batch and maxlen at least 1")
+        if not 0 <= reconnect < float("inf"):
+            raise UsageError("reconnect is a number of seconds, 0 for never")
         self.stream = stream
         self.lease = float(lease)
         self.batch = int(batch)
         self.maxlen = maxlen
+        self.reconnect = float(reconnect)
         self._settle_script = register(_SETTLE)
         self._reclaim_script = register(_RECLAIM)
         self._redrive_script = register(_REDRIVE)
@@ -463,6 +518,12 @@ class _Stream(Generic[_S]):
     def _reclaim_args(self, group: str, consumer: str) -> list[Any]:
         return [group, consumer, int(self.lease * 1000), self.batch]
 
+    def _since(self, now: object) -> str:
+        """The entry id of Redis's clock (``TIME``'s reply): a lost group is made again
+        after it, at the latest."""
+        seconds, micros = cast(tuple[Any, Any], now)
+        return f"{int(seconds) * 1000 + int(micros) // 1000}-0"
+
     def _read_args(self, group: str, consumer: str, block: float) -> dict[str, Any]:
         return {
             "groupname": group, "consumername": consumer, "streams": {self.stream: ">"},
@@ -481,17 +542,19 @@ class RedisEndpoint(_Stream[Script]):
         lease: float = DEFAULT_LEASE,
         batch: int = DEFAULT_BATCH,
         maxlen: int | None = None,
+        reconnect: float = DEFAULT_RECONNECT,
     ) -> None:
         """Use ``client`` (bytes responses: ``decode_responses=False``) and ``stream``."""
         super().__init__(
-            client.register_script, stream=stream, lease=lease, batch=batch, maxlen=maxlen
-        )
+            client.register_script, stream=stream, lease=lease, batch=batch, maxlen=maxlen,
+            reconnect=reconnect,
+        )  # fmt: skip
         self.client = client
 
     @classmethod
     def from_url(cls, url: str) -> RedisEndpoint:
         """``redis://[user:password@]host[:port][/db]?stream=NAME&lease=S&batch=N&maxlen=N``
-        (``rediss://`` for TLS); other parameters go to redis-py."""
+        ``&reconnect=S`` (``rediss://`` for TLS); other parameters go to redis-py."""
         rest, options = _parse_url(url)
         return cls(_checked_client(redis.Redis.from_url, rest), **options)
 
@@ -529,7 +592,9 @@ class RedisEndpoint(_Stream[Script]):
         _check_group(topics, group)
         with _creating_group():
             self.client.xgroup_create(self.stream, group, id="$", mkstream=True)
-        return _RedisSubscription(self, topics, group, _consumer_name())
+        with map_exceptions(_MAPPING):
+            since = self._since(self.client.time())
+        return _RedisSubscription(self, topics, group, _consumer_name(), since)
 
     def dead_letters(self, group: str, /, *, limit: int | None = None) -> list[DeadLetterRecord]:
         """``group``'s dead letters, oldest first (``XRANGE``), without consuming them."""
@@ -569,6 +634,10 @@ class RedisEndpoint(_Stream[Script]):
             got = self.client.xreadgroup(**self._read_args(group, consumer, block))
         return _entries(got)
 
+    def _regroup(self, group: str, since: str) -> None:
+        with _creating_group():
+            self.client.xgroup_create(self.stream, group, id=since, mkstream=True)
+
     def _skip(self, group: str, entry_ids: Sequence[bytes]) -> None:
         if entry_ids:
             with map_exceptions(_MAPPING):
@@ -593,13 +662,31 @@ class _Intake:
             block = intake.block(idle_timeout); stop if None
             entries = read(block)
             skip(intake.take(entries, time.monotonic()))
+            intake.served()
+
+    and when a reclaim or read raises TransportError ``exc``::
+
+        while True:
+            sleep(intake.pause(exc, time.monotonic()))  # raises exc once out of time
+            try: regroup(intake.since)
+            except TransportError as again: exc = again
+            else: intake.resumed(); break
     """
 
-    def __init__(self, topics: Topics, group: str, consumer: str, lease: float) -> None:
+    def __init__(
+        self, topics: Topics, group: str, consumer: str, lease: float, *, reconnect: float,
+        since: str,
+    ) -> None:  # fmt: skip
         self.topics = topics
         self.group = group
         self.consumer = consumer
         self.lease = lease
+        self.reconnect = reconnect
+        #: The last entry id seen (at first, Redis's clock when subscribing): where a group
+        #: Redis lost is made again.
+        self.since = since
+        self.outage_since: float | None = None  #: when Redis was first found gone, if it is
+        self.next_pause = _FIRST_PAUSE
         self.every = min(_MAX_BLOCK, lease / 4)  #: how often due entries are reclaimed
         self.buffer: deque[RedisDelivery] = deque()
         self.reclaimed_at = float("-inf")
@@ -634,9 +721,39 @@ class _Intake:
         left = idle_timeout - (self.now - self.idle_since)
         return None if left <= 0 else min(self.every, left)
 
+    def served(self) -> None:
+        """A read succeeded: any outage is over."""
+        self.outage_since = None
+        self.next_pause = _FIRST_PAUSE
+
+    def pause(self, exc: TransportError, now: float) -> float:
+        """After ``exc`` from a reclaim, read or try to reach Redis again at ``now``: how long
+        to wait before the next try (doubling up to 1 s). Raises ``exc`` if it is not Redis
+        out of reach or a lost group, or once ``reconnect`` seconds have passed since the
+        outage began."""
+        if not self.reconnect or not _lost(exc):
+            raise exc
+        if self.outage_since is None:
+            self.outage_since = now
+        left = self.outage_since + self.reconnect - now
+        if left <= 0:
+            raise exc
+        pause, self.next_pause = self.next_pause, min(_LAST_PAUSE, self.next_pause * 2)
+        return min(pause, left)
+
+    def resumed(self) -> None:
+        """Redis is reached again and the group is in place: the entries taken before are
+        dropped (they stay pending, to be reclaimed once idle for the lease, which is due
+        now), and the time spent reconnecting is not idle time."""
+        self.buffer.clear()
+        self.reclaimed_at = float("-inf")
+        self.now = self.idle_since = time.monotonic()
+
     def take(self, entries: Sequence[tuple[bytes, Any, int]], now: float) -> list[bytes]:
         """Buffer the entries the group takes, read at ``now``; the ids of those it skips
         (the caller acks them)."""
+        if entries and _seq(last := _text(entries[-1][0])) > _seq(self.since):
+            self.since = last  # a read's entries come in order, a reclaim's are older
         skipped = []
         for entry_id, raw, attempts in entries:
             delivery = _delivery(
@@ -654,9 +771,13 @@ class _Intake:
 class _RedisSubscription:
     """One consumer of a group: reclaims due entries first, then reads new ones."""
 
-    def __init__(self, endpoint: RedisEndpoint, topics: Topics, group: str, consumer: str) -> None:
+    def __init__(
+        self, endpoint: RedisEndpoint, topics: Topics, group: str, consumer: str, since: str
+    ) -> None:
         self._endpoint = endpoint
-        self._intake = _Intake(topics, group, consumer, endpoint.lease)
+        self._intake = _Intake(
+            topics, group, consumer, endpoint.lease, reconnect=endpoint.reconnect, since=since
+        )
         self.consumer = consumer
 
     @property
@@ -669,21 +790,41 @@ class _RedisSubscription:
 
         An entry handed over and never settled stays pending with this consumer: once idle
         for the lease it is reclaimed, by this subscription as by any other of the group.
+        Redis out of reach, or the group lost, is outlived for the endpoint's ``reconnect``
+        seconds (see the module), which are not idle time.
         """
         endpoint, intake = self._endpoint, self._intake
         group, consumer = intake.group, intake.consumer
         intake.start()
         while True:
             yield from intake.leased()
-            if intake.reclaim_due():
-                endpoint._skip(group, intake.take(endpoint._reclaim(group, consumer), intake.now))
-                if intake.buffer:
-                    continue
-            block = intake.block(idle_timeout)
-            if block is None:
+            try:
+                if intake.reclaim_due():
+                    reclaimed = endpoint._reclaim(group, consumer)
+                    endpoint._skip(group, intake.take(reclaimed, intake.now))
+                    if intake.buffer:
+                        continue
+                block = intake.block(idle_timeout)
+                if block is None:
+                    return
+                read = endpoint._read(group, consumer, block)
+                endpoint._skip(group, intake.take(read, time.monotonic()))
+                intake.served()
+            except TransportError as exc:
+                self._recover(exc)
+
+    def _recover(self, exc: TransportError) -> None:
+        """Reach Redis again and put the group back, or raise once out of time."""
+        intake = self._intake
+        while True:
+            time.sleep(intake.pause(exc, time.monotonic()))
+            try:
+                self._endpoint._regroup(intake.group, intake.since)
+            except TransportError as again:
+                exc = again
+            else:
+                intake.resumed()
                 return
-            read = endpoint._read(group, consumer, block)
-            endpoint._skip(group, intake.take(read, time.monotonic()))
 
     def close(self) -> None:
         """Detach: entries read but not handed over stay pending, to be reclaimed after the
@@ -707,11 +848,13 @@ class AsyncRedisEndpoint(_Stream[AsyncScript]):
         lease: float = DEFAULT_LEASE,
         batch: int = DEFAULT_BATCH,
         maxlen: int | None = None,
+        reconnect: float = DEFAULT_RECONNECT,
     ) -> None:
         """As :class:`RedisEndpoint`, with an asyncio client."""
         super().__init__(
-            client.register_script, stream=stream, lease=lease, batch=batch, maxlen=maxlen
-        )
+            client.register_script, stream=stream, lease=lease, batch=batch, maxlen=maxlen,
+            reconnect=reconnect,
+        )  # fmt: skip
         self.client = client
 
     @classmethod
@@ -751,7 +894,9 @@ class AsyncRedisEndpoint(_Stream[AsyncScript]):
         _check_group(topics, group)
         with _creating_group():
             await self.client.xgroup_create(self.stream, group, id="$", mkstream=True)
-        return AsyncRedisSubscription(self, topics, group, _consumer_name())
+        with map_exceptions(_MAPPING):
+            since = self._since(await self.client.time())
+        return AsyncRedisSubscription(self, topics, group, _consumer_name(), since)
 
     async def dead_letters(
         self, group: str, /, *, limit: int | None = None
@@ -795,6 +940,10 @@ class AsyncRedisEndpoint(_Stream[AsyncScript]):
             got = await self.client.xreadgroup(**self._read_args(group, consumer, block))
         return _entries(got)
 
+    async def _regroup(self, group: str, since: str) -> None:
+        with _creating_group():
+            await self.client.xgroup_create(self.stream, group, id=since, mkstream=True)
+
     async def _skip(self, group: str, entry_ids: Sequence[bytes]) -> None:
         if entry_ids:
             with map_exceptions(_MAPPING):
@@ -809,10 +958,12 @@ class AsyncRedisSubscription:
     """:class:`_RedisSubscription` for asyncio: one consumer of a group."""
 
     def __init__(
-        self, endpoint: AsyncRedisEndpoint, topics: Topics, group: str, consumer: str
+        self, endpoint: AsyncRedisEndpoint, topics: Topics, group: str, consumer: str, since: str
     ) -> None:
         self._endpoint = endpoint
-        self._intake = _Intake(topics, group, consumer, endpoint.lease)
+        self._intake = _Intake(
+            topics, group, consumer, endpoint.lease, reconnect=endpoint.reconnect, since=since
+        )
         self.consumer = consumer
 
     @property
@@ -828,16 +979,33 @@ class AsyncRedisSubscription:
         while True:
             for delivery in intake.leased():
                 yield delivery
-            if intake.reclaim_due():
-                reclaimed = await endpoint._reclaim(group, consumer)
-                await endpoint._skip(group, intake.take(reclaimed, intake.now))
-                if intake.buffer:
-                    continue
-            block = intake.block(idle_timeout)
-            if block is None:
+            try:
+                if intake.reclaim_due():
+                    reclaimed = await endpoint._reclaim(group, consumer)
+                    await endpoint._skip(group, intake.take(reclaimed, intake.now))
+                    if intake.buffer:
+                        continue
+                block = intake.block(idle_timeout)
+                if block is None:
+                    return
+                read = await endpoint._read(group, consumer, block)
+                await endpoint._skip(group, intake.take(read, time.monotonic()))
+                intake.served()
+            except TransportError as exc:
+                await self._recover(exc)
+
+    async def _recover(self, exc: TransportError) -> None:
+        """As :meth:`_RedisSubscription._recover`."""
+        intake = self._intake
+        while True:
+            await asyncio.sleep(intake.pause(exc, time.monotonic()))
+            try:
+                await self._endpoint._regroup(intake.group, intake.since)
+            except TransportError as again:
+                exc = again
+            else:
+                intake.resumed()
                 return
-            read = await endpoint._read(group, consumer, block)
-            await endpoint._skip(group, intake.take(read, time.monotonic()))
 
     async def close(self) -> None:
         """As :meth:`_RedisSubscription.close`."""
