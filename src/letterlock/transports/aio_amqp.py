@@ -232,13 +232,7 @@ class AioAmqpBroker:
         queue that comes back as a replay, a duplicate dead letter): noise, never a loss. What
         RabbitMQ refuses (a copy it returns or nacks, a channel it closes) surfaces.
         """
-        message = self._held.pop(delivery.tag, None)
-        if message is None:
-            raise LeaseLost("not a delivery this broker holds: settled already, or not ours")
-        try:
-            message.channel  # noqa: B018 - raises once the channel it came on has closed
-        except aio_pika.exceptions.ChannelInvalidStateError:
-            raise LeaseLost("the channel closed: RabbitMQ has put the message back") from None
+        message = self._holding(delivery, settle=True)
         try:
             await self._settle(message, delivery, settlement)
         except TransportError as exc:
@@ -296,13 +290,20 @@ class AioAmqpBroker:
         """Nothing to extend: RabbitMQ has no per-message lease (and aio-pika's loop answers
         the connection's heartbeats). LeaseLost if the channel the delivery came on has closed:
         RabbitMQ has put the message back."""
-        message = self._held.get(delivery.tag)
+        self._holding(delivery, settle=False)
+
+    def _holding(self, delivery: Delivery, *, settle: bool) -> AbstractIncomingMessage:
+        """The message ``delivery`` is (forgotten if ``settle``); LeaseLost unless this broker
+        holds it on a channel still open."""
+        held = self._held
+        message = held.pop(delivery.tag, None) if settle else held.get(delivery.tag)
         if message is None:
             raise LeaseLost("not a delivery this broker holds: settled already, or not ours")
         try:
             message.channel  # noqa: B018 - raises once the channel it came on has closed
         except aio_pika.exceptions.ChannelInvalidStateError:
             raise LeaseLost("the channel closed: RabbitMQ has put the message back") from None
+        return message
 
     async def consume(
         self,

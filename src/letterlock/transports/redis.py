@@ -237,20 +237,16 @@ class RedisDelivery(Delivery):
 
 
 def _positive(query: dict[str, str], name: str, default: float) -> float:
-    text = query.pop(name, None)
-    if text is None:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise UsageError(f"the Redis URL's {name} must be a positive number, not {text!r}")
-    return value
+    return _number(query, name, default, zero=False)
 
 
 def _seconds(query: dict[str, str], name: str, default: float) -> float:
     """A duration that may be 0 (never), not negative or infinite."""
+    return _number(query, name, default, zero=True)
+
+
+def _number(query: dict[str, str], name: str, default: float, *, zero: bool) -> float:
+    """The finite number ``name`` of the URL's query: above 0, or from 0 if ``zero``."""
     text = query.pop(name, None)
     if text is None:
         return default
@@ -258,8 +254,9 @@ def _seconds(query: dict[str, str], name: str, default: float) -> float:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not 0 <= value < float("inf"):
-        raise UsageError(f"the Redis URL's {name} must be a number of seconds, not {text!r}")
+    if not (value >= 0 if zero else value > 0) or value == float("inf"):
+        what = "a number of seconds" if zero else "a positive number"
+        raise UsageError(f"the Redis URL's {name} must be {what}, not {text!r}")
     return value
 
 
