@@ -21,7 +21,7 @@ from letterlock import (
 )
 from letterlock.core.trust import Refusal, TrustPolicy
 from letterlock.trust import DelegatedSigners, DenyRevokedPins, FirstKnown, ScopePattern, delegated
-from letterlock.trust.check import admit_pattern
+from letterlock.trust.check import admit_pattern, why_not_placed
 from letterlock.trust.keysets import Keyset, Purpose, sign_keyset
 from letterlock.trust.pins import parse_topics
 
@@ -163,3 +163,14 @@ def test_revoking_the_identity_refuses_a_signing_key_whose_keyset_is_cached() ->
     _opened(data, trust, ReplayWindow(max_age=DAY))
     pins.revoke("alice")
     assert _reason(data, trust, ReplayWindow(max_age=DAY)) is Reason.UNTRUSTED
+
+
+def test_trust_check_says_why_a_carried_keyset_places_no_key() -> None:
+    """trust check --message on a keyset whose identity is not known here, or that does not
+    list the signing key, says so (it said no anchor read the block's format)."""
+    keyset, signer = _with_signer()
+    block = _block(keyset, signer)
+    stranger = _trust(Pins())
+    assert "does not verify" in why_not_placed(stranger, signer.public.fingerprint, block)
+    other = Identity.generate(Suite.X25519).public.fingerprint
+    assert "no signing key" in why_not_placed(_trust(_alice()), other, block)

@@ -120,9 +120,12 @@ def admit_pattern(
 def why_not_placed(policy: TrustPolicy, key_id: bytes, credentials: CredentialBlock) -> str:
     """Why the chain ``credentials`` carries places no key ``key_id`` under ``policy``: what
     the policies that read carried chains (:class:`~letterlock.trust.Authorities`,
-    :class:`~letterlock.trust.x509_senders.X509Senders`) say of it, found through the
+    :class:`~letterlock.trust.x509_senders.X509Senders`, and for a keyset
+    :class:`~letterlock.trust.DelegatedSigners`) say of it, found through the
     combinators this module knows."""
     if isinstance(policy, Authorities | X509Senders):
+        return policy.why_not_placed(key_id, credentials) or ""
+    if isinstance(policy, DelegatedSigners) and credentials.format is CredentialFormat.KEYSET:
         return policy.why_not_placed(key_id, credentials) or ""
     inner: tuple[TrustPolicy, ...] = ()
     if isinstance(policy, Rules):

@@ -160,6 +160,18 @@ class DelegatedSigners:
         key = found[0].signer(bytes(key_id))
         return None if key is None else key.public
 
+    def why_not_placed(self, key_id: bytes, credentials: CredentialBlock) -> str | None:
+        """Why the keyset ``credentials`` carries does not place ``key_id`` (None: it does, or
+        the block holds no keyset): for ``letterlock trust check --message``."""
+        if credentials.format is not CredentialFormat.KEYSET:
+            return None
+        found = self._carried(credentials)
+        if found is None:
+            return "the carried keyset does not verify under an identity key known here"
+        if found[0].signer(bytes(key_id)) is None:
+            return "the carried keyset lists no signing key with this fingerprint"
+        return None
+
     def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | Refusal:
         block = context.credentials
         if block is None or block.format is not CredentialFormat.KEYSET:
