@@ -12,7 +12,9 @@ A pattern with wildcards is answered for *every* topic it matches, policy by pol
 * :class:`~letterlock.trust.Authorities`: a chain whose every link covers the pattern (the
   carried chain first, as :meth:`~letterlock.trust.Authorities.admit` takes it first);
 * :class:`~letterlock.trust.DelegatedSigners`: its inner policy (a question about a key,
-  without a message, is one about an identity key: signing keys are admitted as theirs);
+  without a message, is one about an identity key: signing keys are admitted as theirs); with
+  a message's keyset, the signing key is checked against it and the inner policy asked about
+  the identity it names, as :meth:`~letterlock.trust.DelegatedSigners.admit` asks;
 * :class:`~letterlock.trust.status.Revocations`: its inner policy's answer, then the status
   (revocations and freshness, for a message dated now);
 * :class:`~letterlock.trust.Pins`: a pin with topic patterns must cover the pattern
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from letterlock.core.carriage import CredentialBlock
+from letterlock.core.carriage import CredentialBlock, CredentialFormat
 from letterlock.core.keys import PublicIdentity
 from letterlock.core.trust import Refusal, TrustContext, TrustPolicy, VerifiedSender
 from letterlock.errors import Reason, UsageError
@@ -89,7 +91,15 @@ def admit_pattern(
                 return denied
         return verified
     if isinstance(policy, DelegatedSigners):
-        return admit_pattern(policy.inner, sender, pattern, now=now, credentials=credentials)
+        if credentials is None or credentials.format is not CredentialFormat.KEYSET:
+            return admit_pattern(policy.inner, sender, pattern, now=now, credentials=credentials)
+        identity = policy.identity_of(sender, credentials, created=now, now=now)
+        if isinstance(identity, Refusal):
+            return identity
+        verified = admit_pattern(policy.inner, identity, pattern, now=now)  # as open asks it
+        if isinstance(verified, Refusal):
+            return verified
+        return policy.as_signed_by(verified, sender, identity)
     if isinstance(policy, FirstKnown):
         deciding = policy.deciding(sender.fingerprint, credentials)
         if deciding is None or policy.lookup(sender.fingerprint, credentials) != sender:
@@ -110,9 +120,12 @@ def admit_pattern(
 def why_not_placed(policy: TrustPolicy, key_id: bytes, credentials: CredentialBlock) -> str:
     """Why the chain ``credentials`` carries places no key ``key_id`` under ``policy``: what
     the policies that read carried chains (:class:`~letterlock.trust.Authorities`,
-    :class:`~letterlock.trust.x509_senders.X509Senders`) say of it, found through the
+    :class:`~letterlock.trust.x509_senders.X509Senders`, and for a keyset
+    :class:`~letterlock.trust.DelegatedSigners`) say of it, found through the
     combinators this module knows."""
     if isinstance(policy, Authorities | X509Senders):
+        return policy.why_not_placed(key_id, credentials) or ""
+    if isinstance(policy, DelegatedSigners) and credentials.format is CredentialFormat.KEYSET:
         return policy.why_not_placed(key_id, credentials) or ""
     inner: tuple[TrustPolicy, ...] = ()
     if isinstance(policy, Rules):

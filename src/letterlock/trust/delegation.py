@@ -160,10 +160,41 @@ class DelegatedSigners:
         key = found[0].signer(bytes(key_id))
         return None if key is None else key.public
 
+    def why_not_placed(self, key_id: bytes, credentials: CredentialBlock) -> str | None:
+        """Why the keyset ``credentials`` carries does not place ``key_id`` (None: it does, or
+        the block holds no keyset): for ``letterlock trust check --message``."""
+        if credentials.format is not CredentialFormat.KEYSET:
+            return None
+        found = self._carried(credentials)
+        if found is None:
+            return "the carried keyset does not verify under an identity key known here"
+        if found[0].signer(bytes(key_id)) is None:
+            return "the carried keyset lists no signing key with this fingerprint"
+        return None
+
     def admit(self, sender: PublicIdentity, context: TrustContext) -> VerifiedSender | Refusal:
         block = context.credentials
         if block is None or block.format is not CredentialFormat.KEYSET:
             return self._inner.admit(sender, context)
+        identity = self.identity_of(sender, block, created=context.created, now=context.now)
+        if isinstance(identity, Refusal):
+            return identity
+        bare = TrustContext(  # as if the identity key had signed: no block (not replace: slow)
+            topic=context.topic, suite=context.suite, content_type=context.content_type,
+            headers=context.headers, created=context.created, now=context.now,
+            status_version=context.status_version,
+        )  # fmt: skip
+        verdict = self._inner.admit(identity, bare)
+        if isinstance(verdict, Refusal):
+            return verdict
+        return self.as_signed_by(verdict, sender, identity)
+
+    def identity_of(
+        self, sender: PublicIdentity, block: CredentialBlock, *, created: int, now: int
+    ) -> PublicIdentity | Refusal:
+        """The identity key whose keyset ``block`` (format KEYSET) certifies ``sender`` as a
+        signing key in service at ``created`` and ``now`` (section 9, steps 1 to 6), or why
+        not. Step 7, the inner policy on the identity, is the caller's."""
         found = self._carried(block)
         if found is None:
             return Refusal(
@@ -178,17 +209,16 @@ class DelegatedSigners:
         if held is not None and held.version > keyset.version:
             keyset = held  # the sender's identity has said more since: its word stands
         key = keyset.signer(sender.fingerprint)
-        why = _not_signing(key, sender, keyset, context)
+        why = _not_signing(key, sender, keyset, created=created, now=now)
         if why is not None:
             return Refusal(detail=why)
-        bare = TrustContext(  # as if the identity key had signed: no block (not replace: slow)
-            topic=context.topic, suite=context.suite, content_type=context.content_type,
-            headers=context.headers, created=context.created, now=context.now,
-            status_version=context.status_version,
-        )  # fmt: skip
-        verdict = self._inner.admit(identity, bare)
-        if isinstance(verdict, Refusal):
-            return verdict
+        return identity
+
+    def as_signed_by(
+        self, verdict: VerifiedSender, sender: PublicIdentity, identity: PublicIdentity
+    ) -> VerifiedSender:
+        """``verdict``, the inner policy's on ``identity``, for a message its signing key
+        ``sender`` signed: ``key_id`` the signing key, the identity key last in ``path_keys``."""
         last = self._became.get(sender.fingerprint)
         if last is not None and last[0] is verdict:
             return last[1]
@@ -203,14 +233,14 @@ class DelegatedSigners:
 
 
 def _not_signing(
-    key: Key | None, sender: PublicIdentity, keyset: Keyset, context: TrustContext
+    key: Key | None, sender: PublicIdentity, keyset: Keyset, *, created: int, now: int
 ) -> str | None:
     """Why ``key`` does not vouch for this message (section 9), or None if it does."""
     if key is None or key.public != sender or key.purpose is not Purpose.SIGN:
         return f"not a signing key of the keyset (version {keyset.version})"
     if not key.status.in_service:
         return f"signing key {key.key_id} is {key.status.name.lower()} (keyset {keyset.version})"
-    if key.signs(created=context.created, now=context.now):
+    if key.signs(created=created, now=now):
         return None
     return (
         f"signing key {key.key_id} is valid from {iso_utc(key.not_before)} to "
