@@ -128,6 +128,8 @@ _PRECONDITION_FAILED: Final = 406
 _CLOSING: Final = (pika.exceptions.AMQPError, OSError)
 _PERSISTENT: Final = 2
 _ids = itertools.count(1)  # AmqpChannel instances, so a stale delivery tag is told apart
+#: map_exceptions(ERRORS), made once: it keeps no state, and settling enters it per message.
+_MAPPED: Final = map_exceptions(ERRORS)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -256,7 +258,8 @@ class AmqpChannel:
         self._upto = 0
         self._run = 0
         self._early: set[int] = set()
-        self._prefix = f"{next(_ids)}."
+        self._name = str(next(_ids))  #: a delivery's tag is "<name>.<pika's delivery tag>"
+        self._prefix = f"{self._name}."
         if not getattr(channel, "_delivery_confirmation", False):  # pika logs an error if so
             with map_exceptions(ERRORS):
                 channel.confirm_delivery()
@@ -306,14 +309,6 @@ class AmqpChannel:
 
         return on_message
 
-    def _tag(self, delivery: Delivery) -> int:
-        prefix, _, tag = delivery.tag.rpartition(".")
-        if f"{prefix}." != self._prefix or not tag.isdigit():
-            raise LeaseLost("this delivery came through another channel")
-        if not self.channel.is_open:
-            raise LeaseLost("the channel closed: RabbitMQ has put the message back")
-        return int(tag)
-
     def settle(
         self, delivery: Delivery, settlement: Settlement, *, now: float | None = None
     ) -> None:
@@ -327,8 +322,21 @@ class AmqpChannel:
         closes for the settlement (a dead-letter exchange deleted: 404; permissions: 403),
         but for ``consumer_timeout`` (406, "timed out"), which is a lease lost.
         """
-        tag = self._tag(delivery)
+        name, _, tag = delivery.tag.rpartition(".")
+        self._settle_tag(delivery, name, tag, settlement)
+
+    def _settle_tag(self, delivery: Delivery, name: str, text: str, settlement: Settlement) -> None:
+        """:meth:`settle`, the delivery's tag split at its last dot (``name``, ``text``)."""
+        if name != self._name or not text.isdigit():
+            raise LeaseLost("this delivery came through another channel")
+        if not self.channel.is_open:
+            raise LeaseLost("the channel closed: RabbitMQ has put the message back")
+        tag = int(text)
         try:
+            if self._coalesce and type(settlement) is Ack:  # almost every delivery
+                with _MAPPED:
+                    self._ack_coalesced(tag)
+                return
             self._settle(delivery, tag, settlement)
         except TransportError as exc:
             if isinstance(exc, LeaseLost) or not _lost(exc.__cause__):
@@ -338,7 +346,7 @@ class AmqpChannel:
             raise LeaseLost(message) from lost
 
     def _settle(self, delivery: Delivery, tag: int, settlement: Settlement) -> None:
-        with map_exceptions(ERRORS):
+        with _MAPPED:
             match settlement:
                 case Ack() if self._coalesce:
                     self._ack_coalesced(tag)
@@ -372,7 +380,9 @@ class AmqpChannel:
         """Ack a run of deliveries settled in order with one ``basic_ack(multiple=True)``:
         one frame and one system call per batch, where pika writes each frame with a system
         call of its own. A tag that does not follow on is acked alone."""
-        if self._follows(tag):
+        if tag == self._upto + 1 and not self._early:  # in order, as almost every one is
+            self._upto = self._run = tag
+        elif self._follows(tag):
             self._run = tag
         else:
             self.channel._impl.basic_ack(tag)  # pika's own buffer, not yet written
@@ -493,7 +503,7 @@ class AmqpEndpoint:
         self.ack_batch = ack_batch
         self._connection: Any = None
         self._publisher: AmqpChannel | None = None
-        self._channels: dict[str, AmqpChannel] = {}  # prefix -> live subscription channel
+        self._channels: dict[str, AmqpChannel] = {}  # name -> live subscription channel
 
     @classmethod
     def from_url(cls, url: str) -> AmqpEndpoint:
@@ -591,11 +601,11 @@ class AmqpEndpoint:
         self, delivery: Delivery, settlement: Settlement, *, now: float | None = None
     ) -> None:
         """Settle on the channel ``delivery`` came through; LeaseLost once it has closed."""
-        prefix, _, _ = delivery.tag.rpartition(".")
-        channel = self._channels.get(f"{prefix}.")
+        name, _, tag = delivery.tag.rpartition(".")
+        channel = self._channels.get(name)
         if channel is None:
             raise LeaseLost("the channel closed: RabbitMQ has put the message back")
-        channel.settle(delivery, settlement, now=now)
+        channel._settle_tag(delivery, name, tag, settlement)
 
     def extend_lease(self, delivery: Delivery, *, now: float | None = None) -> None:
         """Keep the connection alive for a handler that runs long: RabbitMQ has no
@@ -604,8 +614,8 @@ class AmqpEndpoint:
         pika run once (``process_data_events(time_limit=0)``; what arrives meanwhile waits
         in the subscription). LeaseLost if the delivery's channel has closed already, or the
         connection turns out to be lost now."""
-        prefix, _, _ = delivery.tag.rpartition(".")
-        channel = self._channels.get(f"{prefix}.")
+        name, _, _ = delivery.tag.rpartition(".")
+        channel = self._channels.get(name)
         if channel is None or not channel.channel.is_open:
             raise LeaseLost("the channel closed: RabbitMQ has put the message back")
         try:
@@ -635,10 +645,10 @@ class AmqpEndpoint:
         return AmqpSubscription(self, topics, group)
 
     def _attach(self, broker: AmqpChannel) -> None:
-        self._channels[broker._prefix] = broker
+        self._channels[broker._name] = broker
 
     def _discard(self, broker: AmqpChannel) -> None:
-        self._channels.pop(broker._prefix, None)
+        self._channels.pop(broker._name, None)
         if broker.channel.is_open:
             with contextlib.suppress(*_CLOSING):  # its connection is gone: so are its deliveries
                 broker.send_acks()
@@ -736,7 +746,7 @@ class AmqpSubscription:
     def _recover(self, lost: TransportError) -> None:
         """Reconnect after ``lost`` (backing off up to 1 s), or raise it once out of time."""
         if self._broker is not None:
-            self._endpoint._channels.pop(self._broker._prefix, None)
+            self._endpoint._channels.pop(self._broker._name, None)
         self._broker = None
         self._pending.clear()
         deadline = time.monotonic() + self._endpoint.reconnect
