@@ -140,6 +140,8 @@ MSG_ID: Final = "Nats-Msg-Id"  #: JetStream's deduplication id
 DEFAULT_DEAD: Final = "letterlock-dead"
 _NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _MIN_FETCH: Final = 0.05  # seconds: nats-py refuses a fetch that expires at once
+_ACK: Final = Msg.Ack  # where a reply subject's fields are (JetStream's v2 layout)
+_V1_TOKENS: Final = 9  # tokens of a reply subject in the v1 layout (no domain, no account)
 _T = TypeVar("_T")
 _log = logging.getLogger(__name__)
 
@@ -311,12 +313,12 @@ class NatsBroker:
     def delivery(self, msg: Msg, group: str) -> NatsDelivery:
         """``msg``, delivered to ``group``, as the consumer takes it."""
         try:  # not map_exceptions: entering it per message costs more than this whole call
-            meta = msg.metadata
+            stream, sequence, delivered = _position(msg.reply)
         except Exception:
             _reraise_mapped()
         return NatsDelivery(
             tag=msg.reply, queue=group, topic=msg.subject, body=msg.data,
-            attempts=meta.num_delivered, ref=f"{meta.stream}:{meta.sequence.stream}", msg=msg,
+            attempts=delivered, ref=f"{stream}:{sequence}", msg=msg,
         )  # fmt: skip
 
     async def foreign(self, msg: Msg, group: str) -> bool:
@@ -511,6 +513,16 @@ class NatsBroker:
                 await self._check_kept(ack, subject, raw.data or b"", headers)
                 await self.js.delete_msg(self.dead, raw.seq or 0)
         return len(dead)
+
+
+def _position(reply: str | None) -> tuple[str, int, int]:
+    """The stream, stream sequence and delivery count in a JetStream message's reply subject,
+    read from the tokens where nats-py's ``Msg.metadata`` reads them (its ``NotJSMessageError``
+    for anything else), without building it: two frozen dataclasses and a datetime a message."""
+    tokens = Msg.Metadata._get_metadata_fields(reply)
+    if len(tokens) == _V1_TOKENS:  # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>...
+        return tokens[2], int(tokens[5]), int(tokens[4])
+    return tokens[_ACK.Stream], int(tokens[_ACK.StreamSeq]), int(tokens[_ACK.NumDelivered])
 
 
 def _reraise_mapped() -> NoReturn:
