@@ -177,7 +177,7 @@ def declare(
         raise UsageError("RabbitMQ binds AMQP patterns ('.', '*' and '#')")
     names = Topology.of(group, exchange=exchange)
     kind: dict[str, object] = {"x-queue-type": "quorum"} if quorum else {}
-    with map_exceptions(ERRORS):
+    with _MAPPED:
         channel.exchange_declare(names.exchange, exchange_type="topic", durable=True)
         arguments = dict(kind)
         if dead_letter:
@@ -261,7 +261,7 @@ class AmqpChannel:
         self._name = str(next(_ids))  #: a delivery's tag is "<name>.<pika's delivery tag>"
         self._prefix = f"{self._name}."
         if not getattr(channel, "_delivery_confirmation", False):  # pika logs an error if so
-            with map_exceptions(ERRORS):
+            with _MAPPED:
                 channel.confirm_delivery()
 
     def publish(self, topic: str, body: bytes, *, now: float | None = None) -> None:
@@ -271,7 +271,7 @@ class AmqpChannel:
         """
         at = time.time() if now is None else now
         properties = pika.BasicProperties(delivery_mode=_PERSISTENT, timestamp=int(at))
-        with map_exceptions(ERRORS):
+        with _MAPPED:
             self.channel.basic_publish(
                 self.exchange, topic, body, properties=properties, mandatory=True
             )
@@ -548,13 +548,13 @@ class AmqpEndpoint:
         if self._connection is None or not self._connection.is_open:
             self._publisher = None
             self._channels.clear()  # their deliveries went back to their queues
-            with map_exceptions(ERRORS):
+            with _MAPPED:
                 self._connection = pika.BlockingConnection(self.parameters)
         return self._connection
 
     def channel(self, *, ack_batch: int = 1) -> AmqpChannel:
         """A new confirm channel on the connection, as a Broker."""
-        with map_exceptions(ERRORS):
+        with _MAPPED:
             channel = self.connection().channel()
         return AmqpChannel(channel, exchange=self.exchange, quorum=self.quorum, ack_batch=ack_batch)
 
@@ -587,7 +587,7 @@ class AmqpEndpoint:
         """
         if self._publisher is None or not self._publisher.channel.is_open:
             publisher = self.channel()
-            with map_exceptions(ERRORS):  # so that no queue bound yet is Unroutable, not 404
+            with _MAPPED:  # so that no queue bound yet is Unroutable, not 404
                 publisher.channel.exchange_declare(self.exchange, "topic", durable=True)
             self._publisher = publisher
         try:
@@ -619,7 +619,7 @@ class AmqpEndpoint:
         if channel is None or not channel.channel.is_open:
             raise LeaseLost("the channel closed: RabbitMQ has put the message back")
         try:
-            with map_exceptions(ERRORS):
+            with _MAPPED:
                 channel.send_acks()
                 channel.channel.connection.process_data_events(time_limit=0)
         except TransportError as exc:
@@ -662,7 +662,7 @@ class AmqpEndpoint:
         broker = self.channel()
         records: list[DeadLetterRecord] = []
         try:
-            with map_exceptions(ERRORS):
+            with _MAPPED:
                 count = _waiting(broker.channel, names.dead_letter_queue)
                 while (limit is None or len(records) < limit) and len(records) < count:
                     method, properties, body = broker.channel.basic_get(names.dead_letter_queue)
@@ -682,7 +682,7 @@ class AmqpEndpoint:
         broker = self.channel()
         moved = 0
         try:
-            with map_exceptions(ERRORS):
+            with _MAPPED:
                 channel = broker.channel
                 for _ in range(_waiting(channel, names.dead_letter_queue)):
                     method, properties, body = channel.basic_get(names.dead_letter_queue)
@@ -729,7 +729,7 @@ class AmqpSubscription:
         broker = endpoint.channel(ack_batch=min(endpoint.ack_batch, endpoint.prefetch))
         broker._coalesce = True  # this subscription sends the run before each pika run
         self._pending.clear()
-        with map_exceptions(ERRORS):
+        with _MAPPED:
             declare(
                 broker.channel, self._group, self._topics, exchange=endpoint.exchange,
                 quorum=endpoint.quorum,
@@ -785,7 +785,7 @@ class AmqpSubscription:
         """Let pika read and dispatch for up to ``seconds``; TransportError if consuming ended."""
         if self._broker is None:
             raise TransportError("this subscription is closed")
-        with map_exceptions(ERRORS):
+        with _MAPPED:
             self._broker.send_acks()
             self._endpoint.connection().process_data_events(time_limit=seconds)
         if not self._broker.channel.is_open:

@@ -127,6 +127,8 @@ _ERRORS: Final[ExceptionMapping] = {
     ValueError: TransportError,  # paho's refusals (a topic, a payload); never our UsageError
     RuntimeError: TransportError,  # paho's wait_for_publish on a failed publish
 }
+#: map_exceptions(_ERRORS), made once: it keeps no state, and adapters enter it per message.
+_MAPPED: Final = map_exceptions(_ERRORS)
 #: Numbers every connection of this process, so a packet id names a message on one only.
 _CONNECTIONS: Final = itertools.count(1)
 _ACK_BATCH: Final = 16  #: PUBACKs held back at most while more messages wait (one write)
@@ -237,7 +239,7 @@ class _Connection:
         self._subacks: dict[int, list[ReasonCode]] = {}
         self._done = threading.Condition()
         v5 = settings.v5
-        with map_exceptions(_ERRORS):
+        with _MAPPED:
             client = paho.Client(
                 CallbackAPIVersion.VERSION2, client_id=client_id, protocol=settings.version,
                 clean_session=None if v5 else not persistent, manual_ack=True,
@@ -316,7 +318,7 @@ class _Connection:
 
     def publish(self, topic: str, body: bytes, properties: Properties | None = None) -> int:
         """Publish at QoS 1 and wait for the PUBACK; Unroutable if MQTT 5 says nobody listens."""
-        with map_exceptions(_ERRORS):
+        with _MAPPED:
             info = self.client.publish(topic, body, qos=1, properties=properties)
             if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
                 raise _failed("publish", info.rc)
@@ -330,7 +332,7 @@ class _Connection:
 
     def subscribe(self, filters: list[str]) -> None:
         """Subscribe at QoS 1 and wait for the SUBACK."""
-        with map_exceptions(_ERRORS):
+        with _MAPPED:
             rc, mid = self.client.subscribe([(f, 1) for f in filters])
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
             raise _failed("subscribe", rc)
@@ -344,7 +346,7 @@ class _Connection:
         try:  # not map_exceptions: entering it per message costs more than the rest of this
             rc = self.client.ack(mid, qos)
         except Exception:
-            with map_exceptions(_ERRORS):
+            with _MAPPED:
                 raise  # the exception being handled, mapped
         if rc == MQTTErrorCode.MQTT_ERR_NO_CONN:  # nothing to send it on: the message comes again
             raise LeaseLost("MQTT ack: the connection is gone")
@@ -375,7 +377,7 @@ class _Connection:
         try:  # paho's own queueing of a PUBACK (Client.ack), for several at once
             rc = self.client._packet_queue(_PUBACK_TYPE, packet, 0, 1)
         except Exception:
-            with map_exceptions(_ERRORS):
+            with _MAPPED:
                 raise  # the exception being handled, mapped
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise _failed("ack", rc)
@@ -387,7 +389,7 @@ class _Connection:
             self.send_acks()
         self._closing = True
         self.lost.set()
-        with map_exceptions(_ERRORS):
+        with _MAPPED:
             self.client.disconnect()
             self.client.loop_stop()
 

@@ -153,6 +153,8 @@ ERRORS: Final[ExceptionMapping] = {
     TimeoutError: TransportError,  # asyncio's, and nats-py's own are one
     OSError: TransportError,
 }
+#: map_exceptions(ERRORS), made once: it keeps no state, and adapters enter it per message.
+_MAPPED: Final = map_exceptions(ERRORS)
 
 #: What says the connection a delivery came on is gone (closed, draining, or reconnecting with
 #: no room left to buffer): a settlement or heartbeat that meets it is LeaseLost. (A timeout
@@ -244,7 +246,7 @@ class NatsBroker:
         if not isinstance(topic, str) or not topic:
             raise UsageError("a NATS subject is a non-empty string")
         headers = None if msg_id is None else {MSG_ID: msg_id}
-        with map_exceptions(ERRORS):
+        with _MAPPED:
             ack = await self.js.publish(topic, bytes(body), timeout=self.timeout, headers=headers)
         return int(ack.seq)
 
@@ -276,7 +278,7 @@ class NatsBroker:
             durable_name=name, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.NEW,
             filter_subject=topics.patterns[0], ack_wait=self.lease, max_deliver=self.max_deliver,
         )  # fmt: skip
-        with map_exceptions(ERRORS):
+        with _MAPPED:
             await self.js.add_consumer(stream, config, timeout=self.timeout)
             psub = await self.js.pull_subscribe_bind(name, stream)
         self._pulls[group] = psub
@@ -286,7 +288,7 @@ class NatsBroker:
         """Make sure the stream of ``topics`` and the dead-letter stream exist; the stream's
         name (for a push consumer: ``js.subscribe(..., stream=name)``)."""
         stream, subjects = self.stream_for(topics)
-        with map_exceptions(ERRORS):
+        with _MAPPED:
             await self._ensure_stream(stream, subjects, RetentionPolicy.INTEREST)
             await self._ensure_dead()
         return stream
@@ -325,7 +327,7 @@ class NatsBroker:
         """True (and acked) if ``msg`` is a copy redriven for another group than ``group``."""
         if not _redriven_elsewhere(msg, group):
             return False
-        with map_exceptions(ERRORS):
+        with _MAPPED:
             await msg.ack()
         return True
 
@@ -376,7 +378,7 @@ class NatsBroker:
         """Nak each of ``msgs``, fetched and never handed over, so it is delivered again now."""
         if not msgs:  # after each fetch taken whole: no context manager for nothing
             return
-        with map_exceptions(ERRORS):
+        with _MAPPED:
             for msg in msgs:
                 await msg.nak()
 
@@ -405,7 +407,7 @@ class NatsBroker:
                 except Exception:
                     _reraise_mapped()
                 return
-            with map_exceptions(ERRORS):
+            with _MAPPED:
                 match settlement:
                     case Ack():
                         await msg.ack()
@@ -473,7 +475,7 @@ class NatsBroker:
         gone (as :meth:`settle`)."""
         msg = _msg(delivery)
         try:
-            with map_exceptions(ERRORS):
+            with _MAPPED:
                 await msg.in_progress()
         except TransportError as exc:
             _raise_if_lost(exc, msg)
@@ -485,7 +487,7 @@ class NatsBroker:
         subject = f"{self.dead}.{consumer_name(group)}"
         found: list[RawStreamMsg] = []
         seq = 1
-        with map_exceptions(ERRORS):
+        with _MAPPED:
             while limit is None or len(found) < limit:
                 try:
                     raw = await self.js.get_msg(self.dead, seq=seq, subject=subject, next=True)
@@ -503,7 +505,7 @@ class NatsBroker:
         """Republish each of ``group``'s dead letters to its subject for ``group`` alone, then
         delete it from the dead-letter stream; how many."""
         dead = await self._dead(group, None)
-        with map_exceptions(ERRORS):
+        with _MAPPED:
             for raw in dead:
                 headers = {GROUP: consumer_name(group), MSG_ID: f"redrive:{self.dead}:{raw.seq}"}
                 subject = (raw.headers or {}).get(SUBJECT, "")
@@ -527,7 +529,7 @@ def _position(reply: str | None) -> tuple[str, int, int]:
 
 def _reraise_mapped() -> NoReturn:
     """Raise the exception being handled as :data:`ERRORS` maps it (call in ``except``)."""
-    with map_exceptions(ERRORS):
+    with _MAPPED:
         raise  # noqa: PLE0704 - re-raised inside the mapping on purpose
 
 
@@ -668,7 +670,7 @@ class NatsEndpoint:
 
     def close(self) -> None:
         try:
-            with map_exceptions(ERRORS):
+            with _MAPPED:
                 self._loop.run(self._nc.close())
         finally:
             self._loop.stop()
@@ -732,5 +734,5 @@ class _NatsSubscription:
         try:
             run(self._endpoint.broker.give_back(pending))
         finally:
-            with map_exceptions(ERRORS):
+            with _MAPPED:
                 run(self._psub.unsubscribe())

@@ -131,6 +131,8 @@ _MAX_BLOCK: Final = 1.0  # seconds an XREADGROUP blocks at most before due entri
 _C = TypeVar("_C")
 _S = TypeVar("_S")
 _MAPPING: Final[ExceptionMapping] = {redis.exceptions.RedisError: TransportError}
+#: map_exceptions(_MAPPING), made once: it keeps no state, and adapters enter it per message.
+_MAPPED: Final = map_exceptions(_MAPPING)
 #: What says Redis could not be reached (once redis-py's own retries, on a new connection, ran
 #: out): a settlement or heartbeat that meets it is LeaseLost, the entry staying pending to be
 #: reclaimed after the lease. Not what says a connection was refused (credentials, ACLs, a full
@@ -336,9 +338,10 @@ def _delivery(
     addressed = fields.get(b"for")
     if (addressed is not None and addressed != group.encode()) or topic not in topics:
         return None
+    tag = _text(entry_id)
     return RedisDelivery(
-        tag=_text(entry_id), queue=group, topic=topic, body=fields.get(b"body", b""),
-        attempts=attempts, ref=_text(entry_id), consumer=consumer, read_at=now,
+        tag=tag, queue=group, topic=topic, body=fields.get(b"body", b""),
+        attempts=attempts, ref=tag, consumer=consumer, read_at=now,
     )  # fmt: skip
 
 
@@ -386,7 +389,7 @@ def _check_group(topics: Topics, group: str) -> None:
 def _settling() -> Iterator[None]:
     """Map redis-py's errors for a settlement or heartbeat: Redis unreachable is LeaseLost."""
     try:
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             yield
     except TransportError as exc:
         lost = exc.__cause__
@@ -403,7 +406,7 @@ def _settling() -> Iterator[None]:
 @contextmanager
 def _creating_group() -> Iterator[None]:
     """Around ``XGROUP CREATE``: a group that exists already is left as it is (BUSYGROUP)."""
-    with map_exceptions(_MAPPING):
+    with _MAPPED:
         try:
             yield
         except redis.exceptions.ResponseError as exc:
@@ -500,7 +503,7 @@ class RedisEndpoint(_Stream[Script]):
     def publish(self, topic: str, body: bytes, *, now: float | None = None) -> str:
         """``XADD`` the sealed bytes with their topic; the entry id. ``now`` is not used."""
         fields = self._publish_fields(topic, body)
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             entry_id = self.client.xadd(self.stream, fields, maxlen=self.maxlen, approximate=True)
         return _text(entry_id)
 
@@ -533,7 +536,7 @@ class RedisEndpoint(_Stream[Script]):
 
     def dead_letters(self, group: str, /, *, limit: int | None = None) -> list[DeadLetterRecord]:
         """``group``'s dead letters, oldest first (``XRANGE``), without consuming them."""
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             entries = self.client.xrange(self.dead_stream(group), count=limit)
         return _dead_records(group, entries)
 
@@ -541,14 +544,14 @@ class RedisEndpoint(_Stream[Script]):
         """Put ``group``'s dead letters back on the stream for ``group`` only; how many."""
         moved = 0
         keys = [self.stream, self.dead_stream(group)]
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             while count := int(self._redrive_script(keys=keys, args=[group, 100])):
                 moved += count
         return moved
 
     def close(self) -> None:
         """Close the connection pool."""
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             self.client.close()
 
     def __enter__(self) -> RedisEndpoint:
@@ -560,22 +563,22 @@ class RedisEndpoint(_Stream[Script]):
     # what subscriptions call ------------------------------------------------------------
 
     def _reclaim(self, group: str, consumer: str) -> list[tuple[bytes, Any, int]]:
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             got = self._reclaim_script(keys=[self.stream], args=self._reclaim_args(group, consumer))
         return _reclaimed(got)
 
     def _read(self, group: str, consumer: str, block: float) -> list[tuple[bytes, Any, int]]:
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             got = self.client.xreadgroup(**self._read_args(group, consumer, block))
         return _entries(got)
 
     def _skip(self, group: str, entry_ids: Sequence[bytes]) -> None:
         if entry_ids:
-            with map_exceptions(_MAPPING):
+            with _MAPPED:
                 self.client.xack(self.stream, group, *entry_ids)
 
     def _forget(self, group: str, consumer: str) -> None:
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             self._forget_script(keys=[self.stream], args=[group, consumer])
 
 
@@ -723,7 +726,7 @@ class AsyncRedisEndpoint(_Stream[AsyncScript]):
     async def publish(self, topic: str, body: bytes, *, now: float | None = None) -> str:
         """As :meth:`RedisEndpoint.publish`."""
         fields = self._publish_fields(topic, body)
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             entry_id = await self.client.xadd(
                 self.stream, fields, maxlen=self.maxlen, approximate=True
             )
@@ -757,7 +760,7 @@ class AsyncRedisEndpoint(_Stream[AsyncScript]):
         self, group: str, /, *, limit: int | None = None
     ) -> list[DeadLetterRecord]:
         """As :meth:`RedisEndpoint.dead_letters`."""
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             entries = await self.client.xrange(self.dead_stream(group), count=limit)
         return _dead_records(group, entries)
 
@@ -765,14 +768,14 @@ class AsyncRedisEndpoint(_Stream[AsyncScript]):
         """As :meth:`RedisEndpoint.redrive`."""
         moved = 0
         keys = [self.stream, self.dead_stream(group)]
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             while count := int(await self._redrive_script(keys=keys, args=[group, 100])):
                 moved += count
         return moved
 
     async def close(self) -> None:
         """Close the connection pool."""
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             await self.client.aclose()
 
     async def __aenter__(self) -> AsyncRedisEndpoint:
@@ -784,24 +787,24 @@ class AsyncRedisEndpoint(_Stream[AsyncScript]):
     # what subscriptions call ------------------------------------------------------------
 
     async def _reclaim(self, group: str, consumer: str) -> list[tuple[bytes, Any, int]]:
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             got = await self._reclaim_script(
                 keys=[self.stream], args=self._reclaim_args(group, consumer)
             )
         return _reclaimed(got)
 
     async def _read(self, group: str, consumer: str, block: float) -> list[tuple[bytes, Any, int]]:
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             got = await self.client.xreadgroup(**self._read_args(group, consumer, block))
         return _entries(got)
 
     async def _skip(self, group: str, entry_ids: Sequence[bytes]) -> None:
         if entry_ids:
-            with map_exceptions(_MAPPING):
+            with _MAPPED:
                 await self.client.xack(self.stream, group, *entry_ids)
 
     async def _forget(self, group: str, consumer: str) -> None:
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             await self._forget_script(keys=[self.stream], args=[group, consumer])
 
 
