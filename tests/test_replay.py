@@ -408,7 +408,12 @@ def test_window_prunes_once_every_prune_every_adds_from_any_number_of_threads() 
     store = MemoryReplayStore()
     cutoffs: list[int] = []
     prune = store.prune
-    store.prune = lambda cutoff: (cutoffs.append(cutoff), prune(cutoff))[1]  # type: ignore[method-assign]
+
+    def counted(cutoff: int) -> None:
+        cutoffs.append(cutoff)
+        prune(cutoff)
+
+    store.prune = counted  # type: ignore[method-assign]
     window = ReplayWindow(store, max_age=MAX_AGE, skew=SKEW, prune_every=10)
 
     def records(sender: bytes) -> None:
