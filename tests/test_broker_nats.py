@@ -59,6 +59,7 @@ from letterlock.transports.nats import (
     REASON,
     SUBJECT,
     NatsBroker,
+    NatsDelivery,
     NatsEndpoint,
     consumer_name,
     parse_url,
@@ -715,6 +716,12 @@ def test_a_delivery_reads_the_reply_subject_as_nats_py_metadata_does(reply: str)
     assert delivery.attempts == meta.num_delivered
     assert delivery.ref == f"{meta.stream}:{meta.sequence.stream}"
     assert (delivery.tag, delivery.topic, delivery.body) == (reply, "orders.x", b"sealed")
+    assert type(delivery) is NatsDelivery  # its slots, set directly
+    assert delivery.msg is msg
+    assert delivery == NatsDelivery(
+        tag=reply, queue="g", topic="orders.x", body=b"sealed", attempts=meta.num_delivered,
+        ref=delivery.ref, msg=msg,
+    )  # fmt: skip
 
 
 def test_a_fetch_and_an_ack_on_a_closed_connection_leave_as_transport_errors(

@@ -88,7 +88,13 @@ import pika.exceptions
 from letterlock._edges import ExceptionMapping, map_exceptions
 from letterlock.core.topics import Dialect, Topics
 from letterlock.errors import TransportError, UsageError
-from letterlock.transports.base import DeadLetterRecord, Delivery, LeaseLost, Unroutable
+from letterlock.transports.base import (
+    DeadLetterRecord,
+    Delivery,
+    LeaseLost,
+    Unroutable,
+    delivery,
+)
 from letterlock.transports.decide import Ack, DeadLetter, DeadLetterReason, Retry, Settlement
 
 __all__ = [
@@ -285,10 +291,10 @@ class AmqpChannel:
                 headers.get(ATTEMPTS_HEADER)
             ) + 1  # fmt: skip
         topic = headers.get(TOPIC_HEADER) if method.exchange == "" else None
-        return Delivery(
-            tag=f"{self._prefix}{method.delivery_tag}", queue=queue,
-            topic=topic if isinstance(topic, str) else str(method.routing_key),
-            body=bytes(body), attempts=attempts, ref=str(method.delivery_tag),
+        return delivery(
+            f"{self._prefix}{method.delivery_tag}", queue,
+            topic if isinstance(topic, str) else str(method.routing_key),
+            bytes(body), attempts, str(method.delivery_tag),
         )  # fmt: skip
 
     def callback(

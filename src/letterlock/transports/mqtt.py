@@ -107,6 +107,7 @@ from letterlock.transports.base import (
     LeaseLost,
     Subscription,
     Unroutable,
+    delivery,
 )
 from letterlock.transports.decide import Ack, DeadLetter, Retry, Settlement
 
@@ -439,10 +440,9 @@ class _MqttSubscription:
             generation, message = item
             if generation != self.connection.generation:
                 continue  # from before a reconnect: the broker sends it again on this one
-            yield Delivery(
-                tag=f"{generation}:{message.mid}:{message.qos}", queue=self.group,
-                topic=message.topic, body=bytes(message.payload), attempts=None,
-                ref=f"mid {message.mid}",
+            yield delivery(
+                f"{generation}:{message.mid}:{message.qos}", self.group, message.topic,
+                bytes(message.payload), None, f"mid {message.mid}",
             )  # fmt: skip
             idle_since = time.monotonic()
 

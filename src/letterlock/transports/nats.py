@@ -125,6 +125,7 @@ from letterlock.transports.base import (
     LeaseLost,
     Subscription,
     Unroutable,
+    slot_setters,
 )
 from letterlock.transports.decide import Ack, DeadLetter, DeadLetterReason, Retry, Settlement
 
@@ -183,6 +184,9 @@ class NatsDelivery(Delivery):
     """One JetStream delivery; ``msg`` is nats-py's message, settled through its methods."""
 
     msg: Msg = field(repr=False, compare=False)
+
+
+_NATS_DELIVERY: Final = slot_setters(NatsDelivery)
 
 
 class NatsBroker:
@@ -318,10 +322,17 @@ class NatsBroker:
             stream, sequence, delivered = _position(msg.reply)
         except Exception:
             _reraise_mapped()
-        return NatsDelivery(
-            tag=msg.reply, queue=group, topic=msg.subject, body=msg.data,
-            attempts=delivered, ref=f"{stream}:{sequence}", msg=msg,
-        )  # fmt: skip
+        # NatsDelivery(tag=msg.reply, ...), its slots set directly (see base.delivery)
+        made = object.__new__(NatsDelivery)
+        s0, s1, s2, s3, s4, s5, s6 = _NATS_DELIVERY
+        s0(made, msg.reply)
+        s1(made, group)
+        s2(made, msg.subject)
+        s3(made, msg.data)
+        s4(made, delivered)
+        s5(made, f"{stream}:{sequence}")
+        s6(made, msg)
+        return made
 
     async def foreign(self, msg: Msg, group: str) -> bool:
         """True (and acked) if ``msg`` is a copy redriven for another group than ``group``."""

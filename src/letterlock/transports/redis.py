@@ -119,7 +119,13 @@ from redis.commands.core import AsyncScript, Script
 from letterlock._edges import ExceptionMapping, map_exceptions
 from letterlock.core.topics import Dialect, Topics
 from letterlock.errors import TransportError, UsageError
-from letterlock.transports.base import DeadLetterRecord, Delivery, LeaseLost, Subscription
+from letterlock.transports.base import (
+    DeadLetterRecord,
+    Delivery,
+    LeaseLost,
+    Subscription,
+    slot_setters,
+)
 from letterlock.transports.decide import Ack, DeadLetter, DeadLetterReason, Retry, Settlement
 
 __all__ = ["AsyncRedisEndpoint", "AsyncRedisSubscription", "RedisDelivery", "RedisEndpoint"]
@@ -214,6 +220,9 @@ class RedisDelivery(Delivery):
 
     consumer: str  #: the consumer name it is pending with
     read_at: float  #: when it was read (monotonic), to hand over only entries still leased
+
+
+_REDIS_DELIVERY: Final = slot_setters(RedisDelivery)
 
 
 def _positive(query: dict[str, str], name: str, default: float) -> float:
@@ -339,10 +348,18 @@ def _delivery(
     if (addressed is not None and addressed != group.encode()) or topic not in topics:
         return None
     tag = _text(entry_id)
-    return RedisDelivery(
-        tag=tag, queue=group, topic=topic, body=fields.get(b"body", b""),
-        attempts=attempts, ref=tag, consumer=consumer, read_at=now,
-    )  # fmt: skip
+    # RedisDelivery(tag=tag, ...), its slots set directly (see base.delivery)
+    made = object.__new__(RedisDelivery)
+    s0, s1, s2, s3, s4, s5, s6, s7 = _REDIS_DELIVERY
+    s0(made, tag)
+    s1(made, group)
+    s2(made, topic)
+    s3(made, fields.get(b"body", b""))
+    s4(made, attempts)
+    s5(made, tag)
+    s6(made, consumer)
+    s7(made, now)
+    return made
 
 
 def _dead_records(group: str, entries: object) -> list[DeadLetterRecord]:

@@ -64,7 +64,7 @@ import zmq
 from letterlock._edges import ExceptionMapping, map_exceptions
 from letterlock.core.topics import Dialect, Topics
 from letterlock.errors import TransportError, UsageError
-from letterlock.transports.base import DeadLetterRecord, Delivery, Subscription
+from letterlock.transports.base import DeadLetterRecord, Delivery, Subscription, delivery
 from letterlock.transports.decide import DeadLetter, DeadLetterReason, Settlement
 
 __all__ = ["ZmqEndpoint"]
@@ -312,9 +312,7 @@ class _ZmqSubscription:
                 self.skipped += 1
                 continue
             body = frames[1] if len(frames) == 2 else b""  # anything else fails to open
-            yield Delivery(
-                tag="", queue=group, topic=topic, body=body, attempts=None, ref=str(next(count))
-            )
+            yield delivery("", group, topic, body, None, str(next(count)))
             idle_since = time.monotonic()
 
     def close(self) -> None:
