@@ -108,6 +108,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, Final, Generic, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -402,22 +403,50 @@ def _check_group(topics: Topics, group: str) -> None:
         raise UsageError("a consumer group is named by a non-empty string")
 
 
-@contextmanager
-def _settling() -> Iterator[None]:
-    """Map redis-py's errors for a settlement or heartbeat: Redis unreachable is LeaseLost."""
-    try:
-        with _MAPPED:
-            yield
-    except TransportError as exc:
+class _Settling:
+    """Map redis-py's errors for a settlement or heartbeat: Redis unreachable is LeaseLost.
+
+    A class with one instance (:data:`_settling`), not a generator-based context manager: that
+    costs several microseconds, and every message is settled through this.
+    """
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            return
+        if not isinstance(exc, TransportError):
+            try:
+                _MAPPED.__exit__(kind, exc, traceback)  # raises ours from a redis-py error
+            except TransportError as mapped:
+                self._lease_lost(mapped)
+                raise
+            return  # not redis-py's: unchanged
+        self._lease_lost(exc)  # raised as ours inside: LeaseLost stays, others as mapped
+
+    @staticmethod
+    def _lease_lost(exc: TransportError) -> None:
+        """Raise LeaseLost if ``exc`` says Redis could not be reached (and did not refuse)."""
         lost = exc.__cause__
         if isinstance(exc, LeaseLost) or not isinstance(lost, _UNREACHABLE):
-            raise
+            return
         if isinstance(lost, _REFUSED):
-            raise
+            return
         raise LeaseLost(
             f"Redis could not be reached ({type(lost).__name__}): the entry stays pending, to "
             "be reclaimed once idle for the lease"
         ) from lost
+
+
+_settling: Final = _Settling()
 
 
 @contextmanager
@@ -535,7 +564,7 @@ class RedisEndpoint(_Stream[Script]):
         self._settle(*self._settle_call(delivery, None))
 
     def _settle(self, held: RedisDelivery, script: list[Any] | None) -> None:
-        with _settling():
+        with _settling:
             if script is None:
                 _check_acked(self.client.xack(self.stream, held.queue, held.tag))
             else:
@@ -760,7 +789,7 @@ class AsyncRedisEndpoint(_Stream[AsyncScript]):
         await self._settle(*self._settle_call(delivery, None))
 
     async def _settle(self, held: RedisDelivery, script: list[Any] | None) -> None:
-        with _settling():
+        with _settling:
             if script is None:
                 _check_acked(await self.client.xack(self.stream, held.queue, held.tag))
             else:
