@@ -440,6 +440,41 @@ def test_a_connection_lost_between_a_dead_letter_and_its_ack_dead_letters_twice_
     assert [d.body for d in dead] == [forged, forged]
 
 
+def test_acks_of_a_backlog_go_to_paho_together_and_every_one_reaches_the_broker(
+    mqtt: Mqtt,
+) -> None:
+    """While more messages wait in the inbox, PUBACKs are held back and handed to paho's loop
+    together (one wake-up, one write); the last ones go once the inbox is empty, so nothing
+    handled comes again."""
+    endpoint = mqtt.endpoint()
+    topics = Topics.mqtt(mqtt.topic("x"))
+    subscription = endpoint.subscribe(topics, group=mqtt.group)
+    connection = getattr(subscription, "connection")  # noqa: B009 - the adapter's own
+    count = 40
+    for n in range(count):
+        endpoint.publish(mqtt.topic("x"), mqtt.seal(b"%d" % n, mqtt.topic("x")))
+    for _ in range(1000):  # a backlog: more than one batch of acks waits (3.1.1 sends 20)
+        if connection.inbox.qsize() > 16:
+            break
+        time.sleep(0.01)
+    packets: list[bytes] = []
+    queue_packet = connection.client._packet_queue
+
+    def counted(command: int, packet: bytes, mid: int, qos: int, info: object = None) -> object:
+        if command & 0xF0 == 0x40:  # PUBACK
+            packets.append(bytes(packet))
+        return queue_packet(command, packet, mid, qos, info)
+
+    connection.client._packet_queue = counted
+    handled: list[Opened] = []
+    assert drain(subscription, mqtt.consumer(endpoint, topics), handled) == count
+    assert sum(len(p) for p in packets) == 4 * count  # every message acked once
+    assert len(packets) < count  # and not one write each
+    subscription.close()
+    again = mqtt.endpoint().subscribe(topics, group=mqtt.group)
+    assert list(again.deliveries(idle_timeout=IDLE)) == []  # nothing comes again
+
+
 def test_a_busy_copy_is_held_unacked_and_handed_out_again_after_the_delay(mqtt: Mqtt) -> None:
     endpoint = mqtt.endpoint()
     topics = Topics.mqtt(mqtt.topic("x"))

@@ -59,6 +59,7 @@ from letterlock.transports.nats import (
     REASON,
     SUBJECT,
     NatsBroker,
+    NatsDelivery,
     NatsEndpoint,
     consumer_name,
     parse_url,
@@ -695,6 +696,32 @@ def test_a_message_that_is_no_jetstream_delivery_leaves_as_a_transport_error() -
     with pytest.raises(TransportError, match="not a JetStream message") as caught:
         broker.delivery(msg, "g")
     assert isinstance(caught.value.__cause__, nats.errors.NotJSMessageError)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "$JS.ACK.orders.g.3.1042.77.1733090000000000000.5",  # v1
+        "$JS.ACK._.ACCHASH.orders.g.3.1042.77.1733090000000000000.5.rAnD0m",  # v2, no domain
+        "$JS.ACK.hub.ACCHASH.orders.g.1.9.9.1733090000000000000.0",  # v2, no random token
+    ],
+)
+def test_a_delivery_reads_the_reply_subject_as_nats_py_metadata_does(reply: str) -> None:
+    """``delivery`` reads attempts and the stream position from the reply subject's tokens
+    without building nats-py's Metadata; what it reads is what Metadata says."""
+    broker = NatsBroker.__new__(NatsBroker)  # delivery() reads nothing of the broker
+    msg = Msg(None, subject="orders.x", reply=reply, data=b"sealed")  # type: ignore[arg-type]
+    delivery = broker.delivery(msg, "g")
+    meta = Msg(None, subject="orders.x", reply=reply, data=b"").metadata  # type: ignore[arg-type]
+    assert delivery.attempts == meta.num_delivered
+    assert delivery.ref == f"{meta.stream}:{meta.sequence.stream}"
+    assert (delivery.tag, delivery.topic, delivery.body) == (reply, "orders.x", b"sealed")
+    assert type(delivery) is NatsDelivery  # its slots, set directly
+    assert delivery.msg is msg
+    assert delivery == NatsDelivery(
+        tag=reply, queue="g", topic="orders.x", body=b"sealed", attempts=meta.num_delivered,
+        ref=delivery.ref, msg=msg,
+    )  # fmt: skip
 
 
 def test_a_fetch_and_an_ack_on_a_closed_connection_leave_as_transport_errors(

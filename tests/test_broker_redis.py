@@ -42,7 +42,13 @@ from letterlock.transports import (
     RetryPolicy,
     SealedConsumer,
 )
-from letterlock.transports.redis import AsyncRedisEndpoint, RedisEndpoint, _Intake
+from letterlock.transports.redis import (
+    AsyncRedisEndpoint,
+    RedisDelivery,
+    RedisEndpoint,
+    _delivery,
+    _Intake,
+)
 from services import SERVICES, require, unique
 
 CAST = cast_of(Suite.P256)
@@ -931,3 +937,18 @@ def test_only_amqp_patterns_and_own_deliveries(stream: str) -> None:
     with pytest.raises(UsageError):
         endpoint.settle(Delivery(tag="1-0", queue="g", topic="t", body=b"", attempts=1), Ack())
     endpoint.close()
+
+
+def test_an_entry_becomes_the_delivery_the_dataclass_makes() -> None:
+    """``_delivery`` sets the slots of a RedisDelivery directly (one per entry read)."""
+    topics = Topics("orders.*")
+    fields = {b"topic": b"orders.eu", b"body": b"sealed"}
+    made = _delivery(b"1-7", fields, 2, 12.5, topics=topics, group="g", consumer="c")
+    expected = RedisDelivery(
+        tag="1-7", queue="g", topic="orders.eu", body=b"sealed", attempts=2, ref="1-7",
+        consumer="c", read_at=12.5,
+    )  # fmt: skip
+    assert type(made) is RedisDelivery
+    assert (made, repr(made)) == (expected, repr(expected))
+    skipped = _delivery(b"1-8", fields, 1, 0.0, topics=Topics("x.*"), group="g", consumer="c")
+    assert skipped is None  # a topic the group does not take

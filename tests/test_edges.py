@@ -72,3 +72,14 @@ def test_nothing_happens_without_an_exception() -> None:
     with map_exceptions(MAPPING):
         value = 1
     assert value == 1
+
+
+def test_one_instance_made_once_maps_every_use_nested_and_again() -> None:
+    """Adapters make one map_exceptions per mapping at import and enter it per message."""
+    mapped = map_exceptions({OSError: TransportError})
+    for _ in range(2):
+        with pytest.raises(TransportError) as caught, mapped, mapped:
+            raise OSError("refused")
+        assert isinstance(caught.value.__cause__, OSError)
+    with mapped:
+        pass  # and nothing raised, nothing happens

@@ -19,6 +19,7 @@ from letterlock.transports import (
     QueueStats,
     Retry,
     Unroutable,
+    base,
 )
 
 T0 = 1_750_000_000.0
@@ -157,3 +158,15 @@ def test_nonsense_is_a_usage_error() -> None:
     broker.publish("payroll.eu", b"x")
     with pytest.raises(UsageError, match="delay"):
         broker.settle(_take(broker), Retry(delay=-1))
+
+
+def test_the_adapters_maker_of_deliveries_makes_what_the_dataclass_makes() -> None:
+    """``base.delivery`` sets the slots directly (adapters make one per message)."""
+    fast = base.delivery("1.7", "orders", "orders.eu", b"sealed", 3, "7")
+    made = Delivery(
+        tag="1.7", queue="orders", topic="orders.eu", body=b"sealed", attempts=3, ref="7"
+    )
+    assert type(fast) is Delivery
+    assert (fast, repr(fast), hash(fast)) == (made, repr(made), hash(made))
+    with pytest.raises(AttributeError):
+        fast.tag = "2.7"  # type: ignore[misc]  # frozen, as any Delivery

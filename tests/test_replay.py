@@ -403,6 +403,32 @@ def test_window_prunes_as_it_records_and_a_pruned_id_cannot_return(store: Replay
     assert reason_of(pruned_again) is Reason.EXPIRED
 
 
+def test_window_prunes_once_every_prune_every_adds_from_any_number_of_threads() -> None:
+    """The count of adds needs no lock: 4 threads, 250 records each, prune_every=10."""
+    store = MemoryReplayStore()
+    cutoffs: list[int] = []
+    prune = store.prune
+
+    def counted(cutoff: int) -> None:
+        cutoffs.append(cutoff)
+        prune(cutoff)
+
+    store.prune = counted  # type: ignore[method-assign]
+    window = ReplayWindow(store, max_age=MAX_AGE, skew=SKEW, prune_every=10)
+
+    def records(sender: bytes) -> None:
+        for n in range(250):
+            window.record(sender=sender, message_id=mid(n), created=NOW, now=NOW)
+
+    workers = [threading.Thread(target=records, args=(bytes([s]) * 32,)) for s in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert len(cutoffs) == 100
+    assert len(store) == 1000
+
+
 def test_eviction_at_capacity_raises_the_floor(make_store: StoreFactory) -> None:
     """Capacity 3: the 4th id evicts the oldest, whose time becomes the floor."""
     store = make_store(capacity=3)

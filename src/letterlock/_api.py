@@ -263,8 +263,9 @@ class Opener:
         """As :func:`letterlock.open`."""
         # open_envelope without into, minus two calls with a dozen keywords each, a message
         opened = open_as(
-            data, self.identity, self.trust, self.replay, _seconds(now), topic, self.suites,
-            self.limits, self.cache, self.labels, None, record,
+            data, self.identity, self.trust, self.replay,
+            int(time.time() if now is None else now),  # _seconds(now), inline
+            topic, self.suites, self.limits, self.cache, self.labels, None, record,
         )  # fmt: skip
         assert isinstance(opened, Opened)
         return opened

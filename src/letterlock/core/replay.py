@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import enum
 import heapq
+import itertools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -268,9 +269,12 @@ class MemoryReplayStore:
         return record if claim is not None and claim[0] == holder else None
 
     def finish(self, sender: bytes, message_id: bytes, holder: bytes) -> bool:
-        with self._lock:
-            record = self._held(sender, message_id, holder)
+        with self._lock:  # _held, inline: every handled message comes here
+            record = self._senders.get(sender)
             if record is None:
+                return False
+            claim = record.claims.get(message_id)
+            if claim is None or claim[0] != holder:
                 return False
             del record.claims[message_id]
             return True
@@ -326,8 +330,9 @@ class ReplayWindow:
         self.max_age = max_age
         self.skew = skew
         self._prune_every = prune_every
-        self._since_prune = 0
-        self._prune_lock = threading.Lock()  # an Opener may record from several threads
+        # Counts adds; an Opener may record from several threads, and next() on a count is
+        # one atomic step (no lock to take per message).
+        self._adds = itertools.count(1)
 
     def check(
         self,
@@ -448,12 +453,7 @@ class ReplayWindow:
         holder: bytes | None,
         until: float,
     ) -> AddResult:
-        with self._prune_lock:
-            self._since_prune += 1
-            due = self._since_prune >= self._prune_every
-            if due:
-                self._since_prune = 0
-        if due:
+        if next(self._adds) % self._prune_every == 0:
             self.store.prune(int(now) - self.max_age)
         result = self.store.add(sender, message_id, created, now=now, holder=holder, until=until)
         if result is _ADDED:  # the usual case: one comparison

@@ -88,7 +88,13 @@ import pika.exceptions
 from letterlock._edges import ExceptionMapping, map_exceptions
 from letterlock.core.topics import Dialect, Topics
 from letterlock.errors import TransportError, UsageError
-from letterlock.transports.base import DeadLetterRecord, Delivery, LeaseLost, Unroutable
+from letterlock.transports.base import (
+    DeadLetterRecord,
+    Delivery,
+    LeaseLost,
+    Unroutable,
+    delivery,
+)
 from letterlock.transports.decide import Ack, DeadLetter, DeadLetterReason, Retry, Settlement
 
 __all__ = [
@@ -128,6 +134,8 @@ _PRECONDITION_FAILED: Final = 406
 _CLOSING: Final = (pika.exceptions.AMQPError, OSError)
 _PERSISTENT: Final = 2
 _ids = itertools.count(1)  # AmqpChannel instances, so a stale delivery tag is told apart
+#: map_exceptions(ERRORS), made once: it keeps no state, and settling enters it per message.
+_MAPPED: Final = map_exceptions(ERRORS)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -175,7 +183,7 @@ def declare(
         raise UsageError("RabbitMQ binds AMQP patterns ('.', '*' and '#')")
     names = Topology.of(group, exchange=exchange)
     kind: dict[str, object] = {"x-queue-type": "quorum"} if quorum else {}
-    with map_exceptions(ERRORS):
+    with _MAPPED:
         channel.exchange_declare(names.exchange, exchange_type="topic", durable=True)
         arguments = dict(kind)
         if dead_letter:
@@ -256,9 +264,10 @@ class AmqpChannel:
         self._upto = 0
         self._run = 0
         self._early: set[int] = set()
-        self._prefix = f"{next(_ids)}."
+        self._name = str(next(_ids))  #: a delivery's tag is "<name>.<pika's delivery tag>"
+        self._prefix = f"{self._name}."
         if not getattr(channel, "_delivery_confirmation", False):  # pika logs an error if so
-            with map_exceptions(ERRORS):
+            with _MAPPED:
                 channel.confirm_delivery()
 
     def publish(self, topic: str, body: bytes, *, now: float | None = None) -> None:
@@ -268,7 +277,7 @@ class AmqpChannel:
         """
         at = time.time() if now is None else now
         properties = pika.BasicProperties(delivery_mode=_PERSISTENT, timestamp=int(at))
-        with map_exceptions(ERRORS):
+        with _MAPPED:
             self.channel.basic_publish(
                 self.exchange, topic, body, properties=properties, mandatory=True
             )
@@ -282,10 +291,10 @@ class AmqpChannel:
                 headers.get(ATTEMPTS_HEADER)
             ) + 1  # fmt: skip
         topic = headers.get(TOPIC_HEADER) if method.exchange == "" else None
-        return Delivery(
-            tag=f"{self._prefix}{method.delivery_tag}", queue=queue,
-            topic=topic if isinstance(topic, str) else str(method.routing_key),
-            body=bytes(body), attempts=attempts, ref=str(method.delivery_tag),
+        return delivery(
+            f"{self._prefix}{method.delivery_tag}", queue,
+            topic if isinstance(topic, str) else str(method.routing_key),
+            bytes(body), attempts, str(method.delivery_tag),
         )  # fmt: skip
 
     def callback(
@@ -306,14 +315,6 @@ class AmqpChannel:
 
         return on_message
 
-    def _tag(self, delivery: Delivery) -> int:
-        prefix, _, tag = delivery.tag.rpartition(".")
-        if f"{prefix}." != self._prefix or not tag.isdigit():
-            raise LeaseLost("this delivery came through another channel")
-        if not self.channel.is_open:
-            raise LeaseLost("the channel closed: RabbitMQ has put the message back")
-        return int(tag)
-
     def settle(
         self, delivery: Delivery, settlement: Settlement, *, now: float | None = None
     ) -> None:
@@ -327,8 +328,21 @@ class AmqpChannel:
         closes for the settlement (a dead-letter exchange deleted: 404; permissions: 403),
         but for ``consumer_timeout`` (406, "timed out"), which is a lease lost.
         """
-        tag = self._tag(delivery)
+        name, _, tag = delivery.tag.rpartition(".")
+        self._settle_tag(delivery, name, tag, settlement)
+
+    def _settle_tag(self, delivery: Delivery, name: str, text: str, settlement: Settlement) -> None:
+        """:meth:`settle`, the delivery's tag split at its last dot (``name``, ``text``)."""
+        if name != self._name or not text.isdigit():
+            raise LeaseLost("this delivery came through another channel")
+        if not self.channel.is_open:
+            raise LeaseLost("the channel closed: RabbitMQ has put the message back")
+        tag = int(text)
         try:
+            if self._coalesce and type(settlement) is Ack:  # almost every delivery
+                with _MAPPED:
+                    self._ack_coalesced(tag)
+                return
             self._settle(delivery, tag, settlement)
         except TransportError as exc:
             if isinstance(exc, LeaseLost) or not _lost(exc.__cause__):
@@ -338,7 +352,7 @@ class AmqpChannel:
             raise LeaseLost(message) from lost
 
     def _settle(self, delivery: Delivery, tag: int, settlement: Settlement) -> None:
-        with map_exceptions(ERRORS):
+        with _MAPPED:
             match settlement:
                 case Ack() if self._coalesce:
                     self._ack_coalesced(tag)
@@ -372,7 +386,9 @@ class AmqpChannel:
         """Ack a run of deliveries settled in order with one ``basic_ack(multiple=True)``:
         one frame and one system call per batch, where pika writes each frame with a system
         call of its own. A tag that does not follow on is acked alone."""
-        if self._follows(tag):
+        if tag == self._upto + 1 and not self._early:  # in order, as almost every one is
+            self._upto = self._run = tag
+        elif self._follows(tag):
             self._run = tag
         else:
             self.channel._impl.basic_ack(tag)  # pika's own buffer, not yet written
@@ -493,7 +509,7 @@ class AmqpEndpoint:
         self.ack_batch = ack_batch
         self._connection: Any = None
         self._publisher: AmqpChannel | None = None
-        self._channels: dict[str, AmqpChannel] = {}  # prefix -> live subscription channel
+        self._channels: dict[str, AmqpChannel] = {}  # name -> live subscription channel
 
     @classmethod
     def from_url(cls, url: str) -> AmqpEndpoint:
@@ -538,13 +554,13 @@ class AmqpEndpoint:
         if self._connection is None or not self._connection.is_open:
             self._publisher = None
             self._channels.clear()  # their deliveries went back to their queues
-            with map_exceptions(ERRORS):
+            with _MAPPED:
                 self._connection = pika.BlockingConnection(self.parameters)
         return self._connection
 
     def channel(self, *, ack_batch: int = 1) -> AmqpChannel:
         """A new confirm channel on the connection, as a Broker."""
-        with map_exceptions(ERRORS):
+        with _MAPPED:
             channel = self.connection().channel()
         return AmqpChannel(channel, exchange=self.exchange, quorum=self.quorum, ack_batch=ack_batch)
 
@@ -577,7 +593,7 @@ class AmqpEndpoint:
         """
         if self._publisher is None or not self._publisher.channel.is_open:
             publisher = self.channel()
-            with map_exceptions(ERRORS):  # so that no queue bound yet is Unroutable, not 404
+            with _MAPPED:  # so that no queue bound yet is Unroutable, not 404
                 publisher.channel.exchange_declare(self.exchange, "topic", durable=True)
             self._publisher = publisher
         try:
@@ -591,11 +607,11 @@ class AmqpEndpoint:
         self, delivery: Delivery, settlement: Settlement, *, now: float | None = None
     ) -> None:
         """Settle on the channel ``delivery`` came through; LeaseLost once it has closed."""
-        prefix, _, _ = delivery.tag.rpartition(".")
-        channel = self._channels.get(f"{prefix}.")
+        name, _, tag = delivery.tag.rpartition(".")
+        channel = self._channels.get(name)
         if channel is None:
             raise LeaseLost("the channel closed: RabbitMQ has put the message back")
-        channel.settle(delivery, settlement, now=now)
+        channel._settle_tag(delivery, name, tag, settlement)
 
     def extend_lease(self, delivery: Delivery, *, now: float | None = None) -> None:
         """Keep the connection alive for a handler that runs long: RabbitMQ has no
@@ -604,12 +620,12 @@ class AmqpEndpoint:
         pika run once (``process_data_events(time_limit=0)``; what arrives meanwhile waits
         in the subscription). LeaseLost if the delivery's channel has closed already, or the
         connection turns out to be lost now."""
-        prefix, _, _ = delivery.tag.rpartition(".")
-        channel = self._channels.get(f"{prefix}.")
+        name, _, _ = delivery.tag.rpartition(".")
+        channel = self._channels.get(name)
         if channel is None or not channel.channel.is_open:
             raise LeaseLost("the channel closed: RabbitMQ has put the message back")
         try:
-            with map_exceptions(ERRORS):
+            with _MAPPED:
                 channel.send_acks()
                 channel.channel.connection.process_data_events(time_limit=0)
         except TransportError as exc:
@@ -635,10 +651,10 @@ class AmqpEndpoint:
         return AmqpSubscription(self, topics, group)
 
     def _attach(self, broker: AmqpChannel) -> None:
-        self._channels[broker._prefix] = broker
+        self._channels[broker._name] = broker
 
     def _discard(self, broker: AmqpChannel) -> None:
-        self._channels.pop(broker._prefix, None)
+        self._channels.pop(broker._name, None)
         if broker.channel.is_open:
             with contextlib.suppress(*_CLOSING):  # its connection is gone: so are its deliveries
                 broker.send_acks()
@@ -652,7 +668,7 @@ class AmqpEndpoint:
         broker = self.channel()
         records: list[DeadLetterRecord] = []
         try:
-            with map_exceptions(ERRORS):
+            with _MAPPED:
                 count = _waiting(broker.channel, names.dead_letter_queue)
                 while (limit is None or len(records) < limit) and len(records) < count:
                     method, properties, body = broker.channel.basic_get(names.dead_letter_queue)
@@ -672,7 +688,7 @@ class AmqpEndpoint:
         broker = self.channel()
         moved = 0
         try:
-            with map_exceptions(ERRORS):
+            with _MAPPED:
                 channel = broker.channel
                 for _ in range(_waiting(channel, names.dead_letter_queue)):
                     method, properties, body = channel.basic_get(names.dead_letter_queue)
@@ -719,7 +735,7 @@ class AmqpSubscription:
         broker = endpoint.channel(ack_batch=min(endpoint.ack_batch, endpoint.prefetch))
         broker._coalesce = True  # this subscription sends the run before each pika run
         self._pending.clear()
-        with map_exceptions(ERRORS):
+        with _MAPPED:
             declare(
                 broker.channel, self._group, self._topics, exchange=endpoint.exchange,
                 quorum=endpoint.quorum,
@@ -736,7 +752,7 @@ class AmqpSubscription:
     def _recover(self, lost: TransportError) -> None:
         """Reconnect after ``lost`` (backing off up to 1 s), or raise it once out of time."""
         if self._broker is not None:
-            self._endpoint._channels.pop(self._broker._prefix, None)
+            self._endpoint._channels.pop(self._broker._name, None)
         self._broker = None
         self._pending.clear()
         deadline = time.monotonic() + self._endpoint.reconnect
@@ -775,7 +791,7 @@ class AmqpSubscription:
         """Let pika read and dispatch for up to ``seconds``; TransportError if consuming ended."""
         if self._broker is None:
             raise TransportError("this subscription is closed")
-        with map_exceptions(ERRORS):
+        with _MAPPED:
             self._broker.send_acks()
             self._endpoint.connection().process_data_events(time_limit=seconds)
         if not self._broker.channel.is_open:

@@ -152,9 +152,9 @@ letterlock seals task arguments as a kombu serializer and opens them in a gate b
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field, fields
+from typing import Final, Protocol, runtime_checkable
 
 from letterlock.core.topics import Dialect, Topics
 from letterlock.errors import TransportError
@@ -199,6 +199,32 @@ class Delivery:
     #: not count (MQTT, ZeroMQ, RabbitMQ classic queues).
     attempts: int | None
     ref: str = ""  #: what the broker calls the message, for logs (a sequence number, an id)
+
+
+def slot_setters(cls: type) -> tuple[Callable[[object, object], None], ...]:
+    """The ``__set__`` of each field's slot of the frozen, slotted dataclass ``cls``, in field
+    order: for an adapter's maker of its deliveries (:func:`delivery`)."""
+    return tuple(getattr(cls, f.name).__set__ for f in fields(cls))
+
+
+_DELIVERY: Final = slot_setters(Delivery)
+
+
+def delivery(  # noqa: PLR0917 - Delivery's fields, in order
+    tag: str, queue: str, topic: str, body: bytes, attempts: int | None, ref: str
+) -> Delivery:
+    """``Delivery(tag=tag, ...)`` with its slots set directly: what the dataclass's ``__init__``
+    does (it checks nothing either) without a keyword call and an ``object.__setattr__`` per
+    field, at less than half the cost. Adapters make one per message."""
+    made = object.__new__(Delivery)
+    s0, s1, s2, s3, s4, s5 = _DELIVERY
+    s0(made, tag)
+    s1(made, queue)
+    s2(made, topic)
+    s3(made, body)
+    s4(made, attempts)
+    s5(made, ref)
+    return made
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

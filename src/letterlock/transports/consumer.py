@@ -137,6 +137,7 @@ _MAX_ATTEMPTS: Final = DeadLetterReason.MAX_ATTEMPTS
 _DELIVERED, _HANDLED = Outcome.DELIVERED, Outcome.HANDLED
 _CLAIMED: Final = Claim.CLAIMED
 _HANDLER_ERROR: Final = DeadLetterReason.HANDLER_ERROR
+_DECIDED: Final = 64  #: attempt counts whose decisions a consumer keeps
 
 Handler = Callable[[Opened], object]
 #: A handler of :class:`AsyncSealedConsumer`: a coroutine function, or a plain one.
@@ -223,6 +224,10 @@ class _Core:
         self._log = logger if logger is not None else _log
         self._limiter = _RateLimiter(log_interval)
         self._counts: Counter[str] = Counter()
+        #: attempts -> what :func:`decide` says on delivery and once handled, at that count:
+        #: both are pure functions of (outcome, attempts, policy) and the policy is frozen, so
+        #: a delivery asks a dict, not the table twice (see :meth:`_decisions`).
+        self._decided: dict[int | None, tuple[Settlement | None, _Verdict]] = {}
 
     @property
     def metrics(self) -> Mapping[str, int]:
@@ -238,7 +243,8 @@ class _Core:
     def _open(self, delivery: Delivery, now: float | None) -> Opened | _Verdict:
         """Open and claim ``delivery``, or say how to settle it without handing it over."""
         attempts = delivery.attempts
-        early = decide(_DELIVERED, attempts=attempts, policy=self.retry)
+        decided = self._decided.get(attempts)
+        early = (decided or self._decisions(attempts))[0]
         if early is not None:  # delivered too often: not opened again
             return _Verdict(early, _MAX_ATTEMPTS.value, "delivered too often (crash loop?)")
         at = time.time() if now is None else float(now)
@@ -279,9 +285,20 @@ class _Core:
                 "consumer while this handler ran past claim_lease; extend_lease() from long "
                 "handlers", delivery.queue, delivery.ref,
             )  # fmt: skip
-        done = decide(_HANDLED, attempts=delivery.attempts, policy=self.retry)
+        attempts = delivery.attempts
+        decided = self._decided.get(attempts)
+        return (decided or self._decisions(attempts))[1]
+
+    def _decisions(self, attempts: int | None) -> tuple[Settlement | None, _Verdict]:
+        """:func:`decide` on delivery and once handled, at ``attempts``; kept for the counts
+        that share a row of the table with every other (bounded: a broker chooses counts)."""
+        early = decide(_DELIVERED, attempts=attempts, policy=self.retry)
+        done = decide(_HANDLED, attempts=attempts, policy=self.retry)
         assert done is not None
-        return _ACKED if done == _ACKED.settlement else _Verdict(done)
+        decided = early, _ACKED if done == _ACKED.settlement else _Verdict(done)
+        if len(self._decided) < _DECIDED:
+            self._decided[attempts] = decided
+        return decided
 
     def _failed(self, delivery: Delivery, opened: Opened, exc: Exception) -> _Verdict:
         """The handler raised: the claim is released (a retry, or a redriven dead letter, is
@@ -304,6 +321,9 @@ class _Core:
 
     def _settled(self, delivery: Delivery, verdict: _Verdict) -> None:
         """Count and log a settlement the broker took, under its cause (never the broker's)."""
+        if verdict is _ACKED:  # almost every delivery: no pattern to match
+            self._counts[ACKED] += 1
+            return
         code = verdict.cause
         match verdict.settlement:
             case Ack():

@@ -25,13 +25,18 @@ What MQTT has, and what the adapter makes of it:
   message is never settled on a connection other than the one it came on). One consumer per
   group at a time: a second one with the same group takes the session over, and the first one
   stops so (an MQTT 5 broker may say so, reason 142; Mosquitto 2.0 only closes the connection).
-* **Ack** is ``client.ack(mid, qos)`` (paho's ``manual_ack=True``): nothing is acked before the
-  handler returned. paho's network loop runs in its own thread (``loop_start``) and hands each
-  message to a queue that :meth:`Subscription.deliveries` reads; ``ack`` only appends a PUBACK
-  to paho's outgoing deque (one atomic append) and wakes the loop, so settling from the
-  iterating thread is safe. That wake-up hands each ack to another thread (about 0.7 ms on two
-  busy cores); running paho's loop in the iterating thread instead (``client.loop()``) saves it
-  but was slower end to end, since reading the network then no longer overlaps opening messages.
+* **Ack** is a PUBACK (paho's ``manual_ack=True``): nothing is acked before the handler
+  returned. paho's network loop runs in its own thread (``loop_start``) and hands each message
+  to a queue that :meth:`Subscription.deliveries` reads; an ack appends a PUBACK to paho's
+  outgoing deque (one atomic append) and wakes the loop, so settling from the iterating thread
+  is safe. That wake-up hands the ack to another thread, which writes it with a system call of
+  its own; so while more messages are already waiting in the queue, acks are held back and
+  handed over together, up to 16 as one write (one wake-up): the held ones go as soon as the
+  queue is empty when a message is settled, before :meth:`Subscription.deliveries` waits for
+  more, and on ``close``. A consumer that dies, or whose connection drops, meanwhile has those
+  messages delivered again (at-least-once: its replay window refuses them). Running paho's
+  loop in the iterating thread instead (``client.loop()``) saves the wake-ups but was slower
+  end to end, since reading the network then no longer overlaps opening messages.
   A delivery is settled only on the connection it came on (a packet id names a message on one
   connection only); settling one whose connection is gone (closed, taken over, or dropped: paho
   saw it end), or calling ``extend_lease`` for it, raises LeaseLost, and the broker sends it
@@ -74,6 +79,7 @@ or ``RuntimeError`` for what it refuses) and every error code it returns leave a
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import queue
@@ -101,6 +107,7 @@ from letterlock.transports.base import (
     LeaseLost,
     Subscription,
     Unroutable,
+    delivery,
 )
 from letterlock.transports.decide import Ack, DeadLetter, Retry, Settlement
 
@@ -121,8 +128,15 @@ _ERRORS: Final[ExceptionMapping] = {
     ValueError: TransportError,  # paho's refusals (a topic, a payload); never our UsageError
     RuntimeError: TransportError,  # paho's wait_for_publish on a failed publish
 }
+#: map_exceptions(_ERRORS), made once: it keeps no state, and adapters enter it per message.
+_MAPPED: Final = map_exceptions(_ERRORS)
 #: Numbers every connection of this process, so a packet id names a message on one only.
 _CONNECTIONS: Final = itertools.count(1)
+_ACK_BATCH: Final = 16  #: PUBACKs held back at most while more messages wait (one write)
+#: A PUBACK as paho writes one (``_send_command_with_mid``), for either version: the packet
+#: type, remaining length 2, the packet id (MQTT 5 may omit the reason code "success").
+_PUBACK: Final = struct.Struct("!BBH")
+_PUBACK_TYPE: Final = 0x40
 _VERSIONS: Final = {"5": MQTTProtocolVersion.MQTTv5, "3.1.1": MQTTProtocolVersion.MQTTv311}
 
 
@@ -218,6 +232,7 @@ class _Connection:
         #: Set once paho saw this connection end (dropped, taken over or closed): an ack
         #: written now would go nowhere, and its message comes back on the next connection.
         self.lost = threading.Event()
+        self._unsent: list[int] = []  # packet ids of QoS 1 messages settled, not yet acked
         self._closing = False
         self._connected = threading.Event()
         self._refused: ReasonCode | None = None
@@ -225,7 +240,7 @@ class _Connection:
         self._subacks: dict[int, list[ReasonCode]] = {}
         self._done = threading.Condition()
         v5 = settings.v5
-        with map_exceptions(_ERRORS):
+        with _MAPPED:
             client = paho.Client(
                 CallbackAPIVersion.VERSION2, client_id=client_id, protocol=settings.version,
                 clean_session=None if v5 else not persistent, manual_ack=True,
@@ -304,7 +319,7 @@ class _Connection:
 
     def publish(self, topic: str, body: bytes, properties: Properties | None = None) -> int:
         """Publish at QoS 1 and wait for the PUBACK; Unroutable if MQTT 5 says nobody listens."""
-        with map_exceptions(_ERRORS):
+        with _MAPPED:
             info = self.client.publish(topic, body, qos=1, properties=properties)
             if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
                 raise _failed("publish", info.rc)
@@ -318,7 +333,7 @@ class _Connection:
 
     def subscribe(self, filters: list[str]) -> None:
         """Subscribe at QoS 1 and wait for the SUBACK."""
-        with map_exceptions(_ERRORS):
+        with _MAPPED:
             rc, mid = self.client.subscribe([(f, 1) for f in filters])
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
             raise _failed("subscribe", rc)
@@ -332,18 +347,50 @@ class _Connection:
         try:  # not map_exceptions: entering it per message costs more than the rest of this
             rc = self.client.ack(mid, qos)
         except Exception:
-            with map_exceptions(_ERRORS):
+            with _MAPPED:
                 raise  # the exception being handled, mapped
         if rc == MQTTErrorCode.MQTT_ERR_NO_CONN:  # nothing to send it on: the message comes again
             raise LeaseLost("MQTT ack: the connection is gone")
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise _failed("ack", rc)
 
+    def ack_soon(self, mid: int, qos: int) -> None:
+        """Ack a QoS 1 message with the next ones: at once if no other message is waiting in
+        the inbox (or :data:`_ACK_BATCH` are held), else with the next ack or
+        :meth:`send_acks`. QoS 0 needs no ack; QoS 2 (never asked for) is acked alone."""
+        if qos != 1:
+            self.ack(mid, qos)
+            return
+        unsent = self._unsent
+        unsent.append(mid)
+        if len(unsent) >= _ACK_BATCH or self.inbox.empty():
+            self.send_acks()
+
+    def send_acks(self) -> None:
+        """Hand paho the held PUBACKs as one packet: one wake-up of its loop, one write."""
+        unsent = self._unsent
+        if not unsent:
+            return
+        packet = b"".join([_PUBACK.pack(_PUBACK_TYPE, 2, mid) for mid in unsent])
+        unsent.clear()
+        if self.lost.is_set():  # nowhere to write them: their messages come again
+            raise _failed("ack", MQTTErrorCode.MQTT_ERR_NO_CONN)
+        try:  # paho's own queueing of a PUBACK (Client.ack), for several at once
+            rc = self.client._packet_queue(_PUBACK_TYPE, packet, 0, 1)
+        except Exception:
+            with _MAPPED:
+                raise  # the exception being handled, mapped
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise _failed("ack", rc)
+
     def close(self) -> None:
-        """Disconnect; what was not acked stays with a persistent session."""
+        """Send the held acks and disconnect; what was not acked stays with a persistent
+        session."""
+        with contextlib.suppress(TransportError):  # closing anyway: they come again
+            self.send_acks()
         self._closing = True
         self.lost.set()
-        with map_exceptions(_ERRORS):
+        with _MAPPED:
             self.client.disconnect()
             self.client.loop_stop()
 
@@ -376,6 +423,7 @@ class _MqttSubscription:
             try:  # what is there already, without working out how long to wait
                 item = self.connection.inbox.get_nowait()
             except queue.Empty:
+                self.connection.send_acks()  # nothing is held back while this waits
                 waits = [] if idle_timeout is None else [idle_since + idle_timeout - now]
                 if self._held:
                     waits.append(self._held[0].due - now)
@@ -392,10 +440,9 @@ class _MqttSubscription:
             generation, message = item
             if generation != self.connection.generation:
                 continue  # from before a reconnect: the broker sends it again on this one
-            yield Delivery(
-                tag=f"{generation}:{message.mid}:{message.qos}", queue=self.group,
-                topic=message.topic, body=bytes(message.payload), attempts=None,
-                ref=f"mid {message.mid}",
+            yield delivery(
+                f"{generation}:{message.mid}:{message.qos}", self.group, message.topic,
+                bytes(message.payload), None, f"mid {message.mid}",
             )  # fmt: skip
             idle_since = time.monotonic()
 
@@ -463,7 +510,7 @@ class MqttEndpoint:
         the copy that comes again is refused as a replay.)"""
         connection = subscription.connection
         try:
-            connection.ack(mid, qos)
+            connection.ack_soon(mid, qos)
         except TransportError as exc:
             if not connection.lost.is_set():
                 raise
@@ -480,7 +527,7 @@ class MqttEndpoint:
 
     def _owner(self, delivery: Delivery) -> tuple[_MqttSubscription, int, int]:
         subscription = self._subscriptions.get(delivery.queue)
-        generation, mid, qos = (int(part) for part in delivery.tag.split(":"))
+        generation, mid, qos = map(int, delivery.tag.split(":"))
         if (
             subscription is None
             or subscription.closed

@@ -125,6 +125,7 @@ from letterlock.transports.base import (
     LeaseLost,
     Subscription,
     Unroutable,
+    slot_setters,
 )
 from letterlock.transports.decide import Ack, DeadLetter, DeadLetterReason, Retry, Settlement
 
@@ -140,6 +141,8 @@ MSG_ID: Final = "Nats-Msg-Id"  #: JetStream's deduplication id
 DEFAULT_DEAD: Final = "letterlock-dead"
 _NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _MIN_FETCH: Final = 0.05  # seconds: nats-py refuses a fetch that expires at once
+_ACK: Final = Msg.Ack  # where a reply subject's fields are (JetStream's v2 layout)
+_V1_TOKENS: Final = 9  # tokens of a reply subject in the v1 layout (no domain, no account)
 _T = TypeVar("_T")
 _log = logging.getLogger(__name__)
 
@@ -151,6 +154,8 @@ ERRORS: Final[ExceptionMapping] = {
     TimeoutError: TransportError,  # asyncio's, and nats-py's own are one
     OSError: TransportError,
 }
+#: map_exceptions(ERRORS), made once: it keeps no state, and adapters enter it per message.
+_MAPPED: Final = map_exceptions(ERRORS)
 
 #: What says the connection a delivery came on is gone (closed, draining, or reconnecting with
 #: no room left to buffer): a settlement or heartbeat that meets it is LeaseLost. (A timeout
@@ -179,6 +184,9 @@ class NatsDelivery(Delivery):
     """One JetStream delivery; ``msg`` is nats-py's message, settled through its methods."""
 
     msg: Msg = field(repr=False, compare=False)
+
+
+_NATS_DELIVERY: Final = slot_setters(NatsDelivery)
 
 
 class NatsBroker:
@@ -242,7 +250,7 @@ class NatsBroker:
         if not isinstance(topic, str) or not topic:
             raise UsageError("a NATS subject is a non-empty string")
         headers = None if msg_id is None else {MSG_ID: msg_id}
-        with map_exceptions(ERRORS):
+        with _MAPPED:
             ack = await self.js.publish(topic, bytes(body), timeout=self.timeout, headers=headers)
         return int(ack.seq)
 
@@ -274,7 +282,7 @@ class NatsBroker:
             durable_name=name, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.NEW,
             filter_subject=topics.patterns[0], ack_wait=self.lease, max_deliver=self.max_deliver,
         )  # fmt: skip
-        with map_exceptions(ERRORS):
+        with _MAPPED:
             await self.js.add_consumer(stream, config, timeout=self.timeout)
             psub = await self.js.pull_subscribe_bind(name, stream)
         self._pulls[group] = psub
@@ -284,7 +292,7 @@ class NatsBroker:
         """Make sure the stream of ``topics`` and the dead-letter stream exist; the stream's
         name (for a push consumer: ``js.subscribe(..., stream=name)``)."""
         stream, subjects = self.stream_for(topics)
-        with map_exceptions(ERRORS):
+        with _MAPPED:
             await self._ensure_stream(stream, subjects, RetentionPolicy.INTEREST)
             await self._ensure_dead()
         return stream
@@ -311,19 +319,26 @@ class NatsBroker:
     def delivery(self, msg: Msg, group: str) -> NatsDelivery:
         """``msg``, delivered to ``group``, as the consumer takes it."""
         try:  # not map_exceptions: entering it per message costs more than this whole call
-            meta = msg.metadata
+            stream, sequence, delivered = _position(msg.reply)
         except Exception:
             _reraise_mapped()
-        return NatsDelivery(
-            tag=msg.reply, queue=group, topic=msg.subject, body=msg.data,
-            attempts=meta.num_delivered, ref=f"{meta.stream}:{meta.sequence.stream}", msg=msg,
-        )  # fmt: skip
+        # NatsDelivery(tag=msg.reply, ...), its slots set directly (see base.delivery)
+        made = object.__new__(NatsDelivery)
+        s0, s1, s2, s3, s4, s5, s6 = _NATS_DELIVERY
+        s0(made, msg.reply)
+        s1(made, group)
+        s2(made, msg.subject)
+        s3(made, msg.data)
+        s4(made, delivered)
+        s5(made, f"{stream}:{sequence}")
+        s6(made, msg)
+        return made
 
     async def foreign(self, msg: Msg, group: str) -> bool:
         """True (and acked) if ``msg`` is a copy redriven for another group than ``group``."""
         if not _redriven_elsewhere(msg, group):
             return False
-        with map_exceptions(ERRORS):
+        with _MAPPED:
             await msg.ack()
         return True
 
@@ -374,7 +389,7 @@ class NatsBroker:
         """Nak each of ``msgs``, fetched and never handed over, so it is delivered again now."""
         if not msgs:  # after each fetch taken whole: no context manager for nothing
             return
-        with map_exceptions(ERRORS):
+        with _MAPPED:
             for msg in msgs:
                 await msg.nak()
 
@@ -403,7 +418,7 @@ class NatsBroker:
                 except Exception:
                     _reraise_mapped()
                 return
-            with map_exceptions(ERRORS):
+            with _MAPPED:
                 match settlement:
                     case Ack():
                         await msg.ack()
@@ -471,7 +486,7 @@ class NatsBroker:
         gone (as :meth:`settle`)."""
         msg = _msg(delivery)
         try:
-            with map_exceptions(ERRORS):
+            with _MAPPED:
                 await msg.in_progress()
         except TransportError as exc:
             _raise_if_lost(exc, msg)
@@ -483,7 +498,7 @@ class NatsBroker:
         subject = f"{self.dead}.{consumer_name(group)}"
         found: list[RawStreamMsg] = []
         seq = 1
-        with map_exceptions(ERRORS):
+        with _MAPPED:
             while limit is None or len(found) < limit:
                 try:
                     raw = await self.js.get_msg(self.dead, seq=seq, subject=subject, next=True)
@@ -501,7 +516,7 @@ class NatsBroker:
         """Republish each of ``group``'s dead letters to its subject for ``group`` alone, then
         delete it from the dead-letter stream; how many."""
         dead = await self._dead(group, None)
-        with map_exceptions(ERRORS):
+        with _MAPPED:
             for raw in dead:
                 headers = {GROUP: consumer_name(group), MSG_ID: f"redrive:{self.dead}:{raw.seq}"}
                 subject = (raw.headers or {}).get(SUBJECT, "")
@@ -513,9 +528,19 @@ class NatsBroker:
         return len(dead)
 
 
+def _position(reply: str | None) -> tuple[str, int, int]:
+    """The stream, stream sequence and delivery count in a JetStream message's reply subject,
+    read from the tokens where nats-py's ``Msg.metadata`` reads them (its ``NotJSMessageError``
+    for anything else), without building it: two frozen dataclasses and a datetime a message."""
+    tokens = Msg.Metadata._get_metadata_fields(reply)
+    if len(tokens) == _V1_TOKENS:  # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>...
+        return tokens[2], int(tokens[5]), int(tokens[4])
+    return tokens[_ACK.Stream], int(tokens[_ACK.StreamSeq]), int(tokens[_ACK.NumDelivered])
+
+
 def _reraise_mapped() -> NoReturn:
     """Raise the exception being handled as :data:`ERRORS` maps it (call in ``except``)."""
-    with map_exceptions(ERRORS):
+    with _MAPPED:
         raise  # noqa: PLE0704 - re-raised inside the mapping on purpose
 
 
@@ -656,7 +681,7 @@ class NatsEndpoint:
 
     def close(self) -> None:
         try:
-            with map_exceptions(ERRORS):
+            with _MAPPED:
                 self._loop.run(self._nc.close())
         finally:
             self._loop.stop()
@@ -720,5 +745,5 @@ class _NatsSubscription:
         try:
             run(self._endpoint.broker.give_back(pending))
         finally:
-            with map_exceptions(ERRORS):
+            with _MAPPED:
                 run(self._psub.unsubscribe())

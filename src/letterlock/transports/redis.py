@@ -125,6 +125,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, Final, Generic, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -136,7 +137,13 @@ from redis.commands.core import AsyncScript, Script
 from letterlock._edges import ExceptionMapping, map_exceptions
 from letterlock.core.topics import Dialect, Topics
 from letterlock.errors import TransportError, UsageError
-from letterlock.transports.base import DeadLetterRecord, Delivery, LeaseLost, Subscription
+from letterlock.transports.base import (
+    DeadLetterRecord,
+    Delivery,
+    LeaseLost,
+    Subscription,
+    slot_setters,
+)
 from letterlock.transports.decide import Ack, DeadLetter, DeadLetterReason, Retry, Settlement
 
 __all__ = ["AsyncRedisEndpoint", "AsyncRedisSubscription", "RedisDelivery", "RedisEndpoint"]
@@ -151,6 +158,8 @@ _MAX_BLOCK: Final = 1.0  # seconds an XREADGROUP blocks at most before due entri
 _C = TypeVar("_C")
 _S = TypeVar("_S")
 _MAPPING: Final[ExceptionMapping] = {redis.exceptions.RedisError: TransportError}
+#: map_exceptions(_MAPPING), made once: it keeps no state, and adapters enter it per message.
+_MAPPED: Final = map_exceptions(_MAPPING)
 #: What says Redis could not be reached (once redis-py's own retries, on a new connection, ran
 #: out): a settlement or heartbeat that meets it is LeaseLost, the entry staying pending to be
 #: reclaimed after the lease. Not what says a connection was refused (credentials, ACLs, a full
@@ -234,6 +243,9 @@ class RedisDelivery(Delivery):
 
     consumer: str  #: the consumer name it is pending with
     read_at: float  #: when it was read (monotonic), to hand over only entries still leased
+
+
+_REDIS_DELIVERY: Final = slot_setters(RedisDelivery)
 
 
 def _positive(query: dict[str, str], name: str, default: float) -> float:
@@ -382,10 +394,19 @@ def _delivery(
     addressed = fields.get(b"for")
     if (addressed is not None and addressed != group.encode()) or topic not in topics:
         return None
-    return RedisDelivery(
-        tag=_text(entry_id), queue=group, topic=topic, body=fields.get(b"body", b""),
-        attempts=attempts, ref=_text(entry_id), consumer=consumer, read_at=now,
-    )  # fmt: skip
+    tag = _text(entry_id)
+    # RedisDelivery(tag=tag, ...), its slots set directly (see base.delivery)
+    made = object.__new__(RedisDelivery)
+    s0, s1, s2, s3, s4, s5, s6, s7 = _REDIS_DELIVERY
+    s0(made, tag)
+    s1(made, group)
+    s2(made, topic)
+    s3(made, fields.get(b"body", b""))
+    s4(made, attempts)
+    s5(made, tag)
+    s6(made, consumer)
+    s7(made, now)
+    return made
 
 
 def _dead_records(group: str, entries: object) -> list[DeadLetterRecord]:
@@ -428,16 +449,41 @@ def _check_group(topics: Topics, group: str) -> None:
         raise UsageError("a consumer group is named by a non-empty string")
 
 
-@contextmanager
-def _settling() -> Iterator[None]:
-    """Map redis-py's errors for a settlement or heartbeat: Redis unreachable is LeaseLost."""
-    try:
-        with map_exceptions(_MAPPING):
-            yield
-    except TransportError as exc:
+class _Settling:
+    """Map redis-py's errors for a settlement or heartbeat: Redis unreachable is LeaseLost.
+
+    A class with one instance (:data:`_settling`), not a generator-based context manager: that
+    costs several microseconds, and every message is settled through this.
+    """
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            return
+        if not isinstance(exc, TransportError):
+            try:
+                _MAPPED.__exit__(kind, exc, traceback)  # raises ours from a redis-py error
+            except TransportError as mapped:
+                self._lease_lost(mapped)
+                raise
+            return  # not redis-py's: unchanged
+        self._lease_lost(exc)  # raised as ours inside: LeaseLost stays, others as mapped
+
+    @staticmethod
+    def _lease_lost(exc: TransportError) -> None:
+        """Raise LeaseLost if ``exc`` says Redis could not be reached (and did not refuse)."""
         lost = exc.__cause__
         if isinstance(exc, LeaseLost) or not _lost(exc):
-            raise
+            return
         if isinstance(lost, redis.exceptions.ResponseError):
             raise LeaseLost(
                 "Redis no longer has this entry's group (the stream was deleted, or a restart "
@@ -449,10 +495,13 @@ def _settling() -> Iterator[None]:
         ) from lost
 
 
+_settling: Final = _Settling()
+
+
 @contextmanager
 def _creating_group() -> Iterator[None]:
     """Around ``XGROUP CREATE``: a group that exists already is left as it is (BUSYGROUP)."""
-    with map_exceptions(_MAPPING):
+    with _MAPPED:
         try:
             yield
         except redis.exceptions.ResponseError as exc:
@@ -560,7 +609,7 @@ class RedisEndpoint(_Stream[Script]):
     def publish(self, topic: str, body: bytes, *, now: float | None = None) -> str:
         """``XADD`` the sealed bytes with their topic; the entry id. ``now`` is not used."""
         fields = self._publish_fields(topic, body)
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             entry_id = self.client.xadd(self.stream, fields, maxlen=self.maxlen, approximate=True)
         return _text(entry_id)
 
@@ -575,7 +624,7 @@ class RedisEndpoint(_Stream[Script]):
         self._settle(*self._settle_call(delivery, None))
 
     def _settle(self, held: RedisDelivery, script: list[Any] | None) -> None:
-        with _settling():
+        with _settling:
             if script is None:
                 _check_acked(self.client.xack(self.stream, held.queue, held.tag))
             else:
@@ -589,13 +638,13 @@ class RedisEndpoint(_Stream[Script]):
         _check_group(topics, group)
         with _creating_group():
             self.client.xgroup_create(self.stream, group, id="$", mkstream=True)
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             since = self._since(self.client.time())
         return _RedisSubscription(self, topics, group, _consumer_name(), since)
 
     def dead_letters(self, group: str, /, *, limit: int | None = None) -> list[DeadLetterRecord]:
         """``group``'s dead letters, oldest first (``XRANGE``), without consuming them."""
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             entries = self.client.xrange(self.dead_stream(group), count=limit)
         return _dead_records(group, entries)
 
@@ -603,14 +652,14 @@ class RedisEndpoint(_Stream[Script]):
         """Put ``group``'s dead letters back on the stream for ``group`` only; how many."""
         moved = 0
         keys = [self.stream, self.dead_stream(group)]
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             while count := int(self._redrive_script(keys=keys, args=[group, 100])):
                 moved += count
         return moved
 
     def close(self) -> None:
         """Close the connection pool."""
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             self.client.close()
 
     def __enter__(self) -> RedisEndpoint:
@@ -622,12 +671,12 @@ class RedisEndpoint(_Stream[Script]):
     # what subscriptions call ------------------------------------------------------------
 
     def _reclaim(self, group: str, consumer: str) -> list[tuple[bytes, Any, int]]:
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             got = self._reclaim_script(keys=[self.stream], args=self._reclaim_args(group, consumer))
         return _reclaimed(got)
 
     def _read(self, group: str, consumer: str, block: float) -> list[tuple[bytes, Any, int]]:
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             got = self.client.xreadgroup(**self._read_args(group, consumer, block))
         return _entries(got)
 
@@ -637,11 +686,11 @@ class RedisEndpoint(_Stream[Script]):
 
     def _skip(self, group: str, entry_ids: Sequence[bytes]) -> None:
         if entry_ids:
-            with map_exceptions(_MAPPING):
+            with _MAPPED:
                 self.client.xack(self.stream, group, *entry_ids)
 
     def _forget(self, group: str, consumer: str) -> None:
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             self._forget_script(keys=[self.stream], args=[group, consumer])
 
 
@@ -863,7 +912,7 @@ class AsyncRedisEndpoint(_Stream[AsyncScript]):
     async def publish(self, topic: str, body: bytes, *, now: float | None = None) -> str:
         """As :meth:`RedisEndpoint.publish`."""
         fields = self._publish_fields(topic, body)
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             entry_id = await self.client.xadd(
                 self.stream, fields, maxlen=self.maxlen, approximate=True
             )
@@ -880,7 +929,7 @@ class AsyncRedisEndpoint(_Stream[AsyncScript]):
         await self._settle(*self._settle_call(delivery, None))
 
     async def _settle(self, held: RedisDelivery, script: list[Any] | None) -> None:
-        with _settling():
+        with _settling:
             if script is None:
                 _check_acked(await self.client.xack(self.stream, held.queue, held.tag))
             else:
@@ -891,7 +940,7 @@ class AsyncRedisEndpoint(_Stream[AsyncScript]):
         _check_group(topics, group)
         with _creating_group():
             await self.client.xgroup_create(self.stream, group, id="$", mkstream=True)
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             since = self._since(await self.client.time())
         return AsyncRedisSubscription(self, topics, group, _consumer_name(), since)
 
@@ -899,7 +948,7 @@ class AsyncRedisEndpoint(_Stream[AsyncScript]):
         self, group: str, /, *, limit: int | None = None
     ) -> list[DeadLetterRecord]:
         """As :meth:`RedisEndpoint.dead_letters`."""
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             entries = await self.client.xrange(self.dead_stream(group), count=limit)
         return _dead_records(group, entries)
 
@@ -907,14 +956,14 @@ class AsyncRedisEndpoint(_Stream[AsyncScript]):
         """As :meth:`RedisEndpoint.redrive`."""
         moved = 0
         keys = [self.stream, self.dead_stream(group)]
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             while count := int(await self._redrive_script(keys=keys, args=[group, 100])):
                 moved += count
         return moved
 
     async def close(self) -> None:
         """Close the connection pool."""
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             await self.client.aclose()
 
     async def __aenter__(self) -> AsyncRedisEndpoint:
@@ -926,14 +975,14 @@ class AsyncRedisEndpoint(_Stream[AsyncScript]):
     # what subscriptions call ------------------------------------------------------------
 
     async def _reclaim(self, group: str, consumer: str) -> list[tuple[bytes, Any, int]]:
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             got = await self._reclaim_script(
                 keys=[self.stream], args=self._reclaim_args(group, consumer)
             )
         return _reclaimed(got)
 
     async def _read(self, group: str, consumer: str, block: float) -> list[tuple[bytes, Any, int]]:
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             got = await self.client.xreadgroup(**self._read_args(group, consumer, block))
         return _entries(got)
 
@@ -943,11 +992,11 @@ class AsyncRedisEndpoint(_Stream[AsyncScript]):
 
     async def _skip(self, group: str, entry_ids: Sequence[bytes]) -> None:
         if entry_ids:
-            with map_exceptions(_MAPPING):
+            with _MAPPED:
                 await self.client.xack(self.stream, group, *entry_ids)
 
     async def _forget(self, group: str, consumer: str) -> None:
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             await self._forget_script(keys=[self.stream], args=[group, consumer])
 
 

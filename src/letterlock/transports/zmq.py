@@ -64,7 +64,7 @@ import zmq
 from letterlock._edges import ExceptionMapping, map_exceptions
 from letterlock.core.topics import Dialect, Topics
 from letterlock.errors import TransportError, UsageError
-from letterlock.transports.base import DeadLetterRecord, Delivery, Subscription
+from letterlock.transports.base import DeadLetterRecord, Delivery, Subscription, delivery
 from letterlock.transports.decide import DeadLetter, DeadLetterReason, Settlement
 
 __all__ = ["ZmqEndpoint"]
@@ -72,6 +72,8 @@ __all__ = ["ZmqEndpoint"]
 PATTERNS: Final = ("pubsub", "pushpull")
 DEFAULT_WAIT: Final = 1.0
 _MAPPING: Final[ExceptionMapping] = {zmq.ZMQError: TransportError}
+#: map_exceptions(_MAPPING), made once: it keeps no state, and adapters enter it per message.
+_MAPPED: Final = map_exceptions(_MAPPING)
 _DEFAULT_BIND: Final = {"pubsub": "publisher", "pushpull": "consumer"}
 
 
@@ -125,7 +127,7 @@ class ZmqEndpoint:
         self._dead: zmq.Socket[bytes] | None = None
         self._consumers: list[zmq.Socket[bytes]] = []  # closed with the endpoint, at the latest
         if dead is not None:
-            with map_exceptions(_MAPPING):
+            with _MAPPED:
                 self._dead = self._socket(zmq.PUSH)
                 self._dead.connect(_address(dead))
 
@@ -174,7 +176,7 @@ class ZmqEndpoint:
         if not isinstance(topic, str) or not topic:
             raise UsageError("topic must be a non-empty string")
         frames = [topic.encode("utf-8"), bytes(body)]
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             publisher = self._publisher_socket()
             if self.pattern == "pubsub":
                 self._await_subscriber(publisher, frames[0])
@@ -218,7 +220,7 @@ class ZmqEndpoint:
             return
         frames = [delivery.topic.encode("utf-8", "replace"), reason, delivery.body]
         try:
-            with map_exceptions(_MAPPING):
+            with _MAPPED:
                 self._dead.send_multipart(frames, flags=zmq.NOBLOCK)
         except TransportError:  # its queue is full: the consumer's log and metrics remain
             self.dead_letters_dropped += 1
@@ -233,7 +235,7 @@ class ZmqEndpoint:
         ``PULL``). ``group`` only names its deliveries: nothing is kept for it."""
         if not isinstance(topics, Topics) or topics.dialect is not Dialect.AMQP:
             raise UsageError("ZeroMQ subscriptions take AMQP patterns ('.', '*' and '#')")
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             if self.pattern == "pubsub":
                 socket = self._socket(zmq.SUB)
                 for prefix in sorted({_prefix(p) for p in topics.patterns}):
@@ -256,7 +258,7 @@ class ZmqEndpoint:
 
     def close(self) -> None:
         """Close the sockets (waiting up to ``wait`` + 1 s to hand over what they queued)."""
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             for consumer in self._consumers:
                 consumer.close(linger=0)
             for socket in (self._publisher, self._dead):
@@ -288,7 +290,7 @@ class _ZmqSubscription:
         # One map_exceptions around the whole loop, not one per message (a context manager
         # entered per message cost ~80 us of a ~200 us receive). The handler runs between
         # next() calls, outside this frame, so only this loop's zmq calls are mapped.
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             yield from self._receive(idle_timeout)
 
     def _receive(self, idle_timeout: float | None) -> Iterator[Delivery]:
@@ -310,12 +312,10 @@ class _ZmqSubscription:
                 self.skipped += 1
                 continue
             body = frames[1] if len(frames) == 2 else b""  # anything else fails to open
-            yield Delivery(
-                tag="", queue=group, topic=topic, body=body, attempts=None, ref=str(next(count))
-            )
+            yield delivery("", group, topic, body, None, str(next(count)))
             idle_since = time.monotonic()
 
     def close(self) -> None:
         """Close the socket: what it had received and not handed over is lost."""
-        with map_exceptions(_MAPPING):
+        with _MAPPED:
             self._socket.close(linger=0)
