@@ -180,8 +180,10 @@ def known_keysets(home: Home) -> dict[bytes, Keyset]:
         signed = read_signed(contact_keyset_path(home, contact.name), contact.identity)
         if signed is not None:
             known[contact.identity.fingerprint] = signed.keyset
-    for name in home.names():
-        signed = own_keyset(home, name)
+    for own in home.own_identities():
+        if own.public is None:
+            continue  # damaged: its commands say so, and it vouches for nothing
+        signed = own_keyset(home, own.name)
         if signed is not None:
             known[signed.keyset.identity] = signed.keyset
     return known
