@@ -1042,7 +1042,7 @@ PARSE_REFUSALS: dict[str, tuple[Callable[[bytes], bytes], Limits, Reason]] = {
     "short": (lambda d: d[:5], DEFAULT_LIMITS, Reason.MALFORMED),
     "unknown_version": (_with_byte(3, 2), DEFAULT_LIMITS, Reason.UNSUPPORTED),
     "unknown_suite": (_with_byte(4, 0x05), DEFAULT_LIMITS, Reason.UNSUPPORTED),
-    "unknown_flag": (_with_byte(5, 0x02), DEFAULT_LIMITS, Reason.UNSUPPORTED),
+    "unknown_flag": (_with_byte(5, 0x04), DEFAULT_LIMITS, Reason.UNSUPPORTED),  # not 0x02: in use
     "expires_equals_created": (
         lambda d: d[:30] + d[22:30] + d[38:],
         DEFAULT_LIMITS,
