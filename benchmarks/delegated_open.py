@@ -13,8 +13,9 @@ empty cache), the cost of verifying the keyset too.
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
+
+from measure import best_open_us
 
 from letterlock import Identity, Opener, Pins, ReplayWindow, Sealer, Suite
 from letterlock.core.trust import TrustPolicy
@@ -26,14 +27,7 @@ DAY = 86_400
 
 
 def _per_message(make: Callable[[], Opener], messages: list[bytes], rounds: int) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        opener = make()
-        started = time.process_time()
-        for message in messages:
-            opener.open(message, now=NOW)
-        best = min(best, (time.process_time() - started) / len(messages))
-    return best * 1e6
+    return best_open_us(make, messages, rounds, NOW)
 
 
 def main() -> None:

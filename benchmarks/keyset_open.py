@@ -12,8 +12,9 @@ primary key (the common case: the primary key's Opener is tried first) and to th
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
+
+from measure import best_open_us
 
 from letterlock import Identity, KeysetOpener, Opener, Pins, ReplayWindow, Sealer, Suite
 from letterlock.trust.keysets import Keyset
@@ -23,14 +24,7 @@ DAY = 86_400
 
 
 def _per_message(make: Callable[[], Opener], messages: list[bytes], rounds: int) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        opener = make()
-        started = time.process_time()
-        for message in messages:
-            opener.open(message, now=NOW)
-        best = min(best, (time.process_time() - started) / len(messages))
-    return best * 1e6
+    return best_open_us(make, messages, rounds, NOW)
 
 
 def main() -> None:
